@@ -1,0 +1,7 @@
+//! Domain types. Each is parsed once at the boundary; holding one means it is valid.
+
+pub mod email;
+pub mod otp;
+pub mod password;
+pub mod session;
+pub mod user;

@@ -1,0 +1,211 @@
+//! One-time codes: [`OtpCode`], what they are for ([`OtpPurpose`]) and how they are stored
+//! ([`OtpMac`], [`StoredOtp`]).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretBox};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::email::EmailAddress;
+
+/// Why a string is not a one-time code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OtpError {
+    /// Not exactly six ASCII digits.
+    #[error("the code must be exactly 6 digits")]
+    Malformed,
+}
+
+/// A six-digit one-time code. Its `Debug` output never shows the digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpCode(String);
+
+impl OtpCode {
+    /// Exactly six ASCII digits; surrounding whitespace is tolerated (people paste codes).
+    pub fn parse(raw: &str) -> Result<Self, OtpError> {
+        let s = raw.trim();
+        if s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(OtpError::Malformed)
+        }
+    }
+
+    /// A code from a number below one million (zero-padded).
+    pub fn from_number(n: u32) -> Result<Self, OtpError> {
+        if n < 1_000_000 {
+            Ok(Self(format!("{n:06}")))
+        } else {
+            Err(OtpError::Malformed)
+        }
+    }
+
+    /// A code from a uniform sample in `0..1_000_000` (values above are reduced, which callers
+    /// avoid by sampling in range).
+    pub(crate) fn from_sample(n: u32) -> Self {
+        Self(format!("{:06}", n % 1_000_000))
+    }
+
+    /// The digits, for the mail that carries them. Handle with care.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpCode(******)")
+    }
+}
+
+/// What a code is for. A code is bound to its purpose: a reset code never verifies an e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OtpPurpose {
+    /// Proving ownership of the address after signup.
+    VerifyEmail,
+    /// Proving ownership of the address before a password reset.
+    ResetPassword,
+}
+
+impl OtpPurpose {
+    /// A stable short name, usable in storage keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify",
+            Self::ResetPassword => "reset",
+        }
+    }
+}
+
+/// The server secret that keys the HMAC of every code. At least 32 bytes.
+///
+/// Holds the keyed HMAC state (the key schedule is computed once), never the raw key.
+#[derive(Clone)]
+pub struct OtpSecret(Hmac<Sha256>);
+
+impl OtpSecret {
+    /// Minimum key length in bytes.
+    pub const MIN_LEN: usize = 32;
+
+    /// `None` when shorter than [`Self::MIN_LEN`].
+    pub fn new(key: SecretBox<[u8]>) -> Option<Self> {
+        let key = key.expose_secret();
+        if key.len() < Self::MIN_LEN {
+            return None;
+        }
+        <Hmac<Sha256> as Mac>::new_from_slice(key).ok().map(Self)
+    }
+
+    /// HMAC-SHA256 over purpose, address and code, so a stored MAC is useless for another
+    /// purpose or another address, and a dump of the store does not reveal codes.
+    pub fn mac(&self, purpose: OtpPurpose, email: &EmailAddress, code: &OtpCode) -> OtpMac {
+        let mut mac = self.0.clone();
+        mac.update(purpose.as_str().as_bytes());
+        mac.update(&[0]);
+        mac.update(email.as_str().as_bytes());
+        mac.update(&[0]);
+        mac.update(code.expose().as_bytes());
+        OtpMac(mac.finalize().into_bytes().into())
+    }
+}
+
+impl fmt::Debug for OtpSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpSecret([REDACTED])")
+    }
+}
+
+/// The keyed hash of a code: what the store keeps instead of the code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OtpMac(pub [u8; 32]);
+
+impl OtpMac {
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &OtpMac) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for OtpMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpMac(..)")
+    }
+}
+
+/// A code as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredOtp {
+    /// HMAC of the code (see [`OtpSecret::mac`]).
+    pub mac: OtpMac,
+    /// When the code stops being valid.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The state of a code after one attempt was counted against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtpAttempt {
+    /// The stored code.
+    pub otp: StoredOtp,
+    /// Attempts counted so far, this one included (1 for the first).
+    pub attempts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parse_accepts_six_digits_only() {
+        assert_eq!(OtpCode::parse("012345").unwrap().expose(), "012345");
+        assert_eq!(OtpCode::parse(" 123456\n").unwrap().expose(), "123456");
+        for bad in ["", "12345", "1234567", "12345a", "１２３４５６", "12 345", "-12345"] {
+            assert_eq!(OtpCode::parse(bad), Err(OtpError::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_digits() {
+        assert!(!format!("{:?}", OtpCode::parse("987654").unwrap()).contains("987654"));
+    }
+
+    #[test]
+    fn mac_binds_purpose_email_and_code() {
+        let key = OtpSecret::new(vec![7u8; 32].into_boxed_slice().into()).unwrap();
+        let a = EmailAddress::parse("a@example.com").unwrap();
+        let b = EmailAddress::parse("b@example.com").unwrap();
+        let c = OtpCode::parse("123456").unwrap();
+        let base = key.mac(OtpPurpose::VerifyEmail, &a, &c);
+        assert!(base.ct_eq(&key.mac(OtpPurpose::VerifyEmail, &a, &c)));
+        assert!(!base.ct_eq(&key.mac(OtpPurpose::ResetPassword, &a, &c)));
+        assert!(!base.ct_eq(&key.mac(OtpPurpose::VerifyEmail, &b, &c)));
+        let other = OtpCode::parse("123457").unwrap();
+        assert!(!base.ct_eq(&key.mac(OtpPurpose::VerifyEmail, &a, &other)));
+        let key2 = OtpSecret::new(vec![8u8; 32].into_boxed_slice().into()).unwrap();
+        assert!(!base.ct_eq(&key2.mac(OtpPurpose::VerifyEmail, &a, &c)));
+    }
+
+    #[test]
+    fn short_secret_refused() {
+        assert!(OtpSecret::new(vec![1u8; 31].into_boxed_slice().into()).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn every_number_below_a_million_round_trips(n in 0u32..1_000_000) {
+            let code = OtpCode::from_number(n).unwrap();
+            prop_assert_eq!(code.expose().len(), 6);
+            prop_assert_eq!(OtpCode::parse(code.expose()).unwrap(), code);
+        }
+
+        #[test]
+        fn non_six_digit_strings_rejected(s in "\\PC*") {
+            let t = s.trim();
+            let valid = t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit());
+            prop_assert_eq!(OtpCode::parse(&s).is_ok(), valid);
+        }
+    }
+}

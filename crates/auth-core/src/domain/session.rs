@@ -1,0 +1,219 @@
+//! Sessions: the bearer secret ([`SessionToken`]), what the store keeps ([`TokenHash`],
+//! [`Session`]) and the public handle a person sees ([`SessionId`]).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::user::User;
+
+/// Length of a token in bytes (256 bits).
+pub const TOKEN_BYTES: usize = 32;
+/// Length of the base64url (unpadded) form of a token.
+pub const TOKEN_CHARS: usize = 43;
+
+/// The opaque bearer secret of a session: 256 bits from a CSPRNG, base64url without padding.
+///
+/// The caller receives it once, at login; the store only ever sees its [`TokenHash`].
+/// `Debug` never prints it.
+#[derive(Clone)]
+pub struct SessionToken([u8; TOKEN_BYTES]);
+
+impl SessionToken {
+    /// Wraps raw random bytes (from a [`crate::RandomSource`]).
+    pub fn from_bytes(bytes: [u8; TOKEN_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses the base64url form sent by a client; `None` for anything else.
+    pub fn parse(raw: &str) -> Option<Self> {
+        if raw.len() != TOKEN_CHARS {
+            return None;
+        }
+        let mut out = [0u8; TOKEN_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(raw, &mut out) {
+            Ok(TOKEN_BYTES) => Some(Self(out)),
+            _ => None,
+        }
+    }
+
+    /// The base64url form, to hand to the client. Handle with care.
+    pub fn expose(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// SHA-256 of the token: the only form that is stored.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(Sha256::digest(self.0).into())
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken([REDACTED])")
+    }
+}
+
+/// SHA-256 of a [`SessionToken`]. A store dump of these gives no usable token.
+#[derive(Clone, Copy, Eq)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// Lower-case hex, for storage keys.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses the hex form written by [`Self::to_hex`].
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Self(out))
+    }
+}
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Eight hex digits are enough to tell hashes apart in a test failure.
+        write!(f, "TokenHash({}..)", &self.to_hex()[..8])
+    }
+}
+
+/// The public id of a session, distinct from its token: knowing it grants nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    /// Wraps a UUID.
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    /// Parses the hyphenated UUID form.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Uuid::parse_str(raw).ok().map(Self)
+    }
+
+    /// The UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Who is on the other end of a login, as far as the edge can tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The client's IP address.
+    pub ip: Option<IpAddr>,
+    /// The `User-Agent` header, truncated to [`ClientInfo::MAX_USER_AGENT`] characters.
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// Longest user agent kept, in characters.
+    pub const MAX_USER_AGENT: usize = 256;
+
+    /// Builds client info, bounding and sanitising the user agent.
+    pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(Self::MAX_USER_AGENT)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.is_empty());
+        Self { ip, user_agent }
+    }
+}
+
+/// A server-side session as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Public id.
+    pub id: SessionId,
+    /// SHA-256 of the bearer token.
+    pub token_hash: TokenHash,
+    /// The owner, as of login. Kept in the session so that validating a session is one
+    /// store lookup; every change that matters (password change or reset) revokes sessions.
+    pub user: User,
+    /// Login time.
+    pub created_at: DateTime<Utc>,
+    /// End of the absolute lifetime.
+    pub expires_at: DateTime<Utc>,
+    /// Client at login.
+    pub client: ClientInfo,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn token_round_trips_and_hides_itself() {
+        let t = SessionToken::from_bytes([0xAB; 32]);
+        let s = t.expose();
+        assert_eq!(s.len(), TOKEN_CHARS);
+        let back = SessionToken::parse(&s).unwrap();
+        assert_eq!(back.hash(), t.hash());
+        assert!(!format!("{t:?}").contains(&s));
+    }
+
+    #[test]
+    fn malformed_tokens_rejected() {
+        assert!(SessionToken::parse("").is_none());
+        assert!(SessionToken::parse(&"A".repeat(42)).is_none());
+        assert!(SessionToken::parse(&"A".repeat(44)).is_none());
+        assert!(SessionToken::parse(&format!("{}=", "A".repeat(42))).is_none());
+        assert!(SessionToken::parse(&"+".repeat(43)).is_none());
+    }
+
+    #[test]
+    fn user_agent_is_bounded_and_clean() {
+        let c = ClientInfo::new(None, Some(&format!("a\r\nb{}", "x".repeat(1000))));
+        let ua = c.user_agent.unwrap();
+        assert!(ua.starts_with("ab"));
+        assert_eq!(ua.chars().count(), ClientInfo::MAX_USER_AGENT);
+    }
+
+    proptest! {
+        #[test]
+        fn every_token_round_trips(bytes in any::<[u8; 32]>()) {
+            let t = SessionToken::from_bytes(bytes);
+            let parsed = SessionToken::parse(&t.expose()).unwrap();
+            prop_assert_eq!(parsed.hash(), t.hash());
+        }
+
+        #[test]
+        fn parse_never_panics(s in any::<String>()) {
+            if let Some(t) = SessionToken::parse(&s) {
+                prop_assert_eq!(t.expose(), s);
+            }
+        }
+
+        #[test]
+        fn token_hash_hex_round_trips(bytes in any::<[u8; 32]>()) {
+            let h = TokenHash(bytes);
+            prop_assert_eq!(TokenHash::from_hex(&h.to_hex()), Some(h));
+        }
+    }
+}

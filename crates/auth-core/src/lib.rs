@@ -1,0 +1,33 @@
+//! # auth-core
+//!
+//! The SecureAuth domain: e-mail + password accounts with verified addresses, server-side
+//! revocable sessions and password reset by e-mailed one-time code.
+//!
+//! This crate is pure: it defines the domain types ([`EmailAddress`], [`Password`],
+//! [`OtpCode`], [`SessionToken`], [`UserId`], [`User`]), the ports the domain needs
+//! ([`UserRepository`], [`SessionStore`], [`OtpStore`], [`Mailer`], [`PasswordHasher`],
+//! [`Clock`], [`RandomSource`]) and the [`AuthService`] that implements every rule against
+//! those ports. It depends on no database, cache, mailer, web framework or async runtime;
+//! adapters live in their own crates.
+//!
+//! With the `mocks` feature, mockall mocks of every port are exported
+//! ([`MockUserRepository`], ...), so you can unit-test code that embeds the service.
+
+#![warn(missing_docs)]
+
+pub mod domain;
+pub mod ports;
+pub mod service;
+
+pub use domain::email::{EmailAddress, EmailError, MAX_EMAIL_LEN};
+pub use domain::otp::{OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, StoredOtp};
+pub use domain::password::{
+    common_password_count, Password, PasswordAttempt, PasswordError, PasswordHash,
+    PasswordPolicy, DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS,
+};
+pub use domain::session::{
+    ClientInfo, Session, SessionId, SessionToken, TokenHash, TOKEN_BYTES, TOKEN_CHARS,
+};
+pub use domain::user::{NewUser, User, UserCredentials, UserId};
+pub use ports::*;
+pub use service::*;

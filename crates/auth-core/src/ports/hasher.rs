@@ -1,0 +1,53 @@
+use secrecy::SecretString;
+
+use super::BoxError;
+use crate::domain::password::PasswordHash;
+
+/// Errors of [`PasswordHasher`].
+#[derive(Debug, thiserror::Error)]
+pub enum HasherError {
+    /// Too many hashes are queued; try again shortly.
+    #[error("the password hasher is overloaded")]
+    Unavailable(#[source] BoxError),
+    /// The stored hash cannot be parsed, or hashing failed.
+    #[error("password hashing failed")]
+    Other(#[source] BoxError),
+}
+
+/// Outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// Wrong password.
+    Mismatch,
+    /// Right password; the hash uses the current parameters.
+    Match,
+    /// Right password, but the hash uses older parameters and should be replaced.
+    MatchNeedsRehash,
+}
+
+impl PasswordCheck {
+    /// Whether the password was right.
+    pub fn is_match(self) -> bool {
+        !matches!(self, Self::Mismatch)
+    }
+}
+
+/// Slow, salted password hashing (Argon2id in the reference adapter).
+///
+/// Both methods cost the same (one full hash with the current parameters), which the service
+/// relies on to make "unknown email" and "wrong password" take equally long.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait PasswordHasher: Send + Sync + 'static {
+    /// Hashes a password with a fresh random salt and the current parameters.
+    /// MUST return [`HasherError::Unavailable`] when it cannot take more work right now.
+    async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HasherError>;
+
+    /// Checks a password against a stored hash in constant time.
+    /// MUST return [`HasherError::Other`] for a hash it cannot parse.
+    async fn verify(
+        &self,
+        password: &SecretString,
+        hash: &PasswordHash,
+    ) -> Result<PasswordCheck, HasherError>;
+}

@@ -1,0 +1,41 @@
+//! Ports: what the domain needs from the outside world.
+//!
+//! Every port is an object-safe `async_trait` (`Send + Sync + 'static`), so the service holds
+//! them as `Arc<dyn Port>` and an application can pick adapters at run time. Each port has its
+//! own error enum with an `Unavailable` variant for outages; the doc comment of every method says
+//! which error an implementation MUST return in which case. With the `mocks` feature, a mockall
+//! mock of each port is exported (`MockUserRepository`, `MockSessionStore`, ...).
+
+mod clock;
+mod hasher;
+mod mailer;
+mod otp_store;
+mod random;
+mod session_store;
+mod user_repository;
+
+pub use clock::{Clock, SystemClock};
+pub use hasher::{HasherError, PasswordCheck, PasswordHasher};
+pub use mailer::{MailMessage, Mailer, MailerError};
+pub use otp_store::{OtpStore, OtpStoreError, SendSlot};
+pub use random::{OsRandom, RandomSource};
+pub use session_store::{SessionStore, SessionStoreError};
+pub use user_repository::{UserRepoError, UserRepository};
+
+#[cfg(any(test, feature = "mocks"))]
+pub use clock::MockClock;
+#[cfg(any(test, feature = "mocks"))]
+pub use hasher::MockPasswordHasher;
+#[cfg(any(test, feature = "mocks"))]
+pub use mailer::MockMailer;
+#[cfg(any(test, feature = "mocks"))]
+pub use otp_store::MockOtpStore;
+#[cfg(any(test, feature = "mocks"))]
+pub use random::MockRandomSource;
+#[cfg(any(test, feature = "mocks"))]
+pub use session_store::MockSessionStore;
+#[cfg(any(test, feature = "mocks"))]
+pub use user_repository::MockUserRepository;
+
+/// A boxed error from an adapter, kept as the `source` of a port error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

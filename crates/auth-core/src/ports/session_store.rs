@@ -1,0 +1,55 @@
+use std::time::Duration;
+
+use super::BoxError;
+use crate::domain::session::{Session, SessionId, TokenHash};
+use crate::domain::user::UserId;
+
+/// Errors of [`SessionStore`].
+#[derive(Debug, thiserror::Error)]
+pub enum SessionStoreError {
+    /// The store cannot be reached or did not answer in time.
+    #[error("the session store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The store answered with an error that is not an outage (e.g. a corrupt record).
+    #[error("the session store failed")]
+    Other(#[source] BoxError),
+}
+
+/// Server-side sessions, keyed by the SHA-256 of their token.
+///
+/// A store never sees a raw token. Entries expire on their own after the `ttl` given at insert,
+/// and disappear from the per-user index when they do.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session that expires after `ttl`, and indexes it under its user.
+    async fn insert(&self, session: &Session, ttl: Duration) -> Result<(), SessionStoreError>;
+
+    /// The live session with this token hash, `Ok(None)` for an unknown, expired or revoked one.
+    /// This is the hot path: one round trip to the store.
+    async fn get(&self, token_hash: &TokenHash) -> Result<Option<Session>, SessionStoreError>;
+
+    /// Every live session of the user, in no particular order.
+    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<Session>, SessionStoreError>;
+
+    /// Revokes the session with this token hash. `Ok(false)` when there was none.
+    async fn delete(&self, token_hash: &TokenHash) -> Result<bool, SessionStoreError>;
+
+    /// Revokes the session with this public id if, and only if, it belongs to `user_id`.
+    /// MUST return `Ok(false)` (and change nothing) for an unknown id or another user's session.
+    async fn delete_by_id(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<bool, SessionStoreError>;
+
+    /// Revokes every session of the user except `keep`, and returns how many were revoked.
+    async fn delete_all_for_user(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<u64, SessionStoreError>;
+
+    /// Checks that the store answers. MUST return [`SessionStoreError::Unavailable`] when not.
+    async fn ping(&self) -> Result<(), SessionStoreError>;
+}

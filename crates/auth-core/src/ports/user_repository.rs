@@ -1,0 +1,73 @@
+use chrono::{DateTime, Utc};
+
+use super::BoxError;
+use crate::domain::email::EmailAddress;
+use crate::domain::password::PasswordHash;
+use crate::domain::user::{NewUser, User, UserCredentials, UserId};
+
+/// Errors of [`UserRepository`].
+#[derive(Debug, thiserror::Error)]
+pub enum UserRepoError {
+    /// A user with this (case-insensitive) address already exists.
+    #[error("a user with this email address already exists")]
+    Duplicate,
+    /// The user the operation names does not exist (or is not in the required state).
+    #[error("no such user")]
+    NotFound,
+    /// The store cannot be reached or did not answer in time.
+    #[error("the user store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The store answered with an error that is not an outage.
+    #[error("the user store failed")]
+    Other(#[source] BoxError),
+}
+
+/// Durable storage of user accounts.
+///
+/// Addresses are unique. The uniqueness check MUST be done by the store itself (a unique index),
+/// never by a read before the write, so that two concurrent signups of one address yield one
+/// account and one [`UserRepoError::Duplicate`].
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait UserRepository: Send + Sync + 'static {
+    /// Creates an account and returns it.
+    ///
+    /// MUST return [`UserRepoError::Duplicate`] when an account with this address exists,
+    /// including when it is being created concurrently.
+    async fn create(&self, new_user: &NewUser) -> Result<User, UserRepoError>;
+
+    /// The account with this address, with its password hash; `Ok(None)` when there is none.
+    async fn find_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<UserCredentials>, UserRepoError>;
+
+    /// The account with this id, with its password hash; `Ok(None)` when there is none.
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, UserRepoError>;
+
+    /// Replaces the password of an account that is still unverified (a repeated signup).
+    ///
+    /// MUST return [`UserRepoError::NotFound`] when no such account exists or it is already
+    /// verified; the check and the write are one atomic statement.
+    async fn replace_unverified_password(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<(), UserRepoError>;
+
+    /// Marks the address as verified (keeping the first verification time if it already was)
+    /// and returns the account. MUST return [`UserRepoError::NotFound`] for an unknown id.
+    async fn mark_verified(&self, id: UserId, at: DateTime<Utc>) -> Result<User, UserRepoError>;
+
+    /// Sets a new password hash. MUST return [`UserRepoError::NotFound`] for an unknown id.
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<(), UserRepoError>;
+
+    /// Checks that the store answers. MUST return [`UserRepoError::Unavailable`] when it does not.
+    async fn ping(&self) -> Result<(), UserRepoError>;
+}

@@ -1,0 +1,255 @@
+//! One error enum per service operation, in domain words. Outages of any port surface as
+//! [`Failure::Unavailable`], everything unexpected as [`Failure::Internal`].
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::ports::{
+    BoxError, HasherError, MailerError, OtpStoreError, SessionStoreError, UserRepoError,
+};
+
+/// The port a [`Failure`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// [`crate::UserRepository`].
+    UserStore,
+    /// [`crate::SessionStore`].
+    SessionStore,
+    /// [`crate::OtpStore`].
+    OtpStore,
+    /// [`crate::Mailer`].
+    Mailer,
+    /// [`crate::PasswordHasher`].
+    Hasher,
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UserStore => "user store",
+            Self::SessionStore => "session store",
+            Self::OtpStore => "one-time code store",
+            Self::Mailer => "mail service",
+            Self::Hasher => "password hasher",
+        })
+    }
+}
+
+/// A port failed: either an outage (retry later) or something unexpected.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The dependency is down or overloaded; the operation changed nothing it could not undo
+    /// and can be retried.
+    #[error("the {0} is unavailable")]
+    Unavailable(Dependency, #[source] BoxError),
+    /// The dependency answered with an unexpected error.
+    #[error("the {0} failed")]
+    Internal(Dependency, #[source] BoxError),
+}
+
+impl Failure {
+    /// The port that failed.
+    pub fn dependency(&self) -> Dependency {
+        match self {
+            Self::Unavailable(d, _) | Self::Internal(d, _) => *d,
+        }
+    }
+
+    /// Whether this is an outage (as opposed to an unexpected error).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(..))
+    }
+}
+
+impl From<UserRepoError> for Failure {
+    fn from(e: UserRepoError) -> Self {
+        match e {
+            UserRepoError::Unavailable(s) => Self::Unavailable(Dependency::UserStore, s),
+            UserRepoError::Other(s) => Self::Internal(Dependency::UserStore, s),
+            other @ (UserRepoError::Duplicate | UserRepoError::NotFound) => {
+                Self::Internal(Dependency::UserStore, Box::new(other))
+            }
+        }
+    }
+}
+
+impl From<SessionStoreError> for Failure {
+    fn from(e: SessionStoreError) -> Self {
+        match e {
+            SessionStoreError::Unavailable(s) => Self::Unavailable(Dependency::SessionStore, s),
+            SessionStoreError::Other(s) => Self::Internal(Dependency::SessionStore, s),
+        }
+    }
+}
+
+impl From<OtpStoreError> for Failure {
+    fn from(e: OtpStoreError) -> Self {
+        match e {
+            OtpStoreError::Unavailable(s) => Self::Unavailable(Dependency::OtpStore, s),
+            OtpStoreError::Other(s) => Self::Internal(Dependency::OtpStore, s),
+        }
+    }
+}
+
+impl From<MailerError> for Failure {
+    fn from(e: MailerError) -> Self {
+        match e {
+            MailerError::Unavailable(s) => Self::Unavailable(Dependency::Mailer, s),
+            MailerError::Rejected(s) => Self::Internal(Dependency::Mailer, s),
+        }
+    }
+}
+
+impl From<HasherError> for Failure {
+    fn from(e: HasherError) -> Self {
+        match e {
+            HasherError::Unavailable(s) => Self::Unavailable(Dependency::Hasher, s),
+            HasherError::Other(s) => Self::Internal(Dependency::Hasher, s),
+        }
+    }
+}
+
+macro_rules! from_port_errors {
+    ($t:ty; $($src:ty),*) => {$(
+        impl From<$src> for $t {
+            fn from(e: $src) -> Self {
+                Self::Failure(Failure::from(e))
+            }
+        }
+    )*};
+}
+
+macro_rules! from_failure {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<Failure> for $t {
+            fn from(e: Failure) -> Self {
+                Self::Failure(e)
+            }
+        }
+        from_port_errors!($t; UserRepoError, SessionStoreError, OtpStoreError, MailerError, HasherError);
+    )*};
+}
+
+/// Errors of [`crate::AuthService::signup`].
+#[derive(Debug, thiserror::Error)]
+pub enum SignupError {
+    /// The address belongs to a verified account.
+    #[error("an account with this email address already exists")]
+    EmailTaken,
+    /// A code was mailed to this address moments ago.
+    #[error("a code was sent recently; try again later")]
+    TooManyRequests {
+        /// When the next mail may go out.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Why a one-time code was refused ([`crate::AuthService::verify_otp`] and
+/// [`crate::AuthService::reset_password`]).
+#[derive(Debug, thiserror::Error)]
+pub enum OtpCheckError {
+    /// Wrong code, no code, or unknown address: deliberately indistinguishable.
+    #[error("the code is invalid")]
+    InvalidOtp,
+    /// The code was right-shaped for a live entry but its lifetime is over.
+    #[error("the code has expired; request a new one")]
+    OtpExpired,
+    /// Too many wrong attempts: the code is dead.
+    #[error("too many wrong attempts; request a new code")]
+    TooManyAttempts,
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of [`crate::AuthService::verify_otp`].
+pub type VerifyOtpError = OtpCheckError;
+
+/// Errors of [`crate::AuthService::reset_password`].
+pub type ResetPasswordError = OtpCheckError;
+
+/// Errors of [`crate::AuthService::resend_otp`].
+#[derive(Debug, thiserror::Error)]
+pub enum ResendOtpError {
+    /// Inside the per-address cooldown (applies to every address, known or not).
+    #[error("a code was sent recently; try again later")]
+    TooManyRequests {
+        /// Time left in the cooldown.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of [`crate::AuthService::forgot_password`].
+#[derive(Debug, thiserror::Error)]
+pub enum ForgotPasswordError {
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of [`crate::AuthService::login`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown address or wrong password: deliberately indistinguishable.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// Right password, but the address is not verified yet.
+    #[error("the email address is not verified")]
+    EmailNotVerified,
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of [`crate::AuthService::authenticate`].
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticateError {
+    /// Unknown, expired or revoked token.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of the session-management operations (logout, list, revoke).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The session to revoke is not one of the caller's live sessions.
+    #[error("no such session")]
+    NotFound,
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of [`crate::AuthService::change_password`].
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    /// The current password is wrong; nothing changed.
+    #[error("the current password is wrong")]
+    InvalidCredentials,
+    /// The account no longer exists.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+from_failure!(
+    SignupError,
+    OtpCheckError,
+    ResendOtpError,
+    ForgotPasswordError,
+    LoginError,
+    AuthenticateError,
+    SessionError,
+    ChangePasswordError,
+);
