@@ -1,0 +1,1 @@
+//! PostgreSQL UserRepository adapter for SecureAuth (Diesel + diesel-async).

@@ -1,0 +1,1 @@
+//! Redis SessionStore and OtpStore adapters for SecureAuth (deadpool-redis).

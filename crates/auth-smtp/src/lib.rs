@@ -1,0 +1,1 @@
+//! SMTP Mailer adapter for SecureAuth (lettre).

@@ -1,0 +1,6 @@
+//! Contract suites: `async fn`s that take a fresh, empty implementation of a port and panic
+//! when it breaks the port's documented contract.
+
+pub mod otp_store;
+pub mod session_store;
+pub mod user_repository;

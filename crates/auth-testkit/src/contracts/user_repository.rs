@@ -1,0 +1,1 @@
+//! Contract suite for the port (to be written).

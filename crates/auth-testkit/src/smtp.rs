@@ -1,0 +1,1 @@
+//! Loopback SMTP sink (to be written).
