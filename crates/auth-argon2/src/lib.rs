@@ -1,1 +1,505 @@
-//! Argon2id PasswordHasher adapter for SecureAuth, off the async executor with bounded concurrency.
+//! Argon2id [`PasswordHasher`] adapter for SecureAuth.
+//!
+//! [`Argon2Hasher`] hashes with Argon2id (OWASP defaults: 19 MiB, 2 passes, 1 lane) into PHC
+//! strings with a fresh 128-bit salt from the OS. Every Argon2 run happens on Tokio's blocking
+//! pool, never on the async executor, and at most [`Argon2Settings::max_concurrent`] runs at
+//! once: each run holds its memory for its whole duration, so a burst of logins waits in a
+//! bounded queue instead of taking the machine's memory. When the queue is full, or a caller
+//! has waited [`Argon2Settings::queue_timeout`], the call fails fast with
+//! [`HasherError::Unavailable`] (the HTTP layer answers 503 with `Retry-After`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use auth_argon2::{Argon2Hasher, Argon2Settings};
+//! use auth_core::{PasswordCheck, PasswordHasher};
+//! use secrecy::SecretString;
+//!
+//! let hasher = Argon2Hasher::new(Argon2Settings::default())?;
+//! let password = SecretString::from("correct horse battery staple");
+//! let hash = hasher.hash(&password).await?;
+//! assert_eq!(hasher.verify(&password, &hash).await?, PasswordCheck::Match);
+//! # Ok(()) }
+//! ```
+//!
+//! Must be used inside a Tokio runtime (any flavour).
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{self, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use auth_core::{HasherError, PasswordCheck, PasswordHash, PasswordHasher};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Length of the derived key in bytes.
+pub const OUTPUT_LEN: usize = 32;
+
+/// Stored hashes asking for more memory than this (KiB) are refused as corrupt rather than
+/// run: a damaged row must not make one login allocate gigabytes.
+const MAX_STORED_MEMORY_KIB: u32 = 1 << 20;
+/// Same for passes.
+const MAX_STORED_ITERATIONS: u32 = 64;
+
+/// Cost and concurrency settings of [`Argon2Hasher`].
+///
+/// [`Default`] gives the OWASP Password Storage Cheat Sheet parameters for Argon2id
+/// (m = 19456 KiB, t = 2, p = 1), one concurrent run per core, a queue of 64 waiters per core
+/// and a 5 s queue timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Argon2Settings {
+    /// Memory per run, in KiB (`m`).
+    pub memory_kib: u32,
+    /// Number of passes (`t`).
+    pub iterations: u32,
+    /// Degree of parallelism (`p`, lanes).
+    pub parallelism: u32,
+    /// Argon2 runs allowed at the same time. Peak memory is about
+    /// `max_concurrent × memory_kib`.
+    pub max_concurrent: usize,
+    /// Calls allowed to wait for a free run slot; one more fails with
+    /// [`HasherError::Unavailable`]. `0` means: fail at once when every slot is busy.
+    pub max_queue: usize,
+    /// Longest a call waits for a run slot before it fails with [`HasherError::Unavailable`].
+    pub queue_timeout: Duration,
+}
+
+impl Argon2Settings {
+    /// OWASP minimum memory for Argon2id with `t = 2`, in KiB.
+    pub const OWASP_MEMORY_KIB: u32 = 19_456;
+    /// OWASP passes for [`Self::OWASP_MEMORY_KIB`].
+    pub const OWASP_ITERATIONS: u32 = 2;
+    /// OWASP lanes.
+    pub const OWASP_PARALLELISM: u32 = 1;
+    /// Queue length per concurrent slot used by [`Default`].
+    pub const DEFAULT_QUEUE_PER_SLOT: usize = 64;
+    /// Queue timeout used by [`Default`].
+    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
+impl Default for Argon2Settings {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        Self {
+            memory_kib: Self::OWASP_MEMORY_KIB,
+            iterations: Self::OWASP_ITERATIONS,
+            parallelism: Self::OWASP_PARALLELISM,
+            max_concurrent: cores,
+            max_queue: cores.saturating_mul(Self::DEFAULT_QUEUE_PER_SLOT),
+            queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
+        }
+    }
+}
+
+/// Why [`Argon2Hasher::new`] refused its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum Argon2ConfigError {
+    /// `memory_kib`, `iterations` or `parallelism` is out of Argon2's range.
+    #[error("invalid Argon2 parameters: {0}")]
+    Params(argon2::Error),
+    /// `max_concurrent` is zero: nothing could ever be hashed.
+    #[error("max_concurrent must be at least 1")]
+    NoConcurrency,
+}
+
+/// Why a call was turned away (the source of [`HasherError::Unavailable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Overloaded {
+    /// Every run slot was busy and `max_queue` calls were already waiting.
+    #[error("password hashing queue is full ({max_queue} waiting)")]
+    QueueFull {
+        /// The configured queue bound.
+        max_queue: usize,
+    },
+    /// No run slot became free within `queue_timeout`.
+    #[error("waited {waited:?} for a password hashing slot")]
+    QueueTimeout {
+        /// The configured queue timeout.
+        waited: Duration,
+    },
+}
+
+/// Argon2id password hasher with bounded concurrency. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Argon2Hasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    argon2: Argon2<'static>,
+    /// The parameters `argon2` was built with (it has no getter).
+    params: Params,
+    settings: Argon2Settings,
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+impl fmt::Debug for Argon2Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Argon2Hasher")
+            .field("settings", &self.inner.settings)
+            .field("in_flight", &self.in_flight())
+            .field("queued", &self.queued())
+            .finish()
+    }
+}
+
+impl Argon2Hasher {
+    /// Builds a hasher; checks the Argon2 parameters once, here.
+    pub fn new(settings: Argon2Settings) -> Result<Self, Argon2ConfigError> {
+        if settings.max_concurrent == 0 {
+            return Err(Argon2ConfigError::NoConcurrency);
+        }
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            Some(OUTPUT_LEN),
+        )
+        .map_err(Argon2ConfigError::Params)?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                argon2,
+                params,
+                permits: Arc::new(Semaphore::new(settings.max_concurrent)),
+                settings,
+                waiting: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Argon2Settings {
+        &self.inner.settings
+    }
+
+    /// Argon2 runs in progress right now (at most `max_concurrent`).
+    pub fn in_flight(&self) -> usize {
+        self.inner
+            .settings
+            .max_concurrent
+            .saturating_sub(self.inner.permits.available_permits())
+    }
+
+    /// Calls waiting for a run slot right now (at most `max_queue`).
+    pub fn queued(&self) -> usize {
+        self.inner.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Takes a run slot, waiting in the bounded queue if needed.
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, HasherError> {
+        let permits = Arc::clone(&self.inner.permits);
+        // The semaphore is fair: while anyone waits, no permit is available here, so this
+        // never jumps the queue.
+        if let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+            return Ok(permit);
+        }
+        let settings = &self.inner.settings;
+        let Some(_slot) = QueueSlot::claim(&self.inner.waiting, settings.max_queue) else {
+            tracing::warn!(
+                max_queue = settings.max_queue,
+                "password hashing queue full; refusing"
+            );
+            return Err(HasherError::Unavailable(Box::new(Overloaded::QueueFull {
+                max_queue: settings.max_queue,
+            })));
+        };
+        match tokio::time::timeout(settings.queue_timeout, permits.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed.
+            Ok(Err(closed)) => Err(HasherError::Other(Box::new(closed))),
+            Err(_elapsed) => {
+                tracing::warn!(
+                    queue_timeout = ?settings.queue_timeout,
+                    "no password hashing slot in time; refusing"
+                );
+                Err(HasherError::Unavailable(Box::new(Overloaded::QueueTimeout {
+                    waited: settings.queue_timeout,
+                })))
+            }
+        }
+    }
+
+    /// Runs `job` on the blocking pool while holding a run slot.
+    async fn run<T, F>(&self, job: F) -> Result<T, HasherError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, HasherError> + Send + 'static,
+    {
+        let permit = self.acquire().await?;
+        let inner = Arc::clone(&self.inner);
+        // The permit moves into the blocking task: if the caller gives up, the run still
+        // counts against the bound until it really ends.
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job(&inner)
+        });
+        task.await
+            .map_err(|join_error| HasherError::Other(Box::new(join_error)))?
+    }
+}
+
+/// A place in the wait queue, given back on drop (also when the waiting future is cancelled).
+struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl<'a> QueueSlot<'a> {
+    fn claim(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
+        waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(waiting))
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn other(e: impl std::error::Error + Send + Sync + 'static) -> HasherError {
+    HasherError::Other(Box::new(e))
+}
+
+/// A stored hash this adapter cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("unusable password hash: {0}")]
+struct BadHash(&'static str);
+
+impl Inner {
+    fn hash(&self, password: &SecretString) -> Result<PasswordHash, HasherError> {
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = self
+            .argon2
+            .hash_password(password.expose_secret().as_bytes(), &salt)
+            .map_err(other)?;
+        Ok(PasswordHash::new(phc.to_string()))
+    }
+
+    fn verify(
+        &self,
+        password: &SecretString,
+        stored: &PasswordHash,
+    ) -> Result<PasswordCheck, HasherError> {
+        let parsed = password_hash::PasswordHash::new(stored.as_str()).map_err(other)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(other)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(other)?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed).map_err(other)?;
+        if parsed.salt.is_none() || parsed.hash.is_none() {
+            return Err(other(BadHash("no salt or no output")));
+        }
+        if params.m_cost() > MAX_STORED_MEMORY_KIB.max(self.settings.memory_kib)
+            || params.t_cost() > MAX_STORED_ITERATIONS.max(self.settings.iterations)
+        {
+            return Err(other(BadHash("cost parameters out of range")));
+        }
+
+        let current = &self.params;
+        let up_to_date = algorithm == Algorithm::Argon2id
+            && version == Version::V0x13
+            && params.m_cost() == current.m_cost()
+            && params.t_cost() == current.t_cost()
+            && params.p_cost() == current.p_cost()
+            && params.output_len() == Some(OUTPUT_LEN)
+            && params.keyid().is_empty()
+            && params.data().is_empty();
+
+        // Uses the stored algorithm, version and parameters; compares in constant time.
+        let matched = match self
+            .argon2
+            .verify_password(password.expose_secret().as_bytes(), &parsed)
+        {
+            Ok(()) => true,
+            Err(password_hash::Error::Password) => false,
+            Err(e) => return Err(other(e)),
+        };
+
+        if !up_to_date && cost(&params) < cost(current) {
+            // A hash with cheaper parameters verified faster than `hash` runs; one run with
+            // the current parameters keeps this call at least as slow as an unknown-email
+            // login, which the service answers with `hash`.
+            let mut sink = [0u8; OUTPUT_LEN];
+            self.argon2
+                .hash_password_into(password.expose_secret().as_bytes(), &[0u8; 16], &mut sink)
+                .map_err(other)?;
+        }
+
+        Ok(match (matched, up_to_date) {
+            (false, _) => PasswordCheck::Mismatch,
+            (true, true) => PasswordCheck::Match,
+            (true, false) => PasswordCheck::MatchNeedsRehash,
+        })
+    }
+}
+
+/// Relative cost of one run (memory × passes).
+fn cost(params: &Params) -> u64 {
+    u64::from(params.m_cost()) * u64::from(params.t_cost())
+}
+
+#[async_trait::async_trait]
+impl PasswordHasher for Argon2Hasher {
+    /// One Argon2id run with the current parameters and a fresh salt.
+    async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HasherError> {
+        let password = password.clone();
+        self.run(move |inner| inner.hash(&password)).await
+    }
+
+    /// One Argon2 run with the stored hash's parameters; when those are cheaper than the
+    /// current ones, one more run with the current parameters, so the call never costs less
+    /// than [`hash`](PasswordHasher::hash). Returns [`PasswordCheck::MatchNeedsRehash`] when the
+    /// stored algorithm, version, parameters or output length differ from the current ones,
+    /// and [`HasherError::Other`] for a hash that does not parse, is not Argon2, or asks for
+    /// absurd costs.
+    async fn verify(
+        &self,
+        password: &SecretString,
+        hash: &PasswordHash,
+    ) -> Result<PasswordCheck, HasherError> {
+        let password = password.clone();
+        let hash = hash.clone();
+        self.run(move |inner| inner.verify(&password, &hash)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(max_concurrent: usize, max_queue: usize, queue_timeout: Duration) -> Argon2Hasher {
+        Argon2Hasher::new(Argon2Settings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent,
+            max_queue,
+            queue_timeout,
+        })
+        .unwrap()
+    }
+
+    fn pw() -> SecretString {
+        SecretString::from("correct horse battery staple")
+    }
+
+    /// Takes every run slot, as long-running hashes would, so queueing is deterministic.
+    fn occupy_all(hasher: &Argon2Hasher) -> OwnedSemaphorePermit {
+        let n = u32::try_from(hasher.settings().max_concurrent).unwrap();
+        Arc::clone(&hasher.inner.permits)
+            .try_acquire_many_owned(n)
+            .unwrap()
+    }
+
+    async fn wait_until(mut cond: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "condition not reached in 5 s");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn full_queue_is_refused_at_once_and_the_queue_drains() {
+        let hasher = small(1, 1, Duration::from_secs(30));
+        let busy = occupy_all(&hasher);
+        assert_eq!(hasher.in_flight(), 1);
+
+        let queued = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(&pw()).await }
+        });
+        wait_until(|| hasher.queued() == 1).await;
+
+        let started = std::time::Instant::now();
+        let err = hasher.hash(&pw()).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        match err {
+            HasherError::Unavailable(source) => assert_eq!(
+                source.downcast_ref::<Overloaded>(),
+                Some(&Overloaded::QueueFull { max_queue: 1 })
+            ),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+
+        drop(busy);
+        queued.await.unwrap().unwrap();
+        assert_eq!(hasher.queued(), 0);
+        wait_until(|| hasher.in_flight() == 0).await;
+    }
+
+    #[tokio::test]
+    async fn waiting_longer_than_the_queue_timeout_is_refused() {
+        let hasher = small(1, 8, Duration::from_millis(50));
+        let _busy = occupy_all(&hasher);
+        let started = std::time::Instant::now();
+        let err = hasher.verify(&pw(), &PasswordHash::new("x")).await.unwrap_err();
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+        match err {
+            HasherError::Unavailable(source) => assert!(matches!(
+                source.downcast_ref::<Overloaded>(),
+                Some(Overloaded::QueueTimeout { .. })
+            )),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert_eq!(hasher.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_gives_its_queue_place_back() {
+        let hasher = small(1, 1, Duration::from_secs(30));
+        let busy = occupy_all(&hasher);
+        let waiter = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(&pw()).await }
+        });
+        wait_until(|| hasher.queued() == 1).await;
+        waiter.abort();
+        wait_until(|| hasher.queued() == 0).await;
+        drop(busy);
+        hasher.hash(&pw()).await.unwrap();
+    }
+
+    #[test]
+    fn zero_concurrency_and_bad_params_are_refused() {
+        let settings = Argon2Settings {
+            max_concurrent: 0,
+            ..Argon2Settings::default()
+        };
+        assert!(matches!(
+            Argon2Hasher::new(settings),
+            Err(Argon2ConfigError::NoConcurrency)
+        ));
+        let settings = Argon2Settings {
+            iterations: 0,
+            ..Argon2Settings::default()
+        };
+        assert!(matches!(
+            Argon2Hasher::new(settings),
+            Err(Argon2ConfigError::Params(_))
+        ));
+    }
+
+    #[test]
+    fn defaults_are_owasp_and_scale_with_cores() {
+        let s = Argon2Settings::default();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!((s.memory_kib, s.iterations, s.parallelism), (19_456, 2, 1));
+        assert_eq!(s.max_concurrent, cores);
+        assert_eq!(s.max_queue, 64 * cores);
+        assert_eq!(s.queue_timeout, Duration::from_secs(5));
+    }
+}

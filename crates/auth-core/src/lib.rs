@@ -11,13 +11,16 @@
 //! adapters live in their own crates.
 //!
 //! With the `mocks` feature, mockall mocks of every port are exported
-//! ([`MockUserRepository`], ...), so you can unit-test code that embeds the service.
+//! ([`MockUserRepository`], ...), so you can unit-test code that embeds the service, together
+//! with a hand-moved clock ([`testing::ManualClock`]).
 
 #![warn(missing_docs)]
 
 pub mod domain;
 pub mod ports;
 pub mod service;
+#[cfg(any(test, feature = "mocks"))]
+pub mod testing;
 
 pub use domain::email::{EmailAddress, EmailError, MAX_EMAIL_LEN};
 pub use domain::otp::{OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, StoredOtp};

@@ -1,1 +1,144 @@
-//! Redis SessionStore and OtpStore adapters for SecureAuth (deadpool-redis).
+//! # auth-redis
+//!
+//! Redis adapters for SecureAuth: [`RedisStore`] implements both
+//! [`auth_core::SessionStore`] and [`auth_core::OtpStore`] on one connection pool.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use auth_core::{OtpStore, SessionStore};
+//! use auth_redis::RedisSettings;
+//! use secrecy::SecretString;
+//!
+//! # fn main() -> Result<(), auth_redis::RedisSetupError> {
+//! let settings = RedisSettings::new(SecretString::from("redis://127.0.0.1:6379"), "secureauth");
+//! let store = Arc::new(settings.store()?);
+//! let sessions: Arc<dyn SessionStore> = store.clone();
+//! let otps: Arc<dyn OtpStore> = store;
+//! # let _ = (sessions, otps);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Key layout
+//!
+//! Every key starts with the configured prefix `P` (see [`RedisSettings::key_prefix`]); no key
+//! or value holds a raw session token, a code or (in key names) an e-mail address.
+//!
+//! | key | type | value | expiry |
+//! |---|---|---|---|
+//! | `P:session:{sha256(token) hex}` | string | session JSON (id, user snapshot, times, IP, user agent) | the `ttl` of `insert` |
+//! | `P:user-sessions:{user uuid}` | sorted set | token hashes, scored by expiry (Unix ms, Redis clock) | its longest-lived session |
+//! | `P:otp:{verify\|reset}:{sha256(email) hex}` | hash | `mac` (hex), `exp` (RFC 3339), `attempts` | `retain_for` |
+//! | `P:otp-cooldown:{verify\|reset}:{sha256(email) hex}` | string | `1` | the cooldown |
+//!
+//! Multi-key updates run as Lua scripts (or `MULTI`), so they are atomic. The scripts reach
+//! session keys named inside the script, so the adapter needs a standalone Redis (or a
+//! single-shard deployment), not Redis Cluster. Redis 5 or newer.
+//!
+//! ## Failures
+//!
+//! Connection refused, timeouts, broken connections and pool errors become `Unavailable`;
+//! corrupt records and script errors become `Other`. Every operation returns within
+//! [`RedisSettings::timeout`]. A connection that fails is dropped (with the idle ones), so the
+//! store recovers by itself once Redis is back.
+
+mod keys;
+mod otp;
+mod pool;
+mod session;
+mod settings;
+
+use std::fmt;
+use std::sync::Arc;
+
+use redis::Script;
+
+pub use settings::{
+    RedisSettings, RedisSetupError, DEFAULT_IDLE_RECHECK_AFTER, DEFAULT_POOL_SIZE,
+    DEFAULT_TIMEOUT, MAX_KEY_PREFIX_LEN,
+};
+
+use keys::Keys;
+use pool::{Executor, Failure, Request, Retry};
+
+/// Redis-backed [`auth_core::SessionStore`] and [`auth_core::OtpStore`].
+///
+/// Cheap to clone: clones share one pool. Build it with [`RedisStore::new`] or
+/// [`RedisSettings::store`].
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    exec: Executor,
+    keys: Keys,
+    scripts: Scripts,
+}
+
+/// Compiled once; `Script` sends EVALSHA and loads the body only when Redis lacks it.
+struct Scripts {
+    session_insert: Script,
+    session_list: Script,
+    session_delete: Script,
+    session_delete_by_id: Script,
+    session_delete_all: Script,
+    otp_record_attempt: Script,
+    otp_consume: Script,
+    otp_claim_slot: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            session_insert: Script::new(include_str!("lua/session_insert.lua")),
+            session_list: Script::new(include_str!("lua/session_list.lua")),
+            session_delete: Script::new(include_str!("lua/session_delete.lua")),
+            session_delete_by_id: Script::new(include_str!("lua/session_delete_by_id.lua")),
+            session_delete_all: Script::new(include_str!("lua/session_delete_all.lua")),
+            otp_record_attempt: Script::new(include_str!("lua/otp_record_attempt.lua")),
+            otp_consume: Script::new(include_str!("lua/otp_consume.lua")),
+            otp_claim_slot: Script::new(include_str!("lua/otp_claim_slot.lua")),
+        }
+    }
+}
+
+impl RedisStore {
+    /// Validates the settings and builds the pool. Does not connect: connections are opened
+    /// on first use, so the service can start while Redis is down (readiness says so).
+    pub fn new(settings: &RedisSettings) -> Result<Self, RedisSetupError> {
+        settings.validate()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                exec: Executor::new(settings)?,
+                keys: Keys::new(&settings.key_prefix),
+                scripts: Scripts::new(),
+            }),
+        })
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn key_prefix(&self) -> &str {
+        self.inner.keys.prefix()
+    }
+}
+
+impl Inner {
+    async fn ping(&self) -> Result<(), Failure> {
+        let cmd = redis::cmd("PING");
+        let pong: String = self.exec.run(Request::Cmd(&cmd), Retry::Idempotent).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(Failure::corrupt("PING", "unexpected reply"))
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.inner.keys.prefix())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,6 +1,8 @@
 //! [`AuthService`]: the whole account and session lifecycle, written against the ports.
 
 mod errors;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

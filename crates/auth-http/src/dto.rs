@@ -1,0 +1,309 @@
+//! HTTP request and response bodies. Requests derive `Deserialize` and convert to domain types
+//! with `try_into_domain()`; domain types never touch serde.
+
+use std::collections::BTreeMap;
+
+use auth_core::{
+    EmailAddress, OtpCode, Password, PasswordAttempt, PasswordPolicy, Session, SessionId, User,
+};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{weak_password, ApiError};
+
+/// `POST /signup`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignupRequest {
+    /// The address to register; a code is mailed to it.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// 8 to 128 characters, not a common password, not the email address.
+    #[schema(value_type = String, example = "correct horse battery staple")]
+    pub password: SecretString,
+}
+
+impl SignupRequest {
+    /// Parses into domain types.
+    pub fn try_into_domain(
+        self,
+        policy: &PasswordPolicy,
+    ) -> Result<(EmailAddress, Password), ApiError> {
+        let email = EmailAddress::parse(&self.email)?;
+        let password = policy
+            .parse(self.password, &email)
+            .map_err(|e| weak_password("password", e))?;
+        Ok((email, password))
+    }
+}
+
+/// `POST /verify-otp`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyOtpRequest {
+    /// The address the code was sent to.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// The 6-digit code from the mail.
+    #[schema(value_type = String, example = "042917")]
+    pub otp: SecretString,
+}
+
+impl VerifyOtpRequest {
+    /// Parses into domain types. A code that is not six digits is simply a wrong code.
+    pub fn try_into_domain(self) -> Result<(EmailAddress, OtpCode), ApiError> {
+        let email = EmailAddress::parse(&self.email)?;
+        let code = parse_code(&self.otp)?;
+        Ok((email, code))
+    }
+}
+
+fn parse_code(raw: &SecretString) -> Result<OtpCode, ApiError> {
+    use secrecy::ExposeSecret;
+    OtpCode::parse(raw.expose_secret()).map_err(|_| ApiError::InvalidOtp)
+}
+
+/// `POST /resend-otp` and `POST /forgot-password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmailRequest {
+    /// The address.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+}
+
+impl EmailRequest {
+    /// Parses into a domain type.
+    pub fn try_into_domain(self) -> Result<EmailAddress, ApiError> {
+        Ok(EmailAddress::parse(&self.email)?)
+    }
+}
+
+/// How the session token travels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Token in the response body; send it back as `Authorization: Bearer`.
+    #[default]
+    Bearer,
+    /// Token only in an HttpOnly cookie (browsers); never in the body.
+    Cookie,
+}
+
+/// `POST /login`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The account's address.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// The password.
+    #[schema(value_type = String, example = "correct horse battery staple")]
+    pub password: SecretString,
+    /// `bearer` (default) or `cookie`.
+    #[serde(default)]
+    pub transport: Transport,
+}
+
+impl LoginRequest {
+    /// Parses into domain types. An out-of-bounds password can never match: it is refused as
+    /// invalid credentials without hashing.
+    pub fn try_into_domain(self) -> Result<(EmailAddress, PasswordAttempt, Transport), ApiError> {
+        let email = EmailAddress::parse(&self.email)?;
+        let password = PasswordAttempt::parse(self.password).ok_or(ApiError::InvalidCredentials)?;
+        Ok((email, password, self.transport))
+    }
+}
+
+/// `POST /change-password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    /// The password in force now.
+    #[schema(value_type = String)]
+    pub current_password: SecretString,
+    /// The new password (same rules as at signup).
+    #[schema(value_type = String)]
+    pub new_password: SecretString,
+}
+
+impl ChangePasswordRequest {
+    /// Parses into domain types for the account `email`.
+    pub fn try_into_domain(
+        self,
+        policy: &PasswordPolicy,
+        email: &EmailAddress,
+    ) -> Result<(PasswordAttempt, Password), ApiError> {
+        let current =
+            PasswordAttempt::parse(self.current_password).ok_or(ApiError::WrongCurrentPassword)?;
+        let new_password = policy
+            .parse(self.new_password, email)
+            .map_err(|e| weak_password("new_password", e))?;
+        Ok((current, new_password))
+    }
+}
+
+/// `POST /reset-password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetPasswordRequest {
+    /// The account's address.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// The 6-digit reset code from the mail.
+    #[schema(value_type = String, example = "042917")]
+    pub otp: SecretString,
+    /// The new password.
+    #[schema(value_type = String)]
+    pub new_password: SecretString,
+}
+
+impl ResetPasswordRequest {
+    /// Parses into domain types.
+    pub fn try_into_domain(
+        self,
+        policy: &PasswordPolicy,
+    ) -> Result<(EmailAddress, OtpCode, Password), ApiError> {
+        let email = EmailAddress::parse(&self.email)?;
+        let new_password = policy
+            .parse(self.new_password, &email)
+            .map_err(|e| weak_password("new_password", e))?;
+        let code = parse_code(&self.otp)?;
+        Ok((email, code, new_password))
+    }
+}
+
+/// A user as the API shows it: never a hash or a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDto {
+    /// Id.
+    pub id: Uuid,
+    /// Normalised (lower-case) address.
+    pub email: String,
+    /// Whether the address was verified.
+    pub email_verified: bool,
+    /// Signup time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&User> for UserDto {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.as_uuid(),
+            email: u.email.to_string(),
+            email_verified: u.is_verified(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// `{user}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    /// The account.
+    pub user: UserDto,
+}
+
+impl UserResponse {
+    /// Wraps a user.
+    pub fn new(user: &User) -> Self {
+        Self { user: user.into() }
+    }
+}
+
+/// The session part of a login response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginSession {
+    /// The bearer token (bearer transport only; absent with the cookie transport).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// End of the session's absolute lifetime.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /login` success.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The account.
+    pub user: UserDto,
+    /// The new session.
+    pub session: LoginSession,
+}
+
+/// The session part of `/me`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeSession {
+    /// Login time.
+    pub created_at: DateTime<Utc>,
+    /// End of the absolute lifetime.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `GET /me` success.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The account (as of login).
+    pub user: UserDto,
+    /// The session used for this request.
+    pub session: MeSession,
+}
+
+/// One entry of `GET /sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDto {
+    /// Public id (usable with `DELETE /sessions/{id}`; grants no access).
+    pub id: Uuid,
+    /// Login time.
+    pub created_at: DateTime<Utc>,
+    /// End of the absolute lifetime.
+    pub expires_at: DateTime<Utc>,
+    /// Client IP at login.
+    pub ip: Option<String>,
+    /// Client user agent at login.
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+impl SessionDto {
+    /// Builds the entry; `current` is the id of the caller's session.
+    pub fn new(s: &Session, current: SessionId) -> Self {
+        Self {
+            id: s.id.as_uuid(),
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            ip: s.client.ip.map(|ip| ip.to_string()),
+            user_agent: s.client.user_agent.clone(),
+            current: s.id == current,
+        }
+    }
+}
+
+/// `GET /sessions` success.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsResponse {
+    /// Live sessions, newest first.
+    pub sessions: Vec<SessionDto>,
+}
+
+/// The body of every 202: identical whatever the address, so it tells nothing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedResponse {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// What happens next.
+    pub message: &'static str,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyResponse {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// Each dependency: `ok` or `down`.
+    pub checks: BTreeMap<&'static str, &'static str>,
+}

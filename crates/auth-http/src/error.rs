@@ -1,0 +1,353 @@
+//! [`ApiError`]: every failure the API can answer with, and its single status table.
+
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use auth_core::{
+    AuthenticateError, ChangePasswordError, EmailError, Failure, ForgotPasswordError, LoginError,
+    OtpCheckError, PasswordError, ResendOtpError, SessionError, SignupError,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The JSON body of every error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Machine-readable code, human-readable message, and per-field details for 422.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code (`invalid_credentials`, `weak_password`, ...).
+    pub code: &'static str,
+    /// A sentence for a person.
+    pub message: String,
+    /// For validation errors: field name → what is wrong with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<std::collections::BTreeMap<&'static str, String>>,
+}
+
+/// Every error the API returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed JSON, missing fields, wrong types.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// 415: not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 413: body too large.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 422: a field failed validation.
+    #[error("validation failed on {field}: {message}")]
+    Validation {
+        /// `invalid_email`, `weak_password`, ...
+        code: &'static str,
+        /// The JSON field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// 409.
+    #[error("email taken")]
+    EmailTaken,
+    /// 400.
+    #[error("invalid otp")]
+    InvalidOtp,
+    /// 400.
+    #[error("otp expired")]
+    OtpExpired,
+    /// 429: code exhausted.
+    #[error("too many attempts")]
+    TooManyAttempts,
+    /// 429 with `Retry-After`.
+    #[error("too many requests")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// 401 at login.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// 403 at change-password: the current password is wrong.
+    #[error("wrong current password")]
+    WrongCurrentPassword,
+    /// 403.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// 401 with `WWW-Authenticate: Bearer`.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// 403: a cookie-authenticated request from a foreign origin.
+    #[error("cross-site request refused")]
+    CrossSiteRequest,
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503: a dependency is down or overloaded.
+    #[error("service unavailable")]
+    Unavailable(#[source] Failure),
+    /// 500: never expected; the cause is logged, not sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Validation { code, .. } => code,
+            Self::EmailTaken => "email_taken",
+            Self::InvalidOtp => "invalid_otp",
+            Self::OtpExpired => "otp_expired",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::InvalidCredentials | Self::WrongCurrentPassword => "invalid_credentials",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::Unauthenticated => "unauthenticated",
+            Self::CrossSiteRequest => "cross_site_request",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::InvalidRequest(detail) => format!("The request is malformed: {detail}"),
+            Self::UnsupportedMediaType => "The request body must be application/json.".into(),
+            Self::PayloadTooLarge => "The request body is too large.".into(),
+            Self::Validation { message, .. } => message.clone(),
+            Self::EmailTaken => "An account with this email address already exists.".into(),
+            Self::InvalidOtp => "The code is invalid.".into(),
+            Self::OtpExpired => "The code has expired. Request a new one.".into(),
+            Self::TooManyAttempts => {
+                "Too many wrong codes. Request a new code and try again.".into()
+            }
+            Self::TooManyRequests { retry_after } => format!(
+                "Too many requests. Try again in {} seconds.",
+                retry_after_secs(*retry_after)
+            ),
+            Self::InvalidCredentials => "Invalid email or password.".into(),
+            Self::WrongCurrentPassword => "The current password is wrong.".into(),
+            Self::EmailNotVerified => {
+                "Verify your email address with the code we sent before logging in.".into()
+            }
+            Self::Unauthenticated => "Authentication required.".into(),
+            Self::CrossSiteRequest => {
+                "Cookie-authenticated requests must come from an allowed origin.".into()
+            }
+            Self::NotFound => "Not found.".into(),
+            Self::MethodNotAllowed => "Method not allowed.".into(),
+            Self::Unavailable(f) => format!(
+                "The {} is temporarily unavailable. Try again shortly.",
+                f.dependency()
+            ),
+            Self::Internal(_) => "Something went wrong on our side.".into(),
+        }
+    }
+
+    /// Maps a service failure: outages to 503, anything else to 500.
+    pub fn from_failure(f: Failure) -> Self {
+        if f.is_unavailable() {
+            Self::Unavailable(f)
+        } else {
+            Self::Internal(Box::new(f))
+        }
+    }
+}
+
+fn retry_after_secs(d: Duration) -> u64 {
+    // Round up so a client that waits exactly this long is never early.
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Logs a server-side error with its whole cause chain (never sent to the client).
+fn log_chain(err: &(dyn std::error::Error + 'static), level_error: bool) {
+    let mut chain = String::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if !chain.is_empty() {
+            chain.push_str(": ");
+        }
+        chain.push_str(&e.to_string());
+        cur = e.source();
+    }
+    if level_error {
+        tracing::error!(error.chain = %chain, "request failed");
+    } else {
+        tracing::warn!(error.chain = %chain, "dependency unavailable");
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) | Self::InvalidOtp | Self::OtpExpired => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::TooManyAttempts | Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidCredentials | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::WrongCurrentPassword | Self::EmailNotVerified | Self::CrossSiteRequest => {
+                StatusCode::FORBIDDEN
+            }
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Internal(e) => log_chain(e.as_ref(), true),
+            Self::Unavailable(e) => log_chain(e, false),
+            _ => {}
+        }
+        let fields = match self {
+            Self::Validation { field, message, .. } => {
+                Some(std::iter::once((*field, message.clone())).collect())
+            }
+            _ => None,
+        };
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        match self {
+            Self::Unauthenticated => {
+                res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::TooManyRequests { retry_after } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
+            }
+            Self::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, 5u64));
+            }
+            _ => {}
+        }
+        res.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.message(),
+                fields,
+            },
+        })
+    }
+}
+
+impl From<EmailError> for ApiError {
+    fn from(e: EmailError) -> Self {
+        Self::Validation {
+            code: "invalid_email",
+            field: "email",
+            message: capitalise(&e.to_string()),
+        }
+    }
+}
+
+/// A password-policy error on the given field.
+pub fn weak_password(field: &'static str, e: PasswordError) -> ApiError {
+    ApiError::Validation {
+        code: "weak_password",
+        field,
+        message: capitalise(&e.to_string()),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+impl From<SignupError> for ApiError {
+    fn from(e: SignupError) -> Self {
+        match e {
+            SignupError::EmailTaken => Self::EmailTaken,
+            SignupError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            SignupError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<OtpCheckError> for ApiError {
+    fn from(e: OtpCheckError) -> Self {
+        match e {
+            OtpCheckError::InvalidOtp => Self::InvalidOtp,
+            OtpCheckError::OtpExpired => Self::OtpExpired,
+            OtpCheckError::TooManyAttempts => Self::TooManyAttempts,
+            OtpCheckError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<ResendOtpError> for ApiError {
+    fn from(e: ResendOtpError) -> Self {
+        match e {
+            ResendOtpError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            ResendOtpError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<ForgotPasswordError> for ApiError {
+    fn from(e: ForgotPasswordError) -> Self {
+        match e {
+            ForgotPasswordError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::InvalidCredentials => Self::InvalidCredentials,
+            LoginError::EmailNotVerified => Self::EmailNotVerified,
+            LoginError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<AuthenticateError> for ApiError {
+    fn from(e: AuthenticateError) -> Self {
+        match e {
+            AuthenticateError::Unauthenticated => Self::Unauthenticated,
+            AuthenticateError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::NotFound => Self::NotFound,
+            SessionError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<ChangePasswordError> for ApiError {
+    fn from(e: ChangePasswordError) -> Self {
+        match e {
+            ChangePasswordError::InvalidCredentials => Self::WrongCurrentPassword,
+            ChangePasswordError::Unauthenticated => Self::Unauthenticated,
+            ChangePasswordError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}

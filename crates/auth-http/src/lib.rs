@@ -1,0 +1,20 @@
+//! # auth-http
+//!
+//! The SecureAuth REST API: a thin actix-web layer over [`auth_core::AuthService`]. Handlers
+//! parse a DTO into domain types, call the service and map the result; [`error::ApiError`] holds
+//! the one status table; [`extract::AuthenticatedSession`] authenticates requests;
+//! [`wiring`] builds the adapters from [`settings::Settings`].
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod wiring;
+
+pub use settings::Settings;
+pub use startup::Application;

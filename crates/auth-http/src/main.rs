@@ -1,0 +1,55 @@
+//! `auth-http serve` (default) runs the API; `auth-http migrate` applies database migrations.
+
+use auth_http::settings::Settings;
+use auth_http::{telemetry, wiring, Application};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "auth-http", version, about = "SecureAuth: email + password authentication with server-side sessions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (default). Applies pending migrations first.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // A missing .env is normal; a malformed one is reported by the settings that follow.
+    let _ = dotenvy::dotenv();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("auth-http: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format, "info", std::io::stdout);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => wiring::migrate(&settings).await,
+        Command::Serve => serve(settings).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "auth-http stopped");
+            eprintln!("auth-http: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings.clone()).await?;
+    tracing::info!(addr = %settings.bind_addr.ip(), port = app.port(), "listening");
+    app.run_until_stopped().await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! Handlers: extract the DTO, convert to domain types, call the service, map the result.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use auth_core::{ClientInfo, SessionId};
+
+use crate::dto::*;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::AuthenticatedSession;
+use crate::state::AppState;
+
+type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
+
+const ACCEPTED_RESEND: AcceptedResponse = AcceptedResponse {
+    status: "accepted",
+    message: "If the address has an account waiting for verification, a new code is on its way.",
+};
+const ACCEPTED_FORGOT: AcceptedResponse = AcceptedResponse {
+    status: "accepted",
+    message: "If the address has an account, a reset code is on its way.",
+};
+
+/// Registers the API routes; any other method on a known path answers 405 JSON.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    fn resource(path: &str) -> actix_web::Resource {
+        web::resource(path).default_service(web::to(method_not_allowed))
+    }
+    cfg.service(resource("/signup").route(web::post().to(signup)))
+        .service(resource("/verify-otp").route(web::post().to(verify_otp)))
+        .service(resource("/resend-otp").route(web::post().to(resend_otp)))
+        .service(resource("/login").route(web::post().to(login)))
+        .service(
+            resource("/me")
+                .route(web::get().to(me))
+                .route(web::post().to(me)),
+        )
+        .service(resource("/logout").route(web::post().to(logout)))
+        .service(resource("/logout-all").route(web::post().to(logout_all)))
+        .service(resource("/sessions").route(web::get().to(list_sessions)))
+        .service(resource("/sessions/{id}").route(web::delete().to(revoke_session)))
+        .service(resource("/change-password").route(web::post().to(change_password)))
+        .service(resource("/forgot-password").route(web::post().to(forgot_password)))
+        .service(resource("/reset-password").route(web::post().to(reset_password)))
+        .service(resource("/health").route(web::get().to(health)))
+        .service(resource("/ready").route(web::get().to(ready)));
+}
+
+async fn method_not_allowed() -> Result {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// 404 JSON for unknown routes.
+pub async fn not_found() -> Result {
+    Err(ApiError::NotFound)
+}
+
+fn no_store() -> actix_web::HttpResponseBuilder {
+    let mut b = HttpResponse::Ok();
+    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    b
+}
+
+/// Create an account; a verification code is mailed.
+#[utoipa::path(post, path = "/signup", request_body = SignupRequest, tag = "account",
+    responses(
+        (status = 201, body = UserResponse, description = "Account created, unverified; a code was mailed"),
+        (status = 409, body = ErrorBody, description = "`email_taken`: a verified account has this address"),
+        (status = 422, body = ErrorBody, description = "`invalid_email` or `weak_password`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: a code was mailed moments ago"),
+    ))]
+pub async fn signup(state: web::Data<AppState>, body: web::Json<SignupRequest>) -> Result {
+    let (email, password) = body
+        .into_inner()
+        .try_into_domain(state.service.password_policy())?;
+    let user = state.service.signup(email, password).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(UserResponse::new(&user)))
+}
+
+/// Verify the address with the mailed code.
+#[utoipa::path(post, path = "/verify-otp", request_body = VerifyOtpRequest, tag = "account",
+    responses(
+        (status = 200, body = UserResponse, description = "Verified"),
+        (status = 400, body = ErrorBody, description = "`invalid_otp` (also for an unknown address) or `otp_expired`"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: the code is dead"),
+    ))]
+pub async fn verify_otp(state: web::Data<AppState>, body: web::Json<VerifyOtpRequest>) -> Result {
+    let (email, code) = body.into_inner().try_into_domain()?;
+    let user = state.service.verify_otp(&email, &code).await?;
+    Ok(no_store().json(UserResponse::new(&user)))
+}
+
+/// Mail a new verification code.
+#[utoipa::path(post, path = "/resend-otp", request_body = EmailRequest, tag = "account",
+    responses(
+        (status = 202, body = AcceptedResponse, description = "Same answer whatever the address"),
+        (status = 429, body = ErrorBody, description = "Inside the per-address cooldown (any address); see `Retry-After`"),
+    ))]
+pub async fn resend_otp(state: web::Data<AppState>, body: web::Json<EmailRequest>) -> Result {
+    let email = body.into_inner().try_into_domain()?;
+    state.service.resend_otp(&email).await?;
+    Ok(HttpResponse::Accepted().json(ACCEPTED_RESEND))
+}
+
+/// Log in; opens a session.
+#[utoipa::path(post, path = "/login", request_body = LoginRequest, tag = "session",
+    responses(
+        (status = 200, body = LoginResponse, description = "Bearer: token in the body. Cookie: token only in `Set-Cookie`"),
+        (status = 401, body = ErrorBody, description = "`invalid_credentials`"),
+        (status = 403, body = ErrorBody, description = "`email_not_verified`"),
+    ))]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result {
+    let (email, password, transport) = body.into_inner().try_into_domain()?;
+    let client = ClientInfo::new(
+        state.client_ip.client_ip(&req),
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let outcome = state.service.login(&email, &password, client).await?;
+    let expires_at = outcome.session.expires_at;
+    let mut res = no_store();
+    let token = match transport {
+        Transport::Bearer => Some(outcome.token.expose()),
+        Transport::Cookie => {
+            let ttl = state.service.config().session_ttl.as_secs();
+            let max_age = i64::try_from(ttl).unwrap_or(i64::MAX);
+            res.cookie(state.cookie.session_cookie(outcome.token.expose(), max_age));
+            None
+        }
+    };
+    Ok(res.json(LoginResponse {
+        user: (&outcome.user).into(),
+        session: LoginSession { token, expires_at },
+    }))
+}
+
+/// The current user and session.
+#[utoipa::path(get, path = "/me", tag = "session", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`, with `WWW-Authenticate: Bearer`"),
+    ))]
+pub async fn me(auth: AuthenticatedSession) -> Result {
+    let s = &auth.session;
+    Ok(no_store().json(MeResponse {
+        user: (&s.user).into(),
+        session: MeSession {
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        },
+    }))
+}
+
+/// Revoke the current session.
+#[utoipa::path(post, path = "/logout", tag = "session", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Revoked; cookie cleared"), (status = 401, body = ErrorBody)))]
+pub async fn logout(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
+    state.service.logout(&auth.token).await?;
+    Ok(HttpResponse::NoContent()
+        .cookie(state.cookie.removal_cookie())
+        .finish())
+}
+
+/// Revoke every session of the user.
+#[utoipa::path(post, path = "/logout-all", tag = "session", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "All sessions revoked; cookie cleared"), (status = 401, body = ErrorBody)))]
+pub async fn logout_all(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
+    state.service.logout_all(auth.session.user.id).await?;
+    Ok(HttpResponse::NoContent()
+        .cookie(state.cookie.removal_cookie())
+        .finish())
+}
+
+/// The user's live sessions.
+#[utoipa::path(get, path = "/sessions", tag = "session", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = SessionsResponse), (status = 401, body = ErrorBody)))]
+pub async fn list_sessions(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
+    let sessions = state.service.list_sessions(auth.session.user.id).await?;
+    Ok(no_store().json(SessionsResponse {
+        sessions: sessions
+            .iter()
+            .map(|s| SessionDto::new(s, auth.session.id))
+            .collect(),
+    }))
+}
+
+/// Revoke one of the user's sessions by its public id.
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "session", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Session id from `GET /sessions`")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "Not one of the caller's sessions"),
+    ))]
+pub async fn revoke_session(
+    state: web::Data<AppState>,
+    auth: AuthenticatedSession,
+    path: web::Path<String>,
+) -> Result {
+    let id = SessionId::parse(&path).ok_or(ApiError::NotFound)?;
+    state
+        .service
+        .revoke_session(auth.session.user.id, id)
+        .await?;
+    let mut res = HttpResponse::NoContent();
+    if id == auth.session.id && auth.transport == Transport::Cookie {
+        res.cookie(state.cookie.removal_cookie());
+    }
+    Ok(res.finish())
+}
+
+/// Change the password; every other session is revoked.
+#[utoipa::path(post, path = "/change-password", request_body = ChangePasswordRequest, tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Changed; other sessions revoked; a notice was mailed"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "`invalid_credentials`: wrong current password; nothing changed"),
+        (status = 422, body = ErrorBody, description = "`weak_password`"),
+    ))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    auth: AuthenticatedSession,
+    body: web::Json<ChangePasswordRequest>,
+) -> Result {
+    let (current, new_password) = body
+        .into_inner()
+        .try_into_domain(state.service.password_policy(), &auth.session.user.email)?;
+    state
+        .service
+        .change_password(&auth.session, &current, new_password)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Start a password reset; a code is mailed to a verified account.
+#[utoipa::path(post, path = "/forgot-password", request_body = EmailRequest, tag = "account",
+    responses(
+        (status = 202, body = AcceptedResponse, description = "Same answer whatever the address"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`"),
+    ))]
+pub async fn forgot_password(state: web::Data<AppState>, body: web::Json<EmailRequest>) -> Result {
+    let email = body.into_inner().try_into_domain()?;
+    state.service.forgot_password(&email).await?;
+    Ok(HttpResponse::Accepted().json(ACCEPTED_FORGOT))
+}
+
+/// Set a new password with the mailed reset code; every session is revoked.
+#[utoipa::path(post, path = "/reset-password", request_body = ResetPasswordRequest, tag = "account",
+    responses(
+        (status = 200, body = UserResponse, description = "Password set; every session revoked; a notice was mailed"),
+        (status = 400, body = ErrorBody, description = "`invalid_otp` or `otp_expired`"),
+        (status = 422, body = ErrorBody, description = "`weak_password`"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`"),
+    ))]
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    body: web::Json<ResetPasswordRequest>,
+) -> Result {
+    let (email, code, new_password) = body
+        .into_inner()
+        .try_into_domain(state.service.password_policy())?;
+    let user = state
+        .service
+        .reset_password(&email, &code, new_password)
+        .await?;
+    Ok(no_store().json(UserResponse::new(&user)))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = HealthResponse)))]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(HealthResponse { status: "ok" })
+}
+
+/// Readiness: PostgreSQL (user store) and Redis (session store) answer.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, body = ReadyResponse), (status = 503, body = ReadyResponse, description = "Names what is down")))]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let r = state.service.readiness().await;
+    let status = |ok: bool| if ok { "ok" } else { "down" };
+    let checks = BTreeMap::from([
+        ("user_store", status(r.users)),
+        ("session_store", status(r.sessions)),
+    ]);
+    if r.users && r.sessions {
+        HttpResponse::Ok().json(ReadyResponse {
+            status: "ok",
+            checks,
+        })
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, 5u64))
+            .json(ReadyResponse {
+                status: "unavailable",
+                checks,
+            })
+    }
+}

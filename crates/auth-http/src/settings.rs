@@ -1,0 +1,410 @@
+//! Typed settings, read once at start-up from environment variables (and a `.env` file), each
+//! validated with an error that names the variable.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::telemetry::LogFormat;
+
+/// A setting that could not be used; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in {var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Where the service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Local use: convenient defaults (a random per-process `AUTH_SECRET`, mail to files).
+    Development,
+    /// Deployed: every secret and dependency must be configured explicitly.
+    Production,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (port 587).
+    StartTls,
+    /// No TLS: only for a local development mail server.
+    None,
+}
+
+/// SMTP server settings.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// Server host name.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// TLS mode.
+    pub tls: SmtpTls,
+    /// Login name, if the server requires authentication.
+    pub username: Option<String>,
+    /// Password for `username`.
+    pub password: Option<SecretString>,
+}
+
+/// Every setting of the server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_ENV`: `development` (default) or `production`.
+    pub app_env: AppEnv,
+    /// `BIND_ADDR`: address to listen on (default `127.0.0.1:8080`).
+    pub bind_addr: SocketAddr,
+    /// `DATABASE_URL`: PostgreSQL URL.
+    pub database_url: SecretString,
+    /// `REDIS_URL`: Redis URL.
+    pub redis_url: SecretString,
+    /// `REDIS_KEY_PREFIX`: prefix of every Redis key (default `secureauth:`).
+    pub redis_key_prefix: String,
+    /// `SMTP_HOST`/`SMTP_SERVER`, ...: the SMTP server; `None` writes mail to `MAIL_DIR`.
+    pub smtp: Option<SmtpConfig>,
+    /// `MAIL_FROM`/`SMTP_EMAIL`: sender mailbox.
+    pub mail_from: String,
+    /// `MAIL_DIR`: where mail goes without SMTP (default `./data/mail`).
+    pub mail_dir: PathBuf,
+    /// `SESSION_TTL`: absolute session lifetime (default `24h`).
+    pub session_ttl: Duration,
+    /// `OTP_TTL`: code lifetime (default `10m`).
+    pub otp_ttl: Duration,
+    /// `MAIL_COOLDOWN`: minimum time between code mails to one address (default `60s`).
+    pub mail_cooldown: Duration,
+    /// `PASSWORD_MIN_LENGTH`: minimum password length (default 8, at least 8).
+    pub password_min_length: usize,
+    /// `COOKIE_SECURE`: set `Secure` on the session cookie (default `true`).
+    pub cookie_secure: bool,
+    /// `AUTH_SECRET`: HMAC key for one-time codes (at least 32 bytes).
+    pub auth_secret: Option<SecretString>,
+    /// `LOG_FORMAT`: `pretty` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `ALLOWED_ORIGINS`: extra origins allowed for cookie-authenticated requests.
+    pub allowed_origins: Vec<String>,
+    /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// `ENUMERATION_PROTECTION`: signup for a taken address answers like a new signup.
+    pub enumeration_protection: bool,
+    /// `DEPENDENCY_TIMEOUT`: how long to wait for PostgreSQL, Redis or SMTP (default `3s`).
+    pub dependency_timeout: Duration,
+    /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM`: hashing cost.
+    pub argon2: (u32, u32, u32),
+    /// `HTTP_WORKERS`: actix worker threads (default: number of cores).
+    pub workers: Option<usize>,
+}
+
+impl Settings {
+    /// Reads the process environment (after loading `.env` if present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |names: &[&'static str]| -> Option<(&'static str, String)> {
+            names.iter().find_map(|n| {
+                lookup(n)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (*n, v))
+            })
+        };
+        let app_env = match get(&["APP_ENV"]).map(|(_, v)| v.to_ascii_lowercase()) {
+            None => AppEnv::Development,
+            Some(v) if v == "development" || v == "dev" => AppEnv::Development,
+            Some(v) if v == "production" || v == "prod" => AppEnv::Production,
+            Some(v) => {
+                return Err(err(
+                    "APP_ENV",
+                    format!("expected development or production, got {v:?}"),
+                ))
+            }
+        };
+        let dev = app_env == AppEnv::Development;
+
+        let parse_duration = |var: &'static str, default: &str| -> Result<Duration, ConfigError> {
+            let raw = get(&[var]).map(|(_, v)| v).unwrap_or_else(|| default.into());
+            // A bare number means seconds.
+            if let Ok(secs) = raw.parse::<u64>() {
+                return Ok(Duration::from_secs(secs));
+            }
+            humantime::parse_duration(&raw)
+                .map_err(|e| err(var, format!("{raw:?} is not a duration ({e}); e.g. 90s, 10m, 24h")))
+        };
+        let parse_bool = |var: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match get(&[var]).map(|(_, v)| v.to_ascii_lowercase()) {
+                None => Ok(default),
+                Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+                Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+                Some(v) => Err(err(var, format!("expected true or false, got {v:?}"))),
+            }
+        };
+        fn parse_num<T: std::str::FromStr>(
+            raw: Option<(&'static str, String)>,
+            default: T,
+        ) -> Result<T, ConfigError> {
+            match raw {
+                None => Ok(default),
+                Some((name, v)) => v.parse().map_err(|_| ConfigError {
+                    var: name,
+                    message: format!("{v:?} is not a valid number"),
+                }),
+            }
+        }
+
+        let bind_addr = get(&["BIND_ADDR"])
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind_addr = bind_addr
+            .parse()
+            .map_err(|_| err("BIND_ADDR", format!("{bind_addr:?} is not host:port, e.g. 0.0.0.0:8080")))?;
+
+        let database_url = match get(&["DATABASE_URL"]) {
+            Some((_, v)) => v,
+            None if dev => "postgres://postgres@127.0.0.1:5432/test".into(),
+            None => return Err(err("DATABASE_URL", "required in production")),
+        };
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            return Err(err("DATABASE_URL", "must start with postgres:// or postgresql://"));
+        }
+        let redis_url = match get(&["REDIS_URL"]) {
+            Some((_, v)) => v,
+            None if dev => "redis://127.0.0.1:6379".into(),
+            None => return Err(err("REDIS_URL", "required in production")),
+        };
+        if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
+            return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
+        }
+        let redis_key_prefix = get(&["REDIS_KEY_PREFIX"])
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| "secureauth:".into());
+
+        let smtp = match get(&["SMTP_HOST", "SMTP_SERVER"]) {
+            None => None,
+            Some((_, host)) => {
+                let tls = match get(&["SMTP_TLS"]).map(|(_, v)| v.to_ascii_lowercase()) {
+                    None => None,
+                    Some(v) if v == "implicit" || v == "tls" || v == "ssl" => Some(SmtpTls::Implicit),
+                    Some(v) if v == "starttls" => Some(SmtpTls::StartTls),
+                    Some(v) if v == "none" || v == "plain" || v == "off" => Some(SmtpTls::None),
+                    Some(v) => {
+                        return Err(err(
+                            "SMTP_TLS",
+                            format!("expected implicit, starttls or none, got {v:?}"),
+                        ))
+                    }
+                };
+                let port: Option<u16> = match get(&["SMTP_PORT"]) {
+                    None => None,
+                    Some((name, v)) => Some(v.parse().map_err(|_| ConfigError {
+                        var: name,
+                        message: format!("{v:?} is not a port number"),
+                    })?),
+                };
+                let (port, tls) = match (port, tls) {
+                    (Some(p), Some(t)) => (p, t),
+                    (None, Some(SmtpTls::Implicit)) => (465, SmtpTls::Implicit),
+                    (None, Some(SmtpTls::StartTls)) => (587, SmtpTls::StartTls),
+                    (None, Some(SmtpTls::None)) => (25, SmtpTls::None),
+                    (Some(465), None) => (465, SmtpTls::Implicit),
+                    (Some(p), None) => (p, SmtpTls::StartTls),
+                    (None, None) => (587, SmtpTls::StartTls),
+                };
+                if tls == SmtpTls::None && !dev {
+                    return Err(err("SMTP_TLS", "plain SMTP is only allowed in development"));
+                }
+                Some(SmtpConfig {
+                    host,
+                    port,
+                    tls,
+                    username: get(&["SMTP_USERNAME", "SMTP_USER"]).map(|(_, v)| v),
+                    password: get(&["SMTP_PASSWORD"]).map(|(_, v)| SecretString::from(v)),
+                })
+            }
+        };
+        if smtp.is_none() && !dev {
+            return Err(err("SMTP_HOST", "an SMTP server is required in production"));
+        }
+        let mail_from = get(&["MAIL_FROM", "SMTP_EMAIL"])
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| "SecureAuth <no-reply@localhost>".into());
+        let mail_dir = get(&["MAIL_DIR"])
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_else(|| PathBuf::from("data/mail"));
+
+        let auth_secret = get(&["AUTH_SECRET"]).map(|(_, v)| SecretString::from(v));
+        match &auth_secret {
+            Some(s) if s.expose_secret().len() < 32 => {
+                return Err(err(
+                    "AUTH_SECRET",
+                    "must be at least 32 bytes; generate one with `openssl rand -hex 32`",
+                ))
+            }
+            None if !dev => {
+                return Err(err(
+                    "AUTH_SECRET",
+                    "required in production (the HMAC key of one-time codes, shared by every \
+                     instance); generate one with `openssl rand -hex 32`",
+                ))
+            }
+            _ => {}
+        }
+
+        let log_format = match get(&["LOG_FORMAT"]).map(|(_, v)| v.to_ascii_lowercase()) {
+            None => LogFormat::Pretty,
+            Some(v) if v == "pretty" || v == "text" => LogFormat::Pretty,
+            Some(v) if v == "json" => LogFormat::Json,
+            Some(v) => return Err(err("LOG_FORMAT", format!("expected pretty or json, got {v:?}"))),
+        };
+        let allowed_origins = get(&["ALLOWED_ORIGINS"])
+            .map(|(_, v)| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let trusted_proxies = match get(&["TRUSTED_PROXIES"]) {
+            None => Vec::new(),
+            Some((_, v)) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| err("TRUSTED_PROXIES", format!("{s:?} is not an IP address")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let session_ttl = parse_duration("SESSION_TTL", "24h")?;
+        let otp_ttl = parse_duration("OTP_TTL", "10m")?;
+        if otp_ttl > Duration::from_secs(600) || otp_ttl.is_zero() {
+            return Err(err("OTP_TTL", "must be between 1s and 10m"));
+        }
+        if session_ttl < Duration::from_secs(60) {
+            return Err(err("SESSION_TTL", "must be at least 60s"));
+        }
+        let workers = match get(&["HTTP_WORKERS"]) {
+            None => None,
+            Some((_, v)) => Some(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err("HTTP_WORKERS", format!("{v:?} is not a positive number")))?,
+            ),
+        };
+
+        Ok(Self {
+            app_env,
+            bind_addr,
+            database_url: database_url.into(),
+            redis_url: redis_url.into(),
+            redis_key_prefix,
+            smtp,
+            mail_from,
+            mail_dir,
+            session_ttl,
+            otp_ttl,
+            mail_cooldown: parse_duration("MAIL_COOLDOWN", "60s")?,
+            password_min_length: parse_num(get(&["PASSWORD_MIN_LENGTH"]), 8)?,
+            cookie_secure: parse_bool("COOKIE_SECURE", true)?,
+            auth_secret,
+            log_format,
+            allowed_origins,
+            trusted_proxies,
+            enumeration_protection: parse_bool("ENUMERATION_PROTECTION", false)?,
+            dependency_timeout: parse_duration("DEPENDENCY_TIMEOUT", "3s")?,
+            argon2: (
+                parse_num(get(&["ARGON2_MEMORY_KIB"]), 19_456)?,
+                parse_num(get(&["ARGON2_ITERATIONS"]), 2)?,
+                parse_num(get(&["ARGON2_PARALLELISM"]), 1)?,
+            ),
+            workers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn development_defaults() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.app_env, AppEnv::Development);
+        assert_eq!(s.session_ttl, Duration::from_secs(86_400));
+        assert_eq!(s.otp_ttl, Duration::from_secs(600));
+        assert!(s.cookie_secure);
+        assert!(s.smtp.is_none());
+    }
+
+    #[test]
+    fn production_requires_secret_and_names_it() {
+        let e = with(&[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://x@db/app"),
+            ("REDIS_URL", "redis://cache"),
+            ("SMTP_HOST", "smtp.example.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "AUTH_SECRET");
+    }
+
+    #[test]
+    fn legacy_smtp_names_are_accepted() {
+        let s = with(&[
+            ("SMTP_SERVER", "smtp.example.com"),
+            ("SMTP_PORT", "465"),
+            ("SMTP_USER", "mailer"),
+            ("SMTP_PASSWORD", "pw"),
+            ("SMTP_EMAIL", "Team <team@example.com>"),
+        ])
+        .unwrap();
+        let smtp = s.smtp.unwrap();
+        assert_eq!(smtp.host, "smtp.example.com");
+        assert_eq!((smtp.port, smtp.tls), (465, SmtpTls::Implicit));
+        assert_eq!(smtp.username.as_deref(), Some("mailer"));
+        assert_eq!(s.mail_from, "Team <team@example.com>");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(with(&[("SESSION_TTL", "soon")]).unwrap_err().var, "SESSION_TTL");
+        assert_eq!(with(&[("SMTP_SERVER", "h"), ("SMTP_PORT", "x")]).unwrap_err().var, "SMTP_PORT");
+        assert_eq!(with(&[("BIND_ADDR", "nope")]).unwrap_err().var, "BIND_ADDR");
+        assert_eq!(with(&[("AUTH_SECRET", "short")]).unwrap_err().var, "AUTH_SECRET");
+        assert_eq!(with(&[("COOKIE_SECURE", "maybe")]).unwrap_err().var, "COOKIE_SECURE");
+        assert_eq!(with(&[("PASSWORD_MIN_LENGTH", "x")]).unwrap_err().var, "PASSWORD_MIN_LENGTH");
+        assert_eq!(with(&[("OTP_TTL", "1h")]).unwrap_err().var, "OTP_TTL");
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        let s = with(&[("SESSION_TTL", "3600"), ("OTP_TTL", "5m")]).unwrap();
+        assert_eq!(s.session_ttl, Duration::from_secs(3600));
+        assert_eq!(s.otp_ttl, Duration::from_secs(300));
+    }
+}

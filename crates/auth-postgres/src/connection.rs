@@ -1,0 +1,81 @@
+//! Opening and checking connections, with our own bounds on time.
+//!
+//! The pool manager is given a setup callback instead of the URL string: the URL stays inside a
+//! parsed `tokio_postgres::Config` (never a plain `String` that could end up in a log), and
+//! every connection attempt and health check is bounded, so a dead or silent server becomes an
+//! error quickly instead of a hang.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::result::{ConnectionError, ConnectionResult, DatabaseErrorKind, QueryResult};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Opens one connection, giving up after `timeout`.
+pub(crate) async fn establish(
+    config: &tokio_postgres::Config,
+    timeout: Duration,
+) -> ConnectionResult<AsyncPgConnection> {
+    let connect = async {
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+        AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    };
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectionError::BadConnection(format!(
+            "no connection to PostgreSQL within {timeout:?}"
+        ))),
+    }
+}
+
+/// A pool manager that opens connections with [`establish`] and checks each one with a bounded
+/// `SELECT 1` before handing it out again, so a connection the server dropped while it sat in
+/// the pool is replaced instead of failing the next request, and the pool heals by itself once
+/// the server is back.
+pub(crate) fn manager(
+    config: Arc<tokio_postgres::Config>,
+    connect_timeout: Duration,
+) -> AsyncDieselConnectionManager<AsyncPgConnection> {
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    manager_config.custom_setup = Box::new(move |_url: &str| {
+        let config = Arc::clone(&config);
+        Box::pin(async move { establish(&config, connect_timeout).await })
+    });
+    manager_config.recycling_method =
+        RecyclingMethod::CustomFunction(recycle_check(move |conn| {
+            Box::pin(bounded_ping(conn, connect_timeout))
+        }));
+    // The URL is deliberately not given to the manager: the setup callback owns the config.
+    AsyncDieselConnectionManager::new_with_config(String::new(), manager_config)
+}
+
+/// Pins down the higher-ranked signature the pool expects; a bare closure would not infer it.
+fn recycle_check<F>(check: F) -> Box<F>
+where
+    F: for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, QueryResult<()>>
+        + Send
+        + Sync
+        + 'static,
+{
+    Box::new(check)
+}
+
+async fn bounded_ping(conn: &mut AsyncPgConnection, timeout: Duration) -> QueryResult<()> {
+    match tokio::time::timeout(timeout, diesel::sql_query("SELECT 1").execute(conn)).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err(diesel::result::Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new(format!("health check got no answer within {timeout:?}")),
+        )),
+    }
+}

@@ -1,0 +1,45 @@
+//! Translation of driver and pool errors into [`UserRepoError`], in one place.
+
+use std::time::Duration;
+
+use auth_core::UserRepoError;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::pooled_connection::deadpool::PoolError;
+
+/// Name of the primary key constraint of `users` (PostgreSQL's default naming).
+const USERS_PKEY: &str = "users_pkey";
+
+/// A failed statement.
+///
+/// Without a SQLSTATE (diesel-async reports I/O failures as `UnableToSendCommand`) the server
+/// was not reached or the connection died: an outage. A unique violation is a duplicate
+/// address, except on the primary key, where it means the caller reused an id: a bug, not a
+/// taken address.
+pub(crate) fn from_diesel(error: DieselError) -> UserRepoError {
+    match &error {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() != Some(USERS_PKEY) =>
+        {
+            UserRepoError::Duplicate
+        }
+        DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+            _,
+        ) => UserRepoError::Unavailable(Box::new(error)),
+        _ => UserRepoError::Other(Box::new(error)),
+    }
+}
+
+/// A failed attempt to obtain a connection: every cause is an outage (refused, timed out,
+/// closed pool, failed handshake), except a pool built without what it needs.
+pub(crate) fn from_pool(error: PoolError) -> UserRepoError {
+    match error {
+        PoolError::NoRuntimeSpecified => UserRepoError::Other(Box::new(error)),
+        other => UserRepoError::Unavailable(Box::new(other)),
+    }
+}
+
+/// A bound of the settings elapsed.
+pub(crate) fn timed_out(what: &str, after: Duration) -> UserRepoError {
+    UserRepoError::Unavailable(format!("{what}: no answer from PostgreSQL within {after:?}").into())
+}

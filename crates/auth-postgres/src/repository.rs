@@ -1,0 +1,284 @@
+//! [`PgUserRepository`]: the [`UserRepository`] port on PostgreSQL.
+
+use std::fmt;
+use std::time::Duration;
+
+use auth_core::{
+    EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
+    UserRepository,
+};
+use chrono::{DateTime, Utc};
+use diesel::dsl::case_when;
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text, Timestamptz};
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tokio::time::error::Elapsed;
+use uuid::Uuid;
+
+use crate::errors;
+use crate::schema::users;
+use crate::settings::{PgPool, PostgresError, PostgresSettings};
+
+define_sql_function!(fn lower(x: Text) -> Text);
+define_sql_function!(
+    fn coalesce(x: Nullable<Timestamptz>, y: Nullable<Timestamptz>) -> Nullable<Timestamptz>
+);
+
+type PooledConnection = Object<AsyncPgConnection>;
+
+/// [`UserRepository`] backed by the `users` table, through a connection pool.
+///
+/// Cheap to clone (clones share the pool). Uniqueness of addresses is enforced by the unique
+/// index on `lower(email)`; every operation is a single statement, so there is no
+/// check-then-write race. Every operation is bounded in time by the settings'
+/// `acquire_timeout` and `query_timeout`, after which it fails with
+/// [`UserRepoError::Unavailable`].
+#[derive(Clone)]
+pub struct PgUserRepository {
+    pool: PgPool,
+    acquire_timeout: Duration,
+    query_timeout: Duration,
+}
+
+impl PgUserRepository {
+    /// A repository with its own pool built from `settings` (see [`PostgresSettings::pool`]).
+    ///
+    /// Does not contact the server: the pool connects on first use. Fails only on unusable
+    /// settings.
+    pub fn connect(settings: &PostgresSettings) -> Result<Self, PostgresError> {
+        Ok(Self::from_pool(settings.pool()?, settings))
+    }
+
+    /// A repository on an existing pool (e.g. one shared with other adapters), with the
+    /// timeouts of `settings`.
+    pub fn from_pool(pool: PgPool, settings: &PostgresSettings) -> Self {
+        Self {
+            pool,
+            acquire_timeout: settings.acquire_timeout,
+            query_timeout: settings.query_timeout,
+        }
+    }
+
+    /// The underlying pool (its `status()` is useful for metrics).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool: idle connections are dropped and later operations fail with
+    /// `Unavailable`. For graceful shutdown; affects every clone.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    async fn checkout(&self) -> Result<PooledConnection, UserRepoError> {
+        match tokio::time::timeout(self.acquire_timeout, self.pool.get()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(error)) => Err(errors::from_pool(error)),
+            Err(_) => Err(errors::timed_out("getting a connection", self.acquire_timeout)),
+        }
+    }
+
+    /// Ends the use of a connection. A statement that timed out may still be running on it,
+    /// so the connection is taken out of the pool rather than handed to the next caller.
+    fn settle<T>(
+        &self,
+        conn: PooledConnection,
+        outcome: Result<QueryResult<T>, Elapsed>,
+    ) -> Result<T, UserRepoError> {
+        match outcome {
+            Ok(result) => result.map_err(errors::from_diesel),
+            Err(_) => {
+                drop(Object::take(conn));
+                Err(errors::timed_out("running a statement", self.query_timeout))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PgUserRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgUserRepository")
+            .field("pool", &self.pool.status())
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("query_timeout", &self.query_timeout)
+            .finish()
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    password_hash: String,
+    verified_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    fn into_credentials(mut self) -> Result<UserCredentials, UserRepoError> {
+        let password_hash = PasswordHash::new(std::mem::take(&mut self.password_hash));
+        let user = self.into_user()?;
+        Ok(UserCredentials {
+            user,
+            password_hash,
+        })
+    }
+
+    fn into_user(self) -> Result<User, UserRepoError> {
+        // Only rows written outside this adapter can fail here; the address itself is not put
+        // in the error, it is personal data.
+        let email = EmailAddress::parse(&self.email).map_err(|e| {
+            UserRepoError::Other(format!("user {} has an invalid stored address: {e}", self.id).into())
+        })?;
+        Ok(User {
+            id: UserId::from_uuid(self.id),
+            email,
+            verified_at: self.verified_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUserRow<'a> {
+    id: Uuid,
+    email: &'a str,
+    password_hash: &'a str,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[async_trait::async_trait]
+impl UserRepository for PgUserRepository {
+    #[tracing::instrument(name = "pg.users.create", skip_all, fields(user_id = %new_user.id))]
+    async fn create(&self, new_user: &NewUser) -> Result<User, UserRepoError> {
+        let row = NewUserRow {
+            id: new_user.id.as_uuid(),
+            email: new_user.email.as_str(),
+            password_hash: new_user.password_hash.as_str(),
+            created_at: new_user.created_at,
+            updated_at: new_user.created_at,
+        };
+        let mut conn = self.checkout().await?;
+        // No read before the write: the unique index decides, so concurrent signups of one
+        // address yield one row and `Duplicate` for the others.
+        let query = diesel::insert_into(users::table)
+            .values(&row)
+            .returning(UserRow::as_returning());
+        let outcome =
+            tokio::time::timeout(self.query_timeout, query.get_result(&mut conn)).await;
+        self.settle(conn, outcome)?.into_user()
+    }
+
+    #[tracing::instrument(name = "pg.users.find_by_email", skip_all)]
+    async fn find_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<UserCredentials>, UserRepoError> {
+        let mut conn = self.checkout().await?;
+        // Same expression as the unique index, so the lookup uses it and agrees with it.
+        let query = users::table
+            .filter(lower(users::email).eq(lower(email.as_str())))
+            .select(UserRow::as_select());
+        let outcome =
+            tokio::time::timeout(self.query_timeout, query.first(&mut conn).optional()).await;
+        self.settle(conn, outcome)?
+            .map(UserRow::into_credentials)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "pg.users.find_by_id", skip_all, fields(user_id = %id))]
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, UserRepoError> {
+        let mut conn = self.checkout().await?;
+        let query = users::table
+            .find(id.as_uuid())
+            .select(UserRow::as_select());
+        let outcome =
+            tokio::time::timeout(self.query_timeout, query.first(&mut conn).optional()).await;
+        self.settle(conn, outcome)?
+            .map(UserRow::into_credentials)
+            .transpose()
+    }
+
+    #[tracing::instrument(
+        name = "pg.users.replace_unverified_password",
+        skip_all,
+        fields(user_id = %id)
+    )]
+    async fn replace_unverified_password(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<(), UserRepoError> {
+        let mut conn = self.checkout().await?;
+        // The state check is part of the UPDATE, so a verification that lands between a read
+        // and this write can never be overwritten.
+        let query = diesel::update(
+            users::table
+                .filter(users::id.eq(id.as_uuid()))
+                .filter(users::verified_at.is_null()),
+        )
+        .set((
+            users::password_hash.eq(password_hash.as_str()),
+            users::updated_at.eq(at),
+        ));
+        let outcome = tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await;
+        match self.settle(conn, outcome)? {
+            0 => Err(UserRepoError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(name = "pg.users.mark_verified", skip_all, fields(user_id = %id))]
+    async fn mark_verified(&self, id: UserId, at: DateTime<Utc>) -> Result<User, UserRepoError> {
+        let mut conn = self.checkout().await?;
+        // One statement that keeps the first verification time; `SET` expressions all see the
+        // old row, so `updated_at` only moves when this call is the one that verifies.
+        let query = diesel::update(users::table.find(id.as_uuid()))
+            .set((
+                users::verified_at.eq(coalesce(users::verified_at, Some(at))),
+                users::updated_at.eq(case_when(users::verified_at.is_null(), at)
+                    .otherwise(users::updated_at)),
+            ))
+            .returning(UserRow::as_returning());
+        let outcome =
+            tokio::time::timeout(self.query_timeout, query.get_result(&mut conn).optional())
+                .await;
+        self.settle(conn, outcome)?
+            .ok_or(UserRepoError::NotFound)?
+            .into_user()
+    }
+
+    #[tracing::instrument(name = "pg.users.set_password_hash", skip_all, fields(user_id = %id))]
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<(), UserRepoError> {
+        let mut conn = self.checkout().await?;
+        let query = diesel::update(users::table.find(id.as_uuid())).set((
+            users::password_hash.eq(password_hash.as_str()),
+            users::updated_at.eq(at),
+        ));
+        let outcome = tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await;
+        match self.settle(conn, outcome)? {
+            0 => Err(UserRepoError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(name = "pg.users.ping", skip_all)]
+    async fn ping(&self) -> Result<(), UserRepoError> {
+        let mut conn = self.checkout().await?;
+        let query = diesel::sql_query("SELECT 1");
+        let outcome = tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await;
+        self.settle(conn, outcome).map(|_| ())
+    }
+}

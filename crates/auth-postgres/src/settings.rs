@@ -1,0 +1,184 @@
+//! [`PostgresSettings`]: what the adapter needs to know, and the pool it builds from it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::BoxError;
+use diesel_async::pooled_connection::deadpool::{BuildError, Pool};
+use diesel_async::AsyncPgConnection;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::connection;
+
+/// The connection pool type used by this crate.
+pub type PgPool = Pool<AsyncPgConnection>;
+
+/// Settings of the PostgreSQL adapter.
+///
+/// Build one with [`PostgresSettings::new`] and override fields as needed:
+///
+/// ```
+/// use std::time::Duration;
+/// use auth_postgres::PostgresSettings;
+///
+/// let settings = PostgresSettings {
+///     max_connections: 20,
+///     connect_timeout: Duration::from_secs(2),
+///     ..PostgresSettings::new("postgres://app:secret@db:5432/auth".into())
+/// };
+/// assert!(!format!("{settings:?}").contains("secret"));
+/// ```
+#[derive(Clone)]
+pub struct PostgresSettings {
+    /// Connection URL (`postgres://user:password@host:port/database`, or the libpq
+    /// `key=value` form). It may hold a password, so it is a secret and never logged.
+    pub url: SecretString,
+    /// Largest number of open connections in the pool.
+    pub max_connections: usize,
+    /// Longest time to open one connection (TCP connect, start-up and authentication).
+    pub connect_timeout: Duration,
+    /// Longest time an operation waits to obtain a usable connection from the pool: waiting
+    /// for a free one, opening a new one and checking it. When it elapses the operation fails
+    /// with `Unavailable`, so a dead server is reported within this bound, never a hang.
+    pub acquire_timeout: Duration,
+    /// Longest time one statement may take once it has a connection. When it elapses the
+    /// operation fails with `Unavailable` and the connection is discarded.
+    pub query_timeout: Duration,
+}
+
+impl PostgresSettings {
+    /// Default for [`Self::max_connections`].
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
+    /// Default for [`Self::connect_timeout`].
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Default for [`Self::acquire_timeout`].
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default for [`Self::query_timeout`].
+    pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Settings for this URL, with the default pool size and timeouts.
+    pub fn new(url: SecretString) -> Self {
+        Self {
+            url,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+            query_timeout: Self::DEFAULT_QUERY_TIMEOUT,
+        }
+    }
+
+    /// Builds a connection pool. No connection is opened yet: the pool connects on first use,
+    /// so an application can start while the database is down and recovers when it comes back.
+    ///
+    /// Fails only when the settings are unusable (malformed URL, no host, zero size or
+    /// timeout); call [`crate::PgUserRepository::ping`] at start-up to check reachability.
+    pub fn pool(&self) -> Result<PgPool, PostgresError> {
+        let config = self.connect_config()?;
+        let manager = connection::manager(Arc::new(config), self.connect_timeout);
+        Pool::builder(manager)
+            .max_size(self.max_connections)
+            .build()
+            .map_err(PostgresError::Pool)
+    }
+
+    /// The parsed URL, after checking every setting.
+    pub(crate) fn connect_config(&self) -> Result<tokio_postgres::Config, PostgresError> {
+        if self.max_connections == 0 {
+            return Err(PostgresError::InvalidSettings(
+                "max_connections must be at least 1",
+            ));
+        }
+        if self.connect_timeout.is_zero()
+            || self.acquire_timeout.is_zero()
+            || self.query_timeout.is_zero()
+        {
+            return Err(PostgresError::InvalidSettings("timeouts must be positive"));
+        }
+        let mut config = tokio_postgres::Config::from_str(self.url.expose_secret())
+            .map_err(|e| PostgresError::InvalidUrl(Box::new(e)))?;
+        if config.get_hosts().is_empty() {
+            return Err(PostgresError::InvalidSettings("the URL names no host"));
+        }
+        if config.get_application_name().is_none() {
+            // Lets a DBA tell our sessions apart in pg_stat_activity.
+            config.application_name("secureauth");
+        }
+        Ok(config)
+    }
+}
+
+impl fmt::Debug for PostgresSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSettings")
+            .field("url", &"[REDACTED]")
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("query_timeout", &self.query_timeout)
+            .finish()
+    }
+}
+
+/// Why [`PostgresSettings`] cannot be turned into a pool.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    /// The URL does not parse. The message never repeats the URL.
+    #[error("the PostgreSQL URL is not valid")]
+    InvalidUrl(#[source] BoxError),
+    /// A setting is out of range.
+    #[error("invalid PostgreSQL settings: {0}")]
+    InvalidSettings(&'static str),
+    /// The pool could not be built.
+    #[error("could not build the PostgreSQL connection pool")]
+    Pool(#[source] BuildError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_url() {
+        let settings = PostgresSettings::new("postgres://app:hunter2@db.internal/auth".into());
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("db.internal"), "{debug}");
+    }
+
+    #[test]
+    fn rejects_unusable_settings() {
+        let ok = PostgresSettings::new("postgres://app@127.0.0.1:5432/auth".into());
+        assert!(ok.connect_config().is_ok());
+
+        let bad_url = PostgresSettings::new("postgres://app:pw@host:notaport/db".into());
+        let err = bad_url.connect_config().unwrap_err();
+        assert!(matches!(err, PostgresError::InvalidUrl(_)), "{err:?}");
+        assert!(!format!("{err:?} {err}").contains("pw@"));
+
+        let no_host = PostgresSettings::new("dbname=auth".into());
+        assert!(matches!(
+            no_host.connect_config(),
+            Err(PostgresError::InvalidSettings(_))
+        ));
+
+        let empty_pool = PostgresSettings {
+            max_connections: 0,
+            ..ok.clone()
+        };
+        assert!(matches!(
+            empty_pool.pool(),
+            Err(PostgresError::InvalidSettings(_))
+        ));
+
+        let no_timeout = PostgresSettings {
+            acquire_timeout: Duration::ZERO,
+            ..ok
+        };
+        assert!(matches!(
+            no_timeout.pool(),
+            Err(PostgresError::InvalidSettings(_))
+        ));
+    }
+}

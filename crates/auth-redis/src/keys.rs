@@ -1,0 +1,94 @@
+//! Key names. Every key starts with `{prefix}:`; none holds a raw token or e-mail address.
+
+use auth_core::{EmailAddress, OtpPurpose, TokenHash, UserId};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `{prefix}:session:` — the scripts append a token hash to it.
+    pub(crate) fn session_prefix(&self) -> String {
+        format!("{}:session:", self.prefix)
+    }
+
+    /// `{prefix}:session:{sha256(token) hex}` → the session as JSON, expiring with it.
+    pub(crate) fn session(&self, token_hash: &TokenHash) -> String {
+        format!("{}:session:{}", self.prefix, token_hash.to_hex())
+    }
+
+    /// `{prefix}:user-sessions:` — the delete script appends the user id read from a session.
+    pub(crate) fn user_sessions_prefix(&self) -> String {
+        format!("{}:user-sessions:", self.prefix)
+    }
+
+    /// `{prefix}:user-sessions:{user uuid}` → sorted set of token hashes scored by expiry
+    /// (Unix ms, Redis clock).
+    pub(crate) fn user_sessions(&self, user_id: UserId) -> String {
+        format!("{}:user-sessions:{}", self.prefix, user_id.as_uuid().hyphenated())
+    }
+
+    /// `{prefix}:otp:{purpose}:{sha256(email) hex}` → hash {mac, exp, attempts}.
+    pub(crate) fn otp(&self, purpose: OtpPurpose, email: &EmailAddress) -> String {
+        format!("{}:otp:{}:{}", self.prefix, purpose.as_str(), email_digest(email))
+    }
+
+    /// `{prefix}:otp-cooldown:{purpose}:{sha256(email) hex}` → "1" while a mail cooldown runs.
+    pub(crate) fn otp_cooldown(&self, purpose: OtpPurpose, email: &EmailAddress) -> String {
+        format!(
+            "{}:otp-cooldown:{}:{}",
+            self.prefix,
+            purpose.as_str(),
+            email_digest(email)
+        )
+    }
+}
+
+/// The address is already normalised (lower-cased), so one mailbox has one digest.
+fn email_digest(email: &EmailAddress) -> String {
+    hex::encode(Sha256::digest(email.as_str().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn keys_carry_the_prefix_and_no_pii() {
+        let keys = Keys::new("t");
+        let email = EmailAddress::parse("Ada@Example.com").unwrap();
+        let otp = keys.otp(OtpPurpose::VerifyEmail, &email);
+        assert!(otp.starts_with("t:otp:verify:"));
+        assert!(!otp.to_lowercase().contains("ada"));
+        assert_eq!(otp.len(), "t:otp:verify:".len() + 64);
+        let same = EmailAddress::parse("ada@example.com").unwrap();
+        assert_eq!(otp, keys.otp(OtpPurpose::VerifyEmail, &same));
+        assert_ne!(otp, keys.otp(OtpPurpose::ResetPassword, &email));
+        assert_ne!(otp, keys.otp_cooldown(OtpPurpose::VerifyEmail, &email));
+
+        let hash = TokenHash([0xab; 32]);
+        assert_eq!(keys.session(&hash), format!("t:session:{}", "ab".repeat(32)));
+        assert!(keys.session(&hash).starts_with(&keys.session_prefix()));
+        let user = UserId::from_uuid(Uuid::nil());
+        assert_eq!(
+            keys.user_sessions(user),
+            "t:user-sessions:00000000-0000-0000-0000-000000000000"
+        );
+        assert!(keys
+            .user_sessions(user)
+            .starts_with(&keys.user_sessions_prefix()));
+    }
+}

@@ -1,0 +1,13 @@
+-- Revokes the session with this token hash; 1 if there was one.
+-- KEYS[1] session key; ARGV[1] user index key prefix, ARGV[2] index member (token hash, hex)
+local v = redis.call('GET', KEYS[1])
+if not v then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+-- A record that does not decode is still revoked; its index entry is pruned at expiry.
+local ok, s = pcall(cjson.decode, v)
+if ok and type(s) == 'table' and type(s.user) == 'table' and type(s.user.id) == 'string' then
+  redis.call('ZREM', ARGV[1] .. s.user.id, ARGV[2])
+end
+return 1

@@ -1,0 +1,26 @@
+-- Revokes every session in the user's index except the one with id ARGV[3]; returns how many.
+-- KEYS[1] the user's index; ARGV[1] session key prefix, ARGV[2] user id, ARGV[3] kept id or ''
+local n = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. m
+  local v = redis.call('GET', key)
+  if not v then
+    redis.call('ZREM', KEYS[1], m)
+  else
+    local ok, s = pcall(cjson.decode, v)
+    if not ok or type(s) ~= 'table' or type(s.user) ~= 'table' then
+      -- Unreadable but indexed under this user: revoking is the safe side.
+      redis.call('DEL', key)
+      redis.call('ZREM', KEYS[1], m)
+      n = n + 1
+    elseif s.user.id ~= ARGV[2] then
+      -- Never revoke another user's session, whatever the index says.
+      redis.call('ZREM', KEYS[1], m)
+    elseif ARGV[3] == '' or s.id ~= ARGV[3] then
+      redis.call('DEL', key)
+      redis.call('ZREM', KEYS[1], m)
+      n = n + 1
+    end
+  end
+end
+return n

@@ -1,0 +1,285 @@
+//! [`SessionStore`] on Redis.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use auth_core::{
+    ClientInfo, EmailAddress, Session, SessionId, SessionStore, SessionStoreError, TokenHash,
+    User, UserId,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::pool::{Failure, Request, Retry};
+use crate::RedisStore;
+
+/// Version of [`SessionRecord`]; a record of another version is reported as corrupt rather
+/// than misread.
+const RECORD_VERSION: u8 = 1;
+
+/// Longest TTL passed to Redis. Far beyond any session lifetime, and far below the point where
+/// Redis refuses an expiry as out of range.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// What is stored under a session key. The token hash is the key itself, so it is not
+/// repeated here. The Lua scripts read `id` and `user.id`: keep those names.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionRecord {
+    v: u8,
+    id: Uuid,
+    user: UserRecord,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    ip: Option<IpAddr>,
+    user_agent: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserRecord {
+    id: Uuid,
+    email: String,
+    verified_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl SessionRecord {
+    fn from_domain(s: &Session) -> Self {
+        Self {
+            v: RECORD_VERSION,
+            id: s.id.as_uuid(),
+            user: UserRecord {
+                id: s.user.id.as_uuid(),
+                email: s.user.email.as_str().to_owned(),
+                verified_at: s.user.verified_at,
+                created_at: s.user.created_at,
+                updated_at: s.user.updated_at,
+            },
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            ip: s.client.ip,
+            user_agent: s.client.user_agent.clone(),
+        }
+    }
+
+    fn into_domain(self, token_hash: TokenHash) -> Result<Session, Failure> {
+        if self.v != RECORD_VERSION {
+            return Err(Failure::corrupt("session", "unknown record version"));
+        }
+        let email = EmailAddress::parse(&self.user.email)
+            .map_err(|_| Failure::corrupt("session", "invalid e-mail address"))?;
+        Ok(Session {
+            id: SessionId::from_uuid(self.id),
+            token_hash,
+            user: User {
+                id: UserId::from_uuid(self.user.id),
+                email,
+                verified_at: self.user.verified_at,
+                created_at: self.user.created_at,
+                updated_at: self.user.updated_at,
+            },
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            // Not `ClientInfo::new`: it would re-truncate a value that was already bounded.
+            client: ClientInfo {
+                ip: self.ip,
+                user_agent: self.user_agent,
+            },
+        })
+    }
+}
+
+fn decode(json: &str, token_hash: TokenHash) -> Result<Session, Failure> {
+    let record: SessionRecord = serde_json::from_str(json).map_err(|e| {
+        // serde_json's message can quote the input; keep only where it broke.
+        Failure::corrupt(
+            "session",
+            format!("{:?} error at column {}", e.classify(), e.column()),
+        )
+    })?;
+    record.into_domain(token_hash)
+}
+
+fn encode(session: &Session) -> Result<String, Failure> {
+    serde_json::to_string(&SessionRecord::from_domain(session))
+        .map_err(|e| Failure::Other(Box::new(e)))
+}
+
+/// Milliseconds for `PX`/`PEXPIRE`: Redis refuses 0 and overflowing values.
+pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
+    let ms = ttl.min(MAX_TTL).as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn insert(&self, session: &Session, ttl: Duration) -> Result<(), SessionStoreError> {
+        let json = encode(session)?;
+        let keys = &self.inner.keys;
+        let mut call = self.inner.scripts.session_insert.prepare_invoke();
+        call.key(keys.session(&session.token_hash))
+            .key(keys.user_sessions(session.user.id))
+            .arg(json)
+            .arg(ttl_millis(ttl))
+            .arg(session.token_hash.to_hex());
+        let _: i64 = self
+            .inner
+            .exec
+            .run(Request::Script(&call), Retry::Never)
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&self, token_hash: &TokenHash) -> Result<Option<Session>, SessionStoreError> {
+        // The hot path: exactly one GET (see `pool.rs` for why checkout adds no PING).
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.inner.keys.session(token_hash));
+        let json: Option<String> = self
+            .inner
+            .exec
+            .run(Request::Cmd(&cmd), Retry::Idempotent)
+            .await?;
+        Ok(json.map(|j| decode(&j, *token_hash)).transpose()?)
+    }
+
+    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<Session>, SessionStoreError> {
+        let keys = &self.inner.keys;
+        let mut call = self.inner.scripts.session_list.prepare_invoke();
+        call.key(keys.user_sessions(user_id))
+            .arg(keys.session_prefix());
+        // Pruning the index is idempotent, so this may be retried like a read.
+        let flat: Vec<String> = self
+            .inner
+            .exec
+            .run(Request::Script(&call), Retry::Idempotent)
+            .await?;
+        let mut sessions = Vec::with_capacity(flat.len() / 2);
+        for pair in flat.chunks(2) {
+            let [member, json] = pair else {
+                return Err(Failure::corrupt("session index", "odd reply length").into());
+            };
+            let token_hash = TokenHash::from_hex(member)
+                .ok_or_else(|| Failure::corrupt("session index", "member is not a token hash"))?;
+            sessions.push(decode(json, token_hash)?);
+        }
+        Ok(sessions)
+    }
+
+    async fn delete(&self, token_hash: &TokenHash) -> Result<bool, SessionStoreError> {
+        let keys = &self.inner.keys;
+        let mut call = self.inner.scripts.session_delete.prepare_invoke();
+        call.key(keys.session(token_hash))
+            .arg(keys.user_sessions_prefix())
+            .arg(token_hash.to_hex());
+        // Deleting twice is harmless, but the second answer would say "there was none".
+        let n: i64 = self
+            .inner
+            .exec
+            .run(Request::Script(&call), Retry::Never)
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn delete_by_id(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<bool, SessionStoreError> {
+        let keys = &self.inner.keys;
+        let mut call = self.inner.scripts.session_delete_by_id.prepare_invoke();
+        call.key(keys.user_sessions(user_id))
+            .arg(keys.session_prefix())
+            .arg(session_id.as_uuid().hyphenated().to_string())
+            .arg(user_id.as_uuid().hyphenated().to_string());
+        let n: i64 = self
+            .inner
+            .exec
+            .run(Request::Script(&call), Retry::Never)
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn delete_all_for_user(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<u64, SessionStoreError> {
+        let keys = &self.inner.keys;
+        let keep = keep.map_or_else(String::new, |id| id.as_uuid().hyphenated().to_string());
+        let mut call = self.inner.scripts.session_delete_all.prepare_invoke();
+        call.key(keys.user_sessions(user_id))
+            .arg(keys.session_prefix())
+            .arg(user_id.as_uuid().hyphenated().to_string())
+            .arg(keep);
+        let n: u64 = self
+            .inner
+            .exec
+            .run(Request::Script(&call), Retry::Never)
+            .await?;
+        Ok(n)
+    }
+
+    async fn ping(&self) -> Result<(), SessionStoreError> {
+        Ok(self.inner.ping().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let now = Utc::now();
+        Session {
+            id: SessionId::from_uuid(Uuid::new_v4()),
+            token_hash: TokenHash([7; 32]),
+            user: User {
+                id: UserId::from_uuid(Uuid::new_v4()),
+                email: EmailAddress::parse("ada@example.com").unwrap(),
+                verified_at: Some(now),
+                created_at: now,
+                updated_at: now,
+            },
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            client: ClientInfo::new("2001:db8::1".parse().ok(), Some("Firefox \"quoted\" ☃")),
+        }
+    }
+
+    #[test]
+    fn record_round_trips_exactly() {
+        let s = session();
+        let json = encode(&s).unwrap();
+        assert!(!json.contains(&s.token_hash.to_hex()));
+        assert_eq!(decode(&json, s.token_hash).unwrap(), s);
+    }
+
+    #[test]
+    fn corrupt_records_are_other_and_do_not_echo_data() {
+        let s = session();
+        let json = encode(&s).unwrap();
+        let broken = json.replace("ada@example.com", "not an address");
+        for bad in [
+            "{".to_owned(),
+            broken,
+            json.replace("\"v\":1", "\"v\":9"),
+            r#"{"secret@example.com": 1}"#.to_owned(),
+        ] {
+            match decode(&bad, s.token_hash) {
+                Err(Failure::Other(e)) => {
+                    let msg = e.to_string();
+                    assert!(!msg.contains("example.com"), "{msg}");
+                }
+                other => panic!("expected a corrupt-record error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ttl_is_bounded_for_redis() {
+        assert_eq!(ttl_millis(Duration::ZERO), 1);
+        assert_eq!(ttl_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(ttl_millis(Duration::MAX), ttl_millis(MAX_TTL));
+    }
+}
