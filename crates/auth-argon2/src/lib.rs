@@ -218,9 +218,11 @@ impl Argon2Hasher {
                     queue_timeout = ?settings.queue_timeout,
                     "no password hashing slot in time; refusing"
                 );
-                Err(HasherError::Unavailable(Box::new(Overloaded::QueueTimeout {
-                    waited: settings.queue_timeout,
-                })))
+                Err(HasherError::Unavailable(Box::new(
+                    Overloaded::QueueTimeout {
+                        waited: settings.queue_timeout,
+                    },
+                )))
             }
         }
     }
@@ -405,7 +407,10 @@ mod tests {
     async fn wait_until(mut cond: impl FnMut() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !cond() {
-            assert!(tokio::time::Instant::now() < deadline, "condition not reached in 5 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition not reached in 5 s"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
@@ -444,7 +449,10 @@ mod tests {
         let hasher = small(1, 8, Duration::from_millis(50));
         let _busy = occupy_all(&hasher);
         let started = std::time::Instant::now();
-        let err = hasher.verify(&pw(), &PasswordHash::new("x")).await.unwrap_err();
+        let err = hasher
+            .verify(&pw(), &PasswordHash::new("x"))
+            .await
+            .unwrap_err();
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(50), "{waited:?}");
         assert!(waited < Duration::from_secs(2), "{waited:?}");

@@ -229,15 +229,17 @@ pub async fn revoke_session(
 pub async fn change_password(
     state: web::Data<AppState>,
     auth: AuthenticatedSession,
-    body: web::Json<ChangePasswordRequest>,
-) -> Result {
-    let (current, new_password) = body
+    // Wrapped so that an unauthenticated request is told 401, not what is wrong with its body.
+    body: std::result::Result<web::Json<ChangePasswordRequest>, actix_web::Error>,
+) -> std::result::Result<HttpResponse, actix_web::Error> {
+    let (current, new_password) = body?
         .into_inner()
         .try_into_domain(state.service.password_policy(), &auth.session.user.email)?;
     state
         .service
         .change_password(&auth.session, &current, new_password)
-        .await?;
+        .await
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent().finish())
 }
 

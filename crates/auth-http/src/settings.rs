@@ -192,7 +192,7 @@ impl Settings {
         }
         let redis_key_prefix = get(&["REDIS_KEY_PREFIX"])
             .map(|(_, v)| v)
-            .unwrap_or_else(|| "secureauth:".into());
+            .unwrap_or_else(|| "secureauth".into());
 
         let smtp = match get(&["SMTP_HOST", "SMTP_SERVER"]) {
             None => None,

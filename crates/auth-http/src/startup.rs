@@ -18,6 +18,7 @@ use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::settings::Settings;
 use crate::state::{AppState, ClientIpPolicy, CookiePolicy, OriginPolicy};
+use crate::telemetry::RequestSpan;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -99,7 +100,7 @@ impl Application {
                         Ok(res)
                     }
                 })
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
         })
         .listen(listener)?
         .shutdown_timeout(30);

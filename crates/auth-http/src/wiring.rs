@@ -1,11 +1,123 @@
-//! Builds the adapters named by the settings and hands them to the service.
+//! Builds the adapters named by the settings and hands them to the service. The only place
+//! where concrete adapters meet.
 
-use auth_core::AuthService;
+use std::sync::Arc;
 
-use crate::settings::Settings;
+use anyhow::Context as _;
+use auth_argon2::{Argon2Hasher, Argon2Settings};
+use auth_core::{
+    AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, PasswordPolicy, SystemClock,
+};
+use auth_postgres::{run_migrations, PgUserRepository, PostgresSettings};
+use auth_redis::{RedisSettings, RedisStore};
+use auth_smtp::{FileMailer, SmtpMailer, SmtpSettings, TlsMode};
+use rand::RngCore as _;
+use secrecy::{ExposeSecret, SecretBox};
 
-/// Builds the service on the adapters the settings select.
-pub async fn build_service(_settings: &Settings) -> anyhow::Result<AuthService> {
-    anyhow::bail!("adapters not wired yet")
+use crate::settings::{AppEnv, Settings, SmtpTls};
+
+fn postgres_settings(settings: &Settings) -> PostgresSettings {
+    let mut pg = PostgresSettings::new(settings.database_url.clone());
+    pg.connect_timeout = settings.dependency_timeout;
+    pg.acquire_timeout = settings.dependency_timeout;
+    pg
 }
-pub async fn migrate(_settings: &Settings) -> anyhow::Result<()> { anyhow::bail!("todo") }
+
+/// Applies pending migrations (safe when several instances do it at once).
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let applied = run_migrations(&postgres_settings(settings))
+        .await
+        .context("applying database migrations (check DATABASE_URL)")?;
+    if applied.is_empty() {
+        tracing::info!("database schema is up to date");
+    } else {
+        tracing::info!(migrations = ?applied, "migrations applied");
+    }
+    Ok(())
+}
+
+/// Builds the service on the adapters the settings select, applying migrations first.
+pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
+    migrate(settings).await?;
+    let users = PgUserRepository::connect(&postgres_settings(settings))
+        .context("PostgreSQL settings (DATABASE_URL)")?;
+
+    let mut redis = RedisSettings::new(settings.redis_url.clone(), settings.redis_key_prefix.clone());
+    redis.timeout = settings.dependency_timeout;
+    let store = Arc::new(
+        RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
+    );
+
+    let mailer: Arc<dyn Mailer> = match &settings.smtp {
+        Some(smtp) => {
+            let tls = match smtp.tls {
+                SmtpTls::Implicit => TlsMode::Implicit,
+                SmtpTls::StartTls => TlsMode::StartTls,
+                SmtpTls::None => TlsMode::None,
+            };
+            let mut s = SmtpSettings::new(smtp.host.clone(), tls, settings.mail_from.clone());
+            s.port = smtp.port;
+            s.username = smtp.username.clone();
+            s.password = smtp.password.clone();
+            s.timeout = settings.dependency_timeout.max(std::time::Duration::from_secs(5));
+            Arc::new(SmtpMailer::new(s).context("SMTP settings (SMTP_*, MAIL_FROM)")?)
+        }
+        None => {
+            let m = FileMailer::new(&settings.mail_dir)
+                .with_context(|| format!("creating MAIL_DIR {}", settings.mail_dir.display()))?
+                .with_from(&settings.mail_from)
+                .context("MAIL_FROM")?;
+            tracing::warn!(
+                dir = %settings.mail_dir.display(),
+                "no SMTP_HOST: mail is written as .eml files into this folder"
+            );
+            Arc::new(m)
+        }
+    };
+
+    let (m, t, p) = settings.argon2;
+    let hasher = Argon2Hasher::new(Argon2Settings {
+        memory_kib: m,
+        iterations: t,
+        parallelism: p,
+        ..Argon2Settings::default()
+    })
+    .context("Argon2 settings (ARGON2_*)")?;
+
+    let ports = AuthPorts {
+        users: Arc::new(users),
+        sessions: store.clone(),
+        otps: store,
+        mailer,
+        hasher: Arc::new(hasher),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+    };
+    let config = AuthConfig {
+        otp_ttl: settings.otp_ttl,
+        mail_cooldown: settings.mail_cooldown,
+        session_ttl: settings.session_ttl,
+        password_policy: PasswordPolicy::with_min_chars(settings.password_min_length),
+        enumeration_protection: settings.enumeration_protection,
+        ..AuthConfig::default()
+    };
+    Ok(AuthService::new(ports, config, otp_secret(settings)?))
+}
+
+fn otp_secret(settings: &Settings) -> anyhow::Result<OtpSecret> {
+    let key: Vec<u8> = match &settings.auth_secret {
+        Some(s) => s.expose_secret().as_bytes().to_vec(),
+        None if settings.app_env == AppEnv::Development => {
+            tracing::warn!(
+                "AUTH_SECRET is not set: using a random key for this process only; codes die \
+                 on restart and instances cannot share them"
+            );
+            let mut key = vec![0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            key
+        }
+        None => anyhow::bail!("AUTH_SECRET is required in production"),
+    };
+    OtpSecret::new(SecretBox::new(key.into_boxed_slice()))
+        .context("AUTH_SECRET must be at least 32 bytes")
+}

@@ -51,10 +51,9 @@ pub(crate) fn manager(
         let config = Arc::clone(&config);
         Box::pin(async move { establish(&config, connect_timeout).await })
     });
-    manager_config.recycling_method =
-        RecyclingMethod::CustomFunction(recycle_check(move |conn| {
-            Box::pin(bounded_ping(conn, connect_timeout))
-        }));
+    manager_config.recycling_method = RecyclingMethod::CustomFunction(recycle_check(move |conn| {
+        Box::pin(bounded_ping(conn, connect_timeout))
+    }));
     // The URL is deliberately not given to the manager: the setup callback owns the config.
     AsyncDieselConnectionManager::new_with_config(String::new(), manager_config)
 }

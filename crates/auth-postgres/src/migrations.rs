@@ -50,11 +50,8 @@ pub async fn run_migrations(settings: &PostgresSettings) -> Result<Vec<String>, 
     let applied = tokio::task::spawn_blocking(move || apply_locked(conn))
         .await
         .map_err(|e| MigrationError::Failed(Box::new(e)))??;
-    if applied.is_empty() {
-        tracing::debug!("database schema is up to date");
-    } else {
-        tracing::info!(?applied, "applied database migrations");
-    }
+    // Debug only: the caller decides how loudly to report what was applied.
+    tracing::debug!(?applied, "database migrations checked");
     Ok(applied)
 }
 

@@ -75,7 +75,10 @@ impl PgUserRepository {
         match tokio::time::timeout(self.acquire_timeout, self.pool.get()).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(error)) => Err(errors::from_pool(error)),
-            Err(_) => Err(errors::timed_out("getting a connection", self.acquire_timeout)),
+            Err(_) => Err(errors::timed_out(
+                "getting a connection",
+                self.acquire_timeout,
+            )),
         }
     }
 
@@ -131,7 +134,9 @@ impl UserRow {
         // Only rows written outside this adapter can fail here; the address itself is not put
         // in the error, it is personal data.
         let email = EmailAddress::parse(&self.email).map_err(|e| {
-            UserRepoError::Other(format!("user {} has an invalid stored address: {e}", self.id).into())
+            UserRepoError::Other(
+                format!("user {} has an invalid stored address: {e}", self.id).into(),
+            )
         })?;
         Ok(User {
             id: UserId::from_uuid(self.id),
@@ -170,8 +175,7 @@ impl UserRepository for PgUserRepository {
         let query = diesel::insert_into(users::table)
             .values(&row)
             .returning(UserRow::as_returning());
-        let outcome =
-            tokio::time::timeout(self.query_timeout, query.get_result(&mut conn)).await;
+        let outcome = tokio::time::timeout(self.query_timeout, query.get_result(&mut conn)).await;
         self.settle(conn, outcome)?.into_user()
     }
 
@@ -185,8 +189,9 @@ impl UserRepository for PgUserRepository {
         let query = users::table
             .filter(lower(users::email).eq(lower(email.as_str())))
             .select(UserRow::as_select());
-        let outcome =
-            tokio::time::timeout(self.query_timeout, query.first(&mut conn).optional()).await;
+        let outcome = tokio::time::timeout(self.query_timeout, query.first(&mut conn))
+            .await
+            .map(OptionalExtension::optional);
         self.settle(conn, outcome)?
             .map(UserRow::into_credentials)
             .transpose()
@@ -195,11 +200,10 @@ impl UserRepository for PgUserRepository {
     #[tracing::instrument(name = "pg.users.find_by_id", skip_all, fields(user_id = %id))]
     async fn find_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, UserRepoError> {
         let mut conn = self.checkout().await?;
-        let query = users::table
-            .find(id.as_uuid())
-            .select(UserRow::as_select());
-        let outcome =
-            tokio::time::timeout(self.query_timeout, query.first(&mut conn).optional()).await;
+        let query = users::table.find(id.as_uuid()).select(UserRow::as_select());
+        let outcome = tokio::time::timeout(self.query_timeout, query.first(&mut conn))
+            .await
+            .map(OptionalExtension::optional);
         self.settle(conn, outcome)?
             .map(UserRow::into_credentials)
             .transpose()
@@ -243,13 +247,16 @@ impl UserRepository for PgUserRepository {
         let query = diesel::update(users::table.find(id.as_uuid()))
             .set((
                 users::verified_at.eq(coalesce(users::verified_at, Some(at))),
-                users::updated_at.eq(case_when(users::verified_at.is_null(), at)
-                    .otherwise(users::updated_at)),
+                users::updated_at.eq(case_when::<_, _, Timestamptz>(
+                    users::verified_at.is_null(),
+                    at,
+                )
+                .otherwise(users::updated_at)),
             ))
             .returning(UserRow::as_returning());
-        let outcome =
-            tokio::time::timeout(self.query_timeout, query.get_result(&mut conn).optional())
-                .await;
+        let outcome = tokio::time::timeout(self.query_timeout, query.get_result(&mut conn))
+            .await
+            .map(OptionalExtension::optional);
         self.settle(conn, outcome)?
             .ok_or(UserRepoError::NotFound)?
             .into_user()

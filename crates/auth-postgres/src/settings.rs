@@ -73,7 +73,7 @@ impl PostgresSettings {
     /// so an application can start while the database is down and recovers when it comes back.
     ///
     /// Fails only when the settings are unusable (malformed URL, no host, zero size or
-    /// timeout); call [`crate::PgUserRepository::ping`] at start-up to check reachability.
+    /// timeout); call `ping()` on the repository at start-up to check reachability.
     pub fn pool(&self) -> Result<PgPool, PostgresError> {
         let config = self.connect_config()?;
         let manager = connection::manager(Arc::new(config), self.connect_timeout);

@@ -37,12 +37,21 @@ impl Keys {
     /// `{prefix}:user-sessions:{user uuid}` → sorted set of token hashes scored by expiry
     /// (Unix ms, Redis clock).
     pub(crate) fn user_sessions(&self, user_id: UserId) -> String {
-        format!("{}:user-sessions:{}", self.prefix, user_id.as_uuid().hyphenated())
+        format!(
+            "{}:user-sessions:{}",
+            self.prefix,
+            user_id.as_uuid().hyphenated()
+        )
     }
 
     /// `{prefix}:otp:{purpose}:{sha256(email) hex}` → hash {mac, exp, attempts}.
     pub(crate) fn otp(&self, purpose: OtpPurpose, email: &EmailAddress) -> String {
-        format!("{}:otp:{}:{}", self.prefix, purpose.as_str(), email_digest(email))
+        format!(
+            "{}:otp:{}:{}",
+            self.prefix,
+            purpose.as_str(),
+            email_digest(email)
+        )
     }
 
     /// `{prefix}:otp-cooldown:{purpose}:{sha256(email) hex}` → "1" while a mail cooldown runs.
@@ -80,7 +89,10 @@ mod tests {
         assert_ne!(otp, keys.otp_cooldown(OtpPurpose::VerifyEmail, &email));
 
         let hash = TokenHash([0xab; 32]);
-        assert_eq!(keys.session(&hash), format!("t:session:{}", "ab".repeat(32)));
+        assert_eq!(
+            keys.session(&hash),
+            format!("t:session:{}", "ab".repeat(32))
+        );
         assert!(keys.session(&hash).starts_with(&keys.session_prefix()));
         let user = UserId::from_uuid(Uuid::nil());
         assert_eq!(

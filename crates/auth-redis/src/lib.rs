@@ -42,6 +42,8 @@
 //! [`RedisSettings::timeout`]. A connection that fails is dropped (with the idle ones), so the
 //! store recovers by itself once Redis is back.
 
+#![warn(missing_docs)]
+
 mod keys;
 mod otp;
 mod pool;
@@ -54,8 +56,8 @@ use std::sync::Arc;
 use redis::Script;
 
 pub use settings::{
-    RedisSettings, RedisSetupError, DEFAULT_IDLE_RECHECK_AFTER, DEFAULT_POOL_SIZE,
-    DEFAULT_TIMEOUT, MAX_KEY_PREFIX_LEN,
+    RedisSettings, RedisSetupError, DEFAULT_IDLE_RECHECK_AFTER, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT,
+    MAX_KEY_PREFIX_LEN,
 };
 
 use keys::Keys;

@@ -61,7 +61,10 @@ impl OtpStore for RedisStore {
                 ],
             )
             .ignore()
-            .pexpire(&key, i64::try_from(ttl_millis(retain_for)).unwrap_or(i64::MAX))
+            .pexpire(
+                &key,
+                i64::try_from(ttl_millis(retain_for)).unwrap_or(i64::MAX),
+            )
             .ignore();
         // Putting the same code twice leaves the same state: safe to resend.
         self.inner

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use auth_core::{
-    ClientInfo, EmailAddress, Session, SessionId, SessionStore, SessionStoreError, TokenHash,
-    User, UserId,
+    ClientInfo, EmailAddress, Session, SessionId, SessionStore, SessionStoreError, TokenHash, User,
+    UserId,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

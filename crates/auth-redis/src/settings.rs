@@ -11,7 +11,7 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 /// Default bound on one store operation, from pool checkout to reply.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default idle time after which a pooled connection is PINGed before it is reused.
-pub const DEFAULT_IDLE_RECHECK_AFTER: Duration = Duration::from_secs(30);
+pub const DEFAULT_IDLE_RECHECK_AFTER: Duration = Duration::from_secs(5);
 /// Longest accepted key prefix, in bytes.
 pub const MAX_KEY_PREFIX_LEN: usize = 64;
 
@@ -86,7 +86,7 @@ pub enum RedisSetupError {
     InvalidTimeout,
     /// The connection pool could not be built.
     #[error("the Redis connection pool could not be built")]
-    Pool(#[source] deadpool::managed::BuildError),
+    Pool(#[source] auth_core::ports::BoxError),
 }
 
 /// Glob characters are refused so that `SCAN MATCH {prefix}:*` selects exactly this
@@ -97,7 +97,9 @@ fn validate_key_prefix(prefix: &str) -> Result<(), RedisSetupError> {
         return Err(RedisSetupError::InvalidKeyPrefix("it is empty"));
     }
     if prefix.len() > MAX_KEY_PREFIX_LEN {
-        return Err(RedisSetupError::InvalidKeyPrefix("it is longer than 64 bytes"));
+        return Err(RedisSetupError::InvalidKeyPrefix(
+            "it is longer than 64 bytes",
+        ));
     }
     if !prefix
         .bytes()
@@ -125,7 +127,12 @@ mod tests {
 
     #[test]
     fn accepts_reasonable_prefixes() {
-        for ok in ["secureauth", "sa:prod", "test-1.a_b", &"x".repeat(MAX_KEY_PREFIX_LEN)] {
+        for ok in [
+            "secureauth",
+            "sa:prod",
+            "test-1.a_b",
+            &"x".repeat(MAX_KEY_PREFIX_LEN),
+        ] {
             assert!(settings(ok).validate().is_ok(), "{ok}");
         }
     }
@@ -133,7 +140,17 @@ mod tests {
     #[test]
     fn rejects_bad_prefixes() {
         let too_long = "x".repeat(MAX_KEY_PREFIX_LEN + 1);
-        for bad in ["", "a b", "a*", "a?", "a[b]", "trailing:", "é", "a\nb", &too_long] {
+        for bad in [
+            "",
+            "a b",
+            "a*",
+            "a?",
+            "a[b]",
+            "trailing:",
+            "é",
+            "a\nb",
+            &too_long,
+        ] {
             assert!(
                 matches!(
                     settings(bad).validate(),
@@ -148,7 +165,10 @@ mod tests {
     fn rejects_zero_pool_and_timeout() {
         let mut s = settings("p");
         s.pool_size = 0;
-        assert!(matches!(s.validate(), Err(RedisSetupError::InvalidPoolSize)));
+        assert!(matches!(
+            s.validate(),
+            Err(RedisSetupError::InvalidPoolSize)
+        ));
         let mut s = settings("p");
         s.timeout = Duration::ZERO;
         assert!(matches!(s.validate(), Err(RedisSetupError::InvalidTimeout)));
@@ -156,10 +176,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_url() {
-        let s = RedisSettings::new(
-            SecretString::from("redis://:hunter2@10.0.0.1:6379"),
-            "p",
-        );
+        let s = RedisSettings::new(SecretString::from("redis://:hunter2@10.0.0.1:6379"), "p");
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains("10.0.0.1"), "{dbg}");
@@ -168,7 +185,11 @@ mod tests {
     #[test]
     fn invalid_url_error_does_not_echo_the_url() {
         let s = RedisSettings::new(SecretString::from("nope://:hunter2@host"), "p");
-        let err = s.store().err().map(|e| format!("{e} {e:?}")).unwrap_or_default();
+        let err = s
+            .store()
+            .err()
+            .map(|e| format!("{e} {e:?}"))
+            .unwrap_or_default();
         assert!(!err.is_empty());
         assert!(!err.contains("hunter2"), "{err}");
     }

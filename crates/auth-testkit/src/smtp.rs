@@ -81,8 +81,11 @@ impl MailSink {
     /// # Panics
     /// When no loopback port can be bound or the server thread cannot be spawned.
     pub fn start() -> MailSink {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the mail sink");
-        let addr = listener.local_addr().expect("local address of the mail sink");
+        let listener =
+            TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the mail sink");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the mail sink");
         let state = Arc::new(SinkState::default());
         let handler = SinkHandler::new(Arc::clone(&state));
         let mut server = Server::new(handler);
@@ -124,7 +127,11 @@ impl MailSink {
 
     /// Every message received so far, oldest first (one entry per envelope recipient).
     pub fn messages(&self) -> Vec<ReceivedMail> {
-        self.state.mailbox().iter().map(|s| s.mail.clone()).collect()
+        self.state
+            .mailbox()
+            .iter()
+            .map(|s| s.mail.clone())
+            .collect()
     }
 
     /// Every message received so far for `to`, oldest first.
@@ -141,7 +148,11 @@ impl MailSink {
     /// How many messages have been received for `to` (taken or not).
     pub fn count_to(&self, to: &str) -> usize {
         let to = normalise(to);
-        self.state.mailbox().iter().filter(|s| s.mail.to == to).count()
+        self.state
+            .mailbox()
+            .iter()
+            .filter(|s| s.mail.to == to)
+            .count()
     }
 
     /// Waits for the oldest message to `to` that no earlier call has returned, and returns it.
@@ -275,7 +286,12 @@ impl ReceivedMail {
     fn parse(&self) -> mail_parser::Message<'_> {
         MessageParser::default()
             .parse(self.raw.as_bytes())
-            .unwrap_or_else(|| panic!("the mail to {} is not a parseable message:\n{}", self.to, self.raw))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the mail to {} is not a parseable message:\n{}",
+                    self.to, self.raw
+                )
+            })
     }
 
     fn try_subject(&self) -> Option<String> {
@@ -366,7 +382,10 @@ impl ReceivedMail {
     /// The decoded `text/html` part, if there is one.
     pub fn html_part(&self) -> Option<String> {
         let message = self.parse();
-        let part = message.parts.iter().find(|p| matches!(p.body, PartType::Html(_)));
+        let part = message
+            .parts
+            .iter()
+            .find(|p| matches!(p.body, PartType::Html(_)));
         part.and_then(|p| p.text_contents()).map(str::to_owned)
     }
 
@@ -508,8 +527,14 @@ mod tests {
 
     #[test]
     fn six_digit_runs_only() {
-        assert_eq!(find_six_digits("123456 is your code"), Some("123456".into()));
-        assert_eq!(find_six_digits("id 1234567, code 000042."), Some("000042".into()));
+        assert_eq!(
+            find_six_digits("123456 is your code"),
+            Some("123456".into())
+        );
+        assert_eq!(
+            find_six_digits("id 1234567, code 000042."),
+            Some("000042".into())
+        );
         assert_eq!(find_six_digits("12345 and 1234567"), None);
         assert_eq!(find_six_digits("code:654321"), Some("654321".into()));
     }
@@ -546,7 +571,10 @@ PHA+MTIzNDU2PC9wPg==\r\n\
         };
         assert_eq!(mail.subject(), "123456 is your code");
         assert_eq!(mail.content_type(), "multipart/alternative");
-        assert_eq!(mail.text_part().unwrap().trim_end(), "Your code is 123456 — thanks");
+        assert_eq!(
+            mail.text_part().unwrap().trim_end(),
+            "Your code is 123456 — thanks"
+        );
         assert_eq!(mail.html_part().unwrap(), "<p>123456</p>");
         assert_eq!(mail.from_header().unwrap(), "no-reply@example.com");
         assert_eq!(mail.from_name().unwrap(), "SecureAuth");
@@ -595,19 +623,25 @@ PHA+MTIzNDU2PC9wPg==\r\n\
         })
         .await
         .unwrap();
-        assert_eq!(replies, ["220", "250", "250", "550", "250", "250", "354", "250", "221"]);
+        assert_eq!(
+            replies,
+            ["220", "250", "250", "550", "250", "250", "354", "250", "221"]
+        );
 
         assert_eq!(sink.count_to("ada@example.com"), 1);
         assert_eq!(sink.count_to("BOB@example.com"), 1);
         assert_eq!(sink.count_to("nobody@example.com"), 0);
         assert_eq!(sink.messages().len(), 2);
-        let mail = sink.wait_for_mail("ADA@example.com", Duration::from_secs(2)).await;
+        let mail = sink
+            .wait_for_mail("ADA@example.com", Duration::from_secs(2))
+            .await;
         assert_eq!(mail.from, "sender@example.com");
         assert_eq!(mail.to, "ada@example.com");
         assert_eq!(mail.code(), "987654");
         assert!(mail.raw.contains("\r\n.dot-stuffed line"));
         // Handed out once; the count still includes it.
-        sink.assert_no_new_mail("ada@example.com", Duration::from_millis(30)).await;
+        sink.assert_no_new_mail("ada@example.com", Duration::from_millis(30))
+            .await;
         assert_eq!(sink.count_to("ada@example.com"), 1);
         assert_eq!(sink.messages_to("ada@example.com"), vec![mail]);
     }
@@ -616,6 +650,7 @@ PHA+MTIzNDU2PC9wPg==\r\n\
     #[should_panic(expected = "no new mail to ada@example.com")]
     async fn wait_for_mail_panics_with_a_clear_message() {
         let sink = MailSink::start();
-        sink.wait_for_mail("ada@example.com", Duration::from_millis(50)).await;
+        sink.wait_for_mail("ada@example.com", Duration::from_millis(50))
+            .await;
     }
 }

@@ -1,1 +1,385 @@
-//! Contract suite for the port (to be written).
+//! Contract suite of [`SessionStore`]: every rule its documentation states.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn auth_core::SessionStore>) {
+//! auth_testkit::contracts::session_store::run(store).await;
+//! # }
+//! ```
+//!
+//! The store should be empty, but the suite only uses fresh random ids, so a store shared
+//! with other data works too. It takes a few seconds: expiry is tested with real TTLs of
+//! about one second, polled with a deadline.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{
+    ClientInfo, EmailAddress, Session, SessionId, SessionStore, SessionToken, User, UserId,
+};
+use chrono::{DateTime, SubsecRound, Utc};
+use rand::RngCore;
+use uuid::Uuid;
+
+/// TTL of sessions that must outlive the suite.
+const LONG_TTL: Duration = Duration::from_secs(600);
+/// TTL of sessions whose expiry is tested.
+const SHORT_TTL: Duration = Duration::from_secs(1);
+/// How long an expired session may linger before the store must have dropped it.
+const EXPIRY_DEADLINE: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Runs every check against `store`; panics at the first broken rule.
+pub async fn run(store: Arc<dyn SessionStore>) {
+    let s = store.as_ref();
+    ping_answers(s).await;
+    insert_then_get_round_trips_every_field(s).await;
+    unknown_hash_is_none(s).await;
+    delete_revokes(s).await;
+    list_for_user_lists_only_that_users_sessions(s).await;
+    delete_by_id_revokes_only_the_owners_session(s).await;
+    delete_all_for_user_with_and_without_keep(s).await;
+    sessions_expire_after_their_ttl(s).await;
+}
+
+async fn ping_answers(store: &dyn SessionStore) {
+    store.ping().await.expect("ping on a healthy store");
+}
+
+async fn insert_then_get_round_trips_every_field(store: &dyn SessionStore) {
+    let full = session_for(
+        &user(true),
+        Some("203.0.113.7"),
+        Some("Mozilla/5.0 (X11) ☃ \"q\""),
+    );
+    store.insert(&full, LONG_TTL).await.unwrap();
+    let got = store.get(&full.token_hash).await.unwrap();
+    assert_eq!(
+        got.as_ref(),
+        Some(&full),
+        "get returns exactly what insert stored"
+    );
+
+    // Optional fields left empty, and an IPv6 client.
+    let mut sparse = session_for(&user(false), None, None);
+    sparse.client.ip = Some("2001:db8::42".parse().unwrap());
+    store.insert(&sparse, LONG_TTL).await.unwrap();
+    assert_eq!(
+        store.get(&sparse.token_hash).await.unwrap().as_ref(),
+        Some(&sparse),
+        "a session without verified_at / user agent round-trips"
+    );
+    let mut bare = session_for(&user(false), None, None);
+    bare.client = ClientInfo::default();
+    store.insert(&bare, LONG_TTL).await.unwrap();
+    assert_eq!(
+        store.get(&bare.token_hash).await.unwrap(),
+        Some(bare.clone())
+    );
+
+    for s in [&full, &sparse, &bare] {
+        store.delete(&s.token_hash).await.unwrap();
+    }
+}
+
+async fn unknown_hash_is_none(store: &dyn SessionStore) {
+    let never_stored = token().hash();
+    assert_eq!(store.get(&never_stored).await.unwrap(), None);
+}
+
+async fn delete_revokes(store: &dyn SessionStore) {
+    let u = user(true);
+    let s = session_for(&u, None, None);
+    let other = session_for(&u, None, None);
+    store.insert(&s, LONG_TTL).await.unwrap();
+    store.insert(&other, LONG_TTL).await.unwrap();
+
+    assert!(
+        store.delete(&s.token_hash).await.unwrap(),
+        "delete of a live session"
+    );
+    assert_eq!(
+        store.get(&s.token_hash).await.unwrap(),
+        None,
+        "revoked at once"
+    );
+    assert!(
+        !store.delete(&s.token_hash).await.unwrap(),
+        "a second delete finds nothing"
+    );
+    assert!(
+        !store.delete(&token().hash()).await.unwrap(),
+        "delete of an unknown hash finds nothing"
+    );
+    assert_eq!(
+        ids(&store.list_for_user(u.id).await.unwrap()),
+        ids_of([&other]),
+        "a revoked session leaves the user's list; the other stays"
+    );
+    assert_eq!(
+        store.delete_all_for_user(u.id, None).await.unwrap(),
+        1,
+        "the revoked session is not counted again"
+    );
+}
+
+async fn list_for_user_lists_only_that_users_sessions(store: &dyn SessionStore) {
+    let (a, b) = (user(true), user(true));
+    let a1 = session_for(&a, Some("198.51.100.1"), Some("a1"));
+    let a2 = session_for(&a, None, Some("a2"));
+    let b1 = session_for(&b, None, Some("b1"));
+    for s in [&a1, &a2, &b1] {
+        store.insert(s, LONG_TTL).await.unwrap();
+    }
+
+    let mut listed = store.list_for_user(a.id).await.unwrap();
+    listed.sort_by_key(|s| s.id);
+    let mut expected = vec![a1.clone(), a2.clone()];
+    expected.sort_by_key(|s| s.id);
+    assert_eq!(
+        listed, expected,
+        "every field of each of the user's sessions"
+    );
+    assert_eq!(
+        store.list_for_user(b.id).await.unwrap(),
+        vec![b1.clone()],
+        "only b's session"
+    );
+    assert!(
+        store.list_for_user(user(true).id).await.unwrap().is_empty(),
+        "a user without sessions has an empty list"
+    );
+
+    store.delete_all_for_user(a.id, None).await.unwrap();
+    store.delete_all_for_user(b.id, None).await.unwrap();
+}
+
+async fn delete_by_id_revokes_only_the_owners_session(store: &dyn SessionStore) {
+    let (owner, stranger) = (user(true), user(true));
+    let target = session_for(&owner, None, None);
+    let sibling = session_for(&owner, None, None);
+    let strangers = session_for(&stranger, None, None);
+    for s in [&target, &sibling, &strangers] {
+        store.insert(s, LONG_TTL).await.unwrap();
+    }
+
+    assert!(
+        !store.delete_by_id(stranger.id, target.id).await.unwrap(),
+        "another user's session id: Ok(false)"
+    );
+    assert_eq!(
+        store.get(&target.token_hash).await.unwrap().as_ref(),
+        Some(&target),
+        "and nothing changed"
+    );
+    assert_eq!(
+        ids(&store.list_for_user(owner.id).await.unwrap()),
+        ids_of([&target, &sibling])
+    );
+    assert_eq!(
+        ids(&store.list_for_user(stranger.id).await.unwrap()),
+        ids_of([&strangers])
+    );
+    assert!(
+        !store
+            .delete_by_id(owner.id, SessionId::from_uuid(Uuid::new_v4()))
+            .await
+            .unwrap(),
+        "an unknown session id: Ok(false)"
+    );
+
+    assert!(store.delete_by_id(owner.id, target.id).await.unwrap());
+    assert_eq!(store.get(&target.token_hash).await.unwrap(), None);
+    assert_eq!(
+        ids(&store.list_for_user(owner.id).await.unwrap()),
+        ids_of([&sibling]),
+        "only the target went"
+    );
+    assert!(
+        !store.delete_by_id(owner.id, target.id).await.unwrap(),
+        "already revoked: Ok(false)"
+    );
+    assert!(store.get(&sibling.token_hash).await.unwrap().is_some());
+    assert!(store.get(&strangers.token_hash).await.unwrap().is_some());
+
+    store.delete_all_for_user(owner.id, None).await.unwrap();
+    store.delete_all_for_user(stranger.id, None).await.unwrap();
+}
+
+async fn delete_all_for_user_with_and_without_keep(store: &dyn SessionStore) {
+    let (u, bystander) = (user(true), user(true));
+    let sessions: Vec<Session> = (0..4).map(|_| session_for(&u, None, None)).collect();
+    let theirs = session_for(&bystander, None, None);
+    for s in sessions.iter().chain([&theirs]) {
+        store.insert(s, LONG_TTL).await.unwrap();
+    }
+    let kept = &sessions[1];
+
+    assert_eq!(
+        store
+            .delete_all_for_user(u.id, Some(kept.id))
+            .await
+            .unwrap(),
+        3,
+        "every session but the kept one is revoked and counted"
+    );
+    for s in &sessions {
+        let live = store.get(&s.token_hash).await.unwrap().is_some();
+        assert_eq!(live, s.id == kept.id, "only the kept session is left");
+    }
+    assert_eq!(
+        ids(&store.list_for_user(u.id).await.unwrap()),
+        ids_of([kept])
+    );
+    assert_eq!(
+        store.get(&theirs.token_hash).await.unwrap().as_ref(),
+        Some(&theirs),
+        "other users keep their sessions"
+    );
+
+    assert_eq!(
+        store
+            .delete_all_for_user(u.id, Some(theirs.id))
+            .await
+            .unwrap(),
+        1,
+        "keeping another user's session id keeps nothing of this user's"
+    );
+    assert!(store.get(&theirs.token_hash).await.unwrap().is_some());
+
+    let more = session_for(&u, None, None);
+    store.insert(&more, LONG_TTL).await.unwrap();
+    assert_eq!(store.delete_all_for_user(u.id, None).await.unwrap(), 1);
+    assert_eq!(store.get(&more.token_hash).await.unwrap(), None);
+    assert!(store.list_for_user(u.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.delete_all_for_user(u.id, None).await.unwrap(),
+        0,
+        "nothing left to revoke"
+    );
+    assert_eq!(
+        store
+            .delete_all_for_user(user(true).id, None)
+            .await
+            .unwrap(),
+        0,
+        "a user who never had a session"
+    );
+
+    store.delete_all_for_user(bystander.id, None).await.unwrap();
+}
+
+async fn sessions_expire_after_their_ttl(store: &dyn SessionStore) {
+    let u = user(true);
+    let short = session_for(&u, None, Some("short"));
+    let long = session_for(&u, None, Some("long"));
+    store.insert(&short, SHORT_TTL).await.unwrap();
+    store.insert(&long, LONG_TTL).await.unwrap();
+    assert!(
+        store.get(&short.token_hash).await.unwrap().is_some(),
+        "live before its TTL"
+    );
+
+    eventually("a session to expire after its ttl", || async {
+        store.get(&short.token_hash).await.unwrap().is_none()
+    })
+    .await;
+    eventually("an expired session to leave the user's list", || async {
+        ids(&store.list_for_user(u.id).await.unwrap()) == ids_of([&long])
+    })
+    .await;
+    assert!(
+        store.get(&long.token_hash).await.unwrap().is_some(),
+        "a longer TTL is unaffected"
+    );
+    assert!(
+        !store.delete(&short.token_hash).await.unwrap(),
+        "an expired session cannot be revoked again"
+    );
+    assert!(!store.delete_by_id(u.id, short.id).await.unwrap());
+    assert_eq!(
+        store.delete_all_for_user(u.id, None).await.unwrap(),
+        1,
+        "expired sessions are not counted as revoked"
+    );
+
+    // Expiry also empties the index of a user whose only session expires unlisted.
+    let lone_user = user(true);
+    let lone = session_for(&lone_user, None, None);
+    store.insert(&lone, SHORT_TTL).await.unwrap();
+    eventually("a lone session to expire", || async {
+        store.get(&lone.token_hash).await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(
+        store.delete_all_for_user(lone_user.id, None).await.unwrap(),
+        0
+    );
+    assert!(store.list_for_user(lone_user.id).await.unwrap().is_empty());
+}
+
+// --- helpers ---
+
+/// Polls `check` until it holds, failing after [`EXPIRY_DEADLINE`].
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + EXPIRY_DEADLINE;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {EXPIRY_DEADLINE:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+fn token() -> SessionToken {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    SessionToken::from_bytes(bytes)
+}
+
+/// Now, with sub-millisecond digits a store must not lose (microseconds: the finest that
+/// common databases keep).
+fn precise_now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0) + chrono::Duration::microseconds(123_456)
+}
+
+fn user(verified: bool) -> User {
+    let id = Uuid::new_v4();
+    let created = precise_now() - chrono::Duration::days(3);
+    User {
+        id: UserId::from_uuid(id),
+        email: EmailAddress::parse(&format!("Contract.{}@Example.com", id.simple())).unwrap(),
+        verified_at: verified.then(|| created + chrono::Duration::minutes(5)),
+        created_at: created,
+        updated_at: created + chrono::Duration::hours(1),
+    }
+}
+
+fn session_for(user: &User, ip: Option<&str>, user_agent: Option<&str>) -> Session {
+    let now = precise_now();
+    Session {
+        id: SessionId::from_uuid(Uuid::new_v4()),
+        token_hash: token().hash(),
+        user: user.clone(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(24),
+        client: ClientInfo::new(ip.map(|ip| ip.parse().unwrap()), user_agent),
+    }
+}
+
+fn ids(sessions: &[Session]) -> BTreeSet<SessionId> {
+    sessions.iter().map(|s| s.id).collect()
+}
+
+fn ids_of<'a>(sessions: impl IntoIterator<Item = &'a Session>) -> BTreeSet<SessionId> {
+    sessions.into_iter().map(|s| s.id).collect()
+}

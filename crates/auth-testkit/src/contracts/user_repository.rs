@@ -1,1 +1,474 @@
-//! Contract suite for the port (to be written).
+//! Contract suite for [`UserRepository`]: every rule its documentation states, checked against
+//! a real implementation.
+//!
+//! ```ignore
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn postgres_repository_meets_the_contract() {
+//!     let db = TestDatabase::new().await;
+//!     auth_testkit::contracts::user_repository::run(Arc::new(db.repository())).await;
+//! }
+//! ```
+//!
+//! The suite is store-agnostic and needs no empty store: every check uses its own freshly
+//! generated addresses and ids, so it also runs against a shared database, and twice in a row.
+//! Timestamps are whole microseconds (what PostgreSQL keeps) and must come back exactly.
+//! Each check panics with a message starting with `UserRepository contract:`.
+
+use std::sync::Arc;
+
+use auth_core::{
+    EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
+    UserRepository,
+};
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+/// How many creates of one address race in [`concurrent_creates_yield_one_account`].
+pub const CONCURRENT_CREATES: usize = 16;
+
+/// Runs every check, one after the other.
+pub async fn run(repo: Arc<dyn UserRepository>) {
+    ping_answers(repo.as_ref()).await;
+    create_then_find_round_trips(repo.as_ref()).await;
+    unknown_users_are_not_found(repo.as_ref()).await;
+    second_create_of_an_address_is_duplicate(repo.as_ref()).await;
+    concurrent_creates_yield_one_account(Arc::clone(&repo)).await;
+    updates_of_unknown_ids_are_not_found(repo.as_ref()).await;
+    replace_unverified_password_only_before_verification(repo.as_ref()).await;
+    mark_verified_keeps_the_first_time(repo.as_ref()).await;
+    set_password_hash_works_in_any_state(repo.as_ref()).await;
+    changes_touch_only_their_own_account(repo.as_ref()).await;
+}
+
+/// `ping` succeeds on a working store.
+pub async fn ping_answers(repo: &dyn UserRepository) {
+    if let Err(e) = repo.ping().await {
+        panic!("UserRepository contract: ping on a working store failed: {e:?}");
+    }
+}
+
+/// `create` returns the account as given; both finders return it with its hash, every field
+/// intact.
+pub async fn create_then_find_round_trips(repo: &dyn UserRepository) {
+    let new_user = new_user("round-trip", now_micros());
+    let created = create_ok(repo, &new_user).await;
+    let expected = User {
+        id: new_user.id,
+        email: new_user.email.clone(),
+        verified_at: None,
+        created_at: new_user.created_at,
+        updated_at: new_user.created_at,
+    };
+    assert_eq!(
+        created, expected,
+        "UserRepository contract: create must return the account as given, unverified, with \
+         updated_at = created_at"
+    );
+    let expected = UserCredentials {
+        user: expected,
+        password_hash: new_user.password_hash.clone(),
+    };
+
+    let by_email = repo.find_by_email(&new_user.email).await;
+    assert_eq!(
+        by_email.as_ref().ok().and_then(Option::as_ref),
+        Some(&expected),
+        "UserRepository contract: find_by_email must return the created account: {by_email:?}"
+    );
+    // The address as a person might type it parses to the same value and finds the account.
+    let shouted = EmailAddress::parse(&new_user.email.as_str().to_uppercase()).unwrap();
+    let by_shouted = repo.find_by_email(&shouted).await;
+    assert_eq!(
+        by_shouted.as_ref().ok().and_then(Option::as_ref),
+        Some(&expected),
+        "UserRepository contract: find_by_email must ignore case: {by_shouted:?}"
+    );
+    let by_id = repo.find_by_id(new_user.id).await;
+    assert_eq!(
+        by_id.as_ref().ok().and_then(Option::as_ref),
+        Some(&expected),
+        "UserRepository contract: find_by_id must return the created account: {by_id:?}"
+    );
+}
+
+/// Finders answer `Ok(None)` for an address or id nobody has.
+pub async fn unknown_users_are_not_found(repo: &dyn UserRepository) {
+    let by_email = repo.find_by_email(&unique_email("nobody")).await;
+    assert!(
+        matches!(by_email, Ok(None)),
+        "UserRepository contract: find_by_email of an unknown address must be Ok(None), got \
+         {by_email:?}"
+    );
+    let by_id = repo.find_by_id(unique_id()).await;
+    assert!(
+        matches!(by_id, Ok(None)),
+        "UserRepository contract: find_by_id of an unknown id must be Ok(None), got {by_id:?}"
+    );
+}
+
+/// A second account for a taken address, in any letter case, is `Duplicate`, and the first
+/// account is left as it was.
+pub async fn second_create_of_an_address_is_duplicate(repo: &dyn UserRepository) {
+    let first = new_user("duplicate", now_micros());
+    create_ok(repo, &first).await;
+
+    let same = NewUser {
+        id: unique_id(),
+        password_hash: hash("other"),
+        ..first.clone()
+    };
+    let again = repo.create(&same).await;
+    assert!(
+        matches!(again, Err(UserRepoError::Duplicate)),
+        "UserRepository contract: a second create of an address must be Duplicate, got \
+         {again:?}"
+    );
+
+    let other_case = NewUser {
+        id: unique_id(),
+        email: EmailAddress::parse(&first.email.as_str().to_uppercase()).unwrap(),
+        password_hash: hash("third"),
+        created_at: first.created_at + Duration::seconds(1),
+    };
+    let again = repo.create(&other_case).await;
+    assert!(
+        matches!(again, Err(UserRepoError::Duplicate)),
+        "UserRepository contract: an address differing only in case must be Duplicate, got \
+         {again:?}"
+    );
+
+    let stored = find_by_id_ok(repo, first.id).await;
+    assert_eq!(
+        (stored.user.email, stored.password_hash),
+        (first.email.clone(), first.password_hash.clone()),
+        "UserRepository contract: a refused duplicate must not change the first account"
+    );
+    for loser in [same.id, other_case.id] {
+        let found = repo.find_by_id(loser).await;
+        assert!(
+            matches!(found, Ok(None)),
+            "UserRepository contract: a refused duplicate must not leave an account, got \
+             {found:?}"
+        );
+    }
+}
+
+/// [`CONCURRENT_CREATES`] simultaneous creates of one address: exactly one succeeds, every
+/// other one is `Duplicate` (never another error), and the one account is the winner's.
+pub async fn concurrent_creates_yield_one_account(repo: Arc<dyn UserRepository>) {
+    let email = unique_email("race");
+    let created_at = now_micros();
+    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_CREATES));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CONCURRENT_CREATES {
+        let repo = Arc::clone(&repo);
+        let barrier = Arc::clone(&barrier);
+        let new_user = NewUser {
+            id: unique_id(),
+            email: email.clone(),
+            password_hash: hash(&format!("racer-{i}")),
+            created_at,
+        };
+        tasks.spawn(async move {
+            barrier.wait().await;
+            let outcome = repo.create(&new_user).await;
+            (new_user, outcome)
+        });
+    }
+
+    let mut winners = Vec::new();
+    let mut others = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (new_user, outcome) = joined.unwrap();
+        match outcome {
+            Ok(user) => winners.push((new_user, user)),
+            Err(UserRepoError::Duplicate) => {}
+            Err(e) => others.push(e),
+        }
+    }
+    assert!(
+        others.is_empty(),
+        "UserRepository contract: a concurrent create of a taken address must be Duplicate, \
+         got {others:?}"
+    );
+    assert_eq!(
+        winners.len(),
+        1,
+        "UserRepository contract: {CONCURRENT_CREATES} concurrent creates of one address must \
+         make exactly one account"
+    );
+    let (winner, _) = &winners[0];
+    let stored = find_by_email_ok(repo.as_ref(), &email).await;
+    assert_eq!(
+        (stored.user.id, &stored.password_hash),
+        (winner.id, &winner.password_hash),
+        "UserRepository contract: the account must be the one whose create succeeded"
+    );
+}
+
+/// Every update of an id nobody has is `NotFound`.
+pub async fn updates_of_unknown_ids_are_not_found(repo: &dyn UserRepository) {
+    let at = now_micros();
+    let id = unique_id();
+    let verified = repo.mark_verified(id, at).await;
+    assert!(
+        matches!(verified, Err(UserRepoError::NotFound)),
+        "UserRepository contract: mark_verified of an unknown id must be NotFound, got \
+         {verified:?}"
+    );
+    let set = repo.set_password_hash(id, &hash("x"), at).await;
+    assert!(
+        matches!(set, Err(UserRepoError::NotFound)),
+        "UserRepository contract: set_password_hash of an unknown id must be NotFound, got \
+         {set:?}"
+    );
+    let replaced = repo.replace_unverified_password(id, &hash("x"), at).await;
+    assert!(
+        matches!(replaced, Err(UserRepoError::NotFound)),
+        "UserRepository contract: replace_unverified_password of an unknown id must be \
+         NotFound, got {replaced:?}"
+    );
+    let found = repo.find_by_id(id).await;
+    assert!(
+        matches!(found, Ok(None)),
+        "UserRepository contract: updates of an unknown id must not create it, got {found:?}"
+    );
+}
+
+/// `replace_unverified_password` replaces the hash and moves `updated_at` while the account is
+/// unverified, and is `NotFound` (changing nothing) once it is verified.
+pub async fn replace_unverified_password_only_before_verification(repo: &dyn UserRepository) {
+    let t0 = now_micros();
+    let new_user = new_user("replace", t0);
+    create_ok(repo, &new_user).await;
+
+    let t1 = t0 + Duration::seconds(10);
+    let second = hash("second-signup");
+    let replaced = repo
+        .replace_unverified_password(new_user.id, &second, t1)
+        .await;
+    assert!(
+        replaced.is_ok(),
+        "UserRepository contract: replace_unverified_password of an unverified account must \
+         succeed, got {replaced:?}"
+    );
+    let stored = find_by_id_ok(repo, new_user.id).await;
+    assert_eq!(
+        stored,
+        UserCredentials {
+            user: User {
+                id: new_user.id,
+                email: new_user.email.clone(),
+                verified_at: None,
+                created_at: t0,
+                updated_at: t1,
+            },
+            password_hash: second.clone(),
+        },
+        "UserRepository contract: replace_unverified_password must set the hash and \
+         updated_at, and nothing else"
+    );
+
+    let t2 = t1 + Duration::seconds(10);
+    mark_verified_ok(repo, new_user.id, t2).await;
+    let t3 = t2 + Duration::seconds(10);
+    let refused = repo
+        .replace_unverified_password(new_user.id, &hash("late"), t3)
+        .await;
+    assert!(
+        matches!(refused, Err(UserRepoError::NotFound)),
+        "UserRepository contract: replace_unverified_password of a verified account must be \
+         NotFound, got {refused:?}"
+    );
+    let stored = find_by_id_ok(repo, new_user.id).await;
+    assert_eq!(
+        (&stored.password_hash, stored.user.updated_at),
+        (&second, t2),
+        "UserRepository contract: a refused replace_unverified_password must change nothing"
+    );
+}
+
+/// `mark_verified` sets `verified_at` and `updated_at` to the given time and returns the
+/// account; a second call keeps the first verification time.
+pub async fn mark_verified_keeps_the_first_time(repo: &dyn UserRepository) {
+    let t0 = now_micros();
+    let new_user = new_user("verify", t0);
+    create_ok(repo, &new_user).await;
+
+    let t1 = t0 + Duration::seconds(30);
+    let verified = mark_verified_ok(repo, new_user.id, t1).await;
+    let expected = User {
+        id: new_user.id,
+        email: new_user.email.clone(),
+        verified_at: Some(t1),
+        created_at: t0,
+        updated_at: t1,
+    };
+    assert_eq!(
+        verified, expected,
+        "UserRepository contract: mark_verified must set verified_at and updated_at and \
+         return the account"
+    );
+    assert!(verified.is_verified());
+    assert_eq!(
+        find_by_id_ok(repo, new_user.id).await.user,
+        expected,
+        "UserRepository contract: mark_verified must be stored as returned"
+    );
+
+    let t2 = t1 + Duration::seconds(30);
+    let again = mark_verified_ok(repo, new_user.id, t2).await;
+    assert_eq!(
+        again.verified_at,
+        Some(t1),
+        "UserRepository contract: a second mark_verified must keep the first verification time"
+    );
+    let stored = find_by_id_ok(repo, new_user.id).await.user;
+    assert_eq!(
+        stored, again,
+        "UserRepository contract: mark_verified must return the stored account"
+    );
+    assert_eq!(stored.verified_at, Some(t1));
+}
+
+/// `set_password_hash` replaces the hash and moves `updated_at`, verified or not.
+pub async fn set_password_hash_works_in_any_state(repo: &dyn UserRepository) {
+    let t0 = now_micros();
+    let new_user = new_user("set-hash", t0);
+    create_ok(repo, &new_user).await;
+
+    let t1 = t0 + Duration::seconds(5);
+    let unverified_hash = hash("while-unverified");
+    let set = repo
+        .set_password_hash(new_user.id, &unverified_hash, t1)
+        .await;
+    assert!(
+        set.is_ok(),
+        "UserRepository contract: set_password_hash of an unverified account must succeed, \
+         got {set:?}"
+    );
+    let stored = find_by_id_ok(repo, new_user.id).await;
+    assert_eq!(
+        (
+            &stored.password_hash,
+            stored.user.updated_at,
+            stored.user.verified_at
+        ),
+        (&unverified_hash, t1, None),
+        "UserRepository contract: set_password_hash must set the hash and updated_at"
+    );
+
+    let t2 = t1 + Duration::seconds(5);
+    mark_verified_ok(repo, new_user.id, t2).await;
+    let t3 = t2 + Duration::seconds(5);
+    let reset_hash = hash("after-reset");
+    let set = repo.set_password_hash(new_user.id, &reset_hash, t3).await;
+    assert!(
+        set.is_ok(),
+        "UserRepository contract: set_password_hash of a verified account must succeed, got \
+         {set:?}"
+    );
+    let stored = find_by_id_ok(repo, new_user.id).await;
+    assert_eq!(
+        stored,
+        UserCredentials {
+            user: User {
+                id: new_user.id,
+                email: new_user.email.clone(),
+                verified_at: Some(t2),
+                created_at: t0,
+                updated_at: t3,
+            },
+            password_hash: reset_hash,
+        },
+        "UserRepository contract: set_password_hash must change the hash and updated_at only"
+    );
+}
+
+/// An update of one account leaves every other account as it was.
+pub async fn changes_touch_only_their_own_account(repo: &dyn UserRepository) {
+    let t0 = now_micros();
+    let target = new_user("target", t0);
+    let bystander = new_user("bystander", t0);
+    create_ok(repo, &target).await;
+    create_ok(repo, &bystander).await;
+    let before = find_by_id_ok(repo, bystander.id).await;
+
+    let t1 = t0 + Duration::seconds(1);
+    repo.replace_unverified_password(target.id, &hash("a"), t1)
+        .await
+        .unwrap();
+    repo.set_password_hash(target.id, &hash("b"), t1)
+        .await
+        .unwrap();
+    mark_verified_ok(repo, target.id, t1).await;
+
+    assert_eq!(
+        find_by_id_ok(repo, bystander.id).await,
+        before,
+        "UserRepository contract: updating one account must not change another"
+    );
+}
+
+/// Now, truncated to whole microseconds: the precision every store must keep.
+fn now_micros() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
+}
+
+fn unique_id() -> UserId {
+    UserId::from_uuid(Uuid::new_v4())
+}
+
+/// A fresh address, typed in mixed case to exercise normalisation.
+fn unique_email(label: &str) -> EmailAddress {
+    EmailAddress::parse(&format!(
+        "Contract-{label}-{}@Example.COM",
+        Uuid::new_v4().simple()
+    ))
+    .unwrap()
+}
+
+/// A distinct hash on every call, shaped like a PHC string (no store may interpret it).
+fn hash(label: &str) -> PasswordHash {
+    PasswordHash::new(format!(
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${label}-{}",
+        Uuid::new_v4().simple()
+    ))
+}
+
+fn new_user(label: &str, created_at: DateTime<Utc>) -> NewUser {
+    NewUser {
+        id: unique_id(),
+        email: unique_email(label),
+        password_hash: hash(label),
+        created_at,
+    }
+}
+
+async fn create_ok(repo: &dyn UserRepository, new_user: &NewUser) -> User {
+    match repo.create(new_user).await {
+        Ok(user) => user,
+        Err(e) => panic!("UserRepository contract: create of a fresh address failed: {e:?}"),
+    }
+}
+
+async fn find_by_id_ok(repo: &dyn UserRepository, id: UserId) -> UserCredentials {
+    match repo.find_by_id(id).await {
+        Ok(Some(found)) => found,
+        other => panic!("UserRepository contract: find_by_id of {id} gave {other:?}"),
+    }
+}
+
+async fn find_by_email_ok(repo: &dyn UserRepository, email: &EmailAddress) -> UserCredentials {
+    match repo.find_by_email(email).await {
+        Ok(Some(found)) => found,
+        other => panic!("UserRepository contract: find_by_email gave {other:?}"),
+    }
+}
+
+async fn mark_verified_ok(repo: &dyn UserRepository, id: UserId, at: DateTime<Utc>) -> User {
+    match repo.mark_verified(id, at).await {
+        Ok(user) => user,
+        Err(e) => panic!("UserRepository contract: mark_verified of {id} failed: {e:?}"),
+    }
+}

@@ -1,0 +1,15 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The shared `UserRepository` contract, against a fresh PostgreSQL database.
+
+use std::sync::Arc;
+
+use auth_postgres::testing::TestDatabase;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_repository_meets_the_user_repository_contract() {
+    let db = TestDatabase::new().await;
+    auth_testkit::contracts::user_repository::run(Arc::new(db.repository())).await;
+    // Twice on the same database: the suite must not depend on an empty store.
+    auth_testkit::contracts::user_repository::run(Arc::new(db.repository())).await;
+    db.cleanup().await.unwrap();
+}

@@ -1,0 +1,295 @@
+//! Outages: nothing listening, a server that never answers, a server killed mid-use and
+//! started again. Every call must fail with `Unavailable` within the configured timeout (no
+//! panic, no hang), and the same store must work again once Redis is back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use auth_core::{
+    ClientInfo, EmailAddress, OtpMac, OtpPurpose, OtpStore, OtpStoreError, Session, SessionId,
+    SessionStore, SessionStoreError, SessionToken, StoredOtp, TokenHash, User, UserId,
+};
+use auth_redis::{RedisSettings, RedisStore};
+use auth_testkit::redis_server::ThrowawayRedis;
+use chrono::Utc;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+const TIMEOUT: Duration = Duration::from_millis(800);
+/// What "within the timeout" allows for scheduling noise on a loaded 2-core CI machine.
+const SLACK: Duration = Duration::from_millis(1200);
+
+fn store_at(url: &str) -> RedisStore {
+    let mut settings = RedisSettings::new(SecretString::from(url.to_owned()), "faults");
+    settings.timeout = TIMEOUT;
+    settings.store().unwrap()
+}
+
+fn session() -> Session {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    let now = Utc::now();
+    Session {
+        id: SessionId::from_uuid(Uuid::new_v4()),
+        token_hash: SessionToken::from_bytes(bytes).hash(),
+        user: User {
+            id: UserId::from_uuid(Uuid::new_v4()),
+            email: EmailAddress::parse("faults@example.com").unwrap(),
+            verified_at: None,
+            created_at: now,
+            updated_at: now,
+        },
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        client: ClientInfo::default(),
+    }
+}
+
+fn otp() -> StoredOtp {
+    StoredOtp {
+        mac: OtpMac([9; 32]),
+        expires_at: Utc::now() + chrono::Duration::minutes(10),
+    }
+}
+
+fn assert_session_unavailable<T: std::fmt::Debug>(
+    what: &str,
+    started: Instant,
+    result: Result<T, SessionStoreError>,
+) {
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(result, Err(SessionStoreError::Unavailable(_))),
+        "{what}: expected Unavailable, got {result:?}"
+    );
+    assert!(elapsed <= TIMEOUT + SLACK, "{what}: took {elapsed:?}");
+}
+
+fn assert_otp_unavailable<T: std::fmt::Debug>(
+    what: &str,
+    started: Instant,
+    result: Result<T, OtpStoreError>,
+) {
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(result, Err(OtpStoreError::Unavailable(_))),
+        "{what}: expected Unavailable, got {result:?}"
+    );
+    assert!(elapsed <= TIMEOUT + SLACK, "{what}: took {elapsed:?}");
+}
+
+/// Every operation of both ports fails with `Unavailable`, each within the timeout.
+async fn every_operation_is_unavailable(store: &RedisStore) {
+    let s = session();
+    let email = EmailAddress::parse("down@example.com").unwrap();
+    let purpose = OtpPurpose::VerifyEmail;
+
+    let t = Instant::now();
+    assert_session_unavailable("ping", t, SessionStore::ping(store).await);
+    let t = Instant::now();
+    assert_session_unavailable("insert", t, store.insert(&s, Duration::from_secs(60)).await);
+    let t = Instant::now();
+    assert_session_unavailable("get", t, store.get(&s.token_hash).await);
+    let t = Instant::now();
+    assert_session_unavailable("list", t, store.list_for_user(s.user.id).await);
+    let t = Instant::now();
+    assert_session_unavailable("delete", t, store.delete(&s.token_hash).await);
+    let t = Instant::now();
+    assert_session_unavailable("delete_by_id", t, store.delete_by_id(s.user.id, s.id).await);
+    let t = Instant::now();
+    assert_session_unavailable(
+        "delete_all",
+        t,
+        store.delete_all_for_user(s.user.id, None).await,
+    );
+
+    let t = Instant::now();
+    assert_otp_unavailable(
+        "put",
+        t,
+        store
+            .put(purpose, &email, otp(), Duration::from_secs(60))
+            .await,
+    );
+    let t = Instant::now();
+    assert_otp_unavailable(
+        "record_attempt",
+        t,
+        store.record_attempt(purpose, &email).await,
+    );
+    let t = Instant::now();
+    assert_otp_unavailable(
+        "consume",
+        t,
+        store.consume(purpose, &email, &otp().mac).await,
+    );
+    let t = Instant::now();
+    assert_otp_unavailable("discard", t, store.discard(purpose, &email).await);
+    let t = Instant::now();
+    assert_otp_unavailable(
+        "claim_send_slot",
+        t,
+        store
+            .claim_send_slot(purpose, &email, Duration::from_secs(60))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unavailable_quickly() {
+    let port = {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let store = store_at(&format!("redis://127.0.0.1:{port}"));
+    every_operation_is_unavailable(&store).await;
+}
+
+/// Accepts connections and never answers, like a hung server or a black-holed network.
+struct SilentServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SilentServer {
+    fn start() -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Self {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_unavailable_after_the_timeout() {
+    let server = SilentServer::start();
+    let store = store_at(&format!("redis://127.0.0.1:{}", server.port));
+    every_operation_is_unavailable(&store).await;
+}
+
+#[tokio::test]
+async fn killed_server_is_unavailable_and_the_same_store_recovers_after_restart() {
+    let mut redis = ThrowawayRedis::start();
+    let store = store_at(&redis.url());
+    let s = session();
+    store.insert(&s, Duration::from_secs(60)).await.unwrap();
+    assert!(store.get(&s.token_hash).await.unwrap().is_some());
+
+    redis.kill();
+    every_operation_is_unavailable(&store).await;
+
+    redis.restart();
+    // The restarted server is empty (nothing is persisted); the store answers at once.
+    assert_eq!(store.get(&s.token_hash).await.unwrap(), None);
+    SessionStore::ping(&store).await.unwrap();
+    store.insert(&s, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.get(&s.token_hash).await.unwrap().as_ref(), Some(&s));
+    let email = EmailAddress::parse("back@example.com").unwrap();
+    store
+        .put(
+            OtpPurpose::ResetPassword,
+            &email,
+            otp(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let attempt = store
+        .record_attempt(OtpPurpose::ResetPassword, &email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(attempt.attempts, 1);
+    assert_eq!(store.delete_all_for_user(s.user.id, None).await.unwrap(), 1);
+}
+
+/// A restart between two calls, with no failed call in between to notice it: reads still
+/// succeed on the first try (the broken pooled connection is replaced and the read resent).
+#[tokio::test]
+async fn reads_survive_an_unnoticed_restart() {
+    let mut redis = ThrowawayRedis::start();
+    let store = store_at(&redis.url());
+    let s = session();
+    store.insert(&s, Duration::from_secs(60)).await.unwrap();
+
+    redis.restart();
+    assert_eq!(store.get(&s.token_hash).await.unwrap(), None);
+    store.insert(&s, Duration::from_secs(60)).await.unwrap();
+    assert!(store.get(&s.token_hash).await.unwrap().is_some());
+}
+
+/// Many callers at once during an outage: all fail fast, none waits for another's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_during_an_outage_all_fail_within_the_timeout() {
+    let server = SilentServer::start();
+    let store = Arc::new(store_at(&format!("redis://127.0.0.1:{}", server.port)));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move { store.get(&TokenHash([1; 32])).await });
+    }
+    for result in tasks.join_all().await {
+        assert!(
+            matches!(result, Err(SessionStoreError::Unavailable(_))),
+            "{result:?}"
+        );
+    }
+    assert!(
+        started.elapsed() <= TIMEOUT + SLACK,
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// With `idle_recheck_after` elapsed, checkout PINGs the pooled connection and replaces a dead
+/// one, so even a write succeeds on the first try after an unnoticed restart.
+#[tokio::test]
+async fn idle_connections_are_rechecked_before_reuse() {
+    let mut redis = ThrowawayRedis::start();
+    let mut settings = RedisSettings::new(SecretString::from(redis.url()), "faults");
+    settings.timeout = TIMEOUT;
+    settings.idle_recheck_after = Duration::ZERO;
+    let store = settings.store().unwrap();
+    SessionStore::ping(&store).await.unwrap();
+
+    redis.restart();
+    let email = EmailAddress::parse("recheck@example.com").unwrap();
+    assert_eq!(
+        store
+            .claim_send_slot(OtpPurpose::VerifyEmail, &email, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        auth_core::SendSlot::Granted
+    );
+}

@@ -1,0 +1,198 @@
+//! The whole lifecycle, end to end.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn full_lifecycle_signup_to_reset() {
+    let app = TestApp::spawn().await;
+    let email = app.email();
+
+    // signup → 201, unverified, code mailed
+    let res = app.signup(&email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email"], email.as_str());
+    assert_eq!(body["user"]["email_verified"], false);
+    assert!(body["user"].get("password_hash").is_none());
+    let mail = app.mail.wait_for_mail(&email, MAIL_WAIT).await;
+    assert!(mail.subject().contains(&mail.code()), "code in the subject");
+
+    // login before verification → 403
+    let res = app.login(&email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "email_not_verified");
+
+    // verify → 200, verified
+    let res = app.verify(&email, &mail.code()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email_verified"], true);
+
+    // login (bearer) → token in body, no cookie
+    let res = app.login(&email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(set_cookie(res.headers(), app.cookie_name).is_none());
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    let bearer = body["session"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(bearer.len(), 43);
+    assert!(body["session"]["expires_at"].is_string());
+
+    // /me by bearer, GET and POST
+    let res = app.me(&bearer).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(me["user"]["email"], email.as_str());
+    assert!(me["session"]["created_at"].is_string());
+    let res = app.post_auth("/me", &bearer, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // login (cookie) → cookie only, never the token in the body
+    let res = app
+        .post(
+            "/login",
+            &json!({"email": email, "password": PASSWORD, "transport": "cookie"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = set_cookie(res.headers(), app.cookie_name).expect("session cookie");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure", "Max-Age=86400"] {
+        assert!(cookie.contains(attr), "{attr} missing in {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let cookie_token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let body: Value = res.json().await.unwrap();
+    assert!(body["session"].get("token").is_none(), "{body}");
+    assert!(!body.to_string().contains(&cookie_token));
+
+    // /me by cookie
+    let res = app
+        .client
+        .get(app.url("/me"))
+        .header("cookie", format!("{}={cookie_token}", app.cookie_name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // logout (bearer) → 204, then /me 401 with WWW-Authenticate
+    let res = app.post_auth("/logout", &bearer, None).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app.me(&bearer).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    assert_eq!(error_code(res).await, "unauthenticated");
+
+    // list sessions: three logins → three sessions, one current
+    let t1 = app.token(&email, PASSWORD).await;
+    let t2 = app.token(&email, PASSWORD).await;
+    let res = app.get_auth("/sessions", &t1).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let list: Value = res.json().await.unwrap();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3, "{list}"); // cookie session + t1 + t2
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    assert!(!list.to_string().contains(&t1) && !list.to_string().contains(&t2));
+
+    // revoke t2 by its id (from t2's own view)
+    let t2_list: Value = app.get_auth("/sessions", &t2).await.json().await.unwrap();
+    let t2_id = t2_list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .delete(app.url(&format!("/sessions/{t2_id}")))
+        .bearer_auth(&t1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(&t2).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&t1).await.status(), StatusCode::OK);
+
+    // change password: t1 stays, the cookie session is revoked; notice mailed
+    let before = app.mail.count_to(&email);
+    let new_password = "a brand new passphrase";
+    let res = app
+        .post_auth(
+            "/change-password",
+            &t1,
+            Some(&json!({"current_password": PASSWORD, "new_password": new_password})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(&t1).await.status(), StatusCode::OK);
+    let res = app
+        .client
+        .get(app.url("/me"))
+        .header("cookie", format!("{}={cookie_token}", app.cookie_name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    app.nth_code_or_notice(&email, before + 1).await;
+    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+
+    // forgot → reset with the mailed code → every session revoked
+    let t3 = app.token(&email, new_password).await;
+    let before = app.mail.count_to(&email);
+    let res = app.post("/forgot-password", &json!({"email": email})).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let code = app.nth_code(&email, before + 1).await;
+    let final_password = "yet another fine passphrase";
+    let res = app
+        .post(
+            "/reset-password",
+            &json!({"email": email, "otp": code, "new_password": final_password}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.me(&t1).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&t3).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login(&email, new_password).await.status(), StatusCode::UNAUTHORIZED);
+
+    // login with the new password
+    let t4 = app.token(&email, final_password).await;
+    assert_eq!(app.me(&t4).await.status(), StatusCode::OK);
+
+    // logout-all
+    let t5 = app.token(&email, final_password).await;
+    assert_eq!(app.post_auth("/logout-all", &t4, None).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(&t4).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&t5).await.status(), StatusCode::UNAUTHORIZED);
+
+    app.cleanup().await;
+}
+
+impl TestApp {
+    /// Waits for the `n`-th mail to `to` (a notice carries no code).
+    pub async fn nth_code_or_notice(&self, to: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + MAIL_WAIT;
+        while self.mail.count_to(to) < n {
+            assert!(tokio::time::Instant::now() < deadline, "no mail {n} to {to}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let mails = self.mail.messages_to(to);
+        assert!(
+            mails[n - 1].subject().to_lowercase().contains("password"),
+            "{}",
+            mails[n - 1].subject()
+        );
+    }
+}
