@@ -89,7 +89,10 @@ impl TestApp {
             ("SMTP_PORT", port.as_str()),
             ("SMTP_TLS", "none"),
             ("MAIL_FROM", "SecureAuth <no-reply@secureauth.test>"),
-            ("AUTH_SECRET", "test-secret-test-secret-test-secret-0123456789"),
+            (
+                "AUTH_SECRET",
+                "test-secret-test-secret-test-secret-0123456789",
+            ),
             // Cheap hashing keeps the suite fast; the cost is tested in auth-argon2.
             ("ARGON2_MEMORY_KIB", "1024"),
             ("ARGON2_ITERATIONS", "1"),
@@ -102,8 +105,14 @@ impl TestApp {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
-        let cookie_name = if settings.cookie_secure { "__Host-session" } else { "session" };
-        let app = Application::build(settings).await.expect("application builds");
+        let cookie_name = if settings.cookie_secure {
+            "__Host-session"
+        } else {
+            "session"
+        };
+        let app = Application::build(settings)
+            .await
+            .expect("application builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -128,7 +137,12 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post_auth(&self, path: &str, token: &str, body: Option<&Value>) -> Response {
@@ -140,19 +154,27 @@ impl TestApp {
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> Response {
-        self.post("/signup", &json!({"email": email, "password": password})).await
+        self.post("/signup", &json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn verify(&self, email: &str, otp: &str) -> Response {
-        self.post("/verify-otp", &json!({"email": email, "otp": otp})).await
+        self.post("/verify-otp", &json!({"email": email, "otp": otp}))
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post("/login", &json!({"email": email, "password": password})).await
+        self.post("/login", &json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn me(&self, token: &str) -> Response {
@@ -174,12 +196,6 @@ impl TestApp {
         }
     }
 
-    /// The code of the latest mail to `to` (waits for at least one).
-    pub async fn latest_code(&self, to: &str) -> String {
-        let n = self.mail.count_to(to).max(1);
-        self.nth_code(to, n).await
-    }
-
     /// A fresh unique address.
     pub fn email(&self) -> String {
         format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
@@ -188,7 +204,10 @@ impl TestApp {
     /// Signs up and verifies a new account; returns its address.
     pub async fn verified_user(&self) -> String {
         let email = self.email();
-        assert_eq!(self.signup(&email, PASSWORD).await.status(), StatusCode::CREATED);
+        assert_eq!(
+            self.signup(&email, PASSWORD).await.status(),
+            StatusCode::CREATED
+        );
         let code = self.nth_code(&email, 1).await;
         assert_eq!(self.verify(&email, &code).await.status(), StatusCode::OK);
         email
@@ -219,7 +238,10 @@ pub async fn delete_prefix(prefix: &str) {
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = {
         use redis::AsyncCommands as _;
-        let mut iter = con.scan_match::<_, String>(format!("{prefix}:*")).await.unwrap();
+        let mut iter = con
+            .scan_match::<_, String>(format!("{prefix}:*"))
+            .await
+            .unwrap();
         let mut keys = Vec::new();
         while let Some(k) = iter.next_item().await {
             keys.push(k);
@@ -227,14 +249,21 @@ pub async fn delete_prefix(prefix: &str) {
         keys
     };
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut con).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut con)
+            .await
+            .unwrap();
     }
 }
 
 /// The JSON body and the error code of a response.
 pub async fn error_code(res: Response) -> String {
     let body: Value = res.json().await.unwrap();
-    body["error"]["code"].as_str().unwrap_or_default().to_owned()
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The value of the session cookie set by a response, if any.

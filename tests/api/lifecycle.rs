@@ -59,7 +59,13 @@ async fn full_lifecycle_signup_to_reset() {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let cookie = set_cookie(res.headers(), app.cookie_name).expect("session cookie");
-    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure", "Max-Age=86400"] {
+    for attr in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+        "Secure",
+        "Max-Age=86400",
+    ] {
         assert!(cookie.contains(attr), "{attr} missing in {cookie}");
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
@@ -147,7 +153,10 @@ async fn full_lifecycle_signup_to_reset() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     app.nth_code_or_notice(&email, before + 1).await;
-    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // forgot → reset with the mailed code → every session revoked
     let t3 = app.token(&email, new_password).await;
@@ -165,7 +174,10 @@ async fn full_lifecycle_signup_to_reset() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(app.me(&t1).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.me(&t3).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.login(&email, new_password).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.login(&email, new_password).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // login with the new password
     let t4 = app.token(&email, final_password).await;
@@ -173,7 +185,10 @@ async fn full_lifecycle_signup_to_reset() {
 
     // logout-all
     let t5 = app.token(&email, final_password).await;
-    assert_eq!(app.post_auth("/logout-all", &t4, None).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.post_auth("/logout-all", &t4, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.me(&t4).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.me(&t5).await.status(), StatusCode::UNAUTHORIZED);
 
@@ -185,7 +200,10 @@ impl TestApp {
     pub async fn nth_code_or_notice(&self, to: &str, n: usize) {
         let deadline = tokio::time::Instant::now() + MAIL_WAIT;
         while self.mail.count_to(to) < n {
-            assert!(tokio::time::Instant::now() < deadline, "no mail {n} to {to}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no mail {n} to {to}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let mails = self.mail.messages_to(to);

@@ -10,11 +10,19 @@ async fn secrets_never_reach_the_logs() {
     let app = TestApp::spawn().await;
     let email = app.email();
     let password = format!("unique log canary {}", uuid::Uuid::new_v4().simple());
-    assert_eq!(app.signup(&email, &password).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.signup(&email, &password).await.status(),
+        StatusCode::CREATED
+    );
     let code = app.nth_code(&email, 1).await;
     assert_eq!(app.verify(&email, &code).await.status(), StatusCode::OK);
     let token = app.token(&email, &password).await;
-    let list: Value = app.get_auth("/sessions", &token).await.json().await.unwrap();
+    let list: Value = app
+        .get_auth("/sessions", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     let session_id = list["sessions"][0]["id"].as_str().unwrap().to_owned();
     let res = app
         .client
@@ -28,7 +36,10 @@ async fn secrets_never_reach_the_logs() {
     let reset_code = app.nth_code(&email, 2).await;
     let new_password = format!("another log canary {}", uuid::Uuid::new_v4().simple());
     let res = app
-        .post("/reset-password", &json!({"email": email, "otp": reset_code, "new_password": new_password}))
+        .post(
+            "/reset-password",
+            &json!({"email": email, "otp": reset_code, "new_password": new_password}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
 
@@ -45,8 +56,14 @@ async fn secrets_never_reach_the_logs() {
     }
     // Codes are six digits and could collide with other numbers; check them in context.
     for c in [&code, &reset_code] {
-        assert!(!logs.contains(&format!("\"{c}\"")), "a code appears in the logs");
-        assert!(!logs.contains(&format!("otp={c}")), "a code appears in the logs");
+        assert!(
+            !logs.contains(&format!("\"{c}\"")),
+            "a code appears in the logs"
+        );
+        assert!(
+            !logs.contains(&format!("otp={c}")),
+            "a code appears in the logs"
+        );
     }
     app.cleanup().await;
 }

@@ -300,7 +300,9 @@ impl From<OtpCheckError> for ApiError {
 impl From<ResendOtpError> for ApiError {
     fn from(e: ResendOtpError) -> Self {
         match e {
-            ResendOtpError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            ResendOtpError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
             ResendOtpError::Failure(f) => Self::from_failure(f),
         }
     }

@@ -5,7 +5,11 @@ use auth_http::{telemetry, wiring, Application};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "auth-http", version, about = "SecureAuth: email + password authentication with server-side sessions")]
+#[command(
+    name = "auth-http",
+    version,
+    about = "SecureAuth: email + password authentication with server-side sessions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

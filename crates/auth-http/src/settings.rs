@@ -138,13 +138,19 @@ impl Settings {
         let dev = app_env == AppEnv::Development;
 
         let parse_duration = |var: &'static str, default: &str| -> Result<Duration, ConfigError> {
-            let raw = get(&[var]).map(|(_, v)| v).unwrap_or_else(|| default.into());
+            let raw = get(&[var])
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| default.into());
             // A bare number means seconds.
             if let Ok(secs) = raw.parse::<u64>() {
                 return Ok(Duration::from_secs(secs));
             }
-            humantime::parse_duration(&raw)
-                .map_err(|e| err(var, format!("{raw:?} is not a duration ({e}); e.g. 90s, 10m, 24h")))
+            humantime::parse_duration(&raw).map_err(|e| {
+                err(
+                    var,
+                    format!("{raw:?} is not a duration ({e}); e.g. 90s, 10m, 24h"),
+                )
+            })
         };
         let parse_bool = |var: &'static str, default: bool| -> Result<bool, ConfigError> {
             match get(&[var]).map(|(_, v)| v.to_ascii_lowercase()) {
@@ -170,9 +176,12 @@ impl Settings {
         let bind_addr = get(&["BIND_ADDR"])
             .map(|(_, v)| v)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let bind_addr = bind_addr
-            .parse()
-            .map_err(|_| err("BIND_ADDR", format!("{bind_addr:?} is not host:port, e.g. 0.0.0.0:8080")))?;
+        let bind_addr = bind_addr.parse().map_err(|_| {
+            err(
+                "BIND_ADDR",
+                format!("{bind_addr:?} is not host:port, e.g. 0.0.0.0:8080"),
+            )
+        })?;
 
         let database_url = match get(&["DATABASE_URL"]) {
             Some((_, v)) => v,
@@ -180,7 +189,10 @@ impl Settings {
             None => return Err(err("DATABASE_URL", "required in production")),
         };
         if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
-            return Err(err("DATABASE_URL", "must start with postgres:// or postgresql://"));
+            return Err(err(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
         }
         let redis_url = match get(&["REDIS_URL"]) {
             Some((_, v)) => v,
@@ -199,7 +211,9 @@ impl Settings {
             Some((_, host)) => {
                 let tls = match get(&["SMTP_TLS"]).map(|(_, v)| v.to_ascii_lowercase()) {
                     None => None,
-                    Some(v) if v == "implicit" || v == "tls" || v == "ssl" => Some(SmtpTls::Implicit),
+                    Some(v) if v == "implicit" || v == "tls" || v == "ssl" => {
+                        Some(SmtpTls::Implicit)
+                    }
                     Some(v) if v == "starttls" => Some(SmtpTls::StartTls),
                     Some(v) if v == "none" || v == "plain" || v == "off" => Some(SmtpTls::None),
                     Some(v) => {
@@ -269,7 +283,12 @@ impl Settings {
             None => LogFormat::Pretty,
             Some(v) if v == "pretty" || v == "text" => LogFormat::Pretty,
             Some(v) if v == "json" => LogFormat::Json,
-            Some(v) => return Err(err("LOG_FORMAT", format!("expected pretty or json, got {v:?}"))),
+            Some(v) => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("expected pretty or json, got {v:?}"),
+                ))
+            }
         };
         let allowed_origins = get(&["ALLOWED_ORIGINS"])
             .map(|(_, v)| {
@@ -302,12 +321,11 @@ impl Settings {
         }
         let workers = match get(&["HTTP_WORKERS"]) {
             None => None,
-            Some((_, v)) => Some(
-                v.parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| err("HTTP_WORKERS", format!("{v:?} is not a positive number")))?,
-            ),
+            Some((_, v)) => {
+                Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    err("HTTP_WORKERS", format!("{v:?} is not a positive number"))
+                })?)
+            }
         };
 
         Ok(Self {
@@ -346,8 +364,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn with(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -392,12 +412,29 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        assert_eq!(with(&[("SESSION_TTL", "soon")]).unwrap_err().var, "SESSION_TTL");
-        assert_eq!(with(&[("SMTP_SERVER", "h"), ("SMTP_PORT", "x")]).unwrap_err().var, "SMTP_PORT");
+        assert_eq!(
+            with(&[("SESSION_TTL", "soon")]).unwrap_err().var,
+            "SESSION_TTL"
+        );
+        assert_eq!(
+            with(&[("SMTP_SERVER", "h"), ("SMTP_PORT", "x")])
+                .unwrap_err()
+                .var,
+            "SMTP_PORT"
+        );
         assert_eq!(with(&[("BIND_ADDR", "nope")]).unwrap_err().var, "BIND_ADDR");
-        assert_eq!(with(&[("AUTH_SECRET", "short")]).unwrap_err().var, "AUTH_SECRET");
-        assert_eq!(with(&[("COOKIE_SECURE", "maybe")]).unwrap_err().var, "COOKIE_SECURE");
-        assert_eq!(with(&[("PASSWORD_MIN_LENGTH", "x")]).unwrap_err().var, "PASSWORD_MIN_LENGTH");
+        assert_eq!(
+            with(&[("AUTH_SECRET", "short")]).unwrap_err().var,
+            "AUTH_SECRET"
+        );
+        assert_eq!(
+            with(&[("COOKIE_SECURE", "maybe")]).unwrap_err().var,
+            "COOKIE_SECURE"
+        );
+        assert_eq!(
+            with(&[("PASSWORD_MIN_LENGTH", "x")]).unwrap_err().var,
+            "PASSWORD_MIN_LENGTH"
+        );
         assert_eq!(with(&[("OTP_TTL", "1h")]).unwrap_err().var, "OTP_TTL");
     }
 

@@ -31,7 +31,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish()
     }
 }
 
@@ -69,20 +71,15 @@ impl Application {
                         .error_handler(|e, _| json_error(e).into()),
                 )
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .app_data(
-                    web::PathConfig::default().error_handler(|e: PathError, _| {
-                        ApiError::InvalidRequest(e.to_string()).into()
-                    }),
-                )
+                .app_data(web::PathConfig::default().error_handler(|e: PathError, _| {
+                    ApiError::InvalidRequest(e.to_string()).into()
+                }))
                 .configure(routes::configure)
-                .service(
-                    web::resource("/docs")
-                        .route(web::get().to(|| async {
-                            actix_web::HttpResponse::Found()
-                                .insert_header(("Location", "/docs/"))
-                                .finish()
-                        })),
-                )
+                .service(web::resource("/docs").route(web::get().to(|| async {
+                    actix_web::HttpResponse::Found()
+                        .insert_header(("Location", "/docs/"))
+                        .finish()
+                })))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(routes::not_found))
                 .wrap(security_headers())
@@ -149,11 +146,14 @@ fn json_error(e: JsonPayloadError) -> ApiError {
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::Deserialize(e) => {
             let msg = e.to_string();
-            let detail = if msg.starts_with("missing field") || msg.starts_with("unknown variant")
-            {
+            let detail = if msg.starts_with("missing field") || msg.starts_with("unknown variant") {
                 msg
             } else if e.is_eof() || e.is_syntax() {
-                format!("the body is not valid JSON (line {}, column {})", e.line(), e.column())
+                format!(
+                    "the body is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                )
             } else {
                 format!(
                     "a field has the wrong type or value (line {}, column {})",

@@ -86,10 +86,7 @@ impl OriginPolicy {
                 .or_else(|| origin.strip_prefix("http://"));
             return matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
         }
-        match headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-        {
+        match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
             Some(site) => site == "same-origin" || site == "none",
             // Neither header: not a browser (curl, a server); SameSite=Lax already keeps the
             // cookie off cross-site sub-requests.

@@ -42,11 +42,13 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
     let users = PgUserRepository::connect(&postgres_settings(settings))
         .context("PostgreSQL settings (DATABASE_URL)")?;
 
-    let mut redis = RedisSettings::new(settings.redis_url.clone(), settings.redis_key_prefix.clone());
-    redis.timeout = settings.dependency_timeout;
-    let store = Arc::new(
-        RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
+    let mut redis = RedisSettings::new(
+        settings.redis_url.clone(),
+        settings.redis_key_prefix.clone(),
     );
+    redis.timeout = settings.dependency_timeout;
+    let store =
+        Arc::new(RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?);
 
     let mailer: Arc<dyn Mailer> = match &settings.smtp {
         Some(smtp) => {
@@ -59,7 +61,9 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
             s.port = smtp.port;
             s.username = smtp.username.clone();
             s.password = smtp.password.clone();
-            s.timeout = settings.dependency_timeout.max(std::time::Duration::from_secs(5));
+            s.timeout = settings
+                .dependency_timeout
+                .max(std::time::Duration::from_secs(5));
             Arc::new(SmtpMailer::new(s).context("SMTP settings (SMTP_*, MAIL_FROM)")?)
         }
         None => {

@@ -113,13 +113,13 @@ impl RedisStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 exec: Executor::new(settings)?,
-                keys: Keys::new(&settings.key_prefix),
+                keys: Keys::new(settings::normalise_key_prefix(&settings.key_prefix)),
                 scripts: Scripts::new(),
             }),
         })
     }
 
-    /// The prefix of every key this store writes.
+    /// The prefix of every key this store writes, without the trailing `:`.
     pub fn key_prefix(&self) -> &str {
         self.inner.keys.prefix()
     }

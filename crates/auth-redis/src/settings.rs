@@ -23,8 +23,9 @@ pub struct RedisSettings {
     /// `redis://[user:password@]host[:port][/db]`.
     pub url: SecretString,
     /// Namespace of every key this adapter writes (`{key_prefix}:session:...`), so tests,
-    /// tenants and environments can share one Redis. ASCII letters, digits and `_ - . :`,
-    /// not ending with `:`, at most [`MAX_KEY_PREFIX_LEN`] bytes.
+    /// tenants and environments can share one Redis. ASCII letters, digits and `_ - . :`, at
+    /// most [`MAX_KEY_PREFIX_LEN`] bytes. One trailing `:` is taken as the separator, so
+    /// `secureauth` and `secureauth:` name the same keys.
     pub key_prefix: String,
     /// Maximum number of pooled connections (at least 1).
     pub pool_size: usize,
@@ -109,12 +110,17 @@ fn validate_key_prefix(prefix: &str) -> Result<(), RedisSetupError> {
             "only ASCII letters, digits and `_ - . :` are allowed",
         ));
     }
-    if prefix.ends_with(':') {
+    if normalise_key_prefix(prefix).is_empty() || prefix.ends_with("::") {
         return Err(RedisSetupError::InvalidKeyPrefix(
-            "it must not end with `:` (the separator is added)",
+            "it must be more than a separator",
         ));
     }
     Ok(())
+}
+
+/// The prefix without its optional trailing separator (the adapter adds one).
+pub(crate) fn normalise_key_prefix(prefix: &str) -> &str {
+    prefix.strip_suffix(':').unwrap_or(prefix)
 }
 
 #[cfg(test)]
@@ -129,6 +135,7 @@ mod tests {
     fn accepts_reasonable_prefixes() {
         for ok in [
             "secureauth",
+            "secureauth:",
             "sa:prod",
             "test-1.a_b",
             &"x".repeat(MAX_KEY_PREFIX_LEN),
@@ -141,15 +148,7 @@ mod tests {
     fn rejects_bad_prefixes() {
         let too_long = "x".repeat(MAX_KEY_PREFIX_LEN + 1);
         for bad in [
-            "",
-            "a b",
-            "a*",
-            "a?",
-            "a[b]",
-            "trailing:",
-            "é",
-            "a\nb",
-            &too_long,
+            "", "a b", "a*", "a?", "a[b]", ":", "double::", "é", "a\nb", &too_long,
         ] {
             assert!(
                 matches!(
@@ -159,6 +158,14 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_trailing_separator_is_optional() {
+        let with = settings("secureauth:").store().unwrap();
+        let without = settings("secureauth").store().unwrap();
+        assert_eq!(with.key_prefix(), "secureauth");
+        assert_eq!(without.key_prefix(), "secureauth");
     }
 
     #[test]

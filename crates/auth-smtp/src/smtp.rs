@@ -57,7 +57,8 @@ pub struct SmtpSettings {
     /// Bound on one whole send (connecting, TLS, every SMTP command). A send that takes longer
     /// fails with [`MailerError::Unavailable`].
     pub timeout: Duration,
-    /// Most connections kept open to the server.
+    /// Most idle connections kept open for reuse. A burst of concurrent sends may open more
+    /// for a moment; those are closed after their message instead of being kept.
     pub pool_size: u32,
 }
 

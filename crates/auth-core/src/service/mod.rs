@@ -569,7 +569,7 @@ impl AuthService {
         let code = self.ports.random.otp_code();
         let stored = StoredOtp {
             mac: self.otp_secret.mac(purpose, email, &code),
-            expires_at: add(now, self.config.otp_ttl + Duration::from_secs(60)),
+            expires_at: add(now, self.config.otp_ttl),
         };
         self.ports
             .otps

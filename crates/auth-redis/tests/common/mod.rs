@@ -17,6 +17,14 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
 }
 
+/// The URL with any password masked, for failure messages.
+pub fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
 /// A key prefix of its own for one test; deletes every key under it when dropped, even when
 /// the test panics.
 pub struct TestPrefix {
@@ -47,7 +55,7 @@ impl TestPrefix {
             panic!(
                 "Redis is not reachable at REDIS_URL={} ({e}: {:?}). Start a Redis server there \
                  or point REDIS_URL at one; these tests never skip.",
-                self.url,
+                redacted(&self.url),
                 std::error::Error::source(&e).map(ToString::to_string),
             );
         }
@@ -60,7 +68,12 @@ impl TestPrefix {
             .unwrap()
             .get_multiplexed_async_connection()
             .await
-            .unwrap_or_else(|e| panic!("Redis is not reachable at REDIS_URL={}: {e}", self.url))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "Redis is not reachable at REDIS_URL={}: {e}",
+                    redacted(&self.url)
+                )
+            })
     }
 
     /// Every key under this prefix, by SCAN (never KEYS on a shared server).

@@ -1,0 +1,91 @@
+//! [`SessionStore`] in memory.
+
+use std::time::Duration;
+
+use auth_core::{Session, SessionId, SessionStore, SessionStoreError, TokenHash, UserId};
+use tokio::time::Instant;
+
+use crate::state::State;
+use crate::MemoryStore;
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert(&self, session: &Session, ttl: Duration) -> Result<(), SessionStoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.insert_session(session.clone(), State::deadline_after(now, ttl));
+        Ok(())
+    }
+
+    async fn get(&self, token_hash: &TokenHash) -> Result<Option<Session>, SessionStoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        Ok(state.live_session(&token_hash.0, now).cloned())
+    }
+
+    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<Session>, SessionStoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let hashes = state.live_hashes_of(user_id, now);
+        Ok(hashes
+            .iter()
+            .filter_map(|hash| state.sessions.get(hash))
+            .map(|entry| entry.session.clone())
+            .collect())
+    }
+
+    async fn delete(&self, token_hash: &TokenHash) -> Result<bool, SessionStoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        // An expired session is not "revoked": it was already gone.
+        let live = state.live_session(&token_hash.0, now).is_some();
+        if live {
+            state.remove_session(&token_hash.0);
+        }
+        Ok(live)
+    }
+
+    async fn delete_by_id(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<bool, SessionStoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        // Looked up in this user's index only, so another user's session is never found.
+        let target = state.live_hashes_of(user_id, now).into_iter().find(|hash| {
+            state
+                .sessions
+                .get(hash)
+                .is_some_and(|e| e.session.id == session_id && e.session.user.id == user_id)
+        });
+        Ok(match target {
+            Some(hash) => state.remove_session(&hash).is_some(),
+            None => false,
+        })
+    }
+
+    async fn delete_all_for_user(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<u64, SessionStoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let mut revoked = 0u64;
+        for hash in state.live_hashes_of(user_id, now) {
+            let kept = state
+                .sessions
+                .get(&hash)
+                .is_some_and(|e| Some(e.session.id) == keep);
+            if !kept && state.remove_session(&hash).is_some() {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    async fn ping(&self) -> Result<(), SessionStoreError> {
+        Ok(())
+    }
+}

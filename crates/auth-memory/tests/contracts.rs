@@ -1,0 +1,147 @@
+//! The shared port contract suites, and expiry without reads.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{
+    ClientInfo, EmailAddress, OtpMac, OtpPurpose, OtpStore, Session, SessionId, SessionStore,
+    SessionToken, StoredOtp, User, UserId,
+};
+use auth_memory::{MemorySettings, MemoryStore};
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_store_contract() {
+    let store = MemoryStore::new().unwrap();
+    auth_testkit::contracts::session_store::run(Arc::new(store.clone())).await;
+    eventually("the sweeper to empty the store", || async {
+        store.stats().total() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_store_contract() {
+    let store = MemoryStore::new().unwrap();
+    auth_testkit::contracts::otp_store::run(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_entries_are_freed_without_any_read() {
+    let store = MemoryStore::with_settings(&MemorySettings {
+        sweep_interval: Duration::from_millis(50),
+    })
+    .unwrap();
+    let ttl = Duration::from_millis(300);
+    let user = user();
+    for _ in 0..3 {
+        store.insert(&session_for(&user), ttl).await.unwrap();
+    }
+    let email = EmailAddress::parse("freed@example.com").unwrap();
+    let otp = StoredOtp {
+        mac: OtpMac([7; 32]),
+        expires_at: chrono::Utc::now(),
+    };
+    store
+        .put(OtpPurpose::VerifyEmail, &email, otp, ttl)
+        .await
+        .unwrap();
+    store
+        .claim_send_slot(OtpPurpose::VerifyEmail, &email, ttl)
+        .await
+        .unwrap();
+    let stats = store.stats();
+    assert_eq!(
+        (
+            stats.sessions,
+            stats.indexed_users,
+            stats.codes,
+            stats.cooldowns
+        ),
+        (3, 1, 1, 1)
+    );
+
+    // Only `stats()` from here on: no get, list, record_attempt or claim touches the entries.
+    eventually("every expired entry to be swept", || async {
+        store.stats().total() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_entries_survive_the_sweeper() {
+    let store = MemoryStore::with_settings(&MemorySettings {
+        sweep_interval: Duration::from_millis(10),
+    })
+    .unwrap();
+    let s = session_for(&user());
+    store.insert(&s, Duration::from_secs(600)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.stats().sessions, 1);
+    assert_eq!(store.get(&s.token_hash).await.unwrap(), Some(s));
+}
+
+#[test]
+fn outside_a_runtime_is_an_error_not_a_panic() {
+    assert!(MemoryStore::new().is_err());
+}
+
+#[tokio::test]
+async fn clones_share_data_and_debug_shows_no_address() {
+    let a = MemoryStore::new().unwrap();
+    let b = a.clone();
+    let s = session_for(&user());
+    a.insert(&s, Duration::from_secs(60)).await.unwrap();
+    assert!(b.get(&s.token_hash).await.unwrap().is_some());
+    let debug = format!("{b:?}");
+    assert!(!debug.contains("example.com"), "{debug}");
+}
+
+// --- helpers ---
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn user() -> User {
+    let now = chrono::Utc::now();
+    let id = Uuid::new_v4();
+    User {
+        id: UserId::from_uuid(id),
+        email: EmailAddress::parse(&format!("m.{}@example.com", id.simple())).unwrap(),
+        verified_at: Some(now),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn session_for(user: &User) -> Session {
+    let now = chrono::Utc::now();
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    Session {
+        id: SessionId::from_uuid(Uuid::new_v4()),
+        token_hash: SessionToken::from_bytes(bytes).hash(),
+        user: user.clone(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        client: ClientInfo::default(),
+    }
+}

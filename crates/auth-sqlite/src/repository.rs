@@ -1,0 +1,344 @@
+//! [`SqliteUserRepository`]: the [`UserRepository`] port on SQLite.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{
+    EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
+    UserRepository,
+};
+use chrono::{DateTime, Utc};
+use diesel::dsl::case_when;
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, TimestamptzSqlite};
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::RunQueryDsl;
+use tokio::sync::{Mutex, MutexGuard};
+use uuid::Uuid;
+
+use crate::connection::{self, SqliteAsyncConnection, SqlitePool};
+use crate::errors;
+use crate::migrations;
+use crate::schema::users;
+use crate::settings::{SqliteError, SqliteLocation, SqliteSettings};
+
+define_sql_function!(
+    fn coalesce(
+        x: Nullable<TimestamptzSqlite>,
+        y: Nullable<TimestamptzSqlite>,
+    ) -> Nullable<TimestamptzSqlite>
+);
+
+type PooledConnection = Object<SqliteAsyncConnection>;
+
+/// [`UserRepository`] backed by the `users` table of a SQLite database.
+///
+/// Cheap to clone (clones share the pool). Reads run in parallel on the pooled connections
+/// (WAL mode); writes take turns on an in-process queue, so concurrent requests wait for each
+/// other in order instead of failing with "database is locked". SQLite's own `busy_timeout`
+/// still covers locks held by another process on the same file. Uniqueness of addresses is
+/// enforced by the unique index on `email COLLATE NOCASE`, and every operation is a single
+/// statement, so there is no check-then-write race.
+///
+/// **One process writes**: several processes may share the file, but an embedded-profile
+/// deployment runs one instance.
+#[derive(Clone)]
+pub struct SqliteUserRepository {
+    pool: SqlitePool,
+    /// Serialises this process's writes. A `tokio` mutex: it is held across the `.await` of
+    /// the statement, and it queues waiters fairly.
+    write_turn: Arc<Mutex<()>>,
+    busy_timeout: Duration,
+    acquire_timeout: Duration,
+}
+
+impl SqliteUserRepository {
+    /// Opens (creating when missing, with its parent directory) the database of `settings`,
+    /// applies the pending migrations and returns the repository.
+    pub async fn open(settings: &SqliteSettings) -> Result<Self, SqliteError> {
+        let target = settings.open_target()?;
+        create_parent_dir(settings).await?;
+        let manager = connection::manager(target, settings.busy_timeout);
+        let pool = SqlitePool::builder(manager)
+            .max_size(settings.pool_size())
+            .build()
+            .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;
+        let repo = Self {
+            pool,
+            write_turn: Arc::new(Mutex::new(())),
+            busy_timeout: settings.busy_timeout,
+            acquire_timeout: settings.acquire_timeout,
+        };
+        repo.run_migrations().await?;
+        Ok(repo)
+    }
+
+    /// Applies the pending embedded migrations ([`crate::MIGRATIONS`]) and returns the versions
+    /// applied. [`Self::open`] already did; this is for a database migrated while open.
+    pub async fn run_migrations(&self) -> Result<Vec<String>, SqliteError> {
+        let _turn = self
+            .write_turn()
+            .await
+            .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;
+        let mut conn = self
+            .checkout()
+            .await
+            .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;
+        migrations::apply(&mut conn).await
+    }
+
+    /// The underlying pool (its `status()` is useful for metrics).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool: idle connections are closed and later operations fail with
+    /// `Unavailable`. For graceful shutdown; affects every clone.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    async fn checkout(&self) -> Result<PooledConnection, UserRepoError> {
+        match tokio::time::timeout(self.acquire_timeout, self.pool.get()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(error)) => Err(errors::from_pool(error)),
+            Err(_) => Err(errors::timed_out(
+                "getting a connection",
+                self.acquire_timeout,
+            )),
+        }
+    }
+
+    /// Waits for this process's turn to write, at most `busy_timeout`.
+    async fn write_turn(&self) -> Result<MutexGuard<'_, ()>, UserRepoError> {
+        tokio::time::timeout(self.busy_timeout, self.write_turn.lock())
+            .await
+            .map_err(|_| errors::timed_out("waiting for the turn to write", self.busy_timeout))
+    }
+}
+
+/// Creates the directory that will hold the database file.
+pub(crate) async fn create_parent_dir(settings: &SqliteSettings) -> Result<(), SqliteError> {
+    let SqliteLocation::File(path) = &settings.location else {
+        return Ok(());
+    };
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::create_dir_all(dir))
+        .await
+        .map_err(|e| SqliteError::Unavailable(Box::new(e)))?
+        .map_err(|e| SqliteError::Unavailable(Box::new(e)))
+}
+
+impl fmt::Debug for SqliteUserRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteUserRepository")
+            .field("pool", &self.pool.status())
+            .field("busy_timeout", &self.busy_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite))]
+struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    verified_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    fn into_credentials(mut self) -> Result<UserCredentials, UserRepoError> {
+        let password_hash = PasswordHash::new(std::mem::take(&mut self.password_hash));
+        let user = self.into_user()?;
+        Ok(UserCredentials {
+            user,
+            password_hash,
+        })
+    }
+
+    fn into_user(self) -> Result<User, UserRepoError> {
+        // Only rows written outside this adapter can fail here; the address itself is not put
+        // in the error, it is personal data.
+        let id = Uuid::parse_str(&self.id)
+            .map_err(|_| UserRepoError::Other("a stored user id is not a UUID".into()))?;
+        let email = EmailAddress::parse(&self.email).map_err(|e| {
+            UserRepoError::Other(format!("user {id} has an invalid stored address: {e}").into())
+        })?;
+        Ok(User {
+            id: UserId::from_uuid(id),
+            email,
+            verified_at: self.verified_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUserRow<'a> {
+    id: String,
+    email: &'a str,
+    password_hash: &'a str,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+fn id_text(id: UserId) -> String {
+    id.as_uuid().hyphenated().to_string()
+}
+
+#[async_trait::async_trait]
+impl UserRepository for SqliteUserRepository {
+    #[tracing::instrument(name = "sqlite.users.create", skip_all, fields(user_id = %new_user.id))]
+    async fn create(&self, new_user: &NewUser) -> Result<User, UserRepoError> {
+        let row = NewUserRow {
+            id: id_text(new_user.id),
+            email: new_user.email.as_str(),
+            password_hash: new_user.password_hash.as_str(),
+            created_at: new_user.created_at,
+            updated_at: new_user.created_at,
+        };
+        let _turn = self.write_turn().await?;
+        let mut conn = self.checkout().await?;
+        // No read before the write: the unique index decides, so concurrent signups of one
+        // address yield one row and `Duplicate` for the others.
+        diesel::insert_into(users::table)
+            .values(&row)
+            .returning(UserRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .map_err(errors::from_diesel)?
+            .into_user()
+    }
+
+    #[tracing::instrument(name = "sqlite.users.find_by_email", skip_all)]
+    async fn find_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<UserCredentials>, UserRepoError> {
+        let mut conn = self.checkout().await?;
+        // `=` compares with the column's NOCASE collation, like the unique index.
+        users::table
+            .filter(users::email.eq(email.as_str()))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(errors::from_diesel)?
+            .map(UserRow::into_credentials)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "sqlite.users.find_by_id", skip_all, fields(user_id = %id))]
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, UserRepoError> {
+        let mut conn = self.checkout().await?;
+        users::table
+            .find(id_text(id))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(errors::from_diesel)?
+            .map(UserRow::into_credentials)
+            .transpose()
+    }
+
+    #[tracing::instrument(
+        name = "sqlite.users.replace_unverified_password",
+        skip_all,
+        fields(user_id = %id)
+    )]
+    async fn replace_unverified_password(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<(), UserRepoError> {
+        let _turn = self.write_turn().await?;
+        let mut conn = self.checkout().await?;
+        // The state check is part of the UPDATE, so a verification that lands between a read
+        // and this write can never be overwritten.
+        let updated = diesel::update(
+            users::table
+                .filter(users::id.eq(id_text(id)))
+                .filter(users::verified_at.is_null()),
+        )
+        .set((
+            users::password_hash.eq(password_hash.as_str()),
+            users::updated_at.eq(at),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(errors::from_diesel)?;
+        match updated {
+            0 => Err(UserRepoError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(name = "sqlite.users.mark_verified", skip_all, fields(user_id = %id))]
+    async fn mark_verified(&self, id: UserId, at: DateTime<Utc>) -> Result<User, UserRepoError> {
+        let _turn = self.write_turn().await?;
+        let mut conn = self.checkout().await?;
+        // One statement that keeps the first verification time; `SET` expressions all see the
+        // old row, so `updated_at` only moves when this call is the one that verifies.
+        diesel::update(users::table.find(id_text(id)))
+            .set((
+                users::verified_at.eq(coalesce(users::verified_at, Some(at))),
+                users::updated_at.eq(case_when::<_, _, TimestamptzSqlite>(
+                    users::verified_at.is_null(),
+                    at,
+                )
+                .otherwise(users::updated_at)),
+            ))
+            .returning(UserRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(errors::from_diesel)?
+            .ok_or(UserRepoError::NotFound)?
+            .into_user()
+    }
+
+    #[tracing::instrument(name = "sqlite.users.set_password_hash", skip_all, fields(user_id = %id))]
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<(), UserRepoError> {
+        let _turn = self.write_turn().await?;
+        let mut conn = self.checkout().await?;
+        let updated = diesel::update(users::table.find(id_text(id)))
+            .set((
+                users::password_hash.eq(password_hash.as_str()),
+                users::updated_at.eq(at),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(errors::from_diesel)?;
+        match updated {
+            0 => Err(UserRepoError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(name = "sqlite.users.ping", skip_all)]
+    async fn ping(&self) -> Result<(), UserRepoError> {
+        let mut conn = self.checkout().await?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(errors::from_diesel)
+    }
+}

@@ -1,0 +1,24 @@
+//! The shared `UserRepository` contract, against a fresh database file and in memory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use auth_sqlite::{SqliteSettings, SqliteUserRepository};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_repository_meets_the_user_repository_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = SqliteSettings::file(dir.path().join("nested/dir/auth.db"));
+    let repo = Arc::new(SqliteUserRepository::open(&settings).await.unwrap());
+    auth_testkit::contracts::user_repository::run(repo.clone()).await;
+    // Twice on the same database: the suite must not depend on an empty store.
+    auth_testkit::contracts::user_repository::run(repo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_repository_meets_the_user_repository_contract() {
+    let settings = SqliteSettings::from_url("sqlite::memory:").unwrap();
+    let repo = Arc::new(SqliteUserRepository::open(&settings).await.unwrap());
+    auth_testkit::contracts::user_repository::run(repo).await;
+}
