@@ -541,3 +541,33 @@ async fn smtp_down_at_signup_gives_503_and_retry_works() {
     assert_eq!(error_code(res).await, "service_unavailable");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn parallel_signups_and_parallel_code_use_have_one_winner() {
+    let app = TestApp::spawn().await;
+    let email = app.email();
+    let attempts = (0..8).map(|_| app.signup(&email, PASSWORD));
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.status())
+        .collect();
+    let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+    assert!(created >= 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::CREATED, StatusCode::CONFLICT, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "no 500 in a signup race: {statuses:?}"
+    );
+    assert_eq!(app.mail.count_to(&email), 1, "one code mailed");
+    let code = app.nth_code(&email, 1).await;
+    let uses = (0..8).map(|_| app.verify(&email, &code));
+    let ok = futures::future::join_all(uses)
+        .await
+        .into_iter()
+        .filter(|r| r.status() == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 1, "a code verifies exactly once");
+    app.cleanup().await;
+}
