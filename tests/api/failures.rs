@@ -12,9 +12,8 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-#[tokio::test]
-async fn signup_failures() {
-    let app = TestApp::spawn().await;
+async fn signup_failures(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.verified_user().await;
 
     let res = app.signup(&email, "another good passphrase").await;
@@ -53,9 +52,8 @@ async fn signup_failures() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn repeated_signup_replaces_the_pending_password_and_code() {
-    let app = TestApp::spawn_with(&[("MAIL_COOLDOWN", "0")]).await;
+async fn repeated_signup_replaces_the_pending_password_and_code(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "0")]).await;
     let email = app.email();
     assert_eq!(
         app.signup(&email, "stranger's password").await.status(),
@@ -83,9 +81,8 @@ async fn repeated_signup_replaces_the_pending_password_and_code() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn verify_otp_failures() {
-    let app = TestApp::spawn().await;
+async fn verify_otp_failures(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.email();
     app.signup(&email, PASSWORD).await;
     let code = app.nth_code(&email, 1).await;
@@ -109,9 +106,8 @@ async fn verify_otp_failures() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn expired_code_is_refused() {
-    let app = TestApp::spawn_with(&[("OTP_TTL", "1s")]).await;
+async fn expired_code_is_refused(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("OTP_TTL", "1s")]).await;
     let email = app.email();
     app.signup(&email, PASSWORD).await;
     let code = app.nth_code(&email, 1).await;
@@ -123,9 +119,8 @@ async fn expired_code_is_refused() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn resend_and_forgot_answer_the_same_for_every_address() {
-    let app = TestApp::spawn_with(&[("MAIL_COOLDOWN", "2s")]).await;
+async fn resend_and_forgot_answer_the_same_for_every_address(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "2s")]).await;
     let known = app.verified_user().await;
     let unverified = app.email();
     app.signup(&unverified, PASSWORD).await;
@@ -176,9 +171,8 @@ async fn resend_and_forgot_answer_the_same_for_every_address() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn login_failures_do_not_tell_which_part_was_wrong() {
-    let app = TestApp::spawn().await;
+async fn login_failures_do_not_tell_which_part_was_wrong(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.verified_user().await;
     let wrong_pw = app.login(&email, "not the password at all").await;
     let unknown = app.login(&app.email(), PASSWORD).await;
@@ -212,9 +206,8 @@ async fn login_failures_do_not_tell_which_part_was_wrong() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn authenticated_endpoints_refuse_bad_tokens() {
-    let app = TestApp::spawn().await;
+async fn authenticated_endpoints_refuse_bad_tokens(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let garbage = "A".repeat(43);
     for (method, path) in [
         ("GET", "/me"),
@@ -257,9 +250,8 @@ async fn authenticated_endpoints_refuse_bad_tokens() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn sessions_of_others_cannot_be_revoked() {
-    let app = TestApp::spawn().await;
+async fn sessions_of_others_cannot_be_revoked(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let alice = app.verified_user().await;
     let bob = app.verified_user().await;
     let ta = app.token(&alice, PASSWORD).await;
@@ -285,9 +277,8 @@ async fn sessions_of_others_cannot_be_revoked() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn change_password_failures_change_nothing() {
-    let app = TestApp::spawn().await;
+async fn change_password_failures_change_nothing(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.verified_user().await;
     let t1 = app.token(&email, PASSWORD).await;
     let t2 = app.token(&email, PASSWORD).await;
@@ -314,9 +305,8 @@ async fn change_password_failures_change_nothing() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn reset_password_failures() {
-    let app = TestApp::spawn().await;
+async fn reset_password_failures(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.verified_user().await;
     let token = app.token(&email, PASSWORD).await;
     app.post("/forgot-password", &json!({"email": email})).await;
@@ -343,9 +333,8 @@ async fn reset_password_failures() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn malformed_requests_get_json_errors() {
-    let app = TestApp::spawn().await;
+async fn malformed_requests_get_json_errors(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let post_raw = |path: &'static str, ct: &'static str, body: Vec<u8>| {
         app.client
             .post(app.url(path))
@@ -408,9 +397,8 @@ async fn malformed_requests_get_json_errors() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn operations_endpoints_and_headers() {
-    let app = TestApp::spawn().await;
+async fn operations_endpoints_and_headers(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let res = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     for (h, v) in [
@@ -458,9 +446,8 @@ async fn operations_endpoints_and_headers() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn cookie_requests_from_foreign_origins_are_refused() {
-    let app = TestApp::spawn().await;
+async fn cookie_requests_from_foreign_origins_are_refused(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.verified_user().await;
     let res = app
         .post(
@@ -494,9 +481,8 @@ async fn cookie_requests_from_foreign_origins_are_refused() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn plain_http_cookie_is_named_session() {
-    let app = TestApp::spawn_with(&[("COOKIE_SECURE", "false")]).await;
+async fn plain_http_cookie_is_named_session(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("COOKIE_SECURE", "false")]).await;
     let email = app.verified_user().await;
     let res = app
         .post(
@@ -513,7 +499,11 @@ async fn plain_http_cookie_is_named_session() {
 async fn redis_down_gives_503_and_ready_names_it() {
     let port = closed_port();
     let url = format!("redis://127.0.0.1:{port}");
-    let app = TestApp::spawn_with(&[("REDIS_URL", &url), ("DEPENDENCY_TIMEOUT", "1s")]).await;
+    let app = TestApp::spawn_with(
+        Profile::Server,
+        &[("REDIS_URL", &url), ("DEPENDENCY_TIMEOUT", "1s")],
+    )
+    .await;
     let res = app.me(&"A".repeat(43)).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
@@ -529,11 +519,14 @@ async fn redis_down_gives_503_and_ready_names_it() {
 #[tokio::test]
 async fn smtp_down_at_signup_gives_503_and_retry_works() {
     let port = closed_port().to_string();
-    let app = TestApp::spawn_with(&[
-        ("SMTP_PORT", &port),
-        ("DEPENDENCY_TIMEOUT", "1s"),
-        ("MAIL_COOLDOWN", "0"),
-    ])
+    let app = TestApp::spawn_with(
+        Profile::Server,
+        &[
+            ("SMTP_PORT", &port),
+            ("DEPENDENCY_TIMEOUT", "1s"),
+            ("MAIL_COOLDOWN", "0"),
+        ],
+    )
     .await;
     let email = app.email();
     let res = app.signup(&email, PASSWORD).await;
@@ -542,9 +535,8 @@ async fn smtp_down_at_signup_gives_503_and_retry_works() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn parallel_signups_and_parallel_code_use_have_one_winner() {
-    let app = TestApp::spawn().await;
+async fn parallel_signups_and_parallel_code_use_have_one_winner(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.email();
     let attempts = (0..8).map(|_| app.signup(&email, PASSWORD));
     let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
@@ -552,12 +544,18 @@ async fn parallel_signups_and_parallel_code_use_have_one_winner() {
         .into_iter()
         .map(|r| r.status())
         .collect();
-    let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
     assert!(created >= 1, "{statuses:?}");
     assert!(
-        statuses
-            .iter()
-            .all(|s| [StatusCode::CREATED, StatusCode::CONFLICT, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        statuses.iter().all(|s| [
+            StatusCode::CREATED,
+            StatusCode::CONFLICT,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(s)),
         "no 500 in a signup race: {statuses:?}"
     );
     assert_eq!(app.mail.count_to(&email), 1, "one code mailed");
@@ -571,3 +569,21 @@ async fn parallel_signups_and_parallel_code_use_have_one_winner() {
     assert_eq!(ok, 1, "a code verifies exactly once");
     app.cleanup().await;
 }
+
+crate::both_profiles!(
+    signup_failures,
+    repeated_signup_replaces_the_pending_password_and_code,
+    verify_otp_failures,
+    expired_code_is_refused,
+    resend_and_forgot_answer_the_same_for_every_address,
+    login_failures_do_not_tell_which_part_was_wrong,
+    authenticated_endpoints_refuse_bad_tokens,
+    sessions_of_others_cannot_be_revoked,
+    change_password_failures_change_nothing,
+    reset_password_failures,
+    malformed_requests_get_json_errors,
+    operations_endpoints_and_headers,
+    cookie_requests_from_foreign_origins_are_refused,
+    plain_http_cookie_is_named_session,
+    parallel_signups_and_parallel_code_use_have_one_winner
+);

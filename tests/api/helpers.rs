@@ -9,7 +9,7 @@ use std::time::Duration;
 use auth_http::settings::Settings;
 use auth_http::{telemetry, Application};
 use auth_postgres::testing::TestDatabase;
-use auth_testkit::smtp::MailSink;
+use auth_testkit::smtp::{MailSink, ReceivedMail};
 use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode};
 use secrecy::ExposeSecret;
@@ -56,66 +56,149 @@ fn init_logs() {
     });
 }
 
+/// Which adapters the app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// PostgreSQL + Redis + SMTP (the mail sink).
+    Server,
+    /// SQLite + in-memory store + `.eml` files (nothing else running).
+    Embedded,
+}
+
+/// Where the app's mail arrives: the loopback SMTP sink, or the folder of `.eml` files.
+pub enum Mailbox {
+    Smtp(MailSink),
+    Dir(std::path::PathBuf),
+}
+
+impl Mailbox {
+    /// Every message to `to`, oldest first.
+    pub fn messages_to(&self, to: &str) -> Vec<ReceivedMail> {
+        match self {
+            Self::Smtp(sink) => sink.messages_to(to),
+            Self::Dir(dir) => {
+                let mut files: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(dir)
+                    .map(|rd| {
+                        rd.filter_map(Result::ok)
+                            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                            .filter_map(|e| {
+                                let modified = e.metadata().ok()?.modified().ok()?;
+                                Some((modified, std::fs::read_to_string(e.path()).ok()?))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                files.sort_by_key(|(t, _)| *t);
+                files
+                    .into_iter()
+                    .map(|(_, raw)| ReceivedMail {
+                        from: String::new(),
+                        to: String::new(),
+                        raw,
+                    })
+                    .filter(|m| m.to_header().iter().any(|a| a.eq_ignore_ascii_case(to)))
+                    .collect()
+            }
+        }
+    }
+
+    pub fn count_to(&self, to: &str) -> usize {
+        self.messages_to(to).len()
+    }
+
+    /// Waits for the first mail to `to`.
+    pub async fn wait_for_mail(&self, to: &str, timeout: Duration) -> ReceivedMail {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(m) = self.messages_to(to).into_iter().next() {
+                return m;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no mail to {to}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Asserts that no mail to `to` arrives within `wait`.
+    pub async fn assert_no_new_mail(&self, to: &str, wait: Duration) {
+        let before = self.count_to(to);
+        tokio::time::sleep(wait).await;
+        assert_eq!(self.count_to(to), before, "unexpected mail to {to}");
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub mail: MailSink,
+    pub mail: Mailbox,
     pub redis_prefix: String,
     pub cookie_name: &'static str,
+    pub profile: Profile,
+    vars: HashMap<String, String>,
     db: Option<TestDatabase>,
+    dir: Option<tempfile::TempDir>,
     handle: actix_web::dev::ServerHandle,
 }
 
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(&[]).await
+    pub async fn spawn(profile: Profile) -> Self {
+        Self::spawn_with(profile, &[]).await
     }
 
     /// Spawns the app; `overrides` are extra environment-style settings.
-    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+    pub async fn spawn_with(profile: Profile, overrides: &[(&str, &str)]) -> Self {
         init_logs();
-        let db = TestDatabase::new().await;
-        let mail = MailSink::start();
         let redis_prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let redis_url =
-            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let port = mail.port().to_string();
-        let mut vars: HashMap<String, String> = [
-            ("BIND_ADDR", "127.0.0.1:0"),
-            ("DATABASE_URL", db.url().expose_secret()),
-            ("REDIS_URL", redis_url.as_str()),
-            ("REDIS_KEY_PREFIX", redis_prefix.as_str()),
-            ("SMTP_HOST", "127.0.0.1"),
-            ("SMTP_PORT", port.as_str()),
-            ("SMTP_TLS", "none"),
-            ("MAIL_FROM", "SecureAuth <no-reply@secureauth.test>"),
-            (
-                "AUTH_SECRET",
-                "test-secret-test-secret-test-secret-0123456789",
-            ),
-            // Cheap hashing keeps the suite fast; the cost is tested in auth-argon2.
-            ("ARGON2_MEMORY_KIB", "1024"),
-            ("ARGON2_ITERATIONS", "1"),
-            ("HTTP_WORKERS", "2"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let mut vars: HashMap<String, String> = HashMap::new();
+        let (db, dir, mail) = match profile {
+            Profile::Server => {
+                let db = TestDatabase::new().await;
+                let sink = MailSink::start();
+                let redis_url =
+                    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+                for (k, v) in [
+                    ("DATABASE_URL", db.url().expose_secret().to_owned()),
+                    ("REDIS_URL", redis_url),
+                    ("REDIS_KEY_PREFIX", redis_prefix.clone()),
+                    ("SMTP_HOST", "127.0.0.1".to_owned()),
+                    ("SMTP_PORT", sink.port().to_string()),
+                    ("SMTP_TLS", "none".to_owned()),
+                ] {
+                    vars.insert(k.to_owned(), v);
+                }
+                (Some(db), None, Mailbox::Smtp(sink))
+            }
+            Profile::Embedded => {
+                let dir = tempfile::tempdir().unwrap();
+                let db_path = dir.path().join("data").join("secureauth.db");
+                let mail_dir = dir.path().join("mail");
+                vars.insert(
+                    "DATABASE_URL".into(),
+                    format!("sqlite://{}", db_path.display()),
+                );
+                vars.insert("MAIL_DIR".into(), mail_dir.display().to_string());
+                (None, Some(dir), Mailbox::Dir(mail_dir))
+            }
+        };
+        vars.extend(
+            [
+                ("BIND_ADDR", "127.0.0.1:0"),
+                ("MAIL_FROM", "SecureAuth <no-reply@secureauth.test>"),
+                (
+                    "AUTH_SECRET",
+                    "test-secret-test-secret-test-secret-0123456789",
+                ),
+                // Cheap hashing keeps the suite fast; the cost is tested in auth-argon2.
+                ("ARGON2_MEMORY_KIB", "1024"),
+                ("ARGON2_ITERATIONS", "1"),
+                ("HTTP_WORKERS", "2"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
-        let cookie_name = if settings.cookie_secure {
-            "__Host-session"
-        } else {
-            "session"
-        };
-        let app = Application::build(settings)
-            .await
-            .expect("application builds");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
+        let (address, handle, cookie_name) = start(&vars).await;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
@@ -127,9 +210,20 @@ impl TestApp {
             mail,
             redis_prefix,
             cookie_name,
-            db: Some(db),
+            profile,
+            vars,
+            db,
+            dir,
             handle,
         }
+    }
+
+    /// Stops the server and starts a new one on the same storage (a new port).
+    pub async fn restart(&mut self) {
+        self.handle.stop(true).await;
+        let (address, handle, _) = start(&self.vars).await;
+        self.address = address;
+        self.handle = handle;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -227,8 +321,29 @@ impl TestApp {
         if let Some(db) = self.db.take() {
             db.cleanup().await.unwrap();
         }
-        delete_prefix(&self.redis_prefix).await;
+        if self.profile == Profile::Server {
+            delete_prefix(&self.redis_prefix).await;
+        }
+        drop(self.dir.take());
     }
+}
+
+async fn start(
+    vars: &HashMap<String, String>,
+) -> (String, actix_web::dev::ServerHandle, &'static str) {
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
+    let cookie_name = if settings.cookie_secure {
+        "__Host-session"
+    } else {
+        "session"
+    };
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    (address, handle, cookie_name)
 }
 
 /// Deletes every key under `prefix` (never FLUSH: the server is shared).

@@ -5,9 +5,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn full_lifecycle_signup_to_reset() {
-    let app = TestApp::spawn().await;
+async fn full_lifecycle_signup_to_reset(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.email();
 
     // signup → 201, unverified, code mailed
@@ -214,3 +213,5 @@ impl TestApp {
         );
     }
 }
+
+crate::both_profiles!(full_lifecycle_signup_to_reset);

@@ -5,9 +5,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn secrets_never_reach_the_logs() {
-    let app = TestApp::spawn().await;
+async fn secrets_never_reach_the_logs(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
     let email = app.email();
     let password = format!("unique log canary {}", uuid::Uuid::new_v4().simple());
     assert_eq!(
@@ -67,3 +66,5 @@ async fn secrets_never_reach_the_logs() {
     }
     app.cleanup().await;
 }
+
+crate::both_profiles!(secrets_never_reach_the_logs);

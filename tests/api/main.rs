@@ -1,8 +1,34 @@
-//! Black-box tests of the REST API against real PostgreSQL, Redis and SMTP on loopback.
+//! Black-box tests of the REST API. Every test runs twice from the same code: once on the
+//! server profile (real PostgreSQL, Redis and a loopback SMTP server) and once on the embedded
+//! profile (SQLite, in-memory store, `.eml` files), so the two cannot drift apart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod helpers;
 
+/// Generates `server::name` and `embedded::name` tests from `async fn name(profile: Profile)`.
+#[macro_export]
+macro_rules! both_profiles {
+    ($($name:ident),* $(,)?) => {
+        mod server {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Profile::Server).await
+                }
+            )*
+        }
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Profile::Embedded).await
+                }
+            )*
+        }
+    };
+}
+
+mod embedded;
 mod failures;
 mod lifecycle;
 mod logs;

@@ -236,7 +236,11 @@ impl Healthcheck {
             Args::Shell(s) => s.split_whitespace().map(str::to_owned).collect(),
             Args::Exec(v) => match v.first().map(String::as_str) {
                 Some("CMD") => v[1..].to_vec(),
-                Some("CMD-SHELL") => v[1..].join(" ").split_whitespace().map(str::to_owned).collect(),
+                Some("CMD-SHELL") => v[1..]
+                    .join(" ")
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
                 _ => return None, // ["NONE"] or malformed
             },
         };
@@ -273,7 +277,10 @@ impl DependsOn {
             DependsOn::Map(map) => map
                 .iter()
                 .map(|(s, d)| {
-                    let c = d.condition.clone().unwrap_or_else(|| "service_started".into());
+                    let c = d
+                        .condition
+                        .clone()
+                        .unwrap_or_else(|| "service_started".into());
                     (s.clone(), c)
                 })
                 .collect(),
@@ -291,8 +298,9 @@ struct PortMapping {
 
 fn port_mapping(value: &Value) -> PortMapping {
     let port = |s: &str| -> u16 {
-        s.parse()
-            .unwrap_or_else(|_| panic!("{s:?} in ports is not a single port number (ranges are not checked)"))
+        s.parse().unwrap_or_else(|_| {
+            panic!("{s:?} in ports is not a single port number (ranges are not checked)")
+        })
     };
     match value {
         Value::Number(n) => PortMapping {
@@ -385,7 +393,9 @@ fn expand(s: &str, vars: &HashMap<String, String>) -> String {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
         if let Some(inner) = after.strip_prefix('{') {
-            let end = inner.find('}').unwrap_or_else(|| panic!("unclosed ${{ in {s:?}"));
+            let end = inner
+                .find('}')
+                .unwrap_or_else(|| panic!("unclosed ${{ in {s:?}"));
             let body = &inner[..end];
             let (name, op) = body.split_at(body.find(|c| !is_name(c)).unwrap_or(body.len()));
             let value = vars.get(name).cloned().filter(|v| !v.is_empty());
@@ -397,7 +407,11 @@ fn expand(s: &str, vars: &HashMap<String, String>) -> String {
             rest = &inner[end + 1..];
         } else {
             let len = after.find(|c| !is_name(c)).unwrap_or(after.len());
-            out.push_str(vars.get(&after[..len]).map(String::as_str).unwrap_or_default());
+            out.push_str(
+                vars.get(&after[..len])
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            );
             rest = &after[len..];
         }
     }
@@ -459,7 +473,10 @@ fn dockerfile() -> Dockerfile {
             }
         }
     }
-    assert!(current.is_empty(), "the Dockerfile ends inside a continuation");
+    assert!(
+        current.is_empty(),
+        "the Dockerfile ends inside a continuation"
+    );
 
     let mut global_args = HashMap::new();
     let mut stages: Vec<Stage> = Vec::new();
@@ -567,7 +584,11 @@ impl Dockerfile {
     }
 
     fn last<'a>(&self, stage: &'a Stage, keyword: &str) -> Option<&'a Instruction> {
-        stage.instructions.iter().rev().find(|i| i.keyword == keyword)
+        stage
+            .instructions
+            .iter()
+            .rev()
+            .find(|i| i.keyword == keyword)
     }
 }
 
@@ -583,7 +604,14 @@ fn exec_form(args: &str) -> Vec<String> {
 fn cargo_metadata() -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Process::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--filter-platform", DOCKER_TARGET])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--filter-platform",
+            DOCKER_TARGET,
+        ])
         .current_dir(repo_root())
         .output()
         .expect("running cargo metadata");
@@ -620,7 +648,11 @@ fn binary_name() -> String {
         .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
         .map(|t| t["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(bins.len(), 1, "{PACKAGE} should have exactly one binary, has {bins:?}");
+    assert_eq!(
+        bins.len(),
+        1,
+        "{PACKAGE} should have exactly one binary, has {bins:?}"
+    );
     bins[0].clone()
 }
 
@@ -650,7 +682,11 @@ fn settings(env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
 
 fn with(env: &HashMap<String, String>, overrides: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env = env.clone();
-    env.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     env
 }
 
@@ -679,14 +715,19 @@ fn url(env: &HashMap<String, String>, var: &str) -> Url {
 /// `BIND_ADDR` as the settings read it (set explicitly: the default listens on loopback only).
 fn bind_addr(env: &HashMap<String, String>) -> SocketAddr {
     let raw = env.get("BIND_ADDR").expect("BIND_ADDR is set");
-    raw.trim().parse().unwrap_or_else(|_| panic!("BIND_ADDR {raw:?} is not host:port"))
+    raw.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("BIND_ADDR {raw:?} is not host:port"))
 }
 
 /// The `http://` URLs in a probe's words (quotes stripped).
 fn probe_urls(words: &[String]) -> Vec<String> {
     words
         .iter()
-        .filter_map(|w| w.find("http://").map(|i| w[i..].trim_matches(|c| c == '"' || c == '\'').to_owned()))
+        .filter_map(|w| {
+            w.find("http://")
+                .map(|i| w[i..].trim_matches(|c| c == '"' || c == '\'').to_owned())
+        })
         .collect()
 }
 
@@ -732,7 +773,9 @@ async fn the_api_environment_is_complete_and_accepted_by_the_settings() {
         &["COOKIE_SECURE"],
     ] {
         assert!(
-            names.iter().any(|n| env.get(*n).is_some_and(|v| !v.trim().is_empty())),
+            names
+                .iter()
+                .any(|n| env.get(*n).is_some_and(|v| !v.trim().is_empty())),
             "{names:?} is not set for the {API} service"
         );
     }
@@ -742,20 +785,35 @@ async fn the_api_environment_is_complete_and_accepted_by_the_settings() {
     );
 
     let s = settings(&env).unwrap_or_else(|e| panic!("auth-http would refuse to start: {e}"));
-    assert_eq!(s.app_env, AppEnv::Development, "Mailpit has no TLS: development only");
+    assert_eq!(
+        s.app_env,
+        AppEnv::Development,
+        "Mailpit has no TLS: development only"
+    );
     assert!(s.auth_secret.is_some());
-    assert!(!s.cookie_secure, "served over plain http://localhost: COOKIE_SECURE=false");
+    assert!(
+        !s.cookie_secure,
+        "served over plain http://localhost: COOKIE_SECURE=false"
+    );
     assert!(
         s.bind_addr.ip().is_unspecified(),
         "BIND_ADDR {} must listen on all interfaces, or the published port reaches nothing",
         s.bind_addr
     );
-    let smtp = s.smtp.as_ref().expect("SMTP is configured (mail to Mailpit)");
+    let smtp = s
+        .smtp
+        .as_ref()
+        .expect("SMTP is configured (mail to Mailpit)");
     assert_eq!(smtp.tls, SmtpTls::None);
-    assert!(smtp.username.is_none() && smtp.password.is_none(), "Mailpit needs no login");
+    assert!(
+        smtp.username.is_none() && smtp.password.is_none(),
+        "Mailpit needs no login"
+    );
 
     // The mailer the server builds accepts the sender and the TLS/credential combination.
-    mailer(&s).map(drop).unwrap_or_else(|e| panic!("the SMTP mailer would refuse: {e}"));
+    mailer(&s)
+        .map(drop)
+        .unwrap_or_else(|e| panic!("the SMTP mailer would refuse: {e}"));
 }
 
 #[test]
@@ -768,11 +826,20 @@ fn urls_name_compose_services_on_their_ports_with_their_credentials() {
     let host = db.host_str().unwrap();
     let pg = service(&compose, host);
     let pg_image = pg.image.as_deref().unwrap_or_default();
-    assert!(pg_image.starts_with("postgres:16"), "{host} runs {pg_image:?}, not PostgreSQL 16");
+    assert!(
+        pg_image.starts_with("postgres:16"),
+        "{host} runs {pg_image:?}, not PostgreSQL 16"
+    );
     assert_eq!(db.port().unwrap_or(POSTGRES_PORT), POSTGRES_PORT);
     let pg_env = pg.environment.vars();
-    assert_eq!(Some(db.username()), pg_env.get("POSTGRES_USER").map(String::as_str));
-    assert_eq!(db.password(), pg_env.get("POSTGRES_PASSWORD").map(String::as_str));
+    assert_eq!(
+        Some(db.username()),
+        pg_env.get("POSTGRES_USER").map(String::as_str)
+    );
+    assert_eq!(
+        db.password(),
+        pg_env.get("POSTGRES_PASSWORD").map(String::as_str)
+    );
     assert_eq!(
         Some(db.path().trim_start_matches('/')),
         pg_env.get("POSTGRES_DB").map(String::as_str)
@@ -783,29 +850,48 @@ fn urls_name_compose_services_on_their_ports_with_their_credentials() {
     let host = redis_url.host_str().unwrap();
     let redis = service(&compose, host);
     let redis_image = redis.image.as_deref().unwrap_or_default();
-    assert!(redis_image.starts_with("redis:7"), "{host} runs {redis_image:?}, not Redis 7");
+    assert!(
+        redis_image.starts_with("redis:7"),
+        "{host} runs {redis_image:?}, not Redis 7"
+    );
     let args = redis.command.as_ref().expect("redis has a command").words();
-    let arg = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].clone());
+    let arg = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args[i + 1].clone())
+    };
     let port = arg("--port").map_or(REDIS_PORT, |p| p.parse().unwrap());
     assert_eq!(redis_url.port().unwrap_or(REDIS_PORT), port);
     let required = arg("--requirepass").expect("redis-server runs with --requirepass");
     assert!(!required.is_empty());
-    assert_eq!(redis_url.password(), Some(required.as_str()), "REDIS_URL password");
+    assert_eq!(
+        redis_url.password(),
+        Some(required.as_str()),
+        "REDIS_URL password"
+    );
     if let Some(cli) = redis.environment.vars().get("REDISCLI_AUTH") {
-        assert_eq!(cli, &required, "REDISCLI_AUTH (health check) differs from --requirepass");
+        assert_eq!(
+            cli, &required,
+            "REDISCLI_AUTH (health check) differs from --requirepass"
+        );
     }
 
     // Mailpit: SMTP on 1025 inside the network, web inbox published on 8025.
     let s = settings(&env).unwrap();
     let smtp = s.smtp.unwrap();
     let mailpit = service(&compose, &smtp.host);
-    assert!(mailpit.image.as_deref().unwrap_or_default().contains("mailpit"));
+    assert!(mailpit
+        .image
+        .as_deref()
+        .unwrap_or_default()
+        .contains("mailpit"));
     let mp_env = mailpit.environment.vars();
     assert!(!mp_env.contains_key("MP_SMTP_BIND_ADDR") && !mp_env.contains_key("MP_UI_BIND_ADDR"));
     assert_eq!(smtp.port, MAILPIT_SMTP_PORT);
     let ui = mailpit.ports();
     assert!(
-        ui.iter().any(|p| p.target == MAILPIT_UI_PORT && p.published == Some(8025)),
+        ui.iter()
+            .any(|p| p.target == MAILPIT_UI_PORT && p.published == Some(8025)),
         "the inbox is published on 8025: {ui:?}"
     );
 }
@@ -819,11 +905,16 @@ fn published_port_and_health_checks_follow_bind_addr() {
 
     let ports = api.ports();
     assert!(
-        ports.iter().any(|p| p.target == port && p.published == Some(8080)),
+        ports
+            .iter()
+            .any(|p| p.target == port && p.published == Some(8080)),
         "the API is published on 8080 to BIND_ADDR's port {port}: {ports:?}"
     );
     for p in &ports {
-        assert_eq!(p.target, port, "{p:?} does not lead to BIND_ADDR's port {port}");
+        assert_eq!(
+            p.target, port,
+            "{p:?} does not lead to BIND_ADDR's port {port}"
+        );
     }
     // Development passwords and secret: published on the loopback interface only.
     for (name, svc) in &compose.services {
@@ -849,20 +940,33 @@ fn published_port_and_health_checks_follow_bind_addr() {
 
     let runtime = dockerfile.runtime();
     let installs = |tool: &str| {
-        runtime
-            .instructions
-            .iter()
-            .any(|i| i.keyword == "RUN" && i.args.contains("install") && i.args.split_whitespace().any(|w| w == tool))
+        runtime.instructions.iter().any(|i| {
+            i.keyword == "RUN"
+                && i.args.contains("install")
+                && i.args.split_whitespace().any(|w| w == tool)
+        })
     };
-    assert!(installs(&probe[0]), "the runtime image does not install {}", probe[0]);
+    assert!(
+        installs(&probe[0]),
+        "the runtime image does not install {}",
+        probe[0]
+    );
 
     // The image's own HEALTHCHECK and EXPOSE.
     let hc = dockerfile
         .last(runtime, "HEALTHCHECK")
         .expect("the runtime stage has a HEALTHCHECK");
-    let cmd = hc.args.split_once("CMD ").expect("HEALTHCHECK ... CMD ...").1;
+    let cmd = hc
+        .args
+        .split_once("CMD ")
+        .expect("HEALTHCHECK ... CMD ...")
+        .1;
     let words: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
-    assert!(installs(&words[0]), "the runtime image does not install {}", words[0]);
+    assert!(
+        installs(&words[0]),
+        "the runtime image does not install {}",
+        words[0]
+    );
     let urls = probe_urls(&words);
     assert_eq!(urls.len(), 1, "one URL in HEALTHCHECK {cmd:?}");
     let (hc_port, path) = url_port(&urls[0]);
@@ -876,10 +980,21 @@ fn published_port_and_health_checks_follow_bind_addr() {
         .instructions
         .iter()
         .filter(|i| i.keyword == "EXPOSE")
-        .flat_map(|i| i.args.split_whitespace().map(|p| p.split('/').next().unwrap().parse::<u16>().unwrap()).collect::<Vec<_>>())
+        .flat_map(|i| {
+            i.args
+                .split_whitespace()
+                .map(|p| p.split('/').next().unwrap().parse::<u16>().unwrap())
+                .collect::<Vec<_>>()
+        })
         .collect();
-    assert!(exposed.contains(&image_port), "EXPOSE {exposed:?} lacks the image's BIND_ADDR port");
-    assert!(exposed.contains(&port), "EXPOSE {exposed:?} lacks the compose BIND_ADDR port");
+    assert!(
+        exposed.contains(&image_port),
+        "EXPOSE {exposed:?} lacks the image's BIND_ADDR port"
+    );
+    assert!(
+        exposed.contains(&port),
+        "EXPOSE {exposed:?} lacks the compose BIND_ADDR port"
+    );
 }
 
 #[test]
@@ -895,7 +1010,11 @@ fn every_service_is_health_checked_and_waited_for() {
                 .unwrap_or_else(|| panic!("{name} depends on unknown service {dep}"));
             assert_eq!(condition, "service_healthy", "{name} -> {dep}");
             assert!(
-                target.healthcheck.as_ref().and_then(Healthcheck::probe).is_some(),
+                target
+                    .healthcheck
+                    .as_ref()
+                    .and_then(Healthcheck::probe)
+                    .is_some(),
                 "{name} waits for {dep}, which has no health check"
             );
         }
@@ -915,7 +1034,10 @@ fn every_service_is_health_checked_and_waited_for() {
         url(&env, "REDIS_URL").host_str().unwrap().to_owned(),
         s.smtp.unwrap().host,
     ] {
-        assert!(deps.contains(&host), "{API} does not wait for {host}: {deps:?}");
+        assert!(
+            deps.contains(&host),
+            "{API} does not wait for {host}: {deps:?}"
+        );
     }
 }
 
@@ -957,7 +1079,10 @@ fn the_dockerfile_builds_copies_and_runs_the_binary_compose_runs() {
     let api = service(&compose, API);
     let (context, file) = match api.build.as_ref().expect("auth-http is built by compose") {
         Build::Context(c) => (c.clone(), "Dockerfile".to_owned()),
-        Build::Config { context, dockerfile } => (
+        Build::Config {
+            context,
+            dockerfile,
+        } => (
             context.clone().unwrap_or_else(|| ".".into()),
             dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
         ),
@@ -989,21 +1114,39 @@ fn the_dockerfile_builds_copies_and_runs_the_binary_compose_runs() {
             .map(|w| w[1])
     };
     assert!(words.contains(&"--release"), "cargo build --release");
-    assert!(words.contains(&"--locked"), "cargo build --locked (the image builds Cargo.lock)");
-    assert_eq!(flag(&["-p", "--package"]), Some(PACKAGE), "cargo build -p {PACKAGE}");
-    assert_eq!(flag(&["--bin"]), Some(bin.as_str()), "cargo build --bin {bin}");
+    assert!(
+        words.contains(&"--locked"),
+        "cargo build --locked (the image builds Cargo.lock)"
+    );
+    assert_eq!(
+        flag(&["-p", "--package"]),
+        Some(PACKAGE),
+        "cargo build -p {PACKAGE}"
+    );
+    assert_eq!(
+        flag(&["--bin"]),
+        Some(bin.as_str()),
+        "cargo build --bin {bin}"
+    );
     let position = |pred: &dyn Fn(&Instruction) -> bool| builder.instructions.iter().position(pred);
     let cook = position(&|i| i.keyword == "RUN" && i.args.contains("cargo chef cook"))
         .expect("dependencies are built in their own layer (cargo chef cook)");
-    let sources = position(&|i| i.keyword == "COPY" && i.args.split_whitespace().next() == Some("."))
-        .expect("the builder copies the sources");
+    let sources =
+        position(&|i| i.keyword == "COPY" && i.args.split_whitespace().next() == Some("."))
+            .expect("the builder copies the sources");
     let build_at = position(&|i| std::ptr::eq(i, build)).unwrap();
-    assert!(cook < sources && sources < build_at, "cook, then COPY . ., then cargo build");
+    assert!(
+        cook < sources && sources < build_at,
+        "cook, then COPY . ., then cargo build"
+    );
 
     // The runtime stage copies that artifact and runs it.
     let artifact = format!(
         "{}/target/release/{bin}",
-        dockerfile.workdir(builder).expect("the builder has a WORKDIR").trim_end_matches('/')
+        dockerfile
+            .workdir(builder)
+            .expect("the builder has a WORKDIR")
+            .trim_end_matches('/')
     );
     let builder_name = builder.name.as_deref().expect("the builder stage is named");
     let runtime = dockerfile.runtime();
@@ -1012,7 +1155,9 @@ fn the_dockerfile_builds_copies_and_runs_the_binary_compose_runs() {
         .iter()
         .filter(|i| i.keyword == "COPY")
         .map(|i| i.args.split_whitespace().collect::<Vec<_>>())
-        .find(|w| w.contains(&format!("--from={builder_name}").as_str()) && w.contains(&artifact.as_str()))
+        .find(|w| {
+            w.contains(&format!("--from={builder_name}").as_str()) && w.contains(&artifact.as_str())
+        })
         .unwrap_or_else(|| panic!("the runtime stage copies {artifact} from {builder_name}"));
     let dest = copy.last().unwrap();
     let installed = if dest.ends_with('/') {
@@ -1020,24 +1165,44 @@ fn the_dockerfile_builds_copies_and_runs_the_binary_compose_runs() {
     } else {
         (*dest).to_owned()
     };
-    let entrypoint = exec_form(&dockerfile.last(runtime, "ENTRYPOINT").expect("ENTRYPOINT").args);
+    let entrypoint = exec_form(
+        &dockerfile
+            .last(runtime, "ENTRYPOINT")
+            .expect("ENTRYPOINT")
+            .args,
+    );
     let entrypoint = match &api.entrypoint {
         Some(e) => e.words(),
         None => entrypoint,
     };
-    assert_eq!(entrypoint, vec![installed.clone()], "ENTRYPOINT runs {installed}");
+    assert_eq!(
+        entrypoint,
+        vec![installed.clone()],
+        "ENTRYPOINT runs {installed}"
+    );
     let command = match &api.command {
         Some(c) => c.words(),
         None => exec_form(&dockerfile.last(runtime, "CMD").expect("CMD").args),
     };
-    assert_eq!(command, vec!["serve".to_owned()], "the container serves (and migrates on start)");
+    assert_eq!(
+        command,
+        vec!["serve".to_owned()],
+        "the container serves (and migrates on start)"
+    );
     let image_cmd = exec_form(&dockerfile.last(runtime, "CMD").expect("CMD").args);
     assert_eq!(image_cmd, vec!["serve".to_owned()]);
 
     // Not root.
-    let user = dockerfile.last(runtime, "USER").expect("the runtime stage sets USER").args.clone();
+    let user = dockerfile
+        .last(runtime, "USER")
+        .expect("the runtime stage sets USER")
+        .args
+        .clone();
     let uid = user.split(':').next().unwrap();
-    assert!(uid != "root" && uid != "0", "the image runs as root ({user})");
+    assert!(
+        uid != "root" && uid != "0",
+        "the image runs as root ({user})"
+    );
 
     // Builder and runtime on the same Debian release (glibc of the link = glibc at run time).
     let builder_image = dockerfile.root_image(builder);
@@ -1065,7 +1230,10 @@ fn the_rust_toolchain_of_the_image_can_build_the_locked_dependencies() {
     let tag = image.trim_start_matches("rust:");
     let version = tag.split('-').next().unwrap();
     let (major, minor, _) = parse_version(version);
-    assert!(major >= 1 && minor > 0, "pin the Rust version ({image}), not a moving tag");
+    assert!(
+        major >= 1 && minor > 0,
+        "pin the Rust version ({image}), not a moving tag"
+    );
 
     // rust-version of auth-http and of everything it builds (normal and build dependencies).
     let packages: HashMap<&str, &serde_json::Value> = metadata["packages"]
@@ -1089,7 +1257,10 @@ fn the_rust_toolchain_of_the_image_can_build_the_locked_dependencies() {
         }
         for dep in nodes[id]["deps"].as_array().unwrap() {
             let kinds = dep["dep_kinds"].as_array().unwrap();
-            if kinds.iter().any(|k| k["kind"].is_null() || k["kind"] == "build") {
+            if kinds
+                .iter()
+                .any(|k| k["kind"].is_null() || k["kind"] == "build")
+            {
                 stack.push(dep["pkg"].as_str().unwrap());
             }
         }
@@ -1099,7 +1270,10 @@ fn the_rust_toolchain_of_the_image_can_build_the_locked_dependencies() {
         .filter_map(|id| {
             let p = packages[id];
             let v = p["rust_version"].as_str()?;
-            Some((parse_version(v), format!("{} {}", p["name"].as_str()?, p["version"].as_str()?)))
+            Some((
+                parse_version(v),
+                format!("{} {}", p["name"].as_str()?, p["version"].as_str()?),
+            ))
         })
         .max()
         .expect("some package declares a rust-version");
@@ -1142,7 +1316,10 @@ fn docker_ignored(patterns: &[String], path: &str) -> bool {
             None => (false, pattern.as_str()),
         };
         let p = p.trim_start_matches('/').trim_end_matches('/');
-        if prefixes.iter().any(|prefix| glob(p.as_bytes(), prefix.as_bytes())) {
+        if prefixes
+            .iter()
+            .any(|prefix| glob(p.as_bytes(), prefix.as_bytes()))
+        {
             ignored = !negated;
         }
     }
@@ -1158,7 +1335,10 @@ fn dockerignore_keeps_the_workspace_and_leaves_out_the_rest() {
         .map(str::to_owned)
         .collect();
     assert!(docker_ignored(&["target/".into()], "target/release/x"));
-    assert!(!docker_ignored(&["target/".into()], "crates/a/src/target.rs"));
+    assert!(!docker_ignored(
+        &["target/".into()],
+        "crates/a/src/target.rs"
+    ));
 
     for out in [
         "target/release/auth-http",
@@ -1167,7 +1347,10 @@ fn dockerignore_keeps_the_workspace_and_leaves_out_the_rest() {
         "node_modules/x/index.js",
         ".env",
     ] {
-        assert!(docker_ignored(&patterns, out), "{out} should not be in the build context");
+        assert!(
+            docker_ignored(&patterns, out),
+            "{out} should not be in the build context"
+        );
     }
 
     // Every workspace member (the workspace does not load without them), the lock file and
@@ -1192,12 +1375,20 @@ fn dockerignore_keeps_the_workspace_and_leaves_out_the_rest() {
         needed.push(format!("{dir}/Cargo.toml"));
         for target in p["targets"].as_array().unwrap() {
             let src = Path::new(target["src_path"].as_str().unwrap());
-            let src = src.strip_prefix(&root).unwrap().to_str().unwrap().replace('\\', "/");
+            let src = src
+                .strip_prefix(&root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .replace('\\', "/");
             needed.push(src);
         }
     }
     for path in needed {
-        assert!(!docker_ignored(&patterns, &path), ".dockerignore leaves out {path}");
+        assert!(
+            !docker_ignored(&patterns, &path),
+            ".dockerignore leaves out {path}"
+        );
     }
 }
 
@@ -1208,7 +1399,10 @@ async fn the_readme_production_overrides_are_accepted() {
     let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     // A real server with STARTTLS on 587 or implicit TLS on 465, in production.
-    for (port, tls, expected) in [("587", "starttls", SmtpTls::StartTls), ("465", "implicit", SmtpTls::Implicit)] {
+    for (port, tls, expected) in [
+        ("587", "starttls", SmtpTls::StartTls),
+        ("465", "implicit", SmtpTls::Implicit),
+    ] {
         let prod = with(
             &env,
             &[
@@ -1227,7 +1421,9 @@ async fn the_readme_production_overrides_are_accepted() {
         assert_eq!(s.app_env, AppEnv::Production);
         let smtp = s.smtp.as_ref().unwrap();
         assert_eq!((smtp.port, smtp.tls), (port.parse().unwrap(), expected));
-        mailer(&s).map(drop).unwrap_or_else(|e| panic!("the SMTP mailer would refuse: {e}"));
+        mailer(&s)
+            .map(drop)
+            .unwrap_or_else(|e| panic!("the SMTP mailer would refuse: {e}"));
     }
 
     // Production with Mailpit's plain SMTP is refused, naming the variable (as the README says).

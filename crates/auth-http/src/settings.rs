@@ -9,6 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::telemetry::LogFormat;
 
+/// The embedded default database.
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://./data/secureauth.db";
+
 /// A setting that could not be used; names the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error in {var}: {message}")]
@@ -68,10 +71,10 @@ pub struct Settings {
     pub app_env: AppEnv,
     /// `BIND_ADDR`: address to listen on (default `127.0.0.1:8080`).
     pub bind_addr: SocketAddr,
-    /// `DATABASE_URL`: PostgreSQL URL.
+    /// `DATABASE_URL`: `postgres://...` or `sqlite://path` (default `sqlite://./data/secureauth.db`).
     pub database_url: SecretString,
-    /// `REDIS_URL`: Redis URL.
-    pub redis_url: SecretString,
+    /// `REDIS_URL`: Redis URL; `None` keeps sessions and codes in process memory (one instance).
+    pub redis_url: Option<SecretString>,
     /// `REDIS_KEY_PREFIX`: prefix of every Redis key (default `secureauth:`).
     pub redis_key_prefix: String,
     /// `SMTP_HOST`/`SMTP_SERVER`, ...: the SMTP server; `None` writes mail to `MAIL_DIR`.
@@ -183,24 +186,28 @@ impl Settings {
             )
         })?;
 
-        let database_url = match get(&["DATABASE_URL"]) {
-            Some((_, v)) => v,
-            None if dev => "postgres://postgres@127.0.0.1:5432/test".into(),
-            None => return Err(err("DATABASE_URL", "required in production")),
-        };
-        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+        let database_url = get(&["DATABASE_URL"])
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| DEFAULT_SQLITE_URL.into());
+        let is_postgres =
+            database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+        if !is_postgres && !database_url.starts_with("sqlite:") {
             return Err(err(
                 "DATABASE_URL",
-                "must start with postgres:// or postgresql://",
+                "must start with postgres://, postgresql:// or sqlite://",
             ));
         }
-        let redis_url = match get(&["REDIS_URL"]) {
-            Some((_, v)) => v,
-            None if dev => "redis://127.0.0.1:6379".into(),
-            None => return Err(err("REDIS_URL", "required in production")),
-        };
-        if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
-            return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
+        let redis_url = get(&["REDIS_URL"]).map(|(_, v)| v);
+        if let Some(url) = &redis_url {
+            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
+            }
+        } else if !dev {
+            return Err(err(
+                "REDIS_URL",
+                "required in production: the in-memory session store serves one instance only \
+                 and loses every session on restart",
+            ));
         }
         let redis_key_prefix = get(&["REDIS_KEY_PREFIX"])
             .map(|(_, v)| v)
@@ -332,7 +339,7 @@ impl Settings {
             app_env,
             bind_addr,
             database_url: database_url.into(),
-            redis_url: redis_url.into(),
+            redis_url: redis_url.map(SecretString::from),
             redis_key_prefix,
             smtp,
             mail_from,
@@ -379,6 +386,32 @@ mod tests {
         assert_eq!(s.otp_ttl, Duration::from_secs(600));
         assert!(s.cookie_secure);
         assert!(s.smtp.is_none());
+        assert_eq!(s.database_url.expose_secret(), DEFAULT_SQLITE_URL);
+        assert!(s.redis_url.is_none());
+    }
+
+    #[test]
+    fn production_refuses_the_embedded_stores() {
+        let base = [
+            ("APP_ENV", "production"),
+            ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("SMTP_HOST", "smtp.example.com"),
+        ];
+        assert_eq!(with(&base).unwrap_err().var, "REDIS_URL");
+        let mut v = base.to_vec();
+        v.push(("REDIS_URL", "redis://cache"));
+        assert!(with(&v).is_ok(), "SQLite is allowed in production");
+        let e = with(&[
+            ("APP_ENV", "production"),
+            ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("REDIS_URL", "redis://cache"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "SMTP_HOST");
+        assert_eq!(
+            with(&[("DATABASE_URL", "mysql://x")]).unwrap_err().var,
+            "DATABASE_URL"
+        );
     }
 
     #[test]

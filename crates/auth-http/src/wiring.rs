@@ -6,11 +6,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use auth_argon2::{Argon2Hasher, Argon2Settings};
 use auth_core::{
-    AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, PasswordPolicy, SystemClock,
+    AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, OtpStore, PasswordPolicy,
+    SessionStore, SystemClock, UserRepository,
 };
+use auth_memory::MemoryStore;
 use auth_postgres::{run_migrations, PgUserRepository, PostgresSettings};
 use auth_redis::{RedisSettings, RedisStore};
 use auth_smtp::{FileMailer, SmtpMailer, SmtpSettings, TlsMode};
+use auth_sqlite::{SqliteSettings, SqliteUserRepository};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretBox};
 
@@ -23,11 +26,27 @@ fn postgres_settings(settings: &Settings) -> PostgresSettings {
     pg
 }
 
+fn is_postgres(settings: &Settings) -> bool {
+    let url = settings.database_url.expose_secret();
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn sqlite_settings(settings: &Settings) -> anyhow::Result<SqliteSettings> {
+    SqliteSettings::from_url(settings.database_url.expose_secret())
+        .context("DATABASE_URL is not a valid sqlite:// URL")
+}
+
 /// Applies pending migrations (safe when several instances do it at once).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let applied = run_migrations(&postgres_settings(settings))
-        .await
-        .context("applying database migrations (check DATABASE_URL)")?;
+    let applied = if is_postgres(settings) {
+        run_migrations(&postgres_settings(settings))
+            .await
+            .context("applying database migrations (check DATABASE_URL)")?
+    } else {
+        auth_sqlite::run_migrations(&sqlite_settings(settings)?)
+            .await
+            .context("applying database migrations (check DATABASE_URL)")?
+    };
     if applied.is_empty() {
         tracing::info!("database schema is up to date");
     } else {
@@ -39,16 +58,46 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// Builds the service on the adapters the settings select, applying migrations first.
 pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
     migrate(settings).await?;
-    let users = PgUserRepository::connect(&postgres_settings(settings))
-        .context("PostgreSQL settings (DATABASE_URL)")?;
+    let mut profile = Vec::new();
+    let users: Arc<dyn UserRepository> = if is_postgres(settings) {
+        profile.push("users:    PostgreSQL (DATABASE_URL)".to_owned());
+        Arc::new(
+            PgUserRepository::connect(&postgres_settings(settings))
+                .context("PostgreSQL settings (DATABASE_URL)")?,
+        )
+    } else {
+        let sqlite = sqlite_settings(settings)?;
+        profile.push(format!(
+            "users:    SQLite at {} (set DATABASE_URL=postgres://... for PostgreSQL)",
+            settings.database_url.expose_secret()
+        ));
+        Arc::new(
+            SqliteUserRepository::open(&sqlite)
+                .await
+                .context("opening the SQLite database (DATABASE_URL)")?,
+        )
+    };
 
-    let mut redis = RedisSettings::new(
-        settings.redis_url.clone(),
-        settings.redis_key_prefix.clone(),
-    );
-    redis.timeout = settings.dependency_timeout;
-    let store =
-        Arc::new(RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?);
+    let (sessions, otps): (Arc<dyn SessionStore>, Arc<dyn OtpStore>) = match &settings.redis_url {
+        Some(url) => {
+            let mut redis = RedisSettings::new(url.clone(), settings.redis_key_prefix.clone());
+            redis.timeout = settings.dependency_timeout;
+            let store = Arc::new(
+                RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
+            );
+            profile.push("sessions: Redis (REDIS_URL), shared by every instance".to_owned());
+            (store.clone(), store)
+        }
+        None => {
+            let store = Arc::new(MemoryStore::new().context("in-memory session store")?);
+            profile.push(
+                "sessions: in process memory: ONE instance only, lost on restart \
+                 (set REDIS_URL=redis://... to share them)"
+                    .to_owned(),
+            );
+            (store.clone(), store)
+        }
+    };
 
     let mailer: Arc<dyn Mailer> = match &settings.smtp {
         Some(smtp) => {
@@ -64,6 +113,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
             s.timeout = settings
                 .dependency_timeout
                 .max(std::time::Duration::from_secs(5));
+            profile.push(format!("mail:     SMTP via {}:{}", smtp.host, smtp.port));
             Arc::new(SmtpMailer::new(s).context("SMTP settings (SMTP_*, MAIL_FROM)")?)
         }
         None => {
@@ -71,10 +121,10 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
                 .with_context(|| format!("creating MAIL_DIR {}", settings.mail_dir.display()))?
                 .with_from(&settings.mail_from)
                 .context("MAIL_FROM")?;
-            tracing::warn!(
-                dir = %settings.mail_dir.display(),
-                "no SMTP_HOST: mail is written as .eml files into this folder"
-            );
+            profile.push(format!(
+                "mail:     written as .eml files into {} (set SMTP_HOST to send real mail)",
+                settings.mail_dir.display()
+            ));
             Arc::new(m)
         }
     };
@@ -88,10 +138,11 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
     })
     .context("Argon2 settings (ARGON2_*)")?;
 
+    tracing::info!("storage profile:\n  {}", profile.join("\n  "));
     let ports = AuthPorts {
-        users: Arc::new(users),
-        sessions: store.clone(),
-        otps: store,
+        users,
+        sessions,
+        otps,
         mailer,
         hasher: Arc::new(hasher),
         clock: Arc::new(SystemClock),

@@ -2,7 +2,6 @@
 //! `FileMailer` writes readable `.eml` files (its log line is checked in `file_mailer_log.rs`).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use auth_core::{EmailAddress, MailMessage, Mailer, MailerError};
 use auth_smtp::{FileMailer, SmtpConfigError};
