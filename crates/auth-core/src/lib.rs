@@ -25,8 +25,8 @@ pub mod testing;
 pub use domain::email::{EmailAddress, EmailError, MAX_EMAIL_LEN};
 pub use domain::otp::{OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, StoredOtp};
 pub use domain::password::{
-    common_password_count, Password, PasswordAttempt, PasswordError, PasswordHash,
-    PasswordPolicy, DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS,
+    common_password_count, Password, PasswordAttempt, PasswordError, PasswordHash, PasswordPolicy,
+    DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS,
 };
 pub use domain::session::{
     ClientInfo, Session, SessionId, SessionToken, TokenHash, TOKEN_BYTES, TOKEN_CHARS,

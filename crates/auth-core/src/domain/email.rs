@@ -66,7 +66,9 @@ impl EmailAddress {
 
     /// The part before the last `@`.
     pub fn local_part(&self) -> &str {
-        self.0.rsplit_once('@').map_or(self.0.as_str(), |(local, _)| local)
+        self.0
+            .rsplit_once('@')
+            .map_or(self.0.as_str(), |(local, _)| local)
     }
 }
 
@@ -114,18 +116,33 @@ mod tests {
         assert_eq!(EmailAddress::parse("   "), Err(EmailError::Empty));
         assert_eq!(EmailAddress::parse("no-at-sign"), Err(EmailError::Invalid));
         assert_eq!(EmailAddress::parse("a@b@c"), Err(EmailError::Invalid));
-        assert_eq!(EmailAddress::parse("Ada <ada@example.com>"), Err(EmailError::Invalid));
+        assert_eq!(
+            EmailAddress::parse("Ada <ada@example.com>"),
+            Err(EmailError::Invalid)
+        );
         assert_eq!(
             EmailAddress::parse("ada@example.com\r\nBcc: evil@example.com"),
             Err(EmailError::ControlCharacter)
         );
-        assert_eq!(EmailAddress::parse("ada\0@example.com"), Err(EmailError::ControlCharacter));
+        assert_eq!(
+            EmailAddress::parse("ada\0@example.com"),
+            Err(EmailError::ControlCharacter)
+        );
     }
 
     #[test]
     fn length_limit_is_254() {
-        let domain = format!("{}.{}.{}.com", "a".repeat(63), "b".repeat(63), "c".repeat(63));
-        let at_limit = format!("{}@{}", "x".repeat(MAX_EMAIL_LEN - 1 - domain.len()), domain);
+        let domain = format!(
+            "{}.{}.{}.com",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63)
+        );
+        let at_limit = format!(
+            "{}@{}",
+            "x".repeat(MAX_EMAIL_LEN - 1 - domain.len()),
+            domain
+        );
         assert_eq!(at_limit.len(), MAX_EMAIL_LEN);
         assert!(EmailAddress::parse(&at_limit).is_ok());
         let over = format!("x{at_limit}");

@@ -162,7 +162,15 @@ mod tests {
     fn parse_accepts_six_digits_only() {
         assert_eq!(OtpCode::parse("012345").unwrap().expose(), "012345");
         assert_eq!(OtpCode::parse(" 123456\n").unwrap().expose(), "123456");
-        for bad in ["", "12345", "1234567", "12345a", "１２３４５６", "12 345", "-12345"] {
+        for bad in [
+            "",
+            "12345",
+            "1234567",
+            "12345a",
+            "１２３４５６",
+            "12 345",
+            "-12345",
+        ] {
             assert_eq!(OtpCode::parse(bad), Err(OtpError::Malformed), "{bad:?}");
         }
     }

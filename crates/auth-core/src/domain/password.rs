@@ -18,8 +18,12 @@ pub const DEFAULT_MIN_PASSWORD_CHARS: usize = 8;
 static COMMON_PASSWORDS_RAW: &str = include_str!("../../data/common-passwords.txt");
 static CONTEXT_WORDS_RAW: &str = include_str!("../../data/context-words.txt");
 
-static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| COMMON_PASSWORDS_RAW.lines().filter(|l| !l.is_empty()).collect());
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    COMMON_PASSWORDS_RAW
+        .lines()
+        .filter(|l| !l.is_empty())
+        .collect()
+});
 static CONTEXT_WORDS: LazyLock<HashSet<String>> = LazyLock::new(|| {
     CONTEXT_WORDS_RAW
         .lines()
@@ -109,7 +113,11 @@ impl PasswordPolicy {
     /// assert!(policy.parse("correct horse battery staple".into(), &email).is_ok());
     /// assert_eq!(policy.parse("password123".into(), &email).unwrap_err(), PasswordError::Common);
     /// ```
-    pub fn parse(&self, raw: SecretString, email: &EmailAddress) -> Result<Password, PasswordError> {
+    pub fn parse(
+        &self,
+        raw: SecretString,
+        email: &EmailAddress,
+    ) -> Result<Password, PasswordError> {
         let s = raw.expose_secret();
         let mut chars = 0usize;
         for c in s.chars() {
@@ -227,19 +235,29 @@ mod tests {
 
     #[test]
     fn bundled_list_is_large_enough() {
-        assert!(common_password_count() >= 10_000, "{}", common_password_count());
+        assert!(
+            common_password_count() >= 10_000,
+            "{}",
+            common_password_count()
+        );
     }
 
     #[test]
     fn length_bounds_in_code_points() {
-        assert_eq!(parse("Zq9#xT2").unwrap_err(), PasswordError::TooShort { min: 8 });
+        assert_eq!(
+            parse("Zq9#xT2").unwrap_err(),
+            PasswordError::TooShort { min: 8 }
+        );
         assert!(parse("Zq9#xT2!").is_ok());
         // 8 emoji are 8 code points (32 bytes): accepted.
         assert!(parse("🦀🦀🔑🔑🌍🌍🚀🚀").is_ok());
         let max: String = "é".repeat(MAX_PASSWORD_CHARS);
         assert!(parse(&max).is_ok());
         let over = format!("{max}x");
-        assert_eq!(parse(&over).unwrap_err(), PasswordError::TooLong { max: 128 });
+        assert_eq!(
+            parse(&over).unwrap_err(),
+            PasswordError::TooLong { max: 128 }
+        );
     }
 
     #[test]
@@ -279,19 +297,34 @@ mod tests {
 
     #[test]
     fn email_and_local_part_rejected() {
-        assert_eq!(parse("ADA.LOVELACE@example.com").unwrap_err(), PasswordError::SameAsEmail);
-        assert_eq!(parse("ada.lovelace").unwrap_err(), PasswordError::SameAsEmail);
+        assert_eq!(
+            parse("ADA.LOVELACE@example.com").unwrap_err(),
+            PasswordError::SameAsEmail
+        );
+        assert_eq!(
+            parse("ada.lovelace").unwrap_err(),
+            PasswordError::SameAsEmail
+        );
     }
 
     #[test]
     fn product_name_rejected() {
-        assert_eq!(parse("SecureAuth2026!").unwrap_err(), PasswordError::ContextWord);
-        assert_eq!(parse("secure-auth-99").unwrap_err(), PasswordError::ContextWord);
+        assert_eq!(
+            parse("SecureAuth2026!").unwrap_err(),
+            PasswordError::ContextWord
+        );
+        assert_eq!(
+            parse("secure-auth-99").unwrap_err(),
+            PasswordError::ContextWord
+        );
     }
 
     #[test]
     fn control_characters_rejected() {
-        assert_eq!(parse("abcdefgh\n").unwrap_err(), PasswordError::ControlCharacter);
+        assert_eq!(
+            parse("abcdefgh\n").unwrap_err(),
+            PasswordError::ControlCharacter
+        );
     }
 
     #[test]

@@ -183,7 +183,11 @@ impl AuthService {
     /// mail cooldown. For a verified account: [`SignupError::EmailTaken`], or with enumeration
     /// protection on, a notice to the owner and a response shaped like a new signup.
     #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
-    pub async fn signup(&self, email: EmailAddress, password: Password) -> Result<User, SignupError> {
+    pub async fn signup(
+        &self,
+        email: EmailAddress,
+        password: Password,
+    ) -> Result<User, SignupError> {
         let now = self.ports.clock.now();
         match self.ports.users.find_by_email(&email).await? {
             Some(existing) if existing.user.is_verified() => {
@@ -198,7 +202,8 @@ impl AuthService {
                     .claim_send_slot(OtpPurpose::VerifyEmail, &email, self.config.mail_cooldown)
                     .await?
                 {
-                    self.send_best_effort(&email, &MailMessage::SignupAttempted).await;
+                    self.send_best_effort(&email, &MailMessage::SignupAttempted)
+                        .await;
                 }
                 Ok(self.decoy_user(email, now))
             }
@@ -219,7 +224,8 @@ impl AuthService {
                     Err(UserRepoError::NotFound) => return Err(SignupError::EmailTaken),
                     Err(e) => return Err(e.into()),
                 }
-                self.issue_code(OtpPurpose::VerifyEmail, &email, now).await?;
+                self.issue_code(OtpPurpose::VerifyEmail, &email, now)
+                    .await?;
                 info!("repeated signup for an unverified account: password and code replaced");
                 Ok(User {
                     updated_at: now,
@@ -247,7 +253,8 @@ impl AuthService {
                     .otps
                     .claim_send_slot(OtpPurpose::VerifyEmail, &email, self.config.mail_cooldown)
                     .await?;
-                self.issue_code(OtpPurpose::VerifyEmail, &email, now).await?;
+                self.issue_code(OtpPurpose::VerifyEmail, &email, now)
+                    .await?;
                 info!("account created");
                 Ok(user)
             }
@@ -263,7 +270,8 @@ impl AuthService {
         email: &EmailAddress,
         code: &OtpCode,
     ) -> Result<User, VerifyOtpError> {
-        self.check_code(OtpPurpose::VerifyEmail, email, code).await?;
+        self.check_code(OtpPurpose::VerifyEmail, email, code)
+            .await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
             return Err(OtpCheckError::InvalidOtp);
         };
@@ -360,10 +368,7 @@ impl AuthService {
 
     /// The user and session behind a token; [`AuthenticateError::Unauthenticated`] for an
     /// unknown, expired or revoked one. One session-store lookup.
-    pub async fn authenticate(
-        &self,
-        token: &SessionToken,
-    ) -> Result<Session, AuthenticateError> {
+    pub async fn authenticate(&self, token: &SessionToken) -> Result<Session, AuthenticateError> {
         let token_hash = token.hash();
         let Some(session) = self.ports.sessions.get(&token_hash).await? else {
             return Err(AuthenticateError::Unauthenticated);
@@ -473,7 +478,11 @@ impl AuthService {
     /// only to an existing, verified account, at most once per cooldown.
     #[instrument(skip_all)]
     pub async fn forgot_password(&self, email: &EmailAddress) -> Result<(), ForgotPasswordError> {
-        if self.claim_slot(OtpPurpose::ResetPassword, email).await?.is_err() {
+        if self
+            .claim_slot(OtpPurpose::ResetPassword, email)
+            .await?
+            .is_err()
+        {
             return Ok(());
         }
         if let Some(creds) = self.ports.users.find_by_email(email).await? {
@@ -573,7 +582,12 @@ impl AuthService {
         };
         self.ports
             .otps
-            .put(purpose, email, stored, self.config.otp_ttl + EXPIRED_CODE_GRACE)
+            .put(
+                purpose,
+                email,
+                stored,
+                self.config.otp_ttl + EXPIRED_CODE_GRACE,
+            )
             .await?;
         let valid_for = self.config.otp_ttl;
         let message = match purpose {
@@ -597,7 +611,10 @@ impl AuthService {
         };
         if attempt.attempts > self.config.otp_max_attempts {
             self.ports.otps.discard(purpose, email).await?;
-            warn!(purpose = purpose.as_str(), "code attempt refused: attempts exhausted");
+            warn!(
+                purpose = purpose.as_str(),
+                "code attempt refused: attempts exhausted"
+            );
             return Err(OtpCheckError::TooManyAttempts);
         }
         if self.ports.clock.now() >= attempt.otp.expires_at {

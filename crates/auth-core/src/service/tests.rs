@@ -258,7 +258,13 @@ impl Harness {
     }
 
     /// The live code for `purpose`: `record_attempt` answers it once, with `attempts` counted.
-    fn live_code(&mut self, purpose: OtpPurpose, mac: OtpMac, expires_at: DateTime<Utc>, attempts: u32) {
+    fn live_code(
+        &mut self,
+        purpose: OtpPurpose,
+        mac: OtpMac,
+        expires_at: DateTime<Utc>,
+        attempts: u32,
+    ) {
         self.otps
             .expect_record_attempt()
             .withf(move |p, e| *p == purpose && *e == email())
@@ -316,24 +322,28 @@ impl Harness {
             Ok(())
         });
         let s = state.clone();
-        self.otps.expect_record_attempt().returning(move |purpose, _| {
-            Ok(s.lock().unwrap().get_mut(&purpose).map(|(otp, n)| {
-                *n += 1;
-                OtpAttempt {
-                    otp: *otp,
-                    attempts: *n,
-                }
-            }))
-        });
+        self.otps
+            .expect_record_attempt()
+            .returning(move |purpose, _| {
+                Ok(s.lock().unwrap().get_mut(&purpose).map(|(otp, n)| {
+                    *n += 1;
+                    OtpAttempt {
+                        otp: *otp,
+                        attempts: *n,
+                    }
+                }))
+            });
         let s = state.clone();
-        self.otps.expect_consume().returning(move |purpose, _, mac| {
-            let mut codes = s.lock().unwrap();
-            let same = codes.get(&purpose).is_some_and(|(otp, _)| otp.mac == *mac);
-            if same {
-                codes.remove(&purpose);
-            }
-            Ok(same)
-        });
+        self.otps
+            .expect_consume()
+            .returning(move |purpose, _, mac| {
+                let mut codes = s.lock().unwrap();
+                let same = codes.get(&purpose).is_some_and(|(otp, _)| otp.mac == *mac);
+                if same {
+                    codes.remove(&purpose);
+                }
+                Ok(same)
+            });
         let s = state.clone();
         self.otps.expect_discard().returning(move |purpose, _| {
             s.lock().unwrap().remove(&purpose);
@@ -347,7 +357,9 @@ impl Harness {
         let state = SessionState::default();
         let s = state.clone();
         self.sessions.expect_insert().returning(move |session, _| {
-            s.lock().unwrap().insert(session.token_hash.0, session.clone());
+            s.lock()
+                .unwrap()
+                .insert(session.token_hash.0, session.clone());
             Ok(())
         });
         let s = state.clone();
@@ -380,9 +392,10 @@ impl Harness {
 fn last_mailed_code(outbox: &Outbox) -> OtpCode {
     let mails = outbox.lock().unwrap();
     match mails.last() {
-        Some((_, MailMessage::VerifyEmail { code, .. } | MailMessage::ResetPassword { code, .. })) => {
-            code.clone()
-        }
+        Some((
+            _,
+            MailMessage::VerifyEmail { code, .. } | MailMessage::ResetPassword { code, .. },
+        )) => code.clone(),
         other => panic!("no code mail in the outbox: {other:?}"),
     }
 }
@@ -523,7 +536,9 @@ fn signup_by_the_owner_after_a_stranger_kills_the_strangers_code() {
     assert_ne!(strangers_code, owners_code);
     let stale = block_on(svc.verify_otp(&email(), &strangers_code));
     assert!(matches!(stale, Err(OtpCheckError::InvalidOtp)), "{stale:?}");
-    assert!(block_on(svc.verify_otp(&email(), &owners_code)).unwrap().is_verified());
+    assert!(block_on(svc.verify_otp(&email(), &owners_code))
+        .unwrap()
+        .is_verified());
     assert!(otps.lock().unwrap().is_empty());
 }
 
@@ -688,8 +703,14 @@ fn verify_otp_refuses_a_code_at_and_after_the_end_of_its_ten_minutes() {
     clock.set(at(TEN_MINUTES + secs(1)));
     let after_end = block_on(svc.verify_otp(&email(), &code));
 
-    assert!(matches!(at_end, Err(OtpCheckError::OtpExpired)), "{at_end:?}");
-    assert!(matches!(after_end, Err(OtpCheckError::OtpExpired)), "{after_end:?}");
+    assert!(
+        matches!(at_end, Err(OtpCheckError::OtpExpired)),
+        "{at_end:?}"
+    );
+    assert!(
+        matches!(after_end, Err(OtpCheckError::OtpExpired)),
+        "{after_end:?}"
+    );
 }
 
 #[test]
@@ -703,7 +724,10 @@ fn verify_otp_code_lifetime_is_configurable() {
     clock.set(at(secs(119)));
     let just_before = block_on(svc.verify_otp(&email(), &code));
 
-    assert!(matches!(at_end, Err(OtpCheckError::OtpExpired)), "{at_end:?}");
+    assert!(
+        matches!(at_end, Err(OtpCheckError::OtpExpired)),
+        "{at_end:?}"
+    );
     assert!(just_before.unwrap().is_verified());
 }
 
@@ -715,13 +739,21 @@ fn verify_otp_code_works_only_once() {
     let second = block_on(svc.verify_otp(&email(), &code));
 
     assert!(first.is_ok(), "{first:?}");
-    assert!(matches!(second, Err(OtpCheckError::InvalidOtp)), "{second:?}");
+    assert!(
+        matches!(second, Err(OtpCheckError::InvalidOtp)),
+        "{second:?}"
+    );
 }
 
 #[test]
 fn verify_otp_losing_the_consume_race_is_invalid_otp() {
     let mut h = Harness::new();
-    h.live_code(OtpPurpose::VerifyEmail, mac(OtpPurpose::VerifyEmail, FIRST_CODE), at(TEN_MINUTES), 1);
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
     h.otps
         .expect_consume()
         .times(1)
@@ -730,20 +762,31 @@ fn verify_otp_losing_the_consume_race_is_invalid_otp() {
 
     let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE)));
 
-    assert!(matches!(result, Err(OtpCheckError::InvalidOtp)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn verify_otp_with_a_wrong_code_is_invalid_otp_and_nothing_is_consumed() {
     let mut h = Harness::new();
-    h.live_code(OtpPurpose::VerifyEmail, mac(OtpPurpose::VerifyEmail, FIRST_CODE), at(TEN_MINUTES), 1);
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
     h.otps.expect_consume().never();
     h.otps.expect_discard().never();
     h.users.expect_mark_verified().never();
 
     let result = block_on(h.service().verify_otp(&email(), &code(WRONG_CODE)));
 
-    assert!(matches!(result, Err(OtpCheckError::InvalidOtp)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -752,17 +795,28 @@ fn verify_otp_after_five_wrong_codes_refuses_even_the_right_one() {
 
     for n in 1..=5 {
         let wrong = block_on(svc.verify_otp(&email(), &code(WRONG_CODE)));
-        assert!(matches!(wrong, Err(OtpCheckError::InvalidOtp)), "attempt {n}: {wrong:?}");
+        assert!(
+            matches!(wrong, Err(OtpCheckError::InvalidOtp)),
+            "attempt {n}: {wrong:?}"
+        );
     }
     let sixth = block_on(svc.verify_otp(&email(), &right));
 
-    assert!(matches!(sixth, Err(OtpCheckError::TooManyAttempts)), "{sixth:?}");
+    assert!(
+        matches!(sixth, Err(OtpCheckError::TooManyAttempts)),
+        "{sixth:?}"
+    );
 }
 
 #[test]
 fn verify_otp_fifth_attempt_with_the_right_code_still_succeeds() {
     let mut h = Harness::new();
-    h.live_code(OtpPurpose::VerifyEmail, mac(OtpPurpose::VerifyEmail, FIRST_CODE), at(TEN_MINUTES), 5);
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        5,
+    );
     h.otps
         .expect_consume()
         .times(1)
@@ -778,7 +832,12 @@ fn verify_otp_fifth_attempt_with_the_right_code_still_succeeds() {
 #[test]
 fn verify_otp_sixth_attempt_discards_the_code() {
     let mut h = Harness::new();
-    h.live_code(OtpPurpose::VerifyEmail, mac(OtpPurpose::VerifyEmail, FIRST_CODE), at(TEN_MINUTES), 6);
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        6,
+    );
     h.otps
         .expect_discard()
         .withf(|p, e| *p == OtpPurpose::VerifyEmail && *e == email())
@@ -789,23 +848,31 @@ fn verify_otp_sixth_attempt_discards_the_code() {
 
     let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE)));
 
-    assert!(matches!(result, Err(OtpCheckError::TooManyAttempts)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::TooManyAttempts)),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn verify_otp_attempt_limit_is_configurable() {
     let mut h = Harness::new();
     h.config.otp_max_attempts = 3;
-    h.live_code(OtpPurpose::VerifyEmail, mac(OtpPurpose::VerifyEmail, FIRST_CODE), at(TEN_MINUTES), 4);
-    h.otps
-        .expect_discard()
-        .times(1)
-        .returning(|_, _| Ok(()));
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        4,
+    );
+    h.otps.expect_discard().times(1).returning(|_, _| Ok(()));
     h.otps.expect_consume().never();
 
     let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE)));
 
-    assert!(matches!(result, Err(OtpCheckError::TooManyAttempts)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::TooManyAttempts)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -821,13 +888,21 @@ fn verify_otp_for_an_unknown_address_is_invalid_otp() {
 
     let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE)));
 
-    assert!(matches!(result, Err(OtpCheckError::InvalidOtp)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn verify_otp_for_a_code_whose_account_is_gone_is_invalid_otp() {
     let mut h = Harness::new();
-    h.live_code(OtpPurpose::VerifyEmail, mac(OtpPurpose::VerifyEmail, FIRST_CODE), at(TEN_MINUTES), 1);
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
     h.otps
         .expect_consume()
         .times(1)
@@ -837,7 +912,10 @@ fn verify_otp_for_a_code_whose_account_is_gone_is_invalid_otp() {
 
     let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE)));
 
-    assert!(matches!(result, Err(OtpCheckError::InvalidOtp)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
 }
 
 /// Purpose binding through the MAC: even a store that handed back the reset entry for the
@@ -845,13 +923,21 @@ fn verify_otp_for_a_code_whose_account_is_gone_is_invalid_otp() {
 #[test]
 fn verify_otp_refuses_a_code_whose_mac_was_made_for_password_reset() {
     let mut h = Harness::new();
-    h.live_code(OtpPurpose::VerifyEmail, mac(OtpPurpose::ResetPassword, FIRST_CODE), at(TEN_MINUTES), 1);
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::ResetPassword, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
     h.otps.expect_consume().never();
     h.users.expect_mark_verified().never();
 
     let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE)));
 
-    assert!(matches!(result, Err(OtpCheckError::InvalidOtp)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
 }
 
 /// Purpose binding through the store key: a mailed reset code is looked up (and missed) in the
@@ -869,8 +955,14 @@ fn a_reset_code_never_verifies_an_email() {
 
     let result = block_on(svc.verify_otp(&email(), &reset_code));
 
-    assert!(matches!(result, Err(OtpCheckError::InvalidOtp)), "{result:?}");
-    assert!(otps.lock().unwrap().contains_key(&OtpPurpose::ResetPassword));
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+    assert!(otps
+        .lock()
+        .unwrap()
+        .contains_key(&OtpPurpose::ResetPassword));
 }
 
 #[test]
@@ -888,20 +980,35 @@ fn a_verification_code_never_resets_a_password() {
 
     let result = block_on(svc.reset_password(&email(), &verify_code, password(NEW_PASSWORD)));
 
-    assert!(matches!(result, Err(OtpCheckError::InvalidOtp)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
     assert!(otps.lock().unwrap().contains_key(&OtpPurpose::VerifyEmail));
 }
 
 #[test]
 fn reset_password_refuses_a_code_whose_mac_was_made_for_email_verification() {
     let mut h = Harness::new();
-    h.live_code(OtpPurpose::ResetPassword, mac(OtpPurpose::VerifyEmail, FIRST_CODE), at(TEN_MINUTES), 1);
+    h.live_code(
+        OtpPurpose::ResetPassword,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
     h.otps.expect_consume().never();
     h.users.expect_set_password_hash().never();
 
-    let result = block_on(h.service().reset_password(&email(), &code(FIRST_CODE), password(NEW_PASSWORD)));
+    let result = block_on(h.service().reset_password(
+        &email(),
+        &code(FIRST_CODE),
+        password(NEW_PASSWORD),
+    ));
 
-    assert!(matches!(result, Err(OtpCheckError::InvalidOtp)), "{result:?}");
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -921,8 +1028,11 @@ fn the_same_code_is_stored_under_a_different_mac_per_purpose() {
     };
 
     // Both draw FIRST_CODE from a fresh StepRandom.
-    let (verify_purpose, verify_mac) = stored_mac(false, &|svc| block_on(svc.resend_otp(&email())).unwrap());
-    let (reset_purpose, reset_mac) = stored_mac(true, &|svc| block_on(svc.forgot_password(&email())).unwrap());
+    let (verify_purpose, verify_mac) =
+        stored_mac(false, &|svc| block_on(svc.resend_otp(&email())).unwrap());
+    let (reset_purpose, reset_mac) = stored_mac(true, &|svc| {
+        block_on(svc.forgot_password(&email())).unwrap()
+    });
 
     assert_eq!(verify_purpose, OtpPurpose::VerifyEmail);
     assert_eq!(reset_purpose, OtpPurpose::ResetPassword);
@@ -965,9 +1075,17 @@ fn os_random_otp_codes_are_uniform_six_digit_strings() {
             "position {position} is not uniform: {per_digit:?} (chi-square {chi_square:.1})"
         );
     }
-    assert!(counts[0][0] > 1_500, "too few leading zeros: {}", counts[0][0]);
+    assert!(
+        counts[0][0] > 1_500,
+        "too few leading zeros: {}",
+        counts[0][0]
+    );
     // About 200 repeats are expected among 20,000 draws from a million.
-    assert!(distinct.len() > 19_500, "only {} distinct codes", distinct.len());
+    assert!(
+        distinct.len() > 19_500,
+        "only {} distinct codes",
+        distinct.len()
+    );
 }
 
 // --- resend_otp ------------------------------------------------------------------------------
@@ -977,7 +1095,9 @@ fn resend_otp_mails_a_new_code_to_an_unverified_account_with_a_60_second_cooldow
     let mut h = Harness::new();
     h.otps
         .expect_claim_send_slot()
-        .withf(|p, e, cooldown| *p == OtpPurpose::VerifyEmail && *e == email() && *cooldown == secs(60))
+        .withf(|p, e, cooldown| {
+            *p == OtpPurpose::VerifyEmail && *e == email() && *cooldown == secs(60)
+        })
         .times(1)
         .returning(|_, _, _| Ok(SendSlot::Granted));
     h.user_lookup(Some(creds(false)));
@@ -1097,8 +1217,14 @@ fn login_opens_a_session_that_stores_only_the_sha256_of_the_token() {
     assert_eq!(stored.created_at, t0());
     assert_eq!(stored.expires_at, at(ONE_DAY));
     assert_eq!(stored.client, client());
-    assert_eq!(stored.client.ip, Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
-    assert_eq!(stored.client.user_agent.as_deref(), Some("Mozilla/5.0 (X11; Linux x86_64)"));
+    assert_eq!(
+        stored.client.ip,
+        Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)))
+    );
+    assert_eq!(
+        stored.client.user_agent.as_deref(),
+        Some("Mozilla/5.0 (X11; Linux x86_64)")
+    );
 }
 
 #[test]
@@ -1125,7 +1251,10 @@ fn login_with_the_right_password_on_an_unverified_account_is_email_not_verified(
 
     let result = block_on(h.service().login(&email(), &attempt(PASSWORD), client()));
 
-    assert!(matches!(result, Err(LoginError::EmailNotVerified)), "{result:?}");
+    assert!(
+        matches!(result, Err(LoginError::EmailNotVerified)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -1135,9 +1264,15 @@ fn login_with_a_wrong_password_on_an_unverified_account_does_not_reveal_the_stat
     h.verifies("wrong password", PasswordCheck::Mismatch);
     h.sessions.expect_insert().never();
 
-    let result = block_on(h.service().login(&email(), &attempt("wrong password"), client()));
+    let result = block_on(
+        h.service()
+            .login(&email(), &attempt("wrong password"), client()),
+    );
 
-    assert!(matches!(result, Err(LoginError::InvalidCredentials)), "{result:?}");
+    assert!(
+        matches!(result, Err(LoginError::InvalidCredentials)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -1154,11 +1289,25 @@ fn login_wrong_password_and_unknown_email_fail_the_same_way_at_the_same_cost() {
     unknown.hasher.expect_verify().never();
     unknown.sessions.expect_insert().never();
 
-    let wrong = block_on(wrong.service().login(&email(), &attempt("wrong password"), client()));
-    let unknown = block_on(unknown.service().login(&email(), &attempt("wrong password"), client()));
+    let wrong = block_on(
+        wrong
+            .service()
+            .login(&email(), &attempt("wrong password"), client()),
+    );
+    let unknown = block_on(
+        unknown
+            .service()
+            .login(&email(), &attempt("wrong password"), client()),
+    );
 
-    assert!(matches!(wrong, Err(LoginError::InvalidCredentials)), "{wrong:?}");
-    assert!(matches!(unknown, Err(LoginError::InvalidCredentials)), "{unknown:?}");
+    assert!(
+        matches!(wrong, Err(LoginError::InvalidCredentials)),
+        "{wrong:?}"
+    );
+    assert!(
+        matches!(unknown, Err(LoginError::InvalidCredentials)),
+        "{unknown:?}"
+    );
     assert_eq!(
         wrong.unwrap_err().to_string(),
         unknown.unwrap_err().to_string()
@@ -1274,7 +1423,10 @@ fn authenticate_an_unknown_or_revoked_token_is_unauthenticated() {
 
     let result = block_on(h.service().authenticate(&SessionToken::from_bytes([7; 32])));
 
-    assert!(matches!(result, Err(AuthenticateError::Unauthenticated)), "{result:?}");
+    assert!(
+        matches!(result, Err(AuthenticateError::Unauthenticated)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -1298,8 +1450,14 @@ fn authenticate_refuses_an_expired_session_even_if_the_store_still_returns_it() 
     let after_end = block_on(svc.authenticate(&token));
 
     assert!(just_before.is_ok(), "{just_before:?}");
-    assert!(matches!(at_end, Err(AuthenticateError::Unauthenticated)), "{at_end:?}");
-    assert!(matches!(after_end, Err(AuthenticateError::Unauthenticated)), "{after_end:?}");
+    assert!(
+        matches!(at_end, Err(AuthenticateError::Unauthenticated)),
+        "{at_end:?}"
+    );
+    assert!(
+        matches!(after_end, Err(AuthenticateError::Unauthenticated)),
+        "{after_end:?}"
+    );
 }
 
 #[test]
@@ -1316,7 +1474,10 @@ fn a_session_works_until_logout_and_not_after() {
     let after_logout = block_on(svc.authenticate(&login.token));
 
     assert_eq!(before_logout.unwrap(), login.session);
-    assert!(matches!(after_logout, Err(AuthenticateError::Unauthenticated)), "{after_logout:?}");
+    assert!(
+        matches!(after_logout, Err(AuthenticateError::Unauthenticated)),
+        "{after_logout:?}"
+    );
     assert!(stored.lock().unwrap().is_empty());
 }
 
@@ -1480,7 +1641,10 @@ fn change_password_with_a_wrong_current_password_changes_nothing() {
         password(NEW_PASSWORD),
     ));
 
-    assert!(matches!(result, Err(ChangePasswordError::InvalidCredentials)), "{result:?}");
+    assert!(
+        matches!(result, Err(ChangePasswordError::InvalidCredentials)),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -1525,7 +1689,10 @@ fn change_password_for_a_deleted_account_is_unauthenticated() {
         password(NEW_PASSWORD),
     ));
 
-    assert!(matches!(result, Err(ChangePasswordError::Unauthenticated)), "{result:?}");
+    assert!(
+        matches!(result, Err(ChangePasswordError::Unauthenticated)),
+        "{result:?}"
+    );
 }
 
 // --- forgot_password -------------------------------------------------------------------------
@@ -1638,8 +1805,12 @@ fn reset_password_sets_the_new_hash_revokes_every_session_and_mails_a_notice() {
         .times(1)
         .returning(|_, _| Ok(()));
 
-    let user = block_on(h.service().reset_password(&email(), &code(FIRST_CODE), password(NEW_PASSWORD)))
-        .unwrap();
+    let user = block_on(h.service().reset_password(
+        &email(),
+        &code(FIRST_CODE),
+        password(NEW_PASSWORD),
+    ))
+    .unwrap();
 
     assert_eq!(user.id, ada_id());
 }
@@ -1664,7 +1835,11 @@ fn reset_password_with_a_wrong_expired_or_exhausted_code_changes_nothing() {
         h.sessions.expect_delete_all_for_user().never();
         h.mailer.expect_send().never();
 
-        let result = block_on(h.service().reset_password(&email(), &code(typed), password(NEW_PASSWORD)));
+        let result = block_on(h.service().reset_password(
+            &email(),
+            &code(typed),
+            password(NEW_PASSWORD),
+        ));
 
         let got = match &result {
             Err(OtpCheckError::InvalidOtp) => "InvalidOtp",
@@ -1703,7 +1878,10 @@ fn reset_password_end_to_end_with_the_mailed_code() {
     let again = block_on(svc.reset_password(&email(), &reset_code, password(NEW_PASSWORD)));
 
     assert!(matches!(again, Err(OtpCheckError::InvalidOtp)), "{again:?}");
-    assert_eq!(outbox.lock().unwrap().last().map(|(_, m)| m.clone()), Some(MailMessage::PasswordChanged));
+    assert_eq!(
+        outbox.lock().unwrap().last().map(|(_, m)| m.clone()),
+        Some(MailMessage::PasswordChanged)
+    );
 }
 
 // --- outages ---------------------------------------------------------------------------------
@@ -1842,7 +2020,10 @@ fn session_operations_surface_a_session_store_outage() {
     for (operation, result) in [
         ("logout", block_on(svc.logout(&token))),
         ("logout_all", block_on(svc.logout_all(ada_id())).map(|_| ())),
-        ("list_sessions", block_on(svc.list_sessions(ada_id())).map(|_| ())),
+        (
+            "list_sessions",
+            block_on(svc.list_sessions(ada_id())).map(|_| ()),
+        ),
     ] {
         match result {
             Err(SessionError::Failure(f)) => assert_unavailable(&f, Dependency::SessionStore),
@@ -1876,7 +2057,12 @@ fn change_password_surfaces_a_user_store_outage_and_keeps_the_sessions() {
 #[test]
 fn reset_password_surfaces_an_overloaded_hasher_and_changes_nothing() {
     let mut h = Harness::new();
-    h.live_code(OtpPurpose::ResetPassword, mac(OtpPurpose::ResetPassword, FIRST_CODE), at(TEN_MINUTES), 1);
+    h.live_code(
+        OtpPurpose::ResetPassword,
+        mac(OtpPurpose::ResetPassword, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
     h.otps.expect_consume().returning(|_, _, _| Ok(true));
     h.user_lookup(Some(creds(true)));
     h.hasher
@@ -1886,7 +2072,10 @@ fn reset_password_surfaces_an_overloaded_hasher_and_changes_nothing() {
     h.sessions.expect_delete_all_for_user().never();
     h.mailer.expect_send().never();
 
-    match block_on(h.service().reset_password(&email(), &code(FIRST_CODE), password(NEW_PASSWORD))) {
+    match block_on(
+        h.service()
+            .reset_password(&email(), &code(FIRST_CODE), password(NEW_PASSWORD)),
+    ) {
         Err(OtpCheckError::Failure(f)) => assert_unavailable(&f, Dependency::Hasher),
         other => panic!("{other:?}"),
     }
