@@ -3,6 +3,51 @@
 //!
 //! Time-based rules (code lifetime, session lifetime) are easier to test with a clock you move
 //! by hand than with [`crate::MockClock`] and a fixed `returning`: see [`ManualClock`].
+//!
+//! # Example: a unit test of a time-based rule
+//! The store holds a code that is valid for ten minutes; ten minutes later it is refused.
+//! The service is async but needs no runtime: any executor drives it.
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use auth_core::testing::ManualClock;
+//! use auth_core::*;
+//! use chrono::{TimeDelta, TimeZone, Utc};
+//! use futures::executor::block_on;
+//!
+//! let issued_at = Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap();
+//! let clock = Arc::new(ManualClock::new(issued_at));
+//! let secret = || OtpSecret::new(vec![7u8; 32].into_boxed_slice().into()).unwrap();
+//! let email = EmailAddress::parse("ada@example.com").unwrap();
+//! let code = OtpCode::parse("042917").unwrap();
+//!
+//! let stored = StoredOtp {
+//!     mac: secret().mac(OtpPurpose::VerifyEmail, &email, &code),
+//!     expires_at: issued_at + TimeDelta::minutes(10),
+//! };
+//! let mut otps = MockOtpStore::new();
+//! otps.expect_record_attempt()
+//!     .returning(move |_, _| Ok(Some(OtpAttempt { otp: stored, attempts: 1 })));
+//! otps.expect_consume().never();
+//!
+//! let service = AuthService::new(
+//!     AuthPorts {
+//!         users: Arc::new(MockUserRepository::new()),
+//!         sessions: Arc::new(MockSessionStore::new()),
+//!         otps: Arc::new(otps),
+//!         mailer: Arc::new(MockMailer::new()),
+//!         hasher: Arc::new(MockPasswordHasher::new()),
+//!         clock: clock.clone(),
+//!         random: Arc::new(OsRandom),
+//!     },
+//!     AuthConfig::default(),
+//!     secret(),
+//! );
+//!
+//! clock.advance(Duration::from_secs(10 * 60));
+//! let result = block_on(service.verify_otp(&email, &code));
+//! assert!(matches!(result, Err(OtpCheckError::OtpExpired)));
+//! ```
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;

@@ -542,6 +542,33 @@ fn signup_by_the_owner_after_a_stranger_kills_the_strangers_code() {
     assert!(otps.lock().unwrap().is_empty());
 }
 
+/// A brand-new account gets its code even inside a cooldown left over from, e.g., a resend for
+/// the address before the account existed: otherwise the first mail would never come.
+#[test]
+fn signup_of_a_new_account_mails_the_code_even_inside_a_cooldown() {
+    let mut h = Harness::new();
+    h.user_lookup(None);
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_create()
+        .times(1)
+        .returning(|_| Ok(user(false)));
+    h.send_slot(
+        OtpPurpose::VerifyEmail,
+        SendSlot::Cooldown {
+            retry_after: secs(42),
+        },
+    );
+    let puts = h.put_log();
+    let outbox = h.outbox();
+
+    let result = block_on(h.service().signup(email(), password(PASSWORD)));
+
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(puts.lock().unwrap().len(), 1);
+    assert_eq!(last_mailed_code(&outbox), code(FIRST_CODE));
+}
+
 #[test]
 fn signup_losing_a_concurrent_signup_race_is_email_taken() {
     let mut h = Harness::new();
@@ -1159,6 +1186,26 @@ fn resend_otp_mails_nothing_for_unknown_or_verified_addresses_and_answers_ok() {
         let result = block_on(h.service().resend_otp(&email()));
 
         assert!(result.is_ok(), "{account:?}: {result:?}");
+    }
+}
+
+#[test]
+fn resend_otp_retry_after_is_at_least_one_second() {
+    let mut h = Harness::new();
+    h.user_lookup(Some(creds(false)));
+    h.send_slot(
+        OtpPurpose::VerifyEmail,
+        SendSlot::Cooldown {
+            retry_after: Duration::ZERO,
+        },
+    );
+    h.nothing_sent_nor_stored();
+
+    let result = block_on(h.service().resend_otp(&email()));
+
+    match result {
+        Err(ResendOtpError::TooManyRequests { retry_after }) => assert_eq!(retry_after, secs(1)),
+        other => panic!("expected TooManyRequests, got {other:?}"),
     }
 }
 
