@@ -119,8 +119,6 @@ pub struct Readiness {
 /// ```
 /// use std::sync::Arc;
 /// use auth_core::*;
-/// # #[cfg(feature = "mocks")]
-/// # fn build() -> AuthService {
 /// // Any implementations of the ports will do; here, the mocks from the `mocks` feature.
 /// let ports = AuthPorts {
 ///     users: Arc::new(MockUserRepository::new()),
@@ -132,8 +130,8 @@ pub struct Readiness {
 ///     random: Arc::new(OsRandom),
 /// };
 /// let secret = OtpSecret::new(vec![42u8; 32].into_boxed_slice().into()).unwrap();
-/// AuthService::new(ports, AuthConfig::default(), secret)
-/// # }
+/// let service = AuthService::new(ports, AuthConfig::default(), secret);
+/// assert_eq!(service.config().otp_max_attempts, 5);
 /// ```
 pub struct AuthService {
     ports: AuthPorts,
