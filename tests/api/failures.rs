@@ -263,13 +263,7 @@ async fn sessions_of_others_cannot_be_revoked(profile: Profile) {
         "not-a-uuid",
         "00000000-0000-0000-0000-000000000000",
     ] {
-        let res = app
-            .client
-            .delete(app.url(&format!("/sessions/{id}")))
-            .bearer_auth(&ta)
-            .send()
-            .await
-            .unwrap();
+        let res = app.delete_auth(&format!("/sessions/{id}"), &ta).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{id}");
         assert_eq!(error_code(res).await, "not_found");
     }

@@ -256,6 +256,25 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn delete_auth(&self, path: &str, token: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A request authenticated by the session cookie (`pair` is `name=value`).
+    pub async fn with_cookie(&self, method: reqwest::Method, path: &str, pair: &str) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .header("cookie", pair)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn signup(&self, email: &str, password: &str) -> Response {
         self.post("/signup", &json!({"email": email, "password": password}))
             .await

@@ -82,12 +82,12 @@ async fn full_lifecycle_signup_to_reset(profile: Profile) {
 
     // /me by cookie
     let res = app
-        .client
-        .get(app.url("/me"))
-        .header("cookie", format!("{}={cookie_token}", app.cookie_name))
-        .send()
-        .await
-        .unwrap();
+        .with_cookie(
+            reqwest::Method::GET,
+            "/me",
+            &format!("{}={cookie_token}", app.cookie_name),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
 
     // logout (bearer) → 204, then /me 401 with WWW-Authenticate
@@ -120,13 +120,7 @@ async fn full_lifecycle_signup_to_reset(profile: Profile) {
         .as_str()
         .unwrap()
         .to_owned();
-    let res = app
-        .client
-        .delete(app.url(&format!("/sessions/{t2_id}")))
-        .bearer_auth(&t1)
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete_auth(&format!("/sessions/{t2_id}"), &t1).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.me(&t2).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.me(&t1).await.status(), StatusCode::OK);
@@ -144,12 +138,12 @@ async fn full_lifecycle_signup_to_reset(profile: Profile) {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.me(&t1).await.status(), StatusCode::OK);
     let res = app
-        .client
-        .get(app.url("/me"))
-        .header("cookie", format!("{}={cookie_token}", app.cookie_name))
-        .send()
-        .await
-        .unwrap();
+        .with_cookie(
+            reqwest::Method::GET,
+            "/me",
+            &format!("{}={cookie_token}", app.cookie_name),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     app.nth_code_or_notice(&email, before + 1).await;
     assert_eq!(

@@ -24,12 +24,8 @@ async fn secrets_never_reach_the_logs(profile: Profile) {
         .unwrap();
     let session_id = list["sessions"][0]["id"].as_str().unwrap().to_owned();
     let res = app
-        .client
-        .delete(app.url(&format!("/sessions/{session_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .delete_auth(&format!("/sessions/{session_id}"), &token)
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     app.post("/forgot-password", &json!({"email": email})).await;
     let reset_code = app.nth_code(&email, 2).await;

@@ -4,7 +4,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::cookie::{time, Cookie, SameSite};
-use actix_web::dev::ServiceRequest;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use auth_core::AuthService;
@@ -106,11 +105,6 @@ pub struct ClientIpPolicy {
 impl ClientIpPolicy {
     /// The client IP of a request.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
-        self.resolve(req.peer_addr().map(|a| a.ip()), req.headers())
-    }
-
-    /// The same, for middleware.
-    pub fn client_ip_of(&self, req: &ServiceRequest) -> Option<IpAddr> {
         self.resolve(req.peer_addr().map(|a| a.ip()), req.headers())
     }
 
