@@ -17,6 +17,10 @@ lint:
 migrate:
     cargo run --release -p auth-http -- migrate
 
-# Load benchmark: not built yet.
-bench:
-    @echo "the load benchmark is not built yet" && exit 1
+# Load benchmark: release build of the server, real PostgreSQL and Redis on loopback, wrk as the
+# load generator (installed when missing); table on stdout, JSON in target/bench/report.json.
+# See docs/BENCHMARKS.md. Extra arguments go to auth-bench (e.g. `just bench --duration 20`).
+bench *ARGS:
+    command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+    cargo build --release -p auth-bench -p auth-http
+    cargo run --release -q -p auth-bench -- --server-bin auth-http {{ARGS}}

@@ -28,6 +28,7 @@ macro_rules! both_profiles {
     };
 }
 
+mod abuse;
 mod embedded;
 mod failures;
 mod lifecycle;

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod service;
 #[cfg(any(test, feature = "mocks"))]
 pub mod testing;
+pub mod throttle;
 
 pub use domain::email::{EmailAddress, EmailError, MAX_EMAIL_LEN};
 pub use domain::otp::{OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, StoredOtp};
@@ -34,3 +35,4 @@ pub use domain::session::{
 pub use domain::user::{NewUser, User, UserCredentials, UserId};
 pub use ports::*;
 pub use service::*;
+pub use throttle::{Action, ActionLimits, RateLimit, Throttle, ThrottleConfig, ThrottleError};

@@ -14,6 +14,8 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
+pub mod ui;
 pub mod wiring;
 
 pub use settings::Settings;

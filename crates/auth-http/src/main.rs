@@ -53,6 +53,12 @@ async fn main() -> std::process::ExitCode {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings.clone()).await?;
     tracing::info!(addr = %settings.bind_addr.ip(), port = app.port(), "listening");
+    let ip = match settings.bind_addr.ip() {
+        ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let url = format!("http://{}/", std::net::SocketAddr::new(ip, app.port()));
+    tracing::info!(url = %url, "web UI: open {url} in a browser");
     app.run_until_stopped().await?;
     tracing::info!("shut down cleanly");
     Ok(())

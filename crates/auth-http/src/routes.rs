@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use auth_core::{ClientInfo, SessionId};
+use auth_core::{Action, ClientInfo, LoginError, SessionId};
 
 use crate::dto::*;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::AuthenticatedSession;
 use crate::state::AppState;
+use crate::throttle::ClientIp;
 
 type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
 
@@ -68,12 +69,17 @@ fn no_store() -> actix_web::HttpResponseBuilder {
         (status = 201, body = UserResponse, description = "Account created, unverified; a code was mailed"),
         (status = 409, body = ErrorBody, description = "`email_taken`: a verified account has this address"),
         (status = 422, body = ErrorBody, description = "`invalid_email` or `weak_password`"),
-        (status = 429, body = ErrorBody, description = "`too_many_requests`: a code was mailed moments ago"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: a code was mailed moments ago, or a rate limit (per IP or per address); see `Retry-After`"),
     ))]
-pub async fn signup(state: web::Data<AppState>, body: web::Json<SignupRequest>) -> Result {
+pub async fn signup(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    body: web::Json<SignupRequest>,
+) -> Result {
     let (email, password) = body
         .into_inner()
         .try_into_domain(state.service.password_policy())?;
+    state.throttle.check(Action::Signup, ip.0, &email).await?;
     let user = state.service.signup(email, password).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -85,10 +91,18 @@ pub async fn signup(state: web::Data<AppState>, body: web::Json<SignupRequest>) 
     responses(
         (status = 200, body = UserResponse, description = "Verified"),
         (status = 400, body = ErrorBody, description = "`invalid_otp` (also for an unknown address) or `otp_expired`"),
-        (status = 429, body = ErrorBody, description = "`too_many_attempts`: the code is dead"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: the code is dead; `too_many_requests`: a rate limit, see `Retry-After`"),
     ))]
-pub async fn verify_otp(state: web::Data<AppState>, body: web::Json<VerifyOtpRequest>) -> Result {
+pub async fn verify_otp(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    body: web::Json<VerifyOtpRequest>,
+) -> Result {
     let (email, code) = body.into_inner().try_into_domain()?;
+    state
+        .throttle
+        .check(Action::VerifyOtp, ip.0, &email)
+        .await?;
     let user = state.service.verify_otp(&email, &code).await?;
     Ok(no_store().json(UserResponse::new(&user)))
 }
@@ -97,10 +111,18 @@ pub async fn verify_otp(state: web::Data<AppState>, body: web::Json<VerifyOtpReq
 #[utoipa::path(post, path = "/resend-otp", request_body = EmailRequest, tag = "account",
     responses(
         (status = 202, body = AcceptedResponse, description = "Same answer whatever the address"),
-        (status = 429, body = ErrorBody, description = "Inside the per-address cooldown (any address); see `Retry-After`"),
+        (status = 429, body = ErrorBody, description = "Inside the per-address cooldown or over a rate limit (any address); see `Retry-After`"),
     ))]
-pub async fn resend_otp(state: web::Data<AppState>, body: web::Json<EmailRequest>) -> Result {
+pub async fn resend_otp(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    body: web::Json<EmailRequest>,
+) -> Result {
     let email = body.into_inner().try_into_domain()?;
+    state
+        .throttle
+        .check(Action::ResendOtp, ip.0, &email)
+        .await?;
     state.service.resend_otp(&email).await?;
     Ok(HttpResponse::Accepted().json(ACCEPTED_RESEND))
 }
@@ -111,20 +133,28 @@ pub async fn resend_otp(state: web::Data<AppState>, body: web::Json<EmailRequest
         (status = 200, body = LoginResponse, description = "Bearer: token in the body. Cookie: token only in `Set-Cookie`"),
         (status = 401, body = ErrorBody, description = "`invalid_credentials`"),
         (status = 403, body = ErrorBody, description = "`email_not_verified`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: a rate limit (per IP, per address and IP after failed attempts, per address); see `Retry-After`"),
     ))]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ip: ClientIp,
     body: web::Json<LoginRequest>,
 ) -> Result {
     let (email, password, transport) = body.into_inner().try_into_domain()?;
+    state.throttle.check(Action::Login, ip.0, &email).await?;
     let client = ClientInfo::new(
-        state.client_ip.client_ip(&req),
+        ip.0,
         req.headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
     );
-    let outcome = state.service.login(&email, &password, client).await?;
+    let result = state.service.login(&email, &password, client).await;
+    if matches!(result, Ok(_) | Err(LoginError::EmailNotVerified)) {
+        // The right password: this client's soft lock on the address starts over.
+        state.throttle.login_succeeded(ip.0, &email).await?;
+    }
+    let outcome = result?;
     let expires_at = outcome.session.expires_at;
     let mut res = no_store();
     let token = match transport {
@@ -248,9 +278,18 @@ pub async fn change_password(
     responses(
         (status = 202, body = AcceptedResponse, description = "Same answer whatever the address"),
         (status = 422, body = ErrorBody, description = "`invalid_email`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: a rate limit (per IP or per address); see `Retry-After`"),
     ))]
-pub async fn forgot_password(state: web::Data<AppState>, body: web::Json<EmailRequest>) -> Result {
+pub async fn forgot_password(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    body: web::Json<EmailRequest>,
+) -> Result {
     let email = body.into_inner().try_into_domain()?;
+    state
+        .throttle
+        .check(Action::ForgotPassword, ip.0, &email)
+        .await?;
     state.service.forgot_password(&email).await?;
     Ok(HttpResponse::Accepted().json(ACCEPTED_FORGOT))
 }
@@ -261,15 +300,20 @@ pub async fn forgot_password(state: web::Data<AppState>, body: web::Json<EmailRe
         (status = 200, body = UserResponse, description = "Password set; every session revoked; a notice was mailed"),
         (status = 400, body = ErrorBody, description = "`invalid_otp` or `otp_expired`"),
         (status = 422, body = ErrorBody, description = "`weak_password`"),
-        (status = 429, body = ErrorBody, description = "`too_many_attempts`"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`; `too_many_requests`: a rate limit, see `Retry-After`"),
     ))]
 pub async fn reset_password(
     state: web::Data<AppState>,
+    ip: ClientIp,
     body: web::Json<ResetPasswordRequest>,
 ) -> Result {
     let (email, code, new_password) = body
         .into_inner()
         .try_into_domain(state.service.password_policy())?;
+    state
+        .throttle
+        .check(Action::ResetPassword, ip.0, &email)
+        .await?;
     let user = state
         .service
         .reset_password(&email, &code, new_password)

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use auth_core::{Quota, RateLimit, ThrottleConfig};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::telemetry::LogFormat;
@@ -109,6 +110,75 @@ pub struct Settings {
     pub argon2: (u32, u32, u32),
     /// `HTTP_WORKERS`: actix worker threads (default: number of cores).
     pub workers: Option<usize>,
+    /// `RATE_LIMIT_*`: request budgets per client IP and per address (see [`RATE_LIMIT_VARS`]).
+    pub throttle: ThrottleConfig,
+}
+
+/// Every `RATE_LIMIT_*` variable and the budget it sets. A value is `off` or a comma-separated
+/// list of `N/duration` tiers that all apply, e.g. `5/1m,20/1h`.
+pub const RATE_LIMIT_VARS: [&str; 14] = [
+    "RATE_LIMIT_SIGNUP_PER_IP",
+    "RATE_LIMIT_SIGNUP_PER_EMAIL",
+    "RATE_LIMIT_LOGIN_PER_IP",
+    "RATE_LIMIT_LOGIN_PER_EMAIL",
+    "RATE_LIMIT_LOGIN_PER_EMAIL_IP",
+    "RATE_LIMIT_VERIFY_OTP_PER_IP",
+    "RATE_LIMIT_VERIFY_OTP_PER_EMAIL",
+    "RATE_LIMIT_RESEND_OTP_PER_IP",
+    "RATE_LIMIT_RESEND_OTP_PER_EMAIL",
+    "RATE_LIMIT_FORGOT_PASSWORD_PER_IP",
+    "RATE_LIMIT_FORGOT_PASSWORD_PER_EMAIL",
+    "RATE_LIMIT_RESET_PASSWORD_PER_IP",
+    "RATE_LIMIT_RESET_PASSWORD_PER_EMAIL",
+    "RATE_LIMIT_MAIL_PER_EMAIL",
+];
+
+fn throttle_slot<'a>(t: &'a mut ThrottleConfig, var: &str) -> Option<&'a mut RateLimit> {
+    Some(match var {
+        "RATE_LIMIT_SIGNUP_PER_IP" => &mut t.signup.per_ip,
+        "RATE_LIMIT_SIGNUP_PER_EMAIL" => &mut t.signup.per_email,
+        "RATE_LIMIT_LOGIN_PER_IP" => &mut t.login.per_ip,
+        "RATE_LIMIT_LOGIN_PER_EMAIL" => &mut t.login.per_email,
+        "RATE_LIMIT_LOGIN_PER_EMAIL_IP" => &mut t.login_per_email_ip,
+        "RATE_LIMIT_VERIFY_OTP_PER_IP" => &mut t.verify_otp.per_ip,
+        "RATE_LIMIT_VERIFY_OTP_PER_EMAIL" => &mut t.verify_otp.per_email,
+        "RATE_LIMIT_RESEND_OTP_PER_IP" => &mut t.resend_otp.per_ip,
+        "RATE_LIMIT_RESEND_OTP_PER_EMAIL" => &mut t.resend_otp.per_email,
+        "RATE_LIMIT_FORGOT_PASSWORD_PER_IP" => &mut t.forgot_password.per_ip,
+        "RATE_LIMIT_FORGOT_PASSWORD_PER_EMAIL" => &mut t.forgot_password.per_email,
+        "RATE_LIMIT_RESET_PASSWORD_PER_IP" => &mut t.reset_password.per_ip,
+        "RATE_LIMIT_RESET_PASSWORD_PER_EMAIL" => &mut t.reset_password.per_email,
+        "RATE_LIMIT_MAIL_PER_EMAIL" => &mut t.mail_per_email,
+        _ => return None,
+    })
+}
+
+/// Parses `off` or `N/duration[,N/duration...]` (a bare duration number means seconds).
+pub fn parse_rate_limit(raw: &str) -> Result<RateLimit, String> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("off") {
+        return Ok(RateLimit::off());
+    }
+    let mut tiers = Vec::new();
+    for tier in raw.split(',').map(str::trim) {
+        let (n, period) = tier
+            .split_once('/')
+            .ok_or_else(|| format!("{tier:?} is not N/duration, e.g. 5/1m"))?;
+        let limit: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a positive number"))?;
+        let period = period.trim();
+        let period = match period.parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => humantime::parse_duration(period)
+                .map_err(|e| format!("{period:?} is not a duration ({e}); e.g. 90s, 10m, 1h"))?,
+        };
+        tiers.push(Quota::new(limit, period).ok_or_else(|| {
+            format!("{tier:?}: the limit must be at least 1 and the period at least 1ms")
+        })?);
+    }
+    Ok(RateLimit(tiers))
 }
 
 impl Settings {
@@ -335,6 +405,13 @@ impl Settings {
             }
         };
 
+        let mut throttle = ThrottleConfig::default();
+        for var in RATE_LIMIT_VARS {
+            if let (Some((_, raw)), Some(slot)) = (get(&[var]), throttle_slot(&mut throttle, var)) {
+                *slot = parse_rate_limit(&raw).map_err(|m| err(var, m))?;
+            }
+        }
+
         Ok(Self {
             app_env,
             bind_addr,
@@ -361,6 +438,7 @@ impl Settings {
                 parse_num(get(&["ARGON2_PARALLELISM"]), 1)?,
             ),
             workers,
+            throttle,
         })
     }
 }
@@ -469,6 +547,32 @@ mod tests {
             "PASSWORD_MIN_LENGTH"
         );
         assert_eq!(with(&[("OTP_TTL", "1h")]).unwrap_err().var, "OTP_TTL");
+    }
+
+    #[test]
+    fn rate_limits_parse_tiers_and_name_their_variable() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.throttle, ThrottleConfig::default());
+        let s = with(&[
+            ("RATE_LIMIT_LOGIN_PER_EMAIL_IP", "3/10s, 6/1h"),
+            ("RATE_LIMIT_SIGNUP_PER_IP", "off"),
+            ("RATE_LIMIT_MAIL_PER_EMAIL", "2/60"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.throttle.login_per_email_ip,
+            RateLimit::per(3, Duration::from_secs(10)).and(6, Duration::from_secs(3600))
+        );
+        assert_eq!(s.throttle.signup.per_ip, RateLimit::off());
+        assert_eq!(
+            s.throttle.mail_per_email,
+            RateLimit::per(2, Duration::from_secs(60))
+        );
+        for var in RATE_LIMIT_VARS {
+            for bad in ["5", "x/1m", "0/1m", "5/soon", "5/0"] {
+                assert_eq!(with(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+            }
+        }
     }
 
     #[test]

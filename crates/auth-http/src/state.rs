@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use auth_core::AuthService;
+use auth_core::{AuthService, Throttle};
 
 /// Everything a handler needs, shared by all workers.
 #[derive(Debug, Clone)]
@@ -19,6 +19,9 @@ pub struct AppState {
     pub origins: OriginPolicy,
     /// Where the client IP comes from.
     pub client_ip: ClientIpPolicy,
+    /// Request budgets per client IP and per address, spent before each unauthenticated
+    /// action.
+    pub throttle: Arc<Throttle>,
 }
 
 /// The session cookie: HttpOnly, SameSite=Lax, Path=/, no Domain, Secure unless explicitly

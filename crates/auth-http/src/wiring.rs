@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use auth_argon2::{Argon2Hasher, Argon2Settings};
 use auth_core::{
     AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, OtpStore, PasswordPolicy,
-    SessionStore, SystemClock, UserRepository,
+    RateLimiter, SessionStore, SystemClock, UserRepository,
 };
 use auth_memory::MemoryStore;
 use auth_postgres::{run_migrations, PgUserRepository, PostgresSettings};
@@ -57,6 +57,12 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// Builds the service on the adapters the settings select, applying migrations first.
 pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
+    Ok(build(settings).await?.0)
+}
+
+/// Builds the service and the rate limiter (on the same Redis, or in process memory without
+/// `REDIS_URL`), applying migrations first.
+pub async fn build(settings: &Settings) -> anyhow::Result<(AuthService, Arc<dyn RateLimiter>)> {
     migrate(settings).await?;
     let mut profile = Vec::new();
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
@@ -78,7 +84,12 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
         )
     };
 
-    let (sessions, otps): (Arc<dyn SessionStore>, Arc<dyn OtpStore>) = match &settings.redis_url {
+    type Stores = (
+        Arc<dyn SessionStore>,
+        Arc<dyn OtpStore>,
+        Arc<dyn RateLimiter>,
+    );
+    let (sessions, otps, limiter): Stores = match &settings.redis_url {
         Some(url) => {
             let mut redis = RedisSettings::new(url.clone(), settings.redis_key_prefix.clone());
             redis.timeout = settings.dependency_timeout;
@@ -86,7 +97,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
                 RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
             );
             profile.push("sessions: Redis (REDIS_URL), shared by every instance".to_owned());
-            (store.clone(), store)
+            (store.clone(), store.clone(), store)
         }
         None => {
             let store = Arc::new(MemoryStore::new().context("in-memory session store")?);
@@ -95,7 +106,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
                  (set REDIS_URL=redis://... to share them)"
                     .to_owned(),
             );
-            (store.clone(), store)
+            (store.clone(), store.clone(), store)
         }
     };
 
@@ -156,7 +167,8 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
         enumeration_protection: settings.enumeration_protection,
         ..AuthConfig::default()
     };
-    Ok(AuthService::new(ports, config, otp_secret(settings)?))
+    let service = AuthService::new(ports, config, otp_secret(settings)?);
+    Ok((service, limiter))
 }
 
 fn otp_secret(settings: &Settings) -> anyhow::Result<OtpSecret> {

@@ -1,7 +1,8 @@
 //! # auth-memory
 //!
-//! In-process adapters for SecureAuth's embedded profile: [`MemoryStore`] implements both
-//! [`auth_core::SessionStore`] and [`auth_core::OtpStore`] in the memory of the running process.
+//! In-process adapters for SecureAuth's embedded profile: [`MemoryStore`] implements
+//! [`auth_core::SessionStore`], [`auth_core::OtpStore`] and [`auth_core::RateLimiter`] in the
+//! memory of the running process.
 //!
 //! **One instance only.** Sessions, one-time codes and mail cooldowns live in this process:
 //! they are lost on restart, and two server instances behind a load balancer would each have
@@ -46,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod otp;
+mod rate;
 mod session;
 mod state;
 
@@ -102,12 +104,14 @@ pub struct MemoryStats {
     pub codes: usize,
     /// Running mail cooldowns.
     pub cooldowns: usize,
+    /// Rate-limit budgets that are not full.
+    pub rate_limits: usize,
 }
 
 impl MemoryStats {
     /// Sum of every kind of entry: zero means the store holds nothing.
     pub fn total(&self) -> usize {
-        self.sessions + self.indexed_users + self.codes + self.cooldowns
+        self.sessions + self.indexed_users + self.codes + self.cooldowns + self.rate_limits
     }
 }
 

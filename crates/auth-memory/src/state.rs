@@ -29,6 +29,7 @@ enum Expiring {
     Session([u8; 32]),
     Code(OtpKey),
     Cooldown(OtpKey),
+    Rate(String),
 }
 
 #[derive(Debug)]
@@ -52,6 +53,8 @@ pub(crate) struct State {
     pub(crate) by_user: HashMap<UserId, HashSet<[u8; 32]>>,
     pub(crate) codes: HashMap<OtpKey, CodeEntry>,
     pub(crate) cooldowns: HashMap<OtpKey, Deadline>,
+    /// GCRA budgets: the theoretical arrival time is the deadline (a full budget has no entry).
+    pub(crate) rates: HashMap<String, Deadline>,
     /// Every live deadline, oldest first: the sweeper pops from the front.
     expiries: BTreeMap<Deadline, Expiring>,
     next_seq: u64,
@@ -178,6 +181,30 @@ impl State {
         self.cooldowns.insert(key, deadline);
     }
 
+    // --- rate limits ---
+
+    /// The theoretical arrival time of a budget, if it is not full at `now`.
+    pub(crate) fn live_rate(&mut self, key: &str, now: Instant) -> Option<Instant> {
+        let deadline = *self.rates.get(key)?;
+        if deadline.at <= now {
+            self.remove_rate(key);
+            return None;
+        }
+        Some(deadline.at)
+    }
+
+    pub(crate) fn set_rate(&mut self, key: String, tat: Instant) {
+        self.remove_rate(&key);
+        let deadline = self.schedule(tat, Expiring::Rate(key.clone()));
+        self.rates.insert(key, deadline);
+    }
+
+    pub(crate) fn remove_rate(&mut self, key: &str) {
+        if let Some(old) = self.rates.remove(key) {
+            self.expiries.remove(&old);
+        }
+    }
+
     // --- housekeeping ---
 
     /// Removes up to `limit` entries whose deadline is at or before `now`; returns how many.
@@ -209,6 +236,11 @@ impl State {
                         self.cooldowns.remove(&key);
                     }
                 }
+                Expiring::Rate(key) => {
+                    if self.rates.get(&key) == Some(&deadline) {
+                        self.rates.remove(&key);
+                    }
+                }
             }
             removed += 1;
         }
@@ -221,6 +253,7 @@ impl State {
             indexed_users: self.by_user.len(),
             codes: self.codes.len(),
             cooldowns: self.cooldowns.len(),
+            rate_limits: self.rates.len(),
         }
     }
 }

@@ -145,3 +145,14 @@ fn session_for(user: &User) -> Session {
         client: ClientInfo::default(),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limiter_contract() {
+    let store = MemoryStore::new().unwrap();
+    auth_testkit::contracts::rate_limiter::run(Arc::new(store.clone())).await;
+    auth_testkit::contracts::rate_limiter::shared_by_instances(
+        Arc::new(store.clone()),
+        Arc::new(store),
+    )
+    .await;
+}

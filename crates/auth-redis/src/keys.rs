@@ -1,6 +1,6 @@
 //! Key names. Every key starts with `{prefix}:`; none holds a raw token or e-mail address.
 
-use auth_core::{EmailAddress, OtpPurpose, TokenHash, UserId};
+use auth_core::{EmailAddress, OtpPurpose, Quota, RateKey, TokenHash, UserId};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone)]
@@ -61,6 +61,19 @@ impl Keys {
             self.prefix,
             purpose.as_str(),
             email_digest(email)
+        )
+    }
+
+    /// `{prefix}:rate:{bucket}:{limit}/{period ms}:{sha256(subject) hex}` → GCRA state. The
+    /// subject (an IP, an address or both) is hashed: no address appears in a key name.
+    pub(crate) fn rate(&self, key: &RateKey, quota: Quota) -> String {
+        format!(
+            "{}:rate:{}:{}/{}:{}",
+            self.prefix,
+            key.bucket,
+            quota.limit,
+            quota.period.as_millis(),
+            hex::encode(Sha256::digest(key.subject.canonical().as_bytes()))
         )
     }
 }

@@ -1,7 +1,7 @@
 //! # auth-redis
 //!
-//! Redis adapters for SecureAuth: [`RedisStore`] implements both
-//! [`auth_core::SessionStore`] and [`auth_core::OtpStore`] on one connection pool.
+//! Redis adapters for SecureAuth: [`RedisStore`] implements [`auth_core::SessionStore`],
+//! [`auth_core::OtpStore`] and [`auth_core::RateLimiter`] on one connection pool.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -30,6 +30,7 @@
 //! | `P:user-sessions:{user uuid}` | sorted set | token hashes, scored by expiry (Unix ms, Redis clock) | its longest-lived session |
 //! | `P:otp:{verify\|reset}:{sha256(email) hex}` | hash | `mac` (hex), `exp` (RFC 3339), `attempts` | `retain_for` |
 //! | `P:otp-cooldown:{verify\|reset}:{sha256(email) hex}` | string | `1` | the cooldown |
+//! | `P:rate:{bucket}:{limit}/{period ms}:{sha256(subject) hex}` | string | GCRA theoretical arrival time (µs, Redis clock) | until the budget is full again |
 //!
 //! Multi-key updates run as Lua scripts (or `MULTI`), so they are atomic. The scripts reach
 //! session keys named inside the script, so the adapter needs a standalone Redis (or a
@@ -47,6 +48,7 @@
 mod keys;
 mod otp;
 mod pool;
+mod rate;
 mod session;
 mod settings;
 
@@ -63,7 +65,8 @@ pub use settings::{
 use keys::Keys;
 use pool::{Executor, Failure, Request, Retry};
 
-/// Redis-backed [`auth_core::SessionStore`] and [`auth_core::OtpStore`].
+/// Redis-backed [`auth_core::SessionStore`], [`auth_core::OtpStore`] and
+/// [`auth_core::RateLimiter`].
 ///
 /// Cheap to clone: clones share one pool. Build it with [`RedisStore::new`] or
 /// [`RedisSettings::store`].
@@ -88,6 +91,7 @@ struct Scripts {
     otp_record_attempt: Script,
     otp_consume: Script,
     otp_claim_slot: Script,
+    rate_acquire: Script,
 }
 
 impl Scripts {
@@ -101,6 +105,7 @@ impl Scripts {
             otp_record_attempt: Script::new(include_str!("lua/otp_record_attempt.lua")),
             otp_consume: Script::new(include_str!("lua/otp_consume.lua")),
             otp_claim_slot: Script::new(include_str!("lua/otp_claim_slot.lua")),
+            rate_acquire: Script::new(include_str!("lua/rate_acquire.lua")),
         }
     }
 }

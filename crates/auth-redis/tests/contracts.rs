@@ -25,3 +25,30 @@ async fn otp_store_contract() {
     let store = prefix.store().await;
     auth_testkit::contracts::otp_store::run(Arc::new(store)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limiter_contract() {
+    let prefix = TestPrefix::new();
+    auth_testkit::contracts::rate_limiter::run(Arc::new(prefix.store().await)).await;
+    // Two stores with their own pools on one Redis and prefix: two instances of the service.
+    auth_testkit::contracts::rate_limiter::shared_by_instances(
+        Arc::new(prefix.store().await),
+        Arc::new(prefix.store().await),
+    )
+    .await;
+    let keys = prefix.keys().await;
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(key.contains(":rate:"), "{key}");
+        assert!(
+            !key.contains("example.com"),
+            "no address in a key name: {key}"
+        );
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut prefix.raw().await)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "every budget key expires: {key}");
+    }
+}

@@ -11,6 +11,7 @@ mod hasher;
 mod mailer;
 mod otp_store;
 mod random;
+mod rate_limiter;
 mod session_store;
 mod user_repository;
 
@@ -19,6 +20,7 @@ pub use hasher::{HasherError, PasswordCheck, PasswordHasher};
 pub use mailer::{MailMessage, Mailer, MailerError};
 pub use otp_store::{OtpStore, OtpStoreError, SendSlot};
 pub use random::{OsRandom, RandomSource};
+pub use rate_limiter::{Quota, RateDecision, RateKey, RateLimiter, RateLimiterError, RateSubject};
 pub use session_store::{SessionStore, SessionStoreError};
 pub use user_repository::{UserRepoError, UserRepository};
 
@@ -32,6 +34,8 @@ pub use mailer::MockMailer;
 pub use otp_store::MockOtpStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use random::MockRandomSource;
+#[cfg(any(test, feature = "mocks"))]
+pub use rate_limiter::MockRateLimiter;
 #[cfg(any(test, feature = "mocks"))]
 pub use session_store::MockSessionStore;
 #[cfg(any(test, feature = "mocks"))]

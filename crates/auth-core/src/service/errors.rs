@@ -5,7 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::ports::{
-    BoxError, HasherError, MailerError, OtpStoreError, SessionStoreError, UserRepoError,
+    BoxError, HasherError, MailerError, OtpStoreError, RateLimiterError, SessionStoreError,
+    UserRepoError,
 };
 
 /// The port a [`Failure`] came from.
@@ -21,6 +22,8 @@ pub enum Dependency {
     Mailer,
     /// [`crate::PasswordHasher`].
     Hasher,
+    /// [`crate::RateLimiter`].
+    RateLimiter,
 }
 
 impl fmt::Display for Dependency {
@@ -31,6 +34,7 @@ impl fmt::Display for Dependency {
             Self::OtpStore => "one-time code store",
             Self::Mailer => "mail service",
             Self::Hasher => "password hasher",
+            Self::RateLimiter => "rate limiter",
         })
     }
 }
@@ -105,6 +109,15 @@ impl From<HasherError> for Failure {
         match e {
             HasherError::Unavailable(s) => Self::Unavailable(Dependency::Hasher, s),
             HasherError::Other(s) => Self::Internal(Dependency::Hasher, s),
+        }
+    }
+}
+
+impl From<RateLimiterError> for Failure {
+    fn from(e: RateLimiterError) -> Self {
+        match e {
+            RateLimiterError::Unavailable(s) => Self::Unavailable(Dependency::RateLimiter, s),
+            RateLimiterError::Other(s) => Self::Internal(Dependency::RateLimiter, s),
         }
     }
 }

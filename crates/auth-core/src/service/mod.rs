@@ -207,6 +207,17 @@ impl AuthService {
             }
             Some(existing) => {
                 Span::current().record("user_id", tracing::field::display(existing.user.id));
+                // A signup racing the one that created the account moments ago: answer as a
+                // repeat inside that signup's mail cooldown would, so a race has one winner.
+                let since_creation = (now - existing.user.created_at)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO);
+                if since_creation < self.config.mail_cooldown {
+                    return Err(SignupError::TooManyRequests {
+                        retry_after: (self.config.mail_cooldown - since_creation)
+                            .max(Duration::from_secs(1)),
+                    });
+                }
                 self.claim_slot(OtpPurpose::VerifyEmail, &email)
                     .await?
                     .map_err(|retry_after| SignupError::TooManyRequests { retry_after })?;
@@ -608,7 +619,9 @@ impl AuthService {
             return Err(OtpCheckError::InvalidOtp);
         };
         if attempt.attempts > self.config.otp_max_attempts {
-            self.ports.otps.discard(purpose, email).await?;
+            // The code stays (dead: every later attempt counts higher) until its retention
+            // ends. Deleting it here would also kill it under a concurrent attempt that is
+            // within the limit and about to consume it with the right answer.
             warn!(
                 purpose = purpose.as_str(),
                 "code attempt refused: attempts exhausted"

@@ -2,5 +2,6 @@
 //! when it breaks the port's documented contract.
 
 pub mod otp_store;
+pub mod rate_limiter;
 pub mod session_store;
 pub mod user_repository;

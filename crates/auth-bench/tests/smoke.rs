@@ -1,0 +1,78 @@
+//! `auth-bench --smoke`: every scenario of the load benchmark, very briefly, against the real
+//! service, PostgreSQL and Redis on loopback, so the benchmark cannot rot. Checks that the
+//! report has sane numbers and no unexpected errors; it does not check the performance
+//! targets (a debug build on a busy machine says nothing about them).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn smoke_run_produces_a_sane_report() {
+    let wrk = Command::new("wrk").arg("--version").output();
+    assert!(
+        wrk.is_ok(),
+        "the load generator `wrk` is not installed: install it with `apt-get install -y wrk` \
+         (CI does this in .ci/run); the benchmark smoke test needs it"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-bench"))
+        .arg("--smoke")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "auth-bench --smoke failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("| target"), "no table printed:\n{stdout}");
+    eprintln!("{stdout}\n(smoke run took {:?})", started.elapsed());
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report["mode"], "smoke");
+    assert_eq!(
+        report["unexpected_errors"], 0,
+        "unexpected errors:\n{report:#}"
+    );
+    let s = &report["scenarios"];
+    for (name, scenario) in [
+        ("me", &s["me"]),
+        ("reference", &s["reference"]),
+        ("me_half_load", &s["me_half_load"]["result"]),
+        ("login", &s["login"]),
+        ("mixed.me", &s["mixed"]["me"]),
+        ("mixed.login", &s["mixed"]["login"]),
+        ("storm", &s["storm"]["result"]),
+    ] {
+        let rps = scenario["rps"].as_f64().unwrap();
+        let p50 = scenario["p50_ms"].as_f64().unwrap();
+        let p99 = scenario["p99_ms"].as_f64().unwrap();
+        assert!(rps > 0.0, "{name}: no throughput: {scenario:#}");
+        assert!(
+            p50 > 0.0 && p50 <= p99 && p99 < 30_000.0,
+            "{name}: odd latencies: {scenario:#}"
+        );
+        assert!(
+            scenario["requests"].as_u64().unwrap() > 0,
+            "{name}: {scenario:#}"
+        );
+    }
+    assert!(s["login"]["statuses"]["200"].as_u64().unwrap() > 0);
+    assert!(s["argon2_raw"]["verifies_per_s"].as_f64().unwrap() > 0.0);
+    let storm = &s["storm"];
+    assert!(storm["ok_200"].as_u64().unwrap() > 0, "{storm:#}");
+    assert_eq!(storm["server_alive_after"], true);
+    let rss = storm["peak_rss_mib"].as_f64().unwrap();
+    assert!(rss > 1.0 && rss < 4096.0, "odd peak RSS {rss}");
+    let ratios = &report["ratios"];
+    assert!(ratios["me_vs_reference"].as_f64().unwrap() > 0.0);
+    assert!(ratios["login_vs_raw_argon2"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 6);
+}

@@ -1,0 +1,459 @@
+// SecureAuth web UI: small vanilla script shared by every page (body[data-page] picks the part).
+// The session lives only in the HttpOnly cookie set by `POST /login` with the cookie transport:
+// no token is ever read, stored or shown here. Only the email address typed on one page is kept
+// in sessionStorage to fill in the next page.
+'use strict';
+
+(() => {
+  const page = document.body.dataset.page;
+  const EMAIL_KEY = 'secureauth.email';
+  const NOTICES = {
+    sent: 'We mailed you a 6-digit code. It is valid for 10 minutes.',
+    verified: 'Your email address is verified. Log in to continue.',
+    reset: 'Your password was changed and every session was logged out. Log in with the new password.',
+    'reset-sent': 'If the address has an account, a reset code is on its way.',
+    'logged-out': 'You are logged out.',
+    'logged-out-all': 'You are logged out on every device.',
+    expired: 'Log in to see your account.',
+  };
+  // Errors without `fields` that still concern one field.
+  const CODE_FIELDS = {
+    invalid_otp: 'otp',
+    otp_expired: 'otp',
+    too_many_attempts: 'otp',
+    email_taken: 'email',
+  };
+
+  const byId = (id) => document.getElementById(id);
+
+  function rememberEmail(email) {
+    try { sessionStorage.setItem(EMAIL_KEY, email); } catch { /* storage disabled */ }
+  }
+  function rememberedEmail() {
+    try { return sessionStorage.getItem(EMAIL_KEY) || ''; } catch { return ''; }
+  }
+
+  /** Calls the JSON API; resolves to {ok, status, data} or {ok: false, status, error}. */
+  async function api(method, path, body) {
+    const init = {
+      method,
+      headers: { Accept: 'application/json' },
+      credentials: 'same-origin',
+      cache: 'no-store',
+    };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch {
+      return { ok: false, status: 0, error: { code: 'network', message: 'The server could not be reached. Check your connection and try again.' } };
+    }
+    let data = null;
+    if (res.status !== 204) {
+      try { data = await res.json(); } catch { data = null; }
+    }
+    if (res.ok) return { ok: true, status: res.status, data };
+    const error = data && data.error && typeof data.error.message === 'string'
+      ? data.error
+      : { code: 'http_' + res.status, message: 'Something went wrong (HTTP ' + res.status + '). Try again.' };
+    return { ok: false, status: res.status, error };
+  }
+
+  function go(path) { window.location.assign(path); }
+
+  function showNotice(text) {
+    const el = byId('notice');
+    if (!el || !text) return;
+    el.textContent = text;
+    el.hidden = false;
+  }
+
+  // ---- errors -------------------------------------------------------------------------------
+
+  function fieldInput(form, name) {
+    return form.querySelector('[name="' + name + '"]');
+  }
+
+  function setFieldError(form, name, message) {
+    const slot = form.querySelector('[data-error-for="' + name + '"]');
+    const input = fieldInput(form, name);
+    if (!slot || !input) return null;
+    slot.textContent = message;
+    input.setAttribute('aria-invalid', 'true');
+    return input;
+  }
+
+  /** A form-level message; `link` ({href, text}) is appended as a real link. */
+  function setFormError(message, link) {
+    const box = byId('form-error');
+    if (!box) return null;
+    box.textContent = message;
+    if (link) {
+      box.append(' ');
+      const a = document.createElement('a');
+      a.href = link.href;
+      a.textContent = link.text;
+      box.append(a);
+    }
+    box.hidden = false;
+    return box;
+  }
+
+  function clearErrors(form) {
+    const box = byId('form-error');
+    if (box) { box.hidden = true; box.textContent = ''; }
+    if (!form) return;
+    form.querySelectorAll('[data-error-for]').forEach((el) => { el.textContent = ''; });
+    form.querySelectorAll('[aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
+  }
+
+  /** Shows an API error next to its field(s), else at form level, and moves focus to it. */
+  function showError(form, error, link) {
+    let focus = null;
+    const fields = error.fields && typeof error.fields === 'object' ? error.fields : {};
+    for (const [name, message] of Object.entries(fields)) {
+      const input = setFieldError(form, name, String(message));
+      if (input) focus = focus || input;
+      else focus = focus || setFormError(String(message));
+    }
+    if (!Object.keys(fields).length) {
+      const name = CODE_FIELDS[error.code];
+      focus = (name && setFieldError(form, name, error.message)) || setFormError(error.message, link);
+    }
+    if (focus) focus.focus();
+  }
+
+  /** Client-side checks; returns true when the form may be sent. */
+  function validate(form, checks) {
+    let first = null;
+    for (const [name, message] of checks) {
+      if (message) first = first || setFieldError(form, name, message);
+    }
+    if (first) first.focus();
+    return !first;
+  }
+
+  const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
+  function emailProblem(value) {
+    if (!value) return 'Enter your email address.';
+    if (!EMAIL_RE.test(value)) return 'Enter an email address like name@example.com.';
+    return '';
+  }
+  function passwordProblem(value, label) {
+    return value ? '' : 'Enter ' + label + '.';
+  }
+
+  // ---- busy buttons -------------------------------------------------------------------------
+
+  /** Runs `work` with `button` disabled and labelled busy; a second call meanwhile is ignored. */
+  async function busy(button, work, others = []) {
+    if (button.dataset.busy) return;
+    const label = button.textContent;
+    button.dataset.busy = '1';
+    button.disabled = true;
+    button.setAttribute('aria-busy', 'true');
+    button.textContent = button.dataset.busyLabel || 'Working…';
+    others.forEach((b) => { b.disabled = true; });
+    let stay = false;
+    try {
+      stay = (await work()) === 'navigating';
+    } finally {
+      if (!stay) {
+        delete button.dataset.busy;
+        button.disabled = false;
+        button.removeAttribute('aria-busy');
+        button.textContent = label;
+        others.forEach((b) => { b.disabled = false; });
+      }
+    }
+  }
+
+  /** Wires a form: validation, then `send` while the submit button shows progress. */
+  function onSubmit(form, send) {
+    const button = form.querySelector('button[type="submit"]');
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      if (button.dataset.busy) return;
+      clearErrors(form);
+      form.querySelectorAll('button.reveal').forEach(hidePassword);
+      busy(button, send);
+    });
+  }
+
+  // ---- fields -------------------------------------------------------------------------------
+
+  function hidePassword(toggle) {
+    const input = byId(toggle.getAttribute('aria-controls'));
+    if (input) input.type = 'password';
+    toggle.setAttribute('aria-pressed', 'false');
+    toggle.textContent = 'Show';
+    toggle.setAttribute('aria-label', 'Show password');
+  }
+
+  function wireRevealButtons() {
+    document.querySelectorAll('button.reveal').forEach((toggle) => {
+      hidePassword(toggle);
+      toggle.addEventListener('click', () => {
+        const input = byId(toggle.getAttribute('aria-controls'));
+        if (!input) return;
+        const show = input.type === 'password';
+        input.type = show ? 'text' : 'password';
+        toggle.setAttribute('aria-pressed', String(show));
+        toggle.textContent = show ? 'Hide' : 'Show';
+        toggle.setAttribute('aria-label', show ? 'Hide password' : 'Show password');
+      });
+    });
+  }
+
+  const CODE_RE = /^\d{6}$/;
+  const CODE_MESSAGE = 'The code is the 6 digits from the mail.';
+
+  /** The code field takes the 6 digits, typed or pasted with spaces around them, and nothing else. */
+  function wireCodeField(form) {
+    const input = fieldInput(form, 'otp');
+    if (!input) return;
+    const slot = form.querySelector('[data-error-for="otp"]');
+    const complain = (message) => {
+      slot.textContent = message;
+      input.setAttribute('aria-invalid', 'true');
+    };
+    const settle = () => {
+      slot.textContent = '';
+      input.removeAttribute('aria-invalid');
+    };
+    input.addEventListener('paste', (event) => {
+      const text = (event.clipboardData || window.clipboardData)?.getData('text') ?? '';
+      event.preventDefault();
+      const code = text.trim();
+      if (CODE_RE.test(code)) {
+        input.value = code;
+        settle();
+      } else {
+        complain('Paste only the 6 digits of the code.');
+      }
+    });
+    input.addEventListener('input', () => {
+      const raw = input.value;
+      const digits = raw.replace(/\D/g, '');
+      if (digits !== raw.replace(/\s/g, '')) complain('Only digits: ' + CODE_MESSAGE);
+      else settle();
+      if (digits !== raw || digits.length > 6) input.value = digits.slice(0, 6);
+    });
+  }
+
+  function codeValue(form) {
+    return fieldInput(form, 'otp').value.trim();
+  }
+
+  function fillEmail(form) {
+    const input = fieldInput(form, 'email');
+    const params = new URLSearchParams(window.location.search);
+    if (input && !input.value) input.value = rememberedEmail();
+    showNotice(NOTICES[params.get('notice')]);
+    return input;
+  }
+
+  /** A "send a new code" button: POSTs the email to `path`, reports at form level. */
+  function wireResend(form, path, successText) {
+    const button = byId('resend');
+    if (!button) return;
+    const submit = form.querySelector('button[type="submit"]');
+    button.addEventListener('click', () => {
+      if (button.dataset.busy || submit.dataset.busy) return;
+      clearErrors(form);
+      byId('notice').hidden = true;
+      const email = fieldInput(form, 'email').value.trim();
+      if (!validate(form, [['email', emailProblem(email)]])) return;
+      busy(button, async () => {
+        rememberEmail(email);
+        const r = await api('POST', path, { email });
+        if (r.ok) {
+          showNotice(successText || (r.data && r.data.message));
+          fieldInput(form, 'otp').focus();
+        } else {
+          showError(form, r.error);
+        }
+      }, [submit]);
+    });
+  }
+
+  // ---- pages --------------------------------------------------------------------------------
+
+  async function redirectIfLoggedIn() {
+    const r = await api('GET', '/me');
+    if (r.ok) window.location.replace('/ui/account');
+  }
+
+  const pages = {
+    signup(form) {
+      fillEmail(form);
+      onSubmit(form, async () => {
+        const email = fieldInput(form, 'email').value.trim();
+        const password = fieldInput(form, 'password').value;
+        if (!validate(form, [['email', emailProblem(email)], ['password', passwordProblem(password, 'a password')]])) return;
+        const r = await api('POST', '/signup', { email, password });
+        if (!r.ok) {
+          showError(form, r.error, r.error.code === 'email_taken' ? { href: '/ui/login', text: 'Log in instead' } : undefined);
+          return;
+        }
+        rememberEmail(email);
+        go('/ui/verify?notice=sent');
+        return 'navigating';
+      });
+    },
+
+    verify(form) {
+      const email = fillEmail(form);
+      wireCodeField(form);
+      wireResend(form, '/resend-otp');
+      (email.value ? fieldInput(form, 'otp') : email).focus();
+      onSubmit(form, async () => {
+        const address = fieldInput(form, 'email').value.trim();
+        const otp = codeValue(form);
+        if (!validate(form, [['email', emailProblem(address)], ['otp', CODE_RE.test(otp) ? '' : CODE_MESSAGE]])) return;
+        rememberEmail(address);
+        const r = await api('POST', '/verify-otp', { email: address, otp });
+        if (!r.ok) { showError(form, r.error); return; }
+        go('/ui/login?notice=verified');
+        return 'navigating';
+      });
+    },
+
+    login(form) {
+      const email = fillEmail(form);
+      redirectIfLoggedIn();
+      (email.value ? fieldInput(form, 'password') : email).focus();
+      onSubmit(form, async () => {
+        const address = fieldInput(form, 'email').value.trim();
+        const password = fieldInput(form, 'password').value;
+        if (!validate(form, [['email', emailProblem(address)], ['password', passwordProblem(password, 'your password')]])) return;
+        rememberEmail(address);
+        const r = await api('POST', '/login', { email: address, password, transport: 'cookie' });
+        if (!r.ok) {
+          const link = r.error.code === 'email_not_verified' ? { href: '/ui/verify', text: 'Enter your verification code' } : undefined;
+          showError(form, r.error, link);
+          return;
+        }
+        // The cookie is HttpOnly: ask the server whether the browser kept it.
+        const me = await api('GET', '/me');
+        if (!me.ok) {
+          setFormError('You are logged in, but this browser refused the session cookie. On plain http:// other than localhost, run the server with COOKIE_SECURE=false (see the README).');
+          return;
+        }
+        go('/ui/account');
+        return 'navigating';
+      });
+    },
+
+    forgot(form) {
+      fillEmail(form);
+      onSubmit(form, async () => {
+        const email = fieldInput(form, 'email').value.trim();
+        if (!validate(form, [['email', emailProblem(email)]])) return;
+        const r = await api('POST', '/forgot-password', { email });
+        if (!r.ok) { showError(form, r.error); return; }
+        rememberEmail(email);
+        go('/ui/reset?notice=reset-sent');
+        return 'navigating';
+      });
+    },
+
+    reset(form) {
+      const email = fillEmail(form);
+      wireCodeField(form);
+      wireResend(form, '/forgot-password', NOTICES['reset-sent']);
+      (email.value ? fieldInput(form, 'otp') : email).focus();
+      onSubmit(form, async () => {
+        const address = fieldInput(form, 'email').value.trim();
+        const otp = codeValue(form);
+        const password = fieldInput(form, 'new_password').value;
+        if (!validate(form, [
+          ['email', emailProblem(address)],
+          ['otp', CODE_RE.test(otp) ? '' : CODE_MESSAGE],
+          ['new_password', passwordProblem(password, 'a new password')],
+        ])) return;
+        rememberEmail(address);
+        const r = await api('POST', '/reset-password', { email: address, otp, new_password: password });
+        if (!r.ok) { showError(form, r.error); return; }
+        go('/ui/login?notice=reset');
+        return 'navigating';
+      });
+    },
+  };
+
+  // ---- account ------------------------------------------------------------------------------
+
+  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  const relative = typeof Intl.RelativeTimeFormat === 'function' ? new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' }) : null;
+
+  function describeTime(el, iso) {
+    const when = new Date(iso);
+    el.dateTime = iso;
+    let text = dateFormat.format(when);
+    if (relative) {
+      const minutes = Math.round((when.getTime() - Date.now()) / 60000);
+      const rel = Math.abs(minutes) >= 90
+        ? relative.format(Math.round(minutes / 60), 'hour')
+        : relative.format(minutes, 'minute');
+      text += ' (' + rel + ')';
+    }
+    el.textContent = text;
+  }
+
+  function account() {
+    const section = byId('account');
+    const loading = byId('loading');
+    const logout = byId('logout');
+    const logoutAll = byId('logout-all');
+    const conceal = () => {
+      section.hidden = true;
+      loading.hidden = false;
+      ['account-email', 'account-verified', 'session-created', 'session-expires'].forEach((id) => { byId(id).textContent = ''; });
+    };
+
+    // On every showing, also from the back/forward cache: ask the server again.
+    window.addEventListener('pageshow', async () => {
+      conceal();
+      clearErrors(null);
+      const r = await api('GET', '/me');
+      if (r.status === 401) { window.location.replace('/ui/login?notice=expired'); return; }
+      if (!r.ok) { loading.hidden = true; setFormError('Your account could not be loaded: ' + r.error.message, { href: '/ui/account', text: 'Try again' }); return; }
+      const { user, session } = r.data;
+      byId('account-email').textContent = user.email;
+      byId('account-verified').textContent = user.email_verified ? 'Verified' : 'Not verified';
+      describeTime(byId('session-created'), session.created_at);
+      describeTime(byId('session-expires'), session.expires_at);
+      loading.hidden = true;
+      section.hidden = false;
+      const list = await api('GET', '/sessions');
+      byId('session-count').textContent = list.ok ? String(list.data.sessions.length) : '–';
+    });
+    // Nothing of the account stays in a page kept for the back button.
+    window.addEventListener('pagehide', conceal);
+
+    const wire = (button, path, notice, other) => {
+      button.addEventListener('click', () => busy(button, async () => {
+        clearErrors(null);
+        const r = await api('POST', path);
+        if (r.ok || r.status === 401) {
+          go('/ui/login?notice=' + notice);
+          return 'navigating';
+        }
+        setFormError(r.error.message);
+        return undefined;
+      }, [other]));
+    };
+    wire(logout, '/logout', 'logged-out', logoutAll);
+    wire(logoutAll, '/logout-all', 'logged-out-all', logout);
+  }
+
+  wireRevealButtons();
+  if (page === 'account') {
+    account();
+  } else if (pages[page]) {
+    pages[page](byId('form'));
+  }
+})();
