@@ -6,8 +6,9 @@
 //! This crate is pure: it defines the domain types ([`EmailAddress`], [`Password`],
 //! [`OtpCode`], [`SessionToken`], [`UserId`], [`User`]), the ports the domain needs
 //! ([`UserRepository`], [`SessionStore`], [`OtpStore`], [`Mailer`], [`PasswordHasher`],
-//! [`Clock`], [`RandomSource`]) and the [`AuthService`] that implements every rule against
-//! those ports. It depends on no database, cache, mailer, web framework or async runtime;
+//! [`Clock`], [`RandomSource`], [`RateLimiter`]), the [`AuthService`] that implements every
+//! rule against those ports, and the [`throttle`] policy (request budgets per client IP and
+//! per address) that an application runs before each unauthenticated action. It depends on no database, cache, mailer, web framework or async runtime;
 //! adapters live in their own crates.
 //!
 //! With the `mocks` feature, mockall mocks of every port are exported
