@@ -30,8 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{self, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{self, ParamsString, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use auth_core::{HasherError, PasswordCheck, PasswordHash, PasswordHasher};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -136,6 +136,9 @@ struct Inner {
     settings: Argon2Settings,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
+    /// Argon2 working memory of finished runs (at most `max_concurrent` buffers), reused so
+    /// that a run neither allocates nor page-faults its `m` KiB afresh.
+    memory: std::sync::Mutex<Vec<Vec<Block>>>,
 }
 
 impl fmt::Debug for Argon2Hasher {
@@ -169,6 +172,7 @@ impl Argon2Hasher {
                 permits: Arc::new(Semaphore::new(settings.max_concurrent)),
                 settings,
                 waiting: AtomicUsize::new(0),
+                memory: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -276,12 +280,54 @@ fn other(e: impl std::error::Error + Send + Sync + 'static) -> HasherError {
 struct BadHash(&'static str);
 
 impl Inner {
+    /// Runs `f` with `blocks` blocks of working memory, reusing a pooled buffer when one fits.
+    fn with_memory<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let pooled = self.memory.lock().ok().and_then(|mut pool| pool.pop());
+        let mut buffer = match pooled {
+            Some(b) if b.len() == blocks => b,
+            other => {
+                if let Some(b) = other {
+                    self.give_back(b);
+                }
+                vec![Block::default(); blocks]
+            }
+        };
+        let result = f(&mut buffer);
+        if blocks == self.params.block_count() {
+            self.give_back(buffer);
+        }
+        result
+    }
+
+    fn give_back(&self, buffer: Vec<Block>) {
+        if let Ok(mut pool) = self.memory.lock() {
+            if pool.len() < self.settings.max_concurrent {
+                pool.push(buffer);
+            }
+        }
+    }
+
     fn hash(&self, password: &SecretString) -> Result<PasswordHash, HasherError> {
         let salt = SaltString::generate(&mut OsRng);
-        let phc = self
-            .argon2
-            .hash_password(password.expose_secret().as_bytes(), &salt)
-            .map_err(other)?;
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes).map_err(other)?;
+        let mut out = [0u8; OUTPUT_LEN];
+        self.with_memory(self.params.block_count(), |memory| {
+            self.argon2.hash_password_into_with_memory(
+                password.expose_secret().as_bytes(),
+                salt_bytes,
+                &mut out,
+                memory,
+            )
+        })
+        .map_err(other)?;
+        let phc = password_hash::PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(other)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(password_hash::Output::new(&out).map_err(other)?),
+        };
         Ok(PasswordHash::new(phc.to_string()))
     }
 
@@ -299,9 +345,9 @@ impl Inner {
             .map_err(other)?
             .unwrap_or_default();
         let params = Params::try_from(&parsed).map_err(other)?;
-        if parsed.salt.is_none() || parsed.hash.is_none() {
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
             return Err(other(BadHash("no salt or no output")));
-        }
+        };
         if params.m_cost() > MAX_STORED_MEMORY_KIB.max(self.settings.memory_kib)
             || params.t_cost() > MAX_STORED_ITERATIONS.max(self.settings.iterations)
         {
@@ -318,24 +364,40 @@ impl Inner {
             && params.keyid().is_empty()
             && params.data().is_empty();
 
-        // Uses the stored algorithm, version and parameters; compares in constant time.
-        let matched = match self
-            .argon2
-            .verify_password(password.expose_secret().as_bytes(), &parsed)
-        {
-            Ok(()) => true,
-            Err(password_hash::Error::Password) => false,
-            Err(e) => return Err(other(e)),
-        };
+        // Uses the stored algorithm, version and parameters; compares in constant time
+        // (`Output`'s equality is constant-time).
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(other)?;
+        let mut out = [0u8; password_hash::Output::MAX_LENGTH];
+        let out = out
+            .get_mut(..expected.len())
+            .ok_or_else(|| other(BadHash("output too long")))?;
+        let stored_argon2 = Argon2::new(algorithm, version, params.clone());
+        self.with_memory(params.block_count(), |memory| {
+            stored_argon2.hash_password_into_with_memory(
+                password.expose_secret().as_bytes(),
+                salt_bytes,
+                out,
+                memory,
+            )
+        })
+        .map_err(other)?;
+        let matched = password_hash::Output::new(out).map_err(other)? == expected;
 
         if !up_to_date && cost(&params) < cost(current) {
             // A hash with cheaper parameters verified faster than `hash` runs; one run with
             // the current parameters keeps this call at least as slow as an unknown-email
             // login, which the service answers with `hash`.
             let mut sink = [0u8; OUTPUT_LEN];
-            self.argon2
-                .hash_password_into(password.expose_secret().as_bytes(), &[0u8; 16], &mut sink)
-                .map_err(other)?;
+            self.with_memory(current.block_count(), |memory| {
+                self.argon2.hash_password_into_with_memory(
+                    password.expose_secret().as_bytes(),
+                    &[0u8; 16],
+                    &mut sink,
+                    memory,
+                )
+            })
+            .map_err(other)?;
         }
 
         Ok(match (matched, up_to_date) {
