@@ -622,7 +622,61 @@ async fn rate_limits_are_shared_by_every_instance() {
     delete_prefix(&shared).await;
 }
 
+async fn signup_does_not_reveal_taken_addresses_with_enumeration_protection(profile: Profile) {
+    let app = TestApp::spawn_with(
+        profile,
+        &[("ENUMERATION_PROTECTION", "true"), ("MAIL_COOLDOWN", "0")],
+    )
+    .await;
+    let owner = app.verified_user().await;
+    let fresh = app.email();
+
+    let taken = app.signup(&owner, "an intruder's passphrase").await;
+    let new = app.signup(&fresh, "an intruder's passphrase").await;
+    assert_eq!(taken.status(), StatusCode::CREATED);
+    assert_eq!(new.status(), StatusCode::CREATED);
+    let taken: serde_json::Value = taken.json().await.unwrap();
+    let new: serde_json::Value = new.json().await.unwrap();
+    let shape = |v: &serde_json::Value| {
+        let mut keys: Vec<String> = v["user"].as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        (keys, v["user"]["email_verified"].clone())
+    };
+    assert_eq!(
+        shape(&taken),
+        shape(&new),
+        "same answer for a taken and a new address"
+    );
+
+    // The owner is told, and nothing about the account changed.
+    app.nth_code_or_notice_matching(&owner, 2, "tried to sign up")
+        .await;
+    assert_eq!(
+        app.login(&owner, "an intruder's passphrase").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.login(&owner, PASSWORD).await.status(), StatusCode::OK);
+    app.cleanup().await;
+}
+
+impl TestApp {
+    /// Waits for the `n`-th mail to `to` and checks its subject mentions `word`.
+    async fn nth_code_or_notice_matching(&self, to: &str, n: usize, word: &str) {
+        let deadline = tokio::time::Instant::now() + MAIL_WAIT;
+        while self.mail.count_to(to) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no mail {n} to {to}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let subject = self.mail.messages_to(to)[n - 1].subject().to_lowercase();
+        assert!(subject.contains(word), "{subject}");
+    }
+}
+
 crate::both_profiles!(
+    signup_does_not_reveal_taken_addresses_with_enumeration_protection,
     otp_cannot_be_brute_forced,
     login_cannot_be_brute_forced_per_ip,
     password_guessing_slows_down_and_the_owner_still_gets_in,
