@@ -378,7 +378,7 @@ pub async fn delete_prefix(prefix: &str) {
             .unwrap();
         let mut keys = Vec::new();
         while let Some(k) = iter.next_item().await {
-            keys.push(k);
+            keys.push(k.unwrap());
         }
         keys
     };

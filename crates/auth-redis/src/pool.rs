@@ -1,75 +1,34 @@
 //! The connection pool and the one place where commands are sent and errors classified.
 //!
-//! deadpool-redis' stock manager PINGs every connection on checkout, which doubles the round
-//! trips of every call, including the session lookup that the port requires to be one round
-//! trip. This manager trusts a connection that was used recently and checks only those that
-//! sat idle; a connection that fails in use is thrown away by [`Executor::run`] instead.
+//! Connections come from a `deadpool-redis` pool, whose manager opens them with the configured
+//! timeouts and PINGs a connection every time it is checked out. A checkout is therefore a
+//! round trip of its own, and the session lookup must be one round trip in all. So the
+//! executor checks a connection out once per *lane* and keeps it there: a redis-rs
+//! `MultiplexedConnection` is a handle onto one pipelined socket, built to be cloned and used
+//! by many tasks at once, and every request of a lane rides on a clone of it.
+//!
+//! - Each thread uses its own lane (`thread id mod lanes`), so an actix worker talks to Redis
+//!   through a connection driven by its own runtime.
+//! - A lane unused for longer than `idle_recheck_after` gives its connection back and checks
+//!   one out again, which PINGs it: one that died while idle (server restart, NAT timeout) is
+//!   replaced instead of failing a request. Lanes in steady use send no PING.
+//! - A connection that fails in use or times out is taken out of its lane and out of the pool;
+//!   a broken socket empties every lane and the idle pool, since they most likely went down
+//!   together. The next request checks out (or opens) a fresh one: recovery needs no restart.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use auth_core::ports::BoxError;
 use auth_core::{OtpStoreError, SessionStoreError};
-use deadpool::managed::{self, Metrics, Object, QueueMode, RecycleError, RecycleResult, Timeouts};
-use deadpool::Runtime;
+use deadpool_redis::{Connection, Manager, Pool, QueueMode, Runtime, Timeouts};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, FromRedisValue, RedisError};
+use redis::{AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, ServerErrorKind};
 use tokio::time::{timeout_at, Instant};
 
 use crate::settings::{RedisSettings, RedisSetupError};
-
-pub(crate) struct Manager {
-    client: Client,
-    config: AsyncConnectionConfig,
-    idle_recheck_after: Duration,
-    ping_seq: AtomicU64,
-}
-
-impl fmt::Debug for Manager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `Client` would print the connection info, password included.
-        f.debug_struct("Manager")
-            .field("idle_recheck_after", &self.idle_recheck_after)
-            .finish_non_exhaustive()
-    }
-}
-
-impl managed::Manager for Manager {
-    type Type = MultiplexedConnection;
-    type Error = RedisError;
-
-    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
-        self.client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-    }
-
-    async fn recycle(
-        &self,
-        conn: &mut MultiplexedConnection,
-        metrics: &Metrics,
-    ) -> RecycleResult<RedisError> {
-        if metrics.last_used() < self.idle_recheck_after {
-            return Ok(());
-        }
-        // A numbered PING, so that a reply meant for an earlier, abandoned request cannot
-        // pass for this one.
-        let n = self.ping_seq.fetch_add(1, Ordering::Relaxed).to_string();
-        let echoed: String = redis::cmd("PING")
-            .arg(&n)
-            .query_async(conn)
-            .await
-            .map_err(RecycleError::Backend)?;
-        if echoed == n {
-            Ok(())
-        } else {
-            Err(RecycleError::message("unexpected PING reply"))
-        }
-    }
-}
-
-pub(crate) type Pool = managed::Pool<Manager>;
 
 /// A request that [`Executor::run`] can send (and send again on a fresh connection).
 pub(crate) enum Request<'a> {
@@ -101,32 +60,54 @@ pub(crate) enum Retry {
     Never,
 }
 
+/// A connection checked out of the pool and shared by the requests of one lane.
+struct Lane {
+    conn: Connection,
+    last_used: Instant,
+    generation: u64,
+}
+
+/// What one request sends on: a clone of its lane's connection.
+struct Handle {
+    conn: MultiplexedConnection,
+    lane: usize,
+    generation: u64,
+}
+
 /// Sends requests through the pool within a deadline and turns failures into port errors.
-#[derive(Debug)]
 pub(crate) struct Executor {
     pool: Pool,
+    lanes: Box<[Mutex<Option<Lane>>]>,
+    next_generation: AtomicU64,
     timeout: Duration,
+    idle_recheck_after: Duration,
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the pool: its manager would print the connection info, password included.
+        f.debug_struct("Executor")
+            .field("pool_status", &self.pool.status())
+            .field("lanes", &self.lanes.len())
+            .field("timeout", &self.timeout)
+            .field("idle_recheck_after", &self.idle_recheck_after)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Executor {
     pub(crate) fn new(settings: &RedisSettings) -> Result<Self, RedisSetupError> {
         use secrecy::ExposeSecret as _;
 
-        let client =
-            Client::open(settings.url.expose_secret()).map_err(RedisSetupError::InvalidUrl)?;
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(settings.timeout)
-            .set_response_timeout(settings.timeout);
-        let manager = Manager {
-            client,
-            config,
-            idle_recheck_after: settings.idle_recheck_after,
-            ping_seq: AtomicU64::new(0),
-        };
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout));
+        let manager = Manager::new_with_config(settings.url.expose_secret(), config)
+            .map_err(RedisSetupError::InvalidUrl)?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
-            // The most recently used connection first: under light load one connection stays
-            // warm (no PING) and the rest idle, instead of every connection idling in turn.
+            // The most recently returned connection first, so a lane that refreshes after
+            // idling gets its own connection back (PINGed) rather than a colder one.
             .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .timeouts(Timeouts {
@@ -136,9 +117,15 @@ impl Executor {
             })
             .build()
             .map_err(|e| RedisSetupError::Pool(Box::new(e)))?;
+        // Lanes hold checked-out connections, so there are never more lanes than the pool
+        // may hold; a request whose lane is empty can then always get one.
+        let lanes = (0..settings.pool_size).map(|_| Mutex::new(None)).collect();
         Ok(Self {
             pool,
+            lanes,
+            next_generation: AtomicU64::new(0),
             timeout: settings.timeout,
+            idle_recheck_after: settings.idle_recheck_after,
         })
     }
 
@@ -151,28 +138,25 @@ impl Executor {
         let deadline = Instant::now() + self.timeout;
         let mut retried = false;
         loop {
-            let mut conn = match timeout_at(deadline, self.pool.get()).await {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => return Err(Failure::Unavailable(Box::new(e))),
-                Err(_) => return Err(Failure::timed_out(self.timeout)),
-            };
-            let err = match timeout_at(deadline, request.send::<T>(&mut conn)).await {
+            let mut handle = self.checkout(deadline).await?;
+            let err = match timeout_at(deadline, request.send::<T>(&mut handle.conn)).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
                 Err(_) => {
-                    // The reply may still arrive and would be read by nobody: do not reuse.
-                    drop(Object::take(conn));
+                    // A server that stopped answering: the next request should not queue
+                    // behind this connection, but check out (and PING) another.
+                    self.discard(&handle);
                     return Err(Failure::timed_out(self.timeout));
                 }
             };
             if !is_outage(&err) {
                 return Err(Failure::Other(Box::new(err)));
             }
-            drop(Object::take(conn));
+            self.discard(&handle);
             if err.is_io_error() {
-                // The idle connections most likely went down with this one (server restart,
+                // The other connections most likely went down with this one (server restart,
                 // network cut): drop them now rather than fail one request per connection.
-                let dropped = self.pool.retain(|_, _| false).removed.len();
+                let dropped = self.drop_all();
                 tracing::warn!(error = %err, dropped, "Redis connection failed; pool emptied");
                 if retry == Retry::Idempotent && !retried {
                     retried = true;
@@ -182,6 +166,97 @@ impl Executor {
             return Err(Failure::Unavailable(Box::new(err)));
         }
     }
+
+    /// The connection of this thread's lane; checks one out of the pool when the lane is
+    /// empty or idled past `idle_recheck_after`.
+    async fn checkout(&self, deadline: Instant) -> Result<Handle, Failure> {
+        let lane = lane_of_this_thread() % self.lanes.len();
+        let idle = {
+            let mut slot = lock(&self.lanes[lane]);
+            match slot.as_mut() {
+                Some(l) if l.last_used.elapsed() < self.idle_recheck_after => {
+                    l.last_used = Instant::now();
+                    return Ok(Handle {
+                        conn: (*l.conn).clone(),
+                        lane,
+                        generation: l.generation,
+                    });
+                }
+                _ => slot.take(),
+            }
+        };
+        // Back to the pool, which PINGs it when it is checked out again (just below).
+        drop(idle);
+        let conn = match timeout_at(deadline, self.pool.get()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(Failure::Unavailable(Box::new(e))),
+            Err(_) => return Err(Failure::timed_out(self.timeout)),
+        };
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let handle = Handle {
+            conn: (*conn).clone(),
+            lane,
+            generation,
+        };
+        let spare = {
+            let mut slot = lock(&self.lanes[lane]);
+            if slot.is_none() {
+                *slot = Some(Lane {
+                    conn,
+                    last_used: Instant::now(),
+                    generation,
+                });
+                None
+            } else {
+                // Another request of this lane got there first; this connection serves
+                // this one request and goes back to the pool.
+                Some(conn)
+            }
+        };
+        drop(spare);
+        Ok(handle)
+    }
+
+    /// Takes the handle's connection out of its lane and out of the pool for good.
+    fn discard(&self, handle: &Handle) {
+        let taken = {
+            let mut slot = lock(&self.lanes[handle.lane]);
+            match slot.as_ref() {
+                Some(l) if l.generation == handle.generation => slot.take(),
+                _ => None,
+            }
+        };
+        if let Some(lane) = taken {
+            drop(Connection::take(lane.conn));
+        }
+    }
+
+    /// Empties every lane and the idle pool; returns how many connections were dropped.
+    fn drop_all(&self) -> usize {
+        let mut dropped = 0;
+        for lane in self.lanes.iter() {
+            let taken = lock(lane).take();
+            if let Some(lane) = taken {
+                drop(Connection::take(lane.conn));
+                dropped += 1;
+            }
+        }
+        dropped + self.pool.retain(|_, _| false).removed.len()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded sections cannot panic half-way; a poisoned lane is still consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A small number per thread, handed out in order of first use.
+fn lane_of_this_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static LANE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    LANE.with(|lane| *lane)
 }
 
 /// Errors that say "Redis is not there (right now)", as opposed to "Redis said no".
@@ -189,12 +264,14 @@ fn is_outage(err: &RedisError) -> bool {
     err.is_io_error()
         || matches!(
             err.kind(),
-            ErrorKind::BusyLoadingError
-                | ErrorKind::TryAgain
-                | ErrorKind::ClusterDown
-                | ErrorKind::MasterDown
-                | ErrorKind::ReadOnly
-                | ErrorKind::AuthenticationFailed
+            ErrorKind::AuthenticationFailed
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                )
         )
 }
 

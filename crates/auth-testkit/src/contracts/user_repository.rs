@@ -1,12 +1,10 @@
 //! Contract suite for [`UserRepository`]: every rule its documentation states, checked against
 //! a real implementation.
 //!
-//! ```ignore
-//! #[tokio::test(flavor = "multi_thread")]
-//! async fn postgres_repository_meets_the_contract() {
-//!     let db = TestDatabase::new().await;
-//!     auth_testkit::contracts::user_repository::run(Arc::new(db.repository())).await;
-//! }
+//! ```no_run
+//! # async fn demo(repository: std::sync::Arc<dyn auth_core::UserRepository>) {
+//! auth_testkit::contracts::user_repository::run(repository).await;
+//! # }
 //! ```
 //!
 //! The suite is store-agnostic and needs no empty store: every check uses its own freshly
