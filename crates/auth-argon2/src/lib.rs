@@ -1,12 +1,15 @@
 //! Argon2id [`PasswordHasher`] adapter for SecureAuth.
 //!
 //! [`Argon2Hasher`] hashes with Argon2id (OWASP defaults: 19 MiB, 2 passes, 1 lane) into PHC
-//! strings with a fresh 128-bit salt from the OS. Every Argon2 run happens on Tokio's blocking
-//! pool, never on the async executor, and at most [`Argon2Settings::max_concurrent`] runs at
-//! once: each run holds its memory for its whole duration, so a burst of logins waits in a
-//! bounded queue instead of taking the machine's memory. When the queue is full, or a caller
-//! has waited [`Argon2Settings::queue_timeout`], the call fails fast with
-//! [`HasherError::Unavailable`] (the HTTP layer answers 503 with `Retry-After`).
+//! strings with a fresh 128-bit salt from the OS. Argon2 runs on the hasher's own worker
+//! threads ([`Argon2Settings::max_concurrent`] of them, one per core by default), never on the
+//! async executor. Each worker owns its Argon2 working memory and takes the next call straight
+//! from a shared queue as soon as it finishes one, so the cores stay busy under load with no
+//! hand-off between runs, and memory stays at `max_concurrent × m`. A burst of logins waits in
+//! a bounded queue; when the queue is full, or a caller has waited
+//! [`Argon2Settings::queue_timeout`] without its run starting, the call fails fast with
+//! [`HasherError::Unavailable`] (the HTTP layer answers 503 with `Retry-After`). A caller that
+//! gives up (a client that hangs up) leaves the queue at once, and its run is skipped.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,7 +28,8 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +38,7 @@ use argon2::password_hash::{self, ParamsString, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use auth_core::{HasherError, PasswordCheck, PasswordHash, PasswordHasher};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 /// Length of the derived key in bytes.
 pub const OUTPUT_LEN: usize = 32;
@@ -104,6 +108,9 @@ pub enum Argon2ConfigError {
     /// `max_concurrent` is zero: nothing could ever be hashed.
     #[error("max_concurrent must be at least 1")]
     NoConcurrency,
+    /// The operating system refused to start a worker thread.
+    #[error("cannot start an Argon2 worker thread: {0}")]
+    Spawn(std::io::Error),
 }
 
 /// Why a call was turned away (the source of [`HasherError::Unavailable`]).
@@ -115,7 +122,7 @@ pub enum Overloaded {
         /// The configured queue bound.
         max_queue: usize,
     },
-    /// No run slot became free within `queue_timeout`.
+    /// The run did not start within `queue_timeout`.
     #[error("waited {waited:?} for a password hashing slot")]
     QueueTimeout {
         /// The configured queue timeout.
@@ -123,10 +130,12 @@ pub enum Overloaded {
     },
 }
 
-/// Argon2id password hasher with bounded concurrency. Cheap to clone (shared state).
+/// Argon2id password hasher with bounded concurrency. Cheap to clone (shared state); the
+/// worker threads stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct Argon2Hasher {
     inner: Arc<Inner>,
+    queue: Arc<Queue>,
 }
 
 struct Inner {
@@ -134,11 +143,79 @@ struct Inner {
     /// The parameters `argon2` was built with (it has no getter).
     params: Params,
     settings: Argon2Settings,
-    permits: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    /// Argon2 working memory of finished runs (at most `max_concurrent` buffers), reused so
-    /// that a run neither allocates nor page-faults its `m` KiB afresh.
-    memory: std::sync::Mutex<Vec<Vec<Block>>>,
+}
+
+/// The submitting side of the work queue, and the counts the bounds are enforced with.
+struct Queue {
+    jobs: crossbeam_channel::Sender<Job>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    /// Calls admitted and not finished: queued plus running. At most
+    /// `max_concurrent + max_queue`.
+    admitted: AtomicUsize,
+    /// Runs in progress.
+    running: AtomicUsize,
+}
+
+/// One call's work, as a worker receives it.
+struct Job {
+    ticket: Arc<Ticket>,
+    run: RunFn,
+}
+
+/// Runs the call with the worker's memory, releases `Finish`, then replies.
+type RunFn = Box<dyn FnOnce(&Inner, &mut Vec<Block>, Finish) + Send>;
+
+/// Decides, exactly once, whether a queued call runs (a worker took it) or not (its caller
+/// gave up or timed out first).
+#[derive(Default)]
+struct Ticket(AtomicBool);
+
+impl Ticket {
+    fn take(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// Releases a call's admission once; the worker hands it to the run, which drops it just
+/// before replying, so a caller that has its answer sees the counts already updated. Also
+/// released if the run panics.
+struct Finish {
+    counts: Arc<Counts>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.counts.running.fetch_sub(1, Ordering::SeqCst);
+        self.counts.admitted.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Held by a waiting caller: if the caller goes away before a worker took the call, the
+/// call is withdrawn and its place in the queue given back.
+struct Withdraw<'a> {
+    ticket: Arc<Ticket>,
+    counts: &'a Counts,
+}
+
+impl Withdraw<'_> {
+    /// Takes the call back unless a worker already started it.
+    fn withdraw(&self) -> bool {
+        let withdrawn = self.ticket.take();
+        if withdrawn {
+            self.counts.admitted.fetch_sub(1, Ordering::SeqCst);
+        }
+        withdrawn
+    }
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.withdraw();
+    }
 }
 
 impl fmt::Debug for Argon2Hasher {
@@ -152,7 +229,8 @@ impl fmt::Debug for Argon2Hasher {
 }
 
 impl Argon2Hasher {
-    /// Builds a hasher; checks the Argon2 parameters once, here.
+    /// Builds a hasher and starts its `max_concurrent` worker threads; checks the Argon2
+    /// parameters once, here.
     pub fn new(settings: Argon2Settings) -> Result<Self, Argon2ConfigError> {
         if settings.max_concurrent == 0 {
             return Err(Argon2ConfigError::NoConcurrency);
@@ -165,15 +243,26 @@ impl Argon2Hasher {
         )
         .map_err(Argon2ConfigError::Params)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let inner = Arc::new(Inner {
+            argon2,
+            params,
+            settings,
+        });
+        // Admission is bounded by `counts`; the channel itself never refuses.
+        let (jobs, receiver) = crossbeam_channel::unbounded::<Job>();
+        let counts = Arc::new(Counts::default());
+        for n in 0..inner.settings.max_concurrent {
+            let receiver = receiver.clone();
+            let inner = Arc::clone(&inner);
+            let counts = Arc::clone(&counts);
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || work(&receiver, &inner, &counts))
+                .map_err(Argon2ConfigError::Spawn)?;
+        }
         Ok(Self {
-            inner: Arc::new(Inner {
-                argon2,
-                params,
-                permits: Arc::new(Semaphore::new(settings.max_concurrent)),
-                settings,
-                waiting: AtomicUsize::new(0),
-                memory: std::sync::Mutex::new(Vec::new()),
-            }),
+            inner,
+            queue: Arc::new(Queue { jobs, counts }),
         })
     }
 
@@ -184,27 +273,34 @@ impl Argon2Hasher {
 
     /// Argon2 runs in progress right now (at most `max_concurrent`).
     pub fn in_flight(&self) -> usize {
-        self.inner
-            .settings
-            .max_concurrent
-            .saturating_sub(self.inner.permits.available_permits())
+        self.queue.counts.running.load(Ordering::SeqCst)
     }
 
-    /// Calls waiting for a run slot right now (at most `max_queue`).
+    /// Calls waiting for their run to start right now (at most `max_queue`).
     pub fn queued(&self) -> usize {
-        self.inner.waiting.load(Ordering::SeqCst)
+        let counts = &self.queue.counts;
+        counts
+            .admitted
+            .load(Ordering::SeqCst)
+            .saturating_sub(counts.running.load(Ordering::SeqCst))
     }
 
-    /// Takes a run slot, waiting in the bounded queue if needed.
-    async fn acquire(&self) -> Result<OwnedSemaphorePermit, HasherError> {
-        let permits = Arc::clone(&self.inner.permits);
-        // The semaphore is fair: while anyone waits, no permit is available here, so this
-        // never jumps the queue.
-        if let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
-            return Ok(permit);
-        }
+    /// Queues `job` for a worker and waits for its result.
+    async fn run<T, F>(&self, job: F) -> Result<T, HasherError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Vec<Block>) -> Result<T, HasherError> + Send + 'static,
+    {
         let settings = &self.inner.settings;
-        let Some(_slot) = QueueSlot::claim(&self.inner.waiting, settings.max_queue) else {
+        let counts = &self.queue.counts;
+        let bound = settings.max_concurrent.saturating_add(settings.max_queue);
+        if counts
+            .admitted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < bound).then_some(n + 1)
+            })
+            .is_err()
+        {
             tracing::warn!(
                 max_queue = settings.max_queue,
                 "password hashing queue full; refusing"
@@ -212,63 +308,71 @@ impl Argon2Hasher {
             return Err(HasherError::Unavailable(Box::new(Overloaded::QueueFull {
                 max_queue: settings.max_queue,
             })));
+        }
+        let ticket = Arc::new(Ticket::default());
+        let waiting = Withdraw {
+            ticket: Arc::clone(&ticket),
+            counts,
         };
-        match tokio::time::timeout(settings.queue_timeout, permits.acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            // The semaphore is never closed.
-            Ok(Err(closed)) => Err(HasherError::Other(Box::new(closed))),
-            Err(_elapsed) => {
+        let (reply, mut result) = oneshot::channel();
+        let run = Box::new(move |inner: &Inner, memory: &mut Vec<Block>, finish: Finish| {
+            let outcome = job(inner, memory);
+            drop(finish);
+            // The caller may have gone meanwhile; nobody is left to tell.
+            let _ = reply.send(outcome);
+        });
+        if self.queue.jobs.send(Job { ticket, run }).is_err() {
+            // Every worker is gone (only if the OS killed them): nothing will run this.
+            return Err(HasherError::Other(Box::new(WorkersGone)));
+        }
+
+        let outcome = match tokio::time::timeout(settings.queue_timeout, &mut result).await {
+            Ok(outcome) => outcome,
+            Err(_) if waiting.withdraw() => {
                 tracing::warn!(
                     queue_timeout = ?settings.queue_timeout,
-                    "no password hashing slot in time; refusing"
+                    "password hashing queue wait timed out; refusing"
                 );
-                Err(HasherError::Unavailable(Box::new(
+                return Err(HasherError::Unavailable(Box::new(
                     Overloaded::QueueTimeout {
                         waited: settings.queue_timeout,
                     },
-                )))
+                )));
             }
+            // It started just in time: a run is bounded, wait for it.
+            Err(_) => result.await,
+        };
+        outcome.map_err(|_| HasherError::Other(Box::new(WorkersGone)))?
+    }
+}
+
+/// A worker thread: takes calls off the queue until every [`Argon2Hasher`] clone is gone.
+fn work(jobs: &crossbeam_channel::Receiver<Job>, inner: &Inner, counts: &Arc<Counts>) {
+    // Argon2 working memory, kept from run to run so that a run neither allocates nor
+    // page-faults its `m` KiB afresh.
+    let mut memory: Vec<Block> = Vec::new();
+    while let Ok(Job { ticket, run }) = jobs.recv() {
+        if !ticket.take() {
+            // Its caller gave up (and gave the place back) before it could start.
+            continue;
+        }
+        counts.running.fetch_add(1, Ordering::SeqCst);
+        let finish = Finish {
+            counts: Arc::clone(counts),
+        };
+        // A panic inside Argon2 must not take the worker (and a core's worth of capacity)
+        // with it; the caller sees its reply channel close and gets an error.
+        if catch_unwind(AssertUnwindSafe(|| run(inner, &mut memory, finish))).is_err() {
+            memory = Vec::new();
+            tracing::error!("an Argon2 run panicked; its caller gets an error");
         }
     }
-
-    /// Runs `job` on the blocking pool while holding a run slot.
-    async fn run<T, F>(&self, job: F) -> Result<T, HasherError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Inner) -> Result<T, HasherError> + Send + 'static,
-    {
-        let permit = self.acquire().await?;
-        let inner = Arc::clone(&self.inner);
-        // The permit moves into the blocking task: if the caller gives up, the run still
-        // counts against the bound until it really ends.
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job(&inner)
-        });
-        task.await
-            .map_err(|join_error| HasherError::Other(Box::new(join_error)))?
-    }
 }
 
-/// A place in the wait queue, given back on drop (also when the waiting future is cancelled).
-struct QueueSlot<'a>(&'a AtomicUsize);
-
-impl<'a> QueueSlot<'a> {
-    fn claim(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
-        waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(waiting))
-    }
-}
-
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
+/// The worker threads ended (or a run panicked) before answering.
+#[derive(Debug, thiserror::Error)]
+#[error("the Argon2 worker did not answer")]
+struct WorkersGone;
 
 fn other(e: impl std::error::Error + Send + Sync + 'static) -> HasherError {
     HasherError::Other(Box::new(e))
@@ -280,44 +384,39 @@ fn other(e: impl std::error::Error + Send + Sync + 'static) -> HasherError {
 struct BadHash(&'static str);
 
 impl Inner {
-    /// Runs `f` with `blocks` blocks of working memory, reusing a pooled buffer when one fits.
-    fn with_memory<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
-        let pooled = self.memory.lock().ok().and_then(|mut pool| pool.pop());
-        let mut buffer = match pooled {
-            Some(b) if b.len() == blocks => b,
-            other => {
-                if let Some(b) = other {
-                    self.give_back(b);
-                }
-                vec![Block::default(); blocks]
-            }
-        };
-        let result = f(&mut buffer);
-        if blocks == self.params.block_count() {
-            self.give_back(buffer);
+    /// Runs `f` with `blocks` blocks of working memory: the worker's own buffer when the
+    /// current parameters ask for it (the usual case), a temporary one for an old hash with
+    /// other parameters.
+    fn with_memory<T>(
+        &self,
+        memory: &mut Vec<Block>,
+        blocks: usize,
+        f: impl FnOnce(&mut [Block]) -> T,
+    ) -> T {
+        if blocks != self.params.block_count() {
+            return f(&mut vec![Block::default(); blocks]);
         }
-        result
+        if memory.len() != blocks {
+            *memory = vec![Block::default(); blocks];
+        }
+        f(memory)
     }
 
-    fn give_back(&self, buffer: Vec<Block>) {
-        if let Ok(mut pool) = self.memory.lock() {
-            if pool.len() < self.settings.max_concurrent {
-                pool.push(buffer);
-            }
-        }
-    }
-
-    fn hash(&self, password: &SecretString) -> Result<PasswordHash, HasherError> {
+    fn hash(
+        &self,
+        memory: &mut Vec<Block>,
+        password: &SecretString,
+    ) -> Result<PasswordHash, HasherError> {
         let salt = SaltString::generate(&mut OsRng);
         let mut salt_bytes = [0u8; 64];
         let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes).map_err(other)?;
         let mut out = [0u8; OUTPUT_LEN];
-        self.with_memory(self.params.block_count(), |memory| {
+        self.with_memory(memory, self.params.block_count(), |blocks| {
             self.argon2.hash_password_into_with_memory(
                 password.expose_secret().as_bytes(),
                 salt_bytes,
                 &mut out,
-                memory,
+                blocks,
             )
         })
         .map_err(other)?;
@@ -333,6 +432,7 @@ impl Inner {
 
     fn verify(
         &self,
+        memory: &mut Vec<Block>,
         password: &SecretString,
         stored: &PasswordHash,
     ) -> Result<PasswordCheck, HasherError> {
@@ -373,12 +473,12 @@ impl Inner {
             .get_mut(..expected.len())
             .ok_or_else(|| other(BadHash("output too long")))?;
         let stored_argon2 = Argon2::new(algorithm, version, params.clone());
-        self.with_memory(params.block_count(), |memory| {
+        self.with_memory(memory, params.block_count(), |blocks| {
             stored_argon2.hash_password_into_with_memory(
                 password.expose_secret().as_bytes(),
                 salt_bytes,
                 out,
-                memory,
+                blocks,
             )
         })
         .map_err(other)?;
@@ -389,12 +489,12 @@ impl Inner {
             // the current parameters keeps this call at least as slow as an unknown-email
             // login, which the service answers with `hash`.
             let mut sink = [0u8; OUTPUT_LEN];
-            self.with_memory(current.block_count(), |memory| {
+            self.with_memory(memory, current.block_count(), |blocks| {
                 self.argon2.hash_password_into_with_memory(
                     password.expose_secret().as_bytes(),
                     &[0u8; 16],
                     &mut sink,
-                    memory,
+                    blocks,
                 )
             })
             .map_err(other)?;
@@ -418,7 +518,8 @@ impl PasswordHasher for Argon2Hasher {
     /// One Argon2id run with the current parameters and a fresh salt.
     async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HasherError> {
         let password = password.clone();
-        self.run(move |inner| inner.hash(&password)).await
+        self.run(move |inner, memory| inner.hash(memory, &password))
+            .await
     }
 
     /// One Argon2 run with the stored hash's parameters; when those are cheaper than the
@@ -434,7 +535,8 @@ impl PasswordHasher for Argon2Hasher {
     ) -> Result<PasswordCheck, HasherError> {
         let password = password.clone();
         let hash = hash.clone();
-        self.run(move |inner| inner.verify(&password, &hash)).await
+        self.run(move |inner, memory| inner.verify(memory, &password, &hash))
+            .await
     }
 }
 
@@ -458,12 +560,27 @@ mod tests {
         SecretString::from("correct horse battery staple")
     }
 
-    /// Takes every run slot, as long-running hashes would, so queueing is deterministic.
-    fn occupy_all(hasher: &Argon2Hasher) -> OwnedSemaphorePermit {
-        let n = u32::try_from(hasher.settings().max_concurrent).unwrap();
-        Arc::clone(&hasher.inner.permits)
-            .try_acquire_many_owned(n)
-            .unwrap()
+    /// Keeps every worker busy, as long-running hashes would, until the returned guard is
+    /// dropped, so queueing is deterministic.
+    async fn occupy_all(hasher: &Argon2Hasher) -> Vec<std::sync::mpsc::Sender<()>> {
+        let n = hasher.settings().max_concurrent;
+        let mut guards = Vec::new();
+        for _ in 0..n {
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            guards.push(release);
+            let hasher = hasher.clone();
+            tokio::spawn(async move {
+                hasher
+                    .run(move |_, _| {
+                        // Returns when the guard (the sender) is dropped.
+                        let _ = released.recv();
+                        Ok(())
+                    })
+                    .await
+            });
+        }
+        wait_until(|| hasher.in_flight() == n).await;
+        guards
     }
 
     async fn wait_until(mut cond: impl FnMut() -> bool) {
@@ -480,7 +597,7 @@ mod tests {
     #[tokio::test]
     async fn full_queue_is_refused_at_once_and_the_queue_drains() {
         let hasher = small(1, 1, Duration::from_secs(30));
-        let busy = occupy_all(&hasher);
+        let busy = occupy_all(&hasher).await;
         assert_eq!(hasher.in_flight(), 1);
 
         let queued = tokio::spawn({
@@ -509,7 +626,7 @@ mod tests {
     #[tokio::test]
     async fn waiting_longer_than_the_queue_timeout_is_refused() {
         let hasher = small(1, 8, Duration::from_millis(50));
-        let _busy = occupy_all(&hasher);
+        let _busy = occupy_all(&hasher).await;
         let started = std::time::Instant::now();
         let err = hasher
             .verify(&pw(), &PasswordHash::new("x"))
@@ -531,7 +648,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_waiter_gives_its_queue_place_back() {
         let hasher = small(1, 1, Duration::from_secs(30));
-        let busy = occupy_all(&hasher);
+        let busy = occupy_all(&hasher).await;
         let waiter = tokio::spawn({
             let hasher = hasher.clone();
             async move { hasher.hash(&pw()).await }
@@ -541,6 +658,45 @@ mod tests {
         wait_until(|| hasher.queued() == 0).await;
         drop(busy);
         hasher.hash(&pw()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_run_is_an_error_and_the_worker_lives_on() {
+        let hasher = small(1, 4, Duration::from_secs(30));
+        let err = hasher
+            .run(|_, _| -> Result<(), HasherError> { panic!("boom") })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HasherError::Other(_)), "{err:?}");
+        wait_until(|| (hasher.in_flight(), hasher.queued()) == (0, 0)).await;
+        // The only worker still takes calls.
+        let hash = hasher.hash(&pw()).await.unwrap();
+        assert_eq!(
+            hasher.verify(&pw(), &hash).await.unwrap(),
+            PasswordCheck::Match
+        );
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_call_never_runs() {
+        let hasher = small(1, 4, Duration::from_millis(20));
+        let busy = occupy_all(&hasher).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let err = hasher
+            .run({
+                let ran = Arc::clone(&ran);
+                move |_, _| {
+                    ran.store(true, Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HasherError::Unavailable(_)), "{err:?}");
+        drop(busy);
+        // The worker reaches the withdrawn call next and must skip it.
+        hasher.hash(&pw()).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst));
     }
 
     #[test]
