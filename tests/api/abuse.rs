@@ -675,7 +675,78 @@ impl TestApp {
     }
 }
 
+/// A login storm fills the password hasher: requests that need a hash are then refused at
+/// once with 503 + `Retry-After`, before they reach the database, and change nothing: no
+/// account, no mail, the reset code stays usable.
+async fn a_saturated_hasher_refuses_at_once_and_changes_nothing(profile: Profile) {
+    let mut app = TestApp::spawn(profile).await;
+    let email = app.verified_user().await;
+
+    // One hashing thread, no queue, and a hash of a few seconds: one login holds the hasher.
+    app.restart_with(&[
+        ("ARGON2_WORKERS", "1"),
+        ("ARGON2_QUEUE", "0"),
+        ("ARGON2_MEMORY_KIB", "65536"),
+        ("ARGON2_ITERATIONS", "64"),
+    ])
+    .await;
+    let res = app.post("/forgot-password", &json!({"email": email})).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let code = app.nth_code(&email, 2).await;
+    let holder = {
+        let (client, url) = (app.client.clone(), app.url("/login"));
+        let email = email.clone();
+        tokio::spawn(async move {
+            let body = json!({"email": email, "password": "not the password at all"});
+            let started = Instant::now();
+            let res = client.post(url).json(&body).send().await.unwrap();
+            (res.status(), started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let newcomer = app.email();
+    let started = Instant::now();
+    let refused = [
+        app.login(&email, PASSWORD).await,
+        app.signup(&newcomer, PASSWORD).await,
+        app.post(
+            "/reset-password",
+            &json!({"email": email, "otp": code, "new_password": "a brand new passphrase"}),
+        )
+        .await,
+    ];
+    let quickly = started.elapsed();
+    for res in refused {
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after(&res), 5);
+        assert_eq!(error_code(res).await, "service_unavailable");
+    }
+    let (status, held_for) = holder.await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        quickly < held_for,
+        "three refusals took {quickly:?}, longer than the one hash ({held_for:?})"
+    );
+
+    // Nothing happened: no mail to the newcomer, and the reset code still works.
+    assert_eq!(app.mail.count_to(&newcomer), 0);
+    let res = app
+        .post(
+            "/reset-password",
+            &json!({"email": email, "otp": code, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        app.signup(&newcomer, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    app.cleanup().await;
+}
+
 crate::both_profiles!(
+    a_saturated_hasher_refuses_at_once_and_changes_nothing,
     signup_does_not_reveal_taken_addresses_with_enumeration_protection,
     otp_cannot_be_brute_forced,
     login_cannot_be_brute_forced_per_ip,

@@ -218,6 +218,14 @@ impl TestApp {
         }
     }
 
+    /// Restarts on the same storage with some settings changed.
+    pub async fn restart_with(&mut self, overrides: &[(&str, &str)]) {
+        for (k, v) in overrides {
+            self.vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        self.restart().await;
+    }
+
     /// Stops the server and starts a new one on the same storage (a new port).
     pub async fn restart(&mut self) {
         self.handle.stop(true).await;

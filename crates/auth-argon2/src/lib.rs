@@ -285,6 +285,15 @@ impl Argon2Hasher {
             .saturating_sub(counts.running.load(Ordering::SeqCst))
     }
 
+    /// Whether a call made now would be refused at once: every worker busy and the queue
+    /// full. For callers that want to refuse before doing other work for a call (a
+    /// database lookup, say); the call itself checks again.
+    pub fn is_saturated(&self) -> bool {
+        let settings = &self.inner.settings;
+        self.queue.counts.admitted.load(Ordering::SeqCst)
+            >= settings.max_concurrent.saturating_add(settings.max_queue)
+    }
+
     /// Queues `job` for a worker and waits for its result.
     async fn run<T, F>(&self, job: F) -> Result<T, HasherError>
     where
@@ -301,7 +310,9 @@ impl Argon2Hasher {
             })
             .is_err()
         {
-            tracing::warn!(
+            // Debug only: the caller reports the refusal (auth-http logs every 503 once), and a
+            // storm of refusals must not double the log volume.
+            tracing::debug!(
                 max_queue = settings.max_queue,
                 "password hashing queue full; refusing"
             );
@@ -329,7 +340,7 @@ impl Argon2Hasher {
         let outcome = match tokio::time::timeout(settings.queue_timeout, &mut result).await {
             Ok(outcome) => outcome,
             Err(_) if waiting.withdraw() => {
-                tracing::warn!(
+                tracing::debug!(
                     queue_timeout = ?settings.queue_timeout,
                     "password hashing queue wait timed out; refusing"
                 );

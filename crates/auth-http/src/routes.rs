@@ -79,6 +79,7 @@ pub async fn signup(
     let (email, password) = body
         .into_inner()
         .try_into_domain(state.service.password_policy())?;
+    state.hashing_capacity()?;
     state.throttle.check(Action::Signup, ip.0, &email).await?;
     let user = state.service.signup(email, password).await?;
     Ok(HttpResponse::Created()
@@ -142,6 +143,7 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result {
     let (email, password, transport) = body.into_inner().try_into_domain()?;
+    state.hashing_capacity()?;
     state.throttle.check(Action::Login, ip.0, &email).await?;
     let client = ClientInfo::new(
         ip.0,
@@ -265,6 +267,7 @@ pub async fn change_password(
     let (current, new_password) = body?
         .into_inner()
         .try_into_domain(state.service.password_policy(), &auth.session.user.email)?;
+    state.hashing_capacity()?;
     state
         .service
         .change_password(&auth.session, &current, new_password)
@@ -310,6 +313,7 @@ pub async fn reset_password(
     let (email, code, new_password) = body
         .into_inner()
         .try_into_domain(state.service.password_policy())?;
+    state.hashing_capacity()?;
     state
         .throttle
         .check(Action::ResetPassword, ip.0, &email)

@@ -108,6 +108,11 @@ pub struct Settings {
     pub dependency_timeout: Duration,
     /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM`: hashing cost.
     pub argon2: (u32, u32, u32),
+    /// `ARGON2_WORKERS`: hashing threads, i.e. Argon2 runs at once (default: number of cores).
+    pub argon2_workers: Option<usize>,
+    /// `ARGON2_QUEUE`: requests allowed to wait for a hashing thread; one more gets 503
+    /// (default: 64 per hashing thread; `0` refuses as soon as every thread is busy).
+    pub argon2_queue: Option<usize>,
     /// `HTTP_WORKERS`: actix worker threads (default: number of cores).
     pub workers: Option<usize>,
     /// `RATE_LIMIT_*`: request budgets per client IP and per address (see [`RATE_LIMIT_VARS`]).
@@ -404,6 +409,20 @@ impl Settings {
                 })?)
             }
         };
+        let argon2_workers = match get(&["ARGON2_WORKERS"]) {
+            None => None,
+            Some((_, v)) => {
+                Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    err("ARGON2_WORKERS", format!("{v:?} is not a positive number"))
+                })?)
+            }
+        };
+        let argon2_queue = match get(&["ARGON2_QUEUE"]) {
+            None => None,
+            Some((_, v)) => Some(v.parse::<usize>().map_err(|_| {
+                err("ARGON2_QUEUE", format!("{v:?} is not a number (0 or more)"))
+            })?),
+        };
 
         let mut throttle = ThrottleConfig::default();
         for var in RATE_LIMIT_VARS {
@@ -437,6 +456,8 @@ impl Settings {
                 parse_num(get(&["ARGON2_ITERATIONS"]), 2)?,
                 parse_num(get(&["ARGON2_PARALLELISM"]), 1)?,
             ),
+            argon2_workers,
+            argon2_queue,
             workers,
             throttle,
         })

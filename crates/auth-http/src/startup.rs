@@ -3,6 +3,7 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use auth_argon2::Argon2Hasher;
 use actix_web::dev::{Server, Service as _};
 use actix_web::error::{JsonPayloadError, PathError, PayloadError};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -40,8 +41,13 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Builds the adapters from `settings`, then the server (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let (service, limiter) = crate::wiring::build(&settings).await?;
-        Self::with_parts(&settings, Arc::new(service), limiter)
+        let wired = crate::wiring::build(&settings).await?;
+        Self::assemble(
+            &settings,
+            Arc::new(wired.service),
+            wired.limiter,
+            Some(wired.hasher),
+        )
     }
 
     /// Builds the server around an existing service (any adapters), with its rate limits in
@@ -57,6 +63,15 @@ impl Application {
         service: Arc<AuthService>,
         limiter: Arc<dyn RateLimiter>,
     ) -> anyhow::Result<Self> {
+        Self::assemble(settings, service, limiter, None)
+    }
+
+    fn assemble(
+        settings: &Settings,
+        service: Arc<AuthService>,
+        limiter: Arc<dyn RateLimiter>,
+        hasher: Option<Argon2Hasher>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.bind_addr)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
@@ -71,6 +86,7 @@ impl Application {
                 trusted_proxies: settings.trusted_proxies.clone(),
             },
             throttle: Arc::new(Throttle::new(limiter, settings.throttle.clone())),
+            hasher,
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

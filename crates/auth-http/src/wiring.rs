@@ -57,12 +57,29 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// Builds the service on the adapters the settings select, applying migrations first.
 pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
-    Ok(build(settings).await?.0)
+    Ok(build(settings).await?.service)
 }
 
-/// Builds the service and the rate limiter (on the same Redis, or in process memory without
-/// `REDIS_URL`), applying migrations first.
-pub async fn build(settings: &Settings) -> anyhow::Result<(AuthService, Arc<dyn RateLimiter>)> {
+/// What [`build`] assembles.
+pub struct Wired {
+    /// The service on the selected adapters.
+    pub service: AuthService,
+    /// The rate limiter (on the same Redis, or in process memory without `REDIS_URL`).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// The service's password hasher, whose load the HTTP layer checks before any I/O.
+    pub hasher: Argon2Hasher,
+}
+
+impl std::fmt::Debug for Wired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wired")
+            .field("hasher", &self.hasher)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the service, the rate limiter and the hasher, applying migrations first.
+pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
     migrate(settings).await?;
     let mut profile = Vec::new();
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
@@ -141,11 +158,17 @@ pub async fn build(settings: &Settings) -> anyhow::Result<(AuthService, Arc<dyn 
     };
 
     let (m, t, p) = settings.argon2;
+    let defaults = Argon2Settings::default();
+    let max_concurrent = settings.argon2_workers.unwrap_or(defaults.max_concurrent);
     let hasher = Argon2Hasher::new(Argon2Settings {
         memory_kib: m,
         iterations: t,
         parallelism: p,
-        ..Argon2Settings::default()
+        max_concurrent,
+        max_queue: settings.argon2_queue.unwrap_or(
+            max_concurrent.saturating_mul(Argon2Settings::DEFAULT_QUEUE_PER_SLOT),
+        ),
+        ..defaults
     })
     .context("Argon2 settings (ARGON2_*)")?;
 
@@ -155,7 +178,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<(AuthService, Arc<dyn 
         sessions,
         otps,
         mailer,
-        hasher: Arc::new(hasher),
+        hasher: Arc::new(hasher.clone()),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
     };
@@ -168,7 +191,11 @@ pub async fn build(settings: &Settings) -> anyhow::Result<(AuthService, Arc<dyn 
         ..AuthConfig::default()
     };
     let service = AuthService::new(ports, config, otp_secret(settings)?);
-    Ok((service, limiter))
+    Ok(Wired {
+        service,
+        limiter,
+        hasher,
+    })
 }
 
 fn otp_secret(settings: &Settings) -> anyhow::Result<OtpSecret> {
