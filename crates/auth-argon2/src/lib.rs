@@ -326,12 +326,14 @@ impl Argon2Hasher {
             counts,
         };
         let (reply, mut result) = oneshot::channel();
-        let run = Box::new(move |inner: &Inner, memory: &mut Vec<Block>, finish: Finish| {
-            let outcome = job(inner, memory);
-            drop(finish);
-            // The caller may have gone meanwhile; nobody is left to tell.
-            let _ = reply.send(outcome);
-        });
+        let run = Box::new(
+            move |inner: &Inner, memory: &mut Vec<Block>, finish: Finish| {
+                let outcome = job(inner, memory);
+                drop(finish);
+                // The caller may have gone meanwhile; nobody is left to tell.
+                let _ = reply.send(outcome);
+            },
+        );
         if self.queue.jobs.send(Job { ticket, run }).is_err() {
             // Every worker is gone (only if the OS killed them): nothing will run this.
             return Err(HasherError::Other(Box::new(WorkersGone)));

@@ -417,12 +417,13 @@ impl Settings {
                 })?)
             }
         };
-        let argon2_queue = match get(&["ARGON2_QUEUE"]) {
-            None => None,
-            Some((_, v)) => Some(v.parse::<usize>().map_err(|_| {
-                err("ARGON2_QUEUE", format!("{v:?} is not a number (0 or more)"))
-            })?),
-        };
+        let argon2_queue =
+            match get(&["ARGON2_QUEUE"]) {
+                None => None,
+                Some((_, v)) => Some(v.parse::<usize>().map_err(|_| {
+                    err("ARGON2_QUEUE", format!("{v:?} is not a number (0 or more)"))
+                })?),
+            };
 
         let mut throttle = ThrottleConfig::default();
         for var in RATE_LIMIT_VARS {

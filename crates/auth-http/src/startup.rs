@@ -3,12 +3,12 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use auth_argon2::Argon2Hasher;
 use actix_web::dev::{Server, Service as _};
 use actix_web::error::{JsonPayloadError, PathError, PayloadError};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpMessage, HttpServer};
+use auth_argon2::Argon2Hasher;
 use auth_core::{AuthService, RateLimiter, Throttle};
 use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;

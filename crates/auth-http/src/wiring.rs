@@ -165,9 +165,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
         iterations: t,
         parallelism: p,
         max_concurrent,
-        max_queue: settings.argon2_queue.unwrap_or(
-            max_concurrent.saturating_mul(Argon2Settings::DEFAULT_QUEUE_PER_SLOT),
-        ),
+        max_queue: settings
+            .argon2_queue
+            .unwrap_or(max_concurrent.saturating_mul(Argon2Settings::DEFAULT_QUEUE_PER_SLOT)),
         ..defaults
     })
     .context("Argon2 settings (ARGON2_*)")?;
