@@ -208,4 +208,41 @@ impl TestApp {
     }
 }
 
-crate::both_profiles!(full_lifecycle_signup_to_reset);
+/// ASVS 7.3.1 / 7.3.2: a session in use outlives the idle timeout; left alone for it, it
+/// ends (401, also in the session list of another device); logging in again works.
+async fn sessions_end_after_the_idle_timeout_but_not_while_in_use(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("SESSION_IDLE_TIMEOUT", "3s")]).await;
+    let email = app.verified_user().await;
+    let busy = app.token(&email, PASSWORD).await;
+    let quiet = app.token(&email, PASSWORD).await;
+
+    // Used every half second for twice the idle timeout: never idle.
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(6) {
+        assert_eq!(app.me(&busy).await.status(), StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let res = app.get_auth("/sessions", &busy).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let listed: Value = res.json().await.unwrap();
+    assert_eq!(
+        listed["sessions"].as_array().unwrap().len(),
+        1,
+        "the idle session is not listed: {listed}"
+    );
+    assert_eq!(app.me(&quiet).await.status(), StatusCode::UNAUTHORIZED);
+
+    // Now the busy one rests for longer than the timeout.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let res = app.me(&busy).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(res).await, "unauthenticated");
+    let fresh = app.token(&email, PASSWORD).await;
+    assert_eq!(app.me(&fresh).await.status(), StatusCode::OK);
+    app.cleanup().await;
+}
+
+crate::both_profiles!(
+    full_lifecycle_signup_to_reset,
+    sessions_end_after_the_idle_timeout_but_not_while_in_use
+);

@@ -86,6 +86,8 @@ pub struct Settings {
     pub mail_dir: PathBuf,
     /// `SESSION_TTL`: absolute session lifetime (default `24h`).
     pub session_ttl: Duration,
+    /// `SESSION_IDLE_TIMEOUT`: a session unused this long ends (default `30m`; `off`: never).
+    pub session_idle_timeout: Option<Duration>,
     /// `OTP_TTL`: code lifetime (default `10m`).
     pub otp_ttl: Duration,
     /// `MAIL_COOLDOWN`: minimum time between code mails to one address (default `60s`).
@@ -401,6 +403,16 @@ impl Settings {
         if session_ttl < Duration::from_secs(60) {
             return Err(err("SESSION_TTL", "must be at least 60s"));
         }
+        let session_idle_timeout = match get(&["SESSION_IDLE_TIMEOUT"]) {
+            Some((_, v)) if v.trim().eq_ignore_ascii_case("off") => None,
+            _ => {
+                let idle = parse_duration("SESSION_IDLE_TIMEOUT", "30m")?;
+                if idle < Duration::from_secs(1) {
+                    return Err(err("SESSION_IDLE_TIMEOUT", "must be at least 1s (or off)"));
+                }
+                Some(idle)
+            }
+        };
         let workers = match get(&["HTTP_WORKERS"]) {
             None => None,
             Some((_, v)) => {
@@ -442,6 +454,7 @@ impl Settings {
             mail_from,
             mail_dir,
             session_ttl,
+            session_idle_timeout,
             otp_ttl,
             mail_cooldown: parse_duration("MAIL_COOLDOWN", "60s")?,
             password_min_length: parse_num(get(&["PASSWORD_MIN_LENGTH"]), 8)?,
@@ -601,6 +614,18 @@ mod tests {
     fn durations_accept_seconds_and_units() {
         let s = with(&[("SESSION_TTL", "3600"), ("OTP_TTL", "5m")]).unwrap();
         assert_eq!(s.session_ttl, Duration::from_secs(3600));
+        assert_eq!(s.session_idle_timeout, Some(Duration::from_secs(30 * 60)));
+        let s = with(&[("SESSION_IDLE_TIMEOUT", "15m")]).unwrap();
+        assert_eq!(s.session_idle_timeout, Some(Duration::from_secs(15 * 60)));
+        let s = with(&[("SESSION_IDLE_TIMEOUT", "OFF")]).unwrap();
+        assert_eq!(s.session_idle_timeout, None);
+        for bad in ["0", "500ms", "soon"] {
+            assert_eq!(
+                with(&[("SESSION_IDLE_TIMEOUT", bad)]).unwrap_err().var,
+                "SESSION_IDLE_TIMEOUT",
+                "{bad}"
+            );
+        }
         assert_eq!(s.otp_ttl, Duration::from_secs(300));
     }
 }

@@ -186,6 +186,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
         otp_ttl: settings.otp_ttl,
         mail_cooldown: settings.mail_cooldown,
         session_ttl: settings.session_ttl,
+        session_idle_timeout: settings.session_idle_timeout,
         password_policy: PasswordPolicy::with_min_chars(settings.password_min_length),
         enumeration_protection: settings.enumeration_protection,
         ..AuthConfig::default()

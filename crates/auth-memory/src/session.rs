@@ -23,6 +23,16 @@ impl SessionStore for MemoryStore {
         Ok(state.live_session(&token_hash.0, now).cloned())
     }
 
+    async fn touch(&self, session: &Session, ttl: Duration) -> Result<bool, SessionStoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let live = state.live_session(&session.token_hash.0, now).is_some();
+        if live {
+            state.insert_session(session.clone(), State::deadline_after(now, ttl));
+        }
+        Ok(live)
+    }
+
     async fn list_for_user(&self, user_id: UserId) -> Result<Vec<Session>, SessionStoreError> {
         let now = Instant::now();
         let mut state = self.lock();

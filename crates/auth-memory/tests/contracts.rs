@@ -142,6 +142,7 @@ fn session_for(user: &User) -> Session {
         user: user.clone(),
         created_at: now,
         expires_at: now + chrono::Duration::hours(1),
+        last_seen_at: now,
         client: ClientInfo::default(),
     }
 }

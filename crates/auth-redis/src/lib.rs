@@ -26,8 +26,8 @@
 //!
 //! | key | type | value | expiry |
 //! |---|---|---|---|
-//! | `P:session:{sha256(token) hex}` | string | session JSON (id, user snapshot, times, IP, user agent) | the `ttl` of `insert` |
-//! | `P:user-sessions:{user uuid}` | sorted set | token hashes, scored by expiry (Unix ms, Redis clock) | its longest-lived session |
+//! | `P:session:{sha256(token) hex}` | string | session JSON (id, user snapshot, times incl. last use, IP, user agent) | the `ttl` of `insert`, renewed by `touch` |
+//! | `P:user-sessions:{user uuid}` | sorted set | token hashes, scored by expiry (Unix ms, Redis clock; raised by `touch`) | its longest-lived session |
 //! | `P:otp:{verify\|reset}:{sha256(email) hex}` | hash | `mac` (hex), `exp` (RFC 3339), `attempts` | `retain_for` |
 //! | `P:otp-cooldown:{verify\|reset}:{sha256(email) hex}` | string | `1` | the cooldown |
 //! | `P:rate:{bucket}:{limit}/{period ms}:{sha256(subject) hex}` | string | GCRA theoretical arrival time (µs, Redis clock) | until the budget is full again |
@@ -84,6 +84,7 @@ struct Inner {
 /// Compiled once; `Script` sends EVALSHA and loads the body only when Redis lacks it.
 struct Scripts {
     session_insert: Script,
+    session_touch: Script,
     session_list: Script,
     session_delete: Script,
     session_delete_by_id: Script,
@@ -98,6 +99,7 @@ impl Scripts {
     fn new() -> Self {
         Self {
             session_insert: Script::new(include_str!("lua/session_insert.lua")),
+            session_touch: Script::new(include_str!("lua/session_touch.lua")),
             session_list: Script::new(include_str!("lua/session_list.lua")),
             session_delete: Script::new(include_str!("lua/session_delete.lua")),
             session_delete_by_id: Script::new(include_str!("lua/session_delete_by_id.lua")),

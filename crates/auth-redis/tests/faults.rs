@@ -46,6 +46,7 @@ fn session() -> Session {
         },
         created_at: now,
         expires_at: now + chrono::Duration::hours(1),
+        last_seen_at: now,
         client: ClientInfo::default(),
     }
 }
@@ -95,6 +96,8 @@ async fn every_operation_is_unavailable(store: &RedisStore) {
     assert_session_unavailable("insert", t, store.insert(&s, Duration::from_secs(60)).await);
     let t = Instant::now();
     assert_session_unavailable("get", t, store.get(&s.token_hash).await);
+    let t = Instant::now();
+    assert_session_unavailable("touch", t, store.touch(&s, Duration::from_secs(60)).await);
     let t = Instant::now();
     assert_session_unavailable("list", t, store.list_for_user(s.user.id).await);
     let t = Instant::now();

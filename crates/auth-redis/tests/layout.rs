@@ -39,6 +39,7 @@ fn session(email: &str, token: &SessionToken) -> Session {
         },
         created_at: now,
         expires_at: now + chrono::Duration::hours(1),
+        last_seen_at: now,
         client: ClientInfo::new("192.0.2.1".parse().ok(), Some("layout-test")),
     }
 }

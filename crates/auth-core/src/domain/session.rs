@@ -159,6 +159,10 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     /// End of the absolute lifetime.
     pub expires_at: DateTime<Utc>,
+    /// Last use as recorded (login time at first). The service records a use only when the
+    /// last record is older than a small part of the idle timeout, so this may lag the real
+    /// last use by up to that much (see [`crate::AuthConfig::session_idle_timeout`]).
+    pub last_seen_at: DateTime<Utc>,
     /// Client at login.
     pub client: ClientInfo,
 }

@@ -17,8 +17,9 @@ pub enum SessionStoreError {
 
 /// Server-side sessions, keyed by the SHA-256 of their token.
 ///
-/// A store never sees a raw token. Entries expire on their own after the `ttl` given at insert,
-/// and disappear from the per-user index when they do.
+/// A store never sees a raw token. Entries expire on their own after the `ttl` given at insert
+/// (or at the last [`touch`](SessionStore::touch)), and disappear from the per-user index when
+/// they do.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
@@ -28,6 +29,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The live session with this token hash, `Ok(None)` for an unknown, expired or revoked one.
     /// This is the hot path: one round trip to the store.
     async fn get(&self, token_hash: &TokenHash) -> Result<Option<Session>, SessionStoreError>;
+
+    /// Records a use: stores `session` (same token hash, a later `last_seen_at`) over the live
+    /// session and gives it `ttl` more to live, counted from now (the service never passes
+    /// more than what is left of the absolute lifetime). MUST NOT bring back a session that was
+    /// revoked or has expired: `Ok(false)` then, and nothing is stored. Not on the hot path:
+    /// the service calls it at most once per session every minute or so.
+    async fn touch(&self, session: &Session, ttl: Duration) -> Result<bool, SessionStoreError>;
 
     /// Every live session of the user, in no particular order.
     async fn list_for_user(&self, user_id: UserId) -> Result<Vec<Session>, SessionStoreError>;

@@ -31,8 +31,13 @@ pub struct AuthConfig {
     pub otp_max_attempts: u32,
     /// Minimum time between two code mails to one address, per purpose (default 60 s).
     pub mail_cooldown: Duration,
-    /// Absolute session lifetime (default 24 h).
+    /// Absolute session lifetime (default 24 h): a session ends this long after login,
+    /// however much it is used.
     pub session_ttl: Duration,
+    /// Inactivity timeout (default 30 min; `None`: none): a session not used for this long
+    /// ends. Uses are recorded at most once per [`AuthConfig::activity_granularity`], so a
+    /// session ends between `timeout - granularity` and `timeout` after its last use.
+    pub session_idle_timeout: Option<Duration>,
     /// Rules for new passwords.
     pub password_policy: PasswordPolicy,
     /// When on, signup for an address that has a verified account answers like a new signup
@@ -47,9 +52,28 @@ impl Default for AuthConfig {
             otp_max_attempts: 5,
             mail_cooldown: Duration::from_secs(60),
             session_ttl: Duration::from_secs(24 * 60 * 60),
+            session_idle_timeout: Some(Duration::from_secs(30 * 60)),
             password_policy: PasswordPolicy::default(),
             enumeration_protection: false,
         }
+    }
+}
+
+impl AuthConfig {
+    /// How stale a session's recorded last use may get before a use is written to the store:
+    /// an eighth of the idle timeout, at most one minute. Keeps session validation to one
+    /// store read for nearly every request.
+    pub fn activity_granularity(&self) -> Option<Duration> {
+        self.session_idle_timeout
+            .map(|idle| (idle / 8).min(Duration::from_secs(60)))
+    }
+
+    /// The store TTL of a session at `now`: until the idle timeout runs out, but never past
+    /// the absolute lifetime.
+    fn session_store_ttl(&self, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+        let left = (expires_at - now).to_std().unwrap_or(Duration::ZERO);
+        self.session_idle_timeout
+            .map_or(left, |idle| idle.min(left))
     }
 }
 
@@ -145,6 +169,11 @@ impl std::fmt::Debug for AuthService {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Time from `then` to `now`; zero if `then` is later (a clock step back).
+fn since(then: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (now - then).to_std().unwrap_or(Duration::ZERO)
 }
 
 fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
@@ -361,12 +390,11 @@ impl AuthService {
             user: creds.user.clone(),
             created_at: now,
             expires_at: add(now, self.config.session_ttl),
+            last_seen_at: now,
             client,
         };
-        self.ports
-            .sessions
-            .insert(&session, self.config.session_ttl)
-            .await?;
+        let ttl = self.config.session_store_ttl(session.expires_at, now);
+        self.ports.sessions.insert(&session, ttl).await?;
         info!(session = %short_id(session.id), "login succeeded");
         Ok(LoginOutcome {
             user: creds.user,
@@ -376,18 +404,49 @@ impl AuthService {
     }
 
     /// The user and session behind a token; [`AuthenticateError::Unauthenticated`] for an
-    /// unknown, expired or revoked one. One session-store lookup.
+    /// unknown, revoked, expired (absolute lifetime) or idle (inactivity timeout) one. One
+    /// session-store lookup; plus one write to record the use when the recorded last use is
+    /// older than [`AuthConfig::activity_granularity`].
     pub async fn authenticate(&self, token: &SessionToken) -> Result<Session, AuthenticateError> {
         let token_hash = token.hash();
         let Some(session) = self.ports.sessions.get(&token_hash).await? else {
             return Err(AuthenticateError::Unauthenticated);
         };
-        if self.ports.clock.now() >= session.expires_at {
+        let now = self.ports.clock.now();
+        if now >= session.expires_at || self.is_idle(&session, now) {
             // The store's TTL normally got there first; clean up if it did not.
             let _ = self.ports.sessions.delete(&token_hash).await;
             return Err(AuthenticateError::Unauthenticated);
         }
-        Ok(session)
+        let Some(granularity) = self.config.activity_granularity() else {
+            return Ok(session);
+        };
+        if since(session.last_seen_at, now) < granularity {
+            return Ok(session);
+        }
+        let mut seen = session;
+        let recorded = seen.last_seen_at;
+        seen.last_seen_at = now;
+        let ttl = self.config.session_store_ttl(seen.expires_at, now);
+        match self.ports.sessions.touch(&seen, ttl).await {
+            Ok(true) => Ok(seen),
+            // Revoked between the read and now.
+            Ok(false) => Err(AuthenticateError::Unauthenticated),
+            Err(e) => {
+                // The session was valid when read; failing the request would turn a store
+                // hiccup into an outage. The use is recorded on a later request instead.
+                tracing::warn!(error = %e, "could not record session activity");
+                seen.last_seen_at = recorded;
+                Ok(seen)
+            }
+        }
+    }
+
+    /// Whether the session went unused for the idle timeout or longer.
+    fn is_idle(&self, session: &Session, now: DateTime<Utc>) -> bool {
+        self.config
+            .session_idle_timeout
+            .is_some_and(|idle| since(session.last_seen_at, now) >= idle)
     }
 
     /// Revokes the session behind this token, at once. Revoking an unknown token is not an error.
@@ -413,7 +472,7 @@ impl AuthService {
     pub async fn list_sessions(&self, user_id: UserId) -> Result<Vec<Session>, SessionError> {
         let now = self.ports.clock.now();
         let mut sessions = self.ports.sessions.list_for_user(user_id).await?;
-        sessions.retain(|s| s.user.id == user_id && s.expires_at > now);
+        sessions.retain(|s| s.user.id == user_id && s.expires_at > now && !self.is_idle(s, now));
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(sessions)
     }

@@ -118,6 +118,7 @@ fn session(n: u128, owner: User, created_at: DateTime<Utc>, expires_at: DateTime
         user: owner,
         created_at,
         expires_at,
+        last_seen_at: created_at,
         client: ClientInfo::default(),
     }
 }
@@ -1277,9 +1278,11 @@ fn login_opens_a_session_that_stores_only_the_sha256_of_the_token() {
     assert_eq!(*stored, outcome.session);
     assert_eq!(stored.user, user(true));
     assert_eq!(outcome.user, user(true));
-    // Absolute lifetime: 24 h by default, given to the store as its TTL too.
-    assert_eq!(*ttl, ONE_DAY);
+    // Absolute lifetime: 24 h by default; the store keeps it for the idle timeout (30 min by
+    // default), which each recorded use renews.
+    assert_eq!(*ttl, secs(30 * 60));
     assert_eq!(stored.created_at, t0());
+    assert_eq!(stored.last_seen_at, t0());
     assert_eq!(stored.expires_at, at(ONE_DAY));
     assert_eq!(stored.client, client());
     assert_eq!(
@@ -1296,6 +1299,8 @@ fn login_opens_a_session_that_stores_only_the_sha256_of_the_token() {
 fn login_session_lifetime_is_configurable() {
     let mut h = Harness::new();
     h.config.session_ttl = secs(3600);
+    // An idle timeout longer than the lifetime: the store TTL is the lifetime.
+    h.config.session_idle_timeout = Some(secs(7200));
     h.user_lookup(Some(creds(true)));
     h.verifies(PASSWORD, PasswordCheck::Match);
     let inserted = capture_insert(&mut h);
@@ -1497,6 +1502,8 @@ fn authenticate_an_unknown_or_revoked_token_is_unauthenticated() {
 #[test]
 fn authenticate_refuses_an_expired_session_even_if_the_store_still_returns_it() {
     let mut h = Harness::new();
+    // The absolute lifetime alone (the idle timeout has its own tests).
+    h.config.session_idle_timeout = None;
     let token = SessionToken::from_bytes([7; 32]);
     let stale = session(7, user(true), t0(), at(ONE_DAY));
     h.sessions
@@ -1582,6 +1589,7 @@ fn logout_all_deletes_every_session_of_the_user() {
 #[test]
 fn list_sessions_returns_only_the_users_live_sessions_newest_first() {
     let mut h = Harness::new();
+    h.config.session_idle_timeout = None;
     let now = at(secs(3600));
     h.clock.set(now);
     let other = User {
@@ -1642,6 +1650,185 @@ fn revoke_session_of_ones_own_session_succeeds() {
     let result = block_on(h.service().revoke_session(ada_id(), mine));
 
     assert!(result.is_ok(), "{result:?}");
+}
+
+// --- idle timeout ----------------------------------------------------------------------------
+
+/// A store that keeps one session and applies `touch` to it, as the real ones do.
+fn stateful_session_store(h: &mut Harness, start: Session) -> Arc<Mutex<Option<Session>>> {
+    let state = Arc::new(Mutex::new(Some(start)));
+    let read = Arc::clone(&state);
+    h.sessions
+        .expect_get()
+        .returning(move |_| Ok(read.lock().unwrap().clone()));
+    let write = Arc::clone(&state);
+    h.sessions.expect_touch().returning(move |seen, _| {
+        let mut slot = write.lock().unwrap();
+        let live = slot.is_some();
+        if live {
+            *slot = Some(seen.clone());
+        }
+        Ok(live)
+    });
+    let delete = Arc::clone(&state);
+    h.sessions
+        .expect_delete()
+        .returning(move |_| Ok(delete.lock().unwrap().take().is_some()));
+    state
+}
+
+#[test]
+fn a_session_left_idle_for_the_timeout_is_refused_and_deleted() {
+    let mut h = Harness::new();
+    let token = SessionToken::from_bytes([7; 32]);
+    let state = stateful_session_store(&mut h, session(7, user(true), t0(), at(ONE_DAY)));
+    let clock = h.clock.clone();
+    let svc = h.service();
+
+    clock.set(at(secs(30 * 60)));
+    let result = block_on(svc.authenticate(&token));
+
+    assert!(
+        matches!(result, Err(AuthenticateError::Unauthenticated)),
+        "{result:?}"
+    );
+    assert_eq!(*state.lock().unwrap(), None, "the idle session is deleted");
+}
+
+#[test]
+fn a_session_in_use_outlives_the_idle_timeout_until_its_absolute_end() {
+    let mut h = Harness::new();
+    let token = SessionToken::from_bytes([7; 32]);
+    let state = stateful_session_store(&mut h, session(7, user(true), t0(), at(secs(3 * 3600))));
+    let clock = h.clock.clone();
+    let svc = h.service();
+
+    // Used every 25 minutes for almost three hours: never 30 minutes idle.
+    for n in 1..=6 {
+        clock.set(at(secs(n * 25 * 60)));
+        let found = block_on(svc.authenticate(&token)).unwrap();
+        assert_eq!(found.last_seen_at, at(secs(n * 25 * 60)));
+    }
+    assert_eq!(
+        state.lock().unwrap().as_ref().map(|s| s.last_seen_at),
+        Some(at(secs(150 * 60)))
+    );
+    // Still in use, but past the absolute lifetime.
+    clock.set(at(secs(3 * 3600)));
+    assert!(matches!(
+        block_on(svc.authenticate(&token)),
+        Err(AuthenticateError::Unauthenticated)
+    ));
+}
+
+#[test]
+fn a_use_is_recorded_at_most_once_per_granularity_with_the_ttl_capped_by_the_lifetime() {
+    let mut h = Harness::new();
+    let token = SessionToken::from_bytes([7; 32]);
+    // 10 minutes of lifetime left at the second use: the store TTL must not exceed them.
+    let live = session(7, user(true), t0(), at(secs(70)));
+    let returned = live.clone();
+    h.sessions
+        .expect_get()
+        .times(2)
+        .returning(move |_| Ok(Some(returned.clone())));
+    h.sessions
+        .expect_touch()
+        .withf(|seen, ttl| seen.last_seen_at == at(secs(60)) && *ttl == secs(10))
+        .times(1)
+        .returning(|_, _| Ok(true));
+    let clock = h.clock.clone();
+    let svc = h.service();
+    assert_eq!(default_granularity(), Some(secs(60)));
+
+    clock.set(at(secs(59)));
+    let quiet = block_on(svc.authenticate(&token)).unwrap();
+    clock.set(at(secs(60)));
+    let recorded = block_on(svc.authenticate(&token)).unwrap();
+
+    assert_eq!(quiet, live, "no write within the granularity");
+    assert_eq!(recorded.last_seen_at, at(secs(60)));
+}
+
+fn default_granularity() -> Option<Duration> {
+    AuthConfig::default().activity_granularity()
+}
+
+#[test]
+fn a_session_revoked_between_read_and_touch_is_refused() {
+    let mut h = Harness::new();
+    let live = session(7, user(true), t0(), at(ONE_DAY));
+    h.sessions
+        .expect_get()
+        .returning(move |_| Ok(Some(live.clone())));
+    h.sessions
+        .expect_touch()
+        .times(1)
+        .returning(|_, _| Ok(false));
+    h.clock.set(at(secs(5 * 60)));
+
+    let result = block_on(h.service().authenticate(&SessionToken::from_bytes([7; 32])));
+
+    assert!(
+        matches!(result, Err(AuthenticateError::Unauthenticated)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_failed_touch_does_not_fail_the_request() {
+    let mut h = Harness::new();
+    let live = session(7, user(true), t0(), at(ONE_DAY));
+    let returned = live.clone();
+    h.sessions
+        .expect_get()
+        .returning(move |_| Ok(Some(returned.clone())));
+    h.sessions
+        .expect_touch()
+        .times(1)
+        .returning(|_, _| Err(SessionStoreError::Unavailable("down".into())));
+    h.clock.set(at(secs(5 * 60)));
+
+    let found = block_on(h.service().authenticate(&SessionToken::from_bytes([7; 32]))).unwrap();
+
+    assert_eq!(
+        found, live,
+        "the recorded last use is what the store still holds"
+    );
+}
+
+#[test]
+fn without_an_idle_timeout_sessions_live_to_their_end_and_nothing_is_written() {
+    let mut h = Harness::new();
+    h.config.session_idle_timeout = None;
+    let live = session(7, user(true), t0(), at(ONE_DAY));
+    h.sessions
+        .expect_get()
+        .returning(move |_| Ok(Some(live.clone())));
+    h.sessions.expect_touch().times(0);
+    h.clock.set(at(ONE_DAY - secs(1)));
+
+    assert!(block_on(h.service().authenticate(&SessionToken::from_bytes([7; 32]))).is_ok());
+}
+
+#[test]
+fn list_sessions_leaves_out_idle_sessions() {
+    let mut h = Harness::new();
+    let now = at(secs(3600));
+    h.clock.set(now);
+    let idle = session(1, user(true), t0(), at(ONE_DAY));
+    let active = Session {
+        last_seen_at: at(secs(3000)),
+        ..session(2, user(true), t0(), at(ONE_DAY))
+    };
+    let listed = vec![idle, active.clone()];
+    h.sessions
+        .expect_list_for_user()
+        .returning(move |_| Ok(listed.clone()));
+
+    let sessions = block_on(h.service().list_sessions(ada_id())).unwrap();
+
+    assert_eq!(sessions, vec![active]);
 }
 
 // --- change_password -------------------------------------------------------------------------

@@ -41,6 +41,7 @@ pub async fn run(store: Arc<dyn SessionStore>) {
     delete_by_id_revokes_only_the_owners_session(s).await;
     delete_all_for_user_with_and_without_keep(s).await;
     sessions_expire_after_their_ttl(s).await;
+    touch_records_a_use_and_never_revives(s).await;
 }
 
 async fn ping_answers(store: &dyn SessionStore) {
@@ -322,6 +323,85 @@ async fn sessions_expire_after_their_ttl(store: &dyn SessionStore) {
 // --- helpers ---
 
 /// Polls `check` until it holds, failing after [`EXPIRY_DEADLINE`].
+async fn touch_records_a_use_and_never_revives(store: &dyn SessionStore) {
+    let u = user(true);
+    let s = session_for(&u, None, Some("touched"));
+    store.insert(&s, LONG_TTL).await.unwrap();
+    let later = Session {
+        last_seen_at: s.last_seen_at + chrono::Duration::seconds(90),
+        ..s.clone()
+    };
+    assert!(
+        store.touch(&later, LONG_TTL).await.unwrap(),
+        "touch on a live session says so"
+    );
+    assert_eq!(
+        store.get(&s.token_hash).await.unwrap(),
+        Some(later.clone()),
+        "the recorded use is read back, everything else unchanged"
+    );
+    assert_eq!(
+        ids(&store.list_for_user(u.id).await.unwrap()),
+        ids_of([&s]),
+        "a touched session is listed once"
+    );
+
+    // The TTL of a touch counts from the touch.
+    assert!(store.touch(&later, SHORT_TTL).await.unwrap());
+    eventually("a touched session to expire after its new ttl", || async {
+        store.get(&s.token_hash).await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        !store.touch(&later, LONG_TTL).await.unwrap(),
+        "touch must not revive an expired session"
+    );
+    assert_eq!(store.get(&s.token_hash).await.unwrap(), None);
+    eventually("an expired touched session to leave the list", || async {
+        store.list_for_user(u.id).await.unwrap().is_empty()
+    })
+    .await;
+
+    // A session kept alive by touches outlives its insert TTL, and every revocation still
+    // finds it (the per-user index must follow the touch).
+    let kept = session_for(&u, None, Some("kept alive"));
+    store.insert(&kept, SHORT_TTL).await.unwrap();
+    assert!(store.touch(&kept, LONG_TTL).await.unwrap());
+    tokio::time::sleep(SHORT_TTL + Duration::from_millis(500)).await;
+    assert!(
+        store.get(&kept.token_hash).await.unwrap().is_some(),
+        "a touch extends the life past the insert TTL"
+    );
+    assert_eq!(
+        ids(&store.list_for_user(u.id).await.unwrap()),
+        ids_of([&kept]),
+        "a touched session stays listed past its insert TTL"
+    );
+    assert_eq!(
+        store.delete_all_for_user(u.id, None).await.unwrap(),
+        1,
+        "logout-all finds a touched session past its insert TTL"
+    );
+    assert_eq!(store.get(&kept.token_hash).await.unwrap(), None);
+
+    let revoked = session_for(&u, None, Some("revoked"));
+    store.insert(&revoked, LONG_TTL).await.unwrap();
+    assert!(store.delete(&revoked.token_hash).await.unwrap());
+    assert!(
+        !store.touch(&revoked, LONG_TTL).await.unwrap(),
+        "touch must not revive a revoked session"
+    );
+    assert_eq!(store.get(&revoked.token_hash).await.unwrap(), None);
+
+    let unknown = session_for(&u, None, None);
+    assert!(
+        !store.touch(&unknown, LONG_TTL).await.unwrap(),
+        "touch must not create a session"
+    );
+    assert_eq!(store.get(&unknown.token_hash).await.unwrap(), None);
+    assert!(store.list_for_user(u.id).await.unwrap().is_empty());
+}
+
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -372,6 +452,7 @@ fn session_for(user: &User, ip: Option<&str>, user_agent: Option<&str>) -> Sessi
         user: user.clone(),
         created_at: now,
         expires_at: now + chrono::Duration::hours(24),
+        last_seen_at: now,
         client: ClientInfo::new(ip.map(|ip| ip.parse().unwrap()), user_agent),
     }
 }
