@@ -242,7 +242,72 @@ async fn sessions_end_after_the_idle_timeout_but_not_while_in_use(profile: Profi
     app.cleanup().await;
 }
 
+/// ASVS 7.4.2: deleting the account (with the password) ends every session at once, the
+/// account is gone (login fails like for an unknown address), the owner gets a notice, and the
+/// address can sign up again. A wrong password, a missing body or no session change nothing.
+async fn deleting_the_account_ends_every_session_and_frees_the_address(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let email = app.verified_user().await;
+    let t1 = app.token(&email, PASSWORD).await;
+    let t2 = app.token(&email, PASSWORD).await;
+    let delete = |token: &str, body: Option<Value>| {
+        let mut req = app.client.delete(app.url("/me")).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send()
+    };
+
+    let res = delete(&t1, Some(json!({"password": "not my password at all"})))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "invalid_credentials");
+    let res = delete(&t1, None).await.unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let res = app
+        .client
+        .delete(app.url("/me"))
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&t1).await.status(), StatusCode::OK);
+    assert_eq!(app.me(&t2).await.status(), StatusCode::OK);
+
+    let mails_before = app.mail.count_to(&email);
+    let res = delete(&t1, Some(json!({"password": PASSWORD})))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(&t1).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&t2).await.status(), StatusCode::UNAUTHORIZED);
+    let res = app.login(&email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(res).await, "invalid_credentials");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.mail.count_to(&email) <= mails_before {
+        assert!(std::time::Instant::now() < deadline, "no deletion notice");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let notice = app.mail.messages_to(&email)[mails_before].subject();
+    assert!(notice.contains("deleted"), "subject: {notice}");
+
+    // The address is free again: a new account, verified with a new code.
+    assert_eq!(
+        app.signup(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let code = app.nth_code(&email, mails_before + 2).await;
+    assert_eq!(app.verify(&email, &code).await.status(), StatusCode::OK);
+    let fresh = app.token(&email, PASSWORD).await;
+    assert_eq!(app.me(&fresh).await.status(), StatusCode::OK);
+    app.cleanup().await;
+}
+
 crate::both_profiles!(
+    deleting_the_account_ends_every_session_and_frees_the_address,
     full_lifecycle_signup_to_reset,
     sessions_end_after_the_idle_timeout_but_not_while_in_use
 );

@@ -141,6 +141,21 @@ impl ChangePasswordRequest {
     }
 }
 
+/// `DELETE /me`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeleteAccountRequest {
+    /// The account's password, asked again before the account goes.
+    #[schema(value_type = String)]
+    pub password: SecretString,
+}
+
+impl DeleteAccountRequest {
+    /// Parses into the domain type; a password no account could have is simply wrong.
+    pub fn try_into_domain(self) -> Result<PasswordAttempt, ApiError> {
+        PasswordAttempt::parse(self.password).ok_or(ApiError::WrongCurrentPassword)
+    }
+}
+
 /// `POST /reset-password`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {

@@ -6,8 +6,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use auth_core::{
-    AuthenticateError, ChangePasswordError, EmailError, Failure, ForgotPasswordError, LoginError,
-    OtpCheckError, PasswordError, ResendOtpError, SessionError, SignupError,
+    AuthenticateError, ChangePasswordError, DeleteAccountError, EmailError, Failure,
+    ForgotPasswordError, LoginError, OtpCheckError, PasswordError, ResendOtpError, SessionError,
+    SignupError,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -340,6 +341,16 @@ impl From<SessionError> for ApiError {
         match e {
             SessionError::NotFound => Self::NotFound,
             SessionError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<DeleteAccountError> for ApiError {
+    fn from(e: DeleteAccountError) -> Self {
+        match e {
+            DeleteAccountError::InvalidCredentials => Self::WrongCurrentPassword,
+            DeleteAccountError::Unauthenticated => Self::Unauthenticated,
+            DeleteAccountError::Failure(f) => Self::from_failure(f),
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::routes;
         routes::resend_otp,
         routes::login,
         routes::me,
+        routes::delete_account,
         routes::logout,
         routes::logout_all,
         routes::list_sessions,
@@ -32,7 +33,7 @@ use crate::routes;
     ),
     components(schemas(
         SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, Transport,
-        ChangePasswordRequest, ResetPasswordRequest, UserDto, UserResponse, LoginSession,
+        ChangePasswordRequest, DeleteAccountRequest, ResetPasswordRequest, UserDto, UserResponse, LoginSession,
         LoginResponse, MeSession, MeResponse, SessionDto, SessionsResponse, AcceptedResponse,
         HealthResponse, ReadyResponse, ErrorBody, ErrorDetail,
     )),

@@ -35,7 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/me")
                 .route(web::get().to(me))
-                .route(web::post().to(me)),
+                .route(web::post().to(me))
+                .route(web::delete().to(delete_account)),
         )
         .service(resource("/logout").route(web::post().to(logout)))
         .service(resource("/logout-all").route(web::post().to(logout_all)))
@@ -189,6 +190,34 @@ pub async fn me(auth: AuthenticatedSession) -> Result {
             expires_at: s.expires_at,
         },
     }))
+}
+
+/// Delete the account for good, after asking for its password again: every session is
+/// revoked, the account removed (its address is free for a new signup), a notice mailed.
+#[utoipa::path(delete, path = "/me", request_body = DeleteAccountRequest, tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Deleted; every session revoked; cookie cleared"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "`invalid_credentials`: wrong password; nothing changed"),
+        (status = 503, body = ErrorBody, description = "`service_unavailable`: try again after `Retry-After`; the account is deleted only on 204"),
+    ))]
+pub async fn delete_account(
+    state: web::Data<AppState>,
+    auth: AuthenticatedSession,
+    // Wrapped so that an unauthenticated request is told 401, not what is wrong with its body.
+    body: std::result::Result<web::Json<DeleteAccountRequest>, actix_web::Error>,
+) -> std::result::Result<HttpResponse, actix_web::Error> {
+    let password = body?.into_inner().try_into_domain()?;
+    state.hashing_capacity()?;
+    state
+        .service
+        .delete_account(&auth.session, &password)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::NoContent()
+        .cookie(state.cookie.removal_cookie())
+        .finish())
 }
 
 /// Revoke the current session.

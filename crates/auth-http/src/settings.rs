@@ -614,6 +614,7 @@ mod tests {
     fn durations_accept_seconds_and_units() {
         let s = with(&[("SESSION_TTL", "3600"), ("OTP_TTL", "5m")]).unwrap();
         assert_eq!(s.session_ttl, Duration::from_secs(3600));
+        assert_eq!(s.otp_ttl, Duration::from_secs(300));
         assert_eq!(s.session_idle_timeout, Some(Duration::from_secs(30 * 60)));
         let s = with(&[("SESSION_IDLE_TIMEOUT", "15m")]).unwrap();
         assert_eq!(s.session_idle_timeout, Some(Duration::from_secs(15 * 60)));
@@ -626,6 +627,5 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(s.otp_ttl, Duration::from_secs(300));
     }
 }

@@ -281,6 +281,14 @@ impl UserRepository for PgUserRepository {
         }
     }
 
+    #[tracing::instrument(name = "pg.users.delete", skip_all, fields(user_id = %id))]
+    async fn delete(&self, id: UserId) -> Result<bool, UserRepoError> {
+        let mut conn = self.checkout().await?;
+        let query = diesel::delete(users::table.find(id.as_uuid()));
+        let outcome = tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await;
+        Ok(self.settle(conn, outcome)? > 0)
+    }
+
     #[tracing::instrument(name = "pg.users.ping", skip_all)]
     async fn ping(&self) -> Result<(), UserRepoError> {
         let mut conn = self.checkout().await?;

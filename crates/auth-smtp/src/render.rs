@@ -33,6 +33,7 @@ pub fn message_kind(message: &MailMessage) -> &'static str {
         MailMessage::ResetPassword { .. } => "reset_password",
         MailMessage::PasswordChanged => "password_changed",
         MailMessage::SignupAttempted => "signup_attempted",
+        MailMessage::AccountDeleted => "account_deleted",
     }
 }
 
@@ -126,6 +127,23 @@ fn content(message: &MailMessage) -> Content {
                     .to_owned(),
                 "If it was not you, you can ignore this email: nothing was created, and your \
                  account has not changed."
+                    .to_owned(),
+            ],
+        },
+        MailMessage::AccountDeleted => Content {
+            subject: format!("Your {PRODUCT_NAME} account was deleted"),
+            lead: format!(
+                "Your {PRODUCT_NAME} account and everything it held were just deleted, and \
+                 every device was signed out."
+            ),
+            code: None,
+            paragraphs: vec![
+                "If you did this, there is nothing else to do. You can sign up again with this \
+                 address at any time."
+                    .to_owned(),
+                "If you did not, someone knew your password and was signed in to your account. \
+                 Check the security of your email account and of the other places where you \
+                 used that password."
                     .to_owned(),
             ],
         },
@@ -251,6 +269,7 @@ mod tests {
             },
             MailMessage::PasswordChanged,
             MailMessage::SignupAttempted,
+            MailMessage::AccountDeleted,
         ]
     }
 
@@ -383,6 +402,6 @@ mod tests {
     #[test]
     fn kinds_are_distinct() {
         let kinds: std::collections::HashSet<_> = all_messages().iter().map(message_kind).collect();
-        assert_eq!(kinds.len(), 4);
+        assert_eq!(kinds.len(), all_messages().len());
     }
 }

@@ -332,6 +332,17 @@ impl UserRepository for SqliteUserRepository {
         }
     }
 
+    #[tracing::instrument(name = "sqlite.users.delete", skip_all, fields(user_id = %id))]
+    async fn delete(&self, id: UserId) -> Result<bool, UserRepoError> {
+        let _turn = self.write_turn().await?;
+        let mut conn = self.checkout().await?;
+        let deleted = diesel::delete(users::table.find(id_text(id)))
+            .execute(&mut conn)
+            .await
+            .map_err(errors::from_diesel)?;
+        Ok(deleted > 0)
+    }
+
     #[tracing::instrument(name = "sqlite.users.ping", skip_all)]
     async fn ping(&self) -> Result<(), UserRepoError> {
         let mut conn = self.checkout().await?;

@@ -37,6 +37,8 @@ pub enum MailMessage {
     /// Notice that someone tried to sign up with an address that already has an account
     /// (sent instead of an error when enumeration protection is on).
     SignupAttempted,
+    /// Notice that the account was deleted (by its owner, with the password).
+    AccountDeleted,
 }
 
 /// Sends transactional mail.

@@ -68,6 +68,10 @@ pub trait UserRepository: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError>;
 
+    /// Deletes the account for good; `Ok(false)` when there is none. Afterwards its address is
+    /// free: a new signup with it creates a new account.
+    async fn delete(&self, id: UserId) -> Result<bool, UserRepoError>;
+
     /// Checks that the store answers. MUST return [`UserRepoError::Unavailable`] when it does not.
     async fn ping(&self) -> Result<(), UserRepoError>;
 }

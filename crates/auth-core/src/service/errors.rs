@@ -256,7 +256,23 @@ pub enum ChangePasswordError {
     Failure(Failure),
 }
 
+/// Errors of [`crate::AuthService::delete_account`].
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteAccountError {
+    /// The password is wrong; nothing changed.
+    #[error("the password is wrong")]
+    InvalidCredentials,
+    /// The account no longer exists.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// A port failed. The sessions may be revoked already; the account is deleted only when
+    /// this is not returned.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
 from_failure!(
+    DeleteAccountError,
     SignupError,
     OtpCheckError,
     ResendOtpError,

@@ -542,6 +542,45 @@ impl AuthService {
         Ok(())
     }
 
+    /// Deletes the account of the session's user, who must give the password again (ASVS
+    /// 7.4.2, 7.5.3): every session is revoked, the account is removed for good (its address is
+    /// free for a new signup) and a notice is mailed.
+    ///
+    /// Sessions go first: should the deletion then fail, the user is logged out everywhere
+    /// but keeps the account. They are revoked once more afterwards, so that a login racing
+    /// the deletion leaves no session behind.
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn delete_account(
+        &self,
+        session: &Session,
+        password: &PasswordAttempt,
+    ) -> Result<(), DeleteAccountError> {
+        let Some(creds) = self.ports.users.find_by_id(session.user.id).await? else {
+            return Err(DeleteAccountError::Unauthenticated);
+        };
+        let check = self
+            .ports
+            .hasher
+            .verify(password.secret(), &creds.password_hash)
+            .await?;
+        if !check.is_match() {
+            info!("account deletion refused: wrong password");
+            return Err(DeleteAccountError::InvalidCredentials);
+        }
+        let id = creds.user.id;
+        self.ports.sessions.delete_all_for_user(id, None).await?;
+        let deleted = self.ports.users.delete(id).await?;
+        self.ports.sessions.delete_all_for_user(id, None).await?;
+        if !deleted {
+            // Deleted meanwhile by a parallel request, which sends the notice.
+            return Err(DeleteAccountError::Unauthenticated);
+        }
+        info!("account deleted; every session revoked");
+        self.send_best_effort(&creds.user.email, &MailMessage::AccountDeleted)
+            .await;
+        Ok(())
+    }
+
     /// Starts a password reset. Returns `Ok(())` whatever the address; a reset code is mailed
     /// only to an existing, verified account, at most once per cooldown.
     #[instrument(skip_all)]

@@ -2332,3 +2332,109 @@ fn reset_password_surfaces_an_overloaded_hasher_and_changes_nothing() {
         other => panic!("{other:?}"),
     }
 }
+
+// --- delete_account --------------------------------------------------------------------------
+
+#[test]
+fn delete_account_revokes_sessions_before_and_after_deleting_and_mails_a_notice() {
+    let mut h = Harness::new();
+    account_by_id(&mut h);
+    h.verifies(PASSWORD, PasswordCheck::Match);
+    let mut order = mockall::Sequence::new();
+    h.sessions
+        .expect_delete_all_for_user()
+        .withf(|id, keep| *id == ada_id() && keep.is_none())
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(2));
+    h.users
+        .expect_delete()
+        .withf(|id| *id == ada_id())
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(true));
+    h.sessions
+        .expect_delete_all_for_user()
+        .withf(|id, keep| *id == ada_id() && keep.is_none())
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(0));
+    h.mailer
+        .expect_send()
+        .withf(|to, message| *to == email() && *message == MailMessage::AccountDeleted)
+        .times(1)
+        .returning(|_, _| Ok(()));
+
+    let result = block_on(
+        h.service()
+            .delete_account(&current_session(), &attempt(PASSWORD)),
+    );
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn delete_account_with_a_wrong_password_changes_nothing() {
+    let mut h = Harness::new();
+    account_by_id(&mut h);
+    h.verifies("wrong password", PasswordCheck::Mismatch);
+    h.users.expect_delete().never();
+    h.sessions.expect_delete_all_for_user().never();
+    h.mailer.expect_send().never();
+
+    let result = block_on(
+        h.service()
+            .delete_account(&current_session(), &attempt("wrong password")),
+    );
+
+    assert!(
+        matches!(result, Err(DeleteAccountError::InvalidCredentials)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn delete_account_keeps_the_account_when_sessions_cannot_be_revoked() {
+    let mut h = Harness::new();
+    account_by_id(&mut h);
+    h.verifies(PASSWORD, PasswordCheck::Match);
+    h.sessions
+        .expect_delete_all_for_user()
+        .times(1)
+        .returning(|_, _| Err(SessionStoreError::Unavailable("down".into())));
+    h.users.expect_delete().never();
+    h.mailer.expect_send().never();
+
+    let result = block_on(
+        h.service()
+            .delete_account(&current_session(), &attempt(PASSWORD)),
+    );
+
+    assert!(
+        matches!(
+            result,
+            Err(DeleteAccountError::Failure(Failure::Unavailable(
+                Dependency::SessionStore,
+                _
+            )))
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn delete_account_of_a_vanished_account_is_unauthenticated() {
+    let mut h = Harness::new();
+    h.users.expect_find_by_id().returning(|_| Ok(None));
+    h.users.expect_delete().never();
+
+    let result = block_on(
+        h.service()
+            .delete_account(&current_session(), &attempt(PASSWORD)),
+    );
+
+    assert!(
+        matches!(result, Err(DeleteAccountError::Unauthenticated)),
+        "{result:?}"
+    );
+}

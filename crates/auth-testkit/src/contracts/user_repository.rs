@@ -36,6 +36,7 @@ pub async fn run(repo: Arc<dyn UserRepository>) {
     mark_verified_keeps_the_first_time(repo.as_ref()).await;
     set_password_hash_works_in_any_state(repo.as_ref()).await;
     changes_touch_only_their_own_account(repo.as_ref()).await;
+    delete_removes_only_that_account_and_frees_the_address(repo.as_ref()).await;
 }
 
 /// `ping` succeeds on a working store.
@@ -409,6 +410,61 @@ pub async fn changes_touch_only_their_own_account(repo: &dyn UserRepository) {
 }
 
 /// Now, truncated to whole microseconds: the precision every store must keep.
+/// `delete` removes the account (by id and by address), says whether there was one, leaves
+/// other accounts alone, and frees the address for a new account.
+pub async fn delete_removes_only_that_account_and_frees_the_address(repo: &dyn UserRepository) {
+    let t0 = now_micros();
+    let doomed = new_user("delete-me", t0);
+    let bystander = new_user("delete-bystander", t0);
+    create_ok(repo, &doomed).await;
+    create_ok(repo, &bystander).await;
+
+    let deleted = repo.delete(doomed.id).await;
+    assert!(
+        matches!(deleted, Ok(true)),
+        "UserRepository contract: delete of an existing account must return Ok(true), got \
+         {deleted:?}"
+    );
+    let by_id = repo.find_by_id(doomed.id).await;
+    assert!(
+        matches!(by_id, Ok(None)),
+        "UserRepository contract: a deleted account must not be found by id, got {by_id:?}"
+    );
+    let by_email = repo.find_by_email(&doomed.email).await;
+    assert!(
+        matches!(by_email, Ok(None)),
+        "UserRepository contract: a deleted account must not be found by address, got \
+         {by_email:?}"
+    );
+    let again = repo.delete(doomed.id).await;
+    assert!(
+        matches!(again, Ok(false)),
+        "UserRepository contract: deleting twice (or an unknown id) must return Ok(false), got \
+         {again:?}"
+    );
+    assert!(
+        matches!(repo.delete(unique_id()).await, Ok(false)),
+        "UserRepository contract: delete of an unknown id must return Ok(false)"
+    );
+    assert_eq!(
+        find_by_id_ok(repo, bystander.id).await.user.email,
+        bystander.email,
+        "UserRepository contract: delete must leave other accounts alone"
+    );
+
+    let reborn = NewUser {
+        id: unique_id(),
+        email: doomed.email.clone(),
+        ..new_user("delete-me-again", t0)
+    };
+    create_ok(repo, &reborn).await;
+    assert_eq!(
+        find_by_id_ok(repo, reborn.id).await.user.email,
+        doomed.email,
+        "UserRepository contract: the address of a deleted account must be free for a new one"
+    );
+}
+
 fn now_micros() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
 }
