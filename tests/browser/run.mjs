@@ -530,6 +530,31 @@ async function main() {
     await other.close();
   });
 
+  await step('delete the account: a wrong password changes nothing, the right one ends it', async () => {
+    await page.goto(`${base}/ui/account`);
+    await onPage(page, 'account');
+    await page.locator('#account-email').filter({ hasText: email }).waitFor();
+    await page.fill('#delete-password', 'certainly not the password');
+    await page.getByRole('button', { name: 'Delete my account' }).click();
+    await page.locator('#delete-password-error').filter({ hasText: 'Nothing was deleted' }).waitFor();
+    check((await page.getAttribute('#delete-password', 'aria-invalid')) === 'true', 'wrong password marked on its field');
+    check((await page.inputValue('#delete-password')) === '', 'password field emptied');
+    await page.reload();
+    await onPage(page, 'account');
+    await page.locator('#account-email').filter({ hasText: email }).waitFor();
+    await shot(page, 'account-delete', DESKTOP.width);
+    await page.fill('#delete-password', NEW_PASSWORD);
+    await page.getByRole('button', { name: 'Delete my account' }).click();
+    await onPage(page, 'signup');
+    await page.locator('#notice').filter({ hasText: 'account was deleted' }).waitFor();
+    await page.goto(`${base}/ui/account`);
+    await onPage(page, 'login');
+    await page.fill('#email', email);
+    await page.fill('#password', NEW_PASSWORD);
+    await page.click('button[type="submit"]');
+    await page.locator('#form-error').filter({ hasText: 'Invalid email or password.' }).waitFor();
+  });
+
   await step('no script errors and no Content-Security-Policy violations', async () => {
     check(problems.length === 0, problems.join('\n'));
   });

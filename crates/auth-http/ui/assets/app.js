@@ -15,6 +15,7 @@
     'logged-out': 'You are logged out.',
     'logged-out-all': 'You are logged out on every device.',
     expired: 'Log in to see your account.',
+    deleted: 'Your account was deleted and every session was logged out. A confirmation is on its way to your mailbox.',
   };
   // Errors without `fields` that still concern one field.
   const CODE_FIELDS = {
@@ -408,10 +409,13 @@
     const loading = byId('loading');
     const logout = byId('logout');
     const logoutAll = byId('logout-all');
+    const deleteForm = byId('delete-form');
     const conceal = () => {
       section.hidden = true;
       loading.hidden = false;
       ['account-email', 'account-verified', 'session-created', 'session-expires'].forEach((id) => { byId(id).textContent = ''; });
+      fieldInput(deleteForm, 'password').value = '';
+      clearErrors(deleteForm);
     };
 
     // On every showing, also from the back/forward cache: ask the server again.
@@ -448,6 +452,29 @@
     };
     wire(logout, '/logout', 'logged-out', logoutAll);
     wire(logoutAll, '/logout-all', 'logged-out-all', logout);
+
+    onSubmit(deleteForm, async () => {
+      const input = fieldInput(deleteForm, 'password');
+      const password = input.value;
+      if (!validate(deleteForm, [['password', passwordProblem(password, 'your password')]])) return undefined;
+      const r = await api('DELETE', '/me', { password });
+      input.value = '';
+      if (r.ok) {
+        go('/ui/signup?notice=deleted');
+        return 'navigating';
+      }
+      if (r.status === 401) {
+        window.location.replace('/ui/login?notice=expired');
+        return 'navigating';
+      }
+      if (r.error.code === 'invalid_credentials') {
+        setFieldError(deleteForm, 'password', 'That is not your password. Nothing was deleted.');
+        input.focus();
+        return undefined;
+      }
+      showError(deleteForm, r.error);
+      return undefined;
+    });
   }
 
   wireRevealButtons();
