@@ -413,22 +413,18 @@ impl Settings {
                 Some(idle)
             }
         };
-        let workers = match get(&["HTTP_WORKERS"]) {
-            None => None,
-            Some((_, v)) => {
-                Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    err("HTTP_WORKERS", format!("{v:?} is not a positive number"))
-                })?)
-            }
+        let positive = |var: &'static str| -> Result<Option<usize>, ConfigError> {
+            get(&[var])
+                .map(|(_, v)| {
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| err(var, format!("{v:?} is not a positive number")))
+                })
+                .transpose()
         };
-        let argon2_workers = match get(&["ARGON2_WORKERS"]) {
-            None => None,
-            Some((_, v)) => {
-                Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    err("ARGON2_WORKERS", format!("{v:?} is not a positive number"))
-                })?)
-            }
-        };
+        let workers = positive("HTTP_WORKERS")?;
+        let argon2_workers = positive("ARGON2_WORKERS")?;
         let argon2_queue =
             match get(&["ARGON2_QUEUE"]) {
                 None => None,

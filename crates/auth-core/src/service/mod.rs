@@ -16,7 +16,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::otp::{OtpCode, OtpPurpose, OtpSecret, StoredOtp};
 use crate::domain::password::{Password, PasswordAttempt, PasswordPolicy};
 use crate::domain::session::{ClientInfo, Session, SessionId, SessionToken};
-use crate::domain::user::{NewUser, User, UserId};
+use crate::domain::user::{NewUser, User, UserCredentials, UserId};
 use crate::ports::{
     Clock, MailMessage, Mailer, OtpStore, PasswordCheck, PasswordHasher, RandomSource, SendSlot,
     SessionStore, UserRepoError, UserRepository,
@@ -169,6 +169,14 @@ impl std::fmt::Debug for AuthService {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Why [`AuthService::reauthenticate`] said no.
+enum Reauth {
+    /// The account no longer exists.
+    Gone,
+    /// The password is not the account's.
+    WrongPassword,
 }
 
 /// Time from `then` to `now`; zero if `then` is later (a clock step back).
@@ -498,6 +506,28 @@ impl AuthService {
         }
     }
 
+    /// The session user's account, if `password` is theirs (asked again before sensitive
+    /// changes).
+    async fn reauthenticate(
+        &self,
+        session: &Session,
+        password: &PasswordAttempt,
+    ) -> Result<Result<UserCredentials, Reauth>, Failure> {
+        let Some(creds) = self.ports.users.find_by_id(session.user.id).await? else {
+            return Ok(Err(Reauth::Gone));
+        };
+        let check = self
+            .ports
+            .hasher
+            .verify(password.secret(), &creds.password_hash)
+            .await?;
+        Ok(if check.is_match() {
+            Ok(creds)
+        } else {
+            Err(Reauth::WrongPassword)
+        })
+    }
+
     /// Changes the password of the session's user. The current password is required; every
     /// other session of the user is revoked, the current one stays; a notice is mailed.
     #[instrument(skip_all, fields(user_id = %session.user.id))]
@@ -507,18 +537,14 @@ impl AuthService {
         current: &PasswordAttempt,
         new_password: Password,
     ) -> Result<(), ChangePasswordError> {
-        let Some(creds) = self.ports.users.find_by_id(session.user.id).await? else {
-            return Err(ChangePasswordError::Unauthenticated);
+        let creds = match self.reauthenticate(session, current).await? {
+            Ok(creds) => creds,
+            Err(Reauth::Gone) => return Err(ChangePasswordError::Unauthenticated),
+            Err(Reauth::WrongPassword) => {
+                info!("password change refused: wrong current password");
+                return Err(ChangePasswordError::InvalidCredentials);
+            }
         };
-        let check = self
-            .ports
-            .hasher
-            .verify(current.secret(), &creds.password_hash)
-            .await?;
-        if !check.is_match() {
-            info!("password change refused: wrong current password");
-            return Err(ChangePasswordError::InvalidCredentials);
-        }
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         let now = self.ports.clock.now();
         match self
@@ -555,18 +581,14 @@ impl AuthService {
         session: &Session,
         password: &PasswordAttempt,
     ) -> Result<(), DeleteAccountError> {
-        let Some(creds) = self.ports.users.find_by_id(session.user.id).await? else {
-            return Err(DeleteAccountError::Unauthenticated);
+        let creds = match self.reauthenticate(session, password).await? {
+            Ok(creds) => creds,
+            Err(Reauth::Gone) => return Err(DeleteAccountError::Unauthenticated),
+            Err(Reauth::WrongPassword) => {
+                info!("account deletion refused: wrong password");
+                return Err(DeleteAccountError::InvalidCredentials);
+            }
         };
-        let check = self
-            .ports
-            .hasher
-            .verify(password.secret(), &creds.password_hash)
-            .await?;
-        if !check.is_match() {
-            info!("account deletion refused: wrong password");
-            return Err(DeleteAccountError::InvalidCredentials);
-        }
         let id = creds.user.id;
         self.ports.sessions.delete_all_for_user(id, None).await?;
         let deleted = self.ports.users.delete(id).await?;
