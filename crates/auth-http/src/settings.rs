@@ -74,6 +74,9 @@ pub struct Settings {
     pub bind_addr: SocketAddr,
     /// `DATABASE_URL`: `postgres://...` or `sqlite://path` (default `sqlite://./data/secureauth.db`).
     pub database_url: SecretString,
+    /// `DATABASE_CA_FILE`: PEM file of the CAs trusted for TLS to PostgreSQL
+    /// (`?sslmode=require` in `DATABASE_URL`); without it, the public web roots.
+    pub database_ca_file: Option<PathBuf>,
     /// `REDIS_URL`: Redis URL; `None` keeps sessions and codes in process memory (one instance).
     pub redis_url: Option<SecretString>,
     /// `REDIS_KEY_PREFIX`: prefix of every Redis key (default `secureauth:`).
@@ -274,6 +277,13 @@ impl Settings {
                 "must start with postgres://, postgresql:// or sqlite://",
             ));
         }
+        let database_ca_file = get(&["DATABASE_CA_FILE"]).map(|(_, v)| PathBuf::from(v));
+        if database_ca_file.is_some() && !is_postgres {
+            return Err(err(
+                "DATABASE_CA_FILE",
+                "applies to a postgres:// DATABASE_URL with sslmode=require",
+            ));
+        }
         let redis_url = get(&["REDIS_URL"]).map(|(_, v)| v);
         if let Some(url) = &redis_url {
             if !url.starts_with("redis://") && !url.starts_with("rediss://") {
@@ -444,6 +454,7 @@ impl Settings {
             app_env,
             bind_addr,
             database_url: database_url.into(),
+            database_ca_file,
             redis_url: redis_url.map(SecretString::from),
             redis_key_prefix,
             smtp,

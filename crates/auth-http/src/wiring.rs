@@ -23,6 +23,7 @@ fn postgres_settings(settings: &Settings) -> PostgresSettings {
     let mut pg = PostgresSettings::new(settings.database_url.clone());
     pg.connect_timeout = settings.dependency_timeout;
     pg.acquire_timeout = settings.dependency_timeout;
+    pg.ca_file.clone_from(&settings.database_ca_file);
     pg
 }
 

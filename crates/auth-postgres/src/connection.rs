@@ -18,24 +18,68 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Opens one connection, giving up after `timeout`.
-pub(crate) async fn establish(
-    config: &tokio_postgres::Config,
-    timeout: Duration,
-) -> ConnectionResult<AsyncPgConnection> {
-    let connect = async {
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
-        AsyncPgConnection::try_from_client_and_connection(client, connection).await
-    };
-    match tokio::time::timeout(timeout, connect).await {
-        Ok(result) => result,
-        Err(_) => Err(ConnectionError::BadConnection(format!(
-            "no connection to PostgreSQL within {timeout:?}"
-        ))),
+/// A parsed connection configuration and how connections are secured: plain, or TLS with the
+/// server's certificate and host name verified by rustls.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Connector {
+    /// Connections without TLS.
+    pub(crate) fn plain(config: tokio_postgres::Config) -> Self {
+        Self { config, tls: None }
     }
+
+    /// Connections over TLS only, verified against `tls`'s roots.
+    pub(crate) fn tls(config: tokio_postgres::Config, tls: rustls::ClientConfig) -> Self {
+        Self {
+            config,
+            tls: Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
+        }
+    }
+
+    /// Opens one connection, giving up after `timeout`.
+    pub(crate) async fn establish(&self, timeout: Duration) -> ConnectionResult<AsyncPgConnection> {
+        let failed = |e: tokio_postgres::Error| ConnectionError::BadConnection(chain(&e));
+        let connect = async {
+            match &self.tls {
+                None => {
+                    let (client, connection) = self
+                        .config
+                        .connect(tokio_postgres::NoTls)
+                        .await
+                        .map_err(failed)?;
+                    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+                }
+                Some(tls) => {
+                    let (client, connection) =
+                        self.config.connect(tls.clone()).await.map_err(failed)?;
+                    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectionError::BadConnection(format!(
+                "no connection to PostgreSQL within {timeout:?}"
+            ))),
+        }
+    }
+}
+
+/// An error and its causes on one line ("error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer"): the pool keeps only a string.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A pool manager that opens connections with [`establish`] and checks each one with a bounded
@@ -43,13 +87,13 @@ pub(crate) async fn establish(
 /// the pool is replaced instead of failing the next request, and the pool heals by itself once
 /// the server is back.
 pub(crate) fn manager(
-    config: Arc<tokio_postgres::Config>,
+    connector: Arc<Connector>,
     connect_timeout: Duration,
 ) -> AsyncDieselConnectionManager<AsyncPgConnection> {
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     manager_config.custom_setup = Box::new(move |_url: &str| {
-        let config = Arc::clone(&config);
-        Box::pin(async move { establish(&config, connect_timeout).await })
+        let connector = Arc::clone(&connector);
+        Box::pin(async move { connector.establish(connect_timeout).await })
     });
     manager_config.recycling_method = RecyclingMethod::CustomFunction(recycle_check(move |conn| {
         Box::pin(bounded_ping(conn, connect_timeout))

@@ -7,7 +7,6 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::connection;
 use crate::settings::{PostgresError, PostgresSettings};
 
 /// The migrations of the workspace's top-level `migrations/` folder, compiled into the binary
@@ -41,8 +40,9 @@ pub enum MigrationError {
 /// runs in its own transaction. The lock belongs to the session, so it is released even if this
 /// process dies half-way.
 pub async fn run_migrations(settings: &PostgresSettings) -> Result<Vec<String>, MigrationError> {
-    let config = settings.connect_config()?;
-    let conn = connection::establish(&config, settings.connect_timeout)
+    let conn = settings
+        .connector()?
+        .establish(settings.connect_timeout)
         .await
         .map_err(|e| MigrationError::Unavailable(Box::new(e)))?;
     // Diesel's migration harness is synchronous; the wrapper blocks on the runtime, which is

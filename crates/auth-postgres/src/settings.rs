@@ -1,6 +1,7 @@
 //! [`PostgresSettings`]: what the adapter needs to know, and the pool it builds from it.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use diesel_async::pooled_connection::deadpool::{BuildError, Pool};
 use diesel_async::AsyncPgConnection;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::connection;
+use crate::connection::{self, Connector};
 
 /// The connection pool type used by this crate.
 pub type PgPool = Pool<AsyncPgConnection>;
@@ -46,6 +47,15 @@ pub struct PostgresSettings {
     /// Longest time one statement may take once it has a connection. When it elapses the
     /// operation fails with `Unavailable` and the connection is discarded.
     pub query_timeout: Duration,
+    /// PEM file of the certificate authorities that sign the server's certificate, for a URL
+    /// with `sslmode=require`. Without it, the public web roots (Mozilla's, from
+    /// `webpki-roots`) are trusted.
+    ///
+    /// TLS: `sslmode=require` connects over TLS only and verifies the server's certificate
+    /// chain and host name (stricter than libpq's `require`, which checks neither). Without
+    /// `sslmode`, or with `disable` or `prefer`, connections are plain: an unverified TLS
+    /// connection would not stop an active attacker, so `prefer` does not try one.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl PostgresSettings {
@@ -66,6 +76,7 @@ impl PostgresSettings {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
             query_timeout: Self::DEFAULT_QUERY_TIMEOUT,
+            ca_file: None,
         }
     }
 
@@ -75,12 +86,26 @@ impl PostgresSettings {
     /// Fails only when the settings are unusable (malformed URL, no host, zero size or
     /// timeout); call `ping()` on the repository at start-up to check reachability.
     pub fn pool(&self) -> Result<PgPool, PostgresError> {
-        let config = self.connect_config()?;
-        let manager = connection::manager(Arc::new(config), self.connect_timeout);
+        let manager = connection::manager(Arc::new(self.connector()?), self.connect_timeout);
         Pool::builder(manager)
             .max_size(self.max_connections)
             .build()
             .map_err(PostgresError::Pool)
+    }
+
+    /// The parsed URL and its transport (plain or verified TLS), after checking every setting.
+    pub(crate) fn connector(&self) -> Result<Connector, PostgresError> {
+        let config = self.connect_config()?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            let tls = tls_client_config(self.ca_file.as_deref())?;
+            return Ok(Connector::tls(config, tls));
+        }
+        if self.ca_file.is_some() {
+            return Err(PostgresError::InvalidSettings(
+                "a CA file is set, but the URL does not ask for TLS: add sslmode=require",
+            ));
+        }
+        Ok(Connector::plain(config))
     }
 
     /// The parsed URL, after checking every setting.
@@ -109,6 +134,39 @@ impl PostgresSettings {
     }
 }
 
+/// rustls settings trusting the CAs of `ca_file`, or the public web roots without one.
+fn tls_client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, PostgresError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+
+    let tls_error = |e: &dyn fmt::Display| PostgresError::Tls(e.to_string().into());
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    PostgresError::Tls(format!("CA file {}: {e}", path.display()).into())
+                })?;
+            if certs.is_empty() {
+                return Err(PostgresError::Tls(
+                    format!("CA file {} holds no certificate", path.display()).into(),
+                ));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| tls_error(&e))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl fmt::Debug for PostgresSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresSettings")
@@ -117,6 +175,7 @@ impl fmt::Debug for PostgresSettings {
             .field("connect_timeout", &self.connect_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("query_timeout", &self.query_timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -130,6 +189,9 @@ pub enum PostgresError {
     /// A setting is out of range.
     #[error("invalid PostgreSQL settings: {0}")]
     InvalidSettings(&'static str),
+    /// The TLS settings cannot be used (unreadable CA file, no certificate in it...).
+    #[error("unusable PostgreSQL TLS settings: {0}")]
+    Tls(#[source] BoxError),
     /// The pool could not be built.
     #[error("could not build the PostgreSQL connection pool")]
     Pool(#[source] BuildError),

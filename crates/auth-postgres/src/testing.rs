@@ -118,7 +118,8 @@ impl TestDatabase {
         let repository =
             PgUserRepository::connect(&settings).map_err(TestDatabaseError::Settings)?;
 
-        let mut conn = connection::establish(&admin, PostgresSettings::DEFAULT_CONNECT_TIMEOUT)
+        let mut conn = connection::Connector::plain(admin.clone())
+            .establish(PostgresSettings::DEFAULT_CONNECT_TIMEOUT)
             .await
             .map_err(|e| TestDatabaseError::Unreachable {
                 target: target.clone(),
@@ -335,7 +336,8 @@ async fn drop_database(admin_url: &SecretString, name: &str) -> Result<(), TestD
         source,
     };
     let admin = admin_config(admin_url)?;
-    let mut conn = connection::establish(&admin, PostgresSettings::DEFAULT_CONNECT_TIMEOUT)
+    let mut conn = connection::Connector::plain(admin.clone())
+        .establish(PostgresSettings::DEFAULT_CONNECT_TIMEOUT)
         .await
         .map_err(|e| failed(Box::new(e)))?;
     // FORCE ends sessions still open on it (a pool a test leaked, a spawned server).
