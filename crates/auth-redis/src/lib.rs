@@ -36,6 +36,12 @@
 //! session keys named inside the script, so the adapter needs a standalone Redis (or a
 //! single-shard deployment), not Redis Cluster. Redis 5 or newer.
 //!
+//! ## TLS
+//!
+//! A `rediss://` URL connects over TLS (rustls) and verifies the server's certificate and host
+//! name against the system's CA store (`SSL_CERT_FILE` / `SSL_CERT_DIR` point it elsewhere).
+//! There is no switch to skip verification.
+//!
 //! ## Failures
 //!
 //! Connection refused, timeouts, broken connections and pool errors become `Unavailable`;

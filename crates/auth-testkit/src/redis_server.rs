@@ -47,6 +47,14 @@ pub struct ThrowawayRedis {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    tls: Option<TlsPort>,
+}
+
+/// The TLS listener of a server started with [`ThrowawayRedis::start_tls`].
+struct TlsPort {
+    port: u16,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 impl ThrowawayRedis {
@@ -58,8 +66,35 @@ impl ThrowawayRedis {
         Self::try_start().unwrap_or_else(|e| panic!("cannot start a throwaway redis-server: {e}"))
     }
 
+    /// Like [`Self::start`], plus a TLS listener on a second loopback port serving
+    /// `cert_pem` (with its private key `key_pem`); clients are not asked for certificates.
+    /// The plain port stays open (readiness is checked on it).
+    ///
+    /// # Panics
+    /// When the server cannot be started, with the reason and the end of its log.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::try_start_with(Some((cert_pem, key_pem)))
+            .unwrap_or_else(|e| panic!("cannot start a throwaway redis-server with TLS: {e}"))
+    }
+
+    /// `rediss://{host}:{tls port}` of a server started with [`Self::start_tls`].
+    ///
+    /// # Panics
+    /// When the server has no TLS listener.
+    pub fn tls_url(&self, host: &str) -> String {
+        let tls = self
+            .tls
+            .as_ref()
+            .unwrap_or_else(|| panic!("this server was started without TLS"));
+        format!("rediss://{host}:{}", tls.port)
+    }
+
     /// Like [`Self::start`], but returns the failure.
     pub fn try_start() -> io::Result<Self> {
+        Self::try_start_with(None)
+    }
+
+    fn try_start_with(pems: Option<(&str, &str)>) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "auth-testkit-redis-{}-{}",
             std::process::id(),
@@ -67,12 +102,30 @@ impl ThrowawayRedis {
         ));
         fs::create_dir_all(&dir)?;
         let mut last_err = None;
+        let tls_files = match pems {
+            Some((cert_pem, key_pem)) => {
+                let (cert, key) = (dir.join("tls-cert.pem"), dir.join("tls-key.pem"));
+                fs::write(&cert, cert_pem)?;
+                fs::write(&key, key_pem)?;
+                Some((cert, key))
+            }
+            None => None,
+        };
         for _ in 0..PORT_TRIES {
             let port = free_port()?;
+            let tls = match &tls_files {
+                Some((cert, key)) => Some(TlsPort {
+                    port: free_port()?,
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                None => None,
+            };
             let mut server = Self {
                 child: None,
                 port,
                 dir: dir.clone(),
+                tls,
             };
             match server.spawn_and_wait() {
                 Ok(()) => return Ok(server),
@@ -80,6 +133,10 @@ impl ThrowawayRedis {
                 Err(e) => last_err = Some(e),
             }
             fs::create_dir_all(&dir)?;
+            if let (Some((cert, key)), Some((cert_pem, key_pem))) = (&tls_files, pems) {
+                fs::write(cert, cert_pem)?;
+                fs::write(key, key_pem)?;
+            }
         }
         let _ = fs::remove_dir_all(&dir);
         Err(last_err.unwrap_or_else(|| io::Error::other("no attempt was made")))
@@ -139,7 +196,18 @@ impl ThrowawayRedis {
         let binary = std::env::var_os(BINARY_ENV).unwrap_or_else(|| "redis-server".into());
         let log = self.log_path();
         let _ = fs::remove_file(&log);
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls-port")
+                .arg(tls.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .args(["--tls-auth-clients", "no"]);
+        }
+        let child = command
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
