@@ -121,8 +121,14 @@ impl Scripts {
 impl RedisStore {
     /// Validates the settings and builds the pool. Does not connect: connections are opened
     /// on first use, so the service can start while Redis is down (readiness says so).
+    ///
+    /// For `rediss://`, redis-rs builds its TLS client on rustls' process-wide crypto
+    /// provider, which rustls cannot pick by itself when a build enables more than one; this
+    /// installs *ring* as that default unless the process already chose one.
     pub fn new(settings: &RedisSettings) -> Result<Self, RedisSetupError> {
         settings.validate()?;
+        // Err only when a provider is installed already, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             inner: Arc::new(Inner {
                 exec: Executor::new(settings)?,

@@ -13,7 +13,7 @@ use tracing::{info, instrument, warn, Span};
 pub use errors::*;
 
 use crate::domain::email::EmailAddress;
-use crate::domain::otp::{OtpCode, OtpPurpose, OtpSecret, StoredOtp};
+use crate::domain::otp::{OtpCode, OtpMac, OtpPurpose, OtpSecret, StoredOtp};
 use crate::domain::password::{Password, PasswordAttempt, PasswordPolicy};
 use crate::domain::session::{ClientInfo, Session, SessionId, SessionToken};
 use crate::domain::user::{NewUser, User, UserCredentials, UserId};
@@ -637,13 +637,17 @@ impl AuthService {
         code: &OtpCode,
         new_password: Password,
     ) -> Result<User, ResetPasswordError> {
-        self.check_code(OtpPurpose::ResetPassword, email, code)
-            .await?;
+        // The code is used up only once the new hash exists: an overloaded hasher leaves it
+        // valid for another try. It is used up before the hash is stored, so that of two
+        // parallel resets with the right code exactly one sets a password.
+        let purpose = OtpPurpose::ResetPassword;
+        let candidate = self.match_code(purpose, email, code).await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
             return Err(OtpCheckError::InvalidOtp);
         };
         Span::current().record("user_id", tracing::field::display(creds.user.id));
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
+        self.consume_code(purpose, email, &candidate).await?;
         let now = self.ports.clock.now();
         match self
             .ports
@@ -735,6 +739,18 @@ impl AuthService {
         email: &EmailAddress,
         code: &OtpCode,
     ) -> Result<(), OtpCheckError> {
+        let candidate = self.match_code(purpose, email, code).await?;
+        self.consume_code(purpose, email, &candidate).await
+    }
+
+    /// Counts an attempt and compares the code (in constant time) without using it up; the
+    /// code's MAC, to consume it with, when it is right, live and not exhausted.
+    async fn match_code(
+        &self,
+        purpose: OtpPurpose,
+        email: &EmailAddress,
+        code: &OtpCode,
+    ) -> Result<OtpMac, OtpCheckError> {
         let Some(attempt) = self.ports.otps.record_attempt(purpose, email).await? else {
             return Err(OtpCheckError::InvalidOtp);
         };
@@ -760,7 +776,17 @@ impl AuthService {
             );
             return Err(OtpCheckError::InvalidOtp);
         }
-        if !self.ports.otps.consume(purpose, email, &candidate).await? {
+        Ok(candidate)
+    }
+
+    /// Uses the code up, atomically: of two requests with the right code, one gets `Ok`.
+    async fn consume_code(
+        &self,
+        purpose: OtpPurpose,
+        email: &EmailAddress,
+        candidate: &OtpMac,
+    ) -> Result<(), OtpCheckError> {
+        if !self.ports.otps.consume(purpose, email, candidate).await? {
             // Someone else used it a moment ago.
             return Err(OtpCheckError::InvalidOtp);
         }

@@ -2315,7 +2315,8 @@ fn reset_password_surfaces_an_overloaded_hasher_and_changes_nothing() {
         at(TEN_MINUTES),
         1,
     );
-    h.otps.expect_consume().returning(|_, _, _| Ok(true));
+    // The code stays valid for another try once the hasher has room again.
+    h.otps.expect_consume().never();
     h.user_lookup(Some(creds(true)));
     h.hasher
         .expect_hash()
