@@ -703,7 +703,28 @@ async fn a_saturated_hasher_refuses_at_once_and_changes_nothing(profile: Profile
             (res.status(), started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Until the holder's hash has started (the only thread busy, no queue: saturated).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready: Value = app
+            .client
+            .get(app.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match ready["checks"]["password_hasher"].as_str() {
+            Some("saturated") => break,
+            Some("ok") => assert!(
+                Instant::now() < deadline,
+                "the holder never reached the hasher"
+            ),
+            other => panic!("/ready reports no hasher load: {ready}, {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let newcomer = app.email();
     let started = Instant::now();
@@ -724,6 +745,16 @@ async fn a_saturated_hasher_refuses_at_once_and_changes_nothing(profile: Profile
     }
     let (status, held_for) = holder.await.unwrap();
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let ready: Value = app
+        .client
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["password_hasher"], "ok", "{ready}");
     assert!(
         quickly < held_for,
         "three refusals took {quickly:?}, longer than the one hash ({held_for:?})"

@@ -319,6 +319,8 @@ pub struct HealthResponse {
 pub struct ReadyResponse {
     /// `ok` or `unavailable`.
     pub status: &'static str,
-    /// Each dependency: `ok` or `down`.
+    /// Each dependency: `ok` or `down`; and `password_hasher`: `ok`, or `saturated` while
+    /// every hashing thread is busy and its queue is full (logins then get 503; the instance
+    /// stays ready).
     pub checks: BTreeMap<&'static str, &'static str>,
 }

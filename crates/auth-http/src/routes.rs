@@ -366,10 +366,20 @@ pub async fn health() -> HttpResponse {
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let r = state.service.readiness().await;
     let status = |ok: bool| if ok { "ok" } else { "down" };
-    let checks = BTreeMap::from([
+    let mut checks = BTreeMap::from([
         ("user_store", status(r.users)),
         ("session_store", status(r.sessions)),
     ]);
+    if let Some(hasher) = &state.hasher {
+        // Load, not health: a saturated hasher still serves sessions, so it does not make the
+        // instance unready; it tells operators (and autoscalers) why logins get 503.
+        let load = if hasher.is_saturated() {
+            "saturated"
+        } else {
+            "ok"
+        };
+        checks.insert("password_hasher", load);
+    }
     if r.users && r.sessions {
         HttpResponse::Ok().json(ReadyResponse {
             status: "ok",
