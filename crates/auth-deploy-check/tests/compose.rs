@@ -10,10 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use std::time::Duration;
 
 use auth_http::settings::{AppEnv, ConfigError, Settings, SmtpTls};
-use auth_smtp::{SmtpConfigError, SmtpMailer, SmtpSettings, TlsMode};
+use auth_smtp::{SmtpConfigError, SmtpMailer};
 use serde::Deserialize;
 use serde_norway::Value;
 use url::Url;
@@ -690,21 +689,11 @@ fn with(env: &HashMap<String, String>, overrides: &[(&str, &str)]) -> HashMap<St
     env
 }
 
-/// The mailer `auth_http::wiring::build_service` builds from these settings (same mapping),
-/// minus the connection: sender, credentials and TLS are checked without any network.
+/// The mailer `auth_http::wiring::build_service` builds from these settings (the same
+/// mapping), minus the connection: sender, credentials and TLS are checked without any network.
 fn mailer(settings: &Settings) -> Result<SmtpMailer, SmtpConfigError> {
     let smtp = settings.smtp.as_ref().expect("SMTP is configured");
-    let tls = match smtp.tls {
-        SmtpTls::Implicit => TlsMode::Implicit,
-        SmtpTls::StartTls => TlsMode::StartTls,
-        SmtpTls::None => TlsMode::None,
-    };
-    let mut s = SmtpSettings::new(smtp.host.clone(), tls, settings.mail_from.clone());
-    s.port = smtp.port;
-    s.username = smtp.username.clone();
-    s.password = smtp.password.clone();
-    s.timeout = settings.dependency_timeout.max(Duration::from_secs(5));
-    SmtpMailer::new(s)
+    SmtpMailer::new(auth_http::wiring::smtp_settings(settings, smtp))
 }
 
 fn url(env: &HashMap<String, String>, var: &str) -> Url {

@@ -17,7 +17,7 @@ use auth_sqlite::{SqliteSettings, SqliteUserRepository};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretBox};
 
-use crate::settings::{AppEnv, Settings, SmtpTls};
+use crate::settings::{AppEnv, Settings, SmtpConfig, SmtpTls};
 
 fn postgres_settings(settings: &Settings) -> PostgresSettings {
     let mut pg = PostgresSettings::new(settings.database_url.clone());
@@ -25,6 +25,24 @@ fn postgres_settings(settings: &Settings) -> PostgresSettings {
     pg.acquire_timeout = settings.dependency_timeout;
     pg.ca_file.clone_from(&settings.database_ca_file);
     pg
+}
+
+/// The SMTP adapter's settings for `smtp` (`SMTP_*`, `MAIL_FROM`, `DEPENDENCY_TIMEOUT`).
+pub fn smtp_settings(settings: &Settings, smtp: &SmtpConfig) -> SmtpSettings {
+    let tls = match smtp.tls {
+        SmtpTls::Implicit => TlsMode::Implicit,
+        SmtpTls::StartTls => TlsMode::StartTls,
+        SmtpTls::None => TlsMode::None,
+    };
+    let mut s = SmtpSettings::new(smtp.host.clone(), tls, settings.mail_from.clone());
+    s.port = smtp.port;
+    s.username = smtp.username.clone();
+    s.password = smtp.password.clone();
+    // Sending a message takes a few round trips: never less than 5 s for the whole of it.
+    s.timeout = settings
+        .dependency_timeout
+        .max(std::time::Duration::from_secs(5));
+    s
 }
 
 fn is_postgres(settings: &Settings) -> bool {
@@ -130,20 +148,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
 
     let mailer: Arc<dyn Mailer> = match &settings.smtp {
         Some(smtp) => {
-            let tls = match smtp.tls {
-                SmtpTls::Implicit => TlsMode::Implicit,
-                SmtpTls::StartTls => TlsMode::StartTls,
-                SmtpTls::None => TlsMode::None,
-            };
-            let mut s = SmtpSettings::new(smtp.host.clone(), tls, settings.mail_from.clone());
-            s.port = smtp.port;
-            s.username = smtp.username.clone();
-            s.password = smtp.password.clone();
-            s.timeout = settings
-                .dependency_timeout
-                .max(std::time::Duration::from_secs(5));
             profile.push(format!("mail:     SMTP via {}:{}", smtp.host, smtp.port));
-            Arc::new(SmtpMailer::new(s).context("SMTP settings (SMTP_*, MAIL_FROM)")?)
+            let mailer = SmtpMailer::new(smtp_settings(settings, smtp));
+            Arc::new(mailer.context("SMTP settings (SMTP_*, MAIL_FROM)")?)
         }
         None => {
             let m = FileMailer::new(&settings.mail_dir)
