@@ -85,17 +85,25 @@ impl Argon2Settings {
     pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
-impl Default for Argon2Settings {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+impl Argon2Settings {
+    /// The defaults, with `max_concurrent` runs at once and a queue of
+    /// [`Self::DEFAULT_QUEUE_PER_SLOT`] per run.
+    pub fn with_concurrency(max_concurrent: usize) -> Self {
         Self {
             memory_kib: Self::OWASP_MEMORY_KIB,
             iterations: Self::OWASP_ITERATIONS,
             parallelism: Self::OWASP_PARALLELISM,
-            max_concurrent: cores,
-            max_queue: cores.saturating_mul(Self::DEFAULT_QUEUE_PER_SLOT),
+            max_concurrent,
+            max_queue: max_concurrent.saturating_mul(Self::DEFAULT_QUEUE_PER_SLOT),
             queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
         }
+    }
+}
+
+impl Default for Argon2Settings {
+    /// One run per core ([`Argon2Settings::with_concurrency`] with the number of cores).
+    fn default() -> Self {
+        Self::with_concurrency(std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
     }
 }
 

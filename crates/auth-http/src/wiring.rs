@@ -166,17 +166,15 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
     };
 
     let (m, t, p) = settings.argon2;
-    let defaults = Argon2Settings::default();
-    let max_concurrent = settings.argon2_workers.unwrap_or(defaults.max_concurrent);
+    let base = settings
+        .argon2_workers
+        .map_or_else(Argon2Settings::default, Argon2Settings::with_concurrency);
     let hasher = Argon2Hasher::new(Argon2Settings {
         memory_kib: m,
         iterations: t,
         parallelism: p,
-        max_concurrent,
-        max_queue: settings
-            .argon2_queue
-            .unwrap_or(max_concurrent.saturating_mul(Argon2Settings::DEFAULT_QUEUE_PER_SLOT)),
-        ..defaults
+        max_queue: settings.argon2_queue.unwrap_or(base.max_queue),
+        ..base
     })
     .context("Argon2 settings (ARGON2_*)")?;
 
