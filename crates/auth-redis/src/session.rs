@@ -117,21 +117,32 @@ pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
 
+impl RedisStore {
+    /// Runs a script that stores `session` under its key for `ttl` and indexes it under its
+    /// user (`session_insert`, `session_touch`: same keys, same arguments).
+    async fn write_session(
+        &self,
+        script: &redis::Script,
+        session: &Session,
+        ttl: Duration,
+        retry: Retry,
+    ) -> Result<i64, Failure> {
+        let keys = &self.inner.keys;
+        let mut call = script.prepare_invoke();
+        call.key(keys.session(&session.token_hash))
+            .key(keys.user_sessions(session.user.id))
+            .arg(encode(session)?)
+            .arg(ttl_millis(ttl))
+            .arg(session.token_hash.to_hex());
+        self.inner.exec.run(Request::Script(&call), retry).await
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn insert(&self, session: &Session, ttl: Duration) -> Result<(), SessionStoreError> {
-        let json = encode(session)?;
-        let keys = &self.inner.keys;
-        let mut call = self.inner.scripts.session_insert.prepare_invoke();
-        call.key(keys.session(&session.token_hash))
-            .key(keys.user_sessions(session.user.id))
-            .arg(json)
-            .arg(ttl_millis(ttl))
-            .arg(session.token_hash.to_hex());
-        let _: i64 = self
-            .inner
-            .exec
-            .run(Request::Script(&call), Retry::Never)
+        let script = &self.inner.scripts.session_insert;
+        self.write_session(script, session, ttl, Retry::Never)
             .await?;
         Ok(())
     }
@@ -149,19 +160,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, session: &Session, ttl: Duration) -> Result<bool, SessionStoreError> {
-        let json = encode(session)?;
-        let keys = &self.inner.keys;
-        let mut call = self.inner.scripts.session_touch.prepare_invoke();
-        call.key(keys.session(&session.token_hash))
-            .key(keys.user_sessions(session.user.id))
-            .arg(json)
-            .arg(ttl_millis(ttl))
-            .arg(session.token_hash.to_hex());
         // Running it twice stores the same value with the same TTL: safe to retry.
-        let live: i64 = self
-            .inner
-            .exec
-            .run(Request::Script(&call), Retry::Idempotent)
+        let script = &self.inner.scripts.session_touch;
+        let live = self
+            .write_session(script, session, ttl, Retry::Idempotent)
             .await?;
         Ok(live == 1)
     }
