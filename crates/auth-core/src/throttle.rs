@@ -386,10 +386,7 @@ impl Throttle {
             RateSubject::Session(session),
             &self.config.reauth_failures_per_session,
         )];
-        Ok(self
-            .spend("reauthenticate", client, budgets)
-            .await?
-            .is_ok())
+        Ok(self.spend("reauthenticate", client, budgets).await?.is_ok())
     }
 }
 
@@ -504,7 +501,10 @@ mod tests {
         let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
         let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         assert_eq!(budget_ip(a, 64), budget_ip(b, 64));
-        assert_eq!(budget_ip(a, 64), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            budget_ip(a, 64),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
         assert_ne!(budget_ip(a, 64), budget_ip(other, 64));
         assert_ne!(budget_ip(a, 128), budget_ip(b, 128));
         assert_eq!(budget_ip(a, 128), a);

@@ -313,7 +313,9 @@ impl From<ResendOtpError> for ApiError {
 impl From<ForgotPasswordError> for ApiError {
     fn from(e: ForgotPasswordError) -> Self {
         match e {
-            ForgotPasswordError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            ForgotPasswordError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
             ForgotPasswordError::Failure(f) => Self::from_failure(f),
         }
     }
@@ -353,7 +355,9 @@ impl From<DeleteAccountError> for ApiError {
         match e {
             DeleteAccountError::InvalidCredentials => Self::WrongCurrentPassword,
             DeleteAccountError::Unauthenticated => Self::Unauthenticated,
-            DeleteAccountError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            DeleteAccountError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
             DeleteAccountError::Failure(f) => Self::from_failure(f),
         }
     }
@@ -364,7 +368,9 @@ impl From<ChangePasswordError> for ApiError {
         match e {
             ChangePasswordError::InvalidCredentials => Self::WrongCurrentPassword,
             ChangePasswordError::Unauthenticated => Self::Unauthenticated,
-            ChangePasswordError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            ChangePasswordError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
             ChangePasswordError::Failure(f) => Self::from_failure(f),
         }
     }

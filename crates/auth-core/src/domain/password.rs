@@ -287,7 +287,9 @@ mod tests {
         assert!(matches!(parse(&huge), Err(PasswordError::TooLong { .. })));
         assert_eq!(
             PasswordAttempt::parse(huge.into()).err(),
-            Some(PasswordError::TooLong { max: MAX_PASSWORD_CHARS })
+            Some(PasswordError::TooLong {
+                max: MAX_PASSWORD_CHARS
+            })
         );
         assert_eq!(
             PasswordAttempt::parse(String::new().into()).err(),

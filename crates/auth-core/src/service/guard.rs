@@ -134,9 +134,10 @@ impl AuthService {
     ) -> Result<UserCredentials, Reauth> {
         let _slot = self.hashing_slot(client, Holder::User(session.user.id))?;
         if let Err(retry_after) = self.throttle.reauth(session.user.id, client).await? {
-            return Err(self.reauth_failed(session, client).await?.unwrap_or(
-                Reauth::Stop(Stop::Retry(retry_after)),
-            ));
+            return Err(self
+                .reauth_failed(session, client)
+                .await?
+                .unwrap_or(Reauth::Stop(Stop::Retry(retry_after))));
         }
         let Some(creds) = self
             .ports

@@ -30,8 +30,8 @@ use crate::domain::password::PasswordPolicy;
 use crate::domain::session::{Session, SessionId, SessionToken};
 use crate::domain::user::{User, UserId};
 use crate::ports::{
-    Clock, MailMessage, Mailer, OtpStore, PasswordHasher, RandomSource, RateLimiter,
-    SessionStore, UserRepository,
+    Clock, MailMessage, Mailer, OtpStore, PasswordHasher, RandomSource, RateLimiter, SessionStore,
+    UserRepository,
 };
 use crate::throttle::{Throttle, ThrottleConfig};
 

@@ -315,7 +315,11 @@ fn verify_otp_with_the_right_code_consumes_it_by_its_mac_and_marks_the_email_ver
             })
         });
 
-    let user = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client())).unwrap();
+    let user = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    )
+    .unwrap();
 
     assert_eq!(user.verified_at, Some(t0()));
 }
@@ -410,7 +414,10 @@ fn verify_otp_losing_the_consume_race_is_invalid_otp() {
         .returning(|_, _, _| Ok(false));
     h.users.expect_mark_verified().never();
 
-    let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client()));
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
 
     assert!(
         matches!(result, Err(OtpCheckError::InvalidOtp)),
@@ -431,7 +438,10 @@ fn verify_otp_with_a_wrong_code_is_invalid_otp_and_nothing_is_consumed() {
     h.otps.expect_discard().never();
     h.users.expect_mark_verified().never();
 
-    let result = block_on(h.service().verify_otp(&email(), &code(WRONG_CODE), &client()));
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(WRONG_CODE), &client()),
+    );
 
     assert!(
         matches!(result, Err(OtpCheckError::InvalidOtp)),
@@ -474,7 +484,10 @@ fn verify_otp_fifth_attempt_with_the_right_code_still_succeeds() {
     h.user_lookup(Some(creds(false)));
     h.marks_verified();
 
-    let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client()));
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
 
     assert!(result.unwrap().is_verified());
 }
@@ -493,7 +506,10 @@ fn verify_otp_sixth_attempt_is_refused_and_leaves_the_code_to_concurrent_attempt
     h.otps.expect_consume().never();
     h.users.expect_mark_verified().never();
 
-    let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client()));
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
 
     assert!(
         matches!(result, Err(OtpCheckError::TooManyAttempts)),
@@ -514,7 +530,10 @@ fn verify_otp_attempt_limit_is_configurable() {
     h.otps.expect_discard().never();
     h.otps.expect_consume().never();
 
-    let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client()));
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
 
     assert!(
         matches!(result, Err(OtpCheckError::TooManyAttempts)),
@@ -533,7 +552,10 @@ fn verify_otp_for_an_unknown_address_is_invalid_otp() {
     h.users.expect_find_by_email().never();
     h.users.expect_mark_verified().never();
 
-    let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client()));
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
 
     assert!(
         matches!(result, Err(OtpCheckError::InvalidOtp)),
@@ -557,7 +579,10 @@ fn verify_otp_for_a_code_whose_account_is_gone_is_invalid_otp() {
     h.user_lookup(None);
     h.users.expect_mark_verified().never();
 
-    let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client()));
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
 
     assert!(
         matches!(result, Err(OtpCheckError::InvalidOtp)),
@@ -579,7 +604,10 @@ fn verify_otp_refuses_a_code_whose_mac_was_made_for_password_reset() {
     h.otps.expect_consume().never();
     h.users.expect_mark_verified().never();
 
-    let result = block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client()));
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
 
     assert!(
         matches!(result, Err(OtpCheckError::InvalidOtp)),
@@ -625,7 +653,8 @@ fn a_verification_code_never_resets_a_password() {
     block_on(svc.resend_otp(&email(), &client())).unwrap();
     let verify_code = last_mailed_code(&outbox);
 
-    let result = block_on(svc.reset_password(&email(), &verify_code, password(NEW_PASSWORD), &client()));
+    let result =
+        block_on(svc.reset_password(&email(), &verify_code, password(NEW_PASSWORD), &client()));
 
     assert!(
         matches!(result, Err(OtpCheckError::InvalidOtp)),
@@ -649,7 +678,9 @@ fn reset_password_refuses_a_code_whose_mac_was_made_for_email_verification() {
     let result = block_on(h.service().reset_password(
         &email(),
         &code(FIRST_CODE),
-        password(NEW_PASSWORD), &client()));
+        password(NEW_PASSWORD),
+        &client(),
+    ));
 
     assert!(
         matches!(result, Err(OtpCheckError::InvalidOtp)),
@@ -674,8 +705,9 @@ fn the_same_code_is_stored_under_a_different_mac_per_purpose() {
     };
 
     // Both draw FIRST_CODE from a fresh StepRandom.
-    let (verify_purpose, verify_mac) =
-        stored_mac(false, &|svc| block_on(svc.resend_otp(&email(), &client())).unwrap());
+    let (verify_purpose, verify_mac) = stored_mac(false, &|svc| {
+        block_on(svc.resend_otp(&email(), &client())).unwrap()
+    });
     let (reset_purpose, reset_mac) = stored_mac(true, &|svc| {
         block_on(svc.forgot_password(&email(), &client())).unwrap()
     });
@@ -829,10 +861,11 @@ fn delete_account_revokes_sessions_before_and_after_deleting_and_mails_a_notice(
         .times(1)
         .returning(|_, _| Ok(()));
 
-    let result = block_on(
-        h.service()
-            .delete_account(&current_session(), &attempt(PASSWORD), &client()),
-    );
+    let result = block_on(h.service().delete_account(
+        &current_session(),
+        &attempt(PASSWORD),
+        &client(),
+    ));
 
     assert!(result.is_ok(), "{result:?}");
 }
@@ -846,10 +879,11 @@ fn delete_account_with_a_wrong_password_changes_nothing() {
     h.sessions.expect_delete_all_for_user().never();
     h.mailer.expect_send().never();
 
-    let result = block_on(
-        h.service()
-            .delete_account(&current_session(), &attempt("wrong password"), &client()),
-    );
+    let result = block_on(h.service().delete_account(
+        &current_session(),
+        &attempt("wrong password"),
+        &client(),
+    ));
 
     assert!(
         matches!(result, Err(DeleteAccountError::InvalidCredentials)),
@@ -869,10 +903,11 @@ fn delete_account_keeps_the_account_when_sessions_cannot_be_revoked() {
     h.users.expect_delete().never();
     h.mailer.expect_send().never();
 
-    let result = block_on(
-        h.service()
-            .delete_account(&current_session(), &attempt(PASSWORD), &client()),
-    );
+    let result = block_on(h.service().delete_account(
+        &current_session(),
+        &attempt(PASSWORD),
+        &client(),
+    ));
 
     assert!(
         matches!(
@@ -892,10 +927,11 @@ fn delete_account_of_a_vanished_account_is_unauthenticated() {
     h.users.expect_find_by_id().returning(|_| Ok(None));
     h.users.expect_delete().never();
 
-    let result = block_on(
-        h.service()
-            .delete_account(&current_session(), &attempt(PASSWORD), &client()),
-    );
+    let result = block_on(h.service().delete_account(
+        &current_session(),
+        &attempt(PASSWORD),
+        &client(),
+    ));
 
     assert!(
         matches!(result, Err(DeleteAccountError::Unauthenticated)),

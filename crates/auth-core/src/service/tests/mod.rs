@@ -20,21 +20,22 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::*;
-#[allow(unused_imports)]
-use crate::*;
 use crate::domain::otp::{OtpAttempt, OtpMac};
 use crate::domain::password::PasswordHash;
 use crate::domain::session::TokenHash;
 use crate::domain::user::UserCredentials;
 use crate::ports::{
     BoxError, HasherError, MailerError, MockMailer, MockOtpStore, MockPasswordHasher,
-    MockSessionStore, MockUserRepository, OsRandom, OtpStoreError, RateLimiter,
-    SessionStoreError, Unlimited,
+    MockSessionStore, MockUserRepository, OsRandom, OtpStoreError, RateLimiter, SessionStoreError,
+    Unlimited,
 };
 use crate::testing::ManualClock;
+#[allow(unused_imports)]
+use crate::*;
 
 mod account;
 mod codes;
+mod guard;
 mod outages;
 mod password;
 mod sessions;
@@ -230,9 +231,7 @@ impl Harness {
 
     fn service(mut self) -> AuthService {
         if !self.custom_epochs {
-            self.sessions
-                .expect_revocation_epoch()
-                .returning(|_| Ok(0));
+            self.sessions.expect_revocation_epoch().returning(|_| Ok(0));
             self.sessions
                 .expect_bump_revocation_epoch()
                 .returning(|_| Ok(()));
@@ -442,4 +441,3 @@ fn account_by_id(h: &mut Harness) {
         .withf(|id| *id == ada_id())
         .returning(|_| Ok(Some(creds(true))));
 }
-

@@ -59,7 +59,10 @@ fn verify_otp_surfaces_an_otp_store_outage() {
         .expect_record_attempt()
         .returning(|_, _| Err(OtpStoreError::Unavailable(outage())));
 
-    match block_on(h.service().verify_otp(&email(), &code(FIRST_CODE), &client())) {
+    match block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    ) {
         Err(OtpCheckError::Failure(f)) => assert_unavailable(&f, Dependency::OtpStore),
         other => panic!("{other:?}"),
     }
@@ -137,7 +140,10 @@ fn session_operations_surface_a_session_store_outage() {
     }
     for (operation, result) in [
         ("logout", block_on(svc.logout(&token))),
-        ("logout_all", block_on(svc.logout_all(&current_session())).map(|_| ())),
+        (
+            "logout_all",
+            block_on(svc.logout_all(&current_session())).map(|_| ()),
+        ),
         (
             "list_sessions",
             block_on(svc.list_sessions(ada_id())).map(|_| ()),
@@ -165,7 +171,9 @@ fn change_password_surfaces_a_user_store_outage_and_keeps_the_sessions() {
     match block_on(h.service().change_password(
         &current_session(),
         &attempt(PASSWORD),
-        password(NEW_PASSWORD), &client())) {
+        password(NEW_PASSWORD),
+        &client(),
+    )) {
         Err(ChangePasswordError::Failure(f)) => assert_unavailable(&f, Dependency::UserStore),
         other => panic!("{other:?}"),
     }
@@ -190,10 +198,12 @@ fn reset_password_surfaces_an_overloaded_hasher_and_changes_nothing() {
     h.sessions.expect_delete_all_for_user().never();
     h.mailer.expect_send().never();
 
-    match block_on(
-        h.service()
-            .reset_password(&email(), &code(FIRST_CODE), password(NEW_PASSWORD), &client()),
-    ) {
+    match block_on(h.service().reset_password(
+        &email(),
+        &code(FIRST_CODE),
+        password(NEW_PASSWORD),
+        &client(),
+    )) {
         Err(OtpCheckError::Failure(f)) => assert_unavailable(&f, Dependency::Hasher),
         other => panic!("{other:?}"),
     }

@@ -31,7 +31,9 @@ fn change_password_sets_the_new_hash_revokes_the_other_sessions_and_mails_a_noti
     let result = block_on(h.service().change_password(
         &current_session(),
         &attempt(PASSWORD),
-        password(NEW_PASSWORD), &client()));
+        password(NEW_PASSWORD),
+        &client(),
+    ));
 
     assert!(result.is_ok(), "{result:?}");
 }
@@ -49,7 +51,9 @@ fn change_password_with_a_wrong_current_password_changes_nothing() {
     let result = block_on(h.service().change_password(
         &current_session(),
         &attempt("wrong password"),
-        password(NEW_PASSWORD), &client()));
+        password(NEW_PASSWORD),
+        &client(),
+    ));
 
     assert!(
         matches!(result, Err(ChangePasswordError::InvalidCredentials)),
@@ -79,7 +83,9 @@ fn change_password_succeeds_when_the_notice_cannot_be_mailed() {
     let result = block_on(h.service().change_password(
         &current_session(),
         &attempt(PASSWORD),
-        password(NEW_PASSWORD), &client()));
+        password(NEW_PASSWORD),
+        &client(),
+    ));
 
     assert!(result.is_ok(), "{result:?}");
 }
@@ -95,7 +101,9 @@ fn change_password_for_a_deleted_account_is_unauthenticated() {
     let result = block_on(h.service().change_password(
         &current_session(),
         &attempt(PASSWORD),
-        password(NEW_PASSWORD), &client()));
+        password(NEW_PASSWORD),
+        &client(),
+    ));
 
     assert!(
         matches!(result, Err(ChangePasswordError::Unauthenticated)),
@@ -216,7 +224,9 @@ fn reset_password_sets_the_new_hash_revokes_every_session_and_mails_a_notice() {
     let user = block_on(h.service().reset_password(
         &email(),
         &code(FIRST_CODE),
-        password(NEW_PASSWORD), &client()))
+        password(NEW_PASSWORD),
+        &client(),
+    ))
     .unwrap();
 
     assert_eq!(user.id, ada_id());
@@ -245,7 +255,9 @@ fn reset_password_with_a_wrong_expired_or_exhausted_code_changes_nothing() {
         let result = block_on(h.service().reset_password(
             &email(),
             &code(typed),
-            password(NEW_PASSWORD), &client()));
+            password(NEW_PASSWORD),
+            &client(),
+        ));
 
         let got = match &result {
             Err(OtpCheckError::InvalidOtp) => "InvalidOtp",
@@ -281,7 +293,8 @@ fn reset_password_end_to_end_with_the_mailed_code() {
 
     clock.advance(TEN_MINUTES - secs(1));
     block_on(svc.reset_password(&email(), &reset_code, password(NEW_PASSWORD), &client())).unwrap();
-    let again = block_on(svc.reset_password(&email(), &reset_code, password(NEW_PASSWORD), &client()));
+    let again =
+        block_on(svc.reset_password(&email(), &reset_code, password(NEW_PASSWORD), &client()));
 
     assert!(matches!(again, Err(OtpCheckError::InvalidOtp)), "{again:?}");
     assert_eq!(

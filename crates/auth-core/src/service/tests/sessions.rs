@@ -5,7 +5,7 @@ use super::*;
 // --- login -----------------------------------------------------------------------------------
 
 /// Expects exactly one session insert and keeps what was inserted.
-fn capture_insert(h: &mut Harness) -> Arc<Mutex<Vec<(Session, Duration)>>> {
+pub(super) fn capture_insert(h: &mut Harness) -> Arc<Mutex<Vec<(Session, Duration)>>> {
     let inserted = Arc::new(Mutex::new(Vec::new()));
     let log = inserted.clone();
     h.sessions
