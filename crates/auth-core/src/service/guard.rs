@@ -71,12 +71,15 @@ impl From<Failure> for Reauth {
 pub struct HasherSaturated;
 
 impl AuthService {
-    /// One hashing slot for this client and `account`, after checking (without any I/O) that
-    /// the hasher could take the call at all.
+    /// One hashing slot for this client (and `account`, for password checks: login and
+    /// re-authentication, the targets of guessing), after checking (without any I/O) that the
+    /// hasher could take the call at all. Signup and reset hold only the client's slot: their
+    /// per-address budgets already bound them, and the owner's reset must not wait for a
+    /// stranger's login attempts on the same address.
     pub(super) fn hashing_slot(
         &self,
         client: &ClientInfo,
-        account: Holder,
+        account: Option<Holder>,
     ) -> Result<Permit, Stop> {
         if self.ports.hasher.is_saturated() {
             return Err(Stop::Failure(Failure::Unavailable(
@@ -84,7 +87,7 @@ impl AuthService {
                 Box::new(HasherSaturated),
             )));
         }
-        let mut holders = vec![account];
+        let mut holders: Vec<Holder> = account.into_iter().collect();
         if let Some(ip) = client.ip {
             holders.push(Holder::Ip(budget_ip(
                 ip,
@@ -111,7 +114,7 @@ impl AuthService {
         hashes: bool,
     ) -> Result<Option<Permit>, Stop> {
         let permit = if hashes {
-            Some(self.hashing_slot(client, Holder::Email(email.clone()))?)
+            Some(self.hashing_slot(client, None)?)
         } else {
             None
         };
@@ -132,7 +135,7 @@ impl AuthService {
         password: &PasswordAttempt,
         client: &ClientInfo,
     ) -> Result<UserCredentials, Reauth> {
-        let _slot = self.hashing_slot(client, Holder::User(session.user.id))?;
+        let _slot = self.hashing_slot(client, Some(Holder::User(session.user.id)))?;
         if let Err(retry_after) = self.throttle.reauth(session.user.id, client).await? {
             return Err(self
                 .reauth_failed(session, client)

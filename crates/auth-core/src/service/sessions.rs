@@ -31,7 +31,7 @@ impl AuthService {
         password: &PasswordAttempt,
         client: ClientInfo,
     ) -> Result<LoginOutcome, LoginError> {
-        let _slot = self.hashing_slot(&client, Holder::Email(email.clone()))?;
+        let _slot = self.hashing_slot(&client, Some(Holder::Email(email.clone())))?;
         self.admit(Action::Login, &client, email, false).await?;
         let epoch = self.ports.sessions.revocation_epoch(email).await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
