@@ -29,6 +29,7 @@ macro_rules! both_profiles {
 }
 
 mod abuse;
+mod addresses;
 mod embedded;
 mod failures;
 mod lifecycle;
