@@ -81,6 +81,7 @@ impl Application {
             },
             origins: OriginPolicy {
                 allowed: settings.allowed_origins.clone(),
+                secure_cookie: settings.cookie_secure,
             },
             client_ip: ClientIpPolicy {
                 trusted_proxies: settings.trusted_proxies.clone(),
