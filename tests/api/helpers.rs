@@ -458,3 +458,10 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// The temporary folder of the embedded profile (`data/` and `mail/` live in it).
+    pub fn temp_dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(tempfile::TempDir::path)
+    }
+}

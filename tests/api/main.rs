@@ -32,5 +32,6 @@ mod abuse;
 mod addresses;
 mod embedded;
 mod failures;
+mod hardening;
 mod lifecycle;
 mod logs;
