@@ -8,6 +8,9 @@ use crate::helpers::*;
 
 const HSTS: &str = "max-age=31536000; includeSubDomains";
 
+/// The `<style>` of the logo Swagger UI's standalone preset draws (an inline SVG).
+const LOGO_STYLE: &str = ".logo_small_svg__cls-2{fill:#fff}.logo_small_svg__cls-3{fill:#85ea2d}";
+
 /// Threat: a first visit over plain HTTP (or a downgrade) lets a network attacker read or set
 /// the session cookie. With Secure cookies the service is HTTPS-only, and says so.
 async fn hsts_is_sent_when_cookies_are_secure(profile: Profile) {
@@ -155,6 +158,17 @@ async fn docs_are_served_under_a_csp_that_allows_only_their_own_assets(profile: 
         }
         if asset.ends_with("swagger-initializer.js") {
             scripts = String::from_utf8_lossy(&body).into_owned();
+        }
+        if asset.ends_with("swagger-ui-standalone-preset.js") {
+            // The one inline style the scripts insert (the SVG logo's), allowed by its hash
+            // and by nothing broader: if Swagger UI changes it, this fails instead of the logo.
+            let bundle = String::from_utf8_lossy(&body);
+            assert!(bundle.contains(LOGO_STYLE), "the logo's style changed");
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            let hash = base64::engine::general_purpose::STANDARD
+                .encode(sha2::Sha256::digest(LOGO_STYLE.as_bytes()));
+            assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
         }
     }
     // The initializer points at this origin's document, without the online validator.
