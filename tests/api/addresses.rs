@@ -85,9 +85,10 @@ async fn odd_addresses_never_500(profile: Profile) {
         let res = app.signup(raw, PASSWORD).await;
         let status = res.status();
         let body: Value = res.json().await.unwrap_or_default();
-        if status != StatusCode::UNPROCESSABLE_ENTITY || body["error"]["code"] != "invalid_email"
-        {
-            failures.push(format!("{raw:?}: expected 422 invalid_email, got {status} {body}"));
+        if status != StatusCode::UNPROCESSABLE_ENTITY || body["error"]["code"] != "invalid_email" {
+            failures.push(format!(
+                "{raw:?}: expected 422 invalid_email, got {status} {body}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -108,7 +109,11 @@ async fn idn_forms_are_one_account(profile: Profile) {
     let res = app.signup(&unicode, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["user"]["email"], punycode.as_str(), "stored as punycode");
+    assert_eq!(
+        body["user"]["email"],
+        punycode.as_str(),
+        "stored as punycode"
+    );
     let code = app.nth_code(&punycode, 1).await;
     // Verifying with the other form of the address verifies the same account.
     assert_eq!(app.verify(&unicode, &code).await.status(), StatusCode::OK);
@@ -118,7 +123,10 @@ async fn idn_forms_are_one_account(profile: Profile) {
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(res).await, "email_taken");
     let res = app
-        .signup(&format!("{local}@BÜCHER.example"), "another good passphrase")
+        .signup(
+            &format!("{local}@BÜCHER.example"),
+            "another good passphrase",
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(app.user_rows().await, 1);

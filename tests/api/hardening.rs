@@ -142,7 +142,11 @@ async fn docs_are_served_under_a_csp_that_allows_only_their_own_assets(profile: 
         let url = app.url(&format!("/docs/{}", asset.trim_start_matches("./")));
         let res = app.client.get(&url).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{url}");
-        assert_eq!(res.headers()["content-security-policy"], csp.as_str(), "{url}");
+        assert_eq!(
+            res.headers()["content-security-policy"],
+            csp.as_str(),
+            "{url}"
+        );
         let body = res.bytes().await.unwrap();
         assert!(!body.is_empty(), "{url}");
         if asset.ends_with(".css") {
@@ -174,7 +178,12 @@ async fn docs_are_served_under_a_csp_that_allows_only_their_own_assets(profile: 
     // The initializer points at this origin's document, without the online validator.
     assert!(scripts.contains("\"/openapi.json\""), "{scripts}");
     assert!(scripts.contains("\"validatorUrl\": \"none\""), "{scripts}");
-    let res = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     // The API keeps its own, stricter policy.
     let res = app.client.get(app.url("/health")).send().await.unwrap();

@@ -389,12 +389,18 @@ mod tests {
             let e = auth_core::EmailAddress::parse(raw).unwrap_err();
             let sentence = e.to_string();
             let api = ApiError::from(e);
-            assert_eq!(api.status_code(), StatusCode::UNPROCESSABLE_ENTITY, "{raw:?}");
+            assert_eq!(
+                api.status_code(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{raw:?}"
+            );
             assert_eq!(api.code(), "invalid_email", "{raw:?}");
             match api {
                 ApiError::Validation { field, message, .. } => {
                     assert_eq!(field, "email");
-                    assert!(message.to_lowercase().contains(&sentence.to_lowercase()[..10]));
+                    assert!(message
+                        .to_lowercase()
+                        .contains(&sentence.to_lowercase()[..10]));
                 }
                 other => panic!("{raw:?}: {other:?}"),
             }

@@ -569,6 +569,9 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// A random-looking AUTH_SECRET (`openssl rand -hex 32`).
+    const STRONG_SECRET: &str = "3f9c2a7e8b1d4f60c5e2a9b7d3f18e4c6a0b5d9e2f7c1a8b4e6d0f3c9a2b7e5d";
+
     fn with(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars
             .iter()
@@ -593,7 +596,7 @@ mod tests {
     fn production_refuses_the_embedded_stores() {
         let base = [
             ("APP_ENV", "production"),
-            ("AUTH_SECRET", "3f9c2a7e8b1d4f60c5e2a9b7d3f18e4c6a0b5d9e2f7c1a8b4e6d0f3c9a2b7e5d"),
+            ("AUTH_SECRET", STRONG_SECRET),
             ("SMTP_HOST", "smtp.example.com"),
         ];
         assert_eq!(with(&base).unwrap_err().var, "REDIS_URL");
@@ -602,7 +605,7 @@ mod tests {
         assert!(with(&v).is_ok(), "SQLite is allowed in production");
         let e = with(&[
             ("APP_ENV", "production"),
-            ("AUTH_SECRET", "3f9c2a7e8b1d4f60c5e2a9b7d3f18e4c6a0b5d9e2f7c1a8b4e6d0f3c9a2b7e5d"),
+            ("AUTH_SECRET", STRONG_SECRET),
             ("REDIS_URL", "redis://cache"),
         ])
         .unwrap_err();
@@ -652,7 +655,7 @@ mod tests {
         }
         // What the README tells people to run: `openssl rand -hex 32` / `-base64 32`.
         for strong in [
-            "3f9c2a7e8b1d4f60c5e2a9b7d3f18e4c6a0b5d9e2f7c1a8b4e6d0f3c9a2b7e5d",
+            STRONG_SECRET,
             "q8Zr0T3vXk1mN5pL7sB2wY9cF4hJ6gD0aE+uR/oI3tQ=",
         ] {
             assert!(prod(strong).is_ok(), "{strong}");

@@ -177,9 +177,7 @@ impl Origin {
         let bare = self.host.trim_start_matches('[').trim_end_matches(']');
         self.host == "localhost"
             || self.host.ends_with(".localhost")
-            || bare
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+            || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -289,30 +287,115 @@ mod tests {
         };
         // Behind a TLS proxy (with or without X-Forwarded-Proto), Secure cookies: https only.
         for proto in [None, Some("https")] {
-            assert!(allows(&secure, "auth.example.com", "https://auth.example.com", proto));
-            assert!(allows(&secure, "auth.example.com", "https://AUTH.example.com:443", proto));
-            assert!(!allows(&secure, "auth.example.com", "http://auth.example.com", proto));
-            assert!(!allows(&secure, "auth.example.com", "https://auth.example.com:8443", proto));
-            assert!(!allows(&secure, "auth.example.com", "https://evil.example", proto));
-            assert!(!allows(&secure, "auth.example.com", "https://auth.example.com.evil.example", proto));
+            assert!(allows(
+                &secure,
+                "auth.example.com",
+                "https://auth.example.com",
+                proto
+            ));
+            assert!(allows(
+                &secure,
+                "auth.example.com",
+                "https://AUTH.example.com:443",
+                proto
+            ));
+            assert!(!allows(
+                &secure,
+                "auth.example.com",
+                "http://auth.example.com",
+                proto
+            ));
+            assert!(!allows(
+                &secure,
+                "auth.example.com",
+                "https://auth.example.com:8443",
+                proto
+            ));
+            assert!(!allows(
+                &secure,
+                "auth.example.com",
+                "https://evil.example",
+                proto
+            ));
+            assert!(!allows(
+                &secure,
+                "auth.example.com",
+                "https://auth.example.com.evil.example",
+                proto
+            ));
             assert!(!allows(&secure, "auth.example.com", "null", proto));
         }
-        assert!(allows(&secure, "auth.example.com:8443", "https://auth.example.com:8443", None));
-        assert!(!allows(&secure, "auth.example.com:8443", "https://auth.example.com", None));
+        assert!(allows(
+            &secure,
+            "auth.example.com:8443",
+            "https://auth.example.com:8443",
+            None
+        ));
+        assert!(!allows(
+            &secure,
+            "auth.example.com:8443",
+            "https://auth.example.com",
+            None
+        ));
         // Loopback: browsers send Secure cookies over http too; the received scheme decides.
-        assert!(allows(&secure, "127.0.0.1:8080", "http://127.0.0.1:8080", None));
-        assert!(!allows(&secure, "127.0.0.1:8080", "https://127.0.0.1:8080", None));
-        assert!(!allows(&secure, "127.0.0.1:8080", "http://127.0.0.1:8081", None));
-        assert!(!allows(&secure, "127.0.0.1:8080", "http://localhost:8080", None));
+        assert!(allows(
+            &secure,
+            "127.0.0.1:8080",
+            "http://127.0.0.1:8080",
+            None
+        ));
+        assert!(!allows(
+            &secure,
+            "127.0.0.1:8080",
+            "https://127.0.0.1:8080",
+            None
+        ));
+        assert!(!allows(
+            &secure,
+            "127.0.0.1:8080",
+            "http://127.0.0.1:8081",
+            None
+        ));
+        assert!(!allows(
+            &secure,
+            "127.0.0.1:8080",
+            "http://localhost:8080",
+            None
+        ));
         assert!(allows(&secure, "[::1]:8080", "http://[::1]:8080", None));
-        assert!(allows(&secure, "localhost:8080", "http://localhost:8080", None));
+        assert!(allows(
+            &secure,
+            "localhost:8080",
+            "http://localhost:8080",
+            None
+        ));
 
         let plain = OriginPolicy::default();
-        assert!(allows(&plain, "localhost:8080", "http://localhost:8080", None));
-        assert!(!allows(&plain, "localhost:8080", "https://localhost:8080", None));
+        assert!(allows(
+            &plain,
+            "localhost:8080",
+            "http://localhost:8080",
+            None
+        ));
+        assert!(!allows(
+            &plain,
+            "localhost:8080",
+            "https://localhost:8080",
+            None
+        ));
         assert!(allows(&plain, "site.test", "http://site.test:80", None));
-        assert!(allows(&plain, "site.test", "https://site.test", Some("https")));
-        assert!(!allows(&plain, "site.test", "http://site.test", Some("https")));
+        assert!(allows(
+            &plain,
+            "site.test",
+            "https://site.test",
+            Some("https")
+        ));
+        assert!(!allows(
+            &plain,
+            "site.test",
+            "http://site.test",
+            Some("https")
+        ));
     }
 
     #[test]
@@ -321,15 +404,38 @@ mod tests {
             allowed: vec!["https://app.example.com".into()],
             secure_cookie: true,
         };
-        assert!(allows(&policy, "auth.example.com", "https://app.example.com", None));
-        assert!(allows(&policy, "auth.example.com", "https://APP.example.com:443", None));
-        assert!(!allows(&policy, "auth.example.com", "http://app.example.com", None));
-        assert!(!allows(&policy, "auth.example.com", "https://app.example.com:444", None));
+        assert!(allows(
+            &policy,
+            "auth.example.com",
+            "https://app.example.com",
+            None
+        ));
+        assert!(allows(
+            &policy,
+            "auth.example.com",
+            "https://APP.example.com:443",
+            None
+        ));
+        assert!(!allows(
+            &policy,
+            "auth.example.com",
+            "http://app.example.com",
+            None
+        ));
+        assert!(!allows(
+            &policy,
+            "auth.example.com",
+            "https://app.example.com:444",
+            None
+        ));
     }
 
     #[test]
     fn authorities_parse() {
-        assert_eq!(split_authority("a.example:8080"), Some(("a.example", Some(8080))));
+        assert_eq!(
+            split_authority("a.example:8080"),
+            Some(("a.example", Some(8080)))
+        );
         assert_eq!(split_authority("[::1]:80"), Some(("[::1]", Some(80))));
         assert_eq!(split_authority("[::1]"), Some(("[::1]", None)));
         assert_eq!(split_authority("a.example"), Some(("a.example", None)));

@@ -19,7 +19,11 @@ fn lettre_accepts(email: &EmailAddress) -> Result<(), String> {
         return Err(format!("lettre rewrites {email:?} as {address}"));
     }
     Message::builder()
-        .from("SecureAuth <no-reply@example.com>".parse::<Mailbox>().unwrap())
+        .from(
+            "SecureAuth <no-reply@example.com>"
+                .parse::<Mailbox>()
+                .unwrap(),
+        )
         .to(Mailbox::new(None, address))
         .subject("s")
         .body(String::from("b"))

@@ -93,10 +93,16 @@ async fn mail_files_and_their_new_folders_are_private() {
     assert_eq!(mode(&tmp.path().join("new")), 0o700);
     assert_eq!(mode(&dir), 0o700);
     let to = EmailAddress::parse("bob@example.com").unwrap();
-    mailer.send(&to, &MailMessage::PasswordChanged).await.unwrap();
+    mailer
+        .send(&to, &MailMessage::PasswordChanged)
+        .await
+        .unwrap();
     // Recreated after removal: private again.
     std::fs::remove_dir_all(&dir).unwrap();
-    mailer.send(&to, &MailMessage::SignupAttempted).await.unwrap();
+    mailer
+        .send(&to, &MailMessage::SignupAttempted)
+        .await
+        .unwrap();
     assert_eq!(mode(&dir), 0o700);
     let files = eml_files(&dir);
     assert_eq!(files.len(), 1);

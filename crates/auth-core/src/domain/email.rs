@@ -297,7 +297,11 @@ mod tests {
             "user@",
             "<ada@example.com>",
         ] {
-            assert_eq!(EmailAddress::parse(raw), Err(EmailError::Invalid), "{raw:?}");
+            assert_eq!(
+                EmailAddress::parse(raw),
+                Err(EmailError::Invalid),
+                "{raw:?}"
+            );
         }
         for raw in [
             "user@-example.com",
