@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -51,6 +51,21 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let workers = settings
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let wanted = workers.saturating_mul(settings.max_connections);
+    match auth_http::server::raise_fd_limit() {
+        Some(limit) if (limit as usize) < wanted.saturating_add(256) => tracing::warn!(
+            open_files = limit,
+            max_connections = settings.max_connections,
+            workers,
+            "the open-file limit is below HTTP_WORKERS x MAX_CONNECTIONS: connections beyond \
+             it will be refused by the kernel"
+        ),
+        Some(limit) => tracing::info!(open_files = limit, "open-file limit"),
+        None => {}
+    }
     let app = Application::build(settings.clone()).await?;
     tracing::info!(addr = %settings.bind_addr.ip(), port = app.port(), "listening");
     let ip = match settings.bind_addr.ip() {
