@@ -23,6 +23,9 @@ fn postgres_settings(settings: &Settings) -> PostgresSettings {
     let mut pg = PostgresSettings::new(settings.database_url.clone());
     pg.connect_timeout = settings.dependency_timeout;
     pg.acquire_timeout = settings.dependency_timeout;
+    // The server ends a stuck statement (statement_timeout/lock_timeout, set below this)
+    // before a request has waited longer than any other dependency.
+    pg.query_timeout = settings.dependency_timeout;
     pg.ca_file.clone_from(&settings.database_ca_file);
     pg
 }
