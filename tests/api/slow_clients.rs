@@ -90,14 +90,26 @@ async fn slow_clients_are_cut_at_the_deadline_and_others_stay_fast(profile: Prof
         let t = Instant::now();
         let res = app.client.get(app.url("/health")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
-        assert!(t.elapsed() < Duration::from_millis(500), "/health took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "/health took {:?}",
+            t.elapsed()
+        );
         let t = Instant::now();
         assert_eq!(app.me(&token).await.status(), StatusCode::OK);
-        assert!(t.elapsed() < Duration::from_millis(500), "/me took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "/me took {:?}",
+            t.elapsed()
+        );
     }
     let t = Instant::now();
     assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
-    assert!(t.elapsed() < Duration::from_secs(1), "login took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "login took {:?}",
+        t.elapsed()
+    );
 
     let mut held = Vec::new();
     for h in slow {
@@ -199,7 +211,10 @@ async fn shutdown_cuts_slow_clients_within_its_budget() {
     assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
     for h in slow {
         let held = h.await.unwrap();
-        assert!(held < Duration::from_secs(10), "a slow client outlived the shutdown");
+        assert!(
+            held < Duration::from_secs(10),
+            "a slow client outlived the shutdown"
+        );
     }
     app.cleanup().await;
 }

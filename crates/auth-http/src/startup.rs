@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_service::{apply_fn_factory, fn_service, map_config, IntoServiceFactory as _, ServiceFactoryExt as _};
+use actix_service::{
+    apply_fn_factory, fn_service, map_config, IntoServiceFactory as _, ServiceFactoryExt as _,
+};
 use actix_web::dev::{AppConfig, Server, Service as _};
 use actix_web::error::{JsonPayloadError, PathError, PayloadError};
 use actix_web::http::header::{HeaderName, HeaderValue};

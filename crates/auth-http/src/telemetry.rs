@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Layer as _;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// Log line format.
@@ -260,9 +260,18 @@ mod tests {
         for _ in 0..1000 {
             assert!(!budget.admit(m));
         }
-        assert!(budget.take_report().is_empty(), "reported only once the interval is over");
+        assert!(
+            budget.take_report().is_empty(),
+            "reported only once the interval is over"
+        );
         std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(budget.take_report(), vec![("warn here", "some_crate", 1000)]);
-        assert!(budget.admit(m), "a new interval lets one line through again");
+        assert_eq!(
+            budget.take_report(),
+            vec![("warn here", "some_crate", 1000)]
+        );
+        assert!(
+            budget.admit(m),
+            "a new interval lets one line through again"
+        );
     }
 }
