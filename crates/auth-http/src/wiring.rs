@@ -9,7 +9,7 @@ use auth_core::{
     AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, OtpStore, PasswordPolicy,
     RateLimiter, SessionStore, SystemClock, UserRepository,
 };
-use auth_memory::MemoryStore;
+use auth_memory::{MemorySettings, MemoryStore};
 use auth_postgres::{run_migrations, PgUserRepository, PostgresSettings};
 use auth_redis::{RedisSettings, RedisStore};
 use auth_smtp::{FileMailer, SmtpMailer, SmtpSettings, TlsMode};
@@ -132,6 +132,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
         Some(url) => {
             let mut redis = RedisSettings::new(url.clone(), settings.redis_key_prefix.clone());
             redis.timeout = settings.dependency_timeout;
+            redis.max_sessions_per_user = settings.max_sessions_per_user;
             let store = Arc::new(
                 RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
             );
@@ -139,7 +140,13 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
             (store.clone(), store.clone(), store)
         }
         None => {
-            let store = Arc::new(MemoryStore::new().context("in-memory session store")?);
+            let store = Arc::new(
+                MemoryStore::with_settings(&MemorySettings {
+                    max_sessions_per_user: settings.max_sessions_per_user,
+                    ..MemorySettings::default()
+                })
+                .context("in-memory session store")?,
+            );
             profile.push(
                 "sessions: in process memory: ONE instance only, lost on restart \
                  (set REDIS_URL=redis://... to share them)"
