@@ -34,3 +34,4 @@ mod failures;
 mod lifecycle;
 mod logs;
 mod slow_clients;
+mod startup;

@@ -1,6 +1,7 @@
 //! Builds the adapters named by the settings and hands them to the service. The only place
 //! where concrete adapters meet.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,7 +11,7 @@ use auth_core::{
     RateLimiter, SessionStore, SystemClock, UserRepository,
 };
 use auth_memory::{MemorySettings, MemoryStore};
-use auth_postgres::{run_migrations, PgUserRepository, PostgresSettings};
+use auth_postgres::{run_migrations, MigrationError, PgUserRepository, PostgresSettings};
 use auth_redis::{RedisSettings, RedisStore};
 use auth_smtp::{FileMailer, SmtpMailer, SmtpSettings, TlsMode};
 use auth_sqlite::{SqliteSettings, SqliteUserRepository};
@@ -69,12 +70,16 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
             .await
             .context("applying database migrations (check DATABASE_URL)")?
     };
+    log_applied(&applied);
+    Ok(())
+}
+
+fn log_applied(applied: &[String]) {
     if applied.is_empty() {
         tracing::info!("database schema is up to date");
     } else {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
-    Ok(())
 }
 
 /// Builds the service on the adapters the settings select, applying migrations first.
@@ -101,16 +106,45 @@ impl std::fmt::Debug for Wired {
 }
 
 /// Builds the service, the rate limiter and the hasher, applying migrations first.
+///
+/// With PostgreSQL down (or unreachable) the server still starts: the user store answers 503
+/// and `/ready` names it until the migrations, retried in the background, have been applied.
 pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
-    migrate(settings).await?;
     let mut profile = Vec::new();
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
         profile.push("users:    PostgreSQL (DATABASE_URL)".to_owned());
-        Arc::new(
-            PgUserRepository::connect(&postgres_settings(settings))
-                .context("PostgreSQL settings (DATABASE_URL)")?,
-        )
+        let pg = postgres_settings(settings);
+        let repo = PgUserRepository::connect(&pg).context("PostgreSQL settings (DATABASE_URL)")?;
+        let migrated = Arc::new(AtomicBool::new(false));
+        match run_migrations(&pg).await {
+            Ok(applied) => {
+                log_applied(&applied);
+                migrated.store(true, Ordering::Release);
+            }
+            Err(MigrationError::Unavailable(e)) => {
+                tracing::warn!(
+                    error = %e,
+                    "PostgreSQL is unavailable: starting anyway; /ready reports user_store down \
+                     and the migrations are applied as soon as it answers"
+                );
+                let done = Arc::clone(&migrated);
+                tokio::spawn(crate::deferred::retry_until_done(
+                    move || {
+                        let pg = pg.clone();
+                        async move {
+                            let applied = run_migrations(&pg).await?;
+                            log_applied(&applied);
+                            Ok::<(), MigrationError>(())
+                        }
+                    },
+                    done,
+                ));
+            }
+            Err(e) => return Err(e).context("applying database migrations (check DATABASE_URL)"),
+        }
+        Arc::new(crate::deferred::SchemaGate::new(repo, migrated))
     } else {
+        migrate(settings).await?;
         let sqlite = sqlite_settings(settings)?;
         profile.push(format!(
             "users:    SQLite at {} (set DATABASE_URL=postgres://... for PostgreSQL)",
