@@ -4,6 +4,13 @@ use auth_http::settings::Settings;
 use auth_http::{telemetry, wiring, Application};
 use clap::{Parser, Subcommand};
 
+/// jemalloc, with its background thread purging freed pages, gives memory back to the OS after
+/// a flood of connections. Measured (debug build, 2 x 8000 connections trickling a body,
+/// REQUEST_TIMEOUT=5s): glibc malloc peak 185-199 MiB, kept 199 MiB when idle; mimalloc kept
+/// 100 MiB (79 after a few requests); jemalloc 188 MiB peak, 46 MiB when idle.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "auth-http",
@@ -26,6 +33,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Purge freed pages on a timer, not only when the allocator is next used.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     // A missing .env is normal; a malformed one is reported by the settings that follow.
     let _ = dotenvy::dotenv();
     let settings = match Settings::from_env() {
