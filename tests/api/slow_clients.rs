@@ -58,9 +58,9 @@ async fn silent(addr: SocketAddr, give_up: Duration) -> Duration {
     };
     let mut buf = [0u8; 1024];
     while start.elapsed() < give_up {
-        match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => return start.elapsed(),
-            _ => {}
+        let read = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return start.elapsed();
         }
     }
     give_up

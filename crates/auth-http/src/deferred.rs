@@ -112,7 +112,7 @@ where
             Err(e) => {
                 failures += 1;
                 // One line at the first failure, then one per minute or so: not one per try.
-                if failures == 1 || failures % 12 == 0 {
+                if failures == 1 || failures.is_multiple_of(12) {
                     tracing::warn!(error = %e, failures, "database still unavailable; retrying");
                 }
             }
