@@ -81,7 +81,10 @@ pub struct LogBudget {
 
 #[derive(Debug)]
 struct Slot {
+    /// Start of the current interval.
     since: Instant,
+    /// Whether a line went through in the current interval.
+    passed: bool,
     held_back: u64,
     name: &'static str,
     target: &'static str,
@@ -101,41 +104,34 @@ impl LogBudget {
             return true;
         }
         let mut slots = lock(&self.slots);
-        match slots.entry(meta.callsite()) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Slot {
-                    since: Instant::now(),
-                    held_back: 0,
-                    name: meta.name(),
-                    target: meta.target(),
-                });
-                true
-            }
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                let slot = o.get_mut();
-                if slot.since.elapsed() >= self.interval && slot.held_back == 0 {
-                    slot.since = Instant::now();
-                    true
-                } else {
-                    slot.held_back += 1;
-                    false
-                }
-            }
+        let slot = slots.entry(meta.callsite()).or_insert_with(|| Slot {
+            since: Instant::now(),
+            passed: false,
+            held_back: 0,
+            name: meta.name(),
+            target: meta.target(),
+        });
+        if slot.since.elapsed() >= self.interval {
+            slot.since = Instant::now();
+            slot.passed = false;
+        }
+        if slot.passed {
+            slot.held_back += 1;
+            false
+        } else {
+            slot.passed = true;
+            true
         }
     }
 
-    /// Takes what was held back (call site name, target, count) and the refusal counts.
+    /// Takes what was held back since the last report: (call site name, target, count).
     fn take_report(&self) -> Vec<(&'static str, &'static str, u64)> {
-        let mut out = Vec::new();
         let mut slots = lock(&self.slots);
-        for slot in slots.values_mut() {
-            if slot.held_back > 0 && slot.since.elapsed() >= self.interval {
-                out.push((slot.name, slot.target, slot.held_back));
-                slot.held_back = 0;
-                slot.since = Instant::now();
-            }
-        }
-        out
+        slots
+            .values_mut()
+            .filter(|slot| slot.held_back > 0)
+            .map(|slot| (slot.name, slot.target, std::mem::take(&mut slot.held_back)))
+            .collect()
     }
 
     /// Starts the thread that writes the counts once per `every`.
@@ -260,18 +256,21 @@ mod tests {
         for _ in 0..1000 {
             assert!(!budget.admit(m));
         }
-        assert!(
-            budget.take_report().is_empty(),
-            "reported only once the interval is over"
-        );
-        std::thread::sleep(Duration::from_millis(250));
         assert_eq!(
             budget.take_report(),
             vec![("warn here", "some_crate", 1000)]
         );
         assert!(
+            budget.take_report().is_empty(),
+            "each count is reported once"
+        );
+        assert!(!budget.admit(m), "still the same interval");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(
             budget.admit(m),
             "a new interval lets one line through again"
         );
+        assert!(!budget.admit(m));
+        assert_eq!(budget.take_report(), vec![("warn here", "some_crate", 2)]);
     }
 }
