@@ -277,6 +277,11 @@ pub fn request_timeout_response() -> HttpResponse {
     let mut res = HttpResponse::build(StatusCode::REQUEST_TIMEOUT)
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::CONNECTION, HeaderValue::from_static("close")))
+        // Outside the app, so the app's security headers are added here.
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Content-Security-Policy", "frame-ancestors 'none'"))
         .json(serde_json::json!({
             "error": {
                 "code": "request_timeout",
