@@ -234,6 +234,11 @@ impl TestApp {
         self.handle = handle;
     }
 
+    /// The running server's handle (to stop it from a test).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.handle.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -35,4 +35,6 @@ mod failures;
 mod hardening;
 mod lifecycle;
 mod logs;
+mod slow_clients;
+mod startup;
 mod takeover;

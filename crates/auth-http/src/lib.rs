@@ -5,12 +5,14 @@
 //! the one status table; [`extract::AuthenticatedSession`] authenticates requests;
 //! [`wiring`] builds the adapters from [`settings::Settings`].
 
+pub mod deferred;
 pub mod docs;
 pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 pub mod settings;
 pub mod startup;
 pub mod state;

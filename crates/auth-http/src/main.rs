@@ -4,6 +4,13 @@ use auth_http::settings::Settings;
 use auth_http::{telemetry, wiring, Application};
 use clap::{Parser, Subcommand};
 
+/// jemalloc, with its background thread purging freed pages, gives memory back to the OS after
+/// a flood of connections. Measured (debug build, 2 x 8000 connections trickling a body,
+/// REQUEST_TIMEOUT=5s): glibc malloc peak 185-199 MiB, kept 199 MiB when idle; mimalloc kept
+/// 100 MiB (79 after a few requests); jemalloc 188 MiB peak, 46 MiB when idle.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "auth-http",
@@ -26,6 +33,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Purge freed pages on a timer, not only when the allocator is next used.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     // A missing .env is normal; a malformed one is reported by the settings that follow.
     let _ = dotenvy::dotenv();
     let settings = match Settings::from_env() {
@@ -51,6 +60,21 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let workers = settings
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let wanted = workers.saturating_mul(settings.max_connections);
+    match auth_http::server::raise_fd_limit() {
+        Some(limit) if (limit as usize) < wanted.saturating_add(256) => tracing::warn!(
+            open_files = limit,
+            max_connections = settings.max_connections,
+            workers,
+            "the open-file limit is below HTTP_WORKERS x MAX_CONNECTIONS: connections beyond \
+             it will be refused by the kernel"
+        ),
+        Some(limit) => tracing::info!(open_files = limit, "open-file limit"),
+        None => {}
+    }
     let app = Application::build(settings.clone()).await?;
     tracing::info!(addr = %settings.bind_addr.ip(), port = app.port(), "listening");
     let ip = match settings.bind_addr.ip() {

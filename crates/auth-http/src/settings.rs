@@ -122,7 +122,25 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// `RATE_LIMIT_*`: request budgets per client IP and per address (see [`RATE_LIMIT_VARS`]).
     pub throttle: ThrottleConfig,
+    /// `REQUEST_TIMEOUT`: the whole life of one request, from its first byte to the last byte
+    /// of its response (head, body, handler, response write); past it the client gets 408 or
+    /// the connection is closed (default `15s`).
+    pub request_timeout: Duration,
+    /// `MAX_CONNECTIONS`: open connections per HTTP worker; more wait in the listen backlog
+    /// (default [`DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// `SHUTDOWN_TIMEOUT`: after SIGTERM/SIGINT, how long requests in flight may finish before
+    /// every connection is cut (default `25s`).
+    pub shutdown_timeout: Duration,
+    /// `MAX_SESSIONS_PER_USER`: live sessions per account; a login that would open one more
+    /// ends the oldest (default [`DEFAULT_MAX_SESSIONS_PER_USER`]).
+    pub max_sessions_per_user: usize,
 }
+
+/// Default of `MAX_CONNECTIONS` (per worker).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+/// Default of `MAX_SESSIONS_PER_USER`.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 /// Every `RATE_LIMIT_*` variable and the budget it sets. A value is `off` or a comma-separated
 /// list of `N/duration` tiers that all apply, e.g. `5/1m,20/1h`.
@@ -452,6 +470,15 @@ impl Settings {
                 })?),
             };
 
+        let request_timeout = parse_duration("REQUEST_TIMEOUT", "15s")?;
+        if request_timeout < Duration::from_secs(1) {
+            return Err(err("REQUEST_TIMEOUT", "must be at least 1s"));
+        }
+        let shutdown_timeout = parse_duration("SHUTDOWN_TIMEOUT", "25s")?;
+        let max_connections = positive("MAX_CONNECTIONS")?.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        let max_sessions_per_user =
+            positive("MAX_SESSIONS_PER_USER")?.unwrap_or(DEFAULT_MAX_SESSIONS_PER_USER);
+
         let mut throttle = ThrottleConfig::default();
         for var in RATE_LIMIT_VARS {
             if let (Some((_, raw)), Some(slot)) = (get(&[var]), throttle_slot(&mut throttle, var)) {
@@ -502,6 +529,10 @@ impl Settings {
             argon2_queue,
             workers,
             throttle,
+            request_timeout,
+            max_connections,
+            shutdown_timeout,
+            max_sessions_per_user,
         })
     }
 }
@@ -765,6 +796,34 @@ mod tests {
             for bad in ["5", "x/1m", "0/1m", "5/soon", "5/0"] {
                 assert_eq!(with(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
             }
+        }
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_name_their_variable() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.request_timeout, Duration::from_secs(15));
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(25));
+        assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(s.max_sessions_per_user, 100);
+        let s = with(&[
+            ("REQUEST_TIMEOUT", "2s"),
+            ("SHUTDOWN_TIMEOUT", "0"),
+            ("MAX_CONNECTIONS", "64"),
+            ("MAX_SESSIONS_PER_USER", "3"),
+        ])
+        .unwrap();
+        assert_eq!(s.request_timeout, Duration::from_secs(2));
+        assert_eq!(s.shutdown_timeout, Duration::ZERO);
+        assert_eq!((s.max_connections, s.max_sessions_per_user), (64, 3));
+        for (var, bad) in [
+            ("REQUEST_TIMEOUT", "100ms"),
+            ("REQUEST_TIMEOUT", "soon"),
+            ("SHUTDOWN_TIMEOUT", "x"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_SESSIONS_PER_USER", "none"),
+        ] {
+            assert_eq!(with(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
         }
     }
 

@@ -1,13 +1,16 @@
 //! [`Application`]: binds the listener and runs the actix-web server.
 
-use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::{Server, Service as _};
+use actix_service::{
+    apply_fn_factory, fn_service, map_config, IntoServiceFactory as _, ServiceFactoryExt as _,
+};
+use actix_web::dev::{AppConfig, Server, Service as _};
 use actix_web::error::{JsonPayloadError, PathError, PayloadError};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{web, App, HttpMessage, HttpServer};
+use actix_web::{web, App, HttpMessage};
 use auth_core::AuthService;
 use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
@@ -15,6 +18,7 @@ use utoipa::OpenApi;
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
 use crate::routes;
+use crate::server::{self, ConnDeadline, DeadlineIo};
 use crate::settings::Settings;
 use crate::state::{AppState, ClientIpPolicy, CookiePolicy, OriginPolicy};
 use crate::telemetry::RequestSpan;
@@ -46,8 +50,9 @@ impl Application {
     /// Builds the server around an existing service (any adapters; the service brings its
     /// own rate limiter and hasher).
     pub fn with_service(settings: &Settings, service: Arc<AuthService>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.bind_addr)?;
-        let port = listener.local_addr()?.port();
+        let listener = server::bind(settings.bind_addr, server::LISTEN_BACKLOG)?;
+        let local_addr = listener.local_addr()?;
+        let port = local_addr.port();
         let state = web::Data::new(AppState {
             service,
             cookie: CookiePolicy {
@@ -63,7 +68,8 @@ impl Application {
         });
         let openapi = ApiDoc::openapi();
         let hsts = settings.cookie_secure;
-        let mut server = HttpServer::new(move || {
+        let request_timeout = settings.request_timeout;
+        let app = move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(
@@ -104,15 +110,52 @@ impl Application {
                     }
                 })
                 .wrap(TracingLogger::<RequestSpan>::new())
-        })
-        .listen(listener)?
-        .shutdown_timeout(30);
+        };
+        let mut builder = actix_server::Server::build()
+            .max_concurrent_connections(settings.max_connections)
+            .backlog(server::LISTEN_BACKLOG.unsigned_abs())
+            .shutdown_timeout(settings.shutdown_timeout.as_secs());
         if let Some(workers) = settings.workers {
-            server = server.workers(workers);
+            builder = builder.workers(workers);
         }
+        let shutdown = builder.graceful_shutdown_signal();
+        let builder = builder.listen("auth-http", listener, move || {
+            let shutdown = shutdown.clone();
+            let http = actix_http::HttpService::build()
+                .keep_alive(actix_http::KeepAlive::Timeout(Duration::from_secs(5)))
+                // Only the first head of a connection; DeadlineIo bounds every request.
+                .client_request_timeout(request_timeout)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(local_addr)
+                .graceful_shutdown_signal(move || {
+                    let signal = shutdown.clone();
+                    async move { signal.notified().await }
+                })
+                .on_connect_ext(|io: &DeadlineIo, ext| {
+                    ext.insert(io.shared());
+                })
+                .h1(apply_fn_factory(
+                    map_config(
+                        app()
+                            .into_factory()
+                            .map_err(|err: actix_web::Error| err.error_response()),
+                        move |()| AppConfig::default(),
+                    ),
+                    // Around the whole app: the deadline covers every layer of it.
+                    move |req: actix_http::Request, app| {
+                        let conn = req.conn_data::<Arc<ConnDeadline>>().cloned();
+                        server::with_deadline(app.call(req), conn, request_timeout)
+                    },
+                ));
+            fn_service(move |io: tokio::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                std::future::ready(Ok((DeadlineIo::new(io, request_timeout), peer)))
+            })
+            .and_then(http)
+        })?;
         Ok(Self {
             port,
-            server: server.run(),
+            server: builder.run(),
         })
     }
 
@@ -121,7 +164,8 @@ impl Application {
         self.port
     }
 
-    /// Runs until SIGINT/SIGTERM; in-flight requests finish (up to 30 s) before it returns.
+    /// Runs until SIGINT/SIGTERM; in-flight requests finish (up to `SHUTDOWN_TIMEOUT`, after
+    /// which every connection is cut) before it returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }

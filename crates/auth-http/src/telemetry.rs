@@ -1,7 +1,12 @@
 //! Logging set-up: `tracing` with `RUST_LOG` filtering, pretty or JSON lines.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// Log line format.
@@ -22,17 +27,161 @@ where
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
+    let budget = LogBudget::new(LOG_BUDGET_INTERVAL);
+    let installed = match format {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_writer(writer),
+                    .with_writer(writer)
+                    .with_filter(budget.clone()),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().with_writer(writer)).try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_writer(writer).with_filter(budget.clone()))
+            .try_init(),
     };
+    if installed.is_ok() {
+        budget.report_every(LOG_BUDGET_INTERVAL);
+    }
+}
+
+/// Interval of the log budget: each warning or error call site writes at most one line per
+/// interval, and what it held back is reported once per interval with a count.
+pub const LOG_BUDGET_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Target of the summary lines, which are never held back.
+pub const LOG_BUDGET_TARGET: &str = "auth_http::log_budget";
+
+/// Counts of refused requests (request timeouts, ...) since the last report.
+fn refusals() -> &'static Mutex<BTreeMap<&'static str, u64>> {
+    static REFUSALS: OnceLock<Mutex<BTreeMap<&'static str, u64>>> = OnceLock::new();
+    REFUSALS.get_or_init(Default::default)
+}
+
+/// Counts a refused request of this kind; the counts are logged once per
+/// [`LOG_BUDGET_INTERVAL`], never one line per request (an attacker could fill the disk).
+pub fn count_refusal(kind: &'static str) {
+    *lock(refusals()).entry(kind).or_insert(0) += 1;
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A filter that lets each warning or error call site through once per interval and counts
+/// the rest, so that an attacker who can provoke a warning (malformed requests, refused
+/// connections, an outage) cannot multiply log lines. Info and below pass untouched.
+#[derive(Debug, Clone)]
+pub struct LogBudget {
+    interval: Duration,
+    slots: Arc<Mutex<HashMap<tracing::callsite::Identifier, Slot>>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Start of the current interval.
+    since: Instant,
+    /// Whether a line went through in the current interval.
+    passed: bool,
+    held_back: u64,
+    name: &'static str,
+    target: &'static str,
+}
+
+impl LogBudget {
+    /// A budget of one line per call site per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            slots: Arc::default(),
+        }
+    }
+
+    fn admit(&self, meta: &'static tracing::Metadata<'static>) -> bool {
+        if *meta.level() > tracing::Level::WARN || meta.target() == LOG_BUDGET_TARGET {
+            return true;
+        }
+        let mut slots = lock(&self.slots);
+        let slot = slots.entry(meta.callsite()).or_insert_with(|| Slot {
+            since: Instant::now(),
+            passed: false,
+            held_back: 0,
+            name: meta.name(),
+            target: meta.target(),
+        });
+        if slot.since.elapsed() >= self.interval {
+            slot.since = Instant::now();
+            slot.passed = false;
+        }
+        if slot.passed {
+            slot.held_back += 1;
+            false
+        } else {
+            slot.passed = true;
+            true
+        }
+    }
+
+    /// Takes what was held back since the last report: (call site name, target, count).
+    fn take_report(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut slots = lock(&self.slots);
+        slots
+            .values_mut()
+            .filter(|slot| slot.held_back > 0)
+            .map(|slot| (slot.name, slot.target, std::mem::take(&mut slot.held_back)))
+            .collect()
+    }
+
+    /// Starts the thread that writes the counts once per `every`.
+    fn report_every(&self, every: Duration) {
+        let budget = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("log-budget".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                for (event, target, count) in budget.take_report() {
+                    tracing::warn!(
+                        target: LOG_BUDGET_TARGET,
+                        event,
+                        from = target,
+                        count,
+                        "repeated log lines held back in the last interval"
+                    );
+                }
+                let counts = std::mem::take(&mut *lock(refusals()));
+                for (kind, count) in counts {
+                    tracing::warn!(
+                        target: LOG_BUDGET_TARGET,
+                        kind,
+                        count,
+                        "requests refused in the last interval"
+                    );
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "log budget reporter not started");
+        }
+    }
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for LogBudget {
+    fn enabled(
+        &self,
+        _meta: &tracing::Metadata<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        true
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        self.admit(event.metadata())
+    }
 }
 
 /// Request spans that name the route pattern (`/sessions/{id}`), never the concrete path, so a
@@ -70,5 +219,58 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
         };
         span.record("status", status.as_u16());
         span.in_scope(|| tracing::info!(status = status.as_u16(), "request finished"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_call_site_passes_once_per_interval_and_counts_the_rest() {
+        let budget = LogBudget::new(Duration::from_millis(200));
+        let meta = |f: fn() -> &'static tracing::Metadata<'static>| f();
+        fn warn_site() -> &'static tracing::Metadata<'static> {
+            struct Cs;
+            static CS: Cs = Cs;
+            static META: tracing::Metadata<'static> = tracing::Metadata::new(
+                "warn here",
+                "some_crate",
+                tracing::Level::WARN,
+                None,
+                None,
+                None,
+                tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CS)),
+                tracing::metadata::Kind::EVENT,
+            );
+            impl tracing::callsite::Callsite for Cs {
+                fn set_interest(&self, _: tracing::subscriber::Interest) {}
+                fn metadata(&self) -> &tracing::Metadata<'_> {
+                    &META
+                }
+            }
+            &META
+        }
+        let m = meta(warn_site);
+        assert!(budget.admit(m));
+        for _ in 0..1000 {
+            assert!(!budget.admit(m));
+        }
+        assert_eq!(
+            budget.take_report(),
+            vec![("warn here", "some_crate", 1000)]
+        );
+        assert!(
+            budget.take_report().is_empty(),
+            "each count is reported once"
+        );
+        assert!(!budget.admit(m), "still the same interval");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(
+            budget.admit(m),
+            "a new interval lets one line through again"
+        );
+        assert!(!budget.admit(m));
+        assert_eq!(budget.take_report(), vec![("warn here", "some_crate", 2)]);
     }
 }

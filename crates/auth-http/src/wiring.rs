@@ -1,6 +1,7 @@
 //! Builds the adapters named by the settings and hands them to the service. The only place
 //! where concrete adapters meet.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -9,8 +10,8 @@ use auth_core::{
     AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, OtpStore, PasswordPolicy,
     RateLimiter, SessionStore, SystemClock, UserRepository,
 };
-use auth_memory::MemoryStore;
-use auth_postgres::{run_migrations, PgUserRepository, PostgresSettings};
+use auth_memory::{MemorySettings, MemoryStore};
+use auth_postgres::{run_migrations, MigrationError, PgUserRepository, PostgresSettings};
 use auth_redis::{RedisSettings, RedisStore};
 use auth_smtp::{FileMailer, SmtpMailer, SmtpSettings, TlsMode};
 use auth_sqlite::{SqliteSettings, SqliteUserRepository};
@@ -23,6 +24,9 @@ fn postgres_settings(settings: &Settings) -> PostgresSettings {
     let mut pg = PostgresSettings::new(settings.database_url.clone());
     pg.connect_timeout = settings.dependency_timeout;
     pg.acquire_timeout = settings.dependency_timeout;
+    // The server ends a stuck statement (statement_timeout/lock_timeout, set below this)
+    // before a request has waited longer than any other dependency.
+    pg.query_timeout = settings.dependency_timeout;
     pg.ca_file.clone_from(&settings.database_ca_file);
     pg
 }
@@ -66,26 +70,59 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
             .await
             .context("applying database migrations (check DATABASE_URL)")?
     };
+    log_applied(&applied);
+    Ok(())
+}
+
+fn log_applied(applied: &[String]) {
     if applied.is_empty() {
         tracing::info!("database schema is up to date");
     } else {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
-    Ok(())
 }
 
 /// Builds the service on the adapters the settings select (with its rate limiter and hasher),
 /// applying migrations first. The only place where adapters meet.
+///
+/// With PostgreSQL down (or unreachable) the server still starts: the user store answers 503
+/// and `/ready` names it until the migrations, retried in the background, have been applied.
 pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
-    migrate(settings).await?;
     let mut profile = Vec::new();
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
         profile.push("users:    PostgreSQL (DATABASE_URL)".to_owned());
-        Arc::new(
-            PgUserRepository::connect(&postgres_settings(settings))
-                .context("PostgreSQL settings (DATABASE_URL)")?,
-        )
+        let pg = postgres_settings(settings);
+        let repo = PgUserRepository::connect(&pg).context("PostgreSQL settings (DATABASE_URL)")?;
+        let migrated = Arc::new(AtomicBool::new(false));
+        match run_migrations(&pg).await {
+            Ok(applied) => {
+                log_applied(&applied);
+                migrated.store(true, Ordering::Release);
+            }
+            Err(MigrationError::Unavailable(e)) => {
+                tracing::warn!(
+                    error = %e,
+                    "PostgreSQL is unavailable: starting anyway; /ready reports user_store down \
+                     and the migrations are applied as soon as it answers"
+                );
+                let done = Arc::clone(&migrated);
+                tokio::spawn(crate::deferred::retry_until_done(
+                    move || {
+                        let pg = pg.clone();
+                        async move {
+                            let applied = run_migrations(&pg).await?;
+                            log_applied(&applied);
+                            Ok::<(), MigrationError>(())
+                        }
+                    },
+                    done,
+                ));
+            }
+            Err(e) => return Err(e).context("applying database migrations (check DATABASE_URL)"),
+        }
+        Arc::new(crate::deferred::SchemaGate::new(repo, migrated))
     } else {
+        migrate(settings).await?;
         let sqlite = sqlite_settings(settings)?;
         profile.push(format!(
             "users:    SQLite at {} (set DATABASE_URL=postgres://... for PostgreSQL)",
@@ -107,6 +144,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
         Some(url) => {
             let mut redis = RedisSettings::new(url.clone(), settings.redis_key_prefix.clone());
             redis.timeout = settings.dependency_timeout;
+            redis.max_sessions_per_user = settings.max_sessions_per_user;
             let store = Arc::new(
                 RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
             );
@@ -114,7 +152,13 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
             (store.clone(), store.clone(), store)
         }
         None => {
-            let store = Arc::new(MemoryStore::new().context("in-memory session store")?);
+            let store = Arc::new(
+                MemoryStore::with_settings(&MemorySettings {
+                    max_sessions_per_user: settings.max_sessions_per_user,
+                    ..MemorySettings::default()
+                })
+                .context("in-memory session store")?,
+            );
             profile.push(
                 "sessions: in process memory: ONE instance only, lost on restart \
                  (set REDIS_URL=redis://... to share them)"

@@ -74,12 +74,20 @@ pub struct MemorySettings {
     /// keeps its memory (it is invisible to reads from its deadline on). Values below one
     /// millisecond are raised to one millisecond.
     pub sweep_interval: Duration,
+    /// Most live sessions one user may have (0: no cap). Inserting one more ends the user's
+    /// session nearest its end first: the least recently used one, or among sessions used
+    /// alike the oldest (the same rule as the Redis adapter).
+    pub max_sessions_per_user: usize,
 }
+
+/// Default [`MemorySettings::max_sessions_per_user`].
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 impl Default for MemorySettings {
     fn default() -> Self {
         Self {
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 }
@@ -128,6 +136,7 @@ pub struct MemoryStore {
 struct Inner {
     state: Mutex<State>,
     sweeper: Mutex<Option<AbortHandle>>,
+    max_sessions_per_user: usize,
 }
 
 impl Drop for Inner {
@@ -163,6 +172,7 @@ impl MemoryStore {
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             sweeper: Mutex::new(None),
+            max_sessions_per_user: settings.max_sessions_per_user,
         });
         let interval = settings.sweep_interval.max(Duration::from_millis(1));
         let task = runtime.spawn(sweep_forever(Arc::downgrade(&inner), interval));
@@ -177,6 +187,10 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.lock()
+    }
+
+    pub(crate) fn max_sessions_per_user(&self) -> usize {
+        self.inner.max_sessions_per_user
     }
 }
 

@@ -14,7 +14,23 @@ use crate::MemoryStore;
 impl SessionStore for MemoryStore {
     async fn insert(&self, session: &Session, ttl: Duration) -> Result<(), SessionStoreError> {
         let now = Instant::now();
+        let cap = self.max_sessions_per_user();
         let mut state = self.lock();
+        if cap > 0 {
+            // At most `cap` live sessions to look at: the cap bounds this scan too.
+            let mut live: Vec<_> = state
+                .live_hashes_of(session.user.id, now)
+                .into_iter()
+                .filter(|hash| *hash != session.token_hash.0)
+                .filter_map(|hash| state.sessions.get(&hash).map(|e| (e.deadline, hash)))
+                .collect();
+            if live.len() >= cap {
+                live.sort_unstable();
+                for (_, hash) in live.iter().take(live.len() + 1 - cap) {
+                    state.remove_session(hash);
+                }
+            }
+        }
         state.insert_session(session.clone(), State::deadline_after(now, ttl));
         Ok(())
     }

@@ -14,6 +14,19 @@ use auth_memory::{MemorySettings, MemoryStore};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cap_contract() {
+    for cap in [2, 5] {
+        let store = MemoryStore::with_settings(&MemorySettings {
+            max_sessions_per_user: cap,
+            ..MemorySettings::default()
+        })
+        .unwrap();
+        auth_testkit::contracts::session_store::run_capped(Arc::new(store.clone()), cap).await;
+        assert_eq!(store.stats().sessions, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_store_contract() {
     let store = MemoryStore::new().unwrap();
     auth_testkit::contracts::session_store::run(Arc::new(store.clone())).await;
@@ -33,6 +46,7 @@ async fn otp_store_contract() {
 async fn expired_entries_are_freed_without_any_read() {
     let store = MemoryStore::with_settings(&MemorySettings {
         sweep_interval: Duration::from_millis(50),
+        ..MemorySettings::default()
     })
     .unwrap();
     let ttl = Duration::from_millis(300);
@@ -76,6 +90,7 @@ async fn expired_entries_are_freed_without_any_read() {
 async fn live_entries_survive_the_sweeper() {
     let store = MemoryStore::with_settings(&MemorySettings {
         sweep_interval: Duration::from_millis(10),
+        ..MemorySettings::default()
     })
     .unwrap();
     let s = session_for(&user());

@@ -40,6 +40,18 @@ impl Connector {
         }
     }
 
+    /// Asks the server to cancel whatever statement the connection of `token` runs (a cancel
+    /// request travels on a connection of its own, with the same transport).
+    pub(crate) async fn cancel(&self, token: tokio_postgres::CancelToken) {
+        let result = match &self.tls {
+            None => token.cancel_query(tokio_postgres::NoTls).await,
+            Some(tls) => token.cancel_query(tls.clone()).await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "cancel request failed");
+        }
+    }
+
     /// Opens one connection, giving up after `timeout`.
     pub(crate) async fn establish(&self, timeout: Duration) -> ConnectionResult<AsyncPgConnection> {
         let failed = |e: tokio_postgres::Error| ConnectionError::BadConnection(chain(&e));

@@ -26,6 +26,14 @@ pub(crate) fn from_diesel(error: DieselError) -> UserRepoError {
             DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
             _,
         ) => UserRepoError::Unavailable(Box::new(error)),
+        // `statement_timeout` or `lock_timeout` (SQLSTATE 57014 / 55P03): the database is
+        // stalled, not wrong. diesel keeps no SQLSTATE for these, only the message.
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+            if info.message().starts_with("canceling statement due to")
+                || info.message().starts_with("could not obtain lock") =>
+        {
+            UserRepoError::Unavailable(Box::new(error))
+        }
         _ => UserRepoError::Other(Box::new(error)),
     }
 }

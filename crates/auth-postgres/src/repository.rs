@@ -16,6 +16,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tokio::time::error::Elapsed;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use crate::connection::Connector;
 use crate::errors;
 use crate::schema::users;
 use crate::settings::{PgPool, PostgresError, PostgresSettings};
@@ -39,6 +42,8 @@ pub struct PgUserRepository {
     pool: PgPool,
     acquire_timeout: Duration,
     query_timeout: Duration,
+    /// Sends cancel requests for statements abandoned at `query_timeout`.
+    canceller: Option<Arc<Connector>>,
 }
 
 impl PgUserRepository {
@@ -57,6 +62,7 @@ impl PgUserRepository {
             pool,
             acquire_timeout: settings.acquire_timeout,
             query_timeout: settings.query_timeout,
+            canceller: settings.connector().ok().map(Arc::new),
         }
     }
 
@@ -92,7 +98,17 @@ impl PgUserRepository {
         match outcome {
             Ok(result) => result.map_err(errors::from_diesel),
             Err(_) => {
+                // Cancel it first: a dropped socket does not stop a statement that waits on a
+                // lock, and the server would keep that backend until the statement ends.
+                let token = conn.cancel_token();
                 drop(Object::take(conn));
+                if let Some(connector) = &self.canceller {
+                    let connector = Arc::clone(connector);
+                    let bound = self.acquire_timeout;
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(bound, connector.cancel(token)).await;
+                    });
+                }
                 Err(errors::timed_out("running a statement", self.query_timeout))
             }
         }

@@ -45,7 +45,15 @@ pub struct PostgresSettings {
     /// with `Unavailable`, so a dead server is reported within this bound, never a hang.
     pub acquire_timeout: Duration,
     /// Longest time one statement may take once it has a connection. When it elapses the
-    /// operation fails with `Unavailable` and the connection is discarded.
+    /// operation fails with `Unavailable`.
+    ///
+    /// Every connection is opened with PostgreSQL's `statement_timeout` and `lock_timeout` set
+    /// a little below it ([`Self::server_statement_timeout`]), so the server itself ends a
+    /// statement that is stuck (behind a lock, on a slow disk) and the connection goes back
+    /// to the pool, healthy. Only when the server does not answer at all does this client-side
+    /// bound fire: then the statement is cancelled (a cancel request on a new connection) and
+    /// the connection discarded. Either way a stall never leaves a statement running on the
+    /// server, nor grows the number of connections past [`Self::max_connections`].
     pub query_timeout: Duration,
     /// PEM file of the certificate authorities that sign the server's certificate, for a URL
     /// with `sslmode=require`. Without it, the public web roots (Mozilla's, from
@@ -67,6 +75,12 @@ impl PostgresSettings {
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
     /// Default for [`Self::query_timeout`].
     pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The `statement_timeout` and `lock_timeout` every connection runs with: four fifths of
+    /// [`Self::query_timeout`] (at least 1 ms), so the server gives up first.
+    pub fn server_statement_timeout(&self) -> Duration {
+        (self.query_timeout * 4 / 5).max(Duration::from_millis(1))
+    }
 
     /// Settings for this URL, with the default pool size and timeouts.
     pub fn new(url: SecretString) -> Self {
@@ -130,6 +144,14 @@ impl PostgresSettings {
             // Lets a DBA tell our sessions apart in pg_stat_activity.
             config.application_name("secureauth");
         }
+        // Set at connection start-up (no extra round trip), before any statement runs.
+        let ms = self.server_statement_timeout().as_millis();
+        let ours = format!("-c statement_timeout={ms} -c lock_timeout={ms}");
+        let options = match config.get_options() {
+            Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
+            _ => ours,
+        };
+        config.options(&options);
         Ok(config)
     }
 }
@@ -207,6 +229,22 @@ mod tests {
         let debug = format!("{settings:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains("db.internal"), "{debug}");
+    }
+
+    #[test]
+    fn connections_carry_a_server_side_statement_timeout_below_the_query_timeout() {
+        let settings = PostgresSettings {
+            query_timeout: Duration::from_secs(3),
+            ..PostgresSettings::new(
+                "postgres://app@127.0.0.1/auth?options=-c%20search_path%3Dx".into(),
+            )
+        };
+        let config = settings.connect_config().unwrap();
+        assert_eq!(
+            config.get_options(),
+            Some("-c search_path=x -c statement_timeout=2400 -c lock_timeout=2400")
+        );
+        assert!(settings.server_statement_timeout() < settings.query_timeout);
     }
 
     #[test]

@@ -34,8 +34,9 @@ impl Keys {
         format!("{}:user-sessions:", self.prefix)
     }
 
-    /// `{prefix}:user-sessions:{user uuid}` → sorted set of token hashes scored by expiry
-    /// (Unix ms, Redis clock).
+    /// `{prefix}:user-sessions:{user uuid}` → sorted set of `{token hash hex}:{session id}`
+    /// scored by expiry (Unix ms, Redis clock). Entries written before session ids were part
+    /// of the member are a bare token hash; every script reads both.
     pub(crate) fn user_sessions(&self, user_id: UserId) -> String {
         format!(
             "{}:user-sessions:{}",
@@ -48,6 +49,21 @@ impl Keys {
     /// of the address's sessions.
     pub(crate) fn revocation_epoch(&self, email: &EmailAddress) -> String {
         format!("{}:revocation-epoch:{}", self.prefix, email_digest(email))
+    }
+
+    /// `{prefix}:user-session-ids:` — the delete script appends the user id read from a session.
+    pub(crate) fn user_session_ids_prefix(&self) -> String {
+        format!("{}:user-session-ids:", self.prefix)
+    }
+
+    /// `{prefix}:user-session-ids:{user uuid}` → hash session id → token hash (hex), so a
+    /// session is found by its public id without reading the user's other sessions.
+    pub(crate) fn user_session_ids(&self, user_id: UserId) -> String {
+        format!(
+            "{}:user-session-ids:{}",
+            self.prefix,
+            user_id.as_uuid().hyphenated()
+        )
     }
 
     /// `{prefix}:otp:{purpose}:{sha256(email) hex}` → hash {mac, exp, attempts}.

@@ -27,7 +27,8 @@
 //! | key | type | value | expiry |
 //! |---|---|---|---|
 //! | `P:session:{sha256(token) hex}` | string | session JSON (id, user snapshot, times incl. last use, IP, user agent) | the `ttl` of `insert`, renewed by `touch` |
-//! | `P:user-sessions:{user uuid}` | sorted set | token hashes, scored by expiry (Unix ms, Redis clock; raised by `touch`) | its longest-lived session |
+//! | `P:user-sessions:{user uuid}` | sorted set | `{token hash}:{session id}`, scored by expiry (Unix ms, Redis clock; raised by `touch`); at most `max_sessions_per_user` | its longest-lived session |
+//! | `P:user-session-ids:{user uuid}` | hash | session id → token hash, so `delete_by_id` reads one session | its longest-lived session |
 //! | `P:otp:{verify\|reset}:{sha256(email) hex}` | hash | `mac` (hex), `exp` (RFC 3339), `attempts` | `retain_for` |
 //! | `P:otp-cooldown:{verify\|reset}:{sha256(email) hex}` | string | `1` | the cooldown |
 //! | `P:rate:{bucket}:{limit}/{period ms}:{sha256(subject) hex}` | string | GCRA theoretical arrival time (µs, Redis clock) | until the budget is full again |
@@ -64,8 +65,8 @@ use std::sync::Arc;
 use redis::Script;
 
 pub use settings::{
-    RedisSettings, RedisSetupError, DEFAULT_IDLE_RECHECK_AFTER, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT,
-    MAX_KEY_PREFIX_LEN,
+    RedisSettings, RedisSetupError, DEFAULT_IDLE_RECHECK_AFTER, DEFAULT_MAX_SESSIONS_PER_USER,
+    DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, MAX_KEY_PREFIX_LEN,
 };
 
 use keys::Keys;
@@ -85,6 +86,7 @@ struct Inner {
     exec: Executor,
     keys: Keys,
     scripts: Scripts,
+    max_sessions_per_user: usize,
 }
 
 /// Compiled once; `Script` sends EVALSHA and loads the body only when Redis lacks it.
@@ -136,6 +138,7 @@ impl RedisStore {
                 exec: Executor::new(settings)?,
                 keys: Keys::new(settings::normalise_key_prefix(&settings.key_prefix)),
                 scripts: Scripts::new(),
+                max_sessions_per_user: settings.max_sessions_per_user,
             }),
         })
     }

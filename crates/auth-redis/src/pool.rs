@@ -12,13 +12,15 @@
 //! - A lane unused for longer than `idle_recheck_after` gives its connection back and checks
 //!   one out again, which PINGs it: one that died while idle (server restart, NAT timeout) is
 //!   replaced instead of failing a request. Lanes in steady use send no PING.
-//! - A connection that fails in use or times out is taken out of its lane and out of the pool;
+//! - A connection that fails in use or times out is taken out of its lane and, once the
+//!   requests still waiting on it are done, out of the pool; until then it keeps its pool slot,
+//!   so a stalled server never sees more connections than the pool's size;
 //!   a broken socket empties every lane and the idle pool, since they most likely went down
 //!   together. The next request checks out (or opens) a fresh one: recovery needs no restart.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use auth_core::ports::BoxError;
@@ -58,16 +60,57 @@ pub(crate) enum Retry {
     Never,
 }
 
+/// A connection checked out of the pool, shared by a lane and the requests in flight on it.
+///
+/// It holds its pool slot until the last of them is done: a connection given up on (a
+/// timeout, a broken socket) keeps its socket open while requests still wait on it, and the
+/// pool must not open a replacement meanwhile, or a stalled server would see more
+/// connections than the pool's size. Once the last one is done, a connection given up on
+/// leaves the pool for good (its socket closes), a healthy one goes back.
+struct Shared {
+    conn: Option<Connection>,
+    given_up: AtomicBool,
+}
+
+impl Shared {
+    fn new(conn: Connection) -> Arc<Self> {
+        Arc::new(Self {
+            conn: Some(conn),
+            given_up: AtomicBool::new(false),
+        })
+    }
+
+    fn multiplexed(&self) -> Option<MultiplexedConnection> {
+        self.conn.as_ref().map(|c| (**c).clone())
+    }
+
+    fn give_up(&self) {
+        self.given_up.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.given_up.load(Ordering::Acquire) {
+            if let Some(conn) = self.conn.take() {
+                drop(Connection::take(conn));
+            }
+        }
+    }
+}
+
 /// A connection checked out of the pool and shared by the requests of one lane.
 struct Lane {
-    conn: Connection,
+    conn: Arc<Shared>,
     last_used: Instant,
     generation: u64,
 }
 
-/// What one request sends on: a clone of its lane's connection.
+/// What one request sends on: a clone of its lane's connection (the socket handle first, so
+/// it is dropped before the slot is freed).
 struct Handle {
     conn: MultiplexedConnection,
+    shared: Arc<Shared>,
     lane: usize,
     generation: u64,
 }
@@ -173,12 +216,16 @@ impl Executor {
             let mut slot = lock(&self.lanes[lane]);
             match slot.as_mut() {
                 Some(l) if l.last_used.elapsed() < self.idle_recheck_after => {
-                    l.last_used = Instant::now();
-                    return Ok(Handle {
-                        conn: (*l.conn).clone(),
-                        lane,
-                        generation: l.generation,
-                    });
+                    if let Some(conn) = l.conn.multiplexed() {
+                        l.last_used = Instant::now();
+                        return Ok(Handle {
+                            conn,
+                            shared: Arc::clone(&l.conn),
+                            lane,
+                            generation: l.generation,
+                        });
+                    }
+                    slot.take()
                 }
                 _ => slot.take(),
             }
@@ -191,32 +238,31 @@ impl Executor {
             Err(_) => return Err(Failure::timed_out(self.timeout)),
         };
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let multiplexed = (*conn).clone();
+        let shared = Shared::new(conn);
         let handle = Handle {
-            conn: (*conn).clone(),
+            conn: multiplexed,
+            shared: Arc::clone(&shared),
             lane,
             generation,
         };
-        let spare = {
-            let mut slot = lock(&self.lanes[lane]);
-            if slot.is_none() {
-                *slot = Some(Lane {
-                    conn,
-                    last_used: Instant::now(),
-                    generation,
-                });
-                None
-            } else {
-                // Another request of this lane got there first; this connection serves
-                // this one request and goes back to the pool.
-                Some(conn)
-            }
-        };
-        drop(spare);
+        let mut slot = lock(&self.lanes[lane]);
+        if slot.is_none() {
+            *slot = Some(Lane {
+                conn: shared,
+                last_used: Instant::now(),
+                generation,
+            });
+        }
+        // Otherwise another request of this lane got there first; this connection serves
+        // this one request and goes back to the pool after it.
         Ok(handle)
     }
 
-    /// Takes the handle's connection out of its lane and out of the pool for good.
+    /// Takes the handle's connection out of its lane, and out of the pool for good once the
+    /// requests still in flight on it are done.
     fn discard(&self, handle: &Handle) {
+        handle.shared.give_up();
         let taken = {
             let mut slot = lock(&self.lanes[handle.lane]);
             match slot.as_ref() {
@@ -224,9 +270,7 @@ impl Executor {
                 _ => None,
             }
         };
-        if let Some(lane) = taken {
-            drop(Connection::take(lane.conn));
-        }
+        drop(taken);
     }
 
     /// Empties every lane and the idle pool; returns how many connections were dropped.
@@ -235,7 +279,7 @@ impl Executor {
         for lane in self.lanes.iter() {
             let taken = lock(lane).take();
             if let Some(lane) = taken {
-                drop(Connection::take(lane.conn));
+                lane.conn.give_up();
                 dropped += 1;
             }
         }

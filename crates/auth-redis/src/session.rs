@@ -119,7 +119,8 @@ pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
 
 impl RedisStore {
     /// Runs a script that stores `session` under its key for `ttl` and indexes it under its
-    /// user (`session_insert`, `session_touch`: same keys, same arguments).
+    /// user (`session_insert`, `session_touch`: same keys, same arguments; only insert uses
+    /// the cap and the key prefix).
     async fn write_session(
         &self,
         script: &redis::Script,
@@ -131,9 +132,13 @@ impl RedisStore {
         let mut call = script.prepare_invoke();
         call.key(keys.session(&session.token_hash))
             .key(keys.user_sessions(session.user.id))
+            .key(keys.user_session_ids(session.user.id))
             .arg(encode(session)?)
             .arg(ttl_millis(ttl))
-            .arg(session.token_hash.to_hex());
+            .arg(session.token_hash.to_hex())
+            .arg(session.id.as_uuid().hyphenated().to_string())
+            .arg(self.inner.max_sessions_per_user)
+            .arg(keys.session_prefix());
         self.inner.exec.run(Request::Script(&call), retry).await
     }
 }
@@ -177,6 +182,7 @@ impl SessionStore for RedisStore {
         let keys = &self.inner.keys;
         let mut call = self.inner.scripts.session_list.prepare_invoke();
         call.key(keys.user_sessions(user_id))
+            .key(keys.user_session_ids(user_id))
             .arg(keys.session_prefix());
         // Pruning the index is idempotent, so this may be retried like a read.
         let flat: Vec<String> = self
@@ -233,7 +239,8 @@ impl SessionStore for RedisStore {
         let mut call = self.inner.scripts.session_delete.prepare_invoke();
         call.key(keys.session(token_hash))
             .arg(keys.user_sessions_prefix())
-            .arg(token_hash.to_hex());
+            .arg(token_hash.to_hex())
+            .arg(keys.user_session_ids_prefix());
         // Deleting twice is harmless, but the second answer would say "there was none".
         let n: i64 = self
             .inner
@@ -251,6 +258,7 @@ impl SessionStore for RedisStore {
         let keys = &self.inner.keys;
         let mut call = self.inner.scripts.session_delete_by_id.prepare_invoke();
         call.key(keys.user_sessions(user_id))
+            .key(keys.user_session_ids(user_id))
             .arg(keys.session_prefix())
             .arg(session_id.as_uuid().hyphenated().to_string())
             .arg(user_id.as_uuid().hyphenated().to_string());
@@ -271,6 +279,7 @@ impl SessionStore for RedisStore {
         let keep = keep.map_or_else(String::new, |id| id.as_uuid().hyphenated().to_string());
         let mut call = self.inner.scripts.session_delete_all.prepare_invoke();
         call.key(keys.user_sessions(user_id))
+            .key(keys.user_session_ids(user_id))
             .arg(keys.session_prefix())
             .arg(user_id.as_uuid().hyphenated().to_string())
             .arg(keep);

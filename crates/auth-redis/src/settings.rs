@@ -12,6 +12,8 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default idle time after which a pooled connection is PINGed before it is reused.
 pub const DEFAULT_IDLE_RECHECK_AFTER: Duration = Duration::from_secs(5);
+/// Default of [`RedisSettings::max_sessions_per_user`].
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 /// Longest accepted key prefix, in bytes.
 pub const MAX_KEY_PREFIX_LEN: usize = 64;
 
@@ -37,6 +39,11 @@ pub struct RedisSettings {
     /// a request. Connections in steady use are not PINGed: that keeps a session lookup to
     /// one round trip.
     pub idle_recheck_after: Duration,
+    /// Most live sessions one user may have (0: no cap). Inserting one more ends the user's
+    /// session nearest its end first: the least recently used one, or among sessions used
+    /// alike the oldest. Bounds every per-user script (list, logout-all) to this many
+    /// sessions.
+    pub max_sessions_per_user: usize,
 }
 
 impl RedisSettings {
@@ -49,6 +56,7 @@ impl RedisSettings {
             pool_size: DEFAULT_POOL_SIZE,
             timeout: DEFAULT_TIMEOUT,
             idle_recheck_after: DEFAULT_IDLE_RECHECK_AFTER,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 

@@ -9,6 +9,22 @@ use std::sync::Arc;
 use common::TestPrefix;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cap_contract() {
+    for cap in [2, 5] {
+        let prefix = TestPrefix::new();
+        let mut settings = prefix.settings();
+        settings.max_sessions_per_user = cap;
+        let store = settings.store().unwrap();
+        auth_testkit::contracts::session_store::run_capped(Arc::new(store), cap).await;
+        assert!(
+            prefix.keys().await.is_empty(),
+            "nothing is left behind, index entries included: {:?}",
+            prefix.keys().await
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_store_contract() {
     let prefix = TestPrefix::new();
     let store = prefix.store().await;

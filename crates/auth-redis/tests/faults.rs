@@ -298,3 +298,122 @@ async fn idle_connections_are_rechecked_before_reuse() {
         auth_core::SendSlot::Granted
     );
 }
+
+/// Sockets of this process connected to `port` (from `ss`).
+fn connections_to(port: u16) -> usize {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tnH",
+            "state",
+            "established",
+            "dst",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output()
+        .expect("ss (iproute2) is installed");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// A stalled Redis (every client paused much longer than the timeout) with many callers:
+/// every call fails within the timeout, and the store never holds more connections than its
+/// pool's size (a timed-out connection is closed, not left behind while a new one opens);
+/// afterwards it serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_never_grows_the_connections_past_the_pool() {
+    const POOL: usize = 3;
+    let redis = ThrowawayRedis::start();
+    let mut settings = RedisSettings::new(SecretString::from(redis.url()), "faults");
+    settings.timeout = Duration::from_millis(400);
+    settings.pool_size = POOL;
+    let store = Arc::new(settings.store().unwrap());
+    SessionStore::ping(store.as_ref()).await.unwrap();
+
+    let mut admin = TcpStream::connect((Ipv4Addr::LOCALHOST, redis.port())).unwrap();
+    std::io::Write::write_all(&mut admin, b"CLIENT PAUSE 4000 ALL\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    std::io::Read::read_exact(&mut admin, &mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+
+    let stop = Instant::now() + Duration::from_secs(3);
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        callers.spawn(async move {
+            while Instant::now() < stop {
+                let start = Instant::now();
+                let outcome = store.get(&TokenHash([2; 32])).await;
+                assert!(
+                    matches!(outcome, Err(SessionStoreError::Unavailable(_))),
+                    "{outcome:?}"
+                );
+                assert!(start.elapsed() <= Duration::from_millis(400) + SLACK);
+            }
+        });
+    }
+    let mut most = 0;
+    while Instant::now() < stop {
+        // Minus the admin connection.
+        most = most.max(connections_to(redis.port()).saturating_sub(1));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    callers.join_all().await;
+    assert!(most <= POOL, "{most} connections open, pool size {POOL}");
+
+    // Once the pause is over the same store serves again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.get(&TokenHash([2; 32])).await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(admin);
+}
+
+/// Calls of a command so far, from `INFO commandstats` (scripts' calls included).
+async fn calls_of(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Revoking one session by id reads that one session, however many the user has (it used to
+/// read every one of them: 33,420 sessions, 250 ms of a single-threaded Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_by_id_reads_one_session_whatever_their_number() {
+    let redis = ThrowawayRedis::start();
+    let mut settings = RedisSettings::new(SecretString::from(redis.url()), "scale");
+    settings.max_sessions_per_user = 0;
+    let store = settings.store().unwrap();
+    let first = session();
+    store
+        .insert(&first, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let mut last = first.clone();
+    for _ in 0..2_000 {
+        last = session();
+        last.user = first.user.clone();
+        store.insert(&last, Duration::from_secs(600)).await.unwrap();
+    }
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for target in [&first, &last] {
+        let before = calls_of(&mut conn, "get").await;
+        assert!(store.delete_by_id(first.user.id, target.id).await.unwrap());
+        let reads = calls_of(&mut conn, "get").await - before;
+        assert_eq!(reads, 1, "delete_by_id read {reads} sessions");
+    }
+    assert!(
+        !store.delete_by_id(first.user.id, first.id).await.unwrap(),
+        "revoked once"
+    );
+}

@@ -59,11 +59,27 @@ async fn session_keys_hold_the_token_hash_and_expire_with_the_session() {
         prefix.prefix,
         s.user.id.as_uuid().hyphenated()
     );
+    let ids_key = format!(
+        "{}:user-session-ids:{}",
+        prefix.prefix,
+        s.user.id.as_uuid().hyphenated()
+    );
     assert_eq!(prefix.keys().await, {
-        let mut v = vec![session_key.clone(), index_key.clone()];
+        let mut v = vec![session_key.clone(), index_key.clone(), ids_key.clone()];
         v.sort();
         v
     });
+    let id_map: std::collections::HashMap<String, String> = raw.hgetall(&ids_key).await.unwrap();
+    assert_eq!(
+        id_map,
+        std::collections::HashMap::from([(s.id.to_string(), s.token_hash.to_hex())]),
+        "session id -> token hash"
+    );
+    let ids_ttl: i64 = raw.pttl(&ids_key).await.unwrap();
+    assert!(
+        (55_000..=60_000).contains(&ids_ttl),
+        "id map PTTL {ids_ttl}"
+    );
 
     let value: String = raw.get(&session_key).await.unwrap();
     assert!(
@@ -87,7 +103,7 @@ async fn session_keys_hold_the_token_hash_and_expire_with_the_session() {
     );
     let members: Vec<(String, f64)> = raw.zrange_withscores(&index_key, 0, -1).await.unwrap();
     assert_eq!(members.len(), 1);
-    assert_eq!(members[0].0, s.token_hash.to_hex());
+    assert_eq!(members[0].0, format!("{}:{}", s.token_hash.to_hex(), s.id));
     let now_ms = Utc::now().timestamp_millis() as f64;
     assert!(
         (members[0].1 - now_ms - 60_000.0).abs() < 5_000.0,

@@ -1,7 +1,8 @@
--- Records a use of a live session: stores its new value and TTL, and keeps its index entry
--- (and the index) alive at least as long, atomically. A revoked or expired session stays gone.
--- KEYS[1] session key, KEYS[2] the user's index (sorted set scored by expiry, Unix ms)
--- ARGV[1] session JSON, ARGV[2] ttl in ms, ARGV[3] index member (token hash, hex)
+-- Records a use of a live session: stores its new value and TTL, and keeps its index entries
+-- (and the indexes) alive at least as long, atomically. A revoked or expired session stays gone.
+-- KEYS[1] session key, KEYS[2] the user's index, KEYS[3] the user's id map (see
+-- session_insert.lua); ARGV[1] session JSON, ARGV[2] ttl in ms, ARGV[3] token hash (hex),
+-- ARGV[4] session id
 -- Returns 1 when the session was live, 0 when there was none (nothing written).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -10,11 +11,17 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) then
   return 0
 end
 local expiry = now + ttl
-local score = redis.call('ZSCORE', KEYS[2], ARGV[3])
+local member = ARGV[3] .. ':' .. ARGV[4]
+local score = redis.call('ZSCORE', KEYS[2], member)
 if (not score) or tonumber(score) < expiry then
-  redis.call('ZADD', KEYS[2], string.format('%.0f', expiry), ARGV[3])
+  redis.call('ZADD', KEYS[2], string.format('%.0f', expiry), member)
+  -- A session indexed before ids were part of the member moves to the new form.
+  redis.call('ZREM', KEYS[2], ARGV[3])
 end
-if redis.call('PTTL', KEYS[2]) < ttl then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[3])
+for i = 2, 3 do
+  if redis.call('PTTL', KEYS[i]) < ttl then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
 end
 return 1

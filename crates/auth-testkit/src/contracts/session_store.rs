@@ -89,6 +89,74 @@ async fn concurrent_bumps_are_all_counted(store: Arc<dyn SessionStore>) {
     );
 }
 
+/// Checks the cap on sessions per user of a store configured with `cap` (the adapters'
+/// `max_sessions_per_user`, at least 2): a user never has more than `cap` live sessions; one
+/// more ends the session nearest its end (here the oldest, as every one has the same use);
+/// other users are untouched; revoking one makes room again; and a session is still found and
+/// revoked by id among them.
+pub async fn run_capped(store: Arc<dyn SessionStore>, cap: usize) {
+    assert!(cap >= 2, "the check needs a cap of at least 2");
+    let s = store.as_ref();
+    let owner = user(true);
+    let other = user(true);
+    let bystander = session_for(&other, None, None);
+    s.insert(&bystander, LONG_TTL).await.unwrap();
+
+    // Later sessions live a second longer each, so "nearest its end" is "oldest" whatever
+    // the resolution of the store's clock.
+    let ttl = |i: usize| LONG_TTL + Duration::from_secs(u64::try_from(i).unwrap());
+    let mut sessions = Vec::new();
+    for i in 0..cap + 3 {
+        let session = session_for(&owner, None, None);
+        s.insert(&session, ttl(i)).await.unwrap();
+        sessions.push(session);
+        let listed = s.list_for_user(owner.id).await.unwrap();
+        assert_eq!(
+            listed.len(),
+            (i + 1).min(cap),
+            "never more than {cap} sessions per user (after {} logins)",
+            i + 1
+        );
+    }
+    let (ended, live) = sessions.split_at(3);
+    for gone in ended {
+        assert_eq!(
+            s.get(&gone.token_hash).await.unwrap(),
+            None,
+            "the oldest sessions were ended to make room"
+        );
+        assert!(
+            !s.delete_by_id(owner.id, gone.id).await.unwrap(),
+            "an ended session is not found by id"
+        );
+    }
+    assert_eq!(
+        ids(&s.list_for_user(owner.id).await.unwrap()),
+        ids(live),
+        "the newest {cap} remain"
+    );
+    assert!(
+        s.get(&bystander.token_hash).await.unwrap().is_some(),
+        "another user's sessions are untouched"
+    );
+
+    // Revoking one by id makes room: the next login ends nobody.
+    assert!(s.delete_by_id(owner.id, live[1].id).await.unwrap());
+    let extra = session_for(&owner, None, None);
+    s.insert(&extra, ttl(cap + 10)).await.unwrap();
+    assert!(
+        s.get(&live[0].token_hash).await.unwrap().is_some(),
+        "below the cap nothing is ended"
+    );
+    assert_eq!(s.list_for_user(owner.id).await.unwrap().len(), cap);
+
+    assert_eq!(
+        s.delete_all_for_user(owner.id, None).await.unwrap(),
+        u64::try_from(cap).unwrap()
+    );
+    assert_eq!(s.delete_all_for_user(other.id, None).await.unwrap(), 1);
+}
+
 async fn ping_answers(store: &dyn SessionStore) {
     store.ping().await.expect("ping on a healthy store");
 }

@@ -1,0 +1,220 @@
+//! Slow and silent clients: every request has a deadline (`REQUEST_TIMEOUT`) for its whole
+//! life, so they cannot hold connections, and a normal client is served meanwhile.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+const REQUEST_TIMEOUT_SECS: u64 = 2;
+/// What a slow connection may live past the deadline (408 write grace, scheduling).
+const SLACK: Duration = Duration::from_millis(2500);
+
+fn socket_addr(app: &TestApp) -> SocketAddr {
+    app.address
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address")
+}
+
+/// Sends a login head announcing 16 000 bytes of body, then one byte every 500 ms, until the
+/// server closes the connection; returns how long that took (`give_up` if it never did).
+async fn trickle_body(addr: SocketAddr, give_up: Duration) -> Duration {
+    let start = Instant::now();
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return start.elapsed();
+    };
+    let head = "POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+                Content-Length: 16000\r\n\r\n{";
+    if s.write_all(head.as_bytes()).await.is_err() {
+        return start.elapsed();
+    }
+    let mut buf = [0u8; 1024];
+    while start.elapsed() < give_up {
+        tokio::select! {
+            r = s.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return start.elapsed(),
+                Ok(_) => {} // the 408; the close follows
+            },
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                if s.write_all(b" ").await.is_err() {
+                    return start.elapsed();
+                }
+            }
+        }
+    }
+    give_up
+}
+
+/// Connects and sends nothing at all; returns when the server closed the connection.
+async fn silent(addr: SocketAddr, give_up: Duration) -> Duration {
+    let start = Instant::now();
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return start.elapsed();
+    };
+    let mut buf = [0u8; 1024];
+    while start.elapsed() < give_up {
+        let read = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return start.elapsed();
+        }
+    }
+    give_up
+}
+
+async fn slow_clients_are_cut_at_the_deadline_and_others_stay_fast(profile: Profile) {
+    let timeout = REQUEST_TIMEOUT_SECS.to_string();
+    let app = TestApp::spawn_with(profile, &[("REQUEST_TIMEOUT", &timeout)]).await;
+    let email = app.verified_user().await;
+    let token = app.token(&email, PASSWORD).await;
+    let addr = socket_addr(&app);
+    let deadline = Duration::from_secs(REQUEST_TIMEOUT_SECS);
+    let give_up = deadline * 5;
+
+    let mut slow = Vec::new();
+    for i in 0..300 {
+        if i % 3 == 0 {
+            slow.push(tokio::spawn(silent(addr, give_up)));
+        } else {
+            slow.push(tokio::spawn(trickle_body(addr, give_up)));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A normal client meanwhile: every answer fast.
+    for _ in 0..5 {
+        let t = Instant::now();
+        let res = app.client.get(app.url("/health")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "/health took {:?}",
+            t.elapsed()
+        );
+        let t = Instant::now();
+        assert_eq!(app.me(&token).await.status(), StatusCode::OK);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "/me took {:?}",
+            t.elapsed()
+        );
+    }
+    let t = Instant::now();
+    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "login took {:?}",
+        t.elapsed()
+    );
+
+    let mut held = Vec::new();
+    for h in slow {
+        held.push(h.await.unwrap());
+    }
+    let longest = held.iter().max().copied().unwrap_or_default();
+    assert!(
+        longest <= deadline + SLACK,
+        "a slow connection was held {longest:?} (REQUEST_TIMEOUT {deadline:?})"
+    );
+    // The server still answers afterwards.
+    assert_eq!(app.me(&token).await.status(), StatusCode::OK);
+    app.cleanup().await;
+}
+
+async fn a_second_request_trickled_on_a_kept_alive_connection_is_cut(profile: Profile) {
+    let timeout = REQUEST_TIMEOUT_SECS.to_string();
+    let app = TestApp::spawn_with(profile, &[("REQUEST_TIMEOUT", &timeout)]).await;
+    let mut s = TcpStream::connect(socket_addr(&app)).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // actix bounds only the first head of a connection: trickle the second one.
+    let start = Instant::now();
+    let limit = Duration::from_secs(REQUEST_TIMEOUT_SECS) + SLACK;
+    let mut closed = false;
+    for byte in b"GET /health HTTP/1.1\r\nX-Slow: ".iter().cycle().take(200) {
+        if s.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(250), s.read(&mut buf)).await
+        {
+            closed = true;
+            break;
+        }
+        if start.elapsed() > limit * 2 {
+            break;
+        }
+    }
+    assert!(closed, "the trickled request was never cut");
+    assert!(start.elapsed() <= limit, "cut after {:?}", start.elapsed());
+    app.cleanup().await;
+}
+
+async fn a_client_that_never_reads_is_cut(profile: Profile) {
+    let timeout = REQUEST_TIMEOUT_SECS.to_string();
+    let app = TestApp::spawn_with(profile, &[("REQUEST_TIMEOUT", &timeout)]).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(socket_addr(&app)).await.unwrap();
+    // Ten copies of a 1.4 MB asset, pipelined, and nothing read.
+    let one = "GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nHost: t\r\n\r\n";
+    s.write_all(one.repeat(10).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(REQUEST_TIMEOUT_SECS) + SLACK).await;
+    // Now read: a connection that was cut ends (reset) long before the ten responses.
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => total += n,
+        }
+    }
+    assert!(
+        total < 10 * 1_000_000,
+        "the server kept writing to a client that did not read ({total} bytes)"
+    );
+    app.cleanup().await;
+}
+
+crate::both_profiles!(
+    slow_clients_are_cut_at_the_deadline_and_others_stay_fast,
+    a_second_request_trickled_on_a_kept_alive_connection_is_cut,
+    a_client_that_never_reads_is_cut,
+);
+
+/// With slow clients connected, a stop ends within `SHUTDOWN_TIMEOUT`, not when they finish.
+#[tokio::test]
+async fn shutdown_cuts_slow_clients_within_its_budget() {
+    let app = TestApp::spawn_with(
+        Profile::Embedded,
+        &[("REQUEST_TIMEOUT", "60s"), ("SHUTDOWN_TIMEOUT", "2s")],
+    )
+    .await;
+    let addr = socket_addr(&app);
+    let slow: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(trickle_body(addr, Duration::from_secs(60))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    app.handle().stop(true).await;
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
+    for h in slow {
+        let held = h.await.unwrap();
+        assert!(
+            held < Duration::from_secs(10),
+            "a slow client outlived the shutdown"
+        );
+    }
+    app.cleanup().await;
+}
