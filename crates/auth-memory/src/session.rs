@@ -1,9 +1,8 @@
 //! [`SessionStore`] in memory.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use auth_core::{Session, SessionId, SessionStore, SessionStoreError, TokenHash, UserId};
-use tokio::time::Instant;
 
 use crate::state::State;
 use crate::MemoryStore;
