@@ -16,11 +16,14 @@
 //! with a hand-moved clock ([`testing::ManualClock`]).
 
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, see Cargo.toml) marks what needs the `mocks` feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod domain;
 pub mod ports;
 pub mod service;
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub mod testing;
 pub mod throttle;
 
