@@ -44,12 +44,12 @@
 //! opt-level = 3
 //! ```
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -842,7 +842,10 @@ mod tests {
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while hasher.in_flight() != 1 {
-            assert!(std::time::Instant::now() < deadline, "the worker never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker never started"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
 

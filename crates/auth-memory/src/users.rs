@@ -103,7 +103,9 @@ impl UserRepository for MemoryUserRepository {
             created_at: new_user.created_at,
             updated_at: new_user.created_at,
         };
-        accounts.by_email.insert(new_user.email.clone(), new_user.id);
+        accounts
+            .by_email
+            .insert(new_user.email.clone(), new_user.id);
         accounts.by_id.insert(
             new_user.id,
             UserCredentials {
@@ -149,10 +151,7 @@ impl UserRepository for MemoryUserRepository {
 
     async fn mark_verified(&self, id: UserId, at: DateTime<Utc>) -> Result<User, UserRepoError> {
         let mut accounts = self.lock();
-        let account = accounts
-            .by_id
-            .get_mut(&id)
-            .ok_or(UserRepoError::NotFound)?;
+        let account = accounts.by_id.get_mut(&id).ok_or(UserRepoError::NotFound)?;
         if account.user.verified_at.is_none() {
             account.user.verified_at = Some(at);
             account.user.updated_at = at;
@@ -167,10 +166,7 @@ impl UserRepository for MemoryUserRepository {
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError> {
         let mut accounts = self.lock();
-        let account = accounts
-            .by_id
-            .get_mut(&id)
-            .ok_or(UserRepoError::NotFound)?;
+        let account = accounts.by_id.get_mut(&id).ok_or(UserRepoError::NotFound)?;
         account.password_hash = password_hash.clone();
         account.user.updated_at = at;
         Ok(())

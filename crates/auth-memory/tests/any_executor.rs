@@ -111,7 +111,9 @@ fn the_kit_runs_a_full_account_flow_on_block_on() {
     block_on(service.signup(email.clone(), password)).unwrap();
     assert_eq!(kit.users().len(), 1);
 
-    let code = mail.last_code(&email).expect("a verification code was mailed");
+    let code = mail
+        .last_code(&email)
+        .expect("a verification code was mailed");
     let verified = block_on(service.verify_otp(&email, &code)).unwrap();
     assert!(verified.is_verified());
 
