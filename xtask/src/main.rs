@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     let rest: Vec<OsString> = args.collect();
     let outcome = match task.as_ref().and_then(|t| t.to_str()) {
         Some("test") => test(rest),
-        Some("setup") => setup().map(|ready| exit_if(ready)),
+        Some("setup") => setup().map(exit_if),
         Some("lint") => lint(),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
@@ -102,7 +102,9 @@ fn test(args: Vec<OsString>) -> Result<ExitCode, Error> {
 }
 
 fn lint() -> Result<ExitCode, Error> {
-    let steps: [(&str, &[&str], Option<(&str, &str)>); 3] = [
+    /// What to print, cargo's arguments, and an environment variable to set.
+    type Step<'a> = (&'a str, &'a [&'a str], Option<(&'a str, &'a str)>);
+    let steps: [Step<'_>; 3] = [
         (
             "cargo fmt --check",
             &["fmt", "--all", "--", "--check"],
