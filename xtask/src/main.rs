@@ -343,10 +343,21 @@ impl Setup {
     /// `npm ci` in `tests/browser` when its packages are missing (needs no root).
     fn npm_packages(&mut self) -> Result<(), Error> {
         let dir = workspace_root()?.join(BROWSER_DIR);
+        let modules = dir.join("node_modules");
         let installed = BROWSER_PACKAGES
             .iter()
-            .all(|package| dir.join("node_modules").join(package).is_dir());
-        if installed {
+            .all(|package| modules.join(package).is_dir());
+        // npm keeps a copy of the lock file it installed from; an older one means the lock
+        // file changed since (a pull), and `npm ci` must run again.
+        let modified = |path: PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let current = match (
+            modified(modules.join(".package-lock.json")),
+            modified(dir.join("package-lock.json")),
+        ) {
+            (Some(installed_from), Some(lock)) => installed_from >= lock,
+            _ => false,
+        };
+        if installed && current {
             return Ok(());
         }
         if !in_path("npm") {
