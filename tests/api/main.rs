@@ -33,3 +33,4 @@ mod embedded;
 mod failures;
 mod lifecycle;
 mod logs;
+mod takeover;

@@ -663,6 +663,10 @@ impl PasswordHasher for Argon2Hasher {
         self.run(move |inner, memory| inner.verify(memory, &password, &hash))
             .await
     }
+
+    fn is_saturated(&self) -> bool {
+        Argon2Hasher::is_saturated(self)
+    }
 }
 
 #[cfg(test)]

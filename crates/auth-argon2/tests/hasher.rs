@@ -202,6 +202,10 @@ async fn concurrency_and_queue_are_bounded() {
         "the first hash ended too soon for this test"
     );
 
+    // The port says so too, before any call is made: the service asks it first.
+    let port: &dyn auth_core::PasswordHasher = &hasher;
+    assert!(port.is_saturated(), "one running, one queued: saturated");
+
     let started = Instant::now();
     match hasher.hash(&secret("third")).await {
         Err(HasherError::Unavailable(source)) => assert_eq!(
@@ -218,6 +222,7 @@ async fn concurrency_and_queue_are_bounded() {
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
     assert_eq!((hasher.in_flight(), hasher.queued()), (0, 0));
+    assert!(!port.is_saturated());
 }
 
 /// The runtime thread is free while Argon2 runs: on a single-threaded runtime, a 10 ms timer

@@ -35,7 +35,7 @@ fn session_tokens(c: &mut Criterion) {
 
 fn otp(c: &mut Criterion) {
     let rng = OsRandom;
-    let Some(secret) = OtpSecret::new(SecretBox::new(Box::new([7u8; 32]) as Box<[u8]>)) else {
+    let Ok(secret) = OtpSecret::new(SecretBox::new(Box::new([7u8; 32]) as Box<[u8]>)) else {
         return;
     };
     let Ok(email) = EmailAddress::parse("ada@example.com") else {

@@ -6,14 +6,37 @@
 //! This crate is pure: it defines the domain types ([`EmailAddress`], [`Password`],
 //! [`OtpCode`], [`SessionToken`], [`UserId`], [`User`]), the ports the domain needs
 //! ([`UserRepository`], [`SessionStore`], [`OtpStore`], [`Mailer`], [`PasswordHasher`],
-//! [`Clock`], [`RandomSource`], [`RateLimiter`]), the [`AuthService`] that implements every
-//! rule against those ports, and the [`throttle`] policy (request budgets per client IP and
-//! per address) that an application runs before each unauthenticated action. It depends on no database, cache, mailer, web framework or async runtime;
-//! adapters live in their own crates.
+//! [`Clock`], [`RandomSource`], [`RateLimiter`]), and the [`AuthService`] that implements every
+//! rule against those ports, including its own abuse policy ([`throttle`]: request budgets per
+//! client and per address, re-authentication budgets, a fair share of the password hasher).
+//! It depends on no database, cache, mailer, web framework or async runtime; adapters live in
+//! their own crates (`auth-memory` has every in-process one).
 //!
+//! # Implementing a port
+//! Ports are object-safe `async_trait` traits. Everything their signatures name is re-exported
+//! here ([`async_trait`], [`DateTime`], [`Utc`], [`SecretString`], [`Duration`]), so an adapter
+//! crate needs no extra dependency:
+//! ```
+//! use auth_core::{async_trait, EmailAddress, MailMessage, Mailer, MailerError};
+//!
+//! #[derive(Debug)]
+//! struct StdoutMailer;
+//!
+//! #[async_trait]
+//! impl Mailer for StdoutMailer {
+//!     async fn send(&self, to: &EmailAddress, message: &MailMessage) -> Result<(), MailerError> {
+//!         println!("to {to}: {message:?}");
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//! Writing `async fn` in the `impl` without `#[async_trait]` fails with E0195 ("lifetime
+//! parameters or bounds on method do not match the trait declaration"): add the attribute.
+//!
+//! # Testing code that embeds the service
 //! With the `mocks` feature, mockall mocks of every port are exported
-//! ([`MockUserRepository`], ...), so you can unit-test code that embeds the service, together
-//! with a hand-moved clock ([`testing::ManualClock`]).
+//! ([`MockUserRepository`], ...), with a hand-moved clock ([`testing::ManualClock`]) and
+//! [`testing::MockPorts`], which builds a service from mocks in one line.
 
 #![warn(missing_docs)]
 // docs.rs (`--cfg docsrs`, see Cargo.toml) marks what needs the `mocks` feature.
@@ -28,7 +51,9 @@ pub mod testing;
 pub mod throttle;
 
 pub use domain::email::{EmailAddress, EmailError, MAX_EMAIL_LEN};
-pub use domain::otp::{OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, StoredOtp};
+pub use domain::otp::{
+    OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, OtpSecretError, StoredOtp,
+};
 pub use domain::password::{
     common_password_count, Password, PasswordAttempt, PasswordError, PasswordHash, PasswordPolicy,
     DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS,
@@ -39,4 +64,9 @@ pub use domain::session::{
 pub use domain::user::{NewUser, User, UserCredentials, UserId};
 pub use ports::*;
 pub use service::*;
-pub use throttle::{Action, ActionLimits, RateLimit, Throttle, ThrottleConfig, ThrottleError};
+pub use throttle::{budget_ip, Action, ActionLimits, RateLimit, ThrottleConfig};
+
+pub use async_trait::async_trait;
+pub use chrono::{DateTime, Utc};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use std::time::Duration;

@@ -10,14 +10,15 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use auth_core::testing::ManualClock;
+//! use auth_core::testing::MockPorts;
 //! use auth_core::*;
 //! use chrono::{TimeDelta, TimeZone, Utc};
 //! use futures::executor::block_on;
 //!
 //! let issued_at = Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap();
-//! let clock = Arc::new(ManualClock::new(issued_at));
 //! let secret = || OtpSecret::new(vec![7u8; 32].into_boxed_slice().into()).unwrap();
+//! // MockPorts uses this key; a test that computes MACs uses it too.
+//! assert_eq!(testing::MOCK_OTP_KEY, [7u8; 32]);
 //! let email = EmailAddress::parse("ada@example.com").unwrap();
 //! let code = OtpCode::parse("042917").unwrap();
 //!
@@ -30,22 +31,13 @@
 //!     .returning(move |_, _| Ok(Some(OtpAttempt { otp: stored, attempts: 1 })));
 //! otps.expect_consume().never();
 //!
-//! let service = AuthService::new(
-//!     AuthPorts {
-//!         users: Arc::new(MockUserRepository::new()),
-//!         sessions: Arc::new(MockSessionStore::new()),
-//!         otps: Arc::new(otps),
-//!         mailer: Arc::new(MockMailer::new()),
-//!         hasher: Arc::new(MockPasswordHasher::new()),
-//!         clock: clock.clone(),
-//!         random: Arc::new(OsRandom),
-//!     },
-//!     AuthConfig::default(),
-//!     secret(),
-//! );
+//! let mut ports = MockPorts::new(issued_at);
+//! ports.otps = otps;
+//! let clock = ports.clock.clone();
+//! let service = ports.service();
 //!
 //! clock.advance(Duration::from_secs(10 * 60));
-//! let result = block_on(service.verify_otp(&email, &code));
+//! let result = block_on(service.verify_otp(&email, &code, &ClientInfo::default()));
 //! assert!(matches!(result, Err(OtpCheckError::OtpExpired)));
 //! ```
 
@@ -110,5 +102,93 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         // A test that panicked while holding the lock left a valid time behind.
         *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The code secret a service built by [`MockPorts::service`] uses.
+pub const MOCK_OTP_KEY: [u8; 32] = [7; 32];
+
+/// Every port of the service as a mock (or a test double), ready for expectations; then
+/// [`MockPorts::service`] builds the service in one line. The rate limiter is
+/// [`Unlimited`](crate::Unlimited) and the configuration the default unless you replace them.
+///
+/// ```
+/// use auth_core::testing::MockPorts;
+/// use auth_core::*;
+/// use futures::executor::block_on;
+///
+/// let mut ports = MockPorts::new(Utc::now());
+/// ports.sessions.expect_get().returning(|_| Ok(None));
+/// let service = ports.service();
+/// let token = SessionToken::from_bytes([1; 32]);
+/// assert!(matches!(
+///     block_on(service.authenticate(&token)),
+///     Err(AuthenticateError::Unauthenticated)
+/// ));
+/// ```
+pub struct MockPorts {
+    /// Accounts.
+    pub users: crate::MockUserRepository,
+    /// Sessions.
+    pub sessions: crate::MockSessionStore,
+    /// Codes and cooldowns.
+    pub otps: crate::MockOtpStore,
+    /// Mail.
+    pub mailer: crate::MockMailer,
+    /// Hashing.
+    pub hasher: crate::MockPasswordHasher,
+    /// A clock moved by hand.
+    pub clock: std::sync::Arc<ManualClock>,
+    /// Randomness (the operating system's by default).
+    pub random: std::sync::Arc<dyn crate::RandomSource>,
+    /// Request budgets ([`Unlimited`](crate::Unlimited) by default).
+    pub limiter: std::sync::Arc<dyn crate::RateLimiter>,
+    /// The service's configuration.
+    pub config: crate::AuthConfig,
+}
+
+impl std::fmt::Debug for MockPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockPorts")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockPorts {
+    /// Fresh mocks with no expectations, a clock at `now`.
+    pub fn new(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            users: crate::MockUserRepository::new(),
+            sessions: crate::MockSessionStore::new(),
+            otps: crate::MockOtpStore::new(),
+            mailer: crate::MockMailer::new(),
+            hasher: crate::MockPasswordHasher::new(),
+            clock: std::sync::Arc::new(ManualClock::new(now)),
+            random: std::sync::Arc::new(crate::OsRandom),
+            limiter: std::sync::Arc::new(crate::Unlimited),
+            config: crate::AuthConfig::default(),
+        }
+    }
+
+    /// The service on these ports, with [`MOCK_OTP_KEY`] as its code secret.
+    pub fn service(self) -> crate::AuthService {
+        let ports = crate::AuthPorts {
+            users: std::sync::Arc::new(self.users),
+            sessions: std::sync::Arc::new(self.sessions),
+            otps: std::sync::Arc::new(self.otps),
+            mailer: std::sync::Arc::new(self.mailer),
+            hasher: std::sync::Arc::new(self.hasher),
+            clock: self.clock,
+            random: self.random,
+            limiter: self.limiter,
+        };
+        let secret = crate::OtpSecret::new(Box::<[u8]>::from(MOCK_OTP_KEY).into());
+        #[allow(clippy::expect_used)]
+        crate::AuthService::new(
+            ports,
+            self.config,
+            secret.expect("MOCK_OTP_KEY is long enough"),
+        )
     }
 }

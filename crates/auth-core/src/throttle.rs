@@ -1,24 +1,29 @@
-//! [`Throttle`]: the abuse-resistance policy. It names the request budgets of every
-//! unauthenticated action, per client IP and per target address, and spends them on a
-//! [`RateLimiter`] before the action runs.
+//! The abuse-resistance policy that [`AuthService`](crate::AuthService) applies to itself: the
+//! request budgets of every action, per client IP and per target address, spent on the
+//! [`RateLimiter`] port before the action runs. An application configures it
+//! ([`ThrottleConfig`], part of [`AuthConfig`](crate::AuthConfig)) and passes the client's
+//! [`ClientInfo`] to each operation; it never calls the policy itself.
 //!
 //! | budget | key | what it stops |
 //! |---|---|---|
-//! | `{action}:ip` | client IP | one client hammering any endpoint (credential stuffing, signup spam) |
+//! | `{action}:ip` | client IP (IPv6: its /64) | one client hammering any endpoint (credential stuffing, signup spam) |
 //! | `{action}:email` | target address, any IP | distributed attacks on one address |
 //! | `login:email-ip` | (address, IP) | password guessing: a soft lock growing with failures, that only the guessing client feels |
 //! | `mail:email` | target address | flooding a mailbox through signup, resend-otp and forgot-password |
+//! | `reauth:user`, `reauth:ip` | account; client IP | guessing the password through a stolen session (change password, delete account) |
+//! | `reauth-failures:session` | session | the hard limit: a session that keeps guessing is ended |
 //!
 //! A budget is a list of [`Quota`] tiers that all have to allow the request, so a lock can grow
 //! with the failures (e.g. 5 per minute, then 20 per hour: 12 s, then 3 minutes between
 //! guesses). Every budget is keyed on the address whether or not it has an account, so a
-//! refusal tells nothing about accounts.
+//! refusal tells nothing about accounts. IPv6 clients are keyed by their network prefix
+//! ([`ThrottleConfig::ipv6_prefix_len`], /64 by default): one host usually owns a whole /64.
 //!
 //! Login spends its `login:email-ip` budget *before* the password is checked (parallel guesses
 //! cannot slip through between check and count) and refills it after a correct password, so
-//! the owner's own typos never add up. Because that lock is keyed on the IP too, an attacker
-//! cannot lock the owner out; the per-address `login:email` budget is softer (larger) and only
-//! bounds attacks spread over many IPs.
+//! the owner's own typos never add up. Re-authentication inside a session spends its budgets
+//! before the check too, but a correct password refills nothing: whoever holds the session may
+//! be the attacker.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -28,6 +33,8 @@ use std::time::Duration;
 use tracing::warn;
 
 use crate::domain::email::EmailAddress;
+use crate::domain::session::{ClientInfo, SessionId};
+use crate::domain::user::UserId;
 use crate::ports::{Quota, RateDecision, RateKey, RateLimiter, RateSubject};
 use crate::service::Failure;
 
@@ -158,6 +165,23 @@ pub struct ThrottleConfig {
     /// Requests that may mail an address (signup, resend-otp, forgot-password), per address
     /// (default 10/h), on top of the per-address cooldown between mails.
     pub mail_per_email: RateLimit,
+    /// Password checks inside a session (change password, delete account), per account from
+    /// any session (default 5 per 15 min). Spent before the check; a correct password does
+    /// not refill it.
+    pub reauth_per_user: RateLimit,
+    /// Password checks inside a session, per client IP over all accounts (default 20 per
+    /// 15 min).
+    pub reauth_per_ip: RateLimit,
+    /// The hard limit: wrong passwords (and refused checks) per session (default 10 per day).
+    /// The check that goes past it ends the session and mails the owner.
+    pub reauth_failures_per_session: RateLimit,
+    /// Length of the network prefix that identifies an IPv6 client (default 64); IPv4 clients
+    /// are identified by their address.
+    pub ipv6_prefix_len: u8,
+    /// Password hashes one client (IP or IPv6 prefix) and one account may have in flight at
+    /// once, on this instance (default 2; 0: no bound). The rest are refused at once, so one
+    /// client cannot take every hashing worker from everybody else.
+    pub hashes_in_flight_per_client: u32,
 }
 
 impl Default for ThrottleConfig {
@@ -174,6 +198,11 @@ impl Default for ThrottleConfig {
             forgot_password: limits(RateLimit::per(20, 10 * MINUTE), RateLimit::per(10, HOUR)),
             reset_password: limits(RateLimit::per(30, 10 * MINUTE), RateLimit::per(10, HOUR)),
             mail_per_email: RateLimit::per(10, HOUR),
+            reauth_per_user: RateLimit::per(5, 15 * MINUTE),
+            reauth_per_ip: RateLimit::per(20, 15 * MINUTE),
+            reauth_failures_per_session: RateLimit::per(10, 24 * HOUR),
+            ipv6_prefix_len: 64,
+            hashes_in_flight_per_client: 2,
         }
     }
 }
@@ -192,28 +221,28 @@ impl ThrottleConfig {
     }
 }
 
-/// Why a request may not proceed.
-#[derive(Debug, thiserror::Error)]
-pub enum ThrottleError {
-    /// A budget is spent; the same answer whether or not the address has an account.
-    #[error("too many requests; retry after {retry_after:?}")]
-    Limited {
-        /// Time until the budget that refused allows one more request.
-        retry_after: Duration,
-    },
-    /// The limiter's store failed.
-    #[error(transparent)]
-    Failure(#[from] Failure),
-}
-
-impl From<crate::ports::RateLimiterError> for ThrottleError {
-    fn from(e: crate::ports::RateLimiterError) -> Self {
-        Self::Failure(e.into())
+/// The client address a budget is keyed on: IPv4 as is (IPv4-mapped IPv6 too), IPv6 cut to
+/// its first `prefix_len` bits.
+pub fn budget_ip(ip: IpAddr, prefix_len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let bits = u128::from(v6);
+            let keep = u32::from(prefix_len.min(128));
+            let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+            IpAddr::V6((bits & mask).into())
+        }
     }
 }
 
-/// The abuse-resistance policy (see the [module documentation](self)).
-pub struct Throttle {
+/// What a spent budget answers: the time until it allows one more request.
+pub(crate) type Refusal = Duration;
+
+/// The policy (see the [module documentation](self)), run by the service.
+pub(crate) struct Throttle {
     limiter: Arc<dyn RateLimiter>,
     config: ThrottleConfig,
 }
@@ -227,30 +256,62 @@ impl fmt::Debug for Throttle {
 }
 
 impl Throttle {
-    /// The policy `config` on `limiter`.
-    pub fn new(limiter: Arc<dyn RateLimiter>, config: ThrottleConfig) -> Self {
+    pub(crate) fn new(limiter: Arc<dyn RateLimiter>, config: ThrottleConfig) -> Self {
         Self { limiter, config }
     }
 
-    /// The budgets in force.
-    pub fn config(&self) -> &ThrottleConfig {
+    pub(crate) fn config(&self) -> &ThrottleConfig {
         &self.config
     }
 
-    /// Spends one unit of every budget of `action` for this client and address; refuses with
-    /// [`ThrottleError::Limited`] at the first spent one (and logs a security event). Call it
-    /// before the action; for [`Action::Login`], call [`Throttle::login_succeeded`] after a
-    /// correct password.
-    pub async fn check(
+    fn ip(&self, client: &ClientInfo) -> Option<IpAddr> {
+        client
+            .ip
+            .map(|ip| budget_ip(ip, self.config.ipv6_prefix_len))
+    }
+
+    /// Spends one unit of every budget in `budgets`; the first spent one refuses (and logs a
+    /// security event).
+    async fn spend(
+        &self,
+        action: &'static str,
+        client: &ClientInfo,
+        budgets: Vec<(&'static str, RateSubject, &RateLimit)>,
+    ) -> Result<Result<(), Refusal>, Failure> {
+        for (bucket, subject, limit) in budgets {
+            let key = RateKey { bucket, subject };
+            for quota in limit.tiers() {
+                if let RateDecision::Limited { retry_after } =
+                    self.limiter.acquire(&key, *quota).await?
+                {
+                    warn!(
+                        security_event = "rate_limited",
+                        action,
+                        budget = bucket,
+                        quota = %quota,
+                        client_ip = client.ip.map(|ip| ip.to_string()),
+                        retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                        "request refused: rate limit exceeded"
+                    );
+                    return Ok(Err(retry_after));
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Spends one unit of every budget of `action` for this client and address. For
+    /// [`Action::Login`], [`Throttle::login_succeeded`] follows a correct password.
+    pub(crate) async fn check(
         &self,
         action: Action,
-        client_ip: Option<IpAddr>,
+        client: &ClientInfo,
         email: &EmailAddress,
-    ) -> Result<(), ThrottleError> {
+    ) -> Result<Result<(), Refusal>, Failure> {
         let limits = self.config.action(action);
         let (ip_bucket, email_bucket) = action.buckets();
         let mut budgets: Vec<(&'static str, RateSubject, &RateLimit)> = Vec::with_capacity(4);
-        if let Some(ip) = client_ip {
+        if let Some(ip) = self.ip(client) {
             budgets.push((ip_bucket, RateSubject::Ip(ip), &limits.per_ip));
             if action == Action::Login {
                 budgets.push((
@@ -272,36 +333,17 @@ impl Throttle {
                 &self.config.mail_per_email,
             ));
         }
-        for (bucket, subject, limit) in budgets {
-            let key = RateKey { bucket, subject };
-            for quota in limit.tiers() {
-                if let RateDecision::Limited { retry_after } =
-                    self.limiter.acquire(&key, *quota).await?
-                {
-                    warn!(
-                        security_event = "rate_limited",
-                        action = action.as_str(),
-                        budget = bucket,
-                        quota = %quota,
-                        client_ip = client_ip.map(|ip| ip.to_string()),
-                        retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
-                        "request refused: rate limit exceeded"
-                    );
-                    return Err(ThrottleError::Limited { retry_after });
-                }
-            }
-        }
-        Ok(())
+        self.spend(action.as_str(), client, budgets).await
     }
 
-    /// A correct password was given for `email` from `client_ip`: the soft lock of that
+    /// A correct password was given for `email` from this client: the soft lock of that
     /// (address, IP) starts over.
-    pub async fn login_succeeded(
+    pub(crate) async fn login_succeeded(
         &self,
-        client_ip: Option<IpAddr>,
+        client: &ClientInfo,
         email: &EmailAddress,
-    ) -> Result<(), ThrottleError> {
-        let Some(ip) = client_ip else {
+    ) -> Result<(), Failure> {
+        let Some(ip) = self.ip(client) else {
             return Ok(());
         };
         let key = RateKey {
@@ -312,6 +354,39 @@ impl Throttle {
             self.limiter.reset(&key, *quota).await?;
         }
         Ok(())
+    }
+
+    /// Spends the re-authentication budgets of the account and the client, before a password
+    /// is checked inside a session.
+    pub(crate) async fn reauth(
+        &self,
+        user: UserId,
+        client: &ClientInfo,
+    ) -> Result<Result<(), Refusal>, Failure> {
+        let mut budgets = vec![(
+            "reauth:user",
+            RateSubject::User(user),
+            &self.config.reauth_per_user,
+        )];
+        if let Some(ip) = self.ip(client) {
+            budgets.push(("reauth:ip", RateSubject::Ip(ip), &self.config.reauth_per_ip));
+        }
+        self.spend("reauthenticate", client, budgets).await
+    }
+
+    /// Counts a failed or refused re-authentication against the session's hard limit;
+    /// `Ok(false)` once it is past the limit (the session must end).
+    pub(crate) async fn reauth_failed(
+        &self,
+        session: SessionId,
+        client: &ClientInfo,
+    ) -> Result<bool, Failure> {
+        let budgets = vec![(
+            "reauth-failures:session",
+            RateSubject::Session(session),
+            &self.config.reauth_failures_per_session,
+        )];
+        Ok(self.spend("reauthenticate", client, budgets).await?.is_ok())
     }
 }
 
@@ -328,6 +403,10 @@ mod tests {
 
     fn ip() -> Option<IpAddr> {
         Some("192.0.2.7".parse().unwrap())
+    }
+
+    fn client() -> ClientInfo {
+        ClientInfo::new(ip(), None)
     }
 
     #[test]
@@ -348,7 +427,9 @@ mod tests {
                 .returning(|_, _| Ok(RateDecision::Allowed));
         }
         let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
-        block_on(t.check(Action::Login, ip(), &email())).unwrap();
+        block_on(t.check(Action::Login, &client(), &email()))
+            .unwrap()
+            .unwrap();
     }
 
     #[test]
@@ -371,11 +452,8 @@ mod tests {
             .withf(|k, _| k.bucket == "mail:email")
             .never();
         let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
-        let res = block_on(t.check(Action::ResendOtp, ip(), &email()));
-        assert!(matches!(
-            res,
-            Err(ThrottleError::Limited { retry_after }) if retry_after == Duration::from_secs(7)
-        ));
+        let res = block_on(t.check(Action::ResendOtp, &client(), &email())).unwrap();
+        assert_eq!(res, Err(Duration::from_secs(7)));
     }
 
     #[test]
@@ -391,7 +469,9 @@ mod tests {
             ..ThrottleConfig::default()
         };
         let t = Throttle::new(Arc::new(limiter), config);
-        block_on(t.check(Action::ForgotPassword, ip(), &email())).unwrap();
+        block_on(t.check(Action::ForgotPassword, &client(), &email()))
+            .unwrap()
+            .unwrap();
     }
 
     #[test]
@@ -410,8 +490,98 @@ mod tests {
             .with(always(), always())
             .returning(|_, _| Err(RateLimiterError::Unavailable("down".into())));
         let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
-        block_on(t.login_succeeded(ip(), &email())).unwrap();
-        let res = block_on(t.check(Action::Signup, ip(), &email()));
-        assert!(matches!(res, Err(ThrottleError::Failure(f)) if f.is_unavailable()));
+        block_on(t.login_succeeded(&client(), &email())).unwrap();
+        let res = block_on(t.check(Action::Signup, &client(), &email()));
+        assert!(matches!(res, Err(f) if f.is_unavailable()));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_prefix_and_ipv4_by_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(budget_ip(a, 64), budget_ip(b, 64));
+        assert_eq!(
+            budget_ip(a, 64),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(budget_ip(a, 64), budget_ip(other, 64));
+        assert_ne!(budget_ip(a, 128), budget_ip(b, 128));
+        assert_eq!(budget_ip(a, 128), a);
+        assert_eq!(budget_ip(a, 0), "::".parse::<IpAddr>().unwrap());
+        assert_eq!(budget_ip(a, 200), a);
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(budget_ip(v4, 64), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(budget_ip(mapped, 64), v4);
+    }
+
+    #[test]
+    fn neighbours_in_one_ipv6_prefix_spend_one_budget() {
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(|k, _| {
+                k.bucket == "signup:ip"
+                    && k.subject == RateSubject::Ip("2001:db8::".parse().unwrap())
+            })
+            .times(2)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        limiter
+            .expect_acquire()
+            .withf(|k, _| k.bucket != "signup:ip")
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        for host in ["2001:db8::1", "2001:db8::ffff:2"] {
+            let c = ClientInfo::new(Some(host.parse().unwrap()), None);
+            block_on(t.check(Action::Signup, &c, &email()))
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn reauth_spends_the_account_and_client_budgets_and_counts_failures_per_session() {
+        let user = UserId::from_uuid(uuid::Uuid::from_u128(7));
+        let session = SessionId::from_uuid(uuid::Uuid::from_u128(9));
+        let mut limiter = MockRateLimiter::new();
+        let mut seq = mockall::Sequence::new();
+        limiter
+            .expect_acquire()
+            .withf(move |k, q| {
+                k.bucket == "reauth:user"
+                    && k.subject == RateSubject::User(user)
+                    && *q == Quota::new(5, 15 * MINUTE).unwrap()
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        limiter
+            .expect_acquire()
+            .withf(|k, q| {
+                k.bucket == "reauth:ip"
+                    && k.subject == RateSubject::Ip(ip().unwrap())
+                    && *q == Quota::new(20, 15 * MINUTE).unwrap()
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        limiter
+            .expect_acquire()
+            .withf(move |k, q| {
+                k.bucket == "reauth-failures:session"
+                    && k.subject == RateSubject::Session(session)
+                    && *q == Quota::new(10, 24 * HOUR).unwrap()
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| {
+                Ok(RateDecision::Limited {
+                    retry_after: Duration::from_secs(1),
+                })
+            });
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        block_on(t.reauth(user, &client())).unwrap().unwrap();
+        assert!(!block_on(t.reauth_failed(session, &client())).unwrap());
     }
 }

@@ -109,7 +109,8 @@ impl LoginRequest {
     /// invalid credentials without hashing.
     pub fn try_into_domain(self) -> Result<(EmailAddress, PasswordAttempt, Transport), ApiError> {
         let email = EmailAddress::parse(&self.email)?;
-        let password = PasswordAttempt::parse(self.password).ok_or(ApiError::InvalidCredentials)?;
+        let password =
+            PasswordAttempt::parse(self.password).map_err(|_| ApiError::InvalidCredentials)?;
         Ok((email, password, self.transport))
     }
 }
@@ -132,8 +133,8 @@ impl ChangePasswordRequest {
         policy: &PasswordPolicy,
         email: &EmailAddress,
     ) -> Result<(PasswordAttempt, Password), ApiError> {
-        let current =
-            PasswordAttempt::parse(self.current_password).ok_or(ApiError::WrongCurrentPassword)?;
+        let current = PasswordAttempt::parse(self.current_password)
+            .map_err(|_| ApiError::WrongCurrentPassword)?;
         let new_password = policy
             .parse(self.new_password, email)
             .map_err(|e| weak_password("new_password", e))?;
@@ -152,7 +153,7 @@ pub struct DeleteAccountRequest {
 impl DeleteAccountRequest {
     /// Parses into the domain type; a password no account could have is simply wrong.
     pub fn try_into_domain(self) -> Result<PasswordAttempt, ApiError> {
-        PasswordAttempt::parse(self.password).ok_or(ApiError::WrongCurrentPassword)
+        PasswordAttempt::parse(self.password).map_err(|_| ApiError::WrongCurrentPassword)
     }
 }
 

@@ -293,6 +293,7 @@ impl From<OtpCheckError> for ApiError {
             OtpCheckError::InvalidOtp => Self::InvalidOtp,
             OtpCheckError::OtpExpired => Self::OtpExpired,
             OtpCheckError::TooManyAttempts => Self::TooManyAttempts,
+            OtpCheckError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
             OtpCheckError::Failure(f) => Self::from_failure(f),
         }
     }
@@ -312,6 +313,9 @@ impl From<ResendOtpError> for ApiError {
 impl From<ForgotPasswordError> for ApiError {
     fn from(e: ForgotPasswordError) -> Self {
         match e {
+            ForgotPasswordError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
             ForgotPasswordError::Failure(f) => Self::from_failure(f),
         }
     }
@@ -322,6 +326,7 @@ impl From<LoginError> for ApiError {
         match e {
             LoginError::InvalidCredentials => Self::InvalidCredentials,
             LoginError::EmailNotVerified => Self::EmailNotVerified,
+            LoginError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
             LoginError::Failure(f) => Self::from_failure(f),
         }
     }
@@ -350,6 +355,9 @@ impl From<DeleteAccountError> for ApiError {
         match e {
             DeleteAccountError::InvalidCredentials => Self::WrongCurrentPassword,
             DeleteAccountError::Unauthenticated => Self::Unauthenticated,
+            DeleteAccountError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
             DeleteAccountError::Failure(f) => Self::from_failure(f),
         }
     }
@@ -360,6 +368,9 @@ impl From<ChangePasswordError> for ApiError {
         match e {
             ChangePasswordError::InvalidCredentials => Self::WrongCurrentPassword,
             ChangePasswordError::Unauthenticated => Self::Unauthenticated,
+            ChangePasswordError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
             ChangePasswordError::Failure(f) => Self::from_failure(f),
         }
     }

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
-use auth_core::{Action, ClientInfo, LoginError, SessionId};
+use actix_web::{web, HttpResponse};
+use auth_core::SessionId;
 
 use crate::dto::*;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::AuthenticatedSession;
 use crate::state::AppState;
-use crate::throttle::ClientIp;
+use crate::throttle::Client;
 
 type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
 
@@ -74,15 +74,13 @@ fn no_store() -> actix_web::HttpResponseBuilder {
     ))]
 pub async fn signup(
     state: web::Data<AppState>,
-    ip: ClientIp,
+    client: Client,
     body: web::Json<SignupRequest>,
 ) -> Result {
     let (email, password) = body
         .into_inner()
         .try_into_domain(state.service.password_policy())?;
-    state.hashing_capacity()?;
-    state.throttle.check(Action::Signup, ip.0, &email).await?;
-    let user = state.service.signup(email, password).await?;
+    let user = state.service.signup(email, password, &client.0).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(UserResponse::new(&user)))
@@ -97,15 +95,11 @@ pub async fn signup(
     ))]
 pub async fn verify_otp(
     state: web::Data<AppState>,
-    ip: ClientIp,
+    client: Client,
     body: web::Json<VerifyOtpRequest>,
 ) -> Result {
     let (email, code) = body.into_inner().try_into_domain()?;
-    state
-        .throttle
-        .check(Action::VerifyOtp, ip.0, &email)
-        .await?;
-    let user = state.service.verify_otp(&email, &code).await?;
+    let user = state.service.verify_otp(&email, &code, &client.0).await?;
     Ok(no_store().json(UserResponse::new(&user)))
 }
 
@@ -117,15 +111,11 @@ pub async fn verify_otp(
     ))]
 pub async fn resend_otp(
     state: web::Data<AppState>,
-    ip: ClientIp,
+    client: Client,
     body: web::Json<EmailRequest>,
 ) -> Result {
     let email = body.into_inner().try_into_domain()?;
-    state
-        .throttle
-        .check(Action::ResendOtp, ip.0, &email)
-        .await?;
-    state.service.resend_otp(&email).await?;
+    state.service.resend_otp(&email, &client.0).await?;
     Ok(HttpResponse::Accepted().json(ACCEPTED_RESEND))
 }
 
@@ -139,25 +129,11 @@ pub async fn resend_otp(
     ))]
 pub async fn login(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    ip: ClientIp,
+    client: Client,
     body: web::Json<LoginRequest>,
 ) -> Result {
     let (email, password, transport) = body.into_inner().try_into_domain()?;
-    state.hashing_capacity()?;
-    state.throttle.check(Action::Login, ip.0, &email).await?;
-    let client = ClientInfo::new(
-        ip.0,
-        req.headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let result = state.service.login(&email, &password, client).await;
-    if matches!(result, Ok(_) | Err(LoginError::EmailNotVerified)) {
-        // The right password: this client's soft lock on the address starts over.
-        state.throttle.login_succeeded(ip.0, &email).await?;
-    }
-    let outcome = result?;
+    let outcome = state.service.login(&email, &password, client.0).await?;
     let expires_at = outcome.session.expires_at;
     let mut res = no_store();
     let token = match transport {
@@ -205,14 +181,14 @@ pub async fn me(auth: AuthenticatedSession) -> Result {
 pub async fn delete_account(
     state: web::Data<AppState>,
     auth: AuthenticatedSession,
+    client: Client,
     // Wrapped so that an unauthenticated request is told 401, not what is wrong with its body.
     body: std::result::Result<web::Json<DeleteAccountRequest>, actix_web::Error>,
 ) -> std::result::Result<HttpResponse, actix_web::Error> {
     let password = body?.into_inner().try_into_domain()?;
-    state.hashing_capacity()?;
     state
         .service
-        .delete_account(&auth.session, &password)
+        .delete_account(&auth.session, &password, &client.0)
         .await
         .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent()
@@ -234,7 +210,7 @@ pub async fn logout(state: web::Data<AppState>, auth: AuthenticatedSession) -> R
 #[utoipa::path(post, path = "/logout-all", tag = "session", security(("bearer" = []), ("cookie" = [])),
     responses((status = 204, description = "All sessions revoked; cookie cleared"), (status = 401, body = ErrorBody)))]
 pub async fn logout_all(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
-    state.service.logout_all(auth.session.user.id).await?;
+    state.service.logout_all(&auth.session).await?;
     Ok(HttpResponse::NoContent()
         .cookie(state.cookie.removal_cookie())
         .finish())
@@ -290,16 +266,16 @@ pub async fn revoke_session(
 pub async fn change_password(
     state: web::Data<AppState>,
     auth: AuthenticatedSession,
+    client: Client,
     // Wrapped so that an unauthenticated request is told 401, not what is wrong with its body.
     body: std::result::Result<web::Json<ChangePasswordRequest>, actix_web::Error>,
 ) -> std::result::Result<HttpResponse, actix_web::Error> {
     let (current, new_password) = body?
         .into_inner()
         .try_into_domain(state.service.password_policy(), &auth.session.user.email)?;
-    state.hashing_capacity()?;
     state
         .service
-        .change_password(&auth.session, &current, new_password)
+        .change_password(&auth.session, &current, new_password, &client.0)
         .await
         .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent().finish())
@@ -314,15 +290,11 @@ pub async fn change_password(
     ))]
 pub async fn forgot_password(
     state: web::Data<AppState>,
-    ip: ClientIp,
+    client: Client,
     body: web::Json<EmailRequest>,
 ) -> Result {
     let email = body.into_inner().try_into_domain()?;
-    state
-        .throttle
-        .check(Action::ForgotPassword, ip.0, &email)
-        .await?;
-    state.service.forgot_password(&email).await?;
+    state.service.forgot_password(&email, &client.0).await?;
     Ok(HttpResponse::Accepted().json(ACCEPTED_FORGOT))
 }
 
@@ -336,20 +308,15 @@ pub async fn forgot_password(
     ))]
 pub async fn reset_password(
     state: web::Data<AppState>,
-    ip: ClientIp,
+    client: Client,
     body: web::Json<ResetPasswordRequest>,
 ) -> Result {
     let (email, code, new_password) = body
         .into_inner()
         .try_into_domain(state.service.password_policy())?;
-    state.hashing_capacity()?;
-    state
-        .throttle
-        .check(Action::ResetPassword, ip.0, &email)
-        .await?;
     let user = state
         .service
-        .reset_password(&email, &code, new_password)
+        .reset_password(&email, &code, new_password, &client.0)
         .await?;
     Ok(no_store().json(UserResponse::new(&user)))
 }
@@ -360,7 +327,8 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(HealthResponse { status: "ok" })
 }
 
-/// Readiness: PostgreSQL (user store) and Redis (session store) answer.
+/// Readiness: the user store and the session store answer (PostgreSQL and Redis, or SQLite
+/// and process memory in the embedded profile); the hasher's load is reported too.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = ReadyResponse), (status = 503, body = ReadyResponse, description = "Names what is down")))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
@@ -370,16 +338,14 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         ("user_store", status(r.users)),
         ("session_store", status(r.sessions)),
     ]);
-    if let Some(hasher) = &state.hasher {
-        // Load, not health: a saturated hasher still serves sessions, so it does not make the
-        // instance unready; it tells operators (and autoscalers) why logins get 503.
-        let load = if hasher.is_saturated() {
-            "saturated"
-        } else {
-            "ok"
-        };
-        checks.insert("password_hasher", load);
-    }
+    // Load, not health: a saturated hasher still serves sessions, so it does not make the
+    // instance unready; it tells operators (and autoscalers) why logins get 503.
+    let load = if r.hasher_has_capacity {
+        "ok"
+    } else {
+        "saturated"
+    };
+    checks.insert("password_hasher", load);
     if r.users && r.sessions {
         HttpResponse::Ok().json(ReadyResponse {
             status: "ok",

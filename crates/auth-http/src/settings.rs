@@ -126,7 +126,7 @@ pub struct Settings {
 
 /// Every `RATE_LIMIT_*` variable and the budget it sets. A value is `off` or a comma-separated
 /// list of `N/duration` tiers that all apply, e.g. `5/1m,20/1h`.
-pub const RATE_LIMIT_VARS: [&str; 14] = [
+pub const RATE_LIMIT_VARS: [&str; 17] = [
     "RATE_LIMIT_SIGNUP_PER_IP",
     "RATE_LIMIT_SIGNUP_PER_EMAIL",
     "RATE_LIMIT_LOGIN_PER_IP",
@@ -141,6 +141,9 @@ pub const RATE_LIMIT_VARS: [&str; 14] = [
     "RATE_LIMIT_RESET_PASSWORD_PER_IP",
     "RATE_LIMIT_RESET_PASSWORD_PER_EMAIL",
     "RATE_LIMIT_MAIL_PER_EMAIL",
+    "RATE_LIMIT_REAUTH_PER_USER",
+    "RATE_LIMIT_REAUTH_PER_IP",
+    "RATE_LIMIT_REAUTH_FAILURES_PER_SESSION",
 ];
 
 fn throttle_slot<'a>(t: &'a mut ThrottleConfig, var: &str) -> Option<&'a mut RateLimit> {
@@ -159,6 +162,9 @@ fn throttle_slot<'a>(t: &'a mut ThrottleConfig, var: &str) -> Option<&'a mut Rat
         "RATE_LIMIT_RESET_PASSWORD_PER_IP" => &mut t.reset_password.per_ip,
         "RATE_LIMIT_RESET_PASSWORD_PER_EMAIL" => &mut t.reset_password.per_email,
         "RATE_LIMIT_MAIL_PER_EMAIL" => &mut t.mail_per_email,
+        "RATE_LIMIT_REAUTH_PER_USER" => &mut t.reauth_per_user,
+        "RATE_LIMIT_REAUTH_PER_IP" => &mut t.reauth_per_ip,
+        "RATE_LIMIT_REAUTH_FAILURES_PER_SESSION" => &mut t.reauth_failures_per_session,
         _ => return None,
     })
 }
@@ -448,6 +454,18 @@ impl Settings {
             if let (Some((_, raw)), Some(slot)) = (get(&[var]), throttle_slot(&mut throttle, var)) {
                 *slot = parse_rate_limit(&raw).map_err(|m| err(var, m))?;
             }
+        }
+        if let Some((var, v)) = get(&["HASHES_IN_FLIGHT_PER_CLIENT"]) {
+            throttle.hashes_in_flight_per_client = v
+                .parse()
+                .map_err(|_| err(var, format!("{v:?} is not a number (0: no bound)")))?;
+        }
+        if let Some((var, v)) = get(&["IPV6_PREFIX_LEN"]) {
+            throttle.ipv6_prefix_len = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=128).contains(n))
+                .ok_or_else(|| err(var, format!("{v:?} is not a prefix length (1-128)")))?;
         }
 
         Ok(Self {

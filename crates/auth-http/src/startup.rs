@@ -8,8 +8,7 @@ use actix_web::error::{JsonPayloadError, PathError, PayloadError};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpMessage, HttpServer};
-use auth_argon2::Argon2Hasher;
-use auth_core::{AuthService, RateLimiter, Throttle};
+use auth_core::AuthService;
 use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -41,37 +40,13 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Builds the adapters from `settings`, then the server (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let wired = crate::wiring::build(&settings).await?;
-        Self::assemble(
-            &settings,
-            Arc::new(wired.service),
-            wired.limiter,
-            Some(wired.hasher),
-        )
+        let service = crate::wiring::build_service(&settings).await?;
+        Self::with_service(&settings, Arc::new(service))
     }
 
-    /// Builds the server around an existing service (any adapters), with its rate limits in
-    /// process memory (one instance). Must be called inside a tokio runtime.
+    /// Builds the server around an existing service (any adapters; the service brings its
+    /// own rate limiter and hasher).
     pub fn with_service(settings: &Settings, service: Arc<AuthService>) -> anyhow::Result<Self> {
-        let limiter = auth_memory::MemoryStore::new()?;
-        Self::with_parts(settings, service, Arc::new(limiter))
-    }
-
-    /// Builds the server around an existing service and rate limiter (any adapters).
-    pub fn with_parts(
-        settings: &Settings,
-        service: Arc<AuthService>,
-        limiter: Arc<dyn RateLimiter>,
-    ) -> anyhow::Result<Self> {
-        Self::assemble(settings, service, limiter, None)
-    }
-
-    fn assemble(
-        settings: &Settings,
-        service: Arc<AuthService>,
-        limiter: Arc<dyn RateLimiter>,
-        hasher: Option<Argon2Hasher>,
-    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.bind_addr)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
@@ -85,8 +60,6 @@ impl Application {
             client_ip: ClientIpPolicy {
                 trusted_proxies: settings.trusted_proxies.clone(),
             },
-            throttle: Arc::new(Throttle::new(limiter, settings.throttle.clone())),
-            hasher,
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

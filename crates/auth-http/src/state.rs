@@ -6,10 +6,7 @@ use std::sync::Arc;
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use auth_argon2::Argon2Hasher;
-use auth_core::{AuthService, Dependency, Failure, Throttle};
-
-use crate::error::ApiError;
+use auth_core::AuthService;
 
 /// Everything a handler needs, shared by all workers.
 #[derive(Debug, Clone)]
@@ -22,31 +19,7 @@ pub struct AppState {
     pub origins: OriginPolicy,
     /// Where the client IP comes from.
     pub client_ip: ClientIpPolicy,
-    /// Request budgets per client IP and per address, spent before each unauthenticated
-    /// action.
-    pub throttle: Arc<Throttle>,
-    /// The service's password hasher, when the server built it: while its queue is full, a
-    /// request that needs a hash is refused (503) before it costs a database lookup.
-    pub hasher: Option<Argon2Hasher>,
 }
-
-impl AppState {
-    /// 503 at once, before any I/O, when the password hasher could not take another call;
-    /// the service would refuse it anyway, after reading the user from the database.
-    pub fn hashing_capacity(&self) -> Result<(), ApiError> {
-        match &self.hasher {
-            Some(hasher) if hasher.is_saturated() => Err(ApiError::Unavailable(
-                Failure::Unavailable(Dependency::Hasher, Box::new(HashingSaturated)),
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Why a request was refused by [`AppState::hashing_capacity`].
-#[derive(Debug, thiserror::Error)]
-#[error("every hashing thread is busy and the queue is full")]
-pub struct HashingSaturated;
 
 /// The session cookie: HttpOnly, SameSite=Lax, Path=/, no Domain, Secure unless explicitly
 /// disabled for local plain HTTP; named `__Host-session`, or `session` without Secure (browsers

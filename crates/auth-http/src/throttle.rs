@@ -1,38 +1,35 @@
-//! The edge of the abuse-resistance policy ([`auth_core::Throttle`]): the client IP extractor
-//! and the mapping of a refusal to 429 + `Retry-After`.
+//! The edge of the abuse-resistance policy: who the client is. The service spends its own
+//! budgets ([`auth_core::throttle`]); this layer only tells it the client's IP address (as
+//! [`crate::state::ClientIpPolicy`] resolves it) and user agent.
 
 use std::future::{ready, Ready};
-use std::net::IpAddr;
 
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use auth_core::ThrottleError;
+use auth_core::ClientInfo;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The client IP of the request, as [`crate::state::ClientIpPolicy`] resolves it: the socket
-/// peer, or the right-most untrusted `X-Forwarded-For` entry when the peer is a trusted proxy.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub Option<IpAddr>);
+/// The client of the request: the socket peer, or the right-most untrusted `X-Forwarded-For`
+/// entry when the peer is a trusted proxy; and its `User-Agent`, bounded.
+#[derive(Debug, Clone)]
+pub struct Client(pub ClientInfo);
 
-impl FromRequest for ClientIp {
+impl FromRequest for Client {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match req.app_data::<web::Data<AppState>>() {
-            Some(state) => Ok(Self(state.client_ip.client_ip(req))),
+            Some(state) => Ok(Self(ClientInfo::new(
+                state.client_ip.client_ip(req),
+                req.headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
+            ))),
             None => Err(ApiError::Internal("application state missing".into())),
         })
-    }
-}
-
-impl From<ThrottleError> for ApiError {
-    fn from(e: ThrottleError) -> Self {
-        match e {
-            ThrottleError::Limited { retry_after } => Self::TooManyRequests { retry_after },
-            ThrottleError::Failure(f) => Self::from_failure(f),
-        }
     }
 }

@@ -74,31 +74,9 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the service on the adapters the settings select, applying migrations first.
+/// Builds the service on the adapters the settings select (with its rate limiter and hasher),
+/// applying migrations first. The only place where adapters meet.
 pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
-    Ok(build(settings).await?.service)
-}
-
-/// What [`build`] assembles.
-pub struct Wired {
-    /// The service on the selected adapters.
-    pub service: AuthService,
-    /// The rate limiter (on the same Redis, or in process memory without `REDIS_URL`).
-    pub limiter: Arc<dyn RateLimiter>,
-    /// The service's password hasher, whose load the HTTP layer checks before any I/O.
-    pub hasher: Argon2Hasher,
-}
-
-impl std::fmt::Debug for Wired {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wired")
-            .field("hasher", &self.hasher)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Builds the service, the rate limiter and the hasher, applying migrations first.
-pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
     migrate(settings).await?;
     let mut profile = Vec::new();
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
@@ -184,9 +162,10 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
         sessions,
         otps,
         mailer,
-        hasher: Arc::new(hasher.clone()),
+        hasher: Arc::new(hasher),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
+        limiter,
     };
     let config = AuthConfig {
         otp_ttl: settings.otp_ttl,
@@ -195,14 +174,10 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Wired> {
         session_idle_timeout: settings.session_idle_timeout,
         password_policy: PasswordPolicy::with_min_chars(settings.password_min_length),
         enumeration_protection: settings.enumeration_protection,
+        throttle: settings.throttle.clone(),
         ..AuthConfig::default()
     };
-    let service = AuthService::new(ports, config, otp_secret(settings)?);
-    Ok(Wired {
-        service,
-        limiter,
-        hasher,
-    })
+    Ok(AuthService::new(ports, config, otp_secret(settings)?))
 }
 
 fn otp_secret(settings: &Settings) -> anyhow::Result<OtpSecret> {

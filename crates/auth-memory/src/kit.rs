@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use auth_argon2::{Argon2ConfigError, Argon2Hasher, Argon2Settings};
 use auth_core::{
-    Clock, Mailer, OsRandom, OtpStore, PasswordHasher, RandomSource, RateLimiter, SessionStore,
-    SystemClock, UserRepository,
+    AuthPorts, Clock, Mailer, OsRandom, OtpStore, PasswordHasher, RandomSource, RateLimiter,
+    SessionStore, SystemClock, UserRepository,
 };
 
 use crate::{CaptureMailer, MemorySetupError, MemoryStore, MemoryUserRepository};
@@ -33,22 +33,26 @@ pub enum KitError {
 /// elsewhere. Needs no async runtime: the store sweeps expired entries on a thread of its own
 /// and the hasher runs Argon2 on its own worker threads, so any executor drives the service.
 ///
-/// [`ports`](Self::ports) hands out the pieces as the `Arc<dyn Port>`s that `AuthPorts` takes,
-/// field by field (`limiter` is the rate limiter the throttle needs).
+/// [`auth_ports`](Self::auth_ports) is the [`AuthPorts`] an `AuthService` runs on;
+/// [`ports`](Self::ports) hands out the same pieces one by one.
 ///
 /// ```
-/// use auth_core::EmailAddress;
+/// use auth_core::{AuthConfig, AuthService, ClientInfo, EmailAddress, OtpSecret, PasswordPolicy};
 /// use auth_memory::InProcessKit;
+/// use futures::executor::block_on;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let (kit, mail) = InProcessKit::capturing()?;
-/// let ports = kit.ports();
-/// // AuthPorts { users: ports.users, sessions: ports.sessions, otps: ports.otps,
-/// //             mailer: ports.mailer, hasher: ports.hasher, clock: ports.clock,
-/// //             random: ports.random, .. } — plus ports.limiter for the throttle.
-/// # let _ = ports;
-/// // After a signup, the test reads the code the person would have received:
-/// assert_eq!(mail.last_code(&EmailAddress::parse("ada@example.com")?), None);
+/// let secret = OtpSecret::new(vec![7u8; 32].into_boxed_slice().into())?;
+/// let service = AuthService::new(kit.auth_ports(), AuthConfig::default(), secret);
+///
+/// let email = EmailAddress::parse("ada@example.com")?;
+/// let password =
+///     PasswordPolicy::default().parse("correct horse battery staple".into(), &email)?;
+/// block_on(service.signup(email.clone(), password, &ClientInfo::default()))?;
+/// // The code the person would have received:
+/// let code = mail.last_code(&email).ok_or("no code mailed")?;
+/// block_on(service.verify_otp(&email, &code, &ClientInfo::default()))?;
 /// # Ok(())
 /// # }
 /// ```
@@ -62,8 +66,8 @@ pub struct InProcessKit {
     random: Arc<dyn RandomSource>,
 }
 
-/// The ports of an [`InProcessKit`], each as the `Arc<dyn Port>` that `auth_core::AuthPorts`
-/// holds. `sessions`, `otps` and `limiter` are the same [`MemoryStore`].
+/// The ports of an [`InProcessKit`], each as the `Arc<dyn Port>` that [`AuthPorts`] holds
+/// (`AuthPorts::from` converts). `sessions`, `otps` and `limiter` are the same [`MemoryStore`].
 #[derive(Clone)]
 pub struct InProcessPorts {
     /// Accounts ([`MemoryUserRepository`]).
@@ -72,7 +76,7 @@ pub struct InProcessPorts {
     pub sessions: Arc<dyn SessionStore>,
     /// One-time codes and mail cooldowns ([`MemoryStore`]).
     pub otps: Arc<dyn OtpStore>,
-    /// Request budgets for the throttle ([`MemoryStore`]).
+    /// Request budgets ([`MemoryStore`]).
     pub limiter: Arc<dyn RateLimiter>,
     /// The mailer the kit was given.
     pub mailer: Arc<dyn Mailer>,
@@ -116,7 +120,12 @@ impl InProcessKit {
         Ok((kit, mail))
     }
 
-    /// The ports, ready for `auth_core::AuthPorts` (and `limiter` for the throttle).
+    /// The ports an `AuthService` runs on.
+    pub fn auth_ports(&self) -> AuthPorts {
+        self.ports().into()
+    }
+
+    /// The ports one by one (to wrap or replace some before building [`AuthPorts`]).
     pub fn ports(&self) -> InProcessPorts {
         InProcessPorts {
             users: Arc::new(self.users.clone()),
@@ -138,6 +147,21 @@ impl InProcessKit {
     /// The session, code and rate-limit store (to inspect it, e.g. [`MemoryStore::stats`]).
     pub fn store(&self) -> &MemoryStore {
         &self.store
+    }
+}
+
+impl From<InProcessPorts> for AuthPorts {
+    fn from(ports: InProcessPorts) -> Self {
+        AuthPorts {
+            users: ports.users,
+            sessions: ports.sessions,
+            otps: ports.otps,
+            mailer: ports.mailer,
+            hasher: ports.hasher,
+            clock: ports.clock,
+            random: ports.random,
+            limiter: ports.limiter,
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use auth_core::{Session, SessionId, SessionStore, SessionStoreError, TokenHash, UserId};
+use auth_core::{
+    EmailAddress, Session, SessionId, SessionStore, SessionStoreError, TokenHash, UserId,
+};
 
 use crate::state::State;
 use crate::MemoryStore;
@@ -41,6 +43,17 @@ impl SessionStore for MemoryStore {
             .filter_map(|hash| state.sessions.get(hash))
             .map(|entry| entry.session.clone())
             .collect())
+    }
+
+    async fn revocation_epoch(&self, email: &EmailAddress) -> Result<u64, SessionStoreError> {
+        Ok(self.lock().epochs.get(email).copied().unwrap_or(0))
+    }
+
+    async fn bump_revocation_epoch(&self, email: &EmailAddress) -> Result<(), SessionStoreError> {
+        let mut state = self.lock();
+        let epoch = state.epochs.entry(email.clone()).or_insert(0);
+        *epoch = epoch.wrapping_add(1);
+        Ok(())
     }
 
     async fn delete(&self, token_hash: &TokenHash) -> Result<bool, SessionStoreError> {

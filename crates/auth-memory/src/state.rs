@@ -54,6 +54,9 @@ pub(crate) struct State {
     pub(crate) cooldowns: HashMap<OtpKey, Deadline>,
     /// GCRA budgets: the theoretical arrival time is the deadline (a full budget has no entry).
     pub(crate) rates: HashMap<String, Deadline>,
+    /// Revocation epochs by address (kept for the life of the process: one small entry per
+    /// address whose sessions were ever revoked).
+    pub(crate) epochs: HashMap<EmailAddress, u64>,
     /// Every live deadline, oldest first: the sweeper pops from the front.
     expiries: BTreeMap<Deadline, Expiring>,
     next_seq: u64,

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use auth_argon2::{Argon2Hasher, Argon2Settings};
 use auth_core::{
-    AuthConfig, AuthPorts, AuthService, ClientInfo, EmailAddress, OtpSecret, PasswordAttempt,
-    PasswordPolicy, Quota, RateDecision, RateKey, RateLimiter, RateSubject, Session, SessionId,
-    SessionStore, SessionToken, User, UserId,
+    AuthConfig, AuthService, ClientInfo, EmailAddress, OtpSecret, PasswordAttempt, PasswordPolicy,
+    Quota, RateDecision, RateKey, RateLimiter, RateSubject, Session, SessionId, SessionStore,
+    SessionToken, User, UserId,
 };
 use auth_memory::{CaptureMailer, InProcessKit, MemorySettings, MemoryStore};
 use futures::executor::block_on;
@@ -88,37 +88,29 @@ fn the_kit_runs_a_full_account_flow_on_block_on() {
     })
     .unwrap();
     let kit = InProcessKit::with_hasher(Arc::new(mail.clone()), Arc::new(hasher)).unwrap();
-    let ports = kit.ports();
     let service = AuthService::new(
-        AuthPorts {
-            users: ports.users,
-            sessions: ports.sessions,
-            otps: ports.otps,
-            mailer: ports.mailer,
-            hasher: ports.hasher,
-            clock: ports.clock,
-            random: ports.random,
-        },
+        kit.auth_ports(),
         AuthConfig::default(),
         OtpSecret::new(vec![9u8; 32].into_boxed_slice().into()).unwrap(),
     );
+    let client = ClientInfo::default();
 
     let email = EmailAddress::parse("ada@example.com").unwrap();
     let secret = "correct horse battery staple";
     let password = PasswordPolicy::default()
         .parse(SecretString::from(secret), &email)
         .unwrap();
-    block_on(service.signup(email.clone(), password)).unwrap();
+    block_on(service.signup(email.clone(), password, &client)).unwrap();
     assert_eq!(kit.users().len(), 1);
 
     let code = mail
         .last_code(&email)
         .expect("a verification code was mailed");
-    let verified = block_on(service.verify_otp(&email, &code)).unwrap();
+    let verified = block_on(service.verify_otp(&email, &code, &client)).unwrap();
     assert!(verified.is_verified());
 
     let attempt = PasswordAttempt::parse(SecretString::from(secret)).unwrap();
-    let login = block_on(service.login(&email, &attempt, ClientInfo::default())).unwrap();
+    let login = block_on(service.login(&email, &attempt, client)).unwrap();
     let session = block_on(service.authenticate(&login.token)).unwrap();
     assert_eq!(session.user.id, verified.id);
     assert_eq!(kit.store().stats().sessions, 1);

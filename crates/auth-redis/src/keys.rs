@@ -44,6 +44,12 @@ impl Keys {
         )
     }
 
+    /// `{prefix}:revocation-epoch:{sha256(email) hex}` → counter raised before every sweep
+    /// of the address's sessions.
+    pub(crate) fn revocation_epoch(&self, email: &EmailAddress) -> String {
+        format!("{}:revocation-epoch:{}", self.prefix, email_digest(email))
+    }
+
     /// `{prefix}:otp:{purpose}:{sha256(email) hex}` → hash {mac, exp, attempts}.
     pub(crate) fn otp(&self, purpose: OtpPurpose, email: &EmailAddress) -> String {
         format!(

@@ -138,6 +138,11 @@ impl RedisStore {
     }
 }
 
+/// How long a revocation epoch is kept after its last raise: far longer than a login takes
+/// between its two reads (an entry that expired reads 0, which a login in flight sees as a
+/// change and fails safe).
+const EPOCH_RETENTION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn insert(&self, session: &Session, ttl: Duration) -> Result<(), SessionStoreError> {
@@ -189,6 +194,38 @@ impl SessionStore for RedisStore {
             sessions.push(decode(json, token_hash)?);
         }
         Ok(sessions)
+    }
+
+    async fn revocation_epoch(&self, email: &EmailAddress) -> Result<u64, SessionStoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.inner.keys.revocation_epoch(email));
+        let epoch: Option<u64> = self
+            .inner
+            .exec
+            .run(Request::Cmd(&cmd), Retry::Idempotent)
+            .await?;
+        Ok(epoch.unwrap_or(0))
+    }
+
+    async fn bump_revocation_epoch(&self, email: &EmailAddress) -> Result<(), SessionStoreError> {
+        let key = self.inner.keys.revocation_epoch(email);
+        let mut incr = redis::cmd("INCR");
+        incr.arg(&key);
+        // Not retried: a second increment is harmless, but a lost answer must not hide an
+        // outage from the caller, which then does not sweep.
+        let _: u64 = self
+            .inner
+            .exec
+            .run(Request::Cmd(&incr), Retry::Never)
+            .await?;
+        let mut expire = redis::cmd("PEXPIRE");
+        expire.arg(&key).arg(EPOCH_RETENTION_MS);
+        let _: i64 = self
+            .inner
+            .exec
+            .run(Request::Cmd(&expire), Retry::Idempotent)
+            .await?;
+        Ok(())
     }
 
     async fn delete(&self, token_hash: &TokenHash) -> Result<bool, SessionStoreError> {

@@ -34,6 +34,7 @@ pub fn message_kind(message: &MailMessage) -> &'static str {
         MailMessage::PasswordChanged => "password_changed",
         MailMessage::SignupAttempted => "signup_attempted",
         MailMessage::AccountDeleted => "account_deleted",
+        MailMessage::SessionEndedAfterWrongPasswords => "session_ended_after_wrong_passwords",
     }
 }
 
@@ -144,6 +145,23 @@ fn content(message: &MailMessage) -> Content {
                 "If you did not, someone knew your password and was signed in to your account. \
                  Check the security of your email account and of the other places where you \
                  used that password."
+                    .to_owned(),
+            ],
+        },
+        MailMessage::SessionEndedAfterWrongPasswords => Content {
+            subject: format!("A {PRODUCT_NAME} session was ended to protect your account"),
+            lead: format!(
+                "One of your {PRODUCT_NAME} sessions gave a wrong password too many times, so \
+                 we signed it out."
+            ),
+            code: None,
+            paragraphs: vec![
+                "If you were trying to change your password or delete your account and kept \
+                 mistyping it, sign in again; nothing else changed."
+                    .to_owned(),
+                "If it was not you, someone may be using a session of yours from another \
+                 device. Change your password now (this signs out every device), then check \
+                 the security of your email account."
                     .to_owned(),
             ],
         },
@@ -270,6 +288,7 @@ mod tests {
             MailMessage::PasswordChanged,
             MailMessage::SignupAttempted,
             MailMessage::AccountDeleted,
+            MailMessage::SessionEndedAfterWrongPasswords,
         ]
     }
 

@@ -82,6 +82,19 @@ impl OtpPurpose {
 
 /// The server secret that keys the HMAC of every code. At least 32 bytes.
 ///
+/// Why a key cannot be an [`OtpSecret`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OtpSecretError {
+    /// Fewer bytes than [`OtpSecret::MIN_LEN`].
+    #[error("the code secret must be at least {min} bytes long (got {len})")]
+    TooShort {
+        /// [`OtpSecret::MIN_LEN`].
+        min: usize,
+        /// The length given.
+        len: usize,
+    },
+}
+
 /// Holds the keyed HMAC state (the key schedule is computed once), never the raw key.
 #[derive(Clone)]
 pub struct OtpSecret(Hmac<Sha256>);
@@ -90,13 +103,21 @@ impl OtpSecret {
     /// Minimum key length in bytes.
     pub const MIN_LEN: usize = 32;
 
-    /// `None` when shorter than [`Self::MIN_LEN`].
-    pub fn new(key: SecretBox<[u8]>) -> Option<Self> {
+    /// [`OtpSecretError::TooShort`] when shorter than [`Self::MIN_LEN`].
+    pub fn new(key: SecretBox<[u8]>) -> Result<Self, OtpSecretError> {
         let key = key.expose_secret();
         if key.len() < Self::MIN_LEN {
-            return None;
+            return Err(OtpSecretError::TooShort {
+                min: Self::MIN_LEN,
+                len: key.len(),
+            });
         }
-        <Hmac<Sha256> as Mac>::new_from_slice(key).ok().map(Self)
+        <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .map(Self)
+            .map_err(|_| OtpSecretError::TooShort {
+                min: Self::MIN_LEN,
+                len: key.len(),
+            })
     }
 
     /// HMAC-SHA256 over purpose, address and code, so a stored MAC is useless for another
@@ -198,7 +219,10 @@ mod tests {
 
     #[test]
     fn short_secret_refused() {
-        assert!(OtpSecret::new(vec![1u8; 31].into_boxed_slice().into()).is_none());
+        assert_eq!(
+            OtpSecret::new(vec![1u8; 31].into_boxed_slice().into()).err(),
+            Some(OtpSecretError::TooShort { min: 32, len: 31 })
+        );
     }
 
     proptest! {

@@ -47,6 +47,9 @@ fn letters_only(s: &str) -> String {
 /// Why a new password is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
+    /// Nothing was typed.
+    #[error("the password must not be empty")]
+    Empty,
     /// Fewer code points than the policy minimum.
     #[error("the password must be at least {min} characters long")]
     TooShort {
@@ -174,14 +177,19 @@ impl fmt::Debug for Password {
 pub struct PasswordAttempt(SecretString);
 
 impl PasswordAttempt {
-    /// `None` when empty or longer than [`MAX_PASSWORD_CHARS`] code points: such input can
-    /// never match a stored password.
-    pub fn parse(raw: SecretString) -> Option<Self> {
+    /// [`PasswordError::Empty`] or [`PasswordError::TooLong`] (more than
+    /// [`MAX_PASSWORD_CHARS`] code points): such input can never match a stored password.
+    pub fn parse(raw: SecretString) -> Result<Self, PasswordError> {
         let s = raw.expose_secret();
-        if s.is_empty() || s.chars().nth(MAX_PASSWORD_CHARS).is_some() {
-            return None;
+        if s.is_empty() {
+            return Err(PasswordError::Empty);
         }
-        Some(Self(raw))
+        if s.chars().nth(MAX_PASSWORD_CHARS).is_some() {
+            return Err(PasswordError::TooLong {
+                max: MAX_PASSWORD_CHARS,
+            });
+        }
+        Ok(Self(raw))
     }
 
     /// The secret, for the hasher.
@@ -277,7 +285,16 @@ mod tests {
         let huge = "a".repeat(1 << 20);
         let start = Instant::now();
         assert!(matches!(parse(&huge), Err(PasswordError::TooLong { .. })));
-        assert!(PasswordAttempt::parse(huge.into()).is_none());
+        assert_eq!(
+            PasswordAttempt::parse(huge.into()).err(),
+            Some(PasswordError::TooLong {
+                max: MAX_PASSWORD_CHARS
+            })
+        );
+        assert_eq!(
+            PasswordAttempt::parse(String::new().into()).err(),
+            Some(PasswordError::Empty)
+        );
         // Generous bound: the check stops after 129 code points.
         assert!(start.elapsed() < Duration::from_millis(50));
     }

@@ -34,6 +34,17 @@ impl PasswordCheck {
 
 /// Slow, salted password hashing (Argon2id in the reference adapter).
 ///
+/// An implementation starts like this (`async_trait` and `SecretString` are re-exported by
+/// this crate, so no extra dependency is needed):
+/// ```ignore
+/// #[auth_core::async_trait]
+/// impl auth_core::PasswordHasher for MyHasher {
+///     async fn hash(&self, password: &auth_core::SecretString)
+///         -> Result<auth_core::PasswordHash, auth_core::HasherError> { todo!() }
+///     // ...
+/// }
+/// ```
+///
 /// Both methods cost the same (one full hash with the current parameters), which the service
 /// relies on to make "unknown email" and "wrong password" take equally long.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -50,4 +61,12 @@ pub trait PasswordHasher: Send + Sync + 'static {
         password: &SecretString,
         hash: &PasswordHash,
     ) -> Result<PasswordCheck, HasherError>;
+
+    /// Whether a call made now would be refused with [`HasherError::Unavailable`] because
+    /// every worker is busy and the queue is full. The service asks before any other I/O, so
+    /// that an overloaded hasher costs a request nothing. Adapters without a bound answer
+    /// `false` (the default).
+    fn is_saturated(&self) -> bool {
+        false
+    }
 }

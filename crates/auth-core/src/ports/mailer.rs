@@ -39,6 +39,9 @@ pub enum MailMessage {
     SignupAttempted,
     /// Notice that the account was deleted (by its owner, with the password).
     AccountDeleted,
+    /// Notice that a session of the account was ended because it gave a wrong password too
+    /// often (someone may hold a stolen session); the owner should change the password.
+    SessionEndedAfterWrongPasswords,
 }
 
 /// Sends transactional mail.

@@ -20,7 +20,9 @@ pub use hasher::{HasherError, PasswordCheck, PasswordHasher};
 pub use mailer::{MailMessage, Mailer, MailerError};
 pub use otp_store::{OtpStore, OtpStoreError, SendSlot};
 pub use random::{OsRandom, RandomSource};
-pub use rate_limiter::{Quota, RateDecision, RateKey, RateLimiter, RateLimiterError, RateSubject};
+pub use rate_limiter::{
+    Quota, RateDecision, RateKey, RateLimiter, RateLimiterError, RateSubject, Unlimited,
+};
 pub use session_store::{SessionStore, SessionStoreError};
 pub use user_repository::{UserRepoError, UserRepository};
 

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use super::BoxError;
 use crate::domain::email::EmailAddress;
+use crate::domain::session::SessionId;
+use crate::domain::user::UserId;
 
 /// Errors of [`RateLimiter`].
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,10 @@ pub enum RateSubject {
     Email(EmailAddress),
     /// One client IP acting on one e-mail address.
     EmailIp(EmailAddress, IpAddr),
+    /// An account (for checks made inside a session, e.g. re-authentication).
+    User(UserId),
+    /// One session.
+    Session(SessionId),
 }
 
 impl RateSubject {
@@ -70,6 +76,8 @@ impl RateSubject {
             Self::Ip(ip) => format!("ip|{ip}"),
             Self::Email(e) => format!("email|{}", e.as_str()),
             Self::EmailIp(e, ip) => format!("email-ip|{}|{ip}", e.as_str()),
+            Self::User(id) => format!("user|{id}"),
+            Self::Session(id) => format!("session|{}", id.as_uuid()),
         }
     }
 }
@@ -112,6 +120,23 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn reset(&self, key: &RateKey, quota: Quota) -> Result<(), RateLimiterError>;
 }
 
+/// A [`RateLimiter`] that allows everything: for an embedder who deliberately wants no request
+/// budgets (e.g. because a gateway in front enforces them). Say so by passing it; the service
+/// has no "forgot to configure limits" mode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unlimited;
+
+#[async_trait::async_trait]
+impl RateLimiter for Unlimited {
+    async fn acquire(&self, _: &RateKey, _: Quota) -> Result<RateDecision, RateLimiterError> {
+        Ok(RateDecision::Allowed)
+    }
+
+    async fn reset(&self, _: &RateKey, _: Quota) -> Result<(), RateLimiterError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +158,8 @@ mod tests {
             RateSubject::Ip(ip).canonical(),
             RateSubject::Email(e.clone()).canonical(),
             RateSubject::EmailIp(e, ip).canonical(),
+            RateSubject::User(UserId::from_uuid(uuid::Uuid::from_u128(1))).canonical(),
+            RateSubject::Session(SessionId::from_uuid(uuid::Uuid::from_u128(1))).canonical(),
         ];
         assert_eq!(
             forms.len(),

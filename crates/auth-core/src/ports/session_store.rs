@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::BoxError;
+use crate::domain::email::EmailAddress;
 use crate::domain::session::{Session, SessionId, TokenHash};
 use crate::domain::user::UserId;
 
@@ -57,6 +58,19 @@ pub trait SessionStore: Send + Sync + 'static {
         user_id: UserId,
         keep: Option<SessionId>,
     ) -> Result<u64, SessionStoreError>;
+
+    /// The revocation epoch of the account with this address: a counter that
+    /// [`SessionStore::bump_revocation_epoch`] raises. `Ok(0)` when it was never raised (or
+    /// its entry expired). Read by login before the password is checked and again after the
+    /// new session is stored: a changed epoch means a revocation ran in between, and the new
+    /// session is deleted again (see `AuthService::login`).
+    async fn revocation_epoch(&self, email: &EmailAddress) -> Result<u64, SessionStoreError>;
+
+    /// Raises the revocation epoch of the address by one, atomically; the service calls it
+    /// before every sweep of a user's sessions (logout everywhere, password change or reset,
+    /// account deletion). The entry MUST live at least as long as a session may (the store
+    /// may let it expire after that).
+    async fn bump_revocation_epoch(&self, email: &EmailAddress) -> Result<(), SessionStoreError>;
 
     /// Checks that the store answers. MUST return [`SessionStoreError::Unavailable`] when not.
     async fn ping(&self) -> Result<(), SessionStoreError>;

@@ -149,10 +149,11 @@ pub enum SignupError {
     /// The address belongs to a verified account.
     #[error("an account with this email address already exists")]
     EmailTaken,
-    /// A code was mailed to this address moments ago.
-    #[error("a code was sent recently; try again later")]
+    /// A code was mailed to this address moments ago, or a request budget or this client's
+    /// share of the hasher is spent.
+    #[error("too many requests; try again later")]
     TooManyRequests {
-        /// When the next mail may go out.
+        /// Time until the client may try again.
         retry_after: Duration,
     },
     /// A port failed.
@@ -173,6 +174,13 @@ pub enum OtpCheckError {
     /// Too many wrong attempts: the code is dead.
     #[error("too many wrong attempts; request a new code")]
     TooManyAttempts,
+    /// A request budget or this client's share of the hasher is spent (the same answer
+    /// whether or not the address has an account).
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
     /// A port failed.
     #[error(transparent)]
     Failure(Failure),
@@ -187,10 +195,11 @@ pub type ResetPasswordError = OtpCheckError;
 /// Errors of [`crate::AuthService::resend_otp`].
 #[derive(Debug, thiserror::Error)]
 pub enum ResendOtpError {
-    /// Inside the per-address cooldown (applies to every address, known or not).
-    #[error("a code was sent recently; try again later")]
+    /// Inside the per-address cooldown (applies to every address, known or not), or a
+    /// request budget is spent.
+    #[error("too many requests; try again later")]
     TooManyRequests {
-        /// Time left in the cooldown.
+        /// Time until the client may try again.
         retry_after: Duration,
     },
     /// A port failed.
@@ -201,6 +210,13 @@ pub enum ResendOtpError {
 /// Errors of [`crate::AuthService::forgot_password`].
 #[derive(Debug, thiserror::Error)]
 pub enum ForgotPasswordError {
+    /// A request budget or this client's share of the hasher is spent (the same answer
+    /// whether or not the address has an account).
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
     /// A port failed.
     #[error(transparent)]
     Failure(Failure),
@@ -215,6 +231,13 @@ pub enum LoginError {
     /// Right password, but the address is not verified yet.
     #[error("the email address is not verified")]
     EmailNotVerified,
+    /// A request budget or this client's share of the hasher is spent (the same answer
+    /// whether or not the address has an account).
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
     /// A port failed.
     #[error(transparent)]
     Failure(Failure),
@@ -251,6 +274,13 @@ pub enum ChangePasswordError {
     /// The account no longer exists.
     #[error("not authenticated")]
     Unauthenticated,
+    /// A request budget or this client's share of the hasher is spent (the same answer
+    /// whether or not the address has an account).
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
     /// A port failed.
     #[error(transparent)]
     Failure(Failure),
@@ -265,11 +295,83 @@ pub enum DeleteAccountError {
     /// The account no longer exists.
     #[error("not authenticated")]
     Unauthenticated,
+    /// A request budget or this client's share of the hasher is spent (the same answer
+    /// whether or not the address has an account).
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
     /// A port failed. The sessions may be revoked already; the account is deleted only when
     /// this is not returned.
     #[error(transparent)]
     Failure(Failure),
 }
+
+/// What every operation error can say about retrying.
+macro_rules! retry_vocabulary {
+    ($($t:ty),* $(,)?) => {$(
+        impl $t {
+            /// When the same request may succeed later: the time to wait, for a spent budget.
+            pub fn retry_after(&self) -> Option<Duration> {
+                #[allow(unreachable_patterns)]
+                match self {
+                    Self::TooManyRequests { retry_after } => Some(*retry_after),
+                    _ => None,
+                }
+            }
+
+            /// Whether a dependency is down or overloaded (retry later; nothing changed that
+            /// could not be undone).
+            pub fn is_unavailable(&self) -> bool {
+                #[allow(unreachable_patterns)]
+                match self {
+                    Self::Failure(f) => f.is_unavailable(),
+                    _ => false,
+                }
+            }
+        }
+
+        impl From<super::guard::Stop> for $t {
+            fn from(s: super::guard::Stop) -> Self {
+                match s {
+                    super::guard::Stop::Retry(retry_after) => Self::TooManyRequests { retry_after },
+                    super::guard::Stop::Failure(f) => Self::Failure(f),
+                }
+            }
+        }
+    )*};
+}
+
+retry_vocabulary!(
+    SignupError,
+    OtpCheckError,
+    ResendOtpError,
+    ForgotPasswordError,
+    LoginError,
+    ChangePasswordError,
+    DeleteAccountError,
+);
+
+/// `is_unavailable()` for the errors that have no budget to spend.
+macro_rules! unavailable_vocabulary {
+    ($($t:ty),* $(,)?) => {$(
+        impl $t {
+            /// Never: nothing about this operation is budgeted. Here so that every operation
+            /// error answers the same two questions.
+            pub fn retry_after(&self) -> Option<Duration> {
+                None
+            }
+
+            /// Whether a dependency is down or overloaded.
+            pub fn is_unavailable(&self) -> bool {
+                matches!(self, Self::Failure(f) if f.is_unavailable())
+            }
+        }
+    )*};
+}
+
+unavailable_vocabulary!(AuthenticateError, SessionError);
 
 from_failure!(
     DeleteAccountError,

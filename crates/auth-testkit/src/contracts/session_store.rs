@@ -42,6 +42,51 @@ pub async fn run(store: Arc<dyn SessionStore>) {
     delete_all_for_user_with_and_without_keep(s).await;
     sessions_expire_after_their_ttl(s).await;
     touch_records_a_use_and_never_revives(s).await;
+    revocation_epochs_start_at_zero_and_rise_per_address(s).await;
+    concurrent_bumps_are_all_counted(store.clone()).await;
+}
+
+async fn revocation_epochs_start_at_zero_and_rise_per_address(store: &dyn SessionStore) {
+    let a = user(true).email;
+    let b = user(true).email;
+    assert_eq!(
+        store.revocation_epoch(&a).await.unwrap(),
+        0,
+        "never raised: 0"
+    );
+    store.bump_revocation_epoch(&a).await.unwrap();
+    let one = store.revocation_epoch(&a).await.unwrap();
+    store.bump_revocation_epoch(&a).await.unwrap();
+    let two = store.revocation_epoch(&a).await.unwrap();
+    assert!(
+        one > 0 && two > one,
+        "each bump raises the epoch: {one}, {two}"
+    );
+    assert_eq!(
+        store.revocation_epoch(&b).await.unwrap(),
+        0,
+        "another address's epoch is untouched"
+    );
+}
+
+async fn concurrent_bumps_are_all_counted(store: Arc<dyn SessionStore>) {
+    let email = user(true).email;
+    let before = store.revocation_epoch(&email).await.unwrap();
+    let bumps: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            let email = email.clone();
+            tokio::spawn(async move { store.bump_revocation_epoch(&email).await.unwrap() })
+        })
+        .collect();
+    for bump in bumps {
+        bump.await.unwrap();
+    }
+    assert_eq!(
+        store.revocation_epoch(&email).await.unwrap(),
+        before + 20,
+        "bumps are atomic: none is lost"
+    );
 }
 
 async fn ping_answers(store: &dyn SessionStore) {

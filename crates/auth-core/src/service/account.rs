@@ -1,0 +1,216 @@
+//! Accounts: signup, verification of the address, resend of the code, deletion.
+
+use std::time::Duration;
+
+use tracing::{info, instrument, warn, Span};
+
+use super::guard::Reauth;
+use super::{AuthService, DeleteAccountError, ResendOtpError, SignupError, VerifyOtpError};
+use crate::domain::email::EmailAddress;
+use crate::domain::otp::{OtpCode, OtpPurpose};
+use crate::domain::password::{Password, PasswordAttempt};
+use crate::domain::session::{ClientInfo, Session};
+use crate::domain::user::{NewUser, User, UserId};
+use crate::ports::{MailMessage, SendSlot, UserRepoError};
+use crate::throttle::Action;
+
+impl AuthService {
+    /// Creates an unverified account and mails a verification code.
+    ///
+    /// For an address with an unverified account, the pending password and code are replaced
+    /// (see the pre-account-hijacking rule on [`AuthService`]) and a new code is mailed,
+    /// subject to the mail cooldown. For a verified account: [`SignupError::EmailTaken`], or
+    /// with enumeration protection on, a notice to the owner and a response shaped like a new
+    /// signup. Spends the `signup` budgets of `client` and the address.
+    #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
+    pub async fn signup(
+        &self,
+        email: EmailAddress,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<User, SignupError> {
+        let _slot = self.admit(Action::Signup, client, &email, true).await?;
+        let now = self.ports.clock.now();
+        match self.ports.users.find_by_email(&email).await? {
+            Some(existing) if existing.user.is_verified() => {
+                if !self.config.enumeration_protection {
+                    return Err(SignupError::EmailTaken);
+                }
+                // Same work as a real signup (one hash), then a notice instead of a code.
+                self.ports.hasher.hash(password.secret()).await?;
+                if let SendSlot::Granted = self
+                    .ports
+                    .otps
+                    .claim_send_slot(OtpPurpose::VerifyEmail, &email, self.config.mail_cooldown)
+                    .await?
+                {
+                    self.send_best_effort(&email, &MailMessage::SignupAttempted)
+                        .await;
+                }
+                Ok(self.decoy_user(email, now))
+            }
+            Some(existing) => {
+                Span::current().record("user_id", tracing::field::display(existing.user.id));
+                // A signup racing the one that created the account moments ago: answer as a
+                // repeat inside that signup's mail cooldown would, so a race has one winner.
+                let since_creation = super::since(existing.user.created_at, now);
+                if since_creation < self.config.mail_cooldown {
+                    return Err(SignupError::TooManyRequests {
+                        retry_after: (self.config.mail_cooldown - since_creation)
+                            .max(Duration::from_secs(1)),
+                    });
+                }
+                self.claim_slot(OtpPurpose::VerifyEmail, &email)
+                    .await?
+                    .map_err(|retry_after| SignupError::TooManyRequests { retry_after })?;
+                let hash = self.ports.hasher.hash(password.secret()).await?;
+                match self
+                    .ports
+                    .users
+                    .replace_unverified_password(existing.user.id, &hash, now)
+                    .await
+                {
+                    Ok(()) => {}
+                    // Verified in the meantime.
+                    Err(UserRepoError::NotFound) => return Err(SignupError::EmailTaken),
+                    Err(e) => return Err(e.into()),
+                }
+                self.issue_code(OtpPurpose::VerifyEmail, &email, now)
+                    .await?;
+                info!("repeated signup for an unverified account: password and code replaced");
+                Ok(User {
+                    updated_at: now,
+                    ..existing.user
+                })
+            }
+            None => {
+                let hash = self.ports.hasher.hash(password.secret()).await?;
+                let new_user = NewUser {
+                    id: UserId::from_uuid(self.ports.random.uuid()),
+                    email: email.clone(),
+                    password_hash: hash,
+                    created_at: now,
+                };
+                let user = match self.ports.users.create(&new_user).await {
+                    Ok(user) => user,
+                    Err(UserRepoError::Duplicate) => return Err(SignupError::EmailTaken),
+                    Err(e) => return Err(e.into()),
+                };
+                Span::current().record("user_id", tracing::field::display(user.id));
+                // A brand-new account: the code goes out even inside a cooldown left over
+                // from, e.g., a resend for this address before it existed.
+                let _ = self
+                    .ports
+                    .otps
+                    .claim_send_slot(OtpPurpose::VerifyEmail, &email, self.config.mail_cooldown)
+                    .await?;
+                self.issue_code(OtpPurpose::VerifyEmail, &email, now)
+                    .await?;
+                info!("account created");
+                Ok(user)
+            }
+        }
+    }
+
+    /// Proves ownership of the address with the code from the signup mail.
+    ///
+    /// Idempotent for an account that is already verified once the code checks out. Spends
+    /// the `verify-otp` budgets of `client` and the address.
+    #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
+    pub async fn verify_otp(
+        &self,
+        email: &EmailAddress,
+        code: &OtpCode,
+        client: &ClientInfo,
+    ) -> Result<User, VerifyOtpError> {
+        self.admit(Action::VerifyOtp, client, email, false).await?;
+        self.check_code(OtpPurpose::VerifyEmail, email, code)
+            .await?;
+        let Some(creds) = self.ports.users.find_by_email(email).await? else {
+            return Err(VerifyOtpError::InvalidOtp);
+        };
+        Span::current().record("user_id", tracing::field::display(creds.user.id));
+        if creds.user.is_verified() {
+            return Ok(creds.user);
+        }
+        let user = match self
+            .ports
+            .users
+            .mark_verified(creds.user.id, self.ports.clock.now())
+            .await
+        {
+            Ok(user) => user,
+            Err(UserRepoError::NotFound) => return Err(VerifyOtpError::InvalidOtp),
+            Err(e) => return Err(e.into()),
+        };
+        info!("email verified");
+        Ok(user)
+    }
+
+    /// Mails a new verification code to an unverified account.
+    ///
+    /// The cooldown is claimed for every address before it is looked up, so the answer is the
+    /// same for unknown, unverified and verified addresses. Spends the `resend-otp` and mail
+    /// budgets of `client` and the address.
+    #[instrument(skip_all)]
+    pub async fn resend_otp(
+        &self,
+        email: &EmailAddress,
+        client: &ClientInfo,
+    ) -> Result<(), ResendOtpError> {
+        self.admit(Action::ResendOtp, client, email, false).await?;
+        self.claim_slot(OtpPurpose::VerifyEmail, email)
+            .await?
+            .map_err(|retry_after| ResendOtpError::TooManyRequests { retry_after })?;
+        if let Some(creds) = self.ports.users.find_by_email(email).await? {
+            if !creds.user.is_verified() {
+                let now = self.ports.clock.now();
+                // A mail outage must not answer differently for existing accounts.
+                if let Err(e) = self.issue_code(OtpPurpose::VerifyEmail, email, now).await {
+                    warn!(error = %e, "verification code not delivered");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the account of the session's user, who must give the password again (ASVS
+    /// 7.4.2, 7.5.3) under the re-authentication budgets: every session is revoked, the
+    /// account is removed for good (its address is free for a new signup) and a notice is
+    /// mailed.
+    ///
+    /// Sessions go first: should the deletion then fail, the user is logged out everywhere
+    /// but keeps the account. They are revoked once more afterwards, so that a login racing
+    /// the deletion leaves no session behind.
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn delete_account(
+        &self,
+        session: &Session,
+        password: &PasswordAttempt,
+        client: &ClientInfo,
+    ) -> Result<(), DeleteAccountError> {
+        let creds = match self.reauthenticate(session, password, client).await {
+            Ok(creds) => creds,
+            Err(Reauth::Gone | Reauth::SessionEnded) => {
+                return Err(DeleteAccountError::Unauthenticated)
+            }
+            Err(Reauth::WrongPassword) => {
+                info!("account deletion refused: wrong password");
+                return Err(DeleteAccountError::InvalidCredentials);
+            }
+            Err(Reauth::Stop(stop)) => return Err(stop.into()),
+        };
+        let id = creds.user.id;
+        self.revoke_all(id, &creds.user.email, None).await?;
+        let deleted = self.ports.users.delete(id).await?;
+        self.revoke_all(id, &creds.user.email, None).await?;
+        if !deleted {
+            // Deleted meanwhile by a parallel request, which sends the notice.
+            return Err(DeleteAccountError::Unauthenticated);
+        }
+        info!("account deleted; every session revoked");
+        self.send_best_effort(&creds.user.email, &MailMessage::AccountDeleted)
+            .await;
+        Ok(())
+    }
+}

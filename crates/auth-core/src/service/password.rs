@@ -1,0 +1,138 @@
+//! Passwords: change (inside a session), forgot (mail a reset code) and reset (with the code).
+
+use tracing::{info, instrument, warn, Span};
+
+use super::guard::Reauth;
+use super::{AuthService, ChangePasswordError, ForgotPasswordError, ResetPasswordError};
+use crate::domain::email::EmailAddress;
+use crate::domain::otp::{OtpCode, OtpPurpose};
+use crate::domain::password::{Password, PasswordAttempt};
+use crate::domain::session::{ClientInfo, Session};
+use crate::domain::user::User;
+use crate::ports::{MailMessage, UserRepoError};
+use crate::throttle::Action;
+
+impl AuthService {
+    /// Changes the password of the session's user. The current password is required, under
+    /// the re-authentication budgets (see [`crate::throttle`]); every other session of the
+    /// user is revoked, the current one stays; a notice is mailed.
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        current: &PasswordAttempt,
+        new_password: Password,
+        client: &ClientInfo,
+    ) -> Result<(), ChangePasswordError> {
+        let creds = match self.reauthenticate(session, current, client).await {
+            Ok(creds) => creds,
+            Err(Reauth::Gone | Reauth::SessionEnded) => {
+                return Err(ChangePasswordError::Unauthenticated)
+            }
+            Err(Reauth::WrongPassword) => {
+                info!("password change refused: wrong current password");
+                return Err(ChangePasswordError::InvalidCredentials);
+            }
+            Err(Reauth::Stop(stop)) => return Err(stop.into()),
+        };
+        let hash = self.ports.hasher.hash(new_password.secret()).await?;
+        let now = self.ports.clock.now();
+        match self
+            .ports
+            .users
+            .set_password_hash(creds.user.id, &hash, now)
+            .await
+        {
+            Ok(()) => {}
+            Err(UserRepoError::NotFound) => return Err(ChangePasswordError::Unauthenticated),
+            Err(e) => return Err(e.into()),
+        }
+        let revoked = self
+            .revoke_all(creds.user.id, &creds.user.email, Some(session.id))
+            .await?;
+        info!(revoked, "password changed; other sessions revoked");
+        self.send_best_effort(&creds.user.email, &MailMessage::PasswordChanged)
+            .await;
+        Ok(())
+    }
+
+    /// Starts a password reset. Returns `Ok(())` whatever the address; a reset code is mailed
+    /// only to an existing, verified account, at most once per cooldown. Spends the
+    /// `forgot-password` and mail budgets of `client` and the address.
+    #[instrument(skip_all)]
+    pub async fn forgot_password(
+        &self,
+        email: &EmailAddress,
+        client: &ClientInfo,
+    ) -> Result<(), ForgotPasswordError> {
+        self.admit(Action::ForgotPassword, client, email, false)
+            .await?;
+        if self
+            .claim_slot(OtpPurpose::ResetPassword, email)
+            .await?
+            .is_err()
+        {
+            return Ok(());
+        }
+        if let Some(creds) = self.ports.users.find_by_email(email).await? {
+            if creds.user.is_verified() {
+                let now = self.ports.clock.now();
+                if let Err(e) = self.issue_code(OtpPurpose::ResetPassword, email, now).await {
+                    // Answering differently would tell that the account exists.
+                    warn!(error = %e, "reset code not delivered");
+                } else {
+                    info!(user_id = %creds.user.id, "reset code sent");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes a password reset: checks the code, sets the new password, revokes every
+    /// session of the user and mails a notice. Spends the `reset-password` budgets of
+    /// `client` and the address.
+    #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
+    pub async fn reset_password(
+        &self,
+        email: &EmailAddress,
+        code: &OtpCode,
+        new_password: Password,
+        client: &ClientInfo,
+    ) -> Result<User, ResetPasswordError> {
+        let _slot = self
+            .admit(Action::ResetPassword, client, email, true)
+            .await?;
+        // The code is used up only once the new hash exists: an overloaded hasher leaves it
+        // valid for another try. It is used up before the hash is stored, so that of two
+        // parallel resets with the right code exactly one sets a password.
+        let purpose = OtpPurpose::ResetPassword;
+        let candidate = self.match_code(purpose, email, code).await?;
+        let Some(creds) = self.ports.users.find_by_email(email).await? else {
+            return Err(ResetPasswordError::InvalidOtp);
+        };
+        Span::current().record("user_id", tracing::field::display(creds.user.id));
+        let hash = self.ports.hasher.hash(new_password.secret()).await?;
+        self.consume_code(purpose, email, &candidate).await?;
+        let now = self.ports.clock.now();
+        match self
+            .ports
+            .users
+            .set_password_hash(creds.user.id, &hash, now)
+            .await
+        {
+            Ok(()) => {}
+            Err(UserRepoError::NotFound) => return Err(ResetPasswordError::InvalidOtp),
+            Err(e) => return Err(e.into()),
+        }
+        let revoked = self
+            .revoke_all(creds.user.id, &creds.user.email, None)
+            .await?;
+        info!(revoked, "password reset; all sessions revoked");
+        self.send_best_effort(&creds.user.email, &MailMessage::PasswordChanged)
+            .await;
+        Ok(User {
+            updated_at: now,
+            ..creds.user
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! Sessions: login, authentication of a token, logout (one, all), listing and revoking.
+
+use chrono::{DateTime, Utc};
+use tracing::{info, instrument, warn, Span};
+
+use super::fairness::Holder;
+use super::{add, short_id, since, AuthService, AuthenticateError, LoginError, LoginOutcome};
+use super::{Failure, SessionError};
+use crate::domain::email::EmailAddress;
+use crate::domain::password::PasswordAttempt;
+use crate::domain::session::{ClientInfo, Session, SessionId, SessionToken};
+use crate::domain::user::UserId;
+use crate::ports::PasswordCheck;
+use crate::throttle::Action;
+
+impl AuthService {
+    /// Checks a password and opens a session.
+    ///
+    /// Spends the `login` budgets of `client` and the address before the password is checked
+    /// (the `(address, IP)` soft lock starts over after a correct password), and holds one of
+    /// the client's and the address's hashing slots while it hashes.
+    ///
+    /// Revocation wins: the address's revocation epoch is read before the password hash and
+    /// again once the session is stored; if a revocation (password change or reset, logout
+    /// everywhere, account deletion) ran in between, the new session is deleted and the login
+    /// fails with [`LoginError::InvalidCredentials`].
+    #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
+    pub async fn login(
+        &self,
+        email: &EmailAddress,
+        password: &PasswordAttempt,
+        client: ClientInfo,
+    ) -> Result<LoginOutcome, LoginError> {
+        let _slot = self.hashing_slot(&client, Some(Holder::Email(email.clone())))?;
+        self.admit(Action::Login, &client, email, false).await?;
+        let epoch = self.ports.sessions.revocation_epoch(email).await?;
+        let Some(creds) = self.ports.users.find_by_email(email).await? else {
+            // Same cost as checking a real password, so timing does not tell.
+            self.ports.hasher.hash(password.secret()).await?;
+            info!("login failed");
+            return Err(LoginError::InvalidCredentials);
+        };
+        Span::current().record("user_id", tracing::field::display(creds.user.id));
+        let check = self
+            .ports
+            .hasher
+            .verify(password.secret(), &creds.password_hash)
+            .await?;
+        if !check.is_match() {
+            info!("login failed: wrong password");
+            return Err(LoginError::InvalidCredentials);
+        }
+        // The right password: this client's soft lock on the address starts over.
+        self.throttle.login_succeeded(&client, email).await?;
+        if !creds.user.is_verified() {
+            return Err(LoginError::EmailNotVerified);
+        }
+        let now = self.ports.clock.now();
+        if check == PasswordCheck::MatchNeedsRehash {
+            self.rehash(creds.user.id, password, now).await;
+        }
+        let token = self.ports.random.session_token();
+        let session = Session {
+            id: SessionId::from_uuid(self.ports.random.uuid()),
+            token_hash: token.hash(),
+            user: creds.user.clone(),
+            created_at: now,
+            expires_at: add(now, self.config.session_ttl),
+            last_seen_at: now,
+            client,
+        };
+        let ttl = self.config.session_store_ttl(session.expires_at, now);
+        self.ports.sessions.insert(&session, ttl).await?;
+        if self.ports.sessions.revocation_epoch(email).await? != epoch {
+            self.ports.sessions.delete(&session.token_hash).await?;
+            info!(
+                security_event = "login_lost_to_revocation",
+                "login failed: the sessions were revoked while the password was checked"
+            );
+            return Err(LoginError::InvalidCredentials);
+        }
+        info!(session = %short_id(session.id), "login succeeded");
+        Ok(LoginOutcome {
+            user: creds.user,
+            token,
+            session,
+        })
+    }
+
+    /// The user and session behind a token; [`AuthenticateError::Unauthenticated`] for an
+    /// unknown, revoked, expired (absolute lifetime) or idle (inactivity timeout) one. One
+    /// session-store lookup; plus one write to record the use when the recorded last use is
+    /// older than [`AuthConfig::activity_granularity`].
+    pub async fn authenticate(&self, token: &SessionToken) -> Result<Session, AuthenticateError> {
+        let token_hash = token.hash();
+        let Some(session) = self.ports.sessions.get(&token_hash).await? else {
+            return Err(AuthenticateError::Unauthenticated);
+        };
+        let now = self.ports.clock.now();
+        if now >= session.expires_at || self.is_idle(&session, now) {
+            // The store's TTL normally got there first; clean up if it did not.
+            let _ = self.ports.sessions.delete(&token_hash).await;
+            return Err(AuthenticateError::Unauthenticated);
+        }
+        let Some(granularity) = self.config.activity_granularity() else {
+            return Ok(session);
+        };
+        if since(session.last_seen_at, now) < granularity {
+            return Ok(session);
+        }
+        let mut seen = session;
+        let recorded = seen.last_seen_at;
+        seen.last_seen_at = now;
+        let ttl = self.config.session_store_ttl(seen.expires_at, now);
+        match self.ports.sessions.touch(&seen, ttl).await {
+            Ok(true) => Ok(seen),
+            // Revoked between the read and now.
+            Ok(false) => Err(AuthenticateError::Unauthenticated),
+            Err(e) => {
+                // The session was valid when read; failing the request would turn a store
+                // hiccup into an outage. The use is recorded on a later request instead.
+                tracing::warn!(error = %e, "could not record session activity");
+                seen.last_seen_at = recorded;
+                Ok(seen)
+            }
+        }
+    }
+
+    /// Whether the session went unused for the idle timeout or longer.
+    fn is_idle(&self, session: &Session, now: DateTime<Utc>) -> bool {
+        self.config
+            .session_idle_timeout
+            .is_some_and(|idle| since(session.last_seen_at, now) >= idle)
+    }
+
+    /// Revokes the session behind this token, at once. Revoking an unknown token is not an error.
+    #[instrument(skip_all)]
+    pub async fn logout(&self, token: &SessionToken) -> Result<(), SessionError> {
+        self.ports.sessions.delete(&token.hash()).await?;
+        Ok(())
+    }
+
+    /// Revokes every session of the session's user (this one included), at once; returns how
+    /// many there were. A login in flight with a password checked before this call started
+    /// leaves no session behind (see the revocation rule on [`AuthService`]).
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn logout_all(&self, session: &Session) -> Result<u64, SessionError> {
+        let n = self
+            .revoke_all(session.user.id, &session.user.email, None)
+            .await?;
+        info!(revoked = n, "all sessions revoked");
+        Ok(n)
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn list_sessions(&self, user_id: UserId) -> Result<Vec<Session>, SessionError> {
+        let now = self.ports.clock.now();
+        let mut sessions = self.ports.sessions.list_for_user(user_id).await?;
+        sessions.retain(|s| s.user.id == user_id && s.expires_at > now && !self.is_idle(s, now));
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(sessions)
+    }
+
+    /// Revokes one of the user's sessions by its public id; [`SessionError::NotFound`] when it
+    /// is not one of theirs.
+    #[instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn revoke_session(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<(), SessionError> {
+        if self
+            .ports
+            .sessions
+            .delete_by_id(user_id, session_id)
+            .await?
+        {
+            info!(session = %short_id(session_id), "session revoked");
+            Ok(())
+        } else {
+            Err(SessionError::NotFound)
+        }
+    }
+
+    async fn rehash(&self, user_id: UserId, password: &PasswordAttempt, now: DateTime<Utc>) {
+        let result = async {
+            let hash = self.ports.hasher.hash(password.secret()).await?;
+            self.ports
+                .users
+                .set_password_hash(user_id, &hash, now)
+                .await?;
+            Ok::<_, Failure>(())
+        }
+        .await;
+        match result {
+            Ok(()) => info!("password re-hashed with current parameters"),
+            Err(e) => warn!(error = %e, "password re-hash failed; will retry at next login"),
+        }
+    }
+}

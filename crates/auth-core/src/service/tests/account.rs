@@ -1,0 +1,940 @@
+//! Tests of signup, verification, resend, deletion.
+
+use super::*;
+
+// --- signup ----------------------------------------------------------------------------------
+
+#[test]
+fn signup_creates_an_unverified_account_and_mails_a_verification_code_stored_as_hmac() {
+    let mut h = Harness::new();
+    h.user_lookup(None);
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_create()
+        .withf(|new| {
+            new.id == UserId::from_uuid(nth_uuid(1))
+                && new.email == email()
+                && new.password_hash == PasswordHash::new(NEW_HASH)
+                && new.created_at == t0()
+        })
+        .times(1)
+        .returning(|new| {
+            Ok(User {
+                id: new.id,
+                email: new.email.clone(),
+                verified_at: None,
+                created_at: new.created_at,
+                updated_at: new.created_at,
+            })
+        });
+    h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+    let puts = h.put_log();
+    let outbox = h.outbox();
+
+    let user = block_on(h.service().signup(email(), password(PASSWORD), &client())).unwrap();
+
+    assert!(!user.is_verified());
+    assert_eq!(user.email, email());
+    let puts = puts.lock().unwrap();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    let (purpose, stored, retain_for) = puts[0];
+    assert_eq!(purpose, OtpPurpose::VerifyEmail);
+    // Only the HMAC under the server secret is stored (`StoredOtp` has no room for the code).
+    assert_eq!(stored.mac, mac(OtpPurpose::VerifyEmail, FIRST_CODE));
+    assert_eq!(stored.expires_at, at(TEN_MINUTES));
+    assert!(retain_for >= TEN_MINUTES, "{retain_for:?}");
+    assert_eq!(
+        *outbox.lock().unwrap(),
+        vec![(
+            email(),
+            MailMessage::VerifyEmail {
+                code: code(FIRST_CODE),
+                valid_for: TEN_MINUTES
+            }
+        )]
+    );
+}
+
+#[test]
+fn signup_for_a_verified_address_is_email_taken_and_changes_nothing() {
+    let mut h = Harness::new();
+    h.user_lookup(Some(creds(true)));
+    h.users.expect_create().never();
+    h.users.expect_replace_unverified_password().never();
+    h.nothing_sent_nor_stored();
+
+    let result = block_on(h.service().signup(email(), password(PASSWORD), &client()));
+
+    assert!(matches!(result, Err(SignupError::EmailTaken)), "{result:?}");
+}
+
+#[test]
+fn signup_again_while_unverified_replaces_the_pending_password_and_code() {
+    let mut h = Harness::new();
+    h.user_lookup(Some(creds(false)));
+    h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_replace_unverified_password()
+        .withf(|id, hash, when| *id == ada_id() && hash.as_str() == NEW_HASH && *when == t0())
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    h.users.expect_create().never();
+    let puts = h.put_log();
+    let outbox = h.outbox();
+
+    let user = block_on(h.service().signup(email(), password(PASSWORD), &client())).unwrap();
+
+    assert_eq!(user.id, ada_id());
+    assert!(!user.is_verified());
+    let puts = puts.lock().unwrap();
+    assert_eq!(puts.len(), 1, "the new code replaces the old one: {puts:?}");
+    assert_eq!(puts[0].0, OtpPurpose::VerifyEmail);
+    assert_eq!(puts[0].1.mac, mac(OtpPurpose::VerifyEmail, FIRST_CODE));
+    assert_eq!(last_mailed_code(&outbox), code(FIRST_CODE));
+}
+
+/// The pre-account-hijacking rule end to end: a stranger signs up first with Ada's address,
+/// then Ada does. The stranger's code dies, Ada's works, and the pending password is Ada's.
+#[test]
+fn signup_by_the_owner_after_a_stranger_kills_the_strangers_code() {
+    let mut h = Harness::new();
+    let otps = h.otp_store_in_memory();
+    let outbox = h.outbox();
+    // First signup: no account yet. Second: the stranger's unverified account.
+    let mut lookups = vec![Some(creds(false)), None];
+    h.users
+        .expect_find_by_email()
+        .returning(move |_| Ok(lookups.pop().unwrap_or_else(|| Some(creds(false)))));
+    h.hasher
+        .expect_hash()
+        .withf(|p| p.expose_secret() == "stranger's password")
+        .times(1)
+        .returning(|_| Ok(PasswordHash::new(OLD_HASH)));
+    h.hasher
+        .expect_hash()
+        .withf(|p| p.expose_secret() == PASSWORD)
+        .times(1)
+        .returning(|_| Ok(PasswordHash::new(NEW_HASH)));
+    h.users
+        .expect_create()
+        .times(1)
+        .returning(|_| Ok(user(false)));
+    h.users
+        .expect_replace_unverified_password()
+        .withf(|id, hash, _| *id == ada_id() && hash.as_str() == NEW_HASH)
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    h.marks_verified();
+    let clock = h.clock.clone();
+    let svc = h.service();
+
+    block_on(svc.signup(email(), password("stranger's password"), &client())).unwrap();
+    let strangers_code = last_mailed_code(&outbox);
+    clock.advance(secs(61));
+    block_on(svc.signup(email(), password(PASSWORD), &client())).unwrap();
+    let owners_code = last_mailed_code(&outbox);
+
+    assert_ne!(strangers_code, owners_code);
+    let stale = block_on(svc.verify_otp(&email(), &strangers_code, &client()));
+    assert!(matches!(stale, Err(OtpCheckError::InvalidOtp)), "{stale:?}");
+    assert!(block_on(svc.verify_otp(&email(), &owners_code, &client()))
+        .unwrap()
+        .is_verified());
+    assert!(otps.lock().unwrap().is_empty());
+}
+
+/// A brand-new account gets its code even inside a cooldown left over from, e.g., a resend for
+/// the address before the account existed: otherwise the first mail would never come.
+#[test]
+fn signup_of_a_new_account_mails_the_code_even_inside_a_cooldown() {
+    let mut h = Harness::new();
+    h.user_lookup(None);
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_create()
+        .times(1)
+        .returning(|_| Ok(user(false)));
+    h.send_slot(
+        OtpPurpose::VerifyEmail,
+        SendSlot::Cooldown {
+            retry_after: secs(42),
+        },
+    );
+    let puts = h.put_log();
+    let outbox = h.outbox();
+
+    let result = block_on(h.service().signup(email(), password(PASSWORD), &client()));
+
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(puts.lock().unwrap().len(), 1);
+    assert_eq!(last_mailed_code(&outbox), code(FIRST_CODE));
+}
+
+#[test]
+fn signup_losing_a_concurrent_signup_race_is_email_taken() {
+    let mut h = Harness::new();
+    h.user_lookup(None);
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_create()
+        .times(1)
+        .returning(|_| Err(UserRepoError::Duplicate));
+    h.nothing_sent_nor_stored();
+
+    let result = block_on(h.service().signup(email(), password(PASSWORD), &client()));
+
+    assert!(matches!(result, Err(SignupError::EmailTaken)), "{result:?}");
+}
+
+#[test]
+fn signup_for_an_address_verified_in_the_meantime_is_email_taken() {
+    let mut h = Harness::new();
+    h.user_lookup(Some(creds(false)));
+    h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_replace_unverified_password()
+        .times(1)
+        .returning(|_, _, _| Err(UserRepoError::NotFound));
+    h.nothing_sent_nor_stored();
+
+    let result = block_on(h.service().signup(email(), password(PASSWORD), &client()));
+
+    assert!(matches!(result, Err(SignupError::EmailTaken)), "{result:?}");
+}
+
+#[test]
+fn signup_racing_the_one_that_created_the_account_is_too_many_requests() {
+    let mut h = Harness::new();
+    let mut fresh = creds(false);
+    fresh.user.created_at = before(secs(20));
+    h.users
+        .expect_find_by_email()
+        .returning(move |_| Ok(Some(fresh.clone())));
+    h.otps.expect_claim_send_slot().never();
+    h.hasher.expect_hash().never();
+    h.users.expect_replace_unverified_password().never();
+    h.nothing_sent_nor_stored();
+
+    let result = block_on(h.service().signup(email(), password(PASSWORD), &client()));
+
+    match result {
+        Err(SignupError::TooManyRequests { retry_after }) => assert_eq!(retry_after, secs(40)),
+        other => panic!("expected TooManyRequests, got {other:?}"),
+    }
+}
+
+#[test]
+fn signup_again_inside_the_mail_cooldown_is_too_many_requests_and_changes_nothing() {
+    let mut h = Harness::new();
+    h.user_lookup(Some(creds(false)));
+    h.send_slot(
+        OtpPurpose::VerifyEmail,
+        SendSlot::Cooldown {
+            retry_after: secs(42),
+        },
+    );
+    h.hasher.expect_hash().never();
+    h.users.expect_replace_unverified_password().never();
+    h.nothing_sent_nor_stored();
+
+    let result = block_on(h.service().signup(email(), password(PASSWORD), &client()));
+
+    match result {
+        Err(SignupError::TooManyRequests { retry_after }) => assert_eq!(retry_after, secs(42)),
+        other => panic!("expected TooManyRequests, got {other:?}"),
+    }
+}
+
+#[test]
+fn signup_for_a_verified_address_with_enumeration_protection_mails_a_notice_and_answers_ok() {
+    let mut h = Harness::new();
+    h.config.enumeration_protection = true;
+    h.user_lookup(Some(creds(true)));
+    // Same cost as a real signup.
+    h.hashes(PASSWORD, NEW_HASH);
+    h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+    h.mailer
+        .expect_send()
+        .withf(|to, message| *to == email() && *message == MailMessage::SignupAttempted)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    h.otps.expect_put().never();
+    h.users.expect_create().never();
+    h.users.expect_replace_unverified_password().never();
+
+    let user = block_on(h.service().signup(email(), password(PASSWORD), &client())).unwrap();
+
+    // Shaped like a new signup, and not the real account.
+    assert_eq!(user.email, email());
+    assert!(!user.is_verified());
+    assert_ne!(user.id, ada_id());
+}
+
+#[test]
+fn signup_with_enumeration_protection_inside_the_cooldown_mails_nothing_and_answers_ok() {
+    let mut h = Harness::new();
+    h.config.enumeration_protection = true;
+    h.user_lookup(Some(creds(true)));
+    h.hashes(PASSWORD, NEW_HASH);
+    h.send_slot(
+        OtpPurpose::VerifyEmail,
+        SendSlot::Cooldown {
+            retry_after: secs(42),
+        },
+    );
+    h.nothing_sent_nor_stored();
+
+    let result = block_on(h.service().signup(email(), password(PASSWORD), &client()));
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+// --- verify_otp ------------------------------------------------------------------------------
+
+#[test]
+fn verify_otp_with_the_right_code_consumes_it_by_its_mac_and_marks_the_email_verified() {
+    let mut h = Harness::new();
+    let expected = mac(OtpPurpose::VerifyEmail, FIRST_CODE);
+    h.live_code(OtpPurpose::VerifyEmail, expected, at(TEN_MINUTES), 1);
+    h.otps
+        .expect_consume()
+        .withf(move |p, e, m| *p == OtpPurpose::VerifyEmail && *e == email() && *m == expected)
+        .times(1)
+        .returning(|_, _, _| Ok(true));
+    h.user_lookup(Some(creds(false)));
+    h.users
+        .expect_mark_verified()
+        .withf(|id, when| *id == ada_id() && *when == t0())
+        .times(1)
+        .returning(|_, when| {
+            Ok(User {
+                verified_at: Some(when),
+                ..user(false)
+            })
+        });
+
+    let user = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    )
+    .unwrap();
+
+    assert_eq!(user.verified_at, Some(t0()));
+}
+
+/// Issues a verification code at t0 through `resend_otp` (real MAC, real expiry), with an
+/// in-memory OTP store; returns the harness-built service, the clock and the mailed code.
+fn code_issued_at_t0(mut h: Harness) -> (AuthService, Arc<ManualClock>, OtpCode) {
+    h.otp_store_in_memory();
+    let outbox = h.outbox();
+    h.user_lookup(Some(creds(false)));
+    h.marks_verified();
+    let clock = h.clock.clone();
+    let svc = h.service();
+    block_on(svc.resend_otp(&email(), &client())).unwrap();
+    let code = last_mailed_code(&outbox);
+    (svc, clock, code)
+}
+
+#[test]
+fn verify_otp_accepts_a_code_one_second_before_the_end_of_its_ten_minutes() {
+    let (svc, clock, code) = code_issued_at_t0(Harness::new());
+
+    clock.set(at(TEN_MINUTES - secs(1)));
+    let result = block_on(svc.verify_otp(&email(), &code, &client()));
+
+    assert!(result.unwrap().is_verified());
+}
+
+#[test]
+fn verify_otp_refuses_a_code_at_and_after_the_end_of_its_ten_minutes() {
+    let (svc, clock, code) = code_issued_at_t0(Harness::new());
+
+    clock.set(at(TEN_MINUTES));
+    let at_end = block_on(svc.verify_otp(&email(), &code, &client()));
+    clock.set(at(TEN_MINUTES + secs(1)));
+    let after_end = block_on(svc.verify_otp(&email(), &code, &client()));
+
+    assert!(
+        matches!(at_end, Err(OtpCheckError::OtpExpired)),
+        "{at_end:?}"
+    );
+    assert!(
+        matches!(after_end, Err(OtpCheckError::OtpExpired)),
+        "{after_end:?}"
+    );
+}
+
+#[test]
+fn verify_otp_code_lifetime_is_configurable() {
+    let mut h = Harness::new();
+    h.config.otp_ttl = secs(120);
+    let (svc, clock, code) = code_issued_at_t0(h);
+
+    clock.set(at(secs(120)));
+    let at_end = block_on(svc.verify_otp(&email(), &code, &client()));
+    clock.set(at(secs(119)));
+    let just_before = block_on(svc.verify_otp(&email(), &code, &client()));
+
+    assert!(
+        matches!(at_end, Err(OtpCheckError::OtpExpired)),
+        "{at_end:?}"
+    );
+    assert!(just_before.unwrap().is_verified());
+}
+
+#[test]
+fn verify_otp_code_works_only_once() {
+    let (svc, _clock, code) = code_issued_at_t0(Harness::new());
+
+    let first = block_on(svc.verify_otp(&email(), &code, &client()));
+    let second = block_on(svc.verify_otp(&email(), &code, &client()));
+
+    assert!(first.is_ok(), "{first:?}");
+    assert!(
+        matches!(second, Err(OtpCheckError::InvalidOtp)),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn verify_otp_losing_the_consume_race_is_invalid_otp() {
+    let mut h = Harness::new();
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
+    h.otps
+        .expect_consume()
+        .times(1)
+        .returning(|_, _, _| Ok(false));
+    h.users.expect_mark_verified().never();
+
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
+
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn verify_otp_with_a_wrong_code_is_invalid_otp_and_nothing_is_consumed() {
+    let mut h = Harness::new();
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
+    h.otps.expect_consume().never();
+    h.otps.expect_discard().never();
+    h.users.expect_mark_verified().never();
+
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(WRONG_CODE), &client()),
+    );
+
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn verify_otp_after_five_wrong_codes_refuses_even_the_right_one() {
+    let (svc, _clock, right) = code_issued_at_t0(Harness::new());
+
+    for n in 1..=5 {
+        let wrong = block_on(svc.verify_otp(&email(), &code(WRONG_CODE), &client()));
+        assert!(
+            matches!(wrong, Err(OtpCheckError::InvalidOtp)),
+            "attempt {n}: {wrong:?}"
+        );
+    }
+    let sixth = block_on(svc.verify_otp(&email(), &right, &client()));
+
+    assert!(
+        matches!(sixth, Err(OtpCheckError::TooManyAttempts)),
+        "{sixth:?}"
+    );
+}
+
+#[test]
+fn verify_otp_fifth_attempt_with_the_right_code_still_succeeds() {
+    let mut h = Harness::new();
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        5,
+    );
+    h.otps
+        .expect_consume()
+        .times(1)
+        .returning(|_, _, _| Ok(true));
+    h.user_lookup(Some(creds(false)));
+    h.marks_verified();
+
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
+
+    assert!(result.unwrap().is_verified());
+}
+
+#[test]
+fn verify_otp_sixth_attempt_is_refused_and_leaves_the_code_to_concurrent_attempts() {
+    let mut h = Harness::new();
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        6,
+    );
+    // An attempt within the limit may be about to consume it with the right answer.
+    h.otps.expect_discard().never();
+    h.otps.expect_consume().never();
+    h.users.expect_mark_verified().never();
+
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
+
+    assert!(
+        matches!(result, Err(OtpCheckError::TooManyAttempts)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn verify_otp_attempt_limit_is_configurable() {
+    let mut h = Harness::new();
+    h.config.otp_max_attempts = 3;
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        4,
+    );
+    h.otps.expect_discard().never();
+    h.otps.expect_consume().never();
+
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
+
+    assert!(
+        matches!(result, Err(OtpCheckError::TooManyAttempts)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn verify_otp_for_an_unknown_address_is_invalid_otp() {
+    let mut h = Harness::new();
+    h.otps
+        .expect_record_attempt()
+        .withf(|p, e| *p == OtpPurpose::VerifyEmail && *e == email())
+        .times(1)
+        .returning(|_, _| Ok(None));
+    h.users.expect_find_by_email().never();
+    h.users.expect_mark_verified().never();
+
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
+
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn verify_otp_for_a_code_whose_account_is_gone_is_invalid_otp() {
+    let mut h = Harness::new();
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
+    h.otps
+        .expect_consume()
+        .times(1)
+        .returning(|_, _, _| Ok(true));
+    h.user_lookup(None);
+    h.users.expect_mark_verified().never();
+
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
+
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+}
+
+/// Purpose binding through the MAC: even a store that handed back the reset entry for the
+/// verify-email slot would not let a reset code verify an address.
+#[test]
+fn verify_otp_refuses_a_code_whose_mac_was_made_for_password_reset() {
+    let mut h = Harness::new();
+    h.live_code(
+        OtpPurpose::VerifyEmail,
+        mac(OtpPurpose::ResetPassword, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
+    h.otps.expect_consume().never();
+    h.users.expect_mark_verified().never();
+
+    let result = block_on(
+        h.service()
+            .verify_otp(&email(), &code(FIRST_CODE), &client()),
+    );
+
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+}
+
+/// Purpose binding through the store key: a mailed reset code is looked up (and missed) in the
+/// verify-email slot.
+#[test]
+fn a_reset_code_never_verifies_an_email() {
+    let mut h = Harness::new();
+    let otps = h.otp_store_in_memory();
+    let outbox = h.outbox();
+    h.user_lookup(Some(creds(true)));
+    h.users.expect_mark_verified().never();
+    let svc = h.service();
+    block_on(svc.forgot_password(&email(), &client())).unwrap();
+    let reset_code = last_mailed_code(&outbox);
+
+    let result = block_on(svc.verify_otp(&email(), &reset_code, &client()));
+
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+    assert!(otps
+        .lock()
+        .unwrap()
+        .contains_key(&OtpPurpose::ResetPassword));
+}
+
+#[test]
+fn a_verification_code_never_resets_a_password() {
+    let mut h = Harness::new();
+    let otps = h.otp_store_in_memory();
+    let outbox = h.outbox();
+    h.user_lookup(Some(creds(false)));
+    h.hasher.expect_hash().never();
+    h.users.expect_set_password_hash().never();
+    h.sessions.expect_delete_all_for_user().never();
+    let svc = h.service();
+    block_on(svc.resend_otp(&email(), &client())).unwrap();
+    let verify_code = last_mailed_code(&outbox);
+
+    let result =
+        block_on(svc.reset_password(&email(), &verify_code, password(NEW_PASSWORD), &client()));
+
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+    assert!(otps.lock().unwrap().contains_key(&OtpPurpose::VerifyEmail));
+}
+
+#[test]
+fn reset_password_refuses_a_code_whose_mac_was_made_for_email_verification() {
+    let mut h = Harness::new();
+    h.live_code(
+        OtpPurpose::ResetPassword,
+        mac(OtpPurpose::VerifyEmail, FIRST_CODE),
+        at(TEN_MINUTES),
+        1,
+    );
+    h.otps.expect_consume().never();
+    h.users.expect_set_password_hash().never();
+
+    let result = block_on(h.service().reset_password(
+        &email(),
+        &code(FIRST_CODE),
+        password(NEW_PASSWORD),
+        &client(),
+    ));
+
+    assert!(
+        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn the_same_code_is_stored_under_a_different_mac_per_purpose() {
+    let stored_mac = |verified: bool, op: &dyn Fn(&AuthService)| {
+        let mut h = Harness::new();
+        h.otps
+            .expect_claim_send_slot()
+            .returning(|_, _, _| Ok(SendSlot::Granted));
+        let puts = h.put_log();
+        h.outbox();
+        h.user_lookup(Some(creds(verified)));
+        op(&h.service());
+        let puts = puts.lock().unwrap();
+        assert_eq!(puts.len(), 1, "{puts:?}");
+        (puts[0].0, puts[0].1.mac)
+    };
+
+    // Both draw FIRST_CODE from a fresh StepRandom.
+    let (verify_purpose, verify_mac) = stored_mac(false, &|svc| {
+        block_on(svc.resend_otp(&email(), &client())).unwrap()
+    });
+    let (reset_purpose, reset_mac) = stored_mac(true, &|svc| {
+        block_on(svc.forgot_password(&email(), &client())).unwrap()
+    });
+
+    assert_eq!(verify_purpose, OtpPurpose::VerifyEmail);
+    assert_eq!(reset_purpose, OtpPurpose::ResetPassword);
+    assert_eq!(verify_mac, mac(OtpPurpose::VerifyEmail, FIRST_CODE));
+    assert_eq!(reset_mac, mac(OtpPurpose::ResetPassword, FIRST_CODE));
+    assert_ne!(verify_mac, reset_mac);
+}
+
+// --- resend_otp ------------------------------------------------------------------------------
+
+#[test]
+fn resend_otp_mails_a_new_code_to_an_unverified_account_with_a_60_second_cooldown() {
+    let mut h = Harness::new();
+    h.otps
+        .expect_claim_send_slot()
+        .withf(|p, e, cooldown| {
+            *p == OtpPurpose::VerifyEmail && *e == email() && *cooldown == secs(60)
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(SendSlot::Granted));
+    h.user_lookup(Some(creds(false)));
+    let puts = h.put_log();
+    let outbox = h.outbox();
+
+    block_on(h.service().resend_otp(&email(), &client())).unwrap();
+
+    let puts = puts.lock().unwrap();
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].0, OtpPurpose::VerifyEmail);
+    assert_eq!(puts[0].1.mac, mac(OtpPurpose::VerifyEmail, FIRST_CODE));
+    assert_eq!(puts[0].1.expires_at, at(TEN_MINUTES));
+    assert_eq!(
+        *outbox.lock().unwrap(),
+        vec![(
+            email(),
+            MailMessage::VerifyEmail {
+                code: code(FIRST_CODE),
+                valid_for: TEN_MINUTES
+            }
+        )]
+    );
+}
+
+#[test]
+fn resend_otp_inside_the_cooldown_is_too_many_requests_for_known_and_unknown_addresses_alike() {
+    for account in [None, Some(creds(false)), Some(creds(true))] {
+        let mut h = Harness::new();
+        // The lookup may or may not happen; the answer must not depend on it.
+        h.user_lookup(account.clone());
+        h.send_slot(
+            OtpPurpose::VerifyEmail,
+            SendSlot::Cooldown {
+                retry_after: secs(42),
+            },
+        );
+        h.nothing_sent_nor_stored();
+
+        let result = block_on(h.service().resend_otp(&email(), &client()));
+
+        match result {
+            Err(ResendOtpError::TooManyRequests { retry_after }) => {
+                assert_eq!(retry_after, secs(42), "{account:?}");
+            }
+            other => panic!("{account:?}: expected TooManyRequests, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn resend_otp_mails_nothing_for_unknown_or_verified_addresses_and_answers_ok() {
+    for account in [None, Some(creds(true))] {
+        let mut h = Harness::new();
+        h.user_lookup(account.clone());
+        h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+        h.nothing_sent_nor_stored();
+
+        let result = block_on(h.service().resend_otp(&email(), &client()));
+
+        assert!(result.is_ok(), "{account:?}: {result:?}");
+    }
+}
+
+#[test]
+fn resend_otp_retry_after_is_at_least_one_second() {
+    let mut h = Harness::new();
+    h.user_lookup(Some(creds(false)));
+    h.send_slot(
+        OtpPurpose::VerifyEmail,
+        SendSlot::Cooldown {
+            retry_after: Duration::ZERO,
+        },
+    );
+    h.nothing_sent_nor_stored();
+
+    let result = block_on(h.service().resend_otp(&email(), &client()));
+
+    match result {
+        Err(ResendOtpError::TooManyRequests { retry_after }) => assert_eq!(retry_after, secs(1)),
+        other => panic!("expected TooManyRequests, got {other:?}"),
+    }
+}
+
+#[test]
+fn resend_otp_swallows_a_mail_outage() {
+    let mut h = Harness::new();
+    h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+    h.user_lookup(Some(creds(false)));
+    h.put_log();
+    h.mailer
+        .expect_send()
+        .times(1)
+        .returning(|_, _| Err(MailerError::Unavailable(outage())));
+
+    let result = block_on(h.service().resend_otp(&email(), &client()));
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+// --- delete_account --------------------------------------------------------------------------
+
+#[test]
+fn delete_account_revokes_sessions_before_and_after_deleting_and_mails_a_notice() {
+    let mut h = Harness::new();
+    account_by_id(&mut h);
+    h.verifies(PASSWORD, PasswordCheck::Match);
+    let mut order = mockall::Sequence::new();
+    h.sessions
+        .expect_delete_all_for_user()
+        .withf(|id, keep| *id == ada_id() && keep.is_none())
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(2));
+    h.users
+        .expect_delete()
+        .withf(|id| *id == ada_id())
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(true));
+    h.sessions
+        .expect_delete_all_for_user()
+        .withf(|id, keep| *id == ada_id() && keep.is_none())
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(0));
+    h.mailer
+        .expect_send()
+        .withf(|to, message| *to == email() && *message == MailMessage::AccountDeleted)
+        .times(1)
+        .returning(|_, _| Ok(()));
+
+    let result = block_on(h.service().delete_account(
+        &current_session(),
+        &attempt(PASSWORD),
+        &client(),
+    ));
+
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn delete_account_with_a_wrong_password_changes_nothing() {
+    let mut h = Harness::new();
+    account_by_id(&mut h);
+    h.verifies("wrong password", PasswordCheck::Mismatch);
+    h.users.expect_delete().never();
+    h.sessions.expect_delete_all_for_user().never();
+    h.mailer.expect_send().never();
+
+    let result = block_on(h.service().delete_account(
+        &current_session(),
+        &attempt("wrong password"),
+        &client(),
+    ));
+
+    assert!(
+        matches!(result, Err(DeleteAccountError::InvalidCredentials)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn delete_account_keeps_the_account_when_sessions_cannot_be_revoked() {
+    let mut h = Harness::new();
+    account_by_id(&mut h);
+    h.verifies(PASSWORD, PasswordCheck::Match);
+    h.sessions
+        .expect_delete_all_for_user()
+        .times(1)
+        .returning(|_, _| Err(SessionStoreError::Unavailable("down".into())));
+    h.users.expect_delete().never();
+    h.mailer.expect_send().never();
+
+    let result = block_on(h.service().delete_account(
+        &current_session(),
+        &attempt(PASSWORD),
+        &client(),
+    ));
+
+    assert!(
+        matches!(
+            result,
+            Err(DeleteAccountError::Failure(Failure::Unavailable(
+                Dependency::SessionStore,
+                _
+            )))
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn delete_account_of_a_vanished_account_is_unauthenticated() {
+    let mut h = Harness::new();
+    h.users.expect_find_by_id().returning(|_| Ok(None));
+    h.users.expect_delete().never();
+
+    let result = block_on(h.service().delete_account(
+        &current_session(),
+        &attempt(PASSWORD),
+        &client(),
+    ));
+
+    assert!(
+        matches!(result, Err(DeleteAccountError::Unauthenticated)),
+        "{result:?}"
+    );
+}

@@ -1,0 +1,313 @@
+//! Takeover threats: one test per threat, named after it. Several clients get their own source
+//! address on the loopback network (a client socket bound to 127.0.0.x), as distinct machines
+//! would.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Argon2 as costly as in production (about 20-50 ms a hash here), so that the window between
+/// checking a password and storing the session is as wide as it is for real.
+const REAL_HASHING: [(&str, &str); 2] =
+    [("ARGON2_MEMORY_KIB", "19456"), ("ARGON2_ITERATIONS", "2")];
+
+/// An HTTP client whose connections come from `127.0.0.{n}`.
+fn client_from(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::from([127, 0, 0, n]))
+        .build()
+        .unwrap()
+}
+
+async fn login_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> Response {
+    client
+        .post(app.url("/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn token_of(res: Response) -> Option<String> {
+    if res.status() != StatusCode::OK {
+        return None;
+    }
+    let body: Value = res.json().await.unwrap();
+    Some(body["session"]["token"].as_str().unwrap().to_owned())
+}
+
+/// Eight logins with `password`, 4 ms apart, each from its own address; `revoke` starts
+/// `revoke_after` after the first login was sent and must end with the revocation complete.
+/// Returns (sessions of those logins still alive afterwards, logins that answered 200).
+async fn logins_racing<F>(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    revoke_after: Duration,
+    revoke: F,
+) -> (usize, usize)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let logins: Vec<_> = (0..8u8)
+        .map(|i| {
+            let client = client_from(20 + i);
+            let url = app.url("/login");
+            let body = json!({"email": email, "password": password});
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(4 * u64::from(i))).await;
+                let res = client.post(url).json(&body).send().await.unwrap();
+                token_of(res).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(revoke_after).await;
+    revoke.await;
+    let mut tokens = Vec::new();
+    for login in logins {
+        tokens.extend(login.await.unwrap());
+    }
+    let mut alive = 0;
+    for token in &tokens {
+        if app.me(token).await.status() == StatusCode::OK {
+            alive += 1;
+        }
+    }
+    (alive, tokens.len())
+}
+
+/// The race tests spawn eight logins on one address at once: the per-account share of the
+/// hasher (a different defence, tested below) would refuse most of them.
+const RACE_SETTINGS: [(&str, &str); 3] = [
+    REAL_HASHING[0],
+    REAL_HASHING[1],
+    ("HASHES_IN_FLIGHT_PER_CLIENT", "0"),
+];
+
+/// ASVS 7.4.3: a login whose password was checked before a reset must not keep its session.
+/// The reset starts first; the logins arrive while it hashes the new password, read the old
+/// hash, and finish after the reset's sweep. Before the revocation epoch, 2-7 of 8 survived.
+async fn a_login_racing_a_reset_keeps_no_session(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &RACE_SETTINGS).await;
+    let (mut survivors, mut opened) = (0, 0);
+    for _round in 0..4 {
+        let email = app.verified_user().await;
+        let res = app.post("/forgot-password", &json!({"email": email})).await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let code = app.nth_code(&email, 2).await;
+        let body = json!({"email": email, "otp": code, "new_password": "a brand new passphrase"});
+        let reset = app.post("/reset-password", &body);
+        let (alive, ok) = logins_racing(&app, &email, PASSWORD, Duration::ZERO, async {
+            assert_eq!(reset.await.status(), StatusCode::OK);
+        })
+        .await;
+        survivors += alive;
+        opened += ok;
+    }
+    assert_eq!(
+        survivors, 0,
+        "sessions outlived the reset ({opened} logins answered 200)"
+    );
+    app.cleanup().await;
+}
+
+/// The same race against a password change: only the session that changed it lives on.
+async fn a_login_racing_a_password_change_keeps_no_session(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &RACE_SETTINGS).await;
+    let mut survivors = 0;
+    for _round in 0..4 {
+        let email = app.verified_user().await;
+        let owner = app.token(&email, PASSWORD).await;
+        let body = json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"});
+        let change = app.post_auth("/change-password", &owner, Some(&body));
+        let (alive, _) = logins_racing(&app, &email, PASSWORD, Duration::ZERO, async {
+            assert_eq!(change.await.status(), StatusCode::NO_CONTENT);
+        })
+        .await;
+        survivors += alive;
+        assert_eq!(
+            app.me(&owner).await.status(),
+            StatusCode::OK,
+            "the changer's session stays"
+        );
+    }
+    assert_eq!(survivors, 0, "sessions outlived the password change");
+    app.cleanup().await;
+}
+
+/// And against "log out everywhere": it is sent once every login has arrived (their passwords
+/// are being checked: eight hashes take the hasher well over 60 ms), so none of their sessions
+/// may be left afterwards.
+async fn a_login_racing_logout_everywhere_keeps_no_session(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &RACE_SETTINGS).await;
+    let (mut survivors, mut opened) = (0, 0);
+    for _round in 0..4 {
+        let email = app.verified_user().await;
+        let owner = app.token(&email, PASSWORD).await;
+        let (alive, ok) = logins_racing(&app, &email, PASSWORD, Duration::from_millis(60), async {
+            let res = app.post_auth("/logout-all", &owner, None).await;
+            assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        })
+        .await;
+        survivors += alive;
+        opened += ok;
+    }
+    assert_eq!(
+        survivors, 0,
+        "sessions outlived logout-all ({opened} logins answered 200)"
+    );
+    app.cleanup().await;
+}
+
+/// Someone holding a stolen session guesses the password through change-password: five checks
+/// per quarter hour, then 429 with `Retry-After`; past ten failures the session is ended and the
+/// owner is told. The right password, guessed late, changes nothing. (Before: 100 guesses in a
+/// second, 99×403 then 204 and the password was theirs.)
+async fn a_stolen_session_cannot_brute_force_the_password(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let email = app.verified_user().await;
+    let attacker = client_from(66);
+    let stolen = token_of(login_from(&app, &attacker, &email, PASSWORD).await)
+        .await
+        .unwrap();
+
+    let mut answers = Vec::new();
+    for i in 0..12 {
+        let res = attacker
+            .post(app.url("/change-password"))
+            .bearer_auth(&stolen)
+            .json(&json!({"current_password": format!("guess number {i}"), "new_password": "the attackers own password"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(res.headers().contains_key("retry-after"));
+        }
+        answers.push(res.status().as_u16());
+    }
+    assert_eq!(&answers[..5], &[403; 5], "{answers:?}");
+    assert_eq!(&answers[5..10], &[429; 5], "{answers:?}");
+    assert_eq!(&answers[10..], &[401; 2], "{answers:?}");
+
+    // The right password now: the session is gone, nothing changes.
+    let res = attacker
+        .post(app.url("/change-password"))
+        .bearer_auth(&stolen)
+        .json(&json!({"current_password": PASSWORD, "new_password": "the attackers own password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&stolen).await.status(), StatusCode::UNAUTHORIZED);
+
+    // The owner was told, and still gets in with their password from their own machine.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !app
+        .mail
+        .messages_to(&email)
+        .iter()
+        .any(|m| m.subject().contains("session was ended"))
+    {
+        assert!(Instant::now() < deadline, "no mail about the ended session");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let owner = client_from(67);
+    assert_eq!(
+        login_from(&app, &owner, &email, PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        login_from(&app, &owner, &email, "the attackers own password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.cleanup().await;
+}
+
+/// One client flooding wrong change-password requests through its session must not take the
+/// hasher from everybody else: another user's logins from another address keep working.
+/// (Before: 200 parallel requests from one IP, and another user's correct logins got 503.)
+async fn one_client_cannot_starve_the_hasher_for_others(profile: Profile) {
+    let app = TestApp::spawn_with(
+        profile,
+        &[
+            ("ARGON2_WORKERS", "1"),
+            ("ARGON2_QUEUE", "4"),
+            ("RATE_LIMIT_LOGIN_PER_IP", "off"),
+            REAL_HASHING[0],
+            REAL_HASHING[1],
+        ],
+    )
+    .await;
+    let attacker_email = app.verified_user().await;
+    let victim_email = app.verified_user().await;
+    let attacker = client_from(70);
+    let token = token_of(login_from(&app, &attacker, &attacker_email, PASSWORD).await)
+        .await
+        .unwrap();
+
+    let until = Instant::now() + Duration::from_secs(3);
+    let flood: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, url, token) = (attacker.clone(), app.url("/change-password"), token.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while Instant::now() < until {
+                    let res = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&json!({"current_password": "wrong wrong wrong", "new_password": "whatever it takes"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(res.status().as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+
+    let victim = client_from(71);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..5 {
+        let res = login_from(&app, &victim, &victim_email, PASSWORD).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "victim login {i} during the flood"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut statuses = Vec::new();
+    for f in flood {
+        statuses.extend(f.await.unwrap());
+    }
+    assert!(
+        !statuses.contains(&204),
+        "the flood never changed the password"
+    );
+    assert!(
+        statuses.len() > 20,
+        "the flood was a flood: {} requests",
+        statuses.len()
+    );
+    app.cleanup().await;
+}
+
+crate::both_profiles!(
+    a_login_racing_a_reset_keeps_no_session,
+    a_login_racing_a_password_change_keeps_no_session,
+    a_login_racing_logout_everywhere_keeps_no_session,
+    a_stolen_session_cannot_brute_force_the_password,
+    one_client_cannot_starve_the_hasher_for_others,
+);
