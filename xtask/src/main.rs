@@ -450,11 +450,20 @@ fn cargo() -> Result<Command, Error> {
     Ok(cmd)
 }
 
+/// The workspace root: the parent of this package's directory, as `cargo run` reports it at
+/// run time (the compile-time path is only a fallback: a binary built from another checkout
+/// sharing the target directory would point there).
 fn workspace_root() -> Result<PathBuf, Error> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let root = manifest_dir
         .parent()
         .map(Path::to_path_buf)
-        .ok_or_else(|| "xtask is not inside the workspace".into())
+        .ok_or("xtask is not inside the workspace")?;
+    if !root.is_dir() {
+        return Err(format!("the workspace root {} does not exist", root.display()).into());
+    }
+    Ok(root)
 }
 
 /// A command line as one would type it in a POSIX shell.
