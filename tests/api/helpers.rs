@@ -417,3 +417,51 @@ pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|c| c.starts_with(&format!("{name}=")))
         .map(str::to_owned)
 }
+
+/// One `COUNT(*)` row of a raw SQLite query.
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+impl TestApp {
+    /// How many rows the `users` table holds, read straight from the database of this app
+    /// (PostgreSQL or the SQLite file), behind the API's back.
+    pub async fn user_rows(&self) -> i64 {
+        match (&self.db, &self.dir) {
+            (Some(db), _) => {
+                let (client, conn) =
+                    tokio_postgres::connect(db.url().expose_secret(), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                let conn = tokio::spawn(conn);
+                let row = client
+                    .query_one("SELECT COUNT(*) FROM users", &[])
+                    .await
+                    .unwrap();
+                drop(client);
+                let _ = conn.await;
+                row.get(0)
+            }
+            (None, Some(dir)) => {
+                use diesel::{Connection as _, RunQueryDsl as _};
+                let path = dir.path().join("data").join("secureauth.db");
+                let mut conn =
+                    diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+                diesel::sql_query("SELECT COUNT(*) AS n FROM users")
+                    .get_result::<Count>(&mut conn)
+                    .unwrap()
+                    .n
+            }
+            (None, None) => panic!("no database to count rows in"),
+        }
+    }
+}
+
+impl TestApp {
+    /// The temporary folder of the embedded profile (`data/` and `mail/` live in it).
+    pub fn temp_dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(tempfile::TempDir::path)
+    }
+}

@@ -29,8 +29,10 @@ macro_rules! both_profiles {
 }
 
 mod abuse;
+mod addresses;
 mod embedded;
 mod failures;
+mod hardening;
 mod lifecycle;
 mod logs;
 mod takeover;

@@ -555,6 +555,18 @@ async function main() {
     await page.locator('#form-error').filter({ hasText: 'Invalid email or password.' }).waitFor();
   });
 
+  await step('/docs renders every operation under its own Content-Security-Policy', async () => {
+    const res = await page.goto(`${base}/docs/`);
+    const csp = res.headers()['content-security-policy'] || '';
+    check(csp.includes("default-src 'none'") && !csp.includes('unsafe'), `CSP of /docs: ${csp}`);
+    await page.locator('.opblock').first().waitFor();
+    const operations = await page.locator('.opblock').count();
+    check(operations >= 10, `${operations} operations rendered`);
+    await page.locator('.opblock-summary').first().click();
+    await page.getByRole('button', { name: 'Try it out' }).first().waitFor();
+    await shot(page, 'docs', DESKTOP.width);
+  });
+
   await step('no script errors and no Content-Security-Policy violations', async () => {
     check(problems.length === 0, problems.join('\n'));
   });

@@ -25,10 +25,11 @@
 //! let stored = StoredOtp {
 //!     mac: secret().mac(OtpPurpose::VerifyEmail, &email, &code),
 //!     expires_at: issued_at + TimeDelta::minutes(10),
+//!     pending_password: None,
 //! };
 //! let mut otps = MockOtpStore::new();
 //! otps.expect_record_attempt()
-//!     .returning(move |_, _| Ok(Some(OtpAttempt { otp: stored, attempts: 1 })));
+//!     .returning(move |_, _| Ok(Some(OtpAttempt { codes: vec![stored.clone()], attempts: 1 })));
 //! otps.expect_consume().never();
 //!
 //! let mut ports = MockPorts::new(issued_at);

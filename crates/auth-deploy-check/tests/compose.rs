@@ -1385,7 +1385,7 @@ fn dockerignore_keeps_the_workspace_and_leaves_out_the_rest() {
 async fn the_readme_production_overrides_are_accepted() {
     let (compose, dockerfile) = (compose(), dockerfile());
     let env = api_env(&compose, &dockerfile);
-    let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let secret = "9e41c7a05fd28b36e1a94c0d7b52f813a6c9e0d47b218f5c3ad6e90b1f74c285";
 
     // A real server with STARTTLS on 587 or implicit TLS on 465, in production.
     for (port, tls, expected) in [

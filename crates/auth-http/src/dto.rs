@@ -17,7 +17,9 @@ use crate::error::{weak_password, ApiError};
 /// `POST /signup`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignupRequest {
-    /// The address to register; a code is mailed to it.
+    /// The address to register; a code is mailed to it. Only deliverable forms are accepted
+    /// (no quoted local part, comment or IP literal; ASCII before the `@`); a Unicode domain is
+    /// stored in its ASCII (punycode) form.
     #[schema(example = "ada@example.com")]
     pub email: String,
     /// 8 to 128 characters, not a common password, not the email address.
@@ -191,7 +193,7 @@ impl ResetPasswordRequest {
 pub struct UserDto {
     /// Id.
     pub id: Uuid,
-    /// Normalised (lower-case) address.
+    /// Normalised address: lower-case, the domain in its ASCII (punycode) form.
     pub email: String,
     /// Whether the address was verified.
     pub email_verified: bool,

@@ -375,3 +375,46 @@ impl From<ChangePasswordError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// Every refused address, including the legal-but-undeliverable forms, is a 422
+    /// `invalid_email` on the `email` field with the parser's sentence: never a 500.
+    #[test]
+    fn every_email_error_is_422_invalid_email() {
+        for raw in [
+            "",
+            "no-at-sign",
+            "\"quoted local\"@example.com",
+            "user@[127.0.0.1]",
+            "user@127.0.0.1",
+            "user(comment)@example.com",
+            "üser@example.com",
+            "user@exa_mple.com",
+            "user@localhost",
+            "x\r\n@example.com",
+        ] {
+            let e = auth_core::EmailAddress::parse(raw).unwrap_err();
+            let sentence = e.to_string();
+            let api = ApiError::from(e);
+            assert_eq!(
+                api.status_code(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{raw:?}"
+            );
+            assert_eq!(api.code(), "invalid_email", "{raw:?}");
+            match api {
+                ApiError::Validation { field, message, .. } => {
+                    assert_eq!(field, "email");
+                    assert!(message
+                        .to_lowercase()
+                        .contains(&sentence.to_lowercase()[..10]));
+                }
+                other => panic!("{raw:?}: {other:?}"),
+            }
+        }
+    }
+}

@@ -378,6 +378,9 @@ impl Settings {
             }
             _ => {}
         }
+        if let (Some(secret), false) = (&auth_secret, dev) {
+            check_secret_looks_random(secret.expose_secret())?;
+        }
 
         let log_format = match get(&["LOG_FORMAT"]).map(|(_, v)| v.to_ascii_lowercase()) {
             None => LogFormat::Pretty,
@@ -503,10 +506,89 @@ impl Settings {
     }
 }
 
+/// Least estimated entropy of a production `AUTH_SECRET`, in bits.
+pub const MIN_SECRET_BITS: f64 = 128.0;
+
+/// A rough upper estimate of the entropy of `secret`, in bits: the Shannon entropy of its
+/// character frequencies times the length of its shortest repeating unit (the whole string
+/// when it does not repeat). Few distinct characters or repetition score low: `32 × 'a'` is 0
+/// bits, `abab...` 2, `password` eight times 22, `0123456789abcdef` twice 64; 64 random hex
+/// digits score about 245, 44 base64 characters about 210. It cannot see other structure (a
+/// phrase of varied words scores well), so it only catches the obviously non-random.
+pub fn estimated_entropy_bits(secret: &str) -> f64 {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.is_empty() {
+        return 0.0;
+    }
+    let mut counts = std::collections::HashMap::<char, usize>::new();
+    for c in &chars {
+        *counts.entry(*c).or_default() += 1;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let total = chars.len() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&k| {
+            #[allow(clippy::cast_precision_loss)]
+            let p = k as f64 / total;
+            -p * p.log2()
+        })
+        .sum();
+    #[allow(clippy::cast_precision_loss)]
+    let unit = shortest_period(&chars) as f64;
+    per_char * unit
+}
+
+/// Length of the shortest `p` such that `s[i] == s[i + p]` for every `i` (KMP failure function).
+fn shortest_period(s: &[char]) -> usize {
+    let mut fail = vec![0usize; s.len()];
+    let mut k = 0;
+    for i in 1..s.len() {
+        while k > 0 && s[i] != s[k] {
+            k = fail[k - 1];
+        }
+        if s[i] == s[k] {
+            k += 1;
+        }
+        fail[i] = k;
+    }
+    s.len() - fail.last().copied().unwrap_or(0)
+}
+
+/// Secrets published in this repository (docker/compose.yaml's development default).
+const PUBLIC_SECRETS: &[&str] = &["compose-development-only-secret-not-for-production"];
+
+/// Production refuses an `AUTH_SECRET` that does not look random: one-time codes are only as
+/// unguessable as their HMAC key.
+fn check_secret_looks_random(secret: &str) -> Result<(), ConfigError> {
+    if PUBLIC_SECRETS.contains(&secret) {
+        return Err(err(
+            "AUTH_SECRET",
+            "is the public development value of docker/compose.yaml; generate one with \
+             `openssl rand -hex 32`",
+        ));
+    }
+    let bits = estimated_entropy_bits(secret);
+    if bits < MIN_SECRET_BITS {
+        return Err(err(
+            "AUTH_SECRET",
+            format!(
+                "does not look random (estimated {bits:.0} bits of entropy, at least \
+                 {MIN_SECRET_BITS:.0} required in production: too few distinct characters or \
+                 too much repetition); generate one with `openssl rand -hex 32`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// A random-looking AUTH_SECRET (`openssl rand -hex 32`).
+    const STRONG_SECRET: &str = "3f9c2a7e8b1d4f60c5e2a9b7d3f18e4c6a0b5d9e2f7c1a8b4e6d0f3c9a2b7e5d";
 
     fn with(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -532,7 +614,7 @@ mod tests {
     fn production_refuses_the_embedded_stores() {
         let base = [
             ("APP_ENV", "production"),
-            ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("AUTH_SECRET", STRONG_SECRET),
             ("SMTP_HOST", "smtp.example.com"),
         ];
         assert_eq!(with(&base).unwrap_err().var, "REDIS_URL");
@@ -541,7 +623,7 @@ mod tests {
         assert!(with(&v).is_ok(), "SQLite is allowed in production");
         let e = with(&[
             ("APP_ENV", "production"),
-            ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("AUTH_SECRET", STRONG_SECRET),
             ("REDIS_URL", "redis://cache"),
         ])
         .unwrap_err();
@@ -562,6 +644,57 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.var, "AUTH_SECRET");
+    }
+
+    #[test]
+    fn production_refuses_a_secret_that_is_not_random_and_names_it() {
+        let prod = |secret: &str| {
+            with(&[
+                ("APP_ENV", "production"),
+                ("REDIS_URL", "redis://cache"),
+                ("SMTP_HOST", "smtp.example.com"),
+                ("AUTH_SECRET", secret),
+            ])
+        };
+        let repeated = "a".repeat(32);
+        let two_letters = "ab".repeat(32);
+        let words = "password".repeat(8);
+        let hex_run = "0123456789abcdef".repeat(4);
+        for weak in [
+            repeated.as_str(),
+            two_letters.as_str(),
+            words.as_str(),
+            hex_run.as_str(),
+        ] {
+            let e = prod(weak).unwrap_err();
+            assert_eq!(e.var, "AUTH_SECRET", "{weak}");
+            assert!(e.message.contains("does not look random"), "{}", e.message);
+            assert!(!e.message.contains(weak), "the secret is never echoed");
+        }
+        // What the README tells people to run: `openssl rand -hex 32` / `-base64 32`.
+        for strong in [
+            STRONG_SECRET,
+            "q8Zr0T3vXk1mN5pL7sB2wY9cF4hJ6gD0aE+uR/oI3tQ=",
+        ] {
+            assert!(prod(strong).is_ok(), "{strong}");
+        }
+        let e = prod("compose-development-only-secret-not-for-production").unwrap_err();
+        assert_eq!(e.var, "AUTH_SECRET");
+        assert!(e.message.contains("public"), "{}", e.message);
+        // Development keeps accepting any secret of 32 bytes or more.
+        assert!(with(&[("AUTH_SECRET", repeated.as_str())]).is_ok());
+    }
+
+    #[test]
+    fn entropy_estimate() {
+        assert_eq!(estimated_entropy_bits(""), 0.0);
+        assert_eq!(estimated_entropy_bits(&"a".repeat(32)), 0.0);
+        assert!((estimated_entropy_bits(&"ab".repeat(32)) - 2.0).abs() < 1e-9);
+        assert!((estimated_entropy_bits("0123456789abcdef") - 64.0).abs() < 1e-9);
+        assert!((estimated_entropy_bits(&"0123456789abcdef".repeat(4)) - 64.0).abs() < 1e-9);
+        assert!((estimated_entropy_bits(&"password".repeat(8)) - 22.0).abs() < 1e-9);
+        assert_eq!(shortest_period(&['a', 'b', 'a']), 2);
+        assert_eq!(shortest_period(&['a', 'b', 'c']), 3);
     }
 
     #[test]

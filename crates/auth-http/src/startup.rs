@@ -11,7 +11,6 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use auth_core::AuthService;
 use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
@@ -56,12 +55,14 @@ impl Application {
             },
             origins: OriginPolicy {
                 allowed: settings.allowed_origins.clone(),
+                secure_cookie: settings.cookie_secure,
             },
             client_ip: ClientIpPolicy {
                 trusted_proxies: settings.trusted_proxies.clone(),
             },
         });
         let openapi = ApiDoc::openapi();
+        let hsts = settings.cookie_secure;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -82,9 +83,12 @@ impl Application {
                         .insert_header(("Location", "/docs/"))
                         .finish()
                 })))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .service(crate::docs::swagger_ui(openapi.clone()))
                 .default_service(web::to(routes::not_found))
-                .wrap(security_headers())
+                .wrap(security_headers(hsts))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::docs::content_security_policy,
+                ))
                 .wrap_fn(|req, srv| {
                     let request_id = req.extensions().get::<RequestId>().copied();
                     let fut = srv.call(req);
@@ -128,13 +132,22 @@ impl Application {
     }
 }
 
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// `Strict-Transport-Security` sent when the session cookie is `Secure` (the service is then
+/// served over HTTPS): browsers refuse plain HTTP to this host, and its subdomains, for a year.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+fn security_headers(hsts: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "no-referrer"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Content-Security-Policy", "frame-ancestors 'none'"))
-        .add(("Cache-Control", "no-store"))
+        .add(("Cache-Control", "no-store"));
+    if hsts {
+        headers.add(("Strict-Transport-Security", HSTS))
+    } else {
+        headers
+    }
 }
 
 /// Maps body-parsing failures to the API's errors, never echoing the body (it may hold a

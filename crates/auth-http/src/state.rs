@@ -61,10 +61,97 @@ impl CookiePolicy {
 
 /// CSRF defence for cookie-authenticated requests: the `Origin` (or `Sec-Fetch-Site`) must say
 /// the request comes from this site or from a configured origin. Bearer clients are unaffected.
+///
+/// "This site" is an origin in the web sense: the same scheme, host and port. The host and
+/// port come from the `Host` header. The scheme is `https` when the session cookie is `Secure`
+/// (browsers send such a cookie over HTTPS only), except on a loopback host (`localhost`,
+/// `127.0.0.0/8`, `[::1]`), where browsers also send it over plain HTTP; there, and when the
+/// cookie is not `Secure`, it is the scheme of the request as received (`Forwarded` /
+/// `X-Forwarded-Proto` from a proxy, else the listener's). So `http://site` (a page an active
+/// network attacker can forge) is not the same origin as `https://site`.
 #[derive(Debug, Clone, Default)]
 pub struct OriginPolicy {
     /// Extra allowed origins, e.g. `https://app.example.com`.
     pub allowed: Vec<String>,
+    /// Whether the session cookie is `Secure` (`COOKIE_SECURE`): the site is then `https`.
+    pub secure_cookie: bool,
+}
+
+/// A web origin: scheme, lower-case host, port (the scheme's default when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    }
+}
+
+/// Splits `host[:port]` (the host may be a bracketed IPv6 literal).
+fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return None;
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (&authority[..v6.len() + 2], port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok()?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+impl Origin {
+    /// Parses a serialised origin, `scheme://host[:port]` (what browsers send in `Origin`).
+    fn parse(origin: &str) -> Option<Self> {
+        let (scheme, authority) = origin.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let (host, port) = split_authority(authority)?;
+        let port = port.or_else(|| default_port(&scheme))?;
+        Some(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// The origin a request was sent to, from its `Host` header and the site's `scheme`.
+    fn of_site(host_header: &str, scheme: &str) -> Option<Self> {
+        let (host, port) = split_authority(host_header)?;
+        let port = port.or_else(|| default_port(scheme))?;
+        Some(Self {
+            scheme: scheme.to_owned(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    fn is_loopback(&self) -> bool {
+        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
+        self.host == "localhost"
+            || self.host.ends_with(".localhost")
+            || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl OriginPolicy {
@@ -72,24 +159,39 @@ impl OriginPolicy {
     pub fn allows(&self, req: &HttpRequest) -> bool {
         let headers = req.headers();
         if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-            if origin == "null" {
+            let Some(origin) = Origin::parse(origin) else {
+                // `null` (sandboxed or opaque origins) and anything unparsable.
                 return false;
-            }
-            if self.allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            };
+            if self
+                .allowed
+                .iter()
+                .filter_map(|a| Origin::parse(a))
+                .any(|a| a == origin)
+            {
                 return true;
             }
-            // Same origin: the Origin's host[:port] equals the Host the request was sent to.
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-            let origin_host = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"));
-            return matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+            let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+                return false;
+            };
+            return self.site(req, host).is_some_and(|site| site == origin);
         }
         match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
             Some(site) => site == "same-origin" || site == "none",
             // Neither header: not a browser (curl, a server); SameSite=Lax already keeps the
             // cookie off cross-site sub-requests.
             None => true,
+        }
+    }
+
+    /// This site's origin, as seen by the browser that sent `req` to `host`.
+    fn site(&self, req: &HttpRequest, host: &str) -> Option<Origin> {
+        let received = req.connection_info().scheme().to_ascii_lowercase();
+        let as_received = Origin::of_site(host, &received)?;
+        if self.secure_cookie && !as_received.is_loopback() {
+            Origin::of_site(host, "https")
+        } else {
+            Some(as_received)
         }
     }
 }
@@ -130,5 +232,190 @@ impl ClientIpPolicy {
                 .find(|ip| !self.trusted_proxies.contains(ip))
                 .unwrap_or(peer),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn allows(policy: &OriginPolicy, host: &str, origin: &str, proto: Option<&str>) -> bool {
+        let mut req = TestRequest::post()
+            .uri("/logout")
+            .insert_header((header::HOST, host))
+            .insert_header((header::ORIGIN, origin));
+        if let Some(p) = proto {
+            req = req.insert_header(("x-forwarded-proto", p));
+        }
+        policy.allows(&req.to_http_request())
+    }
+
+    #[test]
+    fn same_origin_means_same_scheme_host_and_port() {
+        let secure = OriginPolicy {
+            allowed: vec![],
+            secure_cookie: true,
+        };
+        // Behind a TLS proxy (with or without X-Forwarded-Proto), Secure cookies: https only.
+        for proto in [None, Some("https")] {
+            assert!(allows(
+                &secure,
+                "auth.example.com",
+                "https://auth.example.com",
+                proto
+            ));
+            assert!(allows(
+                &secure,
+                "auth.example.com",
+                "https://AUTH.example.com:443",
+                proto
+            ));
+            assert!(!allows(
+                &secure,
+                "auth.example.com",
+                "http://auth.example.com",
+                proto
+            ));
+            assert!(!allows(
+                &secure,
+                "auth.example.com",
+                "https://auth.example.com:8443",
+                proto
+            ));
+            assert!(!allows(
+                &secure,
+                "auth.example.com",
+                "https://evil.example",
+                proto
+            ));
+            assert!(!allows(
+                &secure,
+                "auth.example.com",
+                "https://auth.example.com.evil.example",
+                proto
+            ));
+            assert!(!allows(&secure, "auth.example.com", "null", proto));
+        }
+        assert!(allows(
+            &secure,
+            "auth.example.com:8443",
+            "https://auth.example.com:8443",
+            None
+        ));
+        assert!(!allows(
+            &secure,
+            "auth.example.com:8443",
+            "https://auth.example.com",
+            None
+        ));
+        // Loopback: browsers send Secure cookies over http too; the received scheme decides.
+        assert!(allows(
+            &secure,
+            "127.0.0.1:8080",
+            "http://127.0.0.1:8080",
+            None
+        ));
+        assert!(!allows(
+            &secure,
+            "127.0.0.1:8080",
+            "https://127.0.0.1:8080",
+            None
+        ));
+        assert!(!allows(
+            &secure,
+            "127.0.0.1:8080",
+            "http://127.0.0.1:8081",
+            None
+        ));
+        assert!(!allows(
+            &secure,
+            "127.0.0.1:8080",
+            "http://localhost:8080",
+            None
+        ));
+        assert!(allows(&secure, "[::1]:8080", "http://[::1]:8080", None));
+        assert!(allows(
+            &secure,
+            "localhost:8080",
+            "http://localhost:8080",
+            None
+        ));
+
+        let plain = OriginPolicy::default();
+        assert!(allows(
+            &plain,
+            "localhost:8080",
+            "http://localhost:8080",
+            None
+        ));
+        assert!(!allows(
+            &plain,
+            "localhost:8080",
+            "https://localhost:8080",
+            None
+        ));
+        assert!(allows(&plain, "site.test", "http://site.test:80", None));
+        assert!(allows(
+            &plain,
+            "site.test",
+            "https://site.test",
+            Some("https")
+        ));
+        assert!(!allows(
+            &plain,
+            "site.test",
+            "http://site.test",
+            Some("https")
+        ));
+    }
+
+    #[test]
+    fn allowed_origins_compare_as_origins() {
+        let policy = OriginPolicy {
+            allowed: vec!["https://app.example.com".into()],
+            secure_cookie: true,
+        };
+        assert!(allows(
+            &policy,
+            "auth.example.com",
+            "https://app.example.com",
+            None
+        ));
+        assert!(allows(
+            &policy,
+            "auth.example.com",
+            "https://APP.example.com:443",
+            None
+        ));
+        assert!(!allows(
+            &policy,
+            "auth.example.com",
+            "http://app.example.com",
+            None
+        ));
+        assert!(!allows(
+            &policy,
+            "auth.example.com",
+            "https://app.example.com:444",
+            None
+        ));
+    }
+
+    #[test]
+    fn authorities_parse() {
+        assert_eq!(
+            split_authority("a.example:8080"),
+            Some(("a.example", Some(8080)))
+        );
+        assert_eq!(split_authority("[::1]:80"), Some(("[::1]", Some(80))));
+        assert_eq!(split_authority("[::1]"), Some(("[::1]", None)));
+        assert_eq!(split_authority("a.example"), Some(("a.example", None)));
+        assert_eq!(split_authority("a.example:x"), None);
+        assert_eq!(split_authority("a.example/path"), None);
+        assert_eq!(split_authority(":80"), None);
+        assert_eq!(Origin::parse("ftp://a.example"), None);
+        assert_eq!(Origin::parse("a.example"), None);
     }
 }

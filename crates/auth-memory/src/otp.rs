@@ -19,6 +19,7 @@ impl OtpStore for MemoryStore {
         purpose: OtpPurpose,
         email: &EmailAddress,
         otp: StoredOtp,
+        keep: usize,
         retain_for: Duration,
     ) -> Result<(), OtpStoreError> {
         let now = Instant::now();
@@ -26,7 +27,9 @@ impl OtpStore for MemoryStore {
         state.put_code(
             (purpose, email.clone()),
             otp,
+            keep,
             State::deadline_after(now, retain_for),
+            now,
         );
         Ok(())
     }
@@ -42,7 +45,7 @@ impl OtpStore for MemoryStore {
         Ok(state.live_code(&key, now).map(|entry| {
             entry.attempts = entry.attempts.saturating_add(1);
             OtpAttempt {
-                otp: entry.otp,
+                codes: entry.codes.clone(),
                 attempts: entry.attempts,
             }
         }))
@@ -57,13 +60,16 @@ impl OtpStore for MemoryStore {
         let now = Instant::now();
         let mut state = self.lock();
         let key = (purpose, email.clone());
-        let matches = state
-            .live_code(&key, now)
-            .is_some_and(|entry| entry.otp.mac.ct_eq(mac));
-        if matches {
+        let Some(entry) = state.live_code(&key, now) else {
+            return Ok(false);
+        };
+        let before = entry.codes.len();
+        entry.codes.retain(|otp| !otp.mac.ct_eq(mac));
+        let consumed = entry.codes.len() < before;
+        if entry.codes.is_empty() {
             state.remove_code(&key);
         }
-        Ok(matches)
+        Ok(consumed)
     }
 
     async fn discard(

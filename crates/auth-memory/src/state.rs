@@ -39,7 +39,8 @@ pub(crate) struct SessionEntry {
 
 #[derive(Debug)]
 pub(crate) struct CodeEntry {
-    pub(crate) otp: StoredOtp,
+    /// The live codes, oldest first.
+    pub(crate) codes: Vec<StoredOtp>,
     pub(crate) attempts: u32,
     pub(crate) deadline: Deadline,
 }
@@ -133,13 +134,28 @@ impl State {
 
     // --- codes ---
 
-    pub(crate) fn put_code(&mut self, key: OtpKey, otp: StoredOtp, expires: Instant) {
-        self.remove_code(&key);
+    /// Adds a code, keeping the `keep` newest; the attempt counter starts over and the entry
+    /// lives until `expires`.
+    pub(crate) fn put_code(
+        &mut self,
+        key: OtpKey,
+        otp: StoredOtp,
+        keep: usize,
+        expires: Instant,
+        now: Instant,
+    ) {
+        let mut codes = match self.live_code(&key, now) {
+            Some(_) => self.remove_code(&key).map(|e| e.codes).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        codes.push(otp);
+        let excess = codes.len().saturating_sub(keep.max(1));
+        codes.drain(..excess);
         let deadline = self.schedule(expires, Expiring::Code(key.clone()));
         self.codes.insert(
             key,
             CodeEntry {
-                otp,
+                codes,
                 attempts: 0,
                 deadline,
             },
@@ -278,6 +294,7 @@ mod tests {
         StoredOtp {
             mac: OtpMac([1; 32]),
             expires_at: chrono::Utc::now(),
+            pending_password: None,
         }
     }
 
@@ -286,7 +303,13 @@ mod tests {
         let mut s = State::default();
         let now = Instant::now();
         for n in 0..5 {
-            s.put_code(key(n), otp(), now + Duration::from_secs(u64::from(n)));
+            s.put_code(
+                key(n),
+                otp(),
+                3,
+                now + Duration::from_secs(u64::from(n)),
+                now,
+            );
         }
         s.start_cooldown(key(9), now + Duration::from_secs(100));
         assert_eq!(s.sweep(now + Duration::from_secs(3), 2), 2);
@@ -300,8 +323,13 @@ mod tests {
     fn replacing_an_entry_drops_its_old_deadline() {
         let mut s = State::default();
         let now = Instant::now();
-        s.put_code(key(1), otp(), now + Duration::from_secs(1));
-        s.put_code(key(1), otp(), now + Duration::from_secs(100));
+        s.put_code(key(1), otp(), 3, now + Duration::from_secs(1), now);
+        s.put_code(key(1), otp(), 3, now + Duration::from_secs(100), now);
+        assert_eq!(
+            s.codes[&key(1)].codes.len(),
+            2,
+            "a second code joins the first"
+        );
         s.start_cooldown(key(1), now + Duration::from_secs(1));
         s.start_cooldown(key(1), now + Duration::from_secs(100));
         assert_eq!(s.expiries.len(), 2);

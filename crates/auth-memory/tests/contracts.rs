@@ -44,9 +44,10 @@ async fn expired_entries_are_freed_without_any_read() {
     let otp = StoredOtp {
         mac: OtpMac([7; 32]),
         expires_at: chrono::Utc::now(),
+        pending_password: None,
     };
     store
-        .put(OtpPurpose::VerifyEmail, &email, otp, ttl)
+        .put(OtpPurpose::VerifyEmail, &email, otp, 3, ttl)
         .await
         .unwrap();
     store

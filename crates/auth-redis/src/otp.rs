@@ -1,14 +1,18 @@
 //! [`OtpStore`] on Redis.
 //!
-//! A code is a hash `{mac: hex, exp: RFC 3339, attempts: n}` that Redis drops after
-//! `retain_for`; the mail cooldown is a separate key set with `NX PX`.
+//! The codes of one (purpose, address) are a hash `{codes: JSON array, attempts: n}`, the
+//! array holding the last few codes oldest first as `{mac: hex, exp: RFC 3339, pw?: PHC
+//! string}`; Redis drops it after `retain_for`. The mail cooldown is a separate key set with
+//! `NX PX`.
 
 use std::time::Duration;
 
 use auth_core::{
-    EmailAddress, OtpAttempt, OtpMac, OtpPurpose, OtpStore, OtpStoreError, SendSlot, StoredOtp,
+    EmailAddress, OtpAttempt, OtpMac, OtpPurpose, OtpStore, OtpStoreError, PasswordHash, SendSlot,
+    StoredOtp,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::pool::{Failure, Request, Retry};
 use crate::session::ttl_millis;
@@ -17,20 +21,49 @@ use crate::RedisStore;
 /// The port promises a cooldown answer of at least this much.
 const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-fn decode_attempt(mac: &str, exp: &str, attempts: i64) -> Result<OtpAttempt, Failure> {
+/// One code as the scripts keep it.
+#[derive(Debug, Serialize, Deserialize)]
+struct CodeJson {
+    mac: String,
+    exp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pw: Option<String>,
+}
+
+fn encode_code(otp: &StoredOtp) -> Result<String, Failure> {
+    // Nanosecond precision, so the expiry read back equals the one written.
+    let code = CodeJson {
+        mac: hex::encode(otp.mac.0),
+        exp: otp.expires_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        pw: otp.pending_password.as_ref().map(|h| h.as_str().to_owned()),
+    };
+    serde_json::to_string(&code).map_err(|_| Failure::corrupt("one-time code", "cannot encode"))
+}
+
+fn decode_code(code: CodeJson) -> Result<StoredOtp, Failure> {
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(mac, &mut bytes)
+    hex::decode_to_slice(&code.mac, &mut bytes)
         .map_err(|_| Failure::corrupt("one-time code", "MAC is not 32 hex bytes"))?;
-    let expires_at = DateTime::parse_from_rfc3339(exp)
+    let expires_at = DateTime::parse_from_rfc3339(&code.exp)
         .map_err(|_| Failure::corrupt("one-time code", "expiry is not RFC 3339"))?
         .with_timezone(&Utc);
+    Ok(StoredOtp {
+        mac: OtpMac(bytes),
+        expires_at,
+        pending_password: code.pw.map(PasswordHash::new),
+    })
+}
+
+fn decode_attempt(codes: &str, attempts: i64) -> Result<OtpAttempt, Failure> {
+    let codes: Vec<CodeJson> = serde_json::from_str(codes)
+        .map_err(|_| Failure::corrupt("one-time code", "codes are not a JSON array"))?;
     let attempts = u32::try_from(attempts)
         .map_err(|_| Failure::corrupt("one-time code", "attempt counter out of range"))?;
     Ok(OtpAttempt {
-        otp: StoredOtp {
-            mac: OtpMac(bytes),
-            expires_at,
-        },
+        codes: codes
+            .into_iter()
+            .map(decode_code)
+            .collect::<Result<_, _>>()?,
         attempts,
     })
 }
@@ -42,34 +75,18 @@ impl OtpStore for RedisStore {
         purpose: OtpPurpose,
         email: &EmailAddress,
         otp: StoredOtp,
+        keep: usize,
         retain_for: Duration,
     ) -> Result<(), OtpStoreError> {
-        let key = self.inner.keys.otp(purpose, email);
-        // Nanosecond precision, so the expiry read back equals the one written.
-        let exp = otp.expires_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
-        let mut pipe = redis::pipe();
-        // MULTI/EXEC: nobody sees the new MAC with the old attempt counter.
-        pipe.atomic()
-            .del(&key)
-            .ignore()
-            .hset_multiple(
-                &key,
-                &[
-                    ("mac", hex::encode(otp.mac.0)),
-                    ("exp", exp),
-                    ("attempts", "0".to_owned()),
-                ],
-            )
-            .ignore()
-            .pexpire(
-                &key,
-                i64::try_from(ttl_millis(retain_for)).unwrap_or(i64::MAX),
-            )
-            .ignore();
-        // Putting the same code twice leaves the same state: safe to resend.
+        let mut call = self.inner.scripts.otp_put.prepare_invoke();
+        call.key(self.inner.keys.otp(purpose, email))
+            .arg(encode_code(&otp)?)
+            .arg(keep)
+            .arg(ttl_millis(retain_for));
+        // Not retried: a second run would add the code twice.
         self.inner
             .exec
-            .run::<()>(Request::Pipe(&pipe), Retry::Idempotent)
+            .run::<i64>(Request::Script(&call), Retry::Never)
             .await?;
         Ok(())
     }
@@ -82,13 +99,13 @@ impl OtpStore for RedisStore {
         let mut call = self.inner.scripts.otp_record_attempt.prepare_invoke();
         call.key(self.inner.keys.otp(purpose, email));
         // Never retried: a counted attempt must not be counted twice.
-        let reply: Option<(String, String, i64)> = self
+        let reply: Option<(String, i64)> = self
             .inner
             .exec
             .run(Request::Script(&call), Retry::Never)
             .await?;
         Ok(reply
-            .map(|(mac, exp, n)| decode_attempt(&mac, &exp, n))
+            .map(|(codes, n)| decode_attempt(&codes, n))
             .transpose()?)
     }
 
@@ -152,25 +169,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attempt_decodes_and_rejects_garbage() {
+    fn codes_round_trip_and_garbage_is_refused() {
         let exp = Utc::now();
-        let text = exp.to_rfc3339_opts(SecondsFormat::AutoSi, true);
-        let a = decode_attempt(&"ab".repeat(32), &text, 3).unwrap();
+        let with_password = StoredOtp {
+            mac: OtpMac([0xab; 32]),
+            expires_at: exp,
+            pending_password: Some(PasswordHash::new(
+                "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA",
+            )),
+        };
+        let without = StoredOtp {
+            pending_password: None,
+            ..with_password.clone()
+        };
+        let array = format!(
+            "[{},{}]",
+            encode_code(&with_password).unwrap(),
+            encode_code(&without).unwrap()
+        );
+        let a = decode_attempt(&array, 3).unwrap();
         assert_eq!(a.attempts, 3);
-        assert_eq!(a.otp.expires_at, exp);
-        assert!(a.otp.mac.ct_eq(&OtpMac([0xab; 32])));
+        assert_eq!(a.codes, vec![with_password, without]);
 
-        assert!(matches!(
-            decode_attempt("zz", &text, 1),
-            Err(Failure::Other(_))
-        ));
-        assert!(matches!(
-            decode_attempt(&"ab".repeat(32), "yesterday", 1),
-            Err(Failure::Other(_))
-        ));
-        assert!(matches!(
-            decode_attempt(&"ab".repeat(32), &text, -1),
-            Err(Failure::Other(_))
-        ));
+        let text = exp.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        for garbage in [
+            "not json".to_owned(),
+            format!(r#"[{{"mac":"zz","exp":"{text}"}}]"#),
+            format!(r#"[{{"mac":"{}","exp":"yesterday"}}]"#, "ab".repeat(32)),
+        ] {
+            assert!(
+                matches!(decode_attempt(&garbage, 1), Err(Failure::Other(_))),
+                "{garbage}"
+            );
+        }
+        assert!(matches!(decode_attempt("[]", -1), Err(Failure::Other(_))));
     }
 }

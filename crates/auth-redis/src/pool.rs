@@ -33,7 +33,6 @@ use crate::settings::{RedisSettings, RedisSetupError};
 /// A request that [`Executor::run`] can send (and send again on a fresh connection).
 pub(crate) enum Request<'a> {
     Cmd(&'a redis::Cmd),
-    Pipe(&'a redis::Pipeline),
     Script(&'a redis::ScriptInvocation<'a>),
 }
 
@@ -44,7 +43,6 @@ impl Request<'_> {
     ) -> redis::RedisResult<T> {
         match self {
             Self::Cmd(cmd) => cmd.query_async(conn).await,
-            Self::Pipe(pipe) => pipe.query_async(conn).await,
             // EVALSHA, falling back to SCRIPT LOAD + EVALSHA after a server restart.
             Self::Script(script) => script.invoke_async(conn).await,
         }

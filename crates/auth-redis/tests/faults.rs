@@ -55,6 +55,7 @@ fn otp() -> StoredOtp {
     StoredOtp {
         mac: OtpMac([9; 32]),
         expires_at: Utc::now() + chrono::Duration::minutes(10),
+        pending_password: None,
     }
 }
 
@@ -116,7 +117,7 @@ async fn every_operation_is_unavailable(store: &RedisStore) {
         "put",
         t,
         store
-            .put(purpose, &email, otp(), Duration::from_secs(60))
+            .put(purpose, &email, otp(), 3, Duration::from_secs(60))
             .await,
     );
     let t = Instant::now();
@@ -223,6 +224,7 @@ async fn killed_server_is_unavailable_and_the_same_store_recovers_after_restart(
             OtpPurpose::ResetPassword,
             &email,
             otp(),
+            3,
             Duration::from_secs(60),
         )
         .await

@@ -122,12 +122,14 @@ async fn otp_keys_hold_no_address_code_or_plain_mac_elsewhere() {
     let otp = StoredOtp {
         mac: OtpMac([0x5a; 32]),
         expires_at: Utc::now() + chrono::Duration::minutes(10),
+        pending_password: None,
     };
     store
         .put(
             OtpPurpose::ResetPassword,
             &email,
             otp,
+            3,
             Duration::from_secs(90),
         )
         .await
@@ -145,7 +147,9 @@ async fn otp_keys_hold_no_address_code_or_plain_mac_elsewhere() {
     }
     let otp_key = keys.iter().find(|k| k.contains(":otp:reset:")).unwrap();
     let fields: std::collections::HashMap<String, String> = raw.hgetall(otp_key).await.unwrap();
-    assert_eq!(fields["mac"], "5a".repeat(32));
+    let codes: serde_json::Value = serde_json::from_str(&fields["codes"]).unwrap();
+    assert_eq!(codes[0]["mac"], "5a".repeat(32));
+    assert_eq!(codes.as_array().unwrap().len(), 1);
     assert_eq!(fields["attempts"], "0");
     assert!(fields.values().all(|v| !v.contains("example")));
     let ttl: i64 = raw.pttl(otp_key).await.unwrap();
@@ -200,7 +204,9 @@ async fn corrupt_records_are_other_not_unavailable() {
             StoredOtp {
                 mac: OtpMac([1; 32]),
                 expires_at: Utc::now(),
+                pending_password: None,
             },
+            3,
             Duration::from_secs(60),
         )
         .await
@@ -211,7 +217,8 @@ async fn corrupt_records_are_other_not_unavailable() {
         .into_iter()
         .find(|k| k.contains(":otp:verify:"))
         .unwrap();
-    let _: () = raw.hset(&otp_key, "exp", "last tuesday").await.unwrap();
+    let corrupt = format!(r#"[{{"mac":"{}","exp":"last tuesday"}}]"#, "01".repeat(32));
+    let _: () = raw.hset(&otp_key, "codes", corrupt).await.unwrap();
     assert!(matches!(
         store.record_attempt(OtpPurpose::VerifyEmail, &email).await,
         Err(OtpStoreError::Other(_))

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use auth_core::{EmailAddress, MailMessage, Mailer, MailerError};
 use lettre::message::Mailbox;
-use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 
 use crate::message::build;
 use crate::render::message_kind;
@@ -18,10 +17,12 @@ pub const DEFAULT_FILE_SENDER: &str = "SecureAuth <no-reply@localhost>";
 /// Writes each message as `<uuid>.eml` into a folder, for development: open the file in a
 /// mail client, or read the code from it. Logs one `info` line per message with the file path
 /// (never its content). Every failure is [`MailerError::Unavailable`].
+///
+/// The messages hold one-time codes: each file is created readable by the server's user only
+/// (0600), and folders it creates are 0700 (an existing folder keeps its permissions).
 pub struct FileMailer {
     dir: PathBuf,
     from: Mailbox,
-    transport: AsyncFileTransport<Tokio1Executor>,
 }
 
 impl fmt::Debug for FileMailer {
@@ -37,14 +38,10 @@ impl FileMailer {
     /// A mailer writing into `dir`, which is created (with its parents) if missing.
     pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        create_private_dir(&dir)?;
         // Never fails: a constant, covered by a test.
         let from = parse_from(DEFAULT_FILE_SENDER).map_err(std::io::Error::other)?;
-        Ok(Self {
-            transport: AsyncFileTransport::new(&dir),
-            dir,
-            from,
-        })
+        Ok(Self { dir, from })
     }
 
     /// Uses `from` (a mailbox, e.g. `SecureAuth <no-reply@example.com>`) as the sender.
@@ -63,16 +60,16 @@ impl FileMailer {
 impl Mailer for FileMailer {
     async fn send(&self, to: &EmailAddress, message: &MailMessage) -> Result<(), MailerError> {
         let email = build(&self.from, to, message)?;
+        let path = self.dir.join(format!("{}.eml", uuid::Uuid::new_v4()));
+        let (dir, file, bytes) = (self.dir.clone(), path.clone(), email.formatted());
         // The folder may have been removed since start-up (e.g. `rm -rf` of a temp dir).
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(|e| MailerError::Unavailable(Box::new(e)))?;
-        let id = self
-            .transport
-            .send(email)
-            .await
-            .map_err(|e| MailerError::Unavailable(Box::new(e)))?;
-        let path = self.dir.join(format!("{id}.eml"));
+        tokio::task::spawn_blocking(move || {
+            create_private_dir(&dir)?;
+            write_private_file(&file, &bytes)
+        })
+        .await
+        .map_err(|e| MailerError::Unavailable(Box::new(e)))?
+        .map_err(|e| MailerError::Unavailable(Box::new(e)))?;
         tracing::info!(
             kind = message_kind(message),
             path = %path.display(),
@@ -80,6 +77,26 @@ impl Mailer for FileMailer {
         );
         Ok(())
     }
+}
+
+/// Creates `dir` and its missing parents, 0700 on Unix.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Writes a new file (never an existing one), 0600 on Unix from its creation on.
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ impl fmt::Debug for RenderedMail {
 pub fn message_kind(message: &MailMessage) -> &'static str {
     match message {
         MailMessage::VerifyEmail { .. } => "verify_email",
+        MailMessage::VerifyEmailAgain { .. } => "verify_email_again",
         MailMessage::ResetPassword { .. } => "reset_password",
         MailMessage::PasswordChanged => "password_changed",
         MailMessage::SignupAttempted => "signup_attempted",
@@ -80,6 +81,32 @@ fn content(message: &MailMessage) -> Content {
                          by mistake. You can ignore this email: without the code, nobody can \
                          confirm an account with your address."
                     ),
+                    format!("Never share this code. {PRODUCT_NAME} will never ask you for it."),
+                ],
+            }
+        }
+        MailMessage::VerifyEmailAgain {
+            code,
+            valid_for,
+            requested_at,
+        } => {
+            let code = code.expose();
+            let when = requested_at.format("%Y-%m-%d %H:%M UTC");
+            Content {
+                subject: format!("{code} is your {PRODUCT_NAME} verification code"),
+                lead: format!("{code} is your {PRODUCT_NAME} verification code."),
+                code: Some(code.to_owned()),
+                paragraphs: vec![
+                    format!(
+                        "Someone asked again, at {when}, to create a {PRODUCT_NAME} account with \
+                         this address. This code confirms that request, with the password given \
+                         in it. It is valid for {}.",
+                        describe_duration(*valid_for)
+                    ),
+                    "If you signed up earlier and that request was not you, do not use this \
+                     code: the code from your first email still works, and keeps the password \
+                     you chose then."
+                        .to_owned(),
                     format!("Never share this code. {PRODUCT_NAME} will never ask you for it."),
                 ],
             }
@@ -284,6 +311,11 @@ mod tests {
             MailMessage::ResetPassword {
                 code: code(),
                 valid_for: Duration::from_secs(10 * 60),
+            },
+            MailMessage::VerifyEmailAgain {
+                code: code(),
+                valid_for: Duration::from_secs(10 * 60),
+                requested_at: auth_core::DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
             },
             MailMessage::PasswordChanged,
             MailMessage::SignupAttempted,

@@ -80,3 +80,33 @@ fn a_bad_sender_is_refused() {
         "{err:?}"
     );
 }
+
+/// The files hold one-time codes: created 0600, in folders created 0700.
+#[cfg(unix)]
+#[tokio::test]
+async fn mail_files_and_their_new_folders_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("new").join("mail");
+    let mailer = FileMailer::new(&dir).unwrap();
+    assert_eq!(mode(&tmp.path().join("new")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    let to = EmailAddress::parse("bob@example.com").unwrap();
+    mailer
+        .send(&to, &MailMessage::PasswordChanged)
+        .await
+        .unwrap();
+    // Recreated after removal: private again.
+    std::fs::remove_dir_all(&dir).unwrap();
+    mailer
+        .send(&to, &MailMessage::SignupAttempted)
+        .await
+        .unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    let files = eml_files(&dir);
+    assert_eq!(files.len(), 1);
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}

@@ -23,7 +23,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// migrates a database that is dropped right after; it is only useful as a check.
 pub async fn run_migrations(settings: &SqliteSettings) -> Result<Vec<String>, SqliteError> {
     let target = settings.open_target()?;
-    crate::repository::create_parent_dir(settings).await?;
+    crate::repository::prepare_file(settings).await?;
     let mut conn = connection::establish(&target, settings.busy_timeout)
         .await
         .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;

@@ -263,3 +263,34 @@ async fn a_lock_held_past_busy_timeout_is_unavailable() {
     holder.join().unwrap();
     repo.create(&new_user("locked@example.com")).await.unwrap();
 }
+
+/// The database holds password hashes: its file (and SQLite's `-wal`/`-shm` files) is created
+/// readable by the server's user only, in folders created 0700.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_file_and_its_new_folders_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new").join("data").join("auth.db");
+    let repo = open(&path).await;
+    repo.create(&new_user("private@example.com")).await.unwrap();
+    assert_eq!(mode(&path), 0o600, "database file");
+    for suffix in ["-wal", "-shm"] {
+        let side = path.with_file_name(format!("auth.db{suffix}"));
+        if side.exists() {
+            assert_eq!(mode(&side), 0o600, "{}", side.display());
+        }
+    }
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
+    assert_eq!(mode(&dir.path().join("new").join("data")), 0o700);
+    // Reopening an existing database works and changes nothing.
+    drop(repo);
+    let repo = open(&path).await;
+    assert!(repo
+        .find_by_email(&EmailAddress::parse("private@example.com").unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(mode(&path), 0o600);
+}

@@ -10,6 +10,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::email::EmailAddress;
+use super::password::PasswordHash;
 
 /// Why a string is not a one-time code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,20 +158,24 @@ impl fmt::Debug for OtpMac {
 }
 
 /// A code as the store keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredOtp {
     /// HMAC of the code (see [`OtpSecret::mac`]).
     pub mac: OtpMac,
     /// When the code stops being valid.
     pub expires_at: DateTime<Utc>,
+    /// For a verification code: the password hash chosen in the signup that asked for this
+    /// code, which verifying with it sets. So a code verifies exactly the signup it was mailed
+    /// for, whatever later signups for the same address chose.
+    pub pending_password: Option<PasswordHash>,
 }
 
-/// The state of a code after one attempt was counted against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The live codes of one (purpose, address) after one attempt was counted against them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtpAttempt {
-    /// The stored code.
-    pub otp: StoredOtp,
-    /// Attempts counted so far, this one included (1 for the first).
+    /// The stored codes, oldest first (at most as many as `put` was told to keep).
+    pub codes: Vec<StoredOtp>,
+    /// Attempts counted so far against all of them, this one included (1 for the first).
     pub attempts: u32,
 }
 

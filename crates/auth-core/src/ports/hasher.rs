@@ -36,12 +36,25 @@ impl PasswordCheck {
 ///
 /// An implementation starts like this (`async_trait` and `SecretString` are re-exported by
 /// this crate, so no extra dependency is needed):
-/// ```ignore
-/// #[auth_core::async_trait]
-/// impl auth_core::PasswordHasher for MyHasher {
-///     async fn hash(&self, password: &auth_core::SecretString)
-///         -> Result<auth_core::PasswordHash, auth_core::HasherError> { todo!() }
-///     // ...
+/// ```
+/// use auth_core::{async_trait, HasherError, PasswordCheck, PasswordHash, PasswordHasher};
+/// use auth_core::SecretString;
+///
+/// struct MyHasher;
+///
+/// #[async_trait]
+/// impl PasswordHasher for MyHasher {
+///     async fn hash(&self, _password: &SecretString) -> Result<PasswordHash, HasherError> {
+///         Err(HasherError::Other("not wired yet".into()))
+///     }
+///
+///     async fn verify(
+///         &self,
+///         _password: &SecretString,
+///         _hash: &PasswordHash,
+///     ) -> Result<PasswordCheck, HasherError> {
+///         Err(HasherError::Other("not wired yet".into()))
+///     }
 /// }
 /// ```
 ///

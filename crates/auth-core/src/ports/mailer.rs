@@ -25,6 +25,17 @@ pub enum MailMessage {
         /// How long it stays valid.
         valid_for: Duration,
     },
+    /// A verification code for an address that already has a pending signup (a repeated
+    /// signup, or a resend): the mail says when it was asked for, that a code from an earlier
+    /// mail still works with the password chosen then, and what to do if it was not them.
+    VerifyEmailAgain {
+        /// The code.
+        code: OtpCode,
+        /// How long it stays valid.
+        valid_for: Duration,
+        /// When it was asked for.
+        requested_at: chrono::DateTime<chrono::Utc>,
+    },
     /// The code that allows a password reset.
     ResetPassword {
         /// The code.

@@ -27,33 +27,36 @@ pub enum SendSlot {
     },
 }
 
-/// Short-lived one-time codes, at most one live code per (purpose, address), plus the
-/// per-address cooldown between mails.
+/// Short-lived one-time codes, the last few per (purpose, address), sharing one attempt
+/// counter, plus the per-address cooldown between mails.
 ///
 /// Implementations keep only the [`OtpMac`] of a code, never the code.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait OtpStore: Send + Sync + 'static {
-    /// Stores a code for (purpose, address), replacing any earlier one and resetting its attempt
-    /// counter. The entry is dropped by the store after `retain_for`.
+    /// Adds a code for (purpose, address), keeping at most the `keep` newest (older ones are
+    /// dropped), and resets the shared attempt counter. The entry is dropped by the store after
+    /// `retain_for`.
     async fn put(
         &self,
         purpose: OtpPurpose,
         email: &EmailAddress,
         otp: StoredOtp,
+        keep: usize,
         retain_for: Duration,
     ) -> Result<(), OtpStoreError>;
 
-    /// Atomically counts one attempt against the live code and returns it with the new count;
-    /// `Ok(None)` when there is no code. Concurrent calls MUST each see a distinct count.
+    /// Atomically counts one attempt against the codes and returns them (oldest first) with
+    /// the new count; `Ok(None)` when there is none. Concurrent calls MUST each see a distinct
+    /// count.
     async fn record_attempt(
         &self,
         purpose: OtpPurpose,
         email: &EmailAddress,
     ) -> Result<Option<OtpAttempt>, OtpStoreError>;
 
-    /// Deletes the code if, and only if, it is still the one with this MAC. Of any number of
-    /// concurrent callers, exactly one MUST get `Ok(true)`.
+    /// Deletes the code with this MAC, if it is still there, leaving the others. Of any number
+    /// of concurrent callers with the same MAC, exactly one MUST get `Ok(true)`.
     async fn consume(
         &self,
         purpose: OtpPurpose,
@@ -61,7 +64,7 @@ pub trait OtpStore: Send + Sync + 'static {
         mac: &OtpMac,
     ) -> Result<bool, OtpStoreError>;
 
-    /// Deletes the code, if any (a code that is exhausted or expired).
+    /// Deletes every code of (purpose, address), if any.
     async fn discard(&self, purpose: OtpPurpose, email: &EmailAddress)
         -> Result<(), OtpStoreError>;
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tracing::{info, instrument, warn, Span};
 
+use super::codes::CodeMail;
 use super::guard::Reauth;
 use super::{AuthService, DeleteAccountError, ResendOtpError, SignupError, VerifyOtpError};
 use crate::domain::email::EmailAddress;
@@ -75,9 +76,15 @@ impl AuthService {
                     Err(UserRepoError::NotFound) => return Err(SignupError::EmailTaken),
                     Err(e) => return Err(e.into()),
                 }
-                self.issue_code(OtpPurpose::VerifyEmail, &email, now)
-                    .await?;
-                info!("repeated signup for an unverified account: password and code replaced");
+                self.issue_code(
+                    OtpPurpose::VerifyEmail,
+                    &email,
+                    now,
+                    Some(hash),
+                    CodeMail::Again,
+                )
+                .await?;
+                info!("repeated signup for an unverified account: a code for it was mailed");
                 Ok(User {
                     updated_at: now,
                     ..existing.user
@@ -88,7 +95,7 @@ impl AuthService {
                 let new_user = NewUser {
                     id: UserId::from_uuid(self.ports.random.uuid()),
                     email: email.clone(),
-                    password_hash: hash,
+                    password_hash: hash.clone(),
                     created_at: now,
                 };
                 let user = match self.ports.users.create(&new_user).await {
@@ -104,8 +111,14 @@ impl AuthService {
                     .otps
                     .claim_send_slot(OtpPurpose::VerifyEmail, &email, self.config.mail_cooldown)
                     .await?;
-                self.issue_code(OtpPurpose::VerifyEmail, &email, now)
-                    .await?;
+                self.issue_code(
+                    OtpPurpose::VerifyEmail,
+                    &email,
+                    now,
+                    Some(hash),
+                    CodeMail::First,
+                )
+                .await?;
                 info!("account created");
                 Ok(user)
             }
@@ -124,7 +137,8 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<User, VerifyOtpError> {
         self.admit(Action::VerifyOtp, client, email, false).await?;
-        self.check_code(OtpPurpose::VerifyEmail, email, code)
+        let matched = self
+            .check_code(OtpPurpose::VerifyEmail, email, code)
             .await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
             return Err(VerifyOtpError::InvalidOtp);
@@ -133,12 +147,22 @@ impl AuthService {
         if creds.user.is_verified() {
             return Ok(creds.user);
         }
-        let user = match self
-            .ports
-            .users
-            .mark_verified(creds.user.id, self.ports.clock.now())
-            .await
-        {
+        let now = self.ports.clock.now();
+        // The account gets the password of the signup this code was mailed for, not that of
+        // a later (or earlier) signup for the same address.
+        if let Some(chosen) = &matched.pending_password {
+            match self
+                .ports
+                .users
+                .replace_unverified_password(creds.user.id, chosen, now)
+                .await
+            {
+                // NotFound: verified in the meantime (by another of its codes).
+                Ok(()) | Err(UserRepoError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let user = match self.ports.users.mark_verified(creds.user.id, now).await {
             Ok(user) => user,
             Err(UserRepoError::NotFound) => return Err(VerifyOtpError::InvalidOtp),
             Err(e) => return Err(e.into()),
@@ -166,7 +190,16 @@ impl AuthService {
             if !creds.user.is_verified() {
                 let now = self.ports.clock.now();
                 // A mail outage must not answer differently for existing accounts.
-                if let Err(e) = self.issue_code(OtpPurpose::VerifyEmail, email, now).await {
+                let sent = self
+                    .issue_code(
+                        OtpPurpose::VerifyEmail,
+                        email,
+                        now,
+                        Some(creds.password_hash),
+                        CodeMail::Again,
+                    )
+                    .await;
+                if let Err(e) = sent {
                     warn!(error = %e, "verification code not delivered");
                 }
             }

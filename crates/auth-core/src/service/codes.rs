@@ -10,7 +10,22 @@ use tracing::{info, warn};
 use super::{add, AuthService, Failure, OtpCheckError};
 use crate::domain::email::EmailAddress;
 use crate::domain::otp::{OtpCode, OtpMac, OtpPurpose, StoredOtp};
+use crate::domain::password::PasswordHash;
 use crate::ports::{MailMessage, SendSlot};
+
+/// How many codes of one (purpose, address) stay valid at once: a slow mail must not turn into
+/// "invalid code" because a resend or a repeated signup issued a newer one.
+pub(super) const LIVE_CODES: usize = 3;
+
+/// Which mail carries a verification code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CodeMail {
+    /// The first code of a new account (or any reset code).
+    First,
+    /// A code for an address that already has a pending signup: the mail says when it was
+    /// asked for and that an earlier code still works with the password chosen then.
+    Again,
+}
 
 /// How long an expired code is still kept, so that using it says "expired" rather than
 /// "invalid". The store drops it after `otp_ttl + EXPIRED_CODE_GRACE`.
@@ -34,17 +49,22 @@ impl AuthService {
         }
     }
 
-    /// Generates a code, stores its MAC (replacing any earlier code) and mails it.
+    /// Generates a code, stores its MAC next to the last few live ones (and, for a
+    /// verification code, the password of the signup it completes) and mails it as `mail`
+    /// says.
     pub(super) async fn issue_code(
         &self,
         purpose: OtpPurpose,
         email: &EmailAddress,
         now: DateTime<Utc>,
+        pending_password: Option<PasswordHash>,
+        mail: CodeMail,
     ) -> Result<(), Failure> {
         let code = self.ports.random.otp_code();
         let stored = StoredOtp {
             mac: self.otp_secret.mac(purpose, email, &code),
             expires_at: add(now, self.config.otp_ttl),
+            pending_password,
         };
         self.ports
             .otps
@@ -52,64 +72,83 @@ impl AuthService {
                 purpose,
                 email,
                 stored,
+                LIVE_CODES,
                 self.config.otp_ttl + EXPIRED_CODE_GRACE,
             )
             .await?;
         let valid_for = self.config.otp_ttl;
-        let message = match purpose {
-            OtpPurpose::VerifyEmail => MailMessage::VerifyEmail { code, valid_for },
-            OtpPurpose::ResetPassword => MailMessage::ResetPassword { code, valid_for },
+        let message = match (purpose, mail) {
+            (OtpPurpose::VerifyEmail, CodeMail::First) => {
+                MailMessage::VerifyEmail { code, valid_for }
+            }
+            (OtpPurpose::VerifyEmail, CodeMail::Again) => MailMessage::VerifyEmailAgain {
+                code,
+                valid_for,
+                requested_at: now,
+            },
+            (OtpPurpose::ResetPassword, _) => MailMessage::ResetPassword { code, valid_for },
         };
         self.ports.mailer.send(email, &message).await?;
         Ok(())
     }
 
-    /// Counts an attempt, then checks expiry and the MAC (in constant time), then consumes the
-    /// code so that exactly one of several concurrent right answers wins.
+    /// Counts an attempt, then checks the code against every live one (in constant time),
+    /// then consumes the one it matches so that exactly one of several concurrent right
+    /// answers wins. The matched code, with the pending password it carries.
     pub(super) async fn check_code(
         &self,
         purpose: OtpPurpose,
         email: &EmailAddress,
         code: &OtpCode,
-    ) -> Result<(), OtpCheckError> {
-        let candidate = self.match_code(purpose, email, code).await?;
-        self.consume_code(purpose, email, &candidate).await
+    ) -> Result<StoredOtp, OtpCheckError> {
+        let matched = self.match_code(purpose, email, code).await?;
+        self.consume_code(purpose, email, &matched.mac).await?;
+        Ok(matched)
     }
 
-    /// Counts an attempt and compares the code (in constant time) without using it up; the
-    /// code's MAC, to consume it with, when it is right, live and not exhausted.
+    /// Counts an attempt and compares the code (in constant time) with each stored one,
+    /// without using it up; the stored code it matches, when that one is live and the shared
+    /// attempt budget is not exhausted.
     pub(super) async fn match_code(
         &self,
         purpose: OtpPurpose,
         email: &EmailAddress,
         code: &OtpCode,
-    ) -> Result<OtpMac, OtpCheckError> {
+    ) -> Result<StoredOtp, OtpCheckError> {
         let Some(attempt) = self.ports.otps.record_attempt(purpose, email).await? else {
             return Err(OtpCheckError::InvalidOtp);
         };
         if attempt.attempts > self.config.otp_max_attempts {
-            // The code stays (dead: every later attempt counts higher) until its retention
-            // ends. Deleting it here would also kill it under a concurrent attempt that is
-            // within the limit and about to consume it with the right answer.
+            // The codes stay (dead: every later attempt counts higher) until their retention
+            // ends. Deleting them here would also kill them under a concurrent attempt that is
+            // within the limit and about to consume one with the right answer.
             warn!(
                 purpose = purpose.as_str(),
                 "code attempt refused: attempts exhausted"
             );
             return Err(OtpCheckError::TooManyAttempts);
         }
-        if self.ports.clock.now() >= attempt.otp.expires_at {
-            return Err(OtpCheckError::OtpExpired);
-        }
+        let now = self.ports.clock.now();
         let candidate = self.otp_secret.mac(purpose, email, code);
-        if !attempt.otp.mac.ct_eq(&candidate) {
-            info!(
-                purpose = purpose.as_str(),
-                attempts = attempt.attempts,
-                "wrong code"
-            );
-            return Err(OtpCheckError::InvalidOtp);
+        // Every stored code is compared, so the time taken does not tell which one matched.
+        let mut matched = None;
+        for stored in attempt.codes {
+            if stored.mac.ct_eq(&candidate) && matched.is_none() {
+                matched = Some(stored);
+            }
         }
-        Ok(candidate)
+        match matched {
+            Some(stored) if now < stored.expires_at => Ok(stored),
+            Some(_) => Err(OtpCheckError::OtpExpired),
+            None => {
+                info!(
+                    purpose = purpose.as_str(),
+                    attempts = attempt.attempts,
+                    "wrong code"
+                );
+                Err(OtpCheckError::InvalidOtp)
+            }
+        }
     }
 
     /// Uses the code up, atomically: of two requests with the right code, one gets `Ok`.
@@ -117,9 +156,9 @@ impl AuthService {
         &self,
         purpose: OtpPurpose,
         email: &EmailAddress,
-        candidate: &OtpMac,
+        mac: &OtpMac,
     ) -> Result<(), OtpCheckError> {
-        if !self.ports.otps.consume(purpose, email, candidate).await? {
+        if !self.ports.otps.consume(purpose, email, mac).await? {
             // Someone else used it a moment ago.
             return Err(OtpCheckError::InvalidOtp);
         }

@@ -2,6 +2,7 @@
 
 use tracing::{info, instrument, warn, Span};
 
+use super::codes::CodeMail;
 use super::guard::Reauth;
 use super::{AuthService, ChangePasswordError, ForgotPasswordError, ResetPasswordError};
 use crate::domain::email::EmailAddress;
@@ -77,7 +78,10 @@ impl AuthService {
         if let Some(creds) = self.ports.users.find_by_email(email).await? {
             if creds.user.is_verified() {
                 let now = self.ports.clock.now();
-                if let Err(e) = self.issue_code(OtpPurpose::ResetPassword, email, now).await {
+                let sent = self
+                    .issue_code(OtpPurpose::ResetPassword, email, now, None, CodeMail::First)
+                    .await;
+                if let Err(e) = sent {
                     // Answering differently would tell that the account exists.
                     warn!(error = %e, "reset code not delivered");
                 } else {
@@ -106,13 +110,13 @@ impl AuthService {
         // valid for another try. It is used up before the hash is stored, so that of two
         // parallel resets with the right code exactly one sets a password.
         let purpose = OtpPurpose::ResetPassword;
-        let candidate = self.match_code(purpose, email, code).await?;
+        let matched = self.match_code(purpose, email, code).await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
             return Err(ResetPasswordError::InvalidOtp);
         };
         Span::current().record("user_id", tracing::field::display(creds.user.id));
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
-        self.consume_code(purpose, email, &candidate).await?;
+        self.consume_code(purpose, email, &matched.mac).await?;
         let now = self.ports.clock.now();
         match self
             .ports

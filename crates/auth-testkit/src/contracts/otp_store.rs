@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{EmailAddress, OtpMac, OtpPurpose, OtpStore, SendSlot, StoredOtp};
+use auth_core::{EmailAddress, OtpMac, OtpPurpose, OtpStore, PasswordHash, SendSlot, StoredOtp};
 use chrono::{SubsecRound, Utc};
 use rand::RngCore;
 use tokio::task::JoinSet;
@@ -22,6 +22,8 @@ use uuid::Uuid;
 
 /// `retain_for` of codes that must outlive the suite.
 const RETAIN: Duration = Duration::from_secs(600);
+/// `keep` of every put: how many codes of one (purpose, address) stay live.
+const KEEP: usize = 3;
 /// Concurrent callers in the race checks.
 const RACERS: u32 = 20;
 /// Cooldown in the send-slot check: two seconds, so that an answer rounded up to whole
@@ -35,7 +37,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 pub async fn run(store: Arc<dyn OtpStore>) {
     no_code_means_no_attempt(store.as_ref()).await;
     put_then_record_attempt_counts(store.as_ref()).await;
-    put_replaces_and_resets_attempts(store.as_ref()).await;
+    put_keeps_the_newest_codes_and_resets_attempts(store.as_ref()).await;
+    a_pending_password_round_trips(store.as_ref()).await;
     consume_needs_the_stored_mac(store.as_ref()).await;
     exactly_one_parallel_consume_wins(&store).await;
     parallel_attempts_get_distinct_counts(&store).await;
@@ -56,27 +59,37 @@ async fn no_code_means_no_attempt(store: &dyn OtpStore) {
 
 async fn put_then_record_attempt_counts(store: &dyn OtpStore) {
     let (purpose, email, otp) = (OtpPurpose::VerifyEmail, email(), stored());
-    store.put(purpose, &email, otp, RETAIN).await.unwrap();
+    store
+        .put(purpose, &email, otp.clone(), KEEP, RETAIN)
+        .await
+        .unwrap();
     for n in 1..=3 {
         let attempt = store.record_attempt(purpose, &email).await.unwrap();
         let attempt = attempt.expect("the stored code is there");
         assert_eq!(attempt.attempts, n, "the count includes this attempt");
         assert_eq!(
-            attempt.otp, otp,
-            "the stored MAC and expiry come back exactly"
+            attempt.codes,
+            vec![otp.clone()],
+            "the stored MAC, expiry and pending password come back exactly"
         );
     }
     store.discard(purpose, &email).await.unwrap();
 }
 
-async fn put_replaces_and_resets_attempts(store: &dyn OtpStore) {
+async fn put_keeps_the_newest_codes_and_resets_attempts(store: &dyn OtpStore) {
     let (purpose, email) = (OtpPurpose::ResetPassword, email());
-    let (first, second) = (stored(), stored());
-    store.put(purpose, &email, first, RETAIN).await.unwrap();
+    let codes: Vec<StoredOtp> = (0..4).map(|_| stored()).collect();
+    store
+        .put(purpose, &email, codes[0].clone(), KEEP, RETAIN)
+        .await
+        .unwrap();
     store.record_attempt(purpose, &email).await.unwrap();
     store.record_attempt(purpose, &email).await.unwrap();
 
-    store.put(purpose, &email, second, RETAIN).await.unwrap();
+    store
+        .put(purpose, &email, codes[1].clone(), KEEP, RETAIN)
+        .await
+        .unwrap();
     let attempt = store
         .record_attempt(purpose, &email)
         .await
@@ -84,19 +97,94 @@ async fn put_replaces_and_resets_attempts(store: &dyn OtpStore) {
         .unwrap();
     assert_eq!(
         attempt.attempts, 1,
-        "a new code starts with a fresh counter"
+        "a new code starts the shared counter over"
     );
-    assert_eq!(attempt.otp, second, "the new code replaced the old one");
+    assert_eq!(
+        attempt.codes,
+        codes[..2].to_vec(),
+        "both codes are live, oldest first"
+    );
+    for code in &codes[2..] {
+        store
+            .put(purpose, &email, code.clone(), KEEP, RETAIN)
+            .await
+            .unwrap();
+    }
+    let attempt = store
+        .record_attempt(purpose, &email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        attempt.codes,
+        codes[1..].to_vec(),
+        "only the {KEEP} newest are kept"
+    );
     assert!(
-        !store.consume(purpose, &email, &first.mac).await.unwrap(),
-        "the replaced code is gone"
+        !store.consume(purpose, &email, &codes[0].mac).await.unwrap(),
+        "the oldest code is gone"
     );
-    assert!(store.consume(purpose, &email, &second.mac).await.unwrap());
+    assert!(
+        store.consume(purpose, &email, &codes[2].mac).await.unwrap(),
+        "a middle code can be used"
+    );
+    let left = store
+        .record_attempt(purpose, &email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        left.codes,
+        vec![codes[1].clone(), codes[3].clone()],
+        "consuming one code leaves the others"
+    );
+    assert_eq!(
+        left.attempts, 2,
+        "consuming does not reset the shared counter"
+    );
+    store.discard(purpose, &email).await.unwrap();
+    assert_eq!(
+        store.record_attempt(purpose, &email).await.unwrap(),
+        None,
+        "discard deletes every code"
+    );
+}
+
+async fn a_pending_password_round_trips(store: &dyn OtpStore) {
+    let (purpose, email) = (OtpPurpose::VerifyEmail, email());
+    let with = StoredOtp {
+        pending_password: Some(PasswordHash::new(
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNo",
+        )),
+        ..stored()
+    };
+    store
+        .put(purpose, &email, with.clone(), KEEP, RETAIN)
+        .await
+        .unwrap();
+    store
+        .put(purpose, &email, stored(), KEEP, RETAIN)
+        .await
+        .unwrap();
+    let attempt = store
+        .record_attempt(purpose, &email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        attempt.codes[0], with,
+        "the pending password comes back exactly"
+    );
+    assert_eq!(attempt.codes[1].pending_password, None);
+    store.discard(purpose, &email).await.unwrap();
 }
 
 async fn consume_needs_the_stored_mac(store: &dyn OtpStore) {
     let (purpose, email, otp) = (OtpPurpose::VerifyEmail, email(), stored());
-    store.put(purpose, &email, otp, RETAIN).await.unwrap();
+    store
+        .put(purpose, &email, otp.clone(), KEEP, RETAIN)
+        .await
+        .unwrap();
 
     assert!(
         !store.consume(purpose, &email, &mac()).await.unwrap(),
@@ -104,8 +192,8 @@ async fn consume_needs_the_stored_mac(store: &dyn OtpStore) {
     );
     let attempt = store.record_attempt(purpose, &email).await.unwrap();
     assert_eq!(
-        attempt.map(|a| a.otp),
-        Some(otp),
+        attempt.map(|a| a.codes),
+        Some(vec![otp.clone()]),
         "the code is still there after a wrong MAC"
     );
 
@@ -123,12 +211,16 @@ async fn consume_needs_the_stored_mac(store: &dyn OtpStore) {
 
 async fn exactly_one_parallel_consume_wins(store: &Arc<dyn OtpStore>) {
     let (purpose, email, otp) = (OtpPurpose::ResetPassword, email(), stored());
-    store.put(purpose, &email, otp, RETAIN).await.unwrap();
+    store
+        .put(purpose, &email, otp.clone(), KEEP, RETAIN)
+        .await
+        .unwrap();
 
     let mut tasks = JoinSet::new();
     for _ in 0..RACERS {
         let (store, email) = (Arc::clone(store), email.clone());
-        tasks.spawn(async move { store.consume(purpose, &email, &otp.mac).await.unwrap() });
+        let mac = otp.mac;
+        tasks.spawn(async move { store.consume(purpose, &email, &mac).await.unwrap() });
     }
     let wins = tasks
         .join_all()
@@ -145,7 +237,10 @@ async fn exactly_one_parallel_consume_wins(store: &Arc<dyn OtpStore>) {
 
 async fn parallel_attempts_get_distinct_counts(store: &Arc<dyn OtpStore>) {
     let (purpose, email, otp) = (OtpPurpose::VerifyEmail, email(), stored());
-    store.put(purpose, &email, otp, RETAIN).await.unwrap();
+    store
+        .put(purpose, &email, otp.clone(), KEEP, RETAIN)
+        .await
+        .unwrap();
 
     let mut tasks = JoinSet::new();
     for _ in 0..RACERS {
@@ -173,7 +268,10 @@ async fn parallel_attempts_get_distinct_counts(store: &Arc<dyn OtpStore>) {
 
 async fn discard_deletes(store: &dyn OtpStore) {
     let (purpose, email) = (OtpPurpose::ResetPassword, email());
-    store.put(purpose, &email, stored(), RETAIN).await.unwrap();
+    store
+        .put(purpose, &email, stored(), KEEP, RETAIN)
+        .await
+        .unwrap();
     store.discard(purpose, &email).await.unwrap();
     assert_eq!(store.record_attempt(purpose, &email).await.unwrap(), None);
     store
@@ -186,7 +284,13 @@ async fn purposes_and_addresses_are_isolated(store: &dyn OtpStore) {
     let (email, neighbour) = (email(), email());
     let verify = stored();
     store
-        .put(OtpPurpose::VerifyEmail, &email, verify, RETAIN)
+        .put(
+            OtpPurpose::VerifyEmail,
+            &email,
+            verify.clone(),
+            KEEP,
+            RETAIN,
+        )
         .await
         .unwrap();
 
@@ -217,7 +321,13 @@ async fn purposes_and_addresses_are_isolated(store: &dyn OtpStore) {
 
     let reset = stored();
     store
-        .put(OtpPurpose::ResetPassword, &email, reset, RETAIN)
+        .put(
+            OtpPurpose::ResetPassword,
+            &email,
+            reset.clone(),
+            KEEP,
+            RETAIN,
+        )
         .await
         .unwrap();
     let v = store
@@ -225,13 +335,13 @@ async fn purposes_and_addresses_are_isolated(store: &dyn OtpStore) {
         .await
         .unwrap()
         .expect("putting a reset code leaves the verification code alone");
-    assert_eq!((v.otp, v.attempts), (verify, 1));
+    assert_eq!((v.codes, v.attempts), (vec![verify.clone()], 1));
     let r = store
         .record_attempt(OtpPurpose::ResetPassword, &email)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((r.otp, r.attempts), (reset, 1), "separate counters");
+    assert_eq!((r.codes, r.attempts), (vec![reset], 1), "separate counters");
 
     assert!(store
         .consume(OtpPurpose::VerifyEmail, &email, &verify.mac)
@@ -254,7 +364,7 @@ async fn purposes_and_addresses_are_isolated(store: &dyn OtpStore) {
 async fn codes_are_dropped_after_retain_for(store: &dyn OtpStore) {
     let (purpose, email) = (OtpPurpose::VerifyEmail, email());
     store
-        .put(purpose, &email, stored(), Duration::from_secs(1))
+        .put(purpose, &email, stored(), KEEP, Duration::from_secs(1))
         .await
         .unwrap();
     assert!(store
@@ -377,5 +487,6 @@ fn stored() -> StoredOtp {
     StoredOtp {
         mac: mac(),
         expires_at: Utc::now().trunc_subsecs(6) + chrono::Duration::minutes(10),
+        pending_password: None,
     }
 }

@@ -37,7 +37,7 @@ fn signup_creates_an_unverified_account_and_mails_a_verification_code_stored_as_
     assert_eq!(user.email, email());
     let puts = puts.lock().unwrap();
     assert_eq!(puts.len(), 1, "{puts:?}");
-    let (purpose, stored, retain_for) = puts[0];
+    let (purpose, stored, retain_for) = puts[0].clone();
     assert_eq!(purpose, OtpPurpose::VerifyEmail);
     // Only the HMAC under the server secret is stored (`StoredOtp` has no room for the code).
     assert_eq!(stored.mac, mac(OtpPurpose::VerifyEmail, FIRST_CODE));
@@ -96,52 +96,128 @@ fn signup_again_while_unverified_replaces_the_pending_password_and_code() {
 
 /// The pre-account-hijacking rule end to end: a stranger signs up first with Ada's address,
 /// then Ada does. The stranger's code dies, Ada's works, and the pending password is Ada's.
-#[test]
-fn signup_by_the_owner_after_a_stranger_kills_the_strangers_code() {
+/// Two signups for one address, 61 s apart: the first by `first`, the second by `second`.
+/// Returns the service, each signup's code, the mails, and the log of password hashes written
+/// to the pending account.
+fn two_signups(
+    first: &'static str,
+    second: &'static str,
+) -> (
+    AuthService,
+    OtpCode,
+    OtpCode,
+    Outbox,
+    Arc<Mutex<Vec<String>>>,
+) {
     let mut h = Harness::new();
-    let otps = h.otp_store_in_memory();
+    h.otp_store_in_memory();
     let outbox = h.outbox();
-    // First signup: no account yet. Second: the stranger's unverified account.
+    // First signup: no account yet. Then the first signup's unverified account.
     let mut lookups = vec![Some(creds(false)), None];
     h.users
         .expect_find_by_email()
         .returning(move |_| Ok(lookups.pop().unwrap_or_else(|| Some(creds(false)))));
     h.hasher
         .expect_hash()
-        .withf(|p| p.expose_secret() == "stranger's password")
-        .times(1)
-        .returning(|_| Ok(PasswordHash::new(OLD_HASH)));
-    h.hasher
-        .expect_hash()
-        .withf(|p| p.expose_secret() == PASSWORD)
-        .times(1)
-        .returning(|_| Ok(PasswordHash::new(NEW_HASH)));
+        .returning(|p| Ok(PasswordHash::new(format!("hash of {}", p.expose_secret()))));
     h.users
         .expect_create()
         .times(1)
         .returning(|_| Ok(user(false)));
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let w = written.clone();
     h.users
         .expect_replace_unverified_password()
-        .withf(|id, hash, _| *id == ada_id() && hash.as_str() == NEW_HASH)
-        .times(1)
-        .returning(|_, _, _| Ok(()));
+        .withf(|id, _, _| *id == ada_id())
+        .returning(move |_, hash, _| {
+            w.lock().unwrap().push(hash.as_str().to_owned());
+            Ok(())
+        });
     h.marks_verified();
     let clock = h.clock.clone();
     let svc = h.service();
-
-    block_on(svc.signup(email(), password("stranger's password"), &client())).unwrap();
-    let strangers_code = last_mailed_code(&outbox);
+    block_on(svc.signup(email(), password(first), &client())).unwrap();
+    let first_code = last_mailed_code(&outbox);
     clock.advance(secs(61));
-    block_on(svc.signup(email(), password(PASSWORD), &client())).unwrap();
-    let owners_code = last_mailed_code(&outbox);
+    block_on(svc.signup(email(), password(second), &client())).unwrap();
+    let second_code = last_mailed_code(&outbox);
+    assert_ne!(first_code, second_code);
+    (svc, first_code, second_code, outbox, written)
+}
 
-    assert_ne!(strangers_code, owners_code);
-    let stale = block_on(svc.verify_otp(&email(), &strangers_code, &client()));
-    assert!(matches!(stale, Err(OtpCheckError::InvalidOtp)), "{stale:?}");
+/// The owner signs up; a minute later someone else signs up with the owner's address and a
+/// password of their own. The owner's code still works, and sets the owner's password.
+#[test]
+fn a_later_signup_cannot_take_over_a_pending_account() {
+    let (svc, owners_code, _strangers_code, outbox, written) =
+        two_signups(PASSWORD, "stranger's password");
+
+    let verified = block_on(svc.verify_otp(&email(), &owners_code, &client())).unwrap();
+
+    assert!(verified.is_verified());
+    assert_eq!(
+        written.lock().unwrap().last().map(String::as_str),
+        Some(format!("hash of {PASSWORD}").as_str()),
+        "the account ends with the password of the signup whose code was used"
+    );
+    // The second mail says that this was a repeated request, and when.
+    let mails = outbox.lock().unwrap();
+    assert!(matches!(mails[0].1, MailMessage::VerifyEmail { .. }));
+    assert!(
+        matches!(mails[1].1, MailMessage::VerifyEmailAgain { requested_at, .. } if requested_at == at(secs(61))),
+        "{:?}",
+        mails[1].1
+    );
+}
+
+/// The other order: someone signs up first with the owner's address, then the owner. The
+/// owner's code sets the owner's password.
+#[test]
+fn signup_by_the_owner_after_a_stranger_verifies_with_the_owners_password() {
+    let (svc, _strangers_code, owners_code, _outbox, written) =
+        two_signups("stranger's password", PASSWORD);
+
     assert!(block_on(svc.verify_otp(&email(), &owners_code, &client()))
         .unwrap()
         .is_verified());
-    assert!(otps.lock().unwrap().is_empty());
+
+    assert_eq!(
+        written.lock().unwrap().last().map(String::as_str),
+        Some(format!("hash of {PASSWORD}").as_str())
+    );
+}
+
+/// Each code is single-use; the last three stay valid together and share one attempt budget.
+#[test]
+fn the_last_three_codes_stay_valid_each_once() {
+    let mut h = Harness::new();
+    h.random = Arc::new(OsRandom);
+    let otps = h.otp_store_in_memory();
+    let outbox = h.outbox();
+    h.user_lookup(Some(creds(false)));
+    h.marks_verified();
+    h.users
+        .expect_replace_unverified_password()
+        .returning(|_, _, _| Ok(()));
+    let clock = h.clock.clone();
+    let svc = h.service();
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        block_on(svc.resend_otp(&email(), &client())).unwrap();
+        codes.push(last_mailed_code(&outbox));
+        clock.advance(secs(1));
+    }
+    assert_eq!(otps.lock().unwrap()[&OtpPurpose::VerifyEmail].0.len(), 3);
+    // The oldest of four is gone; the newest works once; the other two stay.
+    let oldest = block_on(svc.verify_otp(&email(), &codes[0], &client()));
+    assert!(
+        matches!(oldest, Err(OtpCheckError::InvalidOtp)),
+        "{oldest:?}"
+    );
+    assert!(block_on(svc.verify_otp(&email(), &codes[3], &client())).is_ok());
+    assert_eq!(otps.lock().unwrap()[&OtpPurpose::VerifyEmail].0.len(), 2);
+    let again = block_on(svc.verify_otp(&email(), &codes[3], &client()));
+    assert!(matches!(again, Err(OtpCheckError::InvalidOtp)), "{again:?}");
 }
 
 /// A brand-new account gets its code even inside a cooldown left over from, e.g., a resend for
@@ -331,6 +407,10 @@ fn code_issued_at_t0(mut h: Harness) -> (AuthService, Arc<ManualClock>, OtpCode)
     let outbox = h.outbox();
     h.user_lookup(Some(creds(false)));
     h.marks_verified();
+    h.users
+        .expect_replace_unverified_password()
+        .withf(|id, hash, _| *id == ada_id() && hash.as_str() == OLD_HASH)
+        .returning(|_, _, _| Ok(()));
     let clock = h.clock.clone();
     let svc = h.service();
     block_on(svc.resend_otp(&email(), &client())).unwrap();
@@ -746,11 +826,17 @@ fn resend_otp_mails_a_new_code_to_an_unverified_account_with_a_60_second_cooldow
         *outbox.lock().unwrap(),
         vec![(
             email(),
-            MailMessage::VerifyEmail {
+            MailMessage::VerifyEmailAgain {
                 code: code(FIRST_CODE),
-                valid_for: TEN_MINUTES
+                valid_for: TEN_MINUTES,
+                requested_at: t0(),
             }
         )]
+    );
+    // The code completes the pending signup with its current password.
+    assert_eq!(
+        puts[0].1.pending_password,
+        Some(PasswordHash::new(OLD_HASH))
     );
 }
 

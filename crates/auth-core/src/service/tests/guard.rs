@@ -301,10 +301,11 @@ fn every_revocation_raises_the_epoch_before_it_sweeps() {
         h.users.expect_delete().returning(|_| Ok(true));
         h.otps.expect_record_attempt().returning(|_, _| {
             Ok(Some(OtpAttempt {
-                otp: StoredOtp {
+                codes: vec![StoredOtp {
                     mac: mac(OtpPurpose::ResetPassword, FIRST_CODE),
                     expires_at: at(TEN_MINUTES),
-                },
+                    pending_password: None,
+                }],
                 attempts: 1,
             }))
         });

@@ -188,8 +188,9 @@ impl RandomSource for StepRandom {
 
 type Outbox = Arc<Mutex<Vec<(EmailAddress, MailMessage)>>>;
 type PutLog = Arc<Mutex<Vec<(OtpPurpose, StoredOtp, Duration)>>>;
-/// Codes of the in-memory OTP store, one per purpose (the tests use one address).
-type OtpState = Arc<Mutex<HashMap<OtpPurpose, (StoredOtp, u32)>>>;
+/// Codes of the in-memory OTP store per purpose, with their shared attempt counter (the tests
+/// use one address).
+type OtpState = Arc<Mutex<HashMap<OtpPurpose, (Vec<StoredOtp>, u32)>>>;
 type SessionState = Arc<Mutex<HashMap<[u8; 32], Session>>>;
 
 /// The service's ports, ready for expectations. Arrange on the fields (or with the helpers
@@ -302,7 +303,11 @@ impl Harness {
             .times(1)
             .returning(move |_, _| {
                 Ok(Some(OtpAttempt {
-                    otp: StoredOtp { mac, expires_at },
+                    codes: vec![StoredOtp {
+                        mac,
+                        expires_at,
+                        pending_password: None,
+                    }],
                     attempts,
                 }))
             });
@@ -325,8 +330,8 @@ impl Harness {
         let puts = log.clone();
         self.otps
             .expect_put()
-            .withf(|_, e, _, _| *e == email())
-            .returning(move |purpose, _, otp, retain| {
+            .withf(|_, e, _, keep, _| *e == email() && *keep == 3)
+            .returning(move |purpose, _, otp, _, retain| {
                 puts.lock().unwrap().push((purpose, otp, retain));
                 Ok(())
             });
@@ -339,27 +344,34 @@ impl Harness {
         self.otps.expect_put().never();
     }
 
-    /// Makes the OTP-store mock behave like a store (one code per purpose with an attempt
-    /// counter, consume-if-same-MAC, send slots always granted), so that a test can run a flow:
-    /// a code is mailed, then typed in.
+    /// Makes the OTP-store mock behave like a store (the last `keep` codes per purpose with a
+    /// shared attempt counter, consume-by-MAC, send slots always granted), so that a test can
+    /// run a flow: a code is mailed, then typed in.
     fn otp_store_in_memory(&mut self) -> OtpState {
         let state = OtpState::default();
         self.otps
             .expect_claim_send_slot()
             .returning(|_, _, _| Ok(SendSlot::Granted));
         let s = state.clone();
-        self.otps.expect_put().returning(move |purpose, _, otp, _| {
-            s.lock().unwrap().insert(purpose, (otp, 0));
-            Ok(())
-        });
+        self.otps
+            .expect_put()
+            .returning(move |purpose, _, otp, keep, _| {
+                let mut codes = s.lock().unwrap();
+                let (list, n) = codes.entry(purpose).or_default();
+                list.push(otp);
+                let excess = list.len().saturating_sub(keep);
+                list.drain(..excess);
+                *n = 0;
+                Ok(())
+            });
         let s = state.clone();
         self.otps
             .expect_record_attempt()
             .returning(move |purpose, _| {
-                Ok(s.lock().unwrap().get_mut(&purpose).map(|(otp, n)| {
+                Ok(s.lock().unwrap().get_mut(&purpose).map(|(codes, n)| {
                     *n += 1;
                     OtpAttempt {
-                        otp: *otp,
+                        codes: codes.clone(),
                         attempts: *n,
                     }
                 }))
@@ -369,11 +381,12 @@ impl Harness {
             .expect_consume()
             .returning(move |purpose, _, mac| {
                 let mut codes = s.lock().unwrap();
-                let same = codes.get(&purpose).is_some_and(|(otp, _)| otp.mac == *mac);
-                if same {
-                    codes.remove(&purpose);
-                }
-                Ok(same)
+                let Some((list, _)) = codes.get_mut(&purpose) else {
+                    return Ok(false);
+                };
+                let before = list.len();
+                list.retain(|otp| otp.mac != *mac);
+                Ok(list.len() < before)
             });
         let s = state.clone();
         self.otps.expect_discard().returning(move |purpose, _| {
@@ -425,7 +438,9 @@ fn last_mailed_code(outbox: &Outbox) -> OtpCode {
     match mails.last() {
         Some((
             _,
-            MailMessage::VerifyEmail { code, .. } | MailMessage::ResetPassword { code, .. },
+            MailMessage::VerifyEmail { code, .. }
+            | MailMessage::VerifyEmailAgain { code, .. }
+            | MailMessage::ResetPassword { code, .. },
         )) => code.clone(),
         other => panic!("no code mail in the outbox: {other:?}"),
     }
