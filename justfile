@@ -4,14 +4,15 @@
 run:
     cargo run --release -p auth-http -- serve
 
-# Run every test (needs PostgreSQL and Redis on loopback; see README).
-test:
-    cargo test --workspace
+# Run every test: starts PostgreSQL/Redis when down, installs Chromium, wrk and the browser
+# test's npm packages when missing (or prints the commands, without root); see README.
+# Extra arguments go to `cargo test` (e.g. `just test -p auth-memory`).
+test *ARGS:
+    cargo xtask test {{ARGS}}
 
-# Format check and clippy with warnings as errors.
+# Format check, clippy and auth-core's rustdoc, with warnings as errors.
 lint:
-    cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo xtask lint
 
 # Apply database migrations and exit.
 migrate:

@@ -24,21 +24,42 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Must be used inside a Tokio runtime (any flavour).
+//! ## Embedding
+//!
+//! **Any executor.** The hasher needs no async runtime: Argon2 runs on the hasher's own worker
+//! threads, the queue timeout is kept by one more thread of its own (`argon2-timer`), and a
+//! caller waits on a runtime-agnostic one-shot channel. Tokio (any flavour), async-std, smol
+//! and `futures::executor::block_on` all drive it.
+//!
+//! **Optimise Argon2 in debug builds.** Cargo profiles are per workspace: the
+//! `[profile.dev.package.argon2]` settings of SecureAuth's workspace do not reach yours. Without
+//! them a debug build hashes 10–20× slower (a login takes seconds, tests crawl). Add to the
+//! root `Cargo.toml` of **your** workspace:
+//!
+//! ```toml
+//! [profile.dev.package.argon2]
+//! opt-level = 3
+//!
+//! [profile.dev.package.blake2]
+//! opt-level = 3
+//! ```
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{self, ParamsString, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use auth_core::{HasherError, PasswordCheck, PasswordHash, PasswordHasher};
+use futures::channel::oneshot;
+use futures::future::{self, Either};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::oneshot;
 
 /// Length of the derived key in bytes.
 pub const OUTPUT_LEN: usize = 32;
@@ -156,7 +177,35 @@ struct Inner {
 /// The submitting side of the work queue, and the counts the bounds are enforced with.
 struct Queue {
     jobs: crossbeam_channel::Sender<Job>,
+    /// Queue-timeout alarms for the timer thread (see [`time_out`]).
+    alarms: crossbeam_channel::Sender<Alarm>,
     counts: Arc<Counts>,
+}
+
+/// Fires (the sender is completed) at `at`, unless the caller stopped listening first.
+struct Alarm {
+    at: Instant,
+    fire: oneshot::Sender<()>,
+}
+
+impl PartialEq for Alarm {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Alarm {}
+
+impl PartialOrd for Alarm {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Alarm {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
+    }
 }
 
 #[derive(Default)]
@@ -259,6 +308,11 @@ impl Argon2Hasher {
         // Admission is bounded by `counts`; the channel itself never refuses.
         let (jobs, receiver) = crossbeam_channel::unbounded::<Job>();
         let counts = Arc::new(Counts::default());
+        let (alarms, alarm_receiver) = crossbeam_channel::unbounded::<Alarm>();
+        std::thread::Builder::new()
+            .name("argon2-timer".into())
+            .spawn(move || time_out(&alarm_receiver))
+            .map_err(Argon2ConfigError::Spawn)?;
         for n in 0..inner.settings.max_concurrent {
             let receiver = receiver.clone();
             let inner = Arc::clone(&inner);
@@ -270,7 +324,11 @@ impl Argon2Hasher {
         }
         Ok(Self {
             inner,
-            queue: Arc::new(Queue { jobs, counts }),
+            queue: Arc::new(Queue {
+                jobs,
+                alarms,
+                counts,
+            }),
         })
     }
 
@@ -333,7 +391,7 @@ impl Argon2Hasher {
             ticket: Arc::clone(&ticket),
             counts,
         };
-        let (reply, mut result) = oneshot::channel();
+        let (reply, result) = oneshot::channel();
         let run = Box::new(
             move |inner: &Inner, memory: &mut Vec<Block>, finish: Finish| {
                 let outcome = job(inner, memory);
@@ -347,9 +405,17 @@ impl Argon2Hasher {
             return Err(HasherError::Other(Box::new(WorkersGone)));
         }
 
-        let outcome = match tokio::time::timeout(settings.queue_timeout, &mut result).await {
-            Ok(outcome) => outcome,
-            Err(_) if waiting.withdraw() => {
+        // The timeout is kept by the timer thread, not by an async runtime's timer, so the
+        // call works on any executor.
+        let (fire, alarm) = oneshot::channel();
+        let deadline = Instant::now().checked_add(settings.queue_timeout);
+        if let Some(at) = deadline {
+            // Without a timer (only if the OS killed it) the call simply waits for its run.
+            let _ = self.queue.alarms.send(Alarm { at, fire });
+        }
+        let outcome = match future::select(result, alarm).await {
+            Either::Left((outcome, _)) => outcome,
+            Either::Right((Ok(()), _)) if waiting.withdraw() => {
                 tracing::debug!(
                     queue_timeout = ?settings.queue_timeout,
                     "password hashing queue wait timed out; refusing"
@@ -360,8 +426,9 @@ impl Argon2Hasher {
                     },
                 )));
             }
-            // It started just in time: a run is bounded, wait for it.
-            Err(_) => result.await,
+            // It started just in time (a run is bounded: wait for it), or there is no alarm
+            // (a timeout too long to represent, or no timer thread): wait for the run.
+            Either::Right((_, result)) => result.await,
         };
         outcome.map_err(|_| HasherError::Other(Box::new(WorkersGone)))?
     }
@@ -386,6 +453,43 @@ fn work(jobs: &crossbeam_channel::Receiver<Job>, inner: &Inner, counts: &Arc<Cou
         if catch_unwind(AssertUnwindSafe(|| run(inner, &mut memory, finish))).is_err() {
             memory = Vec::new();
             tracing::error!("an Argon2 run panicked; its caller gets an error");
+        }
+    }
+}
+
+/// Pending alarms the timer keeps before it drops those nobody waits for any more.
+const PRUNE_ALARMS_ABOVE: usize = 1024;
+
+/// The timer thread: fires every alarm at its time, until every [`Argon2Hasher`] clone is
+/// gone. Alarms whose caller already has its answer are dropped unfired.
+fn time_out(alarms: &crossbeam_channel::Receiver<Alarm>) {
+    let mut pending: BinaryHeap<Reverse<Alarm>> = BinaryHeap::new();
+    let mut prune_above = PRUNE_ALARMS_ABOVE;
+    loop {
+        let received = match pending.peek() {
+            Some(Reverse(next)) => alarms.recv_deadline(next.at),
+            None => alarms
+                .recv()
+                .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok(alarm) => pending.push(Reverse(alarm)),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        while pending.peek().is_some_and(|Reverse(next)| next.at <= now) {
+            if let Some(Reverse(due)) = pending.pop() {
+                // The caller may have its answer already, and be gone.
+                let _ = due.fire.send(());
+            }
+        }
+        // Calls answered before their deadline leave their alarm behind; drop those now and
+        // then, so a long timeout under load keeps memory small (amortised: the next prune
+        // waits until the heap has doubled).
+        if pending.len() > prune_above {
+            pending.retain(|Reverse(alarm)| !alarm.fire.is_canceled());
+            prune_above = PRUNE_ALARMS_ABOVE.max(pending.len().saturating_mul(2));
         }
     }
 }
@@ -722,6 +826,72 @@ mod tests {
         // The worker reaches the withdrawn call next and must skip it.
         hasher.hash(&pw()).await.unwrap();
         assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    /// The queue timeout needs no Tokio timer: plain threads and `block_on`, no runtime.
+    #[test]
+    fn the_queue_timeout_fires_under_block_on() {
+        use futures::executor::block_on;
+        assert!(tokio::runtime::Handle::try_current().is_err());
+        let hasher = small(1, 8, Duration::from_millis(50));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let occupant = std::thread::spawn({
+            let hasher = hasher.clone();
+            move || {
+                block_on(hasher.run(move |_, _| {
+                    let _ = released.recv();
+                    Ok(())
+                }))
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while hasher.in_flight() != 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker never started"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+
+        let started = std::time::Instant::now();
+        let err = block_on(hasher.hash(&pw())).unwrap_err();
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+        match err {
+            HasherError::Unavailable(source) => assert!(matches!(
+                source.downcast_ref::<Overloaded>(),
+                Some(Overloaded::QueueTimeout { .. })
+            )),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert_eq!(hasher.queued(), 0);
+
+        drop(release);
+        occupant.join().unwrap().unwrap();
+        // A call that is answered before its deadline is not refused by its alarm later.
+        let hash = block_on(hasher.hash(&pw())).unwrap();
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(
+            block_on(hasher.verify(&pw(), &hash)).unwrap(),
+            PasswordCheck::Match
+        );
+    }
+
+    #[test]
+    fn hashes_and_verifies_under_block_on() {
+        use futures::executor::block_on;
+        assert!(tokio::runtime::Handle::try_current().is_err());
+        let hasher = small(2, 8, Duration::from_secs(5));
+        let hash = block_on(hasher.hash(&pw())).unwrap();
+        assert_eq!(
+            block_on(hasher.verify(&pw(), &hash)).unwrap(),
+            PasswordCheck::Match
+        );
+        assert_eq!(
+            block_on(hasher.verify(&SecretString::from("wrong"), &hash)).unwrap(),
+            PasswordCheck::Mismatch
+        );
     }
 
     #[test]

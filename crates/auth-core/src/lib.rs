@@ -14,8 +14,8 @@
 //!
 //! # Implementing a port
 //! Ports are object-safe `async_trait` traits. Everything their signatures name is re-exported
-//! here ([`async_trait`], [`DateTime`], [`Utc`], [`SecretString`], [`Duration`]), so an adapter
-//! crate needs no extra dependency:
+//! here ([`async_trait`](macro@async_trait), [`DateTime`], [`Utc`], [`SecretString`],
+//! [`Duration`]), so an adapter crate needs no extra dependency:
 //! ```
 //! use auth_core::{async_trait, EmailAddress, MailMessage, Mailer, MailerError};
 //!
@@ -39,6 +39,7 @@
 //! [`testing::MockPorts`], which builds a service from mocks in one line.
 
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, see Cargo.toml) marks what needs the `mocks` feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod domain;

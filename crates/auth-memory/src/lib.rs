@@ -1,8 +1,14 @@
 //! # auth-memory
 //!
-//! In-process adapters for SecureAuth's embedded profile: [`MemoryStore`] implements
-//! [`auth_core::SessionStore`], [`auth_core::OtpStore`] and [`auth_core::RateLimiter`] in the
-//! memory of the running process.
+//! In-process adapters for SecureAuth's embedded profile and for tests:
+//!
+//! - [`MemoryStore`] implements [`auth_core::SessionStore`], [`auth_core::OtpStore`] and
+//!   [`auth_core::RateLimiter`] in the memory of the running process;
+//! - [`MemoryUserRepository`] implements [`auth_core::UserRepository`] the same way;
+//! - [`InProcessKit`] builds all of them (plus a clock, a random source and an Argon2id
+//!   hasher) in one call for an embedder who brings only a [`auth_core::Mailer`];
+//! - [`CaptureMailer`] is a `Mailer` that keeps what it is asked to send, so a test can read
+//!   the last code mailed to an address.
 //!
 //! **One instance only.** Sessions, one-time codes and mail cooldowns live in this process:
 //! they are lost on restart, and two server instances behind a load balancer would each have
@@ -10,14 +16,17 @@
 //! cooldown and attempt counts). Use `auth-redis` as soon as more than one instance serves
 //! traffic.
 //!
+//! **Any executor.** Nothing here needs a Tokio runtime: the stores never `.await` anything
+//! but their own lock-free work, and the expiry sweeper is a plain OS thread. They run under
+//! Tokio, `futures::executor::block_on`, async-std, smol or a hand-written executor alike.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use auth_core::{OtpStore, SessionStore};
 //! use auth_memory::MemoryStore;
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), auth_memory::MemorySetupError> {
-//! // Inside a tokio runtime: the store starts its expiry sweeper on it.
+//! # fn main() -> Result<(), auth_memory::MemorySetupError> {
+//! // No runtime needed: the expiry sweeper is a thread of its own.
 //! let store = Arc::new(MemoryStore::new()?);
 //! let sessions: Arc<dyn SessionStore> = store.clone();
 //! let otps: Arc<dyn OtpStore> = store;
@@ -29,10 +38,10 @@
 //! ## Semantics (the same as the Redis adapter)
 //!
 //! - Every entry (session, code, cooldown) has a deadline. Reads never return an entry past it,
-//!   and a **background sweeper task** on the tokio runtime removes expired entries every
-//!   [`MemorySettings::sweep_interval`], so memory is freed even when nothing reads them.
-//!   Deadlines are kept in an ordered index, so a sweep only touches what has expired.
-//!   The sweeper stops when the last clone of the store is dropped.
+//!   and a **background sweeper thread** (one per store, named `auth-mem-sweep`) removes
+//!   expired entries every [`MemorySettings::sweep_interval`], so memory is freed even when
+//!   nothing reads them. Deadlines are kept in an ordered index, so a sweep only touches what
+//!   has expired. The sweeper stops as soon as the last clone of the store is dropped.
 //! - Every operation takes one short-lived lock over the whole state (never held across an
 //!   `.await`), so multi-step updates are atomic exactly like the Redis Lua scripts: of
 //!   concurrent `consume` calls with the right MAC exactly one wins, concurrent
@@ -46,17 +55,22 @@
 
 #![warn(missing_docs)]
 
+mod capture;
+mod kit;
 mod otp;
 mod rate;
 mod session;
 mod state;
+mod users;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
-use tokio::task::AbortHandle;
-use tokio::time::Instant;
+pub use capture::{CaptureMailer, SentMail};
+pub use kit::{kit, InProcessKit, InProcessPorts, KitError};
+pub use users::MemoryUserRepository;
 
 use state::State;
 
@@ -94,10 +108,11 @@ impl Default for MemorySettings {
 
 /// Why a [`MemoryStore`] could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MemorySetupError {
-    /// The store was built outside a tokio runtime, where its expiry sweeper cannot run.
-    #[error("the in-memory store must be created inside a tokio runtime")]
-    NoRuntime(#[source] tokio::runtime::TryCurrentError),
+    /// The operating system refused to start the expiry sweeper thread.
+    #[error("cannot start the in-memory store's expiry sweeper thread")]
+    Sweeper(#[source] std::io::Error),
 }
 
 /// How many entries a [`MemoryStore`] holds right now (expired ones included until the
@@ -123,11 +138,13 @@ impl MemoryStats {
     }
 }
 
-/// In-process [`auth_core::SessionStore`] and [`auth_core::OtpStore`].
+/// In-process [`auth_core::SessionStore`], [`auth_core::OtpStore`] and
+/// [`auth_core::RateLimiter`].
 ///
 /// **Serves one instance only**: the data lives in this process and is lost on restart (see the
 /// [crate documentation](crate)). Cheap to clone; clones share the same data. `Send + Sync +
-/// 'static`, usable as `Arc<dyn SessionStore>` and `Arc<dyn OtpStore>`.
+/// 'static`, usable as `Arc<dyn SessionStore>`, `Arc<dyn OtpStore>` and
+/// `Arc<dyn RateLimiter>`. Works on any async executor, or none.
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -135,20 +152,10 @@ pub struct MemoryStore {
 
 struct Inner {
     state: Mutex<State>,
-    sweeper: Mutex<Option<AbortHandle>>,
     max_sessions_per_user: usize,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let sweeper = self
-            .sweeper
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(handle) = sweeper.take() {
-            handle.abort();
-        }
-    }
+    /// Dropped with the last clone of the store: the sweeper thread sees its channel close
+    /// and ends at once instead of at its next tick.
+    _stop_sweeper: mpsc::Sender<()>,
 }
 
 impl Inner {
@@ -160,23 +167,27 @@ impl Inner {
 }
 
 impl MemoryStore {
-    /// An empty store with [`MemorySettings::default`]. Must be called inside a tokio runtime,
-    /// which runs the expiry sweeper.
+    /// An empty store with [`MemorySettings::default`]; starts its expiry sweeper thread.
+    /// Needs no async runtime.
     pub fn new() -> Result<Self, MemorySetupError> {
         Self::with_settings(&MemorySettings::default())
     }
 
-    /// An empty store. Must be called inside a tokio runtime, which runs the expiry sweeper.
+    /// An empty store; starts its expiry sweeper thread. Needs no async runtime. Fails only
+    /// when the operating system refuses to start a thread.
     pub fn with_settings(settings: &MemorySettings) -> Result<Self, MemorySetupError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(MemorySetupError::NoRuntime)?;
+        let (stop, stopped) = mpsc::channel();
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
-            sweeper: Mutex::new(None),
             max_sessions_per_user: settings.max_sessions_per_user,
+            _stop_sweeper: stop,
         });
         let interval = settings.sweep_interval.max(Duration::from_millis(1));
-        let task = runtime.spawn(sweep_forever(Arc::downgrade(&inner), interval));
-        *inner.sweeper.lock().unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("auth-mem-sweep".into())
+            .spawn(move || sweep_forever(&weak, &stopped, interval))
+            .map_err(MemorySetupError::Sweeper)?;
         Ok(Self { inner })
     }
 
@@ -203,12 +214,15 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-/// Removes expired entries every `interval` until the store is dropped.
-async fn sweep_forever(store: std::sync::Weak<Inner>, interval: Duration) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Removes expired entries every `interval` until the store is dropped (its `stop` sender
+/// closes).
+fn sweep_forever(store: &Weak<Inner>, stop: &mpsc::Receiver<()>, interval: Duration) {
     loop {
-        ticks.tick().await;
+        match stop.recv_timeout(interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            // Nothing is ever sent: any other outcome means the store is gone.
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
         let Some(inner) = store.upgrade() else {
             return;
         };
@@ -218,7 +232,8 @@ async fn sweep_forever(store: std::sync::Weak<Inner>, interval: Duration) {
             if removed < SWEEP_BATCH {
                 break;
             }
-            tokio::task::yield_now().await;
+            // Let requests waiting for the lock in between batches.
+            std::thread::yield_now();
         }
     }
 }

@@ -1,11 +1,10 @@
 //! [`OtpStore`] in memory.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use auth_core::{
     EmailAddress, OtpAttempt, OtpMac, OtpPurpose, OtpStore, OtpStoreError, SendSlot, StoredOtp,
 };
-use tokio::time::Instant;
 
 use crate::state::State;
 use crate::MemoryStore;

@@ -1,9 +1,8 @@
 //! [`RateLimiter`] in memory: the same GCRA as the Redis script, under the store's one lock.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use auth_core::{Quota, RateDecision, RateKey, RateLimiter, RateLimiterError};
-use tokio::time::Instant;
 
 use crate::MemoryStore;
 

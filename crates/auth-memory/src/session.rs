@@ -1,11 +1,10 @@
 //! [`SessionStore`] in memory.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use auth_core::{
     EmailAddress, Session, SessionId, SessionStore, SessionStoreError, TokenHash, UserId,
 };
-use tokio::time::Instant;
 
 use crate::state::State;
 use crate::MemoryStore;

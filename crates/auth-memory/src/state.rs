@@ -1,10 +1,9 @@
 //! The whole state behind the store's lock, with an ordered index of deadlines.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use auth_core::{EmailAddress, OtpPurpose, Session, StoredOtp, UserId};
-use tokio::time::Instant;
 
 use crate::MemoryStats;
 

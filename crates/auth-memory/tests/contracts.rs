@@ -10,7 +10,7 @@ use auth_core::{
     ClientInfo, EmailAddress, OtpMac, OtpPurpose, OtpStore, Session, SessionId, SessionStore,
     SessionToken, StoredOtp, User, UserId,
 };
-use auth_memory::{MemorySettings, MemoryStore};
+use auth_memory::{MemorySettings, MemoryStore, MemoryUserRepository};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,9 +100,12 @@ async fn live_entries_survive_the_sweeper() {
     assert_eq!(store.get(&s.token_hash).await.unwrap(), Some(s));
 }
 
-#[test]
-fn outside_a_runtime_is_an_error_not_a_panic() {
-    assert!(MemoryStore::new().is_err());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_repository_contract() {
+    let repo = Arc::new(MemoryUserRepository::new());
+    auth_testkit::contracts::user_repository::run(repo.clone()).await;
+    // Twice on the same repository: the suite must not depend on an empty store.
+    auth_testkit::contracts::user_repository::run(repo).await;
 }
 
 #[tokio::test]

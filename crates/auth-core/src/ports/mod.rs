@@ -27,20 +27,28 @@ pub use session_store::{SessionStore, SessionStoreError};
 pub use user_repository::{UserRepoError, UserRepository};
 
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use clock::MockClock;
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use hasher::MockPasswordHasher;
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use mailer::MockMailer;
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use otp_store::MockOtpStore;
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use random::MockRandomSource;
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use rate_limiter::MockRateLimiter;
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use session_store::MockSessionStore;
 #[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use user_repository::MockUserRepository;
 
 /// A boxed error from an adapter, kept as the `source` of a port error.

@@ -90,7 +90,7 @@ impl AuthService {
     /// The user and session behind a token; [`AuthenticateError::Unauthenticated`] for an
     /// unknown, revoked, expired (absolute lifetime) or idle (inactivity timeout) one. One
     /// session-store lookup; plus one write to record the use when the recorded last use is
-    /// older than [`AuthConfig::activity_granularity`].
+    /// older than [`AuthConfig::activity_granularity`](crate::AuthConfig::activity_granularity).
     pub async fn authenticate(&self, token: &SessionToken) -> Result<Session, AuthenticateError> {
         let token_hash = token.hash();
         let Some(session) = self.ports.sessions.get(&token_hash).await? else {
