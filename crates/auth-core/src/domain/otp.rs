@@ -223,6 +223,15 @@ mod tests {
     }
 
     #[test]
+    fn from_number_takes_exactly_the_numbers_below_a_million() {
+        assert_eq!(OtpCode::from_number(0).unwrap().expose(), "000000");
+        assert_eq!(OtpCode::from_number(999_999).unwrap().expose(), "999999");
+        assert_eq!(OtpCode::from_number(1_000_000), Err(OtpError::Malformed));
+        assert_eq!(OtpCode::from_number(u32::MAX), Err(OtpError::Malformed));
+        assert_eq!(OtpCode::from_sample(1_000_042).expose(), "000042");
+    }
+
+    #[test]
     fn short_secret_refused() {
         assert_eq!(
             OtpSecret::new(vec![1u8; 31].into_boxed_slice().into()).err(),

@@ -35,6 +35,7 @@ use crate::*;
 
 mod account;
 mod codes;
+mod config;
 mod guard;
 mod outages;
 mod password;
