@@ -309,5 +309,55 @@ async fn deleting_the_account_ends_every_session_and_frees_the_address(profile: 
 crate::both_profiles!(
     deleting_the_account_ends_every_session_and_frees_the_address,
     full_lifecycle_signup_to_reset,
+    sessions_are_listed_a_page_at_a_time,
     sessions_end_after_the_idle_timeout_but_not_while_in_use
 );
+
+/// `GET /sessions` pages: every session exactly once, newest first, `next_cursor` until the
+/// last page; a malformed cursor or limit is 400.
+async fn sessions_are_listed_a_page_at_a_time(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let email = app.verified_user().await;
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        tokens.push(app.token(&email, PASSWORD).await);
+    }
+    let me = &tokens[4];
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _page in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/sessions?limit=2&cursor={c}"),
+            None => "/sessions?limit=2".to_owned(),
+        };
+        let res = app.get_auth(&path, me).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        let page = body["sessions"].as_array().unwrap();
+        assert!(page.len() <= 2);
+        ids.extend(page.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+        cursor = body["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let all: Value = app.get_auth("/sessions", me).await.json().await.unwrap();
+    let all: Vec<String> = all["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, all, "pages cover the one-page listing, in its order");
+    for bad in [
+        "/sessions?limit=0",
+        "/sessions?limit=101",
+        "/sessions?cursor=nope",
+    ] {
+        let res = app.get_auth(bad, me).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(error_code(res).await, "invalid_request");
+    }
+    app.cleanup().await;
+}

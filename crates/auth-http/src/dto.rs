@@ -299,6 +299,46 @@ impl SessionDto {
 pub struct SessionsResponse {
     /// Live sessions, newest first.
     pub sessions: Vec<SessionDto>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Default page size of `GET /sessions`.
+pub const DEFAULT_SESSIONS_PAGE: usize = 50;
+
+/// Query of `GET /sessions`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionsQuery {
+    /// Sessions per page, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl SessionsQuery {
+    /// The cursor and page size; 400 for a malformed cursor or a limit out of range.
+    pub fn try_into_domain(self) -> Result<(Option<auth_core::SessionCursor>, usize), ApiError> {
+        let limit = match self.limit {
+            None => DEFAULT_SESSIONS_PAGE,
+            Some(n) if (1..=auth_core::MAX_SESSIONS_PAGE as u32).contains(&n) => n as usize,
+            Some(_) => {
+                return Err(ApiError::InvalidRequest(format!(
+                    "limit must be between 1 and {}",
+                    auth_core::MAX_SESSIONS_PAGE
+                )))
+            }
+        };
+        let cursor = match self.cursor {
+            None => None,
+            Some(raw) => Some(
+                auth_core::SessionCursor::parse(&raw)
+                    .ok_or_else(|| ApiError::InvalidRequest("malformed cursor".into()))?,
+            ),
+        };
+        Ok((cursor, limit))
+    }
 }
 
 /// The body of every 202: identical whatever the address, so it tells nothing.

@@ -216,16 +216,32 @@ pub async fn logout_all(state: web::Data<AppState>, auth: AuthenticatedSession) 
         .finish())
 }
 
-/// The user's live sessions.
+/// The user's live sessions, newest first, a page at a time (`limit`, default 50, at most
+/// 100; `cursor` from the previous page's `next_cursor`).
 #[utoipa::path(get, path = "/sessions", tag = "session", security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = SessionsResponse), (status = 401, body = ErrorBody)))]
-pub async fn list_sessions(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
-    let sessions = state.service.list_sessions(auth.session.user.id).await?;
+    params(SessionsQuery),
+    responses(
+        (status = 200, body = SessionsResponse),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: a malformed `limit` or `cursor`"),
+        (status = 401, body = ErrorBody),
+    ))]
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    auth: AuthenticatedSession,
+    query: web::Query<SessionsQuery>,
+) -> Result {
+    let (after, limit) = query.into_inner().try_into_domain()?;
+    let page = state
+        .service
+        .list_sessions_page(auth.session.user.id, after, limit)
+        .await?;
     Ok(no_store().json(SessionsResponse {
-        sessions: sessions
+        sessions: page
+            .sessions
             .iter()
             .map(|s| SessionDto::new(s, auth.session.id))
             .collect(),
+        next_cursor: page.next.map(|c| c.encode()),
     }))
 }
 

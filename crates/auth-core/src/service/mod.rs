@@ -23,6 +23,7 @@ use tracing::warn;
 
 pub use errors::*;
 pub use guard::HasherSaturated;
+pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
 
 use crate::domain::email::EmailAddress;
 use crate::domain::otp::OtpSecret;

@@ -588,3 +588,67 @@ fn list_sessions_leaves_out_idle_sessions() {
 
     assert_eq!(sessions, vec![active]);
 }
+
+#[test]
+fn sessions_come_in_pages_that_cover_each_exactly_once() {
+    let mut h = Harness::new();
+    h.config.session_idle_timeout = None;
+    // Seven sessions; three share a creation time, so the id breaks the tie.
+    let mut all: Vec<Session> = (1..=7u128)
+        .map(|n| {
+            let created = before(secs(60 * (n.min(5) as u64)));
+            session(n, user(true), created, at(ONE_DAY))
+        })
+        .collect();
+    let listed = all.clone();
+    h.sessions
+        .expect_list_for_user()
+        .returning(move |_| Ok(listed.clone()));
+    let svc = h.service();
+    all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = block_on(svc.list_sessions_page(ada_id(), cursor, 2)).unwrap();
+        pages += 1;
+        assert!(page.sessions.len() <= 2);
+        seen.extend(page.sessions.iter().map(|s| s.id));
+        // The cursor survives its text form.
+        cursor = page
+            .next
+            .map(|c| SessionCursor::parse(&c.encode()).unwrap());
+        if cursor.is_none() {
+            break;
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(seen, all.iter().map(|s| s.id).collect::<Vec<_>>());
+
+    // One page for everything: no next cursor; a limit of 0 still gives one session.
+    let page = block_on(svc.list_sessions_page(ada_id(), None, 100)).unwrap();
+    assert_eq!((page.sessions.len(), page.next), (7, None));
+    let page = block_on(svc.list_sessions_page(ada_id(), None, 0)).unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    assert!(page.next.is_some());
+}
+
+#[test]
+fn session_cursors_parse_only_their_own_form() {
+    for bad in ["", "abc", "12.", ".abc", "x.0123", "12.not-a-uuid", "1.2.3"] {
+        assert_eq!(SessionCursor::parse(bad), None, "{bad:?}");
+    }
+    let s = session(9, user(true), t0(), at(ONE_DAY));
+    let page_cursor = SessionCursor::parse(&format!(
+        "{}.{}",
+        t0().timestamp_micros(),
+        s.id.as_uuid().simple()
+    ))
+    .unwrap();
+    assert_eq!(
+        SessionCursor::parse(&page_cursor.encode()),
+        Some(page_cursor)
+    );
+}
