@@ -305,6 +305,7 @@ fn every_revocation_raises_the_epoch_before_it_sweeps() {
                     mac: mac(OtpPurpose::ResetPassword, FIRST_CODE),
                     expires_at: at(TEN_MINUTES),
                     pending_password: None,
+                    requested_by: None,
                 }],
                 attempts: 1,
             }))

@@ -307,6 +307,7 @@ impl Harness {
                         mac,
                         expires_at,
                         pending_password: None,
+                        requested_by: None,
                     }],
                     attempts,
                 }))
