@@ -34,5 +34,6 @@ mod embedded;
 mod failures;
 mod hardening;
 mod lifecycle;
+mod lockout;
 mod logs;
 mod takeover;

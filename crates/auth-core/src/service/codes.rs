@@ -33,10 +33,6 @@ pub(super) enum CodeMail {
 /// "invalid". The store drops it after `otp_ttl + EXPIRED_CODE_GRACE`.
 const EXPIRED_CODE_GRACE: Duration = Duration::from_secs(15 * 60);
 
-/// How many times the per-client limit the shared counter of a reset or login code may reach
-/// before the codes die for everyone: a backstop for a limiter that allows everything.
-pub(super) const GUARDED_BACKSTOP: u32 = 4;
-
 /// The action whose budgets guard the attempts on a code of `purpose`, if they are counted
 /// per requester (reset and login codes).
 pub(super) fn guarded_action(purpose: OtpPurpose) -> Option<Action> {
@@ -136,11 +132,13 @@ impl AuthService {
     /// without using it up; the stored code it matches, when that one is live and the
     /// attempt budget is not exhausted.
     ///
-    /// A verification code has one attempt budget shared by everybody. Reset and login codes
-    /// are guarded per requester: the client that asked for one of the live codes spends its
-    /// own budget, every other client the address's budget for strangers (see
-    /// [`crate::throttle`]), so guesses from elsewhere never use up the owner's attempts; the
-    /// store's shared counter stays as a backstop at [`GUARDED_BACKSTOP`] times the limit.
+    /// A verification code has one attempt budget shared by everybody: the store's counter.
+    /// Reset and login codes are guarded per requester: the client that asked for one of the
+    /// live codes spends only its own budget on the limiter; every other client spends the
+    /// address's budgets for strangers (see [`crate::throttle`]) and is also stopped by the
+    /// store's shared counter. So guesses from elsewhere never use up the owner's attempts.
+    /// (With the [`Unlimited`](crate::Unlimited) limiter, the requester's attempts are not
+    /// bounded, like every other budget.)
     pub(super) async fn match_code(
         &self,
         purpose: OtpPurpose,
@@ -173,9 +171,13 @@ impl AuthService {
                         return Err(OtpCheckError::TooManyAttempts);
                     }
                 }
-                self.config
-                    .otp_max_attempts
-                    .saturating_mul(GUARDED_BACKSTOP)
+                if requester {
+                    // Only this client's own budget counts: the shared counter also counts
+                    // strangers' attempts, refused ones included.
+                    u32::MAX
+                } else {
+                    self.config.otp_max_attempts
+                }
             }
         };
         if attempt.attempts > max_attempts {

@@ -10,7 +10,7 @@ use crate::throttle::ThrottleConfig;
 /// A rate limiter that counts: `limit` acquisitions per (bucket, subject, quota) until a reset.
 /// Enough to check which budgets the service spends and refills, without a clock.
 #[derive(Default)]
-struct CountingLimiter {
+pub(super) struct CountingLimiter {
     spent: Mutex<HashMap<(String, String, Quota), u32>>,
     resets: AtomicUsize,
 }

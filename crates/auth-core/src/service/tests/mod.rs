@@ -36,6 +36,7 @@ use crate::*;
 mod account;
 mod codes;
 mod guard;
+mod lockout;
 mod outages;
 mod password;
 mod sessions;

@@ -239,9 +239,7 @@ fn reset_password_with_a_wrong_expired_or_exhausted_code_changes_nothing() {
     let cases = [
         (WRONG_CODE, t0(), 1, "InvalidOtp"),
         (FIRST_CODE, at(TEN_MINUTES), 1, "OtpExpired"),
-        // The store's shared counter is only a backstop for reset codes (the per-client
-        // attempt budgets on the limiter come first): four times the limit.
-        (FIRST_CODE, t0(), 21, "TooManyAttempts"),
+        (FIRST_CODE, t0(), 6, "TooManyAttempts"),
     ];
     for (typed, now, attempts, expected) in cases {
         let mut h = Harness::new();
