@@ -171,7 +171,11 @@ async fn resend_and_forgot_answer_the_same_for_every_address(profile: Profile) {
     app.mail
         .assert_no_new_mail(&unverified, Duration::from_millis(300))
         .await;
-    assert_eq!(app.mail.count_to(&unverified), 2, "no mail inside the cooldown");
+    assert_eq!(
+        app.mail.count_to(&unverified),
+        2,
+        "no mail inside the cooldown"
+    );
     let res = app
         .post("/forgot-password", &json!({"email": "nope"}))
         .await;
