@@ -651,6 +651,84 @@ mod tests {
     }
 
     #[test]
+    fn a_known_device_spends_only_its_own_budget() {
+        let device = DeviceId::from_uuid(uuid::Uuid::from_u128(3));
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(move |k, _| {
+                k.bucket == "login:device"
+                    && k.subject == RateSubject::Device(email(), device.as_uuid())
+            })
+            .times(2)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        limiter
+            .expect_reset()
+            .withf(|k, _| k.bucket == "login:device")
+            .times(2)
+            .returning(|_, _| Ok(()));
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        block_on(t.check_device_login(&client(), &email(), device))
+            .unwrap()
+            .unwrap();
+        block_on(t.device_login_succeeded(&email(), device)).unwrap();
+    }
+
+    #[test]
+    fn code_checks_spend_the_per_address_budget_only_for_strangers() {
+        let quota = Quota::new(5, 10 * MINUTE);
+        // The requester: only its own attempts, keyed on (address, IP).
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(|k, _| {
+                k.bucket == "reset-code:requester"
+                    && k.subject == RateSubject::EmailIp(email(), ip().unwrap())
+            })
+            .times(1)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        block_on(t.code_attempt(Action::ResetPassword, &client(), &email(), true, quota))
+            .unwrap()
+            .unwrap();
+        // A stranger: the action's per-address budget, then the strangers' attempts.
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(|k, _| {
+                k.bucket == "login-code-verify:email" && k.subject == RateSubject::Email(email())
+            })
+            .times(1)
+            .returning(|_, _| {
+                Ok(RateDecision::Limited {
+                    retry_after: Duration::from_secs(3),
+                })
+            });
+        limiter
+            .expect_acquire()
+            .withf(|k, _| k.bucket == "login-code:others")
+            .never();
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        let first =
+            block_on(t.code_attempt(Action::LoginCodeVerify, &client(), &email(), false, quota));
+        assert_eq!(
+            first.unwrap(),
+            Err(CodeRefusal::Retry(Duration::from_secs(3)))
+        );
+        // And the action's admission spends no per-address budget for code checks.
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(|k, _| k.bucket == "reset-password:ip")
+            .times(1)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        block_on(t.check(Action::ResetPassword, &client(), &email()))
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
     fn ipv6_clients_are_keyed_by_their_prefix_and_ipv4_by_address() {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();

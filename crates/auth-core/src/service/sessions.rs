@@ -133,8 +133,10 @@ impl AuthService {
         email: &EmailAddress,
     ) -> Option<DeviceId> {
         let now = self.ports.clock.now();
-        let not_before = now
-            - chrono::TimeDelta::from_std(self.config.device_ttl).unwrap_or(chrono::TimeDelta::MAX);
+        let not_before = chrono::TimeDelta::from_std(self.config.device_ttl)
+            .ok()
+            .and_then(|ttl| now.checked_sub_signed(ttl))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         self.otp_secret
             .verify_device(credential, email, not_before, now)
     }
