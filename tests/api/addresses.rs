@@ -101,7 +101,8 @@ async fn odd_addresses_never_500(profile: Profile) {
 }
 
 async fn idn_forms_are_one_account(profile: Profile) {
-    let app = TestApp::spawn(profile).await;
+    // "Taken" is visible (409) only with enumeration protection off.
+    let app = TestApp::spawn_with(profile, &[("ENUMERATION_PROTECTION", "false")]).await;
     let local = format!("idn-{}", uuid::Uuid::new_v4().simple());
     let unicode = format!("{local}@bücher.example");
     let punycode = format!("{local}@xn--bcher-kva.example");

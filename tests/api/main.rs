@@ -34,6 +34,7 @@ mod embedded;
 mod failures;
 mod hardening;
 mod lifecycle;
+mod lockout;
 mod logs;
 mod slow_clients;
 mod startup;

@@ -463,7 +463,7 @@ async function main() {
   watch(mobile, problems);
 
   await step('every page fits a phone screen (390 px): screenshots', async () => {
-    for (const name of ['signup', 'verify', 'login', 'forgot', 'reset']) {
+    for (const name of ['signup', 'verify', 'login', 'login-code', 'forgot', 'reset']) {
       await mobile.goto(`${base}/ui/${name}`);
       await mobile.locator('h1').waitFor();
       const width = await mobile.evaluate(() => document.documentElement.scrollWidth);
@@ -506,6 +506,22 @@ async function main() {
     await page.click('button[type="submit"]');
     await page.locator('#form-error').filter({ hasText: 'Invalid email or password.' }).waitFor();
     await page.fill('#password', NEW_PASSWORD);
+    await page.click('button[type="submit"]');
+    await onPage(page, 'account');
+    await page.locator('#account-email').filter({ hasText: email }).waitFor();
+  });
+
+  await step('"email me a login code" on the login page → the code page → logged in without the password', async () => {
+    await page.getByRole('button', { name: 'Log out', exact: true }).click();
+    await onPage(page, 'login');
+    await page.fill('#email', email);
+    await page.getByRole('button', { name: 'Email me a login code' }).click();
+    await onPage(page, 'login-code');
+    await page.locator('#notice').filter({ hasText: 'login code is on its way' }).waitFor();
+    check((await page.inputValue('#email')) === email, 'address prefilled');
+    const loginCode = await sink.code(email, 'login', 0);
+    await shot(page, 'login-code', DESKTOP.width);
+    await paste(page, '#otp', ` ${loginCode} `);
     await page.click('button[type="submit"]');
     await onPage(page, 'account');
     await page.locator('#account-email').filter({ hasText: email }).waitFor();

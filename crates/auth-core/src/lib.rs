@@ -50,6 +50,7 @@ pub mod service;
 pub mod testing;
 pub mod throttle;
 
+pub use domain::device::{DeviceCredential, DeviceId, MAX_DEVICE_CREDENTIAL_LEN};
 pub use domain::email::{EmailAddress, EmailError, MAX_EMAIL_LEN};
 pub use domain::otp::{
     OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, OtpSecretError, StoredOtp,

@@ -26,6 +26,7 @@
 //!     mac: secret().mac(OtpPurpose::VerifyEmail, &email, &code),
 //!     expires_at: issued_at + TimeDelta::minutes(10),
 //!     pending_password: None,
+//!     requested_by: None,
 //! };
 //! let mut otps = MockOtpStore::new();
 //! otps.expect_record_attempt()

@@ -9,6 +9,9 @@
 //! | `{action}:ip` | client IP (IPv6: its /64) | one client hammering any endpoint (credential stuffing, signup spam) |
 //! | `{action}:email` | target address, any IP | distributed attacks on one address |
 //! | `login:email-ip` | (address, IP) | password guessing: a soft lock growing with failures, that only the guessing client feels |
+//! | `login:device` | (address, known device) | the owner's known devices: a login carrying a valid device credential spends only this budget, so strangers' failures never lock it out |
+//! | `{reset,login}-code:requester` | (address, IP that asked for the code) | guessing a reset or login code: the client that asked for the code has its own attempts |
+//! | `{reset,login}-code:others` | address | the attempts of every other client on the codes of an address: strangers cannot kill the owner's code |
 //! | `mail:email` | target address | flooding a mailbox through signup, resend-otp and forgot-password |
 //! | `reauth:user`, `reauth:ip` | account; client IP | guessing the password through a stolen session (change password, delete account) |
 //! | `reauth-failures:session` | session | the hard limit: a session that keeps guessing is ended |
@@ -32,6 +35,7 @@ use std::time::Duration;
 
 use tracing::warn;
 
+use crate::domain::device::DeviceId;
 use crate::domain::email::EmailAddress;
 use crate::domain::session::{ClientInfo, SessionId};
 use crate::domain::user::UserId;
@@ -95,6 +99,10 @@ pub enum Action {
     ForgotPassword,
     /// `reset-password`.
     ResetPassword,
+    /// `login/code`: asking for a login code by mail.
+    LoginCode,
+    /// `login/code/verify`: logging in with a mailed code.
+    LoginCodeVerify,
 }
 
 impl Action {
@@ -107,6 +115,8 @@ impl Action {
             Self::ResendOtp => "resend-otp",
             Self::ForgotPassword => "forgot-password",
             Self::ResetPassword => "reset-password",
+            Self::LoginCode => "login-code",
+            Self::LoginCodeVerify => "login-code-verify",
         }
     }
 
@@ -118,12 +128,24 @@ impl Action {
             Self::ResendOtp => ("resend-otp:ip", "resend-otp:email"),
             Self::ForgotPassword => ("forgot-password:ip", "forgot-password:email"),
             Self::ResetPassword => ("reset-password:ip", "reset-password:email"),
+            Self::LoginCode => ("login-code:ip", "login-code:email"),
+            Self::LoginCodeVerify => ("login-code-verify:ip", "login-code-verify:email"),
         }
     }
 
     /// Whether the action may mail the address (a code or a notice).
     fn mails(self) -> bool {
-        matches!(self, Self::Signup | Self::ResendOtp | Self::ForgotPassword)
+        matches!(
+            self,
+            Self::Signup | Self::ResendOtp | Self::ForgotPassword | Self::LoginCode
+        )
+    }
+
+    /// Whether the action checks a reset or login code, whose attempts are counted per
+    /// requesting client (see [`Throttle::code_attempt`]): its per-address budget is spent only
+    /// by clients that did not ask for the code.
+    fn checks_guarded_code(self) -> bool {
+        matches!(self, Self::ResetPassword | Self::LoginCodeVerify)
     }
 }
 
@@ -160,9 +182,18 @@ pub struct ThrottleConfig {
     pub resend_otp: ActionLimits,
     /// Forgot-password (default 20/10 min per IP, 10/h per address).
     pub forgot_password: ActionLimits,
-    /// Code checks at reset-password (default 30/10 min per IP, 10/h per address).
+    /// Code checks at reset-password (default 30/10 min per IP, 10/h per address; the
+    /// per-address budget is spent only by clients that did not ask for the code).
     pub reset_password: ActionLimits,
-    /// Requests that may mail an address (signup, resend-otp, forgot-password), per address
+    /// Login-code requests (default 20/10 min per IP, 10/h per address).
+    pub login_code: ActionLimits,
+    /// Login-code checks (default 30/10 min per IP, 10/h per address; the per-address budget
+    /// is spent only by clients that did not ask for the code).
+    pub login_code_verify: ActionLimits,
+    /// Login attempts per known device (a valid device credential for the address), in place
+    /// of every other login budget (default 5/min and 20/h).
+    pub login_per_device: RateLimit,
+    /// Requests that may mail an address (signup, resend-otp, forgot-password, login-code), per address
     /// (default 10/h), on top of the per-address cooldown between mails.
     pub mail_per_email: RateLimit,
     /// Password checks inside a session (change password, delete account), per account from
@@ -197,6 +228,9 @@ impl Default for ThrottleConfig {
             resend_otp: limits(RateLimit::per(20, 10 * MINUTE), RateLimit::per(10, HOUR)),
             forgot_password: limits(RateLimit::per(20, 10 * MINUTE), RateLimit::per(10, HOUR)),
             reset_password: limits(RateLimit::per(30, 10 * MINUTE), RateLimit::per(10, HOUR)),
+            login_code: limits(RateLimit::per(20, 10 * MINUTE), RateLimit::per(10, HOUR)),
+            login_code_verify: limits(RateLimit::per(30, 10 * MINUTE), RateLimit::per(10, HOUR)),
+            login_per_device: RateLimit::per(5, MINUTE).and(20, HOUR),
             mail_per_email: RateLimit::per(10, HOUR),
             reauth_per_user: RateLimit::per(5, 15 * MINUTE),
             reauth_per_ip: RateLimit::per(20, 15 * MINUTE),
@@ -217,6 +251,8 @@ impl ThrottleConfig {
             Action::ResendOtp => &self.resend_otp,
             Action::ForgotPassword => &self.forgot_password,
             Action::ResetPassword => &self.reset_password,
+            Action::LoginCode => &self.login_code,
+            Action::LoginCodeVerify => &self.login_code_verify,
         }
     }
 }
@@ -240,6 +276,15 @@ pub fn budget_ip(ip: IpAddr, prefix_len: u8) -> IpAddr {
 
 /// What a spent budget answers: the time until it allows one more request.
 pub(crate) type Refusal = Duration;
+
+/// Why a code check was refused before the code was compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeRefusal {
+    /// This client's (or, for strangers, everyone else's) attempts on the codes are spent.
+    AttemptsSpent,
+    /// The action's per-address budget is spent: retry after this long.
+    Retry(Duration),
+}
 
 /// The policy (see the [module documentation](self)), run by the service.
 pub(crate) struct Throttle {
@@ -321,11 +366,13 @@ impl Throttle {
                 ));
             }
         }
-        budgets.push((
-            email_bucket,
-            RateSubject::Email(email.clone()),
-            &limits.per_email,
-        ));
+        if !action.checks_guarded_code() {
+            budgets.push((
+                email_bucket,
+                RateSubject::Email(email.clone()),
+                &limits.per_email,
+            ));
+        }
         if action.mails() {
             budgets.push((
                 "mail:email",
@@ -354,6 +401,114 @@ impl Throttle {
             self.limiter.reset(&key, *quota).await?;
         }
         Ok(())
+    }
+
+    /// Spends the budget of a known device (a valid device credential for `email`): the only
+    /// budget of such a login, untouched by anyone without the device.
+    pub(crate) async fn check_device_login(
+        &self,
+        client: &ClientInfo,
+        email: &EmailAddress,
+        device: DeviceId,
+    ) -> Result<Result<(), Refusal>, Failure> {
+        let budgets = vec![(
+            "login:device",
+            RateSubject::Device(email.clone(), device.as_uuid()),
+            &self.config.login_per_device,
+        )];
+        self.spend(Action::Login.as_str(), client, budgets).await
+    }
+
+    /// A correct password was given from a known device: its budget starts over.
+    pub(crate) async fn device_login_succeeded(
+        &self,
+        email: &EmailAddress,
+        device: DeviceId,
+    ) -> Result<(), Failure> {
+        let key = RateKey {
+            bucket: "login:device",
+            subject: RateSubject::Device(email.clone(), device.as_uuid()),
+        };
+        for quota in self.config.login_per_device.tiers() {
+            self.limiter.reset(&key, *quota).await?;
+        }
+        Ok(())
+    }
+
+    /// The budget one code check spends for `action` (reset-password or login-code-verify): a
+    /// client that asked for one of the live codes (`requester`) spends its own
+    /// `{purpose}-code:requester` budget of `attempts` per `window`; every other client spends
+    /// the address's `{purpose}-code:others` budget of the same size, and the action's
+    /// per-address budget. `Ok(Err(_))` when spent.
+    pub(crate) async fn code_attempt(
+        &self,
+        action: Action,
+        client: &ClientInfo,
+        email: &EmailAddress,
+        requester: bool,
+        attempts: Option<Quota>,
+    ) -> Result<Result<(), CodeRefusal>, Failure> {
+        let (requester_bucket, others_bucket) = match action {
+            Action::LoginCodeVerify => ("login-code:requester", "login-code:others"),
+            _ => ("reset-code:requester", "reset-code:others"),
+        };
+        let attempts = RateLimit(attempts.into_iter().collect());
+        let ip = self.ip(client);
+        if let (true, Some(ip)) = (requester, ip) {
+            let budgets = vec![(
+                requester_bucket,
+                RateSubject::EmailIp(email.clone(), ip),
+                &attempts,
+            )];
+            return Ok(self
+                .spend(action.as_str(), client, budgets)
+                .await?
+                .map_err(|_| CodeRefusal::AttemptsSpent));
+        }
+        let limits = self.config.action(action);
+        let (_, email_bucket) = action.buckets();
+        let budgets = vec![(
+            email_bucket,
+            RateSubject::Email(email.clone()),
+            &limits.per_email,
+        )];
+        if let Err(retry_after) = self.spend(action.as_str(), client, budgets).await? {
+            return Ok(Err(CodeRefusal::Retry(retry_after)));
+        }
+        let budgets = vec![(others_bucket, RateSubject::Email(email.clone()), &attempts)];
+        Ok(self
+            .spend(action.as_str(), client, budgets)
+            .await?
+            .map_err(|_| CodeRefusal::AttemptsSpent))
+    }
+
+    /// A new code was mailed at the request of this client: its attempts start over (the
+    /// other clients' do not).
+    pub(crate) async fn code_requested(
+        &self,
+        action: Action,
+        client: &ClientInfo,
+        email: &EmailAddress,
+        attempts: Option<Quota>,
+    ) -> Result<(), Failure> {
+        let (Some(ip), Some(quota)) = (self.ip(client), attempts) else {
+            return Ok(());
+        };
+        let bucket = match action {
+            Action::LoginCodeVerify => "login-code:requester",
+            _ => "reset-code:requester",
+        };
+        let key = RateKey {
+            bucket,
+            subject: RateSubject::EmailIp(email.clone(), ip),
+        };
+        self.limiter.reset(&key, quota).await?;
+        Ok(())
+    }
+
+    /// The budget-keyed form of this client's IP (IPv6: its prefix).
+    pub(crate) fn client_key(&self, client: &ClientInfo) -> Option<IpAddr> {
+        self.ip(client)
     }
 
     /// Spends the re-authentication budgets of the account and the client, before a password
@@ -493,6 +648,84 @@ mod tests {
         block_on(t.login_succeeded(&client(), &email())).unwrap();
         let res = block_on(t.check(Action::Signup, &client(), &email()));
         assert!(matches!(res, Err(f) if f.is_unavailable()));
+    }
+
+    #[test]
+    fn a_known_device_spends_only_its_own_budget() {
+        let device = DeviceId::from_uuid(uuid::Uuid::from_u128(3));
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(move |k, _| {
+                k.bucket == "login:device"
+                    && k.subject == RateSubject::Device(email(), device.as_uuid())
+            })
+            .times(2)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        limiter
+            .expect_reset()
+            .withf(|k, _| k.bucket == "login:device")
+            .times(2)
+            .returning(|_, _| Ok(()));
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        block_on(t.check_device_login(&client(), &email(), device))
+            .unwrap()
+            .unwrap();
+        block_on(t.device_login_succeeded(&email(), device)).unwrap();
+    }
+
+    #[test]
+    fn code_checks_spend_the_per_address_budget_only_for_strangers() {
+        let quota = Quota::new(5, 10 * MINUTE);
+        // The requester: only its own attempts, keyed on (address, IP).
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(|k, _| {
+                k.bucket == "reset-code:requester"
+                    && k.subject == RateSubject::EmailIp(email(), ip().unwrap())
+            })
+            .times(1)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        block_on(t.code_attempt(Action::ResetPassword, &client(), &email(), true, quota))
+            .unwrap()
+            .unwrap();
+        // A stranger: the action's per-address budget, then the strangers' attempts.
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(|k, _| {
+                k.bucket == "login-code-verify:email" && k.subject == RateSubject::Email(email())
+            })
+            .times(1)
+            .returning(|_, _| {
+                Ok(RateDecision::Limited {
+                    retry_after: Duration::from_secs(3),
+                })
+            });
+        limiter
+            .expect_acquire()
+            .withf(|k, _| k.bucket == "login-code:others")
+            .never();
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        let first =
+            block_on(t.code_attempt(Action::LoginCodeVerify, &client(), &email(), false, quota));
+        assert_eq!(
+            first.unwrap(),
+            Err(CodeRefusal::Retry(Duration::from_secs(3)))
+        );
+        // And the action's admission spends no per-address budget for code checks.
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_acquire()
+            .withf(|k, _| k.bucket == "reset-password:ip")
+            .times(1)
+            .returning(|_, _| Ok(RateDecision::Allowed));
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        block_on(t.check(Action::ResetPassword, &client(), &email()))
+            .unwrap()
+            .unwrap();
     }
 
     #[test]

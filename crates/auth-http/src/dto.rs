@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use auth_core::{
-    EmailAddress, OtpCode, Password, PasswordAttempt, PasswordPolicy, Session, SessionId, User,
+    DeviceCredential, EmailAddress, OtpCode, Password, PasswordAttempt, PasswordPolicy, Session,
+    SessionId, User,
 };
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -104,16 +105,69 @@ pub struct LoginRequest {
     /// `bearer` (default) or `cookie`.
     #[serde(default)]
     pub transport: Transport,
+    /// The `device_token` of an earlier successful login from this client (bearer clients;
+    /// browsers send the `device` cookie instead). With it, failed logins of this device count
+    /// in its own budget, which nobody else's failures touch. Anything unrecognised is ignored.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub device_token: Option<SecretString>,
 }
+
+/// A login request parsed into domain types.
+pub type ParsedLogin = (
+    EmailAddress,
+    PasswordAttempt,
+    Transport,
+    Option<DeviceCredential>,
+);
 
 impl LoginRequest {
     /// Parses into domain types. An out-of-bounds password can never match: it is refused as
     /// invalid credentials without hashing.
-    pub fn try_into_domain(self) -> Result<(EmailAddress, PasswordAttempt, Transport), ApiError> {
+    pub fn try_into_domain(self) -> Result<ParsedLogin, ApiError> {
         let email = EmailAddress::parse(&self.email)?;
         let password =
             PasswordAttempt::parse(self.password).map_err(|_| ApiError::InvalidCredentials)?;
-        Ok((email, password, self.transport))
+        Ok((
+            email,
+            password,
+            self.transport,
+            parse_device(self.device_token),
+        ))
+    }
+}
+
+fn parse_device(raw: Option<SecretString>) -> Option<DeviceCredential> {
+    use secrecy::ExposeSecret;
+    raw.and_then(|r| DeviceCredential::parse(r.expose_secret()))
+}
+
+/// `POST /login/code/verify`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginCodeVerifyRequest {
+    /// The account's address.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// The 6-digit login code from the mail.
+    #[schema(value_type = String, example = "042917")]
+    pub otp: SecretString,
+    /// `bearer` (default) or `cookie`.
+    #[serde(default)]
+    pub transport: Transport,
+    /// As for `POST /login`: the device's earlier `device_token`, if any.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub device_token: Option<SecretString>,
+}
+
+impl LoginCodeVerifyRequest {
+    /// Parses into domain types; a code that is not six digits is simply a wrong code.
+    pub fn try_into_domain(
+        self,
+    ) -> Result<(EmailAddress, OtpCode, Transport, Option<DeviceCredential>), ApiError> {
+        let email = EmailAddress::parse(&self.email)?;
+        let code = parse_code(&self.otp)?;
+        Ok((email, code, self.transport, parse_device(self.device_token)))
     }
 }
 
@@ -236,13 +290,19 @@ pub struct LoginSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// `POST /login` success.
+/// `POST /login` and `POST /login/code/verify` success.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
     /// The account.
     pub user: UserDto,
     /// The new session.
     pub session: LoginSession,
+    /// Bearer transport only: this client's device credential, bound to the address. Keep it
+    /// and send it as `device_token` with the next login: then failed logins of this device
+    /// count in its own budget, and strangers guessing the password cannot lock it out.
+    /// Browsers (cookie transport) get it as the HttpOnly `device` cookie instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 /// The session part of `/me`.

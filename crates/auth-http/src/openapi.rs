@@ -19,6 +19,8 @@ use crate::routes;
         routes::verify_otp,
         routes::resend_otp,
         routes::login,
+        routes::request_login_code,
+        routes::verify_login_code,
         routes::me,
         routes::delete_account,
         routes::logout,
@@ -32,7 +34,7 @@ use crate::routes;
         routes::ready,
     ),
     components(schemas(
-        SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, Transport,
+        SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, LoginCodeVerifyRequest, Transport,
         ChangePasswordRequest, DeleteAccountRequest, ResetPasswordRequest, UserDto, UserResponse, LoginSession,
         LoginResponse, MeSession, MeResponse, SessionDto, SessionsResponse, AcceptedResponse,
         HealthResponse, ReadyResponse, ErrorBody, ErrorDetail,

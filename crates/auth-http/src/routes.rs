@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
-use auth_core::SessionId;
+use actix_web::{web, HttpRequest, HttpResponse};
+use auth_core::{DeviceCredential, LoginOutcome, SessionId};
 
 use crate::dto::*;
 use crate::error::{ApiError, ErrorBody};
@@ -22,6 +22,10 @@ const ACCEPTED_FORGOT: AcceptedResponse = AcceptedResponse {
     status: "accepted",
     message: "If the address has an account, a reset code is on its way.",
 };
+const ACCEPTED_LOGIN_CODE: AcceptedResponse = AcceptedResponse {
+    status: "accepted",
+    message: "If the address has an account, a login code is on its way.",
+};
 
 /// Registers the API routes; any other method on a known path answers 405 JSON.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,6 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/verify-otp").route(web::post().to(verify_otp)))
         .service(resource("/resend-otp").route(web::post().to(resend_otp)))
         .service(resource("/login").route(web::post().to(login)))
+        .service(resource("/login/code").route(web::post().to(request_login_code)))
+        .service(resource("/login/code/verify").route(web::post().to(verify_login_code)))
         .service(
             resource("/me")
                 .route(web::get().to(me))
@@ -67,10 +73,10 @@ fn no_store() -> actix_web::HttpResponseBuilder {
 /// Create an account; a verification code is mailed.
 #[utoipa::path(post, path = "/signup", request_body = SignupRequest, tag = "account",
     responses(
-        (status = 201, body = UserResponse, description = "Account created, unverified; a code was mailed"),
-        (status = 409, body = ErrorBody, description = "`email_taken`: a verified account has this address"),
+        (status = 201, body = UserResponse, description = "Account created, unverified; a code was mailed. With `ENUMERATION_PROTECTION` on (the default) every address answers so: a new one, one with a pending signup (a random id, never the pending account's; inside the mail cooldown nothing changes) and a verified one (its owner is mailed a notice)"),
+        (status = 409, body = ErrorBody, description = "`email_taken`: a verified account has this address (only with `ENUMERATION_PROTECTION=false`)"),
         (status = 422, body = ErrorBody, description = "`invalid_email` or `weak_password`"),
-        (status = 429, body = ErrorBody, description = "`too_many_requests`: a code was mailed moments ago, or a rate limit (per IP or per address); see `Retry-After`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: a rate limit (per IP or per address), or (only with `ENUMERATION_PROTECTION=false`) a code was mailed moments ago; see `Retry-After`"),
     ))]
 pub async fn signup(
     state: web::Data<AppState>,
@@ -106,8 +112,8 @@ pub async fn verify_otp(
 /// Mail a new verification code.
 #[utoipa::path(post, path = "/resend-otp", request_body = EmailRequest, tag = "account",
     responses(
-        (status = 202, body = AcceptedResponse, description = "Same answer whatever the address"),
-        (status = 429, body = ErrorBody, description = "Inside the per-address cooldown or over a rate limit (any address); see `Retry-After`"),
+        (status = 202, body = AcceptedResponse, description = "Same answer whatever the address; inside the per-address mail cooldown nothing is sent"),
+        (status = 429, body = ErrorBody, description = "Over a rate limit (any address), or (only with `ENUMERATION_PROTECTION=false`) inside the per-address cooldown; see `Retry-After`"),
     ))]
 pub async fn resend_otp(
     state: web::Data<AppState>,
@@ -122,33 +128,100 @@ pub async fn resend_otp(
 /// Log in; opens a session.
 #[utoipa::path(post, path = "/login", request_body = LoginRequest, tag = "session",
     responses(
-        (status = 200, body = LoginResponse, description = "Bearer: token in the body. Cookie: token only in `Set-Cookie`"),
+        (status = 200, body = LoginResponse, description = "Bearer: token and `device_token` in the body. Cookie: token only in `Set-Cookie`, with the HttpOnly `device` cookie"),
         (status = 401, body = ErrorBody, description = "`invalid_credentials`"),
         (status = 403, body = ErrorBody, description = "`email_not_verified`"),
-        (status = 429, body = ErrorBody, description = "`too_many_requests`: a rate limit (per IP, per address and IP after failed attempts, per address); see `Retry-After`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: a rate limit (per IP, per address and IP after failed attempts, per address; with a valid device credential only the device's own budget); see `Retry-After`. `POST /login/code` is a way in that no stranger can block"),
     ))]
 pub async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     client: Client,
     body: web::Json<LoginRequest>,
 ) -> Result {
-    let (email, password, transport) = body.into_inner().try_into_domain()?;
-    let outcome = state.service.login(&email, &password, client.0).await?;
+    let (email, password, transport, device) = body.into_inner().try_into_domain()?;
+    let device = device.or_else(|| device_cookie(&req, &state));
+    let outcome = state
+        .service
+        .login_with_device(&email, &password, client.0, device.as_ref())
+        .await?;
+    Ok(logged_in(&state, outcome, transport))
+}
+
+/// The device credential of the browser's `device` cookie, if it has one.
+fn device_cookie(req: &HttpRequest, state: &AppState) -> Option<DeviceCredential> {
+    req.cookie(state.cookie.device_name())
+        .and_then(|c| DeviceCredential::parse(c.value()))
+}
+
+/// The answer to a successful login: the session token and the device credential, in the body
+/// (bearer) or in HttpOnly cookies (cookie transport).
+fn logged_in(state: &AppState, outcome: LoginOutcome, transport: Transport) -> HttpResponse {
     let expires_at = outcome.session.expires_at;
     let mut res = no_store();
-    let token = match transport {
-        Transport::Bearer => Some(outcome.token.expose()),
+    let (token, device_token) = match transport {
+        Transport::Bearer => (
+            Some(outcome.token.expose()),
+            Some(outcome.device.expose().to_owned()),
+        ),
         Transport::Cookie => {
             let ttl = state.service.config().session_ttl.as_secs();
             let max_age = i64::try_from(ttl).unwrap_or(i64::MAX);
             res.cookie(state.cookie.session_cookie(outcome.token.expose(), max_age));
-            None
+            let device_ttl = state.service.config().device_ttl.as_secs();
+            let device_max_age = i64::try_from(device_ttl).unwrap_or(i64::MAX);
+            res.cookie(
+                state
+                    .cookie
+                    .device_cookie(outcome.device.expose().to_owned(), device_max_age),
+            );
+            (None, None)
         }
     };
-    Ok(res.json(LoginResponse {
+    res.json(LoginResponse {
         user: (&outcome.user).into(),
         session: LoginSession { token, expires_at },
-    }))
+        device_token,
+    })
+}
+
+/// Mail a login code: a way in without the password, that nobody can block by guessing it.
+#[utoipa::path(post, path = "/login/code", request_body = EmailRequest, tag = "session",
+    responses(
+        (status = 202, body = AcceptedResponse, description = "Same answer whatever the address (a code goes to a verified account only, at most once per mail cooldown)"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: a rate limit (per IP, per address, mails per address); see `Retry-After`"),
+    ))]
+pub async fn request_login_code(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<EmailRequest>,
+) -> Result {
+    let email = body.into_inner().try_into_domain()?;
+    state.service.request_login_code(&email, &client.0).await?;
+    Ok(HttpResponse::Accepted().json(ACCEPTED_LOGIN_CODE))
+}
+
+/// Log in with a mailed login code; opens a session like `POST /login`.
+#[utoipa::path(post, path = "/login/code/verify", request_body = LoginCodeVerifyRequest, tag = "session",
+    responses(
+        (status = 200, body = LoginResponse, description = "As for `POST /login`"),
+        (status = 400, body = ErrorBody, description = "`invalid_otp` (also for an unknown address) or `otp_expired`"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: this client's attempts on the codes are spent (those of the client that asked for the code are counted apart from everybody else's; ask for a new code); `too_many_requests`: a rate limit, see `Retry-After`"),
+    ))]
+pub async fn verify_login_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    client: Client,
+    body: web::Json<LoginCodeVerifyRequest>,
+) -> Result {
+    let (email, code, transport, device) = body.into_inner().try_into_domain()?;
+    let device = device.or_else(|| device_cookie(&req, &state));
+    let outcome = state
+        .service
+        .login_with_code(&email, &code, client.0, device.as_ref())
+        .await?;
+    Ok(logged_in(&state, outcome, transport))
 }
 
 /// The current user and session.
@@ -320,7 +393,7 @@ pub async fn forgot_password(
         (status = 200, body = UserResponse, description = "Password set; every session revoked; a notice was mailed"),
         (status = 400, body = ErrorBody, description = "`invalid_otp` or `otp_expired`"),
         (status = 422, body = ErrorBody, description = "`weak_password`"),
-        (status = 429, body = ErrorBody, description = "`too_many_attempts`; `too_many_requests`: a rate limit, see `Retry-After`"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: this client's attempts on the codes are spent (the client that asked for the code has its own, apart from everybody else's); `too_many_requests`: a rate limit, see `Retry-After`"),
     ))]
 pub async fn reset_password(
     state: web::Data<AppState>,

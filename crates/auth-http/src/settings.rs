@@ -107,7 +107,9 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
-    /// `ENUMERATION_PROTECTION`: signup for a taken address answers like a new signup.
+    /// `ENUMERATION_PROTECTION` (default on): signup, resend-otp, forgot-password and
+    /// login-by-code answer the same for new, pending and verified addresses (cooldowns are
+    /// enforced silently); off: signup for a verified address answers 409.
     pub enumeration_protection: bool,
     /// `DEPENDENCY_TIMEOUT`: how long to wait for PostgreSQL, Redis or SMTP (default `3s`).
     pub dependency_timeout: Duration,
@@ -144,12 +146,17 @@ pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 /// Every `RATE_LIMIT_*` variable and the budget it sets. A value is `off` or a comma-separated
 /// list of `N/duration` tiers that all apply, e.g. `5/1m,20/1h`.
-pub const RATE_LIMIT_VARS: [&str; 17] = [
+pub const RATE_LIMIT_VARS: [&str; 22] = [
     "RATE_LIMIT_SIGNUP_PER_IP",
     "RATE_LIMIT_SIGNUP_PER_EMAIL",
     "RATE_LIMIT_LOGIN_PER_IP",
     "RATE_LIMIT_LOGIN_PER_EMAIL",
     "RATE_LIMIT_LOGIN_PER_EMAIL_IP",
+    "RATE_LIMIT_LOGIN_PER_DEVICE",
+    "RATE_LIMIT_LOGIN_CODE_PER_IP",
+    "RATE_LIMIT_LOGIN_CODE_PER_EMAIL",
+    "RATE_LIMIT_LOGIN_CODE_VERIFY_PER_IP",
+    "RATE_LIMIT_LOGIN_CODE_VERIFY_PER_EMAIL",
     "RATE_LIMIT_VERIFY_OTP_PER_IP",
     "RATE_LIMIT_VERIFY_OTP_PER_EMAIL",
     "RATE_LIMIT_RESEND_OTP_PER_IP",
@@ -171,6 +178,11 @@ fn throttle_slot<'a>(t: &'a mut ThrottleConfig, var: &str) -> Option<&'a mut Rat
         "RATE_LIMIT_LOGIN_PER_IP" => &mut t.login.per_ip,
         "RATE_LIMIT_LOGIN_PER_EMAIL" => &mut t.login.per_email,
         "RATE_LIMIT_LOGIN_PER_EMAIL_IP" => &mut t.login_per_email_ip,
+        "RATE_LIMIT_LOGIN_PER_DEVICE" => &mut t.login_per_device,
+        "RATE_LIMIT_LOGIN_CODE_PER_IP" => &mut t.login_code.per_ip,
+        "RATE_LIMIT_LOGIN_CODE_PER_EMAIL" => &mut t.login_code.per_email,
+        "RATE_LIMIT_LOGIN_CODE_VERIFY_PER_IP" => &mut t.login_code_verify.per_ip,
+        "RATE_LIMIT_LOGIN_CODE_VERIFY_PER_EMAIL" => &mut t.login_code_verify.per_email,
         "RATE_LIMIT_VERIFY_OTP_PER_IP" => &mut t.verify_otp.per_ip,
         "RATE_LIMIT_VERIFY_OTP_PER_EMAIL" => &mut t.verify_otp.per_email,
         "RATE_LIMIT_RESEND_OTP_PER_IP" => &mut t.resend_otp.per_ip,
@@ -518,7 +530,7 @@ impl Settings {
             log_format,
             allowed_origins,
             trusted_proxies,
-            enumeration_protection: parse_bool("ENUMERATION_PROTECTION", false)?,
+            enumeration_protection: parse_bool("ENUMERATION_PROTECTION", true)?,
             dependency_timeout: parse_duration("DEPENDENCY_TIMEOUT", "3s")?,
             argon2: (
                 parse_num(get(&["ARGON2_MEMORY_KIB"]), 19_456)?,

@@ -51,6 +51,29 @@ impl CookiePolicy {
             .finish()
     }
 
+    /// The name of the device cookie (see [`auth_core::DeviceCredential`]): `__Host-device`,
+    /// or `device` without Secure.
+    pub fn device_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-device"
+        } else {
+            "device"
+        }
+    }
+
+    /// The cookie carrying a device credential: HttpOnly, SameSite=Strict (it only ever goes
+    /// to the login endpoints, from this site), Path=/, kept for `max_age_secs`. It survives
+    /// logout: it stands for the browser, not for a session.
+    pub fn device_cookie(&self, credential: String, max_age_secs: i64) -> Cookie<'static> {
+        Cookie::build(self.device_name(), credential)
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Strict)
+            .path("/")
+            .max_age(time::Duration::seconds(max_age_secs.max(0)))
+            .finish()
+    }
+
     /// A cookie that makes the browser drop the session cookie.
     pub fn removal_cookie(&self) -> Cookie<'static> {
         let mut c = self.session_cookie(String::new(), 0);

@@ -24,6 +24,7 @@ const PAGES: &[(&str, &str)] = &[
     ("signup", include_str!("../ui/signup.html")),
     ("verify", include_str!("../ui/verify.html")),
     ("login", include_str!("../ui/login.html")),
+    ("login-code", include_str!("../ui/login-code.html")),
     ("account", include_str!("../ui/account.html")),
     ("forgot", include_str!("../ui/forgot.html")),
     ("reset", include_str!("../ui/reset.html")),

@@ -295,6 +295,7 @@ mod tests {
             mac: OtpMac([1; 32]),
             expires_at: chrono::Utc::now(),
             pending_password: None,
+            requested_by: None,
         }
     }
 

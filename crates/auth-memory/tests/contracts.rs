@@ -59,6 +59,7 @@ async fn expired_entries_are_freed_without_any_read() {
         mac: OtpMac([7; 32]),
         expires_at: chrono::Utc::now(),
         pending_password: None,
+        requested_by: None,
     };
     store
         .put(OtpPurpose::VerifyEmail, &email, otp, 3, ttl)

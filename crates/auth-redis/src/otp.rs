@@ -28,6 +28,9 @@ struct CodeJson {
     exp: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pw: Option<String>,
+    /// The client that asked for a reset or login code (its budget-keyed IP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
 }
 
 fn encode_code(otp: &StoredOtp) -> Result<String, Failure> {
@@ -36,6 +39,7 @@ fn encode_code(otp: &StoredOtp) -> Result<String, Failure> {
         mac: hex::encode(otp.mac.0),
         exp: otp.expires_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         pw: otp.pending_password.as_ref().map(|h| h.as_str().to_owned()),
+        by: otp.requested_by.map(|ip| ip.to_string()),
     };
     serde_json::to_string(&code).map_err(|_| Failure::corrupt("one-time code", "cannot encode"))
 }
@@ -51,6 +55,11 @@ fn decode_code(code: CodeJson) -> Result<StoredOtp, Failure> {
         mac: OtpMac(bytes),
         expires_at,
         pending_password: code.pw.map(PasswordHash::new),
+        requested_by: code
+            .by
+            .map(|ip| ip.parse())
+            .transpose()
+            .map_err(|_| Failure::corrupt("one-time code", "requester is not an IP address"))?,
     })
 }
 
@@ -177,9 +186,11 @@ mod tests {
             pending_password: Some(PasswordHash::new(
                 "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA",
             )),
+            requested_by: Some("2001:db8::".parse().unwrap()),
         };
         let without = StoredOtp {
             pending_password: None,
+            requested_by: None,
             ..with_password.clone()
         };
         let array = format!(

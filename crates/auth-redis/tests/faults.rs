@@ -56,6 +56,7 @@ fn otp() -> StoredOtp {
         mac: OtpMac([9; 32]),
         expires_at: Utc::now() + chrono::Duration::minutes(10),
         pending_password: None,
+        requested_by: None,
     }
 }
 

@@ -139,6 +139,7 @@ async fn otp_keys_hold_no_address_code_or_plain_mac_elsewhere() {
         mac: OtpMac([0x5a; 32]),
         expires_at: Utc::now() + chrono::Duration::minutes(10),
         pending_password: None,
+        requested_by: None,
     };
     store
         .put(
@@ -221,6 +222,7 @@ async fn corrupt_records_are_other_not_unavailable() {
                 mac: OtpMac([1; 32]),
                 expires_at: Utc::now(),
                 pending_password: None,
+                requested_by: None,
             },
             3,
             Duration::from_secs(60),

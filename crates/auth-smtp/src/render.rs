@@ -32,6 +32,7 @@ pub fn message_kind(message: &MailMessage) -> &'static str {
         MailMessage::VerifyEmail { .. } => "verify_email",
         MailMessage::VerifyEmailAgain { .. } => "verify_email_again",
         MailMessage::ResetPassword { .. } => "reset_password",
+        MailMessage::LoginCode { .. } => "login_code",
         MailMessage::PasswordChanged => "password_changed",
         MailMessage::SignupAttempted => "signup_attempted",
         MailMessage::AccountDeleted => "account_deleted",
@@ -125,6 +126,26 @@ fn content(message: &MailMessage) -> Content {
                     "Did not ask to reset your password? You can ignore this email: your \
                      password stays as it is, and nobody can change it without this code. If \
                      these emails keep coming, someone may be trying to get into your account."
+                        .to_owned(),
+                    format!("Never share this code. {PRODUCT_NAME} will never ask you for it."),
+                ],
+            }
+        }
+        MailMessage::LoginCode { code, valid_for } => {
+            let code = code.expose();
+            Content {
+                subject: format!("{code} is your {PRODUCT_NAME} login code"),
+                lead: format!("{code} is your {PRODUCT_NAME} login code."),
+                code: Some(code.to_owned()),
+                paragraphs: vec![
+                    format!(
+                        "Enter this code on the sign-in page to log in without your password. \
+                         It works once and is valid for {}.",
+                        describe_duration(*valid_for)
+                    ),
+                    "Did not ask for it? You can ignore this email: nobody can use the code \
+                     without reading this mailbox. If these emails keep coming, someone may be \
+                     trying to get into your account."
                         .to_owned(),
                     format!("Never share this code. {PRODUCT_NAME} will never ask you for it."),
                 ],
@@ -309,6 +330,10 @@ mod tests {
                 valid_for: Duration::from_secs(15 * 60),
             },
             MailMessage::ResetPassword {
+                code: code(),
+                valid_for: Duration::from_secs(10 * 60),
+            },
+            MailMessage::LoginCode {
                 code: code(),
                 valid_for: Duration::from_secs(10 * 60),
             },

@@ -1,5 +1,6 @@
 //! Domain types. Each is parsed once at the boundary; holding one means it is valid.
 
+pub mod device;
 pub mod email;
 pub mod otp;
 pub mod password;

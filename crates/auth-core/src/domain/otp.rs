@@ -2,6 +2,7 @@
 //! ([`OtpMac`], [`StoredOtp`]).
 
 use std::fmt;
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -69,6 +70,8 @@ pub enum OtpPurpose {
     VerifyEmail,
     /// Proving ownership of the address before a password reset.
     ResetPassword,
+    /// Logging in without the password (a login code mailed on request).
+    Login,
 }
 
 impl OtpPurpose {
@@ -77,6 +80,7 @@ impl OtpPurpose {
         match self {
             Self::VerifyEmail => "verify",
             Self::ResetPassword => "reset",
+            Self::Login => "login",
         }
     }
 }
@@ -119,6 +123,11 @@ impl OtpSecret {
                 min: Self::MIN_LEN,
                 len: key.len(),
             })
+    }
+
+    /// A fresh HMAC state under the key.
+    pub(crate) fn hmac(&self) -> Hmac<Sha256> {
+        self.0.clone()
     }
 
     /// HMAC-SHA256 over purpose, address and code, so a stored MAC is useless for another
@@ -168,6 +177,10 @@ pub struct StoredOtp {
     /// code, which verifying with it sets. So a code verifies exactly the signup it was mailed
     /// for, whatever later signups for the same address chose.
     pub pending_password: Option<PasswordHash>,
+    /// For a reset or login code: the client that asked for it (its IP; IPv6: the prefix its
+    /// budgets are keyed on). That client's attempts on the codes are counted apart from
+    /// everybody else's, so strangers' guesses cannot use up the owner's.
+    pub requested_by: Option<IpAddr>,
 }
 
 /// The live codes of one (purpose, address) after one attempt was counted against them.

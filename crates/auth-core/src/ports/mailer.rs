@@ -43,6 +43,13 @@ pub enum MailMessage {
         /// How long it stays valid.
         valid_for: Duration,
     },
+    /// A code that logs in without the password (asked for on the login page).
+    LoginCode {
+        /// The code.
+        code: OtpCode,
+        /// How long it stays valid.
+        valid_for: Duration,
+    },
     /// Notice that the password of the account was changed or reset.
     PasswordChanged,
     /// Notice that someone tried to sign up with an address that already has an account

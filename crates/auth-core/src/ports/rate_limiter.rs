@@ -66,6 +66,8 @@ pub enum RateSubject {
     User(UserId),
     /// One session.
     Session(SessionId),
+    /// One known device (the id of a valid device credential) of one e-mail address.
+    Device(EmailAddress, uuid::Uuid),
 }
 
 impl RateSubject {
@@ -78,6 +80,7 @@ impl RateSubject {
             Self::EmailIp(e, ip) => format!("email-ip|{}|{ip}", e.as_str()),
             Self::User(id) => format!("user|{id}"),
             Self::Session(id) => format!("session|{}", id.as_uuid()),
+            Self::Device(e, id) => format!("device|{}|{}", e.as_str(), id.simple()),
         }
     }
 }
@@ -154,12 +157,14 @@ mod tests {
     fn subjects_have_distinct_canonical_forms() {
         let e = EmailAddress::parse("a@example.com").unwrap();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let e2 = e.clone();
         let forms = [
             RateSubject::Ip(ip).canonical(),
             RateSubject::Email(e.clone()).canonical(),
-            RateSubject::EmailIp(e, ip).canonical(),
+            RateSubject::EmailIp(e.clone(), ip).canonical(),
             RateSubject::User(UserId::from_uuid(uuid::Uuid::from_u128(1))).canonical(),
             RateSubject::Session(SessionId::from_uuid(uuid::Uuid::from_u128(1))).canonical(),
+            RateSubject::Device(e2, uuid::Uuid::from_u128(1)).canonical(),
         ];
         assert_eq!(
             forms.len(),

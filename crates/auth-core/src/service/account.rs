@@ -23,6 +23,10 @@ impl AuthService {
     /// subject to the mail cooldown. For a verified account: [`SignupError::EmailTaken`], or
     /// with enumeration protection on, a notice to the owner and a response shaped like a new
     /// signup. Spends the `signup` budgets of `client` and the address.
+    ///
+    /// With enumeration protection on, every signup that passes the request budgets answers
+    /// the same: a user shaped like a new, unverified one (a random id, created now), never a
+    /// pending account's id or signup time; a mail cooldown is enforced silently.
     #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn signup(
         &self,
@@ -52,18 +56,24 @@ impl AuthService {
             }
             Some(existing) => {
                 Span::current().record("user_id", tracing::field::display(existing.user.id));
+                let hide = self.config.enumeration_protection;
                 // A signup racing the one that created the account moments ago: answer as a
                 // repeat inside that signup's mail cooldown would, so a race has one winner.
                 let since_creation = super::since(existing.user.created_at, now);
-                if since_creation < self.config.mail_cooldown {
-                    return Err(SignupError::TooManyRequests {
-                        retry_after: (self.config.mail_cooldown - since_creation)
-                            .max(Duration::from_secs(1)),
-                    });
+                let slot = if since_creation < self.config.mail_cooldown {
+                    Err((self.config.mail_cooldown - since_creation).max(Duration::from_secs(1)))
+                } else {
+                    self.claim_slot(OtpPurpose::VerifyEmail, &email).await?
+                };
+                if let Err(retry_after) = slot {
+                    if !hide {
+                        return Err(SignupError::TooManyRequests { retry_after });
+                    }
+                    // The cooldown holds, silently: same work and answer as a new signup.
+                    self.ports.hasher.hash(password.secret()).await?;
+                    info!("repeated signup inside the mail cooldown: nothing changed");
+                    return Ok(self.decoy_user(email, now));
                 }
-                self.claim_slot(OtpPurpose::VerifyEmail, &email)
-                    .await?
-                    .map_err(|retry_after| SignupError::TooManyRequests { retry_after })?;
                 let hash = self.ports.hasher.hash(password.secret()).await?;
                 match self
                     .ports
@@ -73,6 +83,7 @@ impl AuthService {
                 {
                     Ok(()) => {}
                     // Verified in the meantime.
+                    Err(UserRepoError::NotFound) if hide => return Ok(self.decoy_user(email, now)),
                     Err(UserRepoError::NotFound) => return Err(SignupError::EmailTaken),
                     Err(e) => return Err(e.into()),
                 }
@@ -82,9 +93,14 @@ impl AuthService {
                     now,
                     Some(hash),
                     CodeMail::Again,
+                    None,
                 )
                 .await?;
                 info!("repeated signup for an unverified account: a code for it was mailed");
+                if hide {
+                    // Never the pending account's id or signup time: they would tell it apart.
+                    return Ok(self.decoy_user(email, now));
+                }
                 Ok(User {
                     updated_at: now,
                     ..existing.user
@@ -100,6 +116,9 @@ impl AuthService {
                 };
                 let user = match self.ports.users.create(&new_user).await {
                     Ok(user) => user,
+                    Err(UserRepoError::Duplicate) if self.config.enumeration_protection => {
+                        return Ok(self.decoy_user(email, now))
+                    }
                     Err(UserRepoError::Duplicate) => return Err(SignupError::EmailTaken),
                     Err(e) => return Err(e.into()),
                 };
@@ -117,6 +136,7 @@ impl AuthService {
                     now,
                     Some(hash),
                     CodeMail::First,
+                    None,
                 )
                 .await?;
                 info!("account created");
@@ -138,7 +158,7 @@ impl AuthService {
     ) -> Result<User, VerifyOtpError> {
         self.admit(Action::VerifyOtp, client, email, false).await?;
         let matched = self
-            .check_code(OtpPurpose::VerifyEmail, email, code)
+            .check_code(OtpPurpose::VerifyEmail, email, code, client)
             .await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
             return Err(VerifyOtpError::InvalidOtp);
@@ -183,9 +203,14 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<(), ResendOtpError> {
         self.admit(Action::ResendOtp, client, email, false).await?;
-        self.claim_slot(OtpPurpose::VerifyEmail, email)
-            .await?
-            .map_err(|retry_after| ResendOtpError::TooManyRequests { retry_after })?;
+        if let Err(retry_after) = self.claim_slot(OtpPurpose::VerifyEmail, email).await? {
+            if self.config.enumeration_protection {
+                // Silently: the answer must not tell an address with a pending signup (whose
+                // cooldown a signup just started) from any other.
+                return Ok(());
+            }
+            return Err(ResendOtpError::TooManyRequests { retry_after });
+        }
         if let Some(creds) = self.ports.users.find_by_email(email).await? {
             if !creds.user.is_verified() {
                 let now = self.ports.clock.now();
@@ -197,6 +222,7 @@ impl AuthService {
                         now,
                         Some(creds.password_hash),
                         CodeMail::Again,
+                        None,
                     )
                     .await;
                 if let Err(e) = sent {

@@ -11,7 +11,9 @@ use super::{add, AuthService, Failure, OtpCheckError};
 use crate::domain::email::EmailAddress;
 use crate::domain::otp::{OtpCode, OtpMac, OtpPurpose, StoredOtp};
 use crate::domain::password::PasswordHash;
-use crate::ports::{MailMessage, SendSlot};
+use crate::domain::session::ClientInfo;
+use crate::ports::{MailMessage, Quota, SendSlot};
+use crate::throttle::{Action, CodeRefusal};
 
 /// How many codes of one (purpose, address) stay valid at once: a slow mail must not turn into
 /// "invalid code" because a resend or a repeated signup issued a newer one.
@@ -31,7 +33,23 @@ pub(super) enum CodeMail {
 /// "invalid". The store drops it after `otp_ttl + EXPIRED_CODE_GRACE`.
 const EXPIRED_CODE_GRACE: Duration = Duration::from_secs(15 * 60);
 
+/// The action whose budgets guard the attempts on a code of `purpose`, if they are counted
+/// per requester (reset and login codes).
+pub(super) fn guarded_action(purpose: OtpPurpose) -> Option<Action> {
+    match purpose {
+        OtpPurpose::VerifyEmail => None,
+        OtpPurpose::ResetPassword => Some(Action::ResetPassword),
+        OtpPurpose::Login => Some(Action::LoginCodeVerify),
+    }
+}
+
 impl AuthService {
+    /// The attempts one client (or all strangers together) may make on the codes of one
+    /// address: `otp_max_attempts` per code lifetime.
+    pub(super) fn code_attempts(&self) -> Option<Quota> {
+        Quota::new(self.config.otp_max_attempts, self.config.otp_ttl)
+    }
+
     /// `Ok(Ok(()))` when a mail may go out now, `Ok(Err(retry_after))` inside the cooldown.
     pub(super) async fn claim_slot(
         &self,
@@ -59,12 +77,14 @@ impl AuthService {
         now: DateTime<Utc>,
         pending_password: Option<PasswordHash>,
         mail: CodeMail,
+        requested_by: Option<&ClientInfo>,
     ) -> Result<(), Failure> {
         let code = self.ports.random.otp_code();
         let stored = StoredOtp {
             mac: self.otp_secret.mac(purpose, email, &code),
             expires_at: add(now, self.config.otp_ttl),
             pending_password,
+            requested_by: requested_by.and_then(|c| self.throttle.client_key(c)),
         };
         self.ports
             .otps
@@ -87,6 +107,7 @@ impl AuthService {
                 requested_at: now,
             },
             (OtpPurpose::ResetPassword, _) => MailMessage::ResetPassword { code, valid_for },
+            (OtpPurpose::Login, _) => MailMessage::LoginCode { code, valid_for },
         };
         self.ports.mailer.send(email, &message).await?;
         Ok(())
@@ -100,25 +121,66 @@ impl AuthService {
         purpose: OtpPurpose,
         email: &EmailAddress,
         code: &OtpCode,
+        client: &ClientInfo,
     ) -> Result<StoredOtp, OtpCheckError> {
-        let matched = self.match_code(purpose, email, code).await?;
+        let matched = self.match_code(purpose, email, code, client).await?;
         self.consume_code(purpose, email, &matched.mac).await?;
         Ok(matched)
     }
 
     /// Counts an attempt and compares the code (in constant time) with each stored one,
-    /// without using it up; the stored code it matches, when that one is live and the shared
+    /// without using it up; the stored code it matches, when that one is live and the
     /// attempt budget is not exhausted.
+    ///
+    /// A verification code has one attempt budget shared by everybody: the store's counter.
+    /// Reset and login codes are guarded per requester: the client that asked for one of the
+    /// live codes spends only its own budget on the limiter; every other client spends the
+    /// address's budgets for strangers (see [`crate::throttle`]) and is also stopped by the
+    /// store's shared counter. So guesses from elsewhere never use up the owner's attempts.
+    /// (With the [`Unlimited`](crate::Unlimited) limiter, the requester's attempts are not
+    /// bounded, like every other budget.)
     pub(super) async fn match_code(
         &self,
         purpose: OtpPurpose,
         email: &EmailAddress,
         code: &OtpCode,
+        client: &ClientInfo,
     ) -> Result<StoredOtp, OtpCheckError> {
         let Some(attempt) = self.ports.otps.record_attempt(purpose, email).await? else {
             return Err(OtpCheckError::InvalidOtp);
         };
-        if attempt.attempts > self.config.otp_max_attempts {
+        let max_attempts = match guarded_action(purpose) {
+            None => self.config.otp_max_attempts,
+            Some(action) => {
+                let me = self.throttle.client_key(client);
+                let requester = me.is_some() && attempt.codes.iter().any(|c| c.requested_by == me);
+                match self
+                    .throttle
+                    .code_attempt(action, client, email, requester, self.code_attempts())
+                    .await?
+                {
+                    Ok(()) => {}
+                    Err(CodeRefusal::Retry(retry_after)) => {
+                        return Err(OtpCheckError::TooManyRequests { retry_after })
+                    }
+                    Err(CodeRefusal::AttemptsSpent) => {
+                        warn!(
+                            purpose = purpose.as_str(),
+                            requester, "code attempt refused: this client's attempts are spent"
+                        );
+                        return Err(OtpCheckError::TooManyAttempts);
+                    }
+                }
+                if requester {
+                    // Only this client's own budget counts: the shared counter also counts
+                    // strangers' attempts, refused ones included.
+                    u32::MAX
+                } else {
+                    self.config.otp_max_attempts
+                }
+            }
+        };
+        if attempt.attempts > max_attempts {
             // The codes stay (dead: every later attempt counts higher) until their retention
             // ends. Deleting them here would also kill them under a concurrent attempt that is
             // within the limit and about to consume one with the right answer.
@@ -149,6 +211,44 @@ impl AuthService {
                 Err(OtpCheckError::InvalidOtp)
             }
         }
+    }
+
+    /// Mails a reset or login code to `email` if it has a verified account, at most once per
+    /// cooldown (inside one, silently nothing), and gives the requesting client fresh attempts
+    /// on the codes of the address. The same outcome whatever the address: a mail failure is
+    /// logged, not returned.
+    pub(super) async fn mail_guarded_code(
+        &self,
+        purpose: OtpPurpose,
+        email: &EmailAddress,
+        client: &ClientInfo,
+    ) -> Result<(), Failure> {
+        if self.claim_slot(purpose, email).await?.is_err() {
+            return Ok(());
+        }
+        let Some(creds) = self.ports.users.find_by_email(email).await? else {
+            return Ok(());
+        };
+        if !creds.user.is_verified() {
+            return Ok(());
+        }
+        let now = self.ports.clock.now();
+        let sent = self
+            .issue_code(purpose, email, now, None, CodeMail::First, Some(client))
+            .await;
+        match sent {
+            // Answering differently would tell that the account exists.
+            Err(e) => warn!(error = %e, purpose = purpose.as_str(), "code not delivered"),
+            Ok(()) => {
+                info!(user_id = %creds.user.id, purpose = purpose.as_str(), "code sent");
+                if let Some(action) = guarded_action(purpose) {
+                    self.throttle
+                        .code_requested(action, client, email, self.code_attempts())
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Uses the code up, atomically: of two requests with the right code, one gets `Ok`.

@@ -192,6 +192,14 @@ pub type VerifyOtpError = OtpCheckError;
 /// Errors of [`crate::AuthService::reset_password`].
 pub type ResetPasswordError = OtpCheckError;
 
+/// Errors of [`AuthService::login_with_code`](super::AuthService::login_with_code): those of
+/// any code check.
+pub type LoginWithCodeError = OtpCheckError;
+
+/// Errors of [`AuthService::request_login_code`](super::AuthService::request_login_code): the
+/// same as asking for a reset code.
+pub type RequestLoginCodeError = ForgotPasswordError;
+
 /// Errors of [`crate::AuthService::resend_otp`].
 #[derive(Debug, thiserror::Error)]
 pub enum ResendOtpError {

@@ -24,6 +24,8 @@ pub(crate) enum Holder {
     Email(EmailAddress),
     /// An account, by its id (inside a session).
     User(UserId),
+    /// A known device of an account (a login with a valid device credential).
+    Device(crate::domain::device::DeviceId),
 }
 
 type Counts = Arc<Mutex<HashMap<Holder, u32>>>;

@@ -25,6 +25,7 @@ pub use errors::*;
 pub use guard::HasherSaturated;
 pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
 
+use crate::domain::device::DeviceCredential;
 use crate::domain::email::EmailAddress;
 use crate::domain::otp::OtpSecret;
 use crate::domain::password::PasswordPolicy;
@@ -56,9 +57,14 @@ pub struct AuthConfig {
     pub session_idle_timeout: Option<Duration>,
     /// Rules for new passwords.
     pub password_policy: PasswordPolicy,
-    /// When on, signup for an address that has a verified account answers like a new signup
-    /// and mails the owner a notice, instead of returning [`SignupError::EmailTaken`].
+    /// When on (the default), signup answers the same for new, pending and verified
+    /// addresses: like a new signup, with a notice mailed to the owner of a verified account
+    /// instead of [`SignupError::EmailTaken`], never a pending account's data, and mail
+    /// cooldowns (signup, resend-otp) enforced silently instead of with `TooManyRequests`.
     pub enumeration_protection: bool,
+    /// How long a device credential stays valid (default 180 days); each login from the
+    /// device renews it.
+    pub device_ttl: Duration,
     /// The request budgets the service spends on [`AuthPorts::limiter`] (see
     /// [`crate::throttle`]).
     pub throttle: ThrottleConfig,
@@ -73,7 +79,8 @@ impl Default for AuthConfig {
             session_ttl: Duration::from_secs(24 * 60 * 60),
             session_idle_timeout: Some(Duration::from_secs(30 * 60)),
             password_policy: PasswordPolicy::default(),
-            enumeration_protection: false,
+            enumeration_protection: true,
+            device_ttl: Duration::from_secs(180 * 24 * 60 * 60),
             throttle: ThrottleConfig::default(),
         }
     }
@@ -135,6 +142,10 @@ pub struct LoginOutcome {
     pub token: SessionToken,
     /// The new session.
     pub session: Session,
+    /// A fresh credential for the device that logged in (see [`crate::domain::device`]):
+    /// hand it to the client (an HttpOnly cookie, or a field the client keeps and sends with
+    /// its next login), then drop it.
+    pub device: DeviceCredential,
 }
 
 /// Outcome of a readiness check of the stores.

@@ -1,8 +1,7 @@
 //! Passwords: change (inside a session), forgot (mail a reset code) and reset (with the code).
 
-use tracing::{info, instrument, warn, Span};
+use tracing::{info, instrument, Span};
 
-use super::codes::CodeMail;
 use super::guard::Reauth;
 use super::{AuthService, ChangePasswordError, ForgotPasswordError, ResetPasswordError};
 use crate::domain::email::EmailAddress;
@@ -68,27 +67,8 @@ impl AuthService {
     ) -> Result<(), ForgotPasswordError> {
         self.admit(Action::ForgotPassword, client, email, false)
             .await?;
-        if self
-            .claim_slot(OtpPurpose::ResetPassword, email)
-            .await?
-            .is_err()
-        {
-            return Ok(());
-        }
-        if let Some(creds) = self.ports.users.find_by_email(email).await? {
-            if creds.user.is_verified() {
-                let now = self.ports.clock.now();
-                let sent = self
-                    .issue_code(OtpPurpose::ResetPassword, email, now, None, CodeMail::First)
-                    .await;
-                if let Err(e) = sent {
-                    // Answering differently would tell that the account exists.
-                    warn!(error = %e, "reset code not delivered");
-                } else {
-                    info!(user_id = %creds.user.id, "reset code sent");
-                }
-            }
-        }
+        self.mail_guarded_code(OtpPurpose::ResetPassword, email, client)
+            .await?;
         Ok(())
     }
 
@@ -110,7 +90,7 @@ impl AuthService {
         // valid for another try. It is used up before the hash is stored, so that of two
         // parallel resets with the right code exactly one sets a password.
         let purpose = OtpPurpose::ResetPassword;
-        let matched = self.match_code(purpose, email, code).await?;
+        let matched = self.match_code(purpose, email, code, client).await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
             return Err(ResetPasswordError::InvalidOtp);
         };

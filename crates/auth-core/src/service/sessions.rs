@@ -4,12 +4,15 @@ use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn, Span};
 
 use super::fairness::Holder;
+use super::guard::Stop;
 use super::{add, short_id, since, AuthService, AuthenticateError, LoginError, LoginOutcome};
-use super::{Failure, SessionError};
+use super::{Failure, LoginWithCodeError, OtpCheckError, RequestLoginCodeError, SessionError};
+use crate::domain::device::{DeviceCredential, DeviceId};
 use crate::domain::email::EmailAddress;
+use crate::domain::otp::{OtpCode, OtpPurpose};
 use crate::domain::password::PasswordAttempt;
 use crate::domain::session::{ClientInfo, Session, SessionId, SessionToken};
-use crate::domain::user::UserId;
+use crate::domain::user::{User, UserId};
 use crate::ports::PasswordCheck;
 use crate::throttle::Action;
 
@@ -67,6 +70,20 @@ impl SessionCursor {
     }
 }
 
+/// Why a checked login did not get its session.
+enum Opened {
+    /// A revocation ran while the credentials were checked.
+    LostToRevocation,
+    /// A port failed.
+    Failure(Failure),
+}
+
+impl From<crate::ports::SessionStoreError> for Opened {
+    fn from(e: crate::ports::SessionStoreError) -> Self {
+        Self::Failure(e.into())
+    }
+}
+
 impl AuthService {
     /// Checks a password and opens a session.
     ///
@@ -85,8 +102,45 @@ impl AuthService {
         password: &PasswordAttempt,
         client: ClientInfo,
     ) -> Result<LoginOutcome, LoginError> {
-        let _slot = self.hashing_slot(&client, Some(Holder::Email(email.clone())))?;
-        self.admit(Action::Login, &client, email, false).await?;
+        self.login_with_device(email, password, client, None).await
+    }
+
+    /// [`AuthService::login`] from a client that may hold a device credential (see
+    /// [`crate::domain::device`]).
+    ///
+    /// A credential the service issued for this address, within
+    /// [`AuthConfig::device_ttl`](super::AuthConfig::device_ttl), makes this a login from a
+    /// known device: it spends only that device's `login:device` budget (refilled by a correct
+    /// password) and holds the device's hashing slot instead of the address's, so that nobody
+    /// without the device can lock it out, however many guesses they make on the address. Any
+    /// other credential (forged, expired, for another address) is ignored: the login is
+    /// anonymous and spends the `login` budgets. A successful login returns a fresh credential
+    /// for the device (a new device when none was recognised).
+    #[instrument(skip_all, fields(user_id = tracing::field::Empty, known_device))]
+    pub async fn login_with_device(
+        &self,
+        email: &EmailAddress,
+        password: &PasswordAttempt,
+        client: ClientInfo,
+        device: Option<&DeviceCredential>,
+    ) -> Result<LoginOutcome, LoginError> {
+        let device = device.and_then(|d| self.known_device(d, email));
+        Span::current().record("known_device", device.is_some());
+        let holder = match device {
+            Some(id) => Holder::Device(id),
+            None => Holder::Email(email.clone()),
+        };
+        let _slot = self.hashing_slot(&client, Some(holder))?;
+        match device {
+            Some(id) => self
+                .throttle
+                .check_device_login(&client, email, id)
+                .await?
+                .map_err(Stop::Retry)?,
+            None => {
+                self.admit(Action::Login, &client, email, false).await?;
+            }
+        }
         let epoch = self.ports.sessions.revocation_epoch(email).await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
             // Same cost as checking a real password, so timing does not tell.
@@ -104,8 +158,12 @@ impl AuthService {
             info!("login failed: wrong password");
             return Err(LoginError::InvalidCredentials);
         }
-        // The right password: this client's soft lock on the address starts over.
-        self.throttle.login_succeeded(&client, email).await?;
+        // The right password: this client's soft lock on the address (or this device's
+        // budget) starts over.
+        match device {
+            Some(id) => self.throttle.device_login_succeeded(email, id).await?,
+            None => self.throttle.login_succeeded(&client, email).await?,
+        }
         if !creds.user.is_verified() {
             return Err(LoginError::EmailNotVerified);
         }
@@ -113,11 +171,46 @@ impl AuthService {
         if check == PasswordCheck::MatchNeedsRehash {
             self.rehash(creds.user.id, password, now).await;
         }
+        self.open_session(creds.user, client, epoch, device)
+            .await
+            .map_err(|e| match e {
+                Opened::LostToRevocation => LoginError::InvalidCredentials,
+                Opened::Failure(f) => LoginError::Failure(f),
+            })
+    }
+
+    /// The device behind `credential`, if the service issued it for `email` within the
+    /// device lifetime.
+    fn known_device(
+        &self,
+        credential: &DeviceCredential,
+        email: &EmailAddress,
+    ) -> Option<DeviceId> {
+        let now = self.ports.clock.now();
+        let not_before = chrono::TimeDelta::from_std(self.config.device_ttl)
+            .ok()
+            .and_then(|ttl| now.checked_sub_signed(ttl))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.otp_secret
+            .verify_device(credential, email, not_before, now)
+    }
+
+    /// Stores a new session for `user`, unless the address's revocation epoch moved since
+    /// `epoch` was read (then the session is deleted again), and issues a device credential.
+    async fn open_session(
+        &self,
+        user: User,
+        client: ClientInfo,
+        epoch: u64,
+        device: Option<DeviceId>,
+    ) -> Result<LoginOutcome, Opened> {
+        let now = self.ports.clock.now();
+        let email = user.email.clone();
         let token = self.ports.random.session_token();
         let session = Session {
             id: SessionId::from_uuid(self.ports.random.uuid()),
             token_hash: token.hash(),
-            user: creds.user.clone(),
+            user: user.clone(),
             created_at: now,
             expires_at: add(now, self.config.session_ttl),
             last_seen_at: now,
@@ -125,20 +218,74 @@ impl AuthService {
         };
         let ttl = self.config.session_store_ttl(session.expires_at, now);
         self.ports.sessions.insert(&session, ttl).await?;
-        if self.ports.sessions.revocation_epoch(email).await? != epoch {
+        if self.ports.sessions.revocation_epoch(&email).await? != epoch {
             self.ports.sessions.delete(&session.token_hash).await?;
             info!(
                 security_event = "login_lost_to_revocation",
                 "login failed: the sessions were revoked while the password was checked"
             );
-            return Err(LoginError::InvalidCredentials);
+            return Err(Opened::LostToRevocation);
         }
+        let device_id = device.unwrap_or_else(|| DeviceId::from_uuid(self.ports.random.uuid()));
+        let device = self.otp_secret.sign_device(&email, device_id, now);
         info!(session = %short_id(session.id), "login succeeded");
         Ok(LoginOutcome {
-            user: creds.user,
+            user,
             token,
             session,
+            device,
         })
+    }
+
+    /// Mails a login code to `email` if it has a verified account: a way in that nobody can
+    /// block by guessing the password. Returns `Ok(())` whatever the address; inside the mail
+    /// cooldown nothing is sent (the last codes stay valid). Spends the `login-code` and mail
+    /// budgets of `client` and the address. The code is checked by
+    /// [`AuthService::login_with_code`], where the attempts of the client that asked for it are
+    /// counted apart from everybody else's.
+    #[instrument(skip_all)]
+    pub async fn request_login_code(
+        &self,
+        email: &EmailAddress,
+        client: &ClientInfo,
+    ) -> Result<(), RequestLoginCodeError> {
+        self.admit(Action::LoginCode, client, email, false).await?;
+        self.mail_guarded_code(OtpPurpose::Login, email, client)
+            .await?;
+        Ok(())
+    }
+
+    /// Opens a session with a mailed login code (see [`AuthService::request_login_code`]).
+    /// Spends the `login-code-verify` budget of `client`; the code's attempts are counted per
+    /// requesting client. Revocation wins as for a password login; a fresh device credential
+    /// is returned (for `device`, when it is a known device of the address).
+    #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
+    pub async fn login_with_code(
+        &self,
+        email: &EmailAddress,
+        code: &OtpCode,
+        client: ClientInfo,
+        device: Option<&DeviceCredential>,
+    ) -> Result<LoginOutcome, LoginWithCodeError> {
+        self.admit(Action::LoginCodeVerify, &client, email, false)
+            .await?;
+        let epoch = self.ports.sessions.revocation_epoch(email).await?;
+        self.check_code(OtpPurpose::Login, email, code, &client)
+            .await?;
+        let Some(creds) = self.ports.users.find_by_email(email).await? else {
+            return Err(OtpCheckError::InvalidOtp);
+        };
+        Span::current().record("user_id", tracing::field::display(creds.user.id));
+        if !creds.user.is_verified() {
+            return Err(OtpCheckError::InvalidOtp);
+        }
+        let device = device.and_then(|d| self.known_device(d, email));
+        self.open_session(creds.user, client, epoch, device)
+            .await
+            .map_err(|e| match e {
+                Opened::LostToRevocation => OtpCheckError::InvalidOtp,
+                Opened::Failure(f) => OtpCheckError::Failure(f),
+            })
     }
 
     /// The user and session behind a token; [`AuthenticateError::Unauthenticated`] for an

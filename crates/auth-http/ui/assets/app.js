@@ -11,7 +11,8 @@
     sent: 'We mailed you a 6-digit code. It is valid for 10 minutes.',
     verified: 'Your email address is verified. Log in to continue.',
     reset: 'Your password was changed and every session was logged out. Log in with the new password.',
-    'reset-sent': 'If the address has an account, a reset code is on its way.',
+    'reset-sent': 'If the address has an account, a reset code is on its way. No mail? You can ask for a new code in a minute.',
+    'login-code-sent': 'If the address has an account, a login code is on its way. No mail? You can ask for a new code in a minute.',
     'logged-out': 'You are logged out.',
     'logged-out-all': 'You are logged out on every device.',
     expired: 'Log in to see your account.',
@@ -281,6 +282,26 @@
     });
   }
 
+  /** The login page's "email me a login code": mails a code to the typed address, then opens the code page. */
+  function wireLoginCode(form) {
+    const button = byId('login-code');
+    if (!button) return;
+    const submit = form.querySelector('button[type="submit"]');
+    button.addEventListener('click', () => {
+      if (button.dataset.busy || submit.dataset.busy) return;
+      clearErrors(form);
+      byId('notice').hidden = true;
+      const email = fieldInput(form, 'email').value.trim();
+      if (!validate(form, [['email', emailProblem(email)]])) return;
+      busy(button, async () => {
+        rememberEmail(email);
+        const r = await api('POST', '/login/code', { email });
+        if (!r.ok) { showError(form, r.error); return; }
+        go('/ui/login-code?notice=login-code-sent');
+      }, [submit]);
+    });
+  }
+
   // ---- pages --------------------------------------------------------------------------------
 
   async function redirectIfLoggedIn() {
@@ -326,6 +347,7 @@
     login(form) {
       const email = fillEmail(form);
       redirectIfLoggedIn();
+      wireLoginCode(form);
       (email.value ? fieldInput(form, 'password') : email).focus();
       onSubmit(form, async () => {
         const address = fieldInput(form, 'email').value.trim();
@@ -339,6 +361,29 @@
           return;
         }
         // The cookie is HttpOnly: ask the server whether the browser kept it.
+        const me = await api('GET', '/me');
+        if (!me.ok) {
+          setFormError('You are logged in, but this browser refused the session cookie. On plain http:// other than localhost, run the server with COOKIE_SECURE=false (see the README).');
+          return;
+        }
+        go('/ui/account');
+        return 'navigating';
+      });
+    },
+
+    'login-code'(form) {
+      const email = fillEmail(form);
+      wireCodeField(form);
+      wireResend(form, '/login/code', NOTICES['login-code-sent']);
+      redirectIfLoggedIn();
+      (email.value ? fieldInput(form, 'otp') : email).focus();
+      onSubmit(form, async () => {
+        const address = fieldInput(form, 'email').value.trim();
+        const otp = codeValue(form);
+        if (!validate(form, [['email', emailProblem(address)], ['otp', CODE_RE.test(otp) ? '' : CODE_MESSAGE]])) return;
+        rememberEmail(address);
+        const r = await api('POST', '/login/code/verify', { email: address, otp, transport: 'cookie' });
+        if (!r.ok) { showError(form, r.error); return; }
         const me = await api('GET', '/me');
         if (!me.ok) {
           setFormError('You are logged in, but this browser refused the session cookie. On plain http:// other than localhost, run the server with COOKIE_SECURE=false (see the README).');

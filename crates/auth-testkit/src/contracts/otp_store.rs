@@ -156,6 +156,7 @@ async fn a_pending_password_round_trips(store: &dyn OtpStore) {
         pending_password: Some(PasswordHash::new(
             "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNo",
         )),
+        requested_by: Some("203.0.113.9".parse().unwrap()),
         ..stored()
     };
     store
@@ -488,5 +489,6 @@ fn stored() -> StoredOtp {
         mac: mac(),
         expires_at: Utc::now().trunc_subsecs(6) + chrono::Duration::minutes(10),
         pending_password: None,
+        requested_by: None,
     }
 }

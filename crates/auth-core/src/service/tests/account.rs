@@ -58,6 +58,8 @@ fn signup_creates_an_unverified_account_and_mails_a_verification_code_stored_as_
 #[test]
 fn signup_for_a_verified_address_is_email_taken_and_changes_nothing() {
     let mut h = Harness::new();
+    // The rule of ENUMERATION_PROTECTION=false.
+    h.config.enumeration_protection = false;
     h.user_lookup(Some(creds(true)));
     h.users.expect_create().never();
     h.users.expect_replace_unverified_password().never();
@@ -71,6 +73,8 @@ fn signup_for_a_verified_address_is_email_taken_and_changes_nothing() {
 #[test]
 fn signup_again_while_unverified_replaces_the_pending_password_and_code() {
     let mut h = Harness::new();
+    // The rule of ENUMERATION_PROTECTION=false.
+    h.config.enumeration_protection = false;
     h.user_lookup(Some(creds(false)));
     h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
     h.hashes(PASSWORD, NEW_HASH);
@@ -250,6 +254,8 @@ fn signup_of_a_new_account_mails_the_code_even_inside_a_cooldown() {
 #[test]
 fn signup_losing_a_concurrent_signup_race_is_email_taken() {
     let mut h = Harness::new();
+    // The rule of ENUMERATION_PROTECTION=false.
+    h.config.enumeration_protection = false;
     h.user_lookup(None);
     h.hashes(PASSWORD, NEW_HASH);
     h.users
@@ -266,6 +272,8 @@ fn signup_losing_a_concurrent_signup_race_is_email_taken() {
 #[test]
 fn signup_for_an_address_verified_in_the_meantime_is_email_taken() {
     let mut h = Harness::new();
+    // The rule of ENUMERATION_PROTECTION=false.
+    h.config.enumeration_protection = false;
     h.user_lookup(Some(creds(false)));
     h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
     h.hashes(PASSWORD, NEW_HASH);
@@ -283,6 +291,8 @@ fn signup_for_an_address_verified_in_the_meantime_is_email_taken() {
 #[test]
 fn signup_racing_the_one_that_created_the_account_is_too_many_requests() {
     let mut h = Harness::new();
+    // The rule of ENUMERATION_PROTECTION=false.
+    h.config.enumeration_protection = false;
     let mut fresh = creds(false);
     fresh.user.created_at = before(secs(20));
     h.users
@@ -304,6 +314,8 @@ fn signup_racing_the_one_that_created_the_account_is_too_many_requests() {
 #[test]
 fn signup_again_inside_the_mail_cooldown_is_too_many_requests_and_changes_nothing() {
     let mut h = Harness::new();
+    // The rule of ENUMERATION_PROTECTION=false.
+    h.config.enumeration_protection = false;
     h.user_lookup(Some(creds(false)));
     h.send_slot(
         OtpPurpose::VerifyEmail,
@@ -844,6 +856,8 @@ fn resend_otp_mails_a_new_code_to_an_unverified_account_with_a_60_second_cooldow
 fn resend_otp_inside_the_cooldown_is_too_many_requests_for_known_and_unknown_addresses_alike() {
     for account in [None, Some(creds(false)), Some(creds(true))] {
         let mut h = Harness::new();
+        // The rule of ENUMERATION_PROTECTION=false.
+        h.config.enumeration_protection = false;
         // The lookup may or may not happen; the answer must not depend on it.
         h.user_lookup(account.clone());
         h.send_slot(
@@ -882,6 +896,8 @@ fn resend_otp_mails_nothing_for_unknown_or_verified_addresses_and_answers_ok() {
 #[test]
 fn resend_otp_retry_after_is_at_least_one_second() {
     let mut h = Harness::new();
+    // The rule of ENUMERATION_PROTECTION=false.
+    h.config.enumeration_protection = false;
     h.user_lookup(Some(creds(false)));
     h.send_slot(
         OtpPurpose::VerifyEmail,

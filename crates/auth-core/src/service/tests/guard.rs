@@ -10,7 +10,7 @@ use crate::throttle::ThrottleConfig;
 /// A rate limiter that counts: `limit` acquisitions per (bucket, subject, quota) until a reset.
 /// Enough to check which budgets the service spends and refills, without a clock.
 #[derive(Default)]
-struct CountingLimiter {
+pub(super) struct CountingLimiter {
     spent: Mutex<HashMap<(String, String, Quota), u32>>,
     resets: AtomicUsize,
 }
@@ -305,6 +305,7 @@ fn every_revocation_raises_the_epoch_before_it_sweeps() {
                     mac: mac(OtpPurpose::ResetPassword, FIRST_CODE),
                     expires_at: at(TEN_MINUTES),
                     pending_password: None,
+                    requested_by: None,
                 }],
                 attempts: 1,
             }))

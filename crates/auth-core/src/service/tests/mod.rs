@@ -37,6 +37,7 @@ mod account;
 mod codes;
 mod config;
 mod guard;
+mod lockout;
 mod outages;
 mod password;
 mod sessions;
@@ -308,6 +309,7 @@ impl Harness {
                         mac,
                         expires_at,
                         pending_password: None,
+                        requested_by: None,
                     }],
                     attempts,
                 }))
