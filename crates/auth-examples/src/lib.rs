@@ -10,7 +10,7 @@
 //! - [`run_lifecycle`]: signup → verify → login → authenticate → change password → logout
 //!   everywhere → forgot → reset → login with the new password, in plain Rust on
 //!   `futures::executor::block_on` (no Tokio): the core, the kit and the Argon2id hasher run
-//!   on any executor ([`lifecycle`] is the same as an `async fn`, for your own executor);
+//!   on any executor ([`lifecycle()`] is the same as an `async fn`, for your own executor);
 //! - [`router`]: the core inside an axum 0.8 service, with its own bearer-session extractor
 //!   ([`web::Authenticated`]) and the mapping of the core's errors to statuses
 //!   ([`web::ApiError`]).
