@@ -76,8 +76,8 @@ impl CaptureMailer {
             .map(|mail| mail.message.clone())
     }
 
-    /// The code in the latest message to `to` that carries one (verification or reset),
-    /// whatever came after it.
+    /// The code in the latest message to `to` that carries one (verification, verification
+    /// sent again, or reset), whatever came after it.
     pub fn last_code(&self, to: &EmailAddress) -> Option<OtpCode> {
         self.find_code(to, |_| true)
     }
@@ -98,7 +98,10 @@ impl CaptureMailer {
             .rev()
             .filter(|mail| &mail.to == to)
             .find_map(|mail| match &mail.message {
-                MailMessage::VerifyEmail { code, .. } if wanted(OtpPurpose::VerifyEmail) => {
+                MailMessage::VerifyEmail { code, .. }
+                | MailMessage::VerifyEmailAgain { code, .. }
+                    if wanted(OtpPurpose::VerifyEmail) =>
+                {
                     Some(code.clone())
                 }
                 MailMessage::ResetPassword { code, .. } if wanted(OtpPurpose::ResetPassword) => {
@@ -131,5 +134,51 @@ impl Mailer for CaptureMailer {
             message: message.clone(),
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn send(mailer: &CaptureMailer, to: &EmailAddress, message: MailMessage) {
+        futures::executor::block_on(mailer.send(to, &message)).unwrap();
+    }
+
+    #[test]
+    fn a_code_sent_again_is_the_last_verification_code() {
+        let mailer = CaptureMailer::new();
+        let ada = EmailAddress::parse("ada@example.com").unwrap();
+        let first = OtpCode::parse("111111").unwrap();
+        let again = OtpCode::parse("222222").unwrap();
+        let valid_for = Duration::from_secs(600);
+        send(
+            &mailer,
+            &ada,
+            MailMessage::VerifyEmail {
+                code: first,
+                valid_for,
+            },
+        );
+        // A resend or a repeated signup mails `VerifyEmailAgain`.
+        send(
+            &mailer,
+            &ada,
+            MailMessage::VerifyEmailAgain {
+                code: again.clone(),
+                valid_for,
+                requested_at: chrono::Utc::now(),
+            },
+        );
+        send(&mailer, &ada, MailMessage::PasswordChanged);
+
+        assert_eq!(mailer.last_code(&ada), Some(again.clone()));
+        assert_eq!(
+            mailer.last_code_for(&ada, OtpPurpose::VerifyEmail),
+            Some(again)
+        );
+        assert_eq!(mailer.last_code_for(&ada, OtpPurpose::ResetPassword), None);
     }
 }

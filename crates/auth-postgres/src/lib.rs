@@ -30,7 +30,12 @@
 //! # }
 //! ```
 //!
-//! Connections are plain TCP (no TLS): run the database on loopback or a private network.
+//! ## TLS
+//!
+//! A URL with `sslmode=require` connects over TLS only (rustls) and verifies the server's
+//! certificate chain and host name, against the public web roots or the CAs of
+//! [`PostgresSettings::ca_file`]. Without `sslmode`, or with `disable` or `prefer`,
+//! connections are plain TCP: keep the database on loopback or a private network then.
 
 #![warn(missing_docs)]
 

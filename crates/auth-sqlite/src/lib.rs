@@ -40,8 +40,10 @@ mod migrations;
 mod repository;
 mod schema;
 mod settings;
+mod setup;
 
 pub use connection::{SqliteAsyncConnection, SqlitePool};
-pub use migrations::{run_migrations, MIGRATIONS};
+pub use migrations::run_migrations;
 pub use repository::SqliteUserRepository;
 pub use settings::{SqliteError, SqliteLocation, SqliteSettings};
+pub use setup::MIGRATIONS;

@@ -1,16 +1,8 @@
-//! The embedded migrations and [`run_migrations`].
+//! [`run_migrations`]: the migrations alone, for a `migrate` command.
 
-use diesel::result::Error as DieselError;
-use diesel::SqliteConnection;
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-
-use crate::connection::{self, SqliteAsyncConnection};
-use crate::errors::is_outage_message;
+use crate::connection;
 use crate::settings::{SqliteError, SqliteSettings};
-
-/// The migrations of this crate's `migrations/` folder, compiled into the binary so a
-/// deployment needs no files besides the executable.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+use crate::setup;
 
 /// Applies every embedded migration not yet applied to the database of `settings`, and returns
 /// the versions it applied (empty when the schema was already current).
@@ -23,31 +15,9 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// migrates a database that is dropped right after; it is only useful as a check.
 pub async fn run_migrations(settings: &SqliteSettings) -> Result<Vec<String>, SqliteError> {
     let target = settings.open_target()?;
-    crate::repository::prepare_file(settings).await?;
+    setup::prepare_file(settings).await?;
     let mut conn = connection::establish(&target, settings.busy_timeout)
         .await
         .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;
-    apply(&mut conn).await
-}
-
-/// Applies the pending migrations on `conn`, in one immediate transaction.
-pub(crate) async fn apply(conn: &mut SqliteAsyncConnection) -> Result<Vec<String>, SqliteError> {
-    let applied = conn
-        .spawn_blocking(|conn: &mut SqliteConnection| {
-            conn.immediate_transaction(|conn| {
-                conn.run_pending_migrations(MIGRATIONS)
-                    .map(|versions| versions.iter().map(ToString::to_string).collect())
-                    .map_err(DieselError::QueryBuilderError)
-            })
-        })
-        .await
-        .map_err(|e| match &e {
-            DieselError::DatabaseError(_, info) if is_outage_message(info.message()) => {
-                SqliteError::Unavailable(Box::new(e))
-            }
-            _ => SqliteError::Migration(Box::new(e)),
-        })?;
-    // Debug only: the caller decides how loudly to report what was applied.
-    tracing::debug!(?applied, "SQLite migrations checked");
-    Ok(applied)
+    setup::apply(&mut conn).await
 }

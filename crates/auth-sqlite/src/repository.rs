@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 use crate::connection::{self, SqliteAsyncConnection, SqlitePool};
 use crate::errors;
-use crate::migrations;
 use crate::schema::users;
-use crate::settings::{SqliteError, SqliteLocation, SqliteSettings};
+use crate::settings::{SqliteError, SqliteSettings};
+use crate::setup;
 
 define_sql_function!(
     fn coalesce(
@@ -58,7 +58,7 @@ impl SqliteUserRepository {
     /// applies the pending migrations and returns the repository.
     pub async fn open(settings: &SqliteSettings) -> Result<Self, SqliteError> {
         let target = settings.open_target()?;
-        prepare_file(settings).await?;
+        setup::prepare_file(settings).await?;
         let manager = connection::manager(target, settings.busy_timeout);
         let pool = SqlitePool::builder(manager)
             .max_size(settings.pool_size())
@@ -85,7 +85,7 @@ impl SqliteUserRepository {
             .checkout()
             .await
             .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;
-        migrations::apply(&mut conn).await
+        setup::apply(&mut conn).await
     }
 
     /// The underlying pool (its `status()` is useful for metrics).
@@ -115,40 +115,6 @@ impl SqliteUserRepository {
         tokio::time::timeout(self.busy_timeout, self.write_turn.lock())
             .await
             .map_err(|_| errors::timed_out("waiting for the turn to write", self.busy_timeout))
-    }
-}
-
-/// Creates the directory that will hold the database file.
-pub(crate) async fn prepare_file(settings: &SqliteSettings) -> Result<(), SqliteError> {
-    let SqliteLocation::File(path) = &settings.location else {
-        return Ok(());
-    };
-    let path = path.clone();
-    tokio::task::spawn_blocking(move || create_private_file(&path))
-        .await
-        .map_err(|e| SqliteError::Unavailable(Box::new(e)))?
-        .map_err(|e| SqliteError::Unavailable(Box::new(e)))
-}
-
-/// Creates the database file, when missing, readable by this user only (0600), in folders
-/// created 0700 (existing folders are left as they are). SQLite then opens the empty file as a
-/// new database, and gives its `-wal` and `-shm` files the database file's permissions.
-fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
     }
 }
 
