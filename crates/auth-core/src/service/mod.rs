@@ -172,9 +172,11 @@ pub struct Readiness {
 /// [`ClientInfo`]: crate::ClientInfo
 ///
 /// # Rules worth knowing
-/// - **Pre-account hijacking.** A repeated signup for an address that is still unverified
-///   replaces the pending password and the pending code; every earlier code dies. Only the code
-///   mailed for the latest signup verifies the account. Unverified accounts cannot log in.
+/// - **Pre-account hijacking.** Every verification code carries the password of the signup it
+///   was mailed for, and verifying with it sets exactly that password; the last three codes of
+///   an address stay valid (each once, one shared attempt budget). Whoever signs up first or
+///   second with someone else's address, the owner's code gives the owner's password.
+///   Unverified accounts cannot log in.
 /// - **Enumeration.** `login` answers the same for an unknown address and a wrong password and
 ///   costs one full hash in both cases. `forgot_password` and `resend_otp` return the same value
 ///   whatever the address; their mail cooldown is claimed before the address is looked up.
@@ -188,7 +190,8 @@ pub struct Readiness {
 ///   keeps giving wrong passwords is ended and the owner is told by mail.
 ///
 /// # Example
-/// `examples/embedded.rs` runs the whole lifecycle against the in-process adapters; with only
+/// `crates/auth-examples/examples/lifecycle.rs` runs the whole lifecycle against the in-process
+/// adapters (`auth_memory::InProcessKit`); with only
 /// the mocks of the `mocks` feature, building the service looks like this:
 /// ```
 /// use std::sync::Arc;
