@@ -398,7 +398,63 @@ async fn an_earlier_signup_cannot_take_over_a_pending_account(profile: Profile) 
     app.cleanup().await;
 }
 
+/// Several later signups by someone else cannot push the owner's code out: the code of the
+/// signup that created the account stays valid for its lifetime, whatever came after it.
+/// (Found by an outside test: three later signups evicted it, leaving the owner only codes
+/// bound to the other party's passwords.)
+async fn many_later_signups_cannot_push_out_the_owners_code(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "1s")]).await;
+    let email = app.email();
+    let (owners_code, _) = two_signups(&app, &email, PASSWORD, "the strangers password").await;
+    for n in 3..=5 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let res = app
+            .signup(&email, &format!("the strangers password {n}"))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        app.nth_code(&email, n).await;
+    }
+    assert_eq!(
+        app.verify(&email, &owners_code).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login(&email, "the strangers password 5").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.cleanup().await;
+}
+
+/// Wrong reset codes get the same answers whether or not the address has an account (and so a
+/// code): five `invalid_otp`, then `too_many_attempts`. (Found by an outside test: only a real
+/// account's code ran out of attempts.)
+async fn wrong_reset_codes_do_not_tell_whether_an_account_exists(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let known = app.verified_user().await;
+    let unknown = app.email();
+    let mut answers = Vec::new();
+    for email in [&known, &unknown] {
+        let res = app.post("/forgot-password", &json!({"email": email})).await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let mut these = Vec::new();
+        for _ in 0..6 {
+            let body =
+                json!({"email": email, "otp": "000000", "new_password": "a brand new passphrase"});
+            let res = app.post("/reset-password", &body).await;
+            let status = res.status().as_u16();
+            these.push((status, error_code(res).await));
+        }
+        answers.push(these);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0][5], (429, "too_many_attempts".to_owned()));
+    app.cleanup().await;
+}
+
 crate::both_profiles!(
+    wrong_reset_codes_do_not_tell_whether_an_account_exists,
+    many_later_signups_cannot_push_out_the_owners_code,
     a_later_signup_cannot_take_over_a_pending_account,
     an_earlier_signup_cannot_take_over_a_pending_account,
     a_login_racing_a_reset_keeps_no_session,

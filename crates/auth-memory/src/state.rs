@@ -134,7 +134,8 @@ impl State {
 
     // --- codes ---
 
-    /// Adds a code, keeping the `keep` newest; the attempt counter starts over and the entry
+    /// Adds a code, keeping the first and the `keep - 1` newest; the attempt counter starts over
+    /// and the entry
     /// lives until `expires`.
     pub(crate) fn put_code(
         &mut self,
@@ -149,8 +150,11 @@ impl State {
             None => Vec::new(),
         };
         codes.push(otp);
-        let excess = codes.len().saturating_sub(keep.max(1));
-        codes.drain(..excess);
+        // The first code stays; the oldest of the others make room.
+        let keep = keep.max(1);
+        while codes.len() > keep {
+            codes.remove(if keep >= 2 { 1 } else { 0 });
+        }
         let deadline = self.schedule(expires, Expiring::Code(key.clone()));
         self.codes.insert(
             key,

@@ -34,8 +34,10 @@ pub enum SendSlot {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait OtpStore: Send + Sync + 'static {
-    /// Adds a code for (purpose, address), keeping at most the `keep` newest (older ones are
-    /// dropped), and resets the shared attempt counter. The entry is dropped by the store after
+    /// Adds a code for (purpose, address), keeping at most `keep`: the first code of the set and
+    /// the `keep - 1` newest (so a flood of new codes, e.g. signups by someone else, cannot push
+    /// out the code of the signup that created the account), and resets the shared attempt
+    /// counter. The entry is dropped by the store after
     /// `retain_for`.
     async fn put(
         &self,

@@ -12,7 +12,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::otp::{OtpCode, OtpMac, OtpPurpose, StoredOtp};
 use crate::domain::password::PasswordHash;
 use crate::domain::session::ClientInfo;
-use crate::ports::{MailMessage, Quota, SendSlot};
+use crate::ports::{MailMessage, Quota, RateDecision, RateKey, RateSubject, SendSlot};
 use crate::throttle::{Action, CodeRefusal};
 
 /// How many codes of one (purpose, address) stay valid at once: a slow mail must not turn into
@@ -147,7 +147,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<StoredOtp, OtpCheckError> {
         let Some(attempt) = self.ports.otps.record_attempt(purpose, email).await? else {
-            return Err(OtpCheckError::InvalidOtp);
+            return Err(self.no_code(purpose, email).await?);
         };
         let max_attempts = match guarded_action(purpose) {
             None => self.config.otp_max_attempts,
@@ -211,6 +211,32 @@ impl AuthService {
                 Err(OtpCheckError::InvalidOtp)
             }
         }
+    }
+
+    /// The answer for an address with no code: like a live code's, `InvalidOtp` for the first
+    /// `otp_max_attempts` tries per code lifetime and `TooManyAttempts` after, so the switch to
+    /// 429 does not tell that a code (and so an account) exists.
+    async fn no_code(
+        &self,
+        purpose: OtpPurpose,
+        email: &EmailAddress,
+    ) -> Result<OtpCheckError, Failure> {
+        let Some(quota) = Quota::new(self.config.otp_max_attempts, self.config.otp_ttl) else {
+            return Ok(OtpCheckError::InvalidOtp);
+        };
+        let bucket = match purpose {
+            OtpPurpose::VerifyEmail => "verify-code-miss",
+            OtpPurpose::ResetPassword => "reset-code-miss",
+            OtpPurpose::Login => "login-code-miss",
+        };
+        let key = RateKey {
+            bucket,
+            subject: RateSubject::Email(email.clone()),
+        };
+        Ok(match self.ports.limiter.acquire(&key, quota).await? {
+            RateDecision::Allowed => OtpCheckError::InvalidOtp,
+            RateDecision::Limited { .. } => OtpCheckError::TooManyAttempts,
+        })
     }
 
     /// Mails a reset or login code to `email` if it has a verified account, at most once per

@@ -347,7 +347,8 @@ impl Harness {
         self.otps.expect_put().never();
     }
 
-    /// Makes the OTP-store mock behave like a store (the last `keep` codes per purpose with a
+    /// Makes the OTP-store mock behave like a store (the first and the `keep - 1` newest codes per
+    /// purpose, with a
     /// shared attempt counter, consume-by-MAC, send slots always granted), so that a test can
     /// run a flow: a code is mailed, then typed in.
     fn otp_store_in_memory(&mut self) -> OtpState {
@@ -362,8 +363,9 @@ impl Harness {
                 let mut codes = s.lock().unwrap();
                 let (list, n) = codes.entry(purpose).or_default();
                 list.push(otp);
-                let excess = list.len().saturating_sub(keep);
-                list.drain(..excess);
+                while list.len() > keep {
+                    list.remove(if keep >= 2 { 1 } else { 0 });
+                }
                 *n = 0;
                 Ok(())
             });
