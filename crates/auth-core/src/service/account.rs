@@ -35,7 +35,8 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<User, SignupError> {
         let _slot = self.admit(Action::Signup, client, &email, true).await?;
-        let now = self.ports.clock.now();
+        // Microseconds, as the stores keep them: a decoy and a new account look alike.
+        let now = chrono::SubsecRound::trunc_subsecs(self.ports.clock.now(), 6);
         match self.ports.users.find_by_email(&email).await? {
             Some(existing) if existing.user.is_verified() => {
                 if !self.config.enumeration_protection {

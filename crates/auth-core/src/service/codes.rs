@@ -147,7 +147,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<StoredOtp, OtpCheckError> {
         let Some(attempt) = self.ports.otps.record_attempt(purpose, email).await? else {
-            return Err(self.no_code(purpose, email).await?);
+            return Err(self.no_code(purpose, email, client).await?);
         };
         let max_attempts = match guarded_action(purpose) {
             None => self.config.otp_max_attempts,
@@ -220,7 +220,23 @@ impl AuthService {
         &self,
         purpose: OtpPurpose,
         email: &EmailAddress,
+        client: &ClientInfo,
     ) -> Result<OtpCheckError, Failure> {
+        // The per-address budget a stranger spends against a live code is spent here too, so
+        // the `too_many_requests` that ends it comes at the same try with or without a code.
+        if let Some(action) = guarded_action(purpose) {
+            match self
+                .throttle
+                .code_attempt(action, client, email, false, self.code_attempts())
+                .await?
+            {
+                Ok(()) => {}
+                Err(CodeRefusal::Retry(retry_after)) => {
+                    return Ok(OtpCheckError::TooManyRequests { retry_after })
+                }
+                Err(CodeRefusal::AttemptsSpent) => return Ok(OtpCheckError::TooManyAttempts),
+            }
+        }
         let Some(quota) = Quota::new(self.config.otp_max_attempts, self.config.otp_ttl) else {
             return Ok(OtpCheckError::InvalidOtp);
         };

@@ -273,7 +273,8 @@ impl AuthService {
     }
 
     /// Ends every session of the user (raising the address's revocation epoch first, so that
-    /// a login in flight cannot slip a session past the sweep), except `keep`.
+    /// a login in flight cannot slip a session past the sweep), except `keep`, and discards
+    /// the address's login codes.
     async fn revoke_all(
         &self,
         user_id: UserId,
@@ -281,6 +282,11 @@ impl AuthService {
         keep: Option<SessionId>,
     ) -> Result<u64, Failure> {
         self.ports.sessions.bump_revocation_epoch(email).await?;
+        // A login code asked for before the revocation must not open a session after it.
+        self.ports
+            .otps
+            .discard(crate::domain::otp::OtpPurpose::Login, email)
+            .await?;
         Ok(self
             .ports
             .sessions
@@ -294,7 +300,10 @@ impl AuthService {
         }
     }
 
+    /// An answer shaped like a new account, for an address that has one. Its times have the
+    /// microsecond precision of a stored account's, so nothing in it tells the two apart.
     fn decoy_user(&self, email: EmailAddress, now: DateTime<Utc>) -> User {
+        let now = chrono::SubsecRound::trunc_subsecs(now, 6);
         User {
             id: UserId::from_uuid(self.ports.random.uuid()),
             email,

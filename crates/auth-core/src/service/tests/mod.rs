@@ -239,6 +239,10 @@ impl Harness {
                 .expect_bump_revocation_epoch()
                 .returning(|_| Ok(()));
         }
+        self.otps
+            .expect_discard()
+            .withf(|purpose, _| *purpose == OtpPurpose::Login)
+            .returning(|_, _| Ok(()));
         if !self.custom_saturation {
             self.hasher.expect_is_saturated().return_const(false);
         }
