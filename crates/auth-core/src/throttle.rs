@@ -817,4 +817,50 @@ mod tests {
         block_on(t.reauth(user, &client())).unwrap().unwrap();
         assert!(!block_on(t.reauth_failed(session, &client())).unwrap());
     }
+
+    #[test]
+    fn actions_have_stable_names() {
+        let names: Vec<&str> = [
+            Action::Signup,
+            Action::Login,
+            Action::VerifyOtp,
+            Action::ResendOtp,
+            Action::ForgotPassword,
+            Action::ResetPassword,
+        ]
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "signup",
+                "login",
+                "verify-otp",
+                "resend-otp",
+                "forgot-password",
+                "reset-password"
+            ]
+        );
+    }
+
+    #[test]
+    fn login_codes_and_reset_codes_have_their_own_requester_budgets() {
+        for (action, bucket) in [
+            (Action::LoginCodeVerify, "login-code:requester"),
+            (Action::ResetPassword, "reset-code:requester"),
+        ] {
+            let mut limiter = MockRateLimiter::new();
+            limiter
+                .expect_acquire()
+                .withf(move |k, _| k.bucket == bucket)
+                .times(1)
+                .returning(|_, _| Ok(RateDecision::Allowed));
+            let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+            let quota = Quota::new(5, Duration::from_secs(600));
+            block_on(t.code_attempt(action, &client(), &email(), true, quota))
+                .unwrap()
+                .unwrap();
+        }
+    }
 }

@@ -78,6 +78,14 @@ fn is_atext(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c)
 }
 
+/// A host-name label of letters, digits and inner hyphens (RFC 952/1123 "LDH").
+fn is_ldh_label(l: &str) -> bool {
+    !l.is_empty()
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// The ASCII (punycode, lower-case) form of an internet domain name.
 fn ascii_domain(domain: &str) -> Result<String, EmailError> {
     if domain.starts_with('[') || domain.ends_with(']') {
@@ -104,12 +112,7 @@ fn ascii_domain(domain: &str) -> Result<String, EmailError> {
         return Err(EmailError::DomainLiteral);
     }
     // Defence in depth: what reaches the mailer is LDH only, whatever the IDNA library does.
-    let ldh = labels.iter().all(|l| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
+    let ldh = labels.iter().all(|l| is_ldh_label(l));
     if !ldh || ascii.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(EmailError::InvalidDomain);
     }
@@ -455,5 +458,50 @@ mod tests {
             prop_assert_eq!(a.as_str(), punycode.as_str());
             prop_assert_eq!(a, b);
         }
+    }
+
+    #[test]
+    fn ldh_labels_are_letters_digits_and_inner_hyphens() {
+        for ok in ["a", "xn--bcher-kva", "a-b", "0", "A9"] {
+            assert!(is_ldh_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a_b", "a.b", "ä", "a b"] {
+            assert!(!is_ldh_label(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn half_a_bracket_is_still_a_domain_literal() {
+        for raw in ["user@[127.0.0.1", "user@127.0.0.1]"] {
+            assert_eq!(
+                EmailAddress::parse(raw),
+                Err(EmailError::DomainLiteral),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cheap_length_bound_is_four_times_the_limit() {
+        // Far too long: refused as a whole before any parsing (not for its local part).
+        let huge = format!("{}@example.com", "x".repeat(2000));
+        assert_eq!(EmailAddress::parse(&huge), Err(EmailError::TooLong));
+        // Longer than the limit in bytes, but its ASCII form fits: fullwidth letters map to
+        // ASCII under UTS 46.
+        let wide = "\u{FF41}".repeat(43);
+        let raw = format!("user@{wide}.{wide}.com");
+        assert!(raw.len() > 4 + MAX_EMAIL_LEN);
+        let a = "a".repeat(43);
+        assert_eq!(
+            EmailAddress::parse(&raw).unwrap().as_str(),
+            format!("user@{a}.{a}.com")
+        );
+    }
+
+    #[test]
+    fn as_ref_is_the_stored_form() {
+        let e = EmailAddress::parse("Ada@Example.COM").unwrap();
+        let s: &str = e.as_ref();
+        assert_eq!(s, "ada@example.com");
     }
 }

@@ -520,3 +520,19 @@ fn an_address_without_a_code_runs_out_of_attempts_like_one_with_a_code() {
         );
     }
 }
+
+#[test]
+fn the_configured_ipv6_prefix_decides_who_shares_a_hashing_slot() {
+    let neighbours = |prefix: u8| {
+        let mut h = Harness::new();
+        h.config.throttle.ipv6_prefix_len = prefix;
+        h.config.throttle.hashes_in_flight_per_client = 1;
+        let svc = h.service();
+        let a = ClientInfo::new(Some("2001:db8::1".parse().unwrap()), None);
+        let b = ClientInfo::new(Some("2001:db8::2".parse().unwrap()), None);
+        let _held = svc.hashing_slot(&a, None).unwrap();
+        svc.hashing_slot(&b, None).is_ok()
+    };
+    assert!(!neighbours(64), "one /64: one share");
+    assert!(neighbours(128), "per address: a share each");
+}
