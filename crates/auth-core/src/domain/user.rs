@@ -78,3 +78,18 @@ pub struct NewUser {
     /// Creation time (also the first `updated_at`).
     pub created_at: DateTime<Utc>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_keep_their_uuid() {
+        let u = uuid::Uuid::from_u128(0x1234);
+        assert_eq!(UserId::from_uuid(u).as_uuid(), u);
+        assert_eq!(
+            UserId::parse(&u.hyphenated().to_string()),
+            Some(UserId::from_uuid(u))
+        );
+    }
+}

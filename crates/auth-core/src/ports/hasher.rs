@@ -83,3 +83,30 @@ pub trait PasswordHasher: Send + Sync + 'static {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Unbounded;
+
+    #[async_trait::async_trait]
+    impl PasswordHasher for Unbounded {
+        async fn hash(&self, _: &SecretString) -> Result<PasswordHash, HasherError> {
+            Err(HasherError::Other("unused".into()))
+        }
+
+        async fn verify(
+            &self,
+            _: &SecretString,
+            _: &PasswordHash,
+        ) -> Result<PasswordCheck, HasherError> {
+            Err(HasherError::Other("unused".into()))
+        }
+    }
+
+    #[test]
+    fn a_hasher_without_a_bound_is_never_saturated() {
+        assert!(!Unbounded.is_saturated());
+    }
+}

@@ -43,6 +43,8 @@ fn signup_creates_an_unverified_account_and_mails_a_verification_code_stored_as_
     assert_eq!(stored.mac, mac(OtpPurpose::VerifyEmail, FIRST_CODE));
     assert_eq!(stored.expires_at, at(TEN_MINUTES));
     assert!(retain_for >= TEN_MINUTES, "{retain_for:?}");
+    // Kept a quarter hour past its end, so that using it late says "expired".
+    assert_eq!(retain_for, TEN_MINUTES + secs(15 * 60));
     assert_eq!(
         *outbox.lock().unwrap(),
         vec![(
@@ -288,6 +290,26 @@ fn signup_for_an_address_verified_in_the_meantime_is_email_taken() {
     let result = block_on(h.service().signup(email(), password(PASSWORD), &client()));
 
     assert!(matches!(result, Err(SignupError::EmailTaken)), "{result:?}");
+}
+
+/// The same race with enumeration protection (the default): an answer shaped like a new
+/// signup, not 409.
+#[test]
+fn signup_for_an_address_verified_in_the_meantime_answers_like_a_new_one_by_default() {
+    let mut h = Harness::new();
+    h.user_lookup(Some(creds(false)));
+    h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_replace_unverified_password()
+        .times(1)
+        .returning(|_, _, _| Err(UserRepoError::NotFound));
+    h.nothing_sent_nor_stored();
+
+    let user = block_on(h.service().signup(email(), password(PASSWORD), &client())).unwrap();
+
+    assert_ne!(user.id, ada_id(), "a decoy, not the account");
+    assert!(!user.is_verified());
 }
 
 #[test]

@@ -230,6 +230,7 @@ fn reset_password_sets_the_new_hash_revokes_every_session_and_mails_a_notice() {
     .unwrap();
 
     assert_eq!(user.id, ada_id());
+    assert_eq!(user.updated_at, t0(), "the answer shows the change");
 }
 
 #[test]
