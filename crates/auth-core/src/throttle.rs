@@ -863,4 +863,22 @@ mod tests {
                 .unwrap();
         }
     }
+
+    #[test]
+    fn asking_for_a_login_code_refills_the_login_code_requester_budget() {
+        for (action, bucket) in [
+            (Action::LoginCodeVerify, "login-code:requester"),
+            (Action::ResetPassword, "reset-code:requester"),
+        ] {
+            let mut limiter = MockRateLimiter::new();
+            limiter
+                .expect_reset()
+                .withf(move |k, _| k.bucket == bucket)
+                .times(1)
+                .returning(|_, _| Ok(()));
+            let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+            let quota = Quota::new(5, Duration::from_secs(600));
+            block_on(t.code_requested(action, &client(), &email(), quota)).unwrap();
+        }
+    }
 }
