@@ -708,27 +708,7 @@ async fn a_saturated_hasher_refuses_at_once_and_changes_nothing(profile: Profile
         })
     };
     // Until the holder's hash has started (the only thread busy, no queue: saturated).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready: Value = app
-            .client
-            .get(app.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match ready["checks"]["password_hasher"].as_str() {
-            Some("saturated") => break,
-            Some("ok") => assert!(
-                Instant::now() < deadline,
-                "the holder never reached the hasher"
-            ),
-            other => panic!("/ready reports no hasher load: {ready}, {other:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.until_the_hasher_is_full().await;
 
     let newcomer = app.email();
     let started = Instant::now();

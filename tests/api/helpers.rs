@@ -322,6 +322,32 @@ impl TestApp {
         }
     }
 
+    /// Polls `/ready` until the hasher reports `saturated` (every worker busy and the queue
+    /// full); panics after 10 s, or when `/ready` reports no hasher load at all.
+    pub async fn until_the_hasher_is_full(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready: Value = self
+                .client
+                .get(self.url("/ready"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match ready["checks"]["password_hasher"].as_str() {
+                Some("saturated") => return,
+                Some("ok") => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the hasher never filled up"
+                ),
+                other => panic!("/ready reports no hasher load: {ready}, {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// A fresh unique address.
     pub fn email(&self) -> String {
         format!("user-{}@example.com", uuid::Uuid::new_v4().simple())

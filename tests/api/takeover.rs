@@ -144,30 +144,6 @@ async fn a_login_racing_a_password_change_keeps_no_session(profile: Profile) {
     app.cleanup().await;
 }
 
-/// Polls `/ready` until the hasher reports `saturated`.
-async fn until_the_hasher_is_full(app: &TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready: Value = app
-            .client
-            .get(app.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ready["checks"]["password_hasher"] == "saturated" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the logins never filled the hasher"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// And against "log out everywhere": one hashing thread and a queue of seven, so the hasher is
 /// full exactly when all eight logins are inside it (each has read the revocation epoch and
 /// the password hash before it queued). Logout-all then runs; none of their sessions may be
@@ -187,7 +163,7 @@ async fn a_login_racing_logout_everywhere_keeps_no_session(profile: Profile) {
         let email = app.verified_user().await;
         let owner = app.token(&email, PASSWORD).await;
         let (alive, ok) = logins_racing(&app, &email, PASSWORD, Duration::ZERO, async {
-            until_the_hasher_is_full(&app).await;
+            app.until_the_hasher_is_full().await;
             let res = app.post_auth("/logout-all", &owner, None).await;
             assert_eq!(res.status(), StatusCode::NO_CONTENT);
         })
@@ -358,6 +334,21 @@ async fn two_signups(app: &TestApp, email: &str, first: &str, second: &str) -> (
     (first_code, second_code)
 }
 
+/// The owner's code verifies the account with the owner's password, and `other` opens nothing.
+async fn owners_code_gives_the_owners_password(
+    app: &TestApp,
+    email: &str,
+    code: &str,
+    other: &str,
+) {
+    assert_eq!(app.verify(email, code).await.status(), StatusCode::OK);
+    assert_eq!(app.login(email, PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login(email, other).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 /// The owner signs up; a moment later someone else signs up with the owner's address and a
 /// password of their own. The owner's code still verifies, with the owner's password; the
 /// other password opens nothing. (Before: the owner's code answered 400 and the newest code
@@ -367,15 +358,8 @@ async fn a_later_signup_cannot_take_over_a_pending_account(profile: Profile) {
     let email = app.email();
     let (owners_code, _) = two_signups(&app, &email, PASSWORD, "the strangers password").await;
 
-    assert_eq!(
-        app.verify(&email, &owners_code).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
-    assert_eq!(
-        app.login(&email, "the strangers password").await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    owners_code_gives_the_owners_password(&app, &email, &owners_code, "the strangers password")
+        .await;
     app.cleanup().await;
 }
 
@@ -386,15 +370,8 @@ async fn an_earlier_signup_cannot_take_over_a_pending_account(profile: Profile) 
     let email = app.email();
     let (_, owners_code) = two_signups(&app, &email, "the strangers password", PASSWORD).await;
 
-    assert_eq!(
-        app.verify(&email, &owners_code).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
-    assert_eq!(
-        app.login(&email, "the strangers password").await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    owners_code_gives_the_owners_password(&app, &email, &owners_code, "the strangers password")
+        .await;
     app.cleanup().await;
 }
 
@@ -414,15 +391,8 @@ async fn many_later_signups_cannot_push_out_the_owners_code(profile: Profile) {
         assert_eq!(res.status(), StatusCode::CREATED);
         app.nth_code(&email, n).await;
     }
-    assert_eq!(
-        app.verify(&email, &owners_code).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
-    assert_eq!(
-        app.login(&email, "the strangers password 5").await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    owners_code_gives_the_owners_password(&app, &email, &owners_code, "the strangers password 5")
+        .await;
     app.cleanup().await;
 }
 

@@ -249,6 +249,7 @@ pub async fn me(auth: AuthenticatedSession) -> Result {
         (status = 204, description = "Deleted; every session revoked; cookie cleared"),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "`invalid_credentials`: wrong password; nothing changed"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget (per account, per IP) or this client's share of the hasher is spent; see `Retry-After`"),
         (status = 503, body = ErrorBody, description = "`service_unavailable`: try again after `Retry-After`; the account is deleted only on 204"),
     ))]
 pub async fn delete_account(
@@ -351,6 +352,8 @@ pub async fn revoke_session(
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "`invalid_credentials`: wrong current password; nothing changed"),
         (status = 422, body = ErrorBody, description = "`weak_password`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget (per account, per IP) or this client's share of the hasher is spent; see `Retry-After`. Past the hard limit the session is ended and the answer is 401"),
+        (status = 503, body = ErrorBody, description = "`service_unavailable`: the hasher is saturated or a dependency is down; see `Retry-After`; nothing changed"),
     ))]
 pub async fn change_password(
     state: web::Data<AppState>,
