@@ -43,6 +43,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod domain;
+pub mod outbox;
 pub mod ports;
 pub mod service;
 #[cfg(any(test, feature = "mocks"))]

@@ -16,7 +16,10 @@ pub enum MailerError {
 }
 
 /// What to tell the person. The adapter renders it (subject, text and HTML).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes (for the sealed outbox) as an object tagged by its [`kind`](Self::kind).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MailMessage {
     /// The code that verifies the address after signup.
     VerifyEmail {
@@ -62,6 +65,36 @@ pub enum MailMessage {
     SessionEndedAfterWrongPasswords,
 }
 
+impl MailMessage {
+    /// A stable short name for the kind of message, safe to log (never the code).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MailMessage::VerifyEmail { .. } => "verify_email",
+            MailMessage::VerifyEmailAgain { .. } => "verify_email_again",
+            MailMessage::ResetPassword { .. } => "reset_password",
+            MailMessage::LoginCode { .. } => "login_code",
+            MailMessage::PasswordChanged => "password_changed",
+            MailMessage::SignupAttempted => "signup_attempted",
+            MailMessage::AccountDeleted => "account_deleted",
+            MailMessage::SessionEndedAfterWrongPasswords => "session_ended_after_wrong_passwords",
+        }
+    }
+
+    /// How long the code it carries stays valid; `None` for a notice without a code.
+    pub fn code_valid_for(&self) -> Option<Duration> {
+        match self {
+            MailMessage::VerifyEmail { valid_for, .. }
+            | MailMessage::VerifyEmailAgain { valid_for, .. }
+            | MailMessage::ResetPassword { valid_for, .. }
+            | MailMessage::LoginCode { valid_for, .. } => Some(*valid_for),
+            MailMessage::PasswordChanged
+            | MailMessage::SignupAttempted
+            | MailMessage::AccountDeleted
+            | MailMessage::SessionEndedAfterWrongPasswords => None,
+        }
+    }
+}
+
 /// Sends transactional mail.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
@@ -71,4 +104,20 @@ pub trait Mailer: Send + Sync + 'static {
     /// MUST return [`MailerError::Unavailable`] when the server is down or times out, and
     /// [`MailerError::Rejected`] when it permanently refuses the message.
     async fn send(&self, to: &EmailAddress, message: &MailMessage) -> Result<(), MailerError>;
+
+    /// Sends one message in the language the recipient prefers, given as an HTTP
+    /// `Accept-Language` value (say `de-CH, de;q=0.9, en;q=0.5`), where the mailer has a
+    /// translation; in its default language otherwise. The default implementation ignores
+    /// the preference and calls [`send`](Mailer::send).
+    ///
+    /// Errors as for [`send`](Mailer::send).
+    async fn send_localized<'a>(
+        &self,
+        to: &EmailAddress,
+        message: &MailMessage,
+        language: Option<&'a str>,
+    ) -> Result<(), MailerError> {
+        let _ = language;
+        self.send(to, message).await
+    }
 }

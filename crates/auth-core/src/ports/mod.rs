@@ -10,6 +10,7 @@ mod clock;
 mod hasher;
 mod mailer;
 mod otp_store;
+mod outbox;
 mod random;
 mod rate_limiter;
 mod session_store;
@@ -19,6 +20,10 @@ pub use clock::{Clock, SystemClock};
 pub use hasher::{HasherError, PasswordCheck, PasswordHasher};
 pub use mailer::{MailMessage, Mailer, MailerError};
 pub use otp_store::{OtpStore, OtpStoreError, SendSlot};
+pub use outbox::{
+    ClaimedMail, MailState, OutboxEntry, OutboxError, OutboxStats, OutboxStore, QueuedMail,
+    SuppressionReason,
+};
 pub use random::{OsRandom, RandomSource};
 pub use rate_limiter::{
     Quota, RateDecision, RateKey, RateLimiter, RateLimiterError, RateSubject, Unlimited,
@@ -38,6 +43,9 @@ pub use mailer::MockMailer;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use otp_store::MockOtpStore;
+#[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
+pub use outbox::MockOutboxStore;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use random::MockRandomSource;

@@ -231,7 +231,7 @@ fn since(then: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - then).to_std().unwrap_or(Duration::ZERO)
 }
 
-fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+pub(crate) fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     chrono::TimeDelta::from_std(d)
         .ok()
         .and_then(|d| at.checked_add_signed(d))
