@@ -2,6 +2,7 @@
 //! when it breaks the port's documented contract.
 
 pub mod otp_store;
+pub mod outbox;
 pub mod rate_limiter;
 pub mod session_store;
 pub mod user_repository;
