@@ -5,6 +5,7 @@
 //! - [`MemoryStore`] implements [`auth_core::SessionStore`], [`auth_core::OtpStore`] and
 //!   [`auth_core::RateLimiter`] in the memory of the running process;
 //! - [`MemoryUserRepository`] implements [`auth_core::UserRepository`] the same way;
+//! - [`MemoryOutbox`] implements [`auth_core::OutboxStore`], the mail outbox;
 //! - [`InProcessKit`] builds all of them (plus a clock, a random source and an Argon2id
 //!   hasher) in one call for an embedder who brings only a [`auth_core::Mailer`];
 //! - [`CaptureMailer`] is a `Mailer` that keeps what it is asked to send, so a test can read
@@ -58,6 +59,7 @@
 mod capture;
 mod kit;
 mod otp;
+mod outbox;
 mod rate;
 mod session;
 mod state;
@@ -70,6 +72,7 @@ use std::time::{Duration, Instant};
 
 pub use capture::{CaptureMailer, SentMail};
 pub use kit::{kit, InProcessKit, InProcessPorts, KitError};
+pub use outbox::MemoryOutbox;
 pub use users::MemoryUserRepository;
 
 use state::State;

@@ -177,3 +177,11 @@ async fn rate_limiter_contract() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_contract() {
+    let outbox = Arc::new(auth_memory::MemoryOutbox::new());
+    auth_testkit::contracts::outbox::run(outbox.clone()).await;
+    // Twice on the same outbox: the suite leaves it empty.
+    auth_testkit::contracts::outbox::run(outbox).await;
+}
