@@ -42,6 +42,7 @@
 mod connection;
 mod errors;
 mod migrations;
+mod outbox;
 mod repository;
 mod schema;
 mod settings;
@@ -50,5 +51,6 @@ mod settings;
 pub mod testing;
 
 pub use migrations::{run_migrations, MigrationError, MIGRATIONS, MIGRATION_LOCK_KEY};
+pub use outbox::PgOutbox;
 pub use repository::PgUserRepository;
 pub use settings::{PgPool, PostgresError, PostgresSettings};

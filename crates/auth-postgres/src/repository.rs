@@ -71,13 +71,18 @@ impl PgUserRepository {
         &self.pool
     }
 
+    /// The bound on one statement.
+    pub(crate) fn query_timeout(&self) -> Duration {
+        self.query_timeout
+    }
+
     /// Closes the pool: idle connections are dropped and later operations fail with
     /// `Unavailable`. For graceful shutdown; affects every clone.
     pub fn close(&self) {
         self.pool.close();
     }
 
-    async fn checkout(&self) -> Result<PooledConnection, UserRepoError> {
+    pub(crate) async fn checkout(&self) -> Result<PooledConnection, UserRepoError> {
         match tokio::time::timeout(self.acquire_timeout, self.pool.get()).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(error)) => Err(errors::from_pool(error)),
@@ -90,7 +95,7 @@ impl PgUserRepository {
 
     /// Ends the use of a connection. A statement that timed out may still be running on it,
     /// so the connection is taken out of the pool rather than handed to the next caller.
-    fn settle<T>(
+    pub(crate) fn settle<T>(
         &self,
         conn: PooledConnection,
         outcome: Result<QueryResult<T>, Elapsed>,

@@ -13,3 +13,12 @@ async fn postgres_repository_meets_the_user_repository_contract() {
     auth_testkit::contracts::user_repository::run(Arc::new(db.repository())).await;
     db.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outbox_meets_the_outbox_contract() {
+    let db = TestDatabase::new().await;
+    auth_testkit::contracts::outbox::run(Arc::new(db.repository().outbox())).await;
+    // Twice on the same database: the suite leaves the outbox empty.
+    auth_testkit::contracts::outbox::run(Arc::new(db.repository().outbox())).await;
+    db.cleanup().await.unwrap();
+}
