@@ -426,4 +426,52 @@ pub struct ReadyResponse {
     /// every hashing thread is busy and its queue is full (logins then get 503; the instance
     /// stays ready).
     pub checks: BTreeMap<&'static str, &'static str>,
+    /// The mail outbox's backlog (absent when the outbox cannot be read). Slow or failing mail
+    /// never makes the instance unready: requests do not wait for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_outbox: Option<OutboxReport>,
+}
+
+/// The mail outbox in `GET /ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxReport {
+    /// Messages waiting for delivery.
+    pub pending: u64,
+    /// Age in seconds of the oldest of them (0 when none waits).
+    pub oldest_pending_seconds: u64,
+    /// Messages given up on (see `auth-http outbox list`).
+    pub dead: u64,
+    /// Addresses that currently get no mail (refused for good, bounced, complained).
+    pub suppressed: u64,
+}
+
+/// `POST /mail/bounces`: a bounce or complaint reported by the mail provider.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BounceRequest {
+    /// The address the mail bounced from or that complained.
+    #[schema(example = "ada@example.com")]
+    pub address: String,
+    /// `bounce` (a permanent delivery failure reported after the fact) or `complaint` (the
+    /// recipient marked a message as spam).
+    pub kind: BounceKind,
+}
+
+/// What the provider reported.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BounceKind {
+    /// A permanent delivery failure.
+    Bounce,
+    /// A spam complaint.
+    Complaint,
+}
+
+/// The answer to `POST /mail/bounces`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BounceResponse {
+    /// `suppressed`.
+    pub status: &'static str,
+    /// Until when the address gets no mail.
+    pub suppressed_until: chrono::DateTime<chrono::Utc>,
 }

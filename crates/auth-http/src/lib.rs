@@ -10,6 +10,7 @@ pub mod docs;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod openapi;
 pub mod routes;
 pub mod server;

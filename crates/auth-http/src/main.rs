@@ -1,4 +1,5 @@
-//! `auth-http serve` (default) runs the API; `auth-http migrate` applies database migrations.
+//! `auth-http serve` (default) runs the API; `auth-http migrate` applies database migrations;
+//! `auth-http outbox list|retry|purge` looks at and acts on the mail outbox.
 
 use auth_http::settings::Settings;
 use auth_http::{telemetry, wiring, Application};
@@ -28,6 +29,32 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Look at and act on the mail outbox (in the user database of DATABASE_URL).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// The backlog, then the dead (or with --pending, the waiting) messages, oldest first.
+    List {
+        /// List waiting messages instead of dead ones.
+        #[arg(long)]
+        pending: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Make dead messages due again, with their attempts reset.
+    Retry {
+        /// The message's id; without it, every dead message.
+        id: Option<uuid::Uuid>,
+    },
+    /// Delete dead messages for good.
+    Purge {
+        /// The message's id; without it, every dead message.
+        id: Option<uuid::Uuid>,
+    },
 }
 
 #[tokio::main]
@@ -47,6 +74,7 @@ async fn main() -> std::process::ExitCode {
     telemetry::init(settings.log_format, "info", std::io::stdout);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => wiring::migrate(&settings).await,
+        Command::Outbox(command) => outbox(&settings, command).await,
         Command::Serve => serve(settings).await,
     };
     match result {
@@ -85,5 +113,52 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(url = %url, "web UI: open {url} in a browser");
     app.run_until_stopped().await?;
     tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
+    use auth_core::{Clock as _, MailState, SystemClock};
+    let store = wiring::open_outbox(settings).await?;
+    let now = SystemClock.now();
+    match command {
+        OutboxCommand::List { pending, limit } => {
+            let stats = store.stats(now).await?;
+            println!(
+                "pending: {}  oldest: {}  dead: {}  suppressed addresses: {}",
+                stats.pending,
+                stats
+                    .oldest_pending
+                    .map_or_else(|| "-".to_owned(), |at| at.to_rfc3339()),
+                stats.dead,
+                stats.suppressed
+            );
+            let state = if pending {
+                MailState::Pending
+            } else {
+                MailState::Dead
+            };
+            for e in store.list(state, limit).await? {
+                println!(
+                    "{}  {}  {:<36}  to {}  attempts {}  queued {}  next {}  {}",
+                    e.id,
+                    e.state.as_str(),
+                    e.kind,
+                    e.to,
+                    e.attempts,
+                    e.created_at.to_rfc3339(),
+                    e.next_attempt_at.to_rfc3339(),
+                    e.last_error.unwrap_or_default()
+                );
+            }
+        }
+        OutboxCommand::Retry { id } => {
+            let n = store.revive(id, now).await?;
+            println!("{n} message(s) due again");
+        }
+        OutboxCommand::Purge { id } => {
+            let n = store.purge(id).await?;
+            println!("{n} message(s) deleted");
+        }
+    }
     Ok(())
 }

@@ -32,12 +32,14 @@ use crate::routes;
         routes::reset_password,
         routes::health,
         routes::ready,
+        routes::report_bounce,
     ),
     components(schemas(
         SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, LoginCodeVerifyRequest, Transport,
         ChangePasswordRequest, DeleteAccountRequest, ResetPasswordRequest, UserDto, UserResponse, LoginSession,
         LoginResponse, MeSession, MeResponse, SessionDto, SessionsResponse, AcceptedResponse,
-        HealthResponse, ReadyResponse, ErrorBody, ErrorDetail,
+        HealthResponse, ReadyResponse, OutboxReport, BounceRequest, BounceKind, BounceResponse,
+        ErrorBody, ErrorDetail,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -56,6 +58,15 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "bounce_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The value of `BOUNCE_WEBHOOK_TOKEN`"))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "cookie",

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth_core::{DeviceCredential, LoginOutcome, SessionId};
+use sha2::Digest as _;
 
 use crate::dto::*;
 use crate::error::{ApiError, ErrorBody};
@@ -52,7 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/forgot-password").route(web::post().to(forgot_password)))
         .service(resource("/reset-password").route(web::post().to(reset_password)))
         .service(resource("/health").route(web::get().to(health)))
-        .service(resource("/ready").route(web::get().to(ready)));
+        .service(resource("/ready").route(web::get().to(ready)))
+        .service(resource("/mail/bounces").route(web::post().to(report_bounce)));
 }
 
 async fn method_not_allowed() -> Result {
@@ -438,10 +440,22 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         "saturated"
     };
     checks.insert("password_hasher", load);
+    let mail_outbox = match &state.outbox {
+        Some(outbox) => outbox.stats().await.ok().map(|s| OutboxReport {
+            pending: s.pending,
+            oldest_pending_seconds: s.oldest_pending.map_or(0, |at| {
+                (chrono::Utc::now() - at).num_seconds().max(0).unsigned_abs()
+            }),
+            dead: s.dead,
+            suppressed: s.suppressed,
+        }),
+        None => None,
+    };
     if r.users && r.sessions {
         HttpResponse::Ok().json(ReadyResponse {
             status: "ok",
             checks,
+            mail_outbox,
         })
     } else {
         HttpResponse::ServiceUnavailable()
@@ -449,6 +463,68 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             .json(ReadyResponse {
                 status: "unavailable",
                 checks,
+                mail_outbox,
             })
     }
+}
+
+/// Feed a bounce or complaint from the mail provider (say, its webhook) into the suppression
+/// list: the address gets no mail for `MAIL_SUPPRESS_FOR`. Needs `Authorization: Bearer
+/// <BOUNCE_WEBHOOK_TOKEN>`; without that setting the endpoint does not exist (404).
+#[utoipa::path(post, path = "/mail/bounces", request_body = BounceRequest, tag = "operations",
+    security(("bounce_token" = [])),
+    responses(
+        (status = 200, body = BounceResponse, description = "The address is suppressed"),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: malformed body"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`: missing or wrong token"),
+        (status = 404, body = ErrorBody, description = "`not_found`: `BOUNCE_WEBHOOK_TOKEN` is not set"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`"),
+        (status = 503, body = ErrorBody, description = "`service_unavailable`: the outbox cannot be written"),
+    ))]
+pub async fn report_bounce(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<BounceRequest>,
+) -> Result {
+    let (Some(expected), Some(outbox)) = (&state.bounce_token, &state.outbox) else {
+        return Err(ApiError::NotFound);
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let matches: bool = subtle::ConstantTimeEq::ct_eq(
+        sha2::Sha256::digest(given.as_bytes()).as_slice(),
+        sha2::Sha256::digest(secrecy::ExposeSecret::expose_secret(expected).as_bytes()).as_slice(),
+    )
+    .into();
+    if !matches {
+        return Err(ApiError::Unauthenticated);
+    }
+    let body = body.into_inner();
+    let address = auth_core::EmailAddress::parse(&body.address).map_err(|e| ApiError::Validation {
+        code: "invalid_email",
+        field: "address",
+        message: e.to_string(),
+    })?;
+    let reason = match body.kind {
+        BounceKind::Bounce => auth_core::SuppressionReason::Bounce,
+        BounceKind::Complaint => auth_core::SuppressionReason::Complaint,
+    };
+    let until = chrono::Utc::now()
+        + chrono::TimeDelta::from_std(outbox.suppress_for()).unwrap_or(chrono::TimeDelta::MAX);
+    outbox
+        .store()
+        .suppress(&address, until, reason)
+        .await
+        .map_err(|e| ApiError::from_failure(e.into()))?;
+    tracing::info!(reason = reason.as_str(), "address suppressed by a provider report");
+    Ok(no_store().json(BounceResponse {
+        status: "suppressed",
+        suppressed_until: until,
+    }))
 }

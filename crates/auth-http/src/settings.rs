@@ -87,6 +87,8 @@ pub struct Settings {
     pub mail_from: String,
     /// `MAIL_DIR`: where mail goes without SMTP (default `./data/mail`).
     pub mail_dir: PathBuf,
+    /// `OUTBOX_*`, `MAIL_SUPPRESS_FOR`, `BOUNCE_WEBHOOK_TOKEN`: how queued mail is delivered.
+    pub outbox: OutboxSettings,
     /// `SESSION_TTL`: absolute session lifetime (default `24h`).
     pub session_ttl: Duration,
     /// `SESSION_IDLE_TIMEOUT`: a session unused this long ends (default `30m`; `off`: never).
@@ -391,6 +393,16 @@ impl Settings {
             .map(|(_, v)| PathBuf::from(v))
             .unwrap_or_else(|| PathBuf::from("data/mail"));
 
+        let bounce_token = get(&["BOUNCE_WEBHOOK_TOKEN"]).map(|(_, v)| SecretString::from(v));
+        if bounce_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 32)
+        {
+            return Err(err(
+                "BOUNCE_WEBHOOK_TOKEN",
+                "must be at least 32 bytes; generate one with `openssl rand -hex 32`",
+            ));
+        }
         let auth_secret = get(&["AUTH_SECRET"]).map(|(_, v)| SecretString::from(v));
         match &auth_secret {
             Some(s) if s.expose_secret().len() < 32 => {
@@ -524,6 +536,15 @@ impl Settings {
             session_idle_timeout,
             otp_ttl,
             mail_cooldown: parse_duration("MAIL_COOLDOWN", "60s")?,
+            outbox: OutboxSettings {
+                poll_interval: parse_duration("OUTBOX_POLL_INTERVAL", "1s")?,
+                max_attempts: parse_num(get(&["OUTBOX_MAX_ATTEMPTS"]), 200)?,
+                backoff_cap: parse_duration("OUTBOX_BACKOFF_CAP", "20s")?,
+                lease: parse_duration("OUTBOX_LEASE", "60s")?,
+                max_age: parse_duration("OUTBOX_MAX_AGE", "24h")?,
+                suppress_for: parse_duration("MAIL_SUPPRESS_FOR", "7d")?,
+                bounce_token,
+            },
             password_min_length: parse_num(get(&["PASSWORD_MIN_LENGTH"]), 8)?,
             cookie_secure: parse_bool("COOKIE_SECURE", true)?,
             auth_secret,
@@ -547,6 +568,31 @@ impl Settings {
             max_sessions_per_user,
         })
     }
+}
+
+/// How queued mail is delivered (see `auth_core::outbox`).
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    /// `OUTBOX_POLL_INTERVAL`: how often an idle courier looks for due mail queued by other
+    /// instances (default `1s`; mail queued by this instance wakes it at once).
+    pub poll_interval: Duration,
+    /// `OUTBOX_MAX_ATTEMPTS`: transient failures before a message is given up (default 200).
+    pub max_attempts: u32,
+    /// `OUTBOX_BACKOFF_CAP`: the longest wait between two attempts (default `20s`): a mail
+    /// server that comes back is used within about this long.
+    pub backoff_cap: Duration,
+    /// `OUTBOX_LEASE`: how long a claim lasts; a crashed instance's messages are taken over
+    /// after it (default `60s`).
+    pub lease: Duration,
+    /// `OUTBOX_MAX_AGE`: a notice not delivered within this long is dropped (default `24h`;
+    /// code mails are dropped when their code expires).
+    pub max_age: Duration,
+    /// `MAIL_SUPPRESS_FOR`: how long an address that was refused for good, bounced or
+    /// complained gets no mail (default `7d`).
+    pub suppress_for: Duration,
+    /// `BOUNCE_WEBHOOK_TOKEN`: the bearer token `POST /mail/bounces` requires (at least 32
+    /// bytes); without it the endpoint answers 404.
+    pub bounce_token: Option<SecretString>,
 }
 
 /// Least estimated entropy of a production `AUTH_SECRET`, in bits.

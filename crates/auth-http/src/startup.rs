@@ -16,12 +16,17 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
 
 use crate::error::ApiError;
+use crate::mail::{CourierTask, MailOutbox};
 use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::server::{self, ConnDeadline, DeadlineIo};
 use crate::settings::Settings;
 use crate::state::{AppState, ClientIpPolicy, CookiePolicy, OriginPolicy};
 use crate::telemetry::RequestSpan;
+
+/// How long a stopping server waits for its mail courier's round; what it has not reported
+/// by then is taken over by another instance when its lease runs out.
+pub const COURIER_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -30,6 +35,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct Application {
     port: u16,
     server: Server,
+    courier: Option<CourierTask>,
 }
 
 impl std::fmt::Debug for Application {
@@ -42,14 +48,25 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     /// Builds the adapters from `settings`, then the server (port 0 picks a free port).
+    /// Starts this instance's mail courier too.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let service = crate::wiring::build_service(&settings).await?;
-        Self::with_service(&settings, Arc::new(service))
+        let (service, outbox) = crate::wiring::build_service(&settings).await?;
+        let mut app = Self::with_parts(&settings, Arc::new(service), Some(outbox.clone()))?;
+        app.courier = Some(outbox.spawn_courier());
+        Ok(app)
     }
 
     /// Builds the server around an existing service (any adapters; the service brings its
-    /// own rate limiter and hasher).
+    /// own rate limiter and hasher, and its mailer delivers however it likes).
     pub fn with_service(settings: &Settings, service: Arc<AuthService>) -> anyhow::Result<Self> {
+        Self::with_parts(settings, service, None)
+    }
+
+    fn with_parts(
+        settings: &Settings,
+        service: Arc<AuthService>,
+        outbox: Option<MailOutbox>,
+    ) -> anyhow::Result<Self> {
         let listener = server::bind(settings.bind_addr, server::LISTEN_BACKLOG)?;
         let local_addr = listener.local_addr()?;
         let port = local_addr.port();
@@ -65,6 +82,8 @@ impl Application {
             client_ip: ClientIpPolicy {
                 trusted_proxies: settings.trusted_proxies.clone(),
             },
+            outbox,
+            bounce_token: settings.outbox.bounce_token.clone(),
         });
         let openapi = ApiDoc::openapi();
         let hsts = settings.cookie_secure;
@@ -156,6 +175,7 @@ impl Application {
         Ok(Self {
             port,
             server: builder.run(),
+            courier: None,
         })
     }
 
@@ -166,8 +186,13 @@ impl Application {
 
     /// Runs until SIGINT/SIGTERM; in-flight requests finish (up to `SHUTDOWN_TIMEOUT`, after
     /// which every connection is cut) before it returns.
+    /// The mail courier then finishes its round (up to `COURIER_STOP_GRACE`).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some(courier) = self.courier {
+            courier.stop(COURIER_STOP_GRACE).await;
+        }
+        result
     }
 
     /// A handle to stop the server from elsewhere (tests).

@@ -19,6 +19,10 @@ pub struct AppState {
     pub origins: OriginPolicy,
     /// Where the client IP comes from.
     pub client_ip: ClientIpPolicy,
+    /// The mail outbox, when the service queues its mail (for `/ready` and bounce reports).
+    pub outbox: Option<crate::mail::MailOutbox>,
+    /// The bearer token of `POST /mail/bounces`; without it the endpoint answers 404.
+    pub bounce_token: Option<secrecy::SecretString>,
 }
 
 /// The session cookie: HttpOnly, SameSite=Lax, Path=/, no Domain, Secure unless explicitly

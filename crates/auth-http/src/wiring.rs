@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use auth_argon2::{Argon2Hasher, Argon2Settings};
+use auth_core::outbox::MailSeal;
 use auth_core::{
-    AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, OtpStore, PasswordPolicy,
-    RateLimiter, SessionStore, SystemClock, UserRepository,
+    AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, OtpStore, OutboxStore,
+    PasswordPolicy, RateLimiter, SessionStore, SystemClock, UserRepository,
 };
 use auth_memory::{MemorySettings, MemoryStore};
 use auth_postgres::{run_migrations, MigrationError, PgUserRepository, PostgresSettings};
@@ -82,17 +83,35 @@ fn log_applied(applied: &[String]) {
     }
 }
 
+/// The mail outbox of the user database the settings name (migrated first), for the
+/// `outbox` command.
+pub async fn open_outbox(settings: &Settings) -> anyhow::Result<Arc<dyn OutboxStore>> {
+    migrate(settings).await?;
+    if is_postgres(settings) {
+        let repo = PgUserRepository::connect(&postgres_settings(settings))
+            .context("PostgreSQL settings (DATABASE_URL)")?;
+        Ok(Arc::new(repo.outbox()))
+    } else {
+        let repo = SqliteUserRepository::open(&sqlite_settings(settings)?)
+            .await
+            .context("opening the SQLite database (DATABASE_URL)")?;
+        Ok(Arc::new(repo.outbox()))
+    }
+}
+
 /// Builds the service on the adapters the settings select (with its rate limiter and hasher),
 /// applying migrations first. The only place where adapters meet.
 ///
 /// With PostgreSQL down (or unreachable) the server still starts: the user store answers 503
 /// and `/ready` names it until the migrations, retried in the background, have been applied.
-pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
+pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, MailOutbox)> {
     let mut profile = Vec::new();
+    let outbox_store: Arc<dyn OutboxStore>;
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
         profile.push("users:    PostgreSQL (DATABASE_URL)".to_owned());
         let pg = postgres_settings(settings);
         let repo = PgUserRepository::connect(&pg).context("PostgreSQL settings (DATABASE_URL)")?;
+        outbox_store = Arc::new(repo.outbox());
         let migrated = Arc::new(AtomicBool::new(false));
         match run_migrations(&pg).await {
             Ok(applied) => {
@@ -128,11 +147,11 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
             "users:    SQLite at {} (set DATABASE_URL=postgres://... for PostgreSQL)",
             settings.database_url.expose_secret()
         ));
-        Arc::new(
-            SqliteUserRepository::open(&sqlite)
-                .await
-                .context("opening the SQLite database (DATABASE_URL)")?,
-        )
+        let repo = SqliteUserRepository::open(&sqlite)
+            .await
+            .context("opening the SQLite database (DATABASE_URL)")?;
+        outbox_store = Arc::new(repo.outbox());
+        Arc::new(repo)
     };
 
     type Stores = (
@@ -168,7 +187,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
         }
     };
 
-    let mailer: Arc<dyn Mailer> = match &settings.smtp {
+    let transport: Arc<dyn Mailer> = match &settings.smtp {
         Some(smtp) => {
             profile.push(format!("mail:     SMTP via {}:{}", smtp.host, smtp.port));
             let mailer = SmtpMailer::new(smtp_settings(settings, smtp));
@@ -200,6 +219,12 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
     })
     .context("Argon2 settings (ARGON2_*)")?;
 
+    let key = secret_key(settings)?;
+    let seal = MailSeal::derive(&SecretBox::new(key.clone().into_boxed_slice()))
+        .context("AUTH_SECRET must be at least 32 bytes")?;
+    let (outbox, mailer) = MailOutbox::new(outbox_store, transport, seal, &settings.outbox);
+    profile.push("outbox:   mail is queued in the user database and sent by a courier".to_owned());
+
     tracing::info!("storage profile:\n  {}", profile.join("\n  "));
     let ports = AuthPorts {
         users,
@@ -221,10 +246,13 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<AuthService> {
         throttle: settings.throttle.clone(),
         ..AuthConfig::default()
     };
-    Ok(AuthService::new(ports, config, otp_secret(settings)?))
+    let otp_secret = OtpSecret::new(SecretBox::new(key.into_boxed_slice()))
+        .context("AUTH_SECRET must be at least 32 bytes")?;
+    Ok((AuthService::new(ports, config, otp_secret), outbox))
 }
 
-fn otp_secret(settings: &Settings) -> anyhow::Result<OtpSecret> {
+/// The bytes of `AUTH_SECRET` (a random key for this process in development without one).
+fn secret_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
     let key: Vec<u8> = match &settings.auth_secret {
         Some(s) => s.expose_secret().as_bytes().to_vec(),
         None if settings.app_env == AppEnv::Development => {
@@ -238,6 +266,5 @@ fn otp_secret(settings: &Settings) -> anyhow::Result<OtpSecret> {
         }
         None => anyhow::bail!("AUTH_SECRET is required in production"),
     };
-    OtpSecret::new(SecretBox::new(key.into_boxed_slice()))
-        .context("AUTH_SECRET must be at least 32 bytes")
+    Ok(key)
 }

@@ -225,12 +225,20 @@ impl Courier {
                 self.store
                     .suppress(&mail.to, until, SuppressionReason::Rejected)
                     .await?;
-                Ok(self.store.bury(id, lease, &why).await?.then_some(Outcome::Dead))
+                Ok(self
+                    .store
+                    .bury(id, lease, &why)
+                    .await?
+                    .then_some(Outcome::Dead))
             }
             Err(MailerError::Unavailable(e)) if attempts >= self.policy.max_attempts => {
                 let why = format!("gave up after {attempts} attempts: {}", error_chain(&*e));
                 warn!(mail_id = %id, kind = %mail.kind, error = %why, "mail given up");
-                Ok(self.store.bury(id, lease, &why).await?.then_some(Outcome::Dead))
+                Ok(self
+                    .store
+                    .bury(id, lease, &why)
+                    .await?
+                    .then_some(Outcome::Dead))
             }
             Err(MailerError::Unavailable(e)) => {
                 let wait = self.policy.jittered_backoff(attempts, (self.jitter)());

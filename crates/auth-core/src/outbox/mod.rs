@@ -27,6 +27,8 @@
 mod courier;
 mod queue;
 mod seal;
+#[cfg(test)]
+mod tests;
 
 pub use courier::{Courier, CourierPolicy, DeliveryReport};
 pub use queue::{EnqueueHook, MailQueue};

@@ -104,6 +104,15 @@ impl From<MailerError> for Failure {
     }
 }
 
+impl From<crate::ports::OutboxError> for Failure {
+    fn from(e: crate::ports::OutboxError) -> Self {
+        match e {
+            crate::ports::OutboxError::Unavailable(s) => Self::Unavailable(Dependency::Mailer, s),
+            crate::ports::OutboxError::Other(s) => Self::Internal(Dependency::Mailer, s),
+        }
+    }
+}
+
 impl From<HasherError> for Failure {
     fn from(e: HasherError) -> Self {
         match e {
