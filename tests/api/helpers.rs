@@ -234,6 +234,33 @@ impl TestApp {
         self.handle = handle;
     }
 
+    /// A setting the server was started with.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// The loopback SMTP sink of the server profile.
+    pub fn sink(&self) -> &MailSink {
+        match &self.mail {
+            Mailbox::Smtp(sink) => sink,
+            Mailbox::Dir(_) => panic!("the embedded profile writes mail to files"),
+        }
+    }
+
+    /// `GET /ready`'s `mail_outbox` report.
+    pub async fn outbox_report(&self) -> Value {
+        let ready: Value = self
+            .client
+            .get(self.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ready["mail_outbox"].clone()
+    }
+
     /// The running server's handle (to stop it from a test).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()

@@ -35,6 +35,7 @@ mod failures;
 mod hardening;
 mod lifecycle;
 mod lockout;
+mod outbox;
 mod logs;
 mod slow_clients;
 mod startup;

@@ -54,7 +54,12 @@ pub struct MailSink {
 struct SinkState {
     closed: AtomicBool,
     mailbox: Mutex<Vec<Stored>>,
-    refusals: Mutex<HashMap<String, u16>>,
+    /// Reply code, and how many more times (`None`: until accepted again).
+    refusals: Mutex<HashMap<String, (u16, Option<u32>)>>,
+    /// `RCPT TO` commands seen per address.
+    attempts: Mutex<HashMap<String, usize>>,
+    /// How long each message takes to accept, in milliseconds.
+    latency_ms: std::sync::atomic::AtomicU64,
 }
 
 struct Stored {
@@ -69,8 +74,12 @@ impl SinkState {
         self.mailbox.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn refusals(&self) -> MutexGuard<'_, HashMap<String, u16>> {
+    fn refusals(&self) -> MutexGuard<'_, HashMap<String, (u16, Option<u32>)>> {
         self.refusals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn attempts(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+        self.attempts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -81,8 +90,17 @@ impl MailSink {
     /// # Panics
     /// When no loopback port can be bound or the server thread cannot be spawned.
     pub fn start() -> MailSink {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the mail sink");
+        Self::start_on(0)
+    }
+
+    /// Starts a sink on `127.0.0.1:port` (0: a free port), say to bring a mail server "back"
+    /// on the port an application was configured with while nothing listened there.
+    ///
+    /// # Panics
+    /// When the port cannot be bound or the server thread cannot be spawned.
+    pub fn start_on(port: u16) -> MailSink {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .expect("bind a loopback port for the mail sink");
         let addr = listener
             .local_addr()
             .expect("local address of the mail sink");
@@ -216,7 +234,31 @@ impl MailSink {
     /// From now on, answer `RCPT TO:<to>` with `code` (e.g. `550` for a permanent refusal,
     /// `451` for a temporary one), so tests can check how a mailer maps server refusals.
     pub fn refuse_recipient(&self, to: &str, code: u16) {
-        self.state.refusals().insert(normalise(to), code);
+        self.state.refusals().insert(normalise(to), (code, None));
+    }
+
+    /// Answer the next `times` `RCPT TO:<to>` with `code`, then accept again.
+    pub fn refuse_recipient_times(&self, to: &str, code: u16, times: u32) {
+        self.state
+            .refusals()
+            .insert(normalise(to), (code, Some(times)));
+    }
+
+    /// How many times a client has named `to` in `RCPT TO` (accepted or refused).
+    pub fn recipient_attempts(&self, to: &str) -> usize {
+        self.state
+            .attempts()
+            .get(&normalise(to))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// From now on, take `latency` to accept each message (a slow mail server).
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.latency_ms.store(
+            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// Accept mail for `to` again after [`refuse_recipient`](Self::refuse_recipient).
@@ -479,10 +521,22 @@ impl Handler for SinkHandler {
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
-        match self.state.refusals().get(&normalise(to)) {
-            Some(&code) => Response::custom(code, "Refused by the test mail sink".to_owned()),
-            None => response::OK,
+        let to = normalise(to);
+        *self.state.attempts().entry(to.clone()).or_insert(0) += 1;
+        let mut refusals = self.state.refusals();
+        let Some((code, left)) = refusals.get_mut(&to) else {
+            return response::OK;
+        };
+        let code = *code;
+        match left {
+            Some(0) => {
+                refusals.remove(&to);
+                return response::OK;
+            }
+            Some(n) => *n -= 1,
+            None => {}
         }
+        Response::custom(code, "Refused by the test mail sink".to_owned())
     }
 
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
@@ -503,6 +557,10 @@ impl Handler for SinkHandler {
     fn data_end(&mut self) -> Response {
         if self.closed() {
             return response::NO_SERVICE;
+        }
+        let latency = self.state.latency_ms.load(Ordering::SeqCst);
+        if latency > 0 {
+            std::thread::sleep(Duration::from_millis(latency));
         }
         let raw = String::from_utf8_lossy(&self.data).into_owned();
         let mut mailbox = self.state.mailbox();

@@ -1,0 +1,328 @@
+//! Mail that always arrives: every mail goes through the outbox in the user database and a
+//! courier delivers it, so the request path never waits on the mail server.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth_core::outbox::{MailQueue, MailSeal};
+use auth_core::{
+    EmailAddress, MailMessage, Mailer, OsRandom, OutboxStore, SecretString, SystemClock,
+};
+use auth_postgres::{PgOutbox, PgUserRepository, PostgresSettings};
+use auth_testkit::smtp::MailSink;
+use reqwest::StatusCode;
+use secrecy::SecretBox;
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The outbox of the server profile's database, and a queue into it sealed with the test
+/// secret (what the server itself would write).
+fn outbox_of(app: &TestApp) -> (PgOutbox, MailQueue) {
+    let url = SecretString::from(app.var("DATABASE_URL").unwrap().to_owned());
+    let repo = PgUserRepository::connect(&PostgresSettings::new(url)).unwrap();
+    let secret = app.var("AUTH_SECRET").unwrap().as_bytes().to_vec();
+    let seal = MailSeal::derive(&SecretBox::new(secret.into_boxed_slice())).unwrap();
+    let queue = MailQueue::new(
+        Arc::new(repo.outbox()),
+        seal,
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        Duration::from_secs(3600),
+    );
+    (repo.outbox(), queue)
+}
+
+/// Polls `/ready` until `check` holds for its `mail_outbox` report.
+async fn until_outbox(app: &TestApp, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let report = app.outbox_report().await;
+        if check(&report) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: the outbox reports {report}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_mail_server_outage_does_not_fail_signup_and_the_code_arrives_when_it_returns() {
+    let port = free_port();
+    let app = TestApp::spawn_with(
+        Profile::Server,
+        &[
+            ("SMTP_PORT", &port.to_string()),
+            ("DEPENDENCY_TIMEOUT", "1s"),
+            ("OUTBOX_BACKOFF_CAP", "3s"),
+        ],
+    )
+    .await;
+    let email = app.email();
+    let started = Instant::now();
+    let res = app.signup(&email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "no mail server in the request path");
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    until_outbox(&app, "the code waits", |r| r["pending"] == 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let sink = MailSink::start_on(port);
+    let back = Instant::now();
+    let mail = sink.wait_for_mail(&email, Duration::from_secs(6)).await;
+    // The backoff cap (3 s here, 20 s by default), plus the poll interval.
+    assert!(back.elapsed() < Duration::from_secs(5), "{:?}", back.elapsed());
+    let res = app.verify(&email, &mail.code()).await;
+    assert_eq!(res.status(), StatusCode::OK, "the delayed code still works");
+    until_outbox(&app, "nothing left", |r| r["pending"] == 0).await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_temporary_refusal_is_retried_until_delivered_once() {
+    let app = TestApp::spawn_with(Profile::Server, &[("OUTBOX_BACKOFF_CAP", "1s")]).await;
+    let email = app.email();
+    app.sink().refuse_recipient_times(&email, 451, 2);
+    assert_eq!(app.signup(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    let mail = app.sink().wait_for_mail(&email, Duration::from_secs(10)).await;
+    assert_eq!(mail.code().len(), 6);
+    app.sink()
+        .assert_no_new_mail(&email, Duration::from_secs(2))
+        .await;
+    assert_eq!(app.sink().recipient_attempts(&email), 3, "two 451s, one delivery");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_buries_the_mail_and_suppresses_the_address_without_retries() {
+    let app = TestApp::spawn_with(
+        Profile::Server,
+        &[("OUTBOX_BACKOFF_CAP", "1s"), ("MAIL_COOLDOWN", "0")],
+    )
+    .await;
+    let email = app.email();
+    app.sink().refuse_recipient(&email, 550);
+    assert_eq!(app.signup(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    until_outbox(&app, "dead and suppressed", |r| {
+        r["dead"] == 1 && r["suppressed"] == 1 && r["pending"] == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.sink().recipient_attempts(&email), 1, "no retry of a 550");
+
+    // A suppressed address answers the same, and its mail is not even tried.
+    let res = app.post("/resend-otp", &json!({ "email": email })).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    until_outbox(&app, "the resend buried too", |r| r["dead"] == 2).await;
+    assert_eq!(app.sink().recipient_attempts(&email), 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_provider_bounce_report_suppresses_the_address() {
+    let token = "bounce-token-bounce-token-bounce-token-0123";
+    let app = TestApp::spawn_with(Profile::Server, &[("BOUNCE_WEBHOOK_TOKEN", token)]).await;
+    let email = app.verified_user().await;
+    let report = |auth: &str| {
+        app.client
+            .post(app.url("/mail/bounces"))
+            .header("authorization", auth.to_owned())
+            .json(&json!({ "address": email, "kind": "complaint" }))
+            .send()
+    };
+    let res = report("Bearer wrong").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = report("").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.outbox_report().await["suppressed"], 0, "nothing changed");
+    let res = report(&format!("Bearer {token}")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "suppressed");
+    assert_eq!(app.outbox_report().await["suppressed"], 1);
+
+    let res = app
+        .post("/forgot-password", &json!({ "email": email }))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED, "answers the same");
+    until_outbox(&app, "the reset mail not sent", |r| r["dead"] == 1).await;
+    assert_eq!(app.sink().count_to(&email), 1, "only the signup code went out");
+
+    let res = app
+        .client
+        .post(app.url("/mail/bounces"))
+        .header("authorization", format!("Bearer {token}"))
+        .json(&json!({ "address": "not an address", "kind": "bounce" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_bounce_endpoint_does_not_exist_without_a_token() {
+    let app = TestApp::spawn(Profile::Server).await;
+    let res = app
+        .post("/mail/bounces", &json!({ "address": "a@example.com", "kind": "bounce" }))
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_deliver_a_thousand_queued_messages_exactly_once() {
+    const MESSAGES: usize = 1000;
+    let first = TestApp::spawn(Profile::Server).await;
+    let shared = [
+        ("DATABASE_URL", first.var("DATABASE_URL").unwrap().to_owned()),
+        ("SMTP_PORT", first.sink().port().to_string()),
+    ];
+    let shared: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, queue) = outbox_of(&first);
+    let addresses: Vec<String> = (0..MESSAGES).map(|_| first.email()).collect();
+    for chunk in addresses.chunks(50) {
+        futures::future::join_all(chunk.iter().map(|to| {
+            let to = EmailAddress::parse(to).unwrap();
+            let queue = &queue;
+            async move { queue.send(&to, &MailMessage::PasswordChanged).await.unwrap() }
+        }))
+        .await;
+    }
+    let second = TestApp::spawn_with(Profile::Server, &shared).await;
+    let third = TestApp::spawn_with(Profile::Server, &shared).await;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(90);
+    while first.sink().messages().len() < MESSAGES {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {MESSAGES} delivered",
+            first.sink().messages().len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(first.sink().messages().len(), MESSAGES, "no message twice");
+    for to in &addresses {
+        assert_eq!(first.sink().count_to(to), 1, "exactly once to {to}");
+    }
+    eprintln!(
+        "outbox drain: {MESSAGES} messages by three instances in {drained:?} ({:.0}/s)",
+        MESSAGES as f64 / drained.as_secs_f64()
+    );
+    second.cleanup().await;
+    third.cleanup().await;
+    first.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_crashed_instance_s_claims_are_delivered_by_another_after_the_lease() {
+    let crashed = TestApp::spawn(Profile::Server).await;
+    crashed.handle().stop(true).await;
+    let (store, queue) = outbox_of(&crashed);
+    let email = crashed.email();
+    queue
+        .send(&EmailAddress::parse(&email).unwrap(), &MailMessage::PasswordChanged)
+        .await
+        .unwrap();
+    // The crashed instance had claimed it, for three seconds, and never reported back.
+    let claimed = store
+        .claim(chrono::Utc::now(), Duration::from_secs(3), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let claimed_at = Instant::now();
+    let shared = [
+        ("DATABASE_URL", crashed.var("DATABASE_URL").unwrap().to_owned()),
+        ("SMTP_PORT", crashed.sink().port().to_string()),
+    ];
+    let shared: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let survivor = TestApp::spawn_with(Profile::Server, &shared).await;
+    crashed
+        .sink()
+        .assert_no_new_mail(&email, Duration::from_millis(2000))
+        .await;
+    crashed
+        .sink()
+        .wait_for_mail(&email, Duration::from_secs(5))
+        .await;
+    assert!(claimed_at.elapsed() >= Duration::from_secs(3), "not before the lease ran out");
+    survivor.cleanup().await;
+    crashed.cleanup().await;
+}
+
+#[tokio::test]
+async fn forgot_password_takes_as_long_for_an_account_as_without_one_with_a_slow_mail_server() {
+    let app = TestApp::spawn_with(
+        Profile::Server,
+        &[
+            ("MAIL_COOLDOWN", "0"),
+            ("RATE_LIMIT_FORGOT_PASSWORD_PER_IP", "1000/1h"),
+            ("RATE_LIMIT_FORGOT_PASSWORD_PER_EMAIL", "1000/1h"),
+        ],
+    )
+    .await;
+    let known = app.verified_user().await;
+    app.sink().set_latency(Duration::from_millis(60));
+    let time = |email: String| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            let res = app.post("/forgot-password", &json!({ "email": email })).await;
+            assert_eq!(res.status(), StatusCode::ACCEPTED);
+            started.elapsed()
+        }
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        with.push(time(known.clone()).await);
+        without.push(time(app.email()).await);
+    }
+    with.sort();
+    without.sort();
+    let (with, without) = (with[7], without[7]);
+    eprintln!("forgot-password medians with a 60 ms mail server: account {with:?}, none {without:?}");
+    assert!(with < Duration::from_millis(30), "the mail server is not in the path: {with:?}");
+    let gap = with.abs_diff(without);
+    assert!(gap < Duration::from_millis(10), "{with:?} vs {without:?}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn queued_mail_is_sealed_in_the_database() {
+    let port = free_port();
+    let app = TestApp::spawn_with(Profile::Server, &[("SMTP_PORT", &port.to_string())]).await;
+    let email = app.email();
+    assert_eq!(app.signup(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    until_outbox(&app, "queued", |r| r["pending"] == 1).await;
+    let url = app.var("DATABASE_URL").unwrap().to_owned();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT kind, sealed FROM mail_outbox", &[])
+        .await
+        .unwrap();
+    let kind: String = row.get(0);
+    let sealed: Vec<u8> = row.get(1);
+    assert_eq!(kind, "verify_email");
+    let text = String::from_utf8_lossy(&sealed);
+    assert!(!text.contains("valid_for") && !text.contains("code"), "sealed: {text}");
+    // The code the server will mail is not among the six-digit runs of the row either.
+    let sink = MailSink::start_on(port);
+    let code = sink.wait_for_mail(&email, Duration::from_secs(30)).await.code();
+    assert!(!sealed.windows(6).any(|w| w == code.as_bytes()));
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM mail_outbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "erased once delivered");
+    app.cleanup().await;
+}
