@@ -522,25 +522,6 @@ async fn redis_down_gives_503_and_ready_names_it() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn smtp_down_at_signup_gives_503_and_retry_works() {
-    let port = closed_port().to_string();
-    let app = TestApp::spawn_with(
-        Profile::Server,
-        &[
-            ("SMTP_PORT", &port),
-            ("DEPENDENCY_TIMEOUT", "1s"),
-            ("MAIL_COOLDOWN", "0"),
-        ],
-    )
-    .await;
-    let email = app.email();
-    let res = app.signup(&email, PASSWORD).await;
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(error_code(res).await, "service_unavailable");
-    app.cleanup().await;
-}
-
 async fn parallel_signups_and_parallel_code_use_have_one_winner(profile: Profile) {
     let app = TestApp::spawn(profile).await;
     let email = app.email();
