@@ -1,8 +1,6 @@
 //! [`SqliteUserRepository`]: the [`UserRepository`] port on SQLite.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 use auth_core::{
     EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
@@ -12,13 +10,13 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::case_when;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, TimestamptzSqlite};
-use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::RunQueryDsl;
-use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
-use crate::connection::{self, SqliteAsyncConnection, SqlitePool};
+use crate::connection::SqlitePool;
+use crate::database::Database;
 use crate::errors;
+use crate::outbox::SqliteOutbox;
 use crate::schema::users;
 use crate::settings::{SqliteError, SqliteSettings};
 use crate::setup;
@@ -30,8 +28,6 @@ define_sql_function!(
     ) -> Nullable<TimestamptzSqlite>
 );
 
-type PooledConnection = Object<SqliteAsyncConnection>;
-
 /// [`UserRepository`] backed by the `users` table of a SQLite database.
 ///
 /// Cheap to clone (clones share the pool). Reads run in parallel on the pooled connections
@@ -41,34 +37,21 @@ type PooledConnection = Object<SqliteAsyncConnection>;
 /// enforced by the unique index on `email COLLATE NOCASE`, and every operation is a single
 /// statement, so there is no check-then-write race.
 ///
+/// The mail outbox of the same database is [`Self::outbox`].
+///
 /// **One process writes**: several processes may share the file, but an embedded-profile
 /// deployment runs one instance.
 #[derive(Clone)]
 pub struct SqliteUserRepository {
-    pool: SqlitePool,
-    /// Serialises this process's writes. A `tokio` mutex: it is held across the `.await` of
-    /// the statement, and it queues waiters fairly.
-    write_turn: Arc<Mutex<()>>,
-    busy_timeout: Duration,
-    acquire_timeout: Duration,
+    db: Database,
 }
 
 impl SqliteUserRepository {
     /// Opens (creating when missing, with its parent directory) the database of `settings`,
     /// applies the pending migrations and returns the repository.
     pub async fn open(settings: &SqliteSettings) -> Result<Self, SqliteError> {
-        let target = settings.open_target()?;
-        setup::prepare_file(settings).await?;
-        let manager = connection::manager(target, settings.busy_timeout);
-        let pool = SqlitePool::builder(manager)
-            .max_size(settings.pool_size())
-            .build()
-            .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;
         let repo = Self {
-            pool,
-            write_turn: Arc::new(Mutex::new(())),
-            busy_timeout: settings.busy_timeout,
-            acquire_timeout: settings.acquire_timeout,
+            db: Database::open(settings).await?,
         };
         repo.run_migrations().await?;
         Ok(repo)
@@ -78,53 +61,43 @@ impl SqliteUserRepository {
     /// applied. [`Self::open`] already did; this is for a database migrated while open.
     pub async fn run_migrations(&self) -> Result<Vec<String>, SqliteError> {
         let _turn = self
+            .db
             .write_turn()
             .await
-            .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;
+            .map_err(|e| SqliteError::Unavailable(e.into_source()))?;
         let mut conn = self
+            .db
             .checkout()
             .await
-            .map_err(|e| SqliteError::Unavailable(Box::new(e)))?;
+            .map_err(|e| SqliteError::Unavailable(e.into_source()))?;
         setup::apply(&mut conn).await
+    }
+
+    /// The mail outbox ([`auth_core::OutboxStore`]) in this repository's database, on the same
+    /// pool: its writes take turns with the repository's, an in-memory database is shared
+    /// between the two, and [`Self::close`] closes both.
+    pub fn outbox(&self) -> SqliteOutbox {
+        SqliteOutbox::new(self.db.clone())
     }
 
     /// The underlying pool (its `status()` is useful for metrics).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        self.db.pool()
     }
 
     /// Closes the pool: idle connections are closed and later operations fail with
-    /// `Unavailable`. For graceful shutdown; affects every clone.
+    /// `Unavailable`. For graceful shutdown; affects every clone, and the
+    /// [outboxes](Self::outbox) made from them.
     pub fn close(&self) {
-        self.pool.close();
-    }
-
-    async fn checkout(&self) -> Result<PooledConnection, UserRepoError> {
-        match tokio::time::timeout(self.acquire_timeout, self.pool.get()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(error)) => Err(errors::from_pool(error)),
-            Err(_) => Err(errors::timed_out(
-                "getting a connection",
-                self.acquire_timeout,
-            )),
-        }
-    }
-
-    /// Waits for this process's turn to write, at most `busy_timeout`.
-    async fn write_turn(&self) -> Result<MutexGuard<'_, ()>, UserRepoError> {
-        tokio::time::timeout(self.busy_timeout, self.write_turn.lock())
-            .await
-            .map_err(|_| errors::timed_out("waiting for the turn to write", self.busy_timeout))
+        self.db.pool().close();
     }
 }
 
 impl fmt::Debug for SqliteUserRepository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteUserRepository")
-            .field("pool", &self.pool.status())
-            .field("busy_timeout", &self.busy_timeout)
-            .field("acquire_timeout", &self.acquire_timeout)
-            .finish_non_exhaustive()
+            .field("db", &self.db)
+            .finish()
     }
 }
 
@@ -192,8 +165,8 @@ impl UserRepository for SqliteUserRepository {
             created_at: new_user.created_at,
             updated_at: new_user.created_at,
         };
-        let _turn = self.write_turn().await?;
-        let mut conn = self.checkout().await?;
+        let _turn = self.db.write_turn().await?;
+        let mut conn = self.db.checkout().await?;
         // No read before the write: the unique index decides, so concurrent signups of one
         // address yield one row and `Duplicate` for the others.
         diesel::insert_into(users::table)
@@ -210,7 +183,7 @@ impl UserRepository for SqliteUserRepository {
         &self,
         email: &EmailAddress,
     ) -> Result<Option<UserCredentials>, UserRepoError> {
-        let mut conn = self.checkout().await?;
+        let mut conn = self.db.checkout().await?;
         // `=` compares with the column's NOCASE collation, like the unique index.
         users::table
             .filter(users::email.eq(email.as_str()))
@@ -225,7 +198,7 @@ impl UserRepository for SqliteUserRepository {
 
     #[tracing::instrument(name = "sqlite.users.find_by_id", skip_all, fields(user_id = %id))]
     async fn find_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, UserRepoError> {
-        let mut conn = self.checkout().await?;
+        let mut conn = self.db.checkout().await?;
         users::table
             .find(id_text(id))
             .select(UserRow::as_select())
@@ -248,8 +221,8 @@ impl UserRepository for SqliteUserRepository {
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError> {
-        let _turn = self.write_turn().await?;
-        let mut conn = self.checkout().await?;
+        let _turn = self.db.write_turn().await?;
+        let mut conn = self.db.checkout().await?;
         // The state check is part of the UPDATE, so a verification that lands between a read
         // and this write can never be overwritten.
         let updated = diesel::update(
@@ -272,8 +245,8 @@ impl UserRepository for SqliteUserRepository {
 
     #[tracing::instrument(name = "sqlite.users.mark_verified", skip_all, fields(user_id = %id))]
     async fn mark_verified(&self, id: UserId, at: DateTime<Utc>) -> Result<User, UserRepoError> {
-        let _turn = self.write_turn().await?;
-        let mut conn = self.checkout().await?;
+        let _turn = self.db.write_turn().await?;
+        let mut conn = self.db.checkout().await?;
         // One statement that keeps the first verification time; `SET` expressions all see the
         // old row, so `updated_at` only moves when this call is the one that verifies.
         diesel::update(users::table.find(id_text(id)))
@@ -301,8 +274,8 @@ impl UserRepository for SqliteUserRepository {
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError> {
-        let _turn = self.write_turn().await?;
-        let mut conn = self.checkout().await?;
+        let _turn = self.db.write_turn().await?;
+        let mut conn = self.db.checkout().await?;
         let updated = diesel::update(users::table.find(id_text(id)))
             .set((
                 users::password_hash.eq(password_hash.as_str()),
@@ -319,8 +292,8 @@ impl UserRepository for SqliteUserRepository {
 
     #[tracing::instrument(name = "sqlite.users.delete", skip_all, fields(user_id = %id))]
     async fn delete(&self, id: UserId) -> Result<bool, UserRepoError> {
-        let _turn = self.write_turn().await?;
-        let mut conn = self.checkout().await?;
+        let _turn = self.db.write_turn().await?;
+        let mut conn = self.db.checkout().await?;
         let deleted = diesel::delete(users::table.find(id_text(id)))
             .execute(&mut conn)
             .await
@@ -330,7 +303,7 @@ impl UserRepository for SqliteUserRepository {
 
     #[tracing::instrument(name = "sqlite.users.ping", skip_all)]
     async fn ping(&self) -> Result<(), UserRepoError> {
-        let mut conn = self.checkout().await?;
+        let mut conn = self.db.checkout().await?;
         diesel::sql_query("SELECT 1")
             .execute(&mut conn)
             .await

@@ -11,3 +11,29 @@ diesel::table! {
         updated_at -> TimestamptzSqlite,
     }
 }
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        recipient -> Text,
+        kind -> Text,
+        supersedes -> Nullable<Text>,
+        sealed -> Binary,
+        state -> Text,
+        attempts -> BigInt,
+        created_at -> TimestamptzSqlite,
+        next_attempt_at -> TimestamptzSqlite,
+        expires_at -> TimestamptzSqlite,
+        lease_id -> Nullable<Text>,
+        lease_until -> Nullable<TimestamptzSqlite>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    mail_suppressions (address) {
+        address -> Text,
+        until -> TimestamptzSqlite,
+        reason -> Text,
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE mail_suppressions;
+DROP TABLE mail_outbox;
