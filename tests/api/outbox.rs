@@ -46,7 +46,10 @@ async fn until_outbox(app: &TestApp, what: &str, check: impl Fn(&serde_json::Val
         if check(&report) {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: the outbox reports {report}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the outbox reports {report}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -66,8 +69,16 @@ async fn a_mail_server_outage_does_not_fail_signup_and_the_code_arrives_when_it_
     let email = app.email();
     let started = Instant::now();
     let res = app.signup(&email, PASSWORD).await;
-    assert_eq!(res.status(), StatusCode::CREATED, "no mail server in the request path");
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "no mail server in the request path"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     until_outbox(&app, "the code waits", |r| r["pending"] == 1).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -75,7 +86,11 @@ async fn a_mail_server_outage_does_not_fail_signup_and_the_code_arrives_when_it_
     let back = Instant::now();
     let mail = sink.wait_for_mail(&email, Duration::from_secs(6)).await;
     // The backoff cap (3 s here, 20 s by default), plus the poll interval.
-    assert!(back.elapsed() < Duration::from_secs(5), "{:?}", back.elapsed());
+    assert!(
+        back.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        back.elapsed()
+    );
     let res = app.verify(&email, &mail.code()).await;
     assert_eq!(res.status(), StatusCode::OK, "the delayed code still works");
     until_outbox(&app, "nothing left", |r| r["pending"] == 0).await;
@@ -87,13 +102,23 @@ async fn a_temporary_refusal_is_retried_until_delivered_once() {
     let app = TestApp::spawn_with(Profile::Server, &[("OUTBOX_BACKOFF_CAP", "1s")]).await;
     let email = app.email();
     app.sink().refuse_recipient_times(&email, 451, 2);
-    assert_eq!(app.signup(&email, PASSWORD).await.status(), StatusCode::CREATED);
-    let mail = app.sink().wait_for_mail(&email, Duration::from_secs(10)).await;
+    assert_eq!(
+        app.signup(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let mail = app
+        .sink()
+        .wait_for_mail(&email, Duration::from_secs(10))
+        .await;
     assert_eq!(mail.code().len(), 6);
     app.sink()
         .assert_no_new_mail(&email, Duration::from_secs(2))
         .await;
-    assert_eq!(app.sink().recipient_attempts(&email), 3, "two 451s, one delivery");
+    assert_eq!(
+        app.sink().recipient_attempts(&email),
+        3,
+        "two 451s, one delivery"
+    );
     app.cleanup().await;
 }
 
@@ -106,13 +131,20 @@ async fn a_permanent_refusal_buries_the_mail_and_suppresses_the_address_without_
     .await;
     let email = app.email();
     app.sink().refuse_recipient(&email, 550);
-    assert_eq!(app.signup(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.signup(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     until_outbox(&app, "dead and suppressed", |r| {
         r["dead"] == 1 && r["suppressed"] == 1 && r["pending"] == 0
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(app.sink().recipient_attempts(&email), 1, "no retry of a 550");
+    assert_eq!(
+        app.sink().recipient_attempts(&email),
+        1,
+        "no retry of a 550"
+    );
 
     // A suppressed address answers the same, and its mail is not even tried.
     let res = app.post("/resend-otp", &json!({ "email": email })).await;
@@ -138,7 +170,11 @@ async fn a_provider_bounce_report_suppresses_the_address() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let res = report("").await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.outbox_report().await["suppressed"], 0, "nothing changed");
+    assert_eq!(
+        app.outbox_report().await["suppressed"],
+        0,
+        "nothing changed"
+    );
     let res = report(&format!("Bearer {token}")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let body: serde_json::Value = res.json().await.unwrap();
@@ -150,7 +186,11 @@ async fn a_provider_bounce_report_suppresses_the_address() {
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED, "answers the same");
     until_outbox(&app, "the reset mail not sent", |r| r["dead"] == 1).await;
-    assert_eq!(app.sink().count_to(&email), 1, "only the signup code went out");
+    assert_eq!(
+        app.sink().count_to(&email),
+        1,
+        "only the signup code went out"
+    );
 
     let res = app
         .client
@@ -168,7 +208,10 @@ async fn a_provider_bounce_report_suppresses_the_address() {
 async fn the_bounce_endpoint_does_not_exist_without_a_token() {
     let app = TestApp::spawn(Profile::Server).await;
     let res = app
-        .post("/mail/bounces", &json!({ "address": "a@example.com", "kind": "bounce" }))
+        .post(
+            "/mail/bounces",
+            &json!({ "address": "a@example.com", "kind": "bounce" }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     app.cleanup().await;
@@ -179,7 +222,10 @@ async fn three_instances_deliver_a_thousand_queued_messages_exactly_once() {
     const MESSAGES: usize = 1000;
     let first = TestApp::spawn(Profile::Server).await;
     let shared = [
-        ("DATABASE_URL", first.var("DATABASE_URL").unwrap().to_owned()),
+        (
+            "DATABASE_URL",
+            first.var("DATABASE_URL").unwrap().to_owned(),
+        ),
         ("SMTP_PORT", first.sink().port().to_string()),
     ];
     let shared: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -189,7 +235,12 @@ async fn three_instances_deliver_a_thousand_queued_messages_exactly_once() {
         futures::future::join_all(chunk.iter().map(|to| {
             let to = EmailAddress::parse(to).unwrap();
             let queue = &queue;
-            async move { queue.send(&to, &MailMessage::PasswordChanged).await.unwrap() }
+            async move {
+                queue
+                    .send(&to, &MailMessage::PasswordChanged)
+                    .await
+                    .unwrap()
+            }
         }))
         .await;
     }
@@ -227,7 +278,10 @@ async fn a_crashed_instance_s_claims_are_delivered_by_another_after_the_lease() 
     let (store, queue) = outbox_of(&crashed);
     let email = crashed.email();
     queue
-        .send(&EmailAddress::parse(&email).unwrap(), &MailMessage::PasswordChanged)
+        .send(
+            &EmailAddress::parse(&email).unwrap(),
+            &MailMessage::PasswordChanged,
+        )
         .await
         .unwrap();
     // The crashed instance had claimed it, for three seconds, and never reported back.
@@ -238,7 +292,10 @@ async fn a_crashed_instance_s_claims_are_delivered_by_another_after_the_lease() 
     assert_eq!(claimed.len(), 1);
     let claimed_at = Instant::now();
     let shared = [
-        ("DATABASE_URL", crashed.var("DATABASE_URL").unwrap().to_owned()),
+        (
+            "DATABASE_URL",
+            crashed.var("DATABASE_URL").unwrap().to_owned(),
+        ),
         ("SMTP_PORT", crashed.sink().port().to_string()),
     ];
     let shared: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -251,7 +308,10 @@ async fn a_crashed_instance_s_claims_are_delivered_by_another_after_the_lease() 
         .sink()
         .wait_for_mail(&email, Duration::from_secs(5))
         .await;
-    assert!(claimed_at.elapsed() >= Duration::from_secs(3), "not before the lease ran out");
+    assert!(
+        claimed_at.elapsed() >= Duration::from_secs(3),
+        "not before the lease ran out"
+    );
     survivor.cleanup().await;
     crashed.cleanup().await;
 }
@@ -273,7 +333,9 @@ async fn forgot_password_takes_as_long_for_an_account_as_without_one_with_a_slow
         let app = &app;
         async move {
             let started = Instant::now();
-            let res = app.post("/forgot-password", &json!({ "email": email })).await;
+            let res = app
+                .post("/forgot-password", &json!({ "email": email }))
+                .await;
             assert_eq!(res.status(), StatusCode::ACCEPTED);
             started.elapsed()
         }
@@ -286,8 +348,13 @@ async fn forgot_password_takes_as_long_for_an_account_as_without_one_with_a_slow
     with.sort();
     without.sort();
     let (with, without) = (with[7], without[7]);
-    eprintln!("forgot-password medians with a 60 ms mail server: account {with:?}, none {without:?}");
-    assert!(with < Duration::from_millis(30), "the mail server is not in the path: {with:?}");
+    eprintln!(
+        "forgot-password medians with a 60 ms mail server: account {with:?}, none {without:?}"
+    );
+    assert!(
+        with < Duration::from_millis(30),
+        "the mail server is not in the path: {with:?}"
+    );
     let gap = with.abs_diff(without);
     assert!(gap < Duration::from_millis(10), "{with:?} vs {without:?}");
     app.cleanup().await;
@@ -298,7 +365,10 @@ async fn queued_mail_is_sealed_in_the_database() {
     let port = free_port();
     let app = TestApp::spawn_with(Profile::Server, &[("SMTP_PORT", &port.to_string())]).await;
     let email = app.email();
-    assert_eq!(app.signup(&email, PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.signup(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
     until_outbox(&app, "queued", |r| r["pending"] == 1).await;
     let url = app.var("DATABASE_URL").unwrap().to_owned();
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -313,10 +383,16 @@ async fn queued_mail_is_sealed_in_the_database() {
     let sealed: Vec<u8> = row.get(1);
     assert_eq!(kind, "verify_email");
     let text = String::from_utf8_lossy(&sealed);
-    assert!(!text.contains("valid_for") && !text.contains("code"), "sealed: {text}");
+    assert!(
+        !text.contains("valid_for") && !text.contains("code"),
+        "sealed: {text}"
+    );
     // The code the server will mail is not among the six-digit runs of the row either.
     let sink = MailSink::start_on(port);
-    let code = sink.wait_for_mail(&email, Duration::from_secs(30)).await.code();
+    let code = sink
+        .wait_for_mail(&email, Duration::from_secs(30))
+        .await
+        .code();
     assert!(!sealed.windows(6).any(|w| w == code.as_bytes()));
     let left: i64 = client
         .query_one("SELECT count(*) FROM mail_outbox", &[])

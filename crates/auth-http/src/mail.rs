@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::outbox::{Courier, CourierPolicy, MailQueue, MailSeal};
-use auth_core::{
-    Clock, Mailer, OsRandom, OutboxError, OutboxStats, OutboxStore, SystemClock,
-};
+use auth_core::{Clock, Mailer, OsRandom, OutboxError, OutboxStats, OutboxStore, SystemClock};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 

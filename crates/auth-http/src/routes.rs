@@ -444,7 +444,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Some(outbox) => outbox.stats().await.ok().map(|s| OutboxReport {
             pending: s.pending,
             oldest_pending_seconds: s.oldest_pending.map_or(0, |at| {
-                (chrono::Utc::now() - at).num_seconds().max(0).unsigned_abs()
+                (chrono::Utc::now() - at)
+                    .num_seconds()
+                    .max(0)
+                    .unsigned_abs()
             }),
             dead: s.dead,
             suppressed: s.suppressed,
@@ -506,11 +509,12 @@ pub async fn report_bounce(
         return Err(ApiError::Unauthenticated);
     }
     let body = body.into_inner();
-    let address = auth_core::EmailAddress::parse(&body.address).map_err(|e| ApiError::Validation {
-        code: "invalid_email",
-        field: "address",
-        message: e.to_string(),
-    })?;
+    let address =
+        auth_core::EmailAddress::parse(&body.address).map_err(|e| ApiError::Validation {
+            code: "invalid_email",
+            field: "address",
+            message: e.to_string(),
+        })?;
     let reason = match body.kind {
         BounceKind::Bounce => auth_core::SuppressionReason::Bounce,
         BounceKind::Complaint => auth_core::SuppressionReason::Complaint,
@@ -522,7 +526,10 @@ pub async fn report_bounce(
         .suppress(&address, until, reason)
         .await
         .map_err(|e| ApiError::from_failure(e.into()))?;
-    tracing::info!(reason = reason.as_str(), "address suppressed by a provider report");
+    tracing::info!(
+        reason = reason.as_str(),
+        "address suppressed by a provider report"
+    );
     Ok(no_store().json(BounceResponse {
         status: "suppressed",
         suppressed_until: until,

@@ -100,7 +100,7 @@ impl OutboxStore for MemoryOutbox {
             let to = address_key(&mail.to);
             state.messages.retain(|m| {
                 !(m.state == MailState::Pending
-                    && m.lease.is_none()
+                    && m.lease.is_none_or(|(_, until)| until <= mail.created_at)
                     && m.mail.supersedes.as_ref() == Some(key)
                     && address_key(&m.mail.to) == to)
             });

@@ -259,7 +259,12 @@ impl OutboxStore for SqliteOutbox {
                             .filter(mail_outbox::recipient.eq(&row.recipient))
                             .filter(mail_outbox::supersedes.eq(key))
                             .filter(mail_outbox::state.eq(PENDING))
-                            .filter(mail_outbox::lease_id.is_null()),
+                            // Unclaimed: never leased, or its courier's lease ran out.
+                            .filter(
+                                mail_outbox::lease_until
+                                    .is_null()
+                                    .or(mail_outbox::lease_until.le(row.created_at)),
+                            ),
                     )
                     .execute(conn)?,
                     None => 0,
@@ -380,6 +385,7 @@ impl OutboxStore for SqliteOutbox {
                 )
                 .set((
                     mail_outbox::state.eq(DEAD),
+                    mail_outbox::attempts.eq(mail_outbox::attempts + 1),
                     mail_outbox::last_error.eq(error),
                     mail_outbox::lease_id.eq(None::<String>),
                     mail_outbox::lease_until.eq(None::<DateTime<Utc>>),

@@ -99,8 +99,8 @@ impl MailSink {
     /// # Panics
     /// When the port cannot be bound or the server thread cannot be spawned.
     pub fn start_on(port: u16) -> MailSink {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .expect("bind a loopback port for the mail sink");
+        let listener =
+            TcpListener::bind(("127.0.0.1", port)).expect("bind a loopback port for the mail sink");
         let addr = listener
             .local_addr()
             .expect("local address of the mail sink");

@@ -65,8 +65,14 @@ fn a_sealed_letter_opens_for_its_message_and_recipient_only() {
     let last = altered.len() - 1;
     altered[last] ^= 1;
     assert_eq!(seal().open(id, &to, &altered), Err(SealError::Unreadable));
-    assert_eq!(seal().open(id, &to, &sealed[..23]), Err(SealError::Unreadable));
-    assert_eq!(seal().open(id, &to, &sealed[..24]), Err(SealError::Unreadable));
+    assert_eq!(
+        seal().open(id, &to, &sealed[..23]),
+        Err(SealError::Unreadable)
+    );
+    assert_eq!(
+        seal().open(id, &to, &sealed[..24]),
+        Err(SealError::Unreadable)
+    );
 }
 
 #[test]
@@ -75,7 +81,10 @@ fn a_sealed_letter_hides_the_code_and_never_repeats() {
     let a = seal().seal(id, &to, &letter(code_mail()));
     let b = seal().seal(id, &to, &letter(code_mail()));
     assert_ne!(a, b, "a fresh nonce each time");
-    assert!(!a.windows(6).any(|w| w == b"493817"), "no code in the clear");
+    assert!(
+        !a.windows(6).any(|w| w == b"493817"),
+        "no code in the clear"
+    );
     assert!(!String::from_utf8_lossy(&a).contains("reset_password"));
 }
 
@@ -237,7 +246,11 @@ fn backoff_doubles_from_the_base_up_to_the_cap() {
     };
     let waits: Vec<u64> = (0..=7).map(|n| policy.backoff(n).as_secs()).collect();
     assert_eq!(waits, vec![1, 1, 2, 4, 8, 16, 20, 20]);
-    assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(20), "no overflow");
+    assert_eq!(
+        policy.backoff(u32::MAX),
+        Duration::from_secs(20),
+        "no overflow"
+    );
 }
 
 #[test]
@@ -250,8 +263,16 @@ fn jitter_picks_between_half_and_all_of_the_wait() {
     assert_eq!(policy.jittered_backoff(1, 0.0), Duration::from_secs(4));
     assert_eq!(policy.jittered_backoff(1, 0.5), Duration::from_secs(6));
     assert_eq!(policy.jittered_backoff(1, 1.0), Duration::from_secs(8));
-    assert_eq!(policy.jittered_backoff(1, 7.0), Duration::from_secs(8), "clamped");
-    assert_eq!(policy.jittered_backoff(1, -1.0), Duration::from_secs(4), "clamped");
+    assert_eq!(
+        policy.jittered_backoff(1, 7.0),
+        Duration::from_secs(8),
+        "clamped"
+    );
+    assert_eq!(
+        policy.jittered_backoff(1, -1.0),
+        Duration::from_secs(4),
+        "clamped"
+    );
     assert_eq!(policy.jittered_backoff(1, f64::NAN), Duration::from_secs(4));
     assert_eq!(policy.jittered_backoff(2, 1.0), Duration::from_secs(16));
 }
@@ -491,9 +512,7 @@ fn a_lost_lease_is_counted_not_reported_as_sent() {
     let mut store = store_with(vec![claimed(&code_mail(), 0, later())]);
     store.expect_remove().returning(|_, _| Ok(false));
     let mut mailer = MockMailer::new();
-    mailer
-        .expect_send_localized()
-        .returning(|_, _, _| Ok(()));
+    mailer.expect_send_localized().returning(|_, _, _| Ok(()));
     let report = block_on(courier(store, mailer).deliver_due()).unwrap();
     assert_eq!((report.lost_leases, report.sent), (1, 0));
 }

@@ -268,6 +268,21 @@ async fn a_newer_message_supersedes_unsent_ones_with_its_key(store: &dyn OutboxS
         "a message being sent is not superseded"
     );
     clear(store).await;
+
+    // A claim whose lease ran out (its courier crashed) no longer protects the message.
+    let lapsed = mail(&to, t, Some("login_code"));
+    store.enqueue(&lapsed).await.expect("enqueue");
+    assert_eq!(claim_all(store, t).await.len(), 1);
+    let lease = TimeDelta::from_std(LEASE).expect("lease");
+    let after = mail(&to, t + lease + secs(1), Some("login_code"));
+    store.enqueue(&after).await.expect("enqueue");
+    let left: Vec<Uuid> = claim_all(store, t + lease + secs(1))
+        .await
+        .iter()
+        .map(|c| c.mail.id)
+        .collect();
+    assert_eq!(left, vec![after.id], "the lapsed claim was superseded");
+    clear(store).await;
 }
 
 async fn suppression_has_an_end_and_a_later_one_extends_it(store: &dyn OutboxStore) {
