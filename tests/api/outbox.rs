@@ -324,6 +324,7 @@ async fn forgot_password_takes_as_long_for_an_account_as_without_one_with_a_slow
             ("MAIL_COOLDOWN", "0"),
             ("RATE_LIMIT_FORGOT_PASSWORD_PER_IP", "1000/1h"),
             ("RATE_LIMIT_FORGOT_PASSWORD_PER_EMAIL", "1000/1h"),
+            ("RATE_LIMIT_MAIL_PER_EMAIL", "1000/1h"),
         ],
     )
     .await;

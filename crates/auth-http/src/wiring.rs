@@ -16,6 +16,8 @@ use auth_postgres::{run_migrations, MigrationError, PgUserRepository, PostgresSe
 use auth_redis::{RedisSettings, RedisStore};
 use auth_smtp::{FileMailer, SmtpMailer, SmtpSettings, TlsMode};
 use auth_sqlite::{SqliteSettings, SqliteUserRepository};
+
+use crate::mail::MailOutbox;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretBox};
 
