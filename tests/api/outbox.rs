@@ -325,6 +325,7 @@ async fn forgot_password_takes_as_long_for_an_account_as_without_one_with_a_slow
             ("RATE_LIMIT_FORGOT_PASSWORD_PER_IP", "1000/1h"),
             ("RATE_LIMIT_FORGOT_PASSWORD_PER_EMAIL", "1000/1h"),
             ("RATE_LIMIT_MAIL_PER_EMAIL", "1000/1h"),
+            ("UNIFORM_ANSWER_TIME", "50ms"),
         ],
     )
     .await;
@@ -353,11 +354,11 @@ async fn forgot_password_takes_as_long_for_an_account_as_without_one_with_a_slow
         "forgot-password medians with a 60 ms mail server: account {with:?}, none {without:?}"
     );
     assert!(
-        with < Duration::from_millis(30),
+        with < Duration::from_millis(60),
         "the mail server is not in the path: {with:?}"
     );
     let gap = with.abs_diff(without);
-    assert!(gap < Duration::from_millis(10), "{with:?} vs {without:?}");
+    assert!(gap < Duration::from_millis(3), "{with:?} vs {without:?}");
     app.cleanup().await;
 }
 

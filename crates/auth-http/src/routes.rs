@@ -88,7 +88,9 @@ pub async fn signup(
     let (email, password) = body
         .into_inner()
         .try_into_domain(state.service.password_policy())?;
-    let user = state.service.signup(email, password, &client.0).await?;
+    let user = state
+        .in_uniform_time(state.service.signup(email, password, &client.0))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(UserResponse::new(&user)))
@@ -123,7 +125,9 @@ pub async fn resend_otp(
     body: web::Json<EmailRequest>,
 ) -> Result {
     let email = body.into_inner().try_into_domain()?;
-    state.service.resend_otp(&email, &client.0).await?;
+    state
+        .in_uniform_time(state.service.resend_otp(&email, &client.0))
+        .await?;
     Ok(HttpResponse::Accepted().json(ACCEPTED_RESEND))
 }
 
@@ -200,7 +204,9 @@ pub async fn request_login_code(
     body: web::Json<EmailRequest>,
 ) -> Result {
     let email = body.into_inner().try_into_domain()?;
-    state.service.request_login_code(&email, &client.0).await?;
+    state
+        .in_uniform_time(state.service.request_login_code(&email, &client.0))
+        .await?;
     Ok(HttpResponse::Accepted().json(ACCEPTED_LOGIN_CODE))
 }
 
@@ -388,7 +394,9 @@ pub async fn forgot_password(
     body: web::Json<EmailRequest>,
 ) -> Result {
     let email = body.into_inner().try_into_domain()?;
-    state.service.forgot_password(&email, &client.0).await?;
+    state
+        .in_uniform_time(state.service.forgot_password(&email, &client.0))
+        .await?;
     Ok(HttpResponse::Accepted().json(ACCEPTED_FORGOT))
 }
 

@@ -87,6 +87,11 @@ pub struct Settings {
     pub mail_from: String,
     /// `MAIL_DIR`: where mail goes without SMTP (default `./data/mail`).
     pub mail_dir: PathBuf,
+    /// `UNIFORM_ANSWER_TIME`: signup, resend-otp, forgot-password and login-code requests
+    /// answer no sooner than this after they were read (default `50ms`; `0`: as soon as
+    /// done), so the few milliseconds that writing a code and queueing its mail take for an
+    /// existing account do not show (with `ENUMERATION_PROTECTION` on).
+    pub uniform_answer_time: Duration,
     /// `OUTBOX_*`, `MAIL_SUPPRESS_FOR`, `BOUNCE_WEBHOOK_TOKEN`: how queued mail is delivered.
     pub outbox: OutboxSettings,
     /// `SESSION_TTL`: absolute session lifetime (default `24h`).
@@ -536,6 +541,7 @@ impl Settings {
             session_idle_timeout,
             otp_ttl,
             mail_cooldown: parse_duration("MAIL_COOLDOWN", "60s")?,
+            uniform_answer_time: parse_duration("UNIFORM_ANSWER_TIME", "50ms")?,
             outbox: OutboxSettings {
                 poll_interval: parse_duration("OUTBOX_POLL_INTERVAL", "1s")?,
                 max_attempts: parse_num(get(&["OUTBOX_MAX_ATTEMPTS"]), 200)?,

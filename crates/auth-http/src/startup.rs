@@ -84,6 +84,7 @@ impl Application {
             },
             outbox,
             bounce_token: settings.outbox.bounce_token.clone(),
+            uniform_answer_time: settings.uniform_answer_time,
         });
         let openapi = ApiDoc::openapi();
         let hsts = settings.cookie_secure;

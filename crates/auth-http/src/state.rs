@@ -23,6 +23,24 @@ pub struct AppState {
     pub outbox: Option<crate::mail::MailOutbox>,
     /// The bearer token of `POST /mail/bounces`; without it the endpoint answers 404.
     pub bounce_token: Option<secrecy::SecretString>,
+    /// The least time the answers that must not tell whether an account exists take.
+    pub uniform_answer_time: std::time::Duration,
+}
+
+impl AppState {
+    /// Runs `answer` and holds its outcome back until [`uniform_answer_time`] has passed
+    /// since the call (when the service hides which addresses have accounts): an existing
+    /// account's few milliseconds of extra work (a code stored, a mail queued) do not show.
+    ///
+    /// [`uniform_answer_time`]: Self::uniform_answer_time
+    pub async fn in_uniform_time<T>(&self, answer: impl std::future::Future<Output = T>) -> T {
+        let started = tokio::time::Instant::now();
+        let outcome = answer.await;
+        if self.service.config().enumeration_protection {
+            tokio::time::sleep_until(started + self.uniform_answer_time).await;
+        }
+        outcome
+    }
 }
 
 /// The session cookie: HttpOnly, SameSite=Lax, Path=/, no Domain, Secure unless explicitly
