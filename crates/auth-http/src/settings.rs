@@ -94,6 +94,10 @@ pub struct Settings {
     pub uniform_answer_time: Duration,
     /// `OUTBOX_*`, `MAIL_SUPPRESS_FOR`, `BOUNCE_WEBHOOK_TOKEN`: how queued mail is delivered.
     pub outbox: OutboxSettings,
+    /// `MAIL_TEMPLATES_DIR`: a folder of mail templates laid over the built-in ones
+    /// (`<dir>/<lang>/<file>`, see `auth_smtp`'s documentation); loaded and checked at
+    /// start-up. `None`: the built-in English and German texts.
+    pub mail_templates_dir: Option<PathBuf>,
     /// `SESSION_TTL`: absolute session lifetime (default `24h`).
     pub session_ttl: Duration,
     /// `SESSION_IDLE_TIMEOUT`: a session unused this long ends (default `30m`; `off`: never).
@@ -397,6 +401,7 @@ impl Settings {
         let mail_dir = get(&["MAIL_DIR"])
             .map(|(_, v)| PathBuf::from(v))
             .unwrap_or_else(|| PathBuf::from("data/mail"));
+        let mail_templates_dir = get(&["MAIL_TEMPLATES_DIR"]).map(|(_, v)| PathBuf::from(v));
 
         let bounce_token = get(&["BOUNCE_WEBHOOK_TOKEN"]).map(|(_, v)| SecretString::from(v));
         if bounce_token
@@ -537,6 +542,7 @@ impl Settings {
             smtp,
             mail_from,
             mail_dir,
+            mail_templates_dir,
             session_ttl,
             session_idle_timeout,
             otp_ttl,
@@ -703,6 +709,18 @@ mod tests {
         assert!(s.smtp.is_none());
         assert_eq!(s.database_url.expose_secret(), DEFAULT_SQLITE_URL);
         assert!(s.redis_url.is_none());
+        assert!(s.mail_templates_dir.is_none());
+    }
+
+    #[test]
+    fn mail_templates_dir_is_optional() {
+        let s = with(&[("MAIL_TEMPLATES_DIR", " /etc/secureauth/mail ")]).unwrap();
+        assert_eq!(
+            s.mail_templates_dir.as_deref(),
+            Some(std::path::Path::new("/etc/secureauth/mail"))
+        );
+        let s = with(&[("MAIL_TEMPLATES_DIR", "")]).unwrap();
+        assert!(s.mail_templates_dir.is_none());
     }
 
     #[test]

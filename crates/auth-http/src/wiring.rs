@@ -52,6 +52,20 @@ pub fn smtp_settings(settings: &Settings, smtp: &SmtpConfig) -> SmtpSettings {
     s
 }
 
+/// The mail templates: the built-in ones, with `MAIL_TEMPLATES_DIR` laid over them when set.
+/// A template that does not load stops the start-up, naming the file.
+pub fn mail_renderer(settings: &Settings) -> anyhow::Result<auth_smtp::Renderer> {
+    match &settings.mail_templates_dir {
+        Some(dir) => auth_smtp::Renderer::with_overrides(dir).with_context(|| {
+            format!(
+                "loading the mail templates in MAIL_TEMPLATES_DIR {}",
+                dir.display()
+            )
+        }),
+        None => Ok(auth_smtp::Renderer::builtin()),
+    }
+}
+
 fn is_postgres(settings: &Settings) -> bool {
     let url = settings.database_url.expose_secret();
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -107,6 +121,8 @@ pub async fn open_outbox(settings: &Settings) -> anyhow::Result<Arc<dyn OutboxSt
 /// With PostgreSQL down (or unreachable) the server still starts: the user store answers 503
 /// and `/ready` names it until the migrations, retried in the background, have been applied.
 pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, MailOutbox)> {
+    // First: a typo in a template stops the start-up before anything else is touched.
+    let renderer = mail_renderer(settings)?;
     let mut profile = Vec::new();
     let outbox_store: Arc<dyn OutboxStore>;
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
@@ -189,17 +205,30 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         }
     };
 
+    let texts = format!(
+        "texts:    {}; languages {}",
+        match &settings.mail_templates_dir {
+            Some(dir) => format!("built-in, overridden by {}", dir.display()),
+            None => "built-in (set MAIL_TEMPLATES_DIR to override)".to_owned(),
+        },
+        renderer.languages().join(", ")
+    );
     let transport: Arc<dyn Mailer> = match &settings.smtp {
         Some(smtp) => {
             profile.push(format!("mail:     SMTP via {}:{}", smtp.host, smtp.port));
             let mailer = SmtpMailer::new(smtp_settings(settings, smtp));
-            Arc::new(mailer.context("SMTP settings (SMTP_*, MAIL_FROM)")?)
+            Arc::new(
+                mailer
+                    .context("SMTP settings (SMTP_*, MAIL_FROM)")?
+                    .with_renderer(renderer),
+            )
         }
         None => {
             let m = FileMailer::new(&settings.mail_dir)
                 .with_context(|| format!("creating MAIL_DIR {}", settings.mail_dir.display()))?
                 .with_from(&settings.mail_from)
-                .context("MAIL_FROM")?;
+                .context("MAIL_FROM")?
+                .with_renderer(renderer);
             profile.push(format!(
                 "mail:     written as .eml files into {} (set SMTP_HOST to send real mail)",
                 settings.mail_dir.display()
@@ -207,6 +236,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
             Arc::new(m)
         }
     };
+    profile.push(texts);
 
     let (m, t, p) = settings.argon2;
     let base = settings
@@ -269,4 +299,54 @@ fn secret_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
         None => anyhow::bail!("AUTH_SECRET is required in production"),
     };
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Settings {
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|k| vars.get(k).cloned()).unwrap()
+    }
+
+    #[test]
+    fn mail_templates_dir_overrides_the_built_in_texts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("en")).unwrap();
+        std::fs::write(
+            dir.path().join("en/password_changed.subject"),
+            "Your Acme password was changed",
+        )
+        .unwrap();
+        let path = dir.path().display().to_string();
+        let renderer = mail_renderer(&settings(&[("MAIL_TEMPLATES_DIR", &path)])).unwrap();
+        let mail = renderer.render(&auth_core::MailMessage::PasswordChanged, None);
+        assert_eq!(mail.subject, "Your Acme password was changed");
+
+        let builtin = mail_renderer(&settings(&[])).unwrap();
+        let mail = builtin.render(&auth_core::MailMessage::PasswordChanged, Some("de"));
+        assert_eq!(mail.subject, "Ihr Passwort für SecureAuth wurde geändert");
+    }
+
+    #[test]
+    fn a_bad_template_is_a_start_up_error_naming_the_variable_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("de")).unwrap();
+        let file = dir.path().join("de/login_code.txt");
+        std::fs::write(&file, "{% if code %}Ihr Code: {{ code }}").unwrap();
+        let path = dir.path().display().to_string();
+        let err = mail_renderer(&settings(&[("MAIL_TEMPLATES_DIR", &path)])).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("MAIL_TEMPLATES_DIR"), "{message}");
+        assert!(message.contains(&file.display().to_string()), "{message}");
+
+        let missing = dir.path().join("missing").display().to_string();
+        let err = mail_renderer(&settings(&[("MAIL_TEMPLATES_DIR", &missing)])).unwrap_err();
+        assert!(format!("{err:#}").contains(&missing), "{err:#}");
+    }
 }

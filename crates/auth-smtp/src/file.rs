@@ -8,7 +8,7 @@ use auth_core::{EmailAddress, MailMessage, Mailer, MailerError};
 use lettre::message::Mailbox;
 
 use crate::message::build;
-use crate::render::message_kind;
+use crate::render::Renderer;
 use crate::smtp::{parse_from, SmtpConfigError};
 
 /// Sender used by [`FileMailer::new`] until [`FileMailer::with_from`] sets another.
@@ -23,6 +23,7 @@ pub const DEFAULT_FILE_SENDER: &str = "SecureAuth <no-reply@localhost>";
 pub struct FileMailer {
     dir: PathBuf,
     from: Mailbox,
+    renderer: Renderer,
 }
 
 impl fmt::Debug for FileMailer {
@@ -30,18 +31,30 @@ impl fmt::Debug for FileMailer {
         f.debug_struct("FileMailer")
             .field("dir", &self.dir)
             .field("from", &self.from.to_string())
+            .field("renderer", &self.renderer)
             .finish_non_exhaustive()
     }
 }
 
 impl FileMailer {
-    /// A mailer writing into `dir`, which is created (with its parents) if missing.
+    /// A mailer writing into `dir`, which is created (with its parents) if missing, with the
+    /// built-in templates ([`Renderer::builtin`]).
     pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
         let dir = dir.into();
         create_private_dir(&dir)?;
         // Never fails: a constant, covered by a test.
         let from = parse_from(DEFAULT_FILE_SENDER).map_err(std::io::Error::other)?;
-        Ok(Self { dir, from })
+        Ok(Self {
+            dir,
+            from,
+            renderer: Renderer::builtin(),
+        })
+    }
+
+    /// Renders mail with `renderer` (e.g. [`Renderer::with_overrides`]).
+    pub fn with_renderer(mut self, renderer: Renderer) -> Self {
+        self.renderer = renderer;
+        self
     }
 
     /// Uses `from` (a mailbox, e.g. `SecureAuth <no-reply@example.com>`) as the sender.
@@ -58,8 +71,20 @@ impl FileMailer {
 
 #[async_trait]
 impl Mailer for FileMailer {
+    /// [`send_localized`](Mailer::send_localized) without a language preference: English.
     async fn send(&self, to: &EmailAddress, message: &MailMessage) -> Result<(), MailerError> {
-        let email = build(&self.from, to, message)?;
+        self.send_localized(to, message, None).await
+    }
+
+    async fn send_localized<'a>(
+        &self,
+        to: &EmailAddress,
+        message: &MailMessage,
+        language: Option<&'a str>,
+    ) -> Result<(), MailerError> {
+        let rendered = self.renderer.render(message, language);
+        let language = rendered.language.clone();
+        let email = build(&self.from, to, rendered)?;
         let path = self.dir.join(format!("{}.eml", uuid::Uuid::new_v4()));
         let (dir, file, bytes) = (self.dir.clone(), path.clone(), email.formatted());
         // The folder may have been removed since start-up (e.g. `rm -rf` of a temp dir).
@@ -71,7 +96,8 @@ impl Mailer for FileMailer {
         .map_err(|e| MailerError::Unavailable(Box::new(e)))?
         .map_err(|e| MailerError::Unavailable(Box::new(e)))?;
         tracing::info!(
-            kind = message_kind(message),
+            kind = message.kind(),
+            language,
             path = %path.display(),
             "mail written to file"
         );

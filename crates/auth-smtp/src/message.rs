@@ -1,11 +1,11 @@
-//! Turning a [`MailMessage`] into a lettre [`Message`].
+//! Turning a [`RenderedMail`] into a lettre [`Message`].
 
-use auth_core::{EmailAddress, MailMessage, MailerError};
+use auth_core::{EmailAddress, MailerError};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Address, Message};
 
-use crate::render::render;
+use crate::render::RenderedMail;
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): tells vacation responders and mailing lists
 /// not to answer.
@@ -26,6 +26,25 @@ impl Header for AutoSubmitted {
     }
 }
 
+/// `Content-Language` (RFC 3282): the language the mail is written in. Holds a tag checked
+/// when the templates were loaded (letters, digits and `-`), so it is a valid header value.
+#[derive(Debug, Clone)]
+struct ContentLanguage(String);
+
+impl Header for ContentLanguage {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Content-Language")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.trim().to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
 /// Parses a validated address into lettre's type. An address `EmailAddress` accepts but lettre
 /// does not can never be delivered, hence `Rejected`.
 pub(crate) fn recipient(to: &EmailAddress) -> Result<Address, MailerError> {
@@ -34,14 +53,14 @@ pub(crate) fn recipient(to: &EmailAddress) -> Result<Address, MailerError> {
         .map_err(|e| MailerError::Rejected(Box::new(e)))
 }
 
-/// The complete message: From, To, Subject, Date, Message-ID, `Auto-Submitted` and a
-/// `multipart/alternative` body with the plain-text and HTML renderings.
+/// The complete message: From, To, Subject, Date, Message-ID, `Auto-Submitted`,
+/// `Content-Language` and a `multipart/alternative` body with the plain-text and HTML
+/// renderings.
 pub(crate) fn build(
     from: &Mailbox,
     to: &EmailAddress,
-    message: &MailMessage,
+    rendered: RenderedMail,
 ) -> Result<Message, MailerError> {
-    let rendered = render(message);
     Message::builder()
         .from(from.clone())
         .to(Mailbox::new(None, recipient(to)?))
@@ -53,6 +72,7 @@ pub(crate) fn build(
             from.email.domain()
         )))
         .header(AutoSubmitted)
+        .header(ContentLanguage(rendered.language))
         .multipart(MultiPart::alternative_plain_html(
             rendered.text,
             rendered.html,
@@ -64,7 +84,8 @@ pub(crate) fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_core::OtpCode;
+    use crate::Renderer;
+    use auth_core::{MailMessage, OtpCode};
     use std::time::Duration;
 
     #[test]
@@ -75,7 +96,8 @@ mod tests {
             code: OtpCode::parse("123456").unwrap(),
             valid_for: Duration::from_secs(600),
         };
-        let raw = String::from_utf8(build(&from, &to, &message).unwrap().formatted()).unwrap();
+        let rendered = Renderer::builtin().render(&message, None);
+        let raw = String::from_utf8(build(&from, &to, rendered).unwrap().formatted()).unwrap();
         assert!(
             raw.contains("From: SecureAuth <no-reply@example.com>\r\n"),
             "{raw}"
@@ -83,6 +105,7 @@ mod tests {
         assert!(raw.contains("To: ada@example.com\r\n"), "{raw}");
         assert!(raw.contains("Subject: 123456 is your SecureAuth verification code\r\n"));
         assert!(raw.contains("Auto-Submitted: auto-generated\r\n"));
+        assert!(raw.contains("Content-Language: en\r\n"), "{raw}");
         assert!(raw.contains("Content-Type: multipart/alternative"));
         assert!(raw.contains("Content-Type: text/plain; charset=utf-8"));
         assert!(raw.contains("Content-Type: text/html; charset=utf-8"));

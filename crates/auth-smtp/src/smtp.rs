@@ -13,7 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::message::build;
-use crate::render::message_kind;
+use crate::render::Renderer;
 
 /// How the connection to the server is encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +147,7 @@ pub struct SmtpMailer {
     timeout: Duration,
     /// The runtime the pool's background task lives on; the pool must be dropped inside it.
     runtime: tokio::runtime::Handle,
+    renderer: Renderer,
 }
 
 impl fmt::Debug for SmtpMailer {
@@ -157,13 +158,14 @@ impl fmt::Debug for SmtpMailer {
             .field("tls", &self.tls)
             .field("from", &self.from.to_string())
             .field("timeout", &self.timeout)
+            .field("renderer", &self.renderer)
             .finish_non_exhaustive()
     }
 }
 
 impl SmtpMailer {
     /// Checks the settings and prepares the connection pool. Does not connect: the first send
-    /// does.
+    /// does. Renders with the built-in templates until [`with_renderer`](Self::with_renderer).
     pub fn new(settings: SmtpSettings) -> Result<Self, SmtpConfigError> {
         let SmtpSettings {
             host,
@@ -219,7 +221,14 @@ impl SmtpMailer {
             tls,
             timeout,
             runtime,
+            renderer: Renderer::builtin(),
         })
+    }
+
+    /// Renders mail with `renderer` (e.g. [`Renderer::with_overrides`]).
+    pub fn with_renderer(mut self, renderer: Renderer) -> Self {
+        self.renderer = renderer;
+        self
     }
 
     /// The sender mailbox.
@@ -283,9 +292,21 @@ struct ShutDown;
 
 #[async_trait]
 impl Mailer for SmtpMailer {
-    #[tracing::instrument(skip_all, fields(kind = message_kind(message)))]
+    /// [`send_localized`](Mailer::send_localized) without a language preference: English.
     async fn send(&self, to: &EmailAddress, message: &MailMessage) -> Result<(), MailerError> {
-        let email = build(&self.from, to, message)?;
+        self.send_localized(to, message, None).await
+    }
+
+    #[tracing::instrument(skip_all, fields(kind = message.kind(), language = tracing::field::Empty))]
+    async fn send_localized<'a>(
+        &self,
+        to: &EmailAddress,
+        message: &MailMessage,
+        language: Option<&'a str>,
+    ) -> Result<(), MailerError> {
+        let rendered = self.renderer.render(message, language);
+        tracing::Span::current().record("language", rendered.language.as_str());
+        let email = build(&self.from, to, rendered)?;
         let transport = self
             .transport()
             .ok_or_else(|| MailerError::Unavailable(Box::new(ShutDown)))?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use auth_core::{EmailAddress, MailMessage, Mailer, MailerError};
-use auth_smtp::{FileMailer, SmtpConfigError};
+use auth_smtp::{FileMailer, Renderer, SmtpConfigError};
 use auth_testkit::smtp::ReceivedMail;
 
 fn eml_files(dir: &std::path::Path) -> Vec<PathBuf> {
@@ -48,6 +48,53 @@ async fn every_message_gets_its_own_file_and_the_folder_is_recreated() {
     assert_eq!(files.len(), 2);
     let mail = read_mail(&files[0], "bob@example.com");
     assert_eq!(mail.from_header().as_deref(), Some("no-reply@localhost"));
+}
+
+#[tokio::test]
+async fn send_localized_writes_the_preferred_language() {
+    let tmp = tempfile::tempdir().unwrap();
+    let templates = tmp.path().join("templates");
+    std::fs::create_dir_all(templates.join("en")).unwrap();
+    std::fs::write(
+        templates.join("en/password_changed.subject"),
+        "Password changed at {{ product }}",
+    )
+    .unwrap();
+    let dir = tmp.path().join("mail");
+    let mailer = FileMailer::new(&dir)
+        .unwrap()
+        .with_renderer(Renderer::with_overrides(&templates).unwrap());
+    let to = EmailAddress::parse("bob@example.com").unwrap();
+
+    mailer
+        .send_localized(
+            &to,
+            &MailMessage::PasswordChanged,
+            Some("de;q=0.8, en;q=0.9"),
+        )
+        .await
+        .unwrap();
+    let files = eml_files(&dir);
+    assert_eq!(files.len(), 1);
+    let english = read_mail(&files[0], "bob@example.com");
+    assert_eq!(english.subject(), "Password changed at SecureAuth");
+    assert_eq!(english.header("Content-Language").as_deref(), Some("en"));
+    std::fs::remove_file(&files[0]).unwrap();
+
+    mailer
+        .send_localized(&to, &MailMessage::PasswordChanged, Some("de-AT"))
+        .await
+        .unwrap();
+    let german = read_mail(&eml_files(&dir)[0], "bob@example.com");
+    assert_eq!(
+        german.subject(),
+        "Ihr Passwort für SecureAuth wurde geändert"
+    );
+    assert_eq!(german.header("Content-Language").as_deref(), Some("de"));
+    assert!(german
+        .text_part()
+        .unwrap()
+        .starts_with("Das Passwort Ihres Kontos bei SecureAuth wurde soeben geändert."));
 }
 
 #[tokio::test]

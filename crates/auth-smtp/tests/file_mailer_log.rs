@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auth_core::{EmailAddress, MailMessage, Mailer, OtpCode};
-use auth_smtp::{render, FileMailer};
+use auth_smtp::{FileMailer, Renderer};
 use auth_testkit::smtp::ReceivedMail;
 
 fn eml_files(dir: &std::path::Path) -> Vec<PathBuf> {
@@ -80,7 +80,10 @@ async fn writes_a_readable_eml_into_a_created_folder_and_logs_only_the_path() {
         to: "ada@example.com".to_owned(),
         raw: std::fs::read_to_string(&files[0]).unwrap(),
     };
-    assert_eq!(mail.subject(), render(&message).subject);
+    assert_eq!(
+        mail.subject(),
+        Renderer::builtin().render(&message, None).subject
+    );
     assert_eq!(mail.code(), "246810");
     assert_eq!(mail.from_header().as_deref(), Some("dev@example.com"));
     assert_eq!(mail.to_header(), vec!["ada@example.com".to_owned()]);

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use auth_core::{EmailAddress, MailMessage, Mailer, MailerError, OtpCode};
-use auth_smtp::{render, SendTimeout, SmtpMailer, SmtpSettings, TlsMode};
+use auth_smtp::{Renderer, SendTimeout, SmtpMailer, SmtpSettings, TlsMode};
 use auth_testkit::smtp::MailSink;
 
 const FROM: &str = "SecureAuth <no-reply@example.com>";
@@ -56,7 +56,7 @@ async fn every_kind_of_message_arrives_complete() {
     for (to, message, code) in &cases {
         mailer.send(&email(to), message).await.unwrap();
         let mail = sink.wait_for_mail(to, WAIT).await;
-        let expected = render(message);
+        let expected = Renderer::builtin().render(message, None);
 
         assert_eq!(mail.from, "no-reply@example.com", "envelope sender");
         assert_eq!(mail.to, *to, "envelope recipient");
@@ -69,6 +69,7 @@ async fn every_kind_of_message_arrives_complete() {
             mail.header("Auto-Submitted").as_deref(),
             Some("auto-generated")
         );
+        assert_eq!(mail.header("Content-Language").as_deref(), Some("en"));
 
         let text = mail.text_part().expect("a text/plain part");
         let html = mail.html_part().expect("a text/html part");
@@ -90,6 +91,65 @@ async fn every_kind_of_message_arrives_complete() {
         }
     }
     assert_eq!(sink.messages().len(), cases.len());
+}
+
+#[tokio::test]
+async fn send_localized_writes_the_preferred_language_with_the_given_renderer() {
+    let sink = MailSink::start();
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::create_dir(templates.path().join("de")).unwrap();
+    std::fs::write(
+        templates.path().join("de/footer.txt"),
+        "Acme GmbH, Hauptstraße 1",
+    )
+    .unwrap();
+    let renderer = Renderer::with_overrides(templates.path()).unwrap();
+    let mailer = mailer_for(&sink).with_renderer(renderer.clone());
+    let message = verify("024680");
+
+    mailer
+        .send_localized(
+            &email("ada@example.com"),
+            &message,
+            Some("de-CH, de;q=0.9, en;q=0.5"),
+        )
+        .await
+        .unwrap();
+    let mail = sink.wait_for_mail("ada@example.com", WAIT).await;
+    let expected = renderer.render(&message, Some("de"));
+    assert_eq!(mail.header("Content-Language").as_deref(), Some("de"));
+    assert_eq!(mail.subject(), expected.subject);
+    assert_eq!(
+        mail.subject(),
+        "024680 ist Ihr Bestätigungscode für SecureAuth"
+    );
+    let text = mail.text_part().unwrap().replace("\r\n", "\n");
+    assert_eq!(text.trim_end(), expected.text.trim_end());
+    assert!(text.contains("Er ist 15 Minuten lang gültig."), "{text}");
+    assert!(
+        text.ends_with("-- \nAcme GmbH, Hauptstraße 1\n"),
+        "{text:?}"
+    );
+    assert!(mail.html_part().unwrap().contains("<html lang=\"de\">"));
+    assert_eq!(mail.code(), "024680");
+
+    // `send` is English; so is a language without templates.
+    mailer
+        .send(&email("bob@example.com"), &message)
+        .await
+        .unwrap();
+    mailer
+        .send_localized(&email("cy@example.com"), &message, Some("fr"))
+        .await
+        .unwrap();
+    for to in ["bob@example.com", "cy@example.com"] {
+        let mail = sink.wait_for_mail(to, WAIT).await;
+        assert_eq!(mail.header("Content-Language").as_deref(), Some("en"));
+        assert_eq!(
+            mail.subject(),
+            "024680 is your SecureAuth verification code"
+        );
+    }
 }
 
 #[tokio::test]
