@@ -404,3 +404,59 @@ async fn queued_mail_is_sealed_in_the_database() {
     assert_eq!(left, 0, "erased once delivered");
     app.cleanup().await;
 }
+
+/// The signup request's `Accept-Language` picks the language of the account's mail, now and
+/// later (stored with the account), whoever asks later.
+async fn mail_is_written_in_the_language_of_the_signup_request(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let email = app.email();
+    let res = app
+        .client
+        .post(app.url("/signup"))
+        .header("accept-language", "de-CH, de;q=0.9, en;q=0.5")
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let code = app.nth_code(&email, 1).await;
+    let mail = &app.mail.messages_to(&email)[0];
+    assert!(
+        mail.subject().contains("Bestätigungscode"),
+        "{}",
+        mail.subject()
+    );
+    assert_eq!(mail.header("content-language").as_deref(), Some("de"));
+    assert_eq!(app.verify(&email, &code).await.status(), StatusCode::OK);
+
+    // A reset asked for by a client that prefers English is still in the account's language.
+    let res = app
+        .client
+        .post(app.url("/forgot-password"))
+        .header("accept-language", "en")
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    app.nth_code(&email, 2).await;
+    let reset = &app.mail.messages_to(&email)[1];
+    assert_eq!(reset.header("content-language").as_deref(), Some("de"));
+
+    // Without a preference: English.
+    let other = app.email();
+    assert_eq!(
+        app.signup(&other, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    app.nth_code(&other, 1).await;
+    let mail = &app.mail.messages_to(&other)[0];
+    assert!(
+        mail.subject().contains("verification code"),
+        "{}",
+        mail.subject()
+    );
+    app.cleanup().await;
+}
+
+crate::both_profiles!(mail_is_written_in_the_language_of_the_signup_request);

@@ -441,6 +441,7 @@ async fn seed_users(db: &TestDatabase, n: usize, hash: &PasswordHash) -> anyhow:
                     email: EmailAddress::parse(&format!("bench-{i}@example.com"))?,
                     password_hash: hash.clone(),
                     created_at: now,
+                    language: None,
                 })
                 .await?;
             repo.mark_verified(user.id, now).await?;

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The client of the request: the socket peer, or the right-most untrusted `X-Forwarded-For`
-/// entry when the peer is a trusted proxy; and its `User-Agent`, bounded.
+/// entry when the peer is a trusted proxy; its `User-Agent` and `Accept-Language`, bounded.
 #[derive(Debug, Clone)]
 pub struct Client(pub ClientInfo);
 
@@ -23,12 +23,19 @@ impl FromRequest for Client {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match req.app_data::<web::Data<AppState>>() {
-            Some(state) => Ok(Self(ClientInfo::new(
-                state.client_ip.client_ip(req),
-                req.headers()
-                    .get(header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok()),
-            ))),
+            Some(state) => Ok(Self(
+                ClientInfo::new(
+                    state.client_ip.client_ip(req),
+                    req.headers()
+                        .get(header::USER_AGENT)
+                        .and_then(|v| v.to_str().ok()),
+                )
+                .with_language(
+                    req.headers()
+                        .get(header::ACCEPT_LANGUAGE)
+                        .and_then(|v| v.to_str().ok()),
+                ),
+            )),
             None => Err(ApiError::Internal("application state missing".into())),
         })
     }

@@ -111,6 +111,7 @@ impl UserRepository for MemoryUserRepository {
             UserCredentials {
                 user: user.clone(),
                 password_hash: new_user.password_hash.clone(),
+                language: new_user.language.clone(),
             },
         );
         Ok(user)

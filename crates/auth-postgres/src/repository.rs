@@ -139,15 +139,18 @@ struct UserRow {
     verified_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    language: Option<String>,
 }
 
 impl UserRow {
     fn into_credentials(mut self) -> Result<UserCredentials, UserRepoError> {
         let password_hash = PasswordHash::new(std::mem::take(&mut self.password_hash));
+        let language = self.language.take();
         let user = self.into_user()?;
         Ok(UserCredentials {
             user,
             password_hash,
+            language,
         })
     }
 
@@ -177,6 +180,7 @@ struct NewUserRow<'a> {
     password_hash: &'a str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    language: Option<&'a str>,
 }
 
 #[async_trait::async_trait]
@@ -189,6 +193,7 @@ impl UserRepository for PgUserRepository {
             password_hash: new_user.password_hash.as_str(),
             created_at: new_user.created_at,
             updated_at: new_user.created_at,
+            language: new_user.language.as_deref(),
         };
         let mut conn = self.checkout().await?;
         // No read before the write: the unique index decides, so concurrent signups of one

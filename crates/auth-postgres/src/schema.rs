@@ -9,5 +9,6 @@ diesel::table! {
         verified_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        language -> Nullable<Text>,
     }
 }

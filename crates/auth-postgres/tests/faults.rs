@@ -383,6 +383,7 @@ async fn pool_recovers_after_the_server_comes_back() {
         email: some_email(),
         password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
         created_at: Utc::now(),
+        language: None,
     })
     .await
     .unwrap();

@@ -18,6 +18,7 @@ fn new_user(email: &str) -> NewUser {
         email: EmailAddress::parse(email).unwrap(),
         password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
         created_at: now_micros(),
+        language: None,
     }
 }
 

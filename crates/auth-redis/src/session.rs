@@ -90,6 +90,7 @@ impl SessionRecord {
             client: ClientInfo {
                 ip: self.ip,
                 user_agent: self.user_agent,
+                language: None,
             },
         })
     }

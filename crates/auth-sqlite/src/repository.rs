@@ -110,15 +110,18 @@ struct UserRow {
     verified_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    language: Option<String>,
 }
 
 impl UserRow {
     fn into_credentials(mut self) -> Result<UserCredentials, UserRepoError> {
         let password_hash = PasswordHash::new(std::mem::take(&mut self.password_hash));
+        let language = self.language.take();
         let user = self.into_user()?;
         Ok(UserCredentials {
             user,
             password_hash,
+            language,
         })
     }
 
@@ -148,6 +151,7 @@ struct NewUserRow<'a> {
     password_hash: &'a str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    language: Option<&'a str>,
 }
 
 fn id_text(id: UserId) -> String {
@@ -164,6 +168,7 @@ impl UserRepository for SqliteUserRepository {
             password_hash: new_user.password_hash.as_str(),
             created_at: new_user.created_at,
             updated_at: new_user.created_at,
+            language: new_user.language.as_deref(),
         };
         let _turn = self.db.write_turn().await?;
         let mut conn = self.db.checkout().await?;

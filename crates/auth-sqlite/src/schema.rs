@@ -9,6 +9,7 @@ diesel::table! {
         verified_at -> Nullable<TimestamptzSqlite>,
         created_at -> TimestamptzSqlite,
         updated_at -> TimestamptzSqlite,
+        language -> Nullable<Text>,
     }
 }
 

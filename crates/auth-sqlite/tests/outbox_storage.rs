@@ -149,6 +149,7 @@ async fn an_in_memory_database_holds_both_the_accounts_and_the_outbox() {
         email: address("memory"),
         password_hash: PasswordHash::new("$argon2id$v=19$fake".to_owned()),
         created_at: t,
+        language: None,
     };
     repo.create(&user).await.unwrap();
     let queued = mail(&user.email, t, None);

@@ -20,6 +20,7 @@ fn new_user(email: &str) -> NewUser {
         email: EmailAddress::parse(email).unwrap(),
         password_hash: PasswordHash::new(format!("$argon2id$v=19$fake${}", Uuid::new_v4())),
         created_at: Utc::now().trunc_subsecs(6),
+        language: None,
     }
 }
 

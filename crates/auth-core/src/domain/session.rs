@@ -125,11 +125,17 @@ pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     /// The `User-Agent` header, truncated to [`ClientInfo::MAX_USER_AGENT`] characters.
     pub user_agent: Option<String>,
+    /// The languages the client prefers, as an HTTP `Accept-Language` value (at most
+    /// [`ClientInfo::MAX_LANGUAGE`] characters, printable ASCII): the language of the mail a
+    /// new account's signup sends, and of all its later mail.
+    pub language: Option<String>,
 }
 
 impl ClientInfo {
     /// Longest user agent kept, in characters.
     pub const MAX_USER_AGENT: usize = 256;
+    /// Longest language preference kept, in characters.
+    pub const MAX_LANGUAGE: usize = 128;
 
     /// Builds client info, bounding and sanitising the user agent.
     pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
@@ -141,7 +147,27 @@ impl ClientInfo {
                     .collect::<String>()
             })
             .filter(|ua| !ua.is_empty());
-        Self { ip, user_agent }
+        Self {
+            ip,
+            user_agent,
+            language: None,
+        }
+    }
+
+    /// With the client's language preference (an `Accept-Language` value): only printable
+    /// ASCII is kept, at most [`ClientInfo::MAX_LANGUAGE`] characters of it; nothing if empty.
+    pub fn with_language(mut self, accept_language: Option<&str>) -> Self {
+        self.language = accept_language
+            .map(|raw| {
+                raw.chars()
+                    .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                    .take(Self::MAX_LANGUAGE)
+                    .collect::<String>()
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|l| !l.is_empty());
+        self
     }
 }
 
@@ -171,6 +197,29 @@ pub struct Session {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_language_preference_is_bounded_printable_ascii() {
+        let lang = |raw: Option<&str>| ClientInfo::default().with_language(raw).language;
+        assert_eq!(
+            lang(Some(" de-CH, de;q=0.9 ")),
+            Some("de-CH, de;q=0.9".into())
+        );
+        assert_eq!(
+            lang(Some("de\u{0}\r\nX-Evil: 1")),
+            Some("deX-Evil: 1".into())
+        );
+        assert_eq!(lang(Some("ñ")), None);
+        assert_eq!(lang(Some("   ")), None);
+        assert_eq!(lang(None), None);
+        let long = "a".repeat(ClientInfo::MAX_LANGUAGE + 1);
+        assert_eq!(
+            lang(Some(&long)).map(|l| l.len()),
+            Some(ClientInfo::MAX_LANGUAGE)
+        );
+        let exact = "a".repeat(ClientInfo::MAX_LANGUAGE);
+        assert_eq!(lang(Some(&exact)), Some(exact.clone()));
+    }
 
     #[test]
     fn token_round_trips_and_hides_itself() {

@@ -64,6 +64,9 @@ pub struct UserCredentials {
     pub user: User,
     /// The current password hash.
     pub password_hash: PasswordHash,
+    /// The languages the account's mail is written in, as the signup request's
+    /// `Accept-Language` said (see [`ClientInfo::language`](crate::ClientInfo::language)).
+    pub language: Option<String>,
 }
 
 /// What is needed to create an account.
@@ -77,6 +80,9 @@ pub struct NewUser {
     pub password_hash: PasswordHash,
     /// Creation time (also the first `updated_at`).
     pub created_at: DateTime<Utc>,
+    /// The languages the account's mail is to be written in (the signup request's
+    /// `Accept-Language`, bounded as [`ClientInfo::language`](crate::ClientInfo::language)).
+    pub language: Option<String>,
 }
 
 #[cfg(test)]

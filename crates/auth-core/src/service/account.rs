@@ -50,8 +50,12 @@ impl AuthService {
                     .claim_send_slot(OtpPurpose::VerifyEmail, &email, self.config.mail_cooldown)
                     .await?
                 {
-                    self.send_best_effort(&email, &MailMessage::SignupAttempted)
-                        .await;
+                    self.send_best_effort(
+                        &email,
+                        &MailMessage::SignupAttempted,
+                        existing.language.as_deref(),
+                    )
+                    .await;
                 }
                 Ok(self.decoy_user(email, now))
             }
@@ -95,6 +99,7 @@ impl AuthService {
                     Some(hash),
                     CodeMail::Again,
                     None,
+                    existing.language.as_deref(),
                 )
                 .await?;
                 info!("repeated signup for an unverified account: a code for it was mailed");
@@ -114,6 +119,7 @@ impl AuthService {
                     email: email.clone(),
                     password_hash: hash.clone(),
                     created_at: now,
+                    language: client.language.clone(),
                 };
                 let user = match self.ports.users.create(&new_user).await {
                     Ok(user) => user,
@@ -138,6 +144,7 @@ impl AuthService {
                     Some(hash),
                     CodeMail::First,
                     None,
+                    client.language.as_deref(),
                 )
                 .await?;
                 info!("account created");
@@ -224,6 +231,7 @@ impl AuthService {
                         Some(creds.password_hash),
                         CodeMail::Again,
                         None,
+                        creds.language.as_deref(),
                     )
                     .await;
                 if let Err(e) = sent {
@@ -269,8 +277,12 @@ impl AuthService {
             return Err(DeleteAccountError::Unauthenticated);
         }
         info!("account deleted; every session revoked");
-        self.send_best_effort(&creds.user.email, &MailMessage::AccountDeleted)
-            .await;
+        self.send_best_effort(
+            &creds.user.email,
+            &MailMessage::AccountDeleted,
+            creds.language.as_deref(),
+        )
+        .await;
         Ok(())
     }
 }

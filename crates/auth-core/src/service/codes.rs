@@ -78,6 +78,7 @@ impl AuthService {
         pending_password: Option<PasswordHash>,
         mail: CodeMail,
         requested_by: Option<&ClientInfo>,
+        language: Option<&str>,
     ) -> Result<(), Failure> {
         let code = self.ports.random.otp_code();
         let stored = StoredOtp {
@@ -109,7 +110,10 @@ impl AuthService {
             (OtpPurpose::ResetPassword, _) => MailMessage::ResetPassword { code, valid_for },
             (OtpPurpose::Login, _) => MailMessage::LoginCode { code, valid_for },
         };
-        self.ports.mailer.send(email, &message).await?;
+        self.ports
+            .mailer
+            .send_localized(email, &message, language)
+            .await?;
         Ok(())
     }
 
@@ -276,7 +280,15 @@ impl AuthService {
         }
         let now = self.ports.clock.now();
         let sent = self
-            .issue_code(purpose, email, now, None, CodeMail::First, Some(client))
+            .issue_code(
+                purpose,
+                email,
+                now,
+                None,
+                CodeMail::First,
+                Some(client),
+                creds.language.as_deref(),
+            )
             .await;
         match sent {
             // Answering differently would tell that the account exists.

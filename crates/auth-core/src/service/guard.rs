@@ -137,8 +137,9 @@ impl AuthService {
     ) -> Result<UserCredentials, Reauth> {
         let _slot = self.hashing_slot(client, Some(Holder::User(session.user.id)))?;
         if let Err(retry_after) = self.throttle.reauth(session.user.id, client).await? {
+            // The account was not read: a notice from here is in the default language.
             return Err(self
-                .reauth_failed(session, client)
+                .reauth_failed(session, client, None)
                 .await?
                 .unwrap_or(Reauth::Stop(Stop::Retry(retry_after))));
         }
@@ -161,7 +162,7 @@ impl AuthService {
             return Ok(creds);
         }
         Err(self
-            .reauth_failed(session, client)
+            .reauth_failed(session, client, creds.language.as_deref())
             .await?
             .unwrap_or(Reauth::WrongPassword))
     }
@@ -172,6 +173,7 @@ impl AuthService {
         &self,
         session: &Session,
         client: &ClientInfo,
+        language: Option<&str>,
     ) -> Result<Option<Reauth>, Failure> {
         if self.throttle.reauth_failed(session.id, client).await? {
             return Ok(None);
@@ -187,6 +189,7 @@ impl AuthService {
         self.send_best_effort(
             &session.user.email,
             &MailMessage::SessionEndedAfterWrongPasswords,
+            language,
         )
         .await;
         Ok(Some(Reauth::SessionEnded))

@@ -294,8 +294,20 @@ impl AuthService {
             .await?)
     }
 
-    async fn send_best_effort(&self, to: &EmailAddress, message: &MailMessage) {
-        if let Err(e) = self.ports.mailer.send(to, message).await {
+    /// Hands a notice to the mailer in `language` (an `Accept-Language` value); a failure is
+    /// logged, not returned: the change it tells of has happened.
+    async fn send_best_effort(
+        &self,
+        to: &EmailAddress,
+        message: &MailMessage,
+        language: Option<&str>,
+    ) {
+        if let Err(e) = self
+            .ports
+            .mailer
+            .send_localized(to, message, language)
+            .await
+        {
             warn!(error = %e, "notice not delivered");
         }
     }

@@ -51,8 +51,12 @@ impl AuthService {
             .revoke_all(creds.user.id, &creds.user.email, Some(session.id))
             .await?;
         info!(revoked, "password changed; other sessions revoked");
-        self.send_best_effort(&creds.user.email, &MailMessage::PasswordChanged)
-            .await;
+        self.send_best_effort(
+            &creds.user.email,
+            &MailMessage::PasswordChanged,
+            creds.language.as_deref(),
+        )
+        .await;
         Ok(())
     }
 
@@ -112,8 +116,12 @@ impl AuthService {
             .revoke_all(creds.user.id, &creds.user.email, None)
             .await?;
         info!(revoked, "password reset; all sessions revoked");
-        self.send_best_effort(&creds.user.email, &MailMessage::PasswordChanged)
-            .await;
+        self.send_best_effort(
+            &creds.user.email,
+            &MailMessage::PasswordChanged,
+            creds.language.as_deref(),
+        )
+        .await;
         Ok(User {
             updated_at: now,
             ..creds.user

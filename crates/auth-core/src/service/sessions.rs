@@ -214,7 +214,11 @@ impl AuthService {
             created_at: now,
             expires_at: add(now, self.config.session_ttl),
             last_seen_at: now,
-            client,
+            // A session keeps where it was opened from, not the language of that request.
+            client: ClientInfo {
+                language: None,
+                ..client
+            },
         };
         let ttl = self.config.session_store_ttl(session.expires_at, now);
         self.ports.sessions.insert(&session, ttl).await?;

@@ -66,6 +66,7 @@ pub async fn create_then_find_round_trips(repo: &dyn UserRepository) {
     let expected = UserCredentials {
         user: expected,
         password_hash: new_user.password_hash.clone(),
+        language: Some(LANGUAGE.to_owned()),
     };
 
     let by_email = repo.find_by_email(&new_user.email).await;
@@ -128,6 +129,7 @@ pub async fn second_create_of_an_address_is_duplicate(repo: &dyn UserRepository)
         email: EmailAddress::parse(&first.email.as_str().to_uppercase()).unwrap(),
         password_hash: hash("third"),
         created_at: first.created_at + Duration::seconds(1),
+        language: None,
     };
     let again = repo.create(&other_case).await;
     assert!(
@@ -167,6 +169,7 @@ pub async fn concurrent_creates_yield_one_account(repo: Arc<dyn UserRepository>)
             email: email.clone(),
             password_hash: hash(&format!("racer-{i}")),
             created_at,
+            language: None,
         };
         tasks.spawn(async move {
             barrier.wait().await;
@@ -263,6 +266,7 @@ pub async fn replace_unverified_password_only_before_verification(repo: &dyn Use
                 updated_at: t1,
             },
             password_hash: second.clone(),
+            language: Some(LANGUAGE.to_owned()),
         },
         "UserRepository contract: replace_unverified_password must set the hash and \
          updated_at, and nothing else"
@@ -379,6 +383,7 @@ pub async fn set_password_hash_works_in_any_state(repo: &dyn UserRepository) {
                 updated_at: t3,
             },
             password_hash: reset_hash,
+            language: Some(LANGUAGE.to_owned()),
         },
         "UserRepository contract: set_password_hash must change the hash and updated_at only"
     );
@@ -496,8 +501,12 @@ fn new_user(label: &str, created_at: DateTime<Utc>) -> NewUser {
         email: unique_email(label),
         password_hash: hash(label),
         created_at,
+        language: Some(LANGUAGE.to_owned()),
     }
 }
+
+/// The language preference of the accounts [`new_user`] makes: the store keeps it as given.
+const LANGUAGE: &str = "de-CH, de;q=0.9, en;q=0.5";
 
 async fn create_ok(repo: &dyn UserRepository, new_user: &NewUser) -> User {
     match repo.create(new_user).await {

@@ -368,10 +368,10 @@ fn signup_for_a_verified_address_with_enumeration_protection_mails_a_notice_and_
     h.hashes(PASSWORD, NEW_HASH);
     h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
     h.mailer
-        .expect_send()
-        .withf(|to, message| *to == email() && *message == MailMessage::SignupAttempted)
+        .expect_send_localized()
+        .withf(|to, message, _| *to == email() && *message == MailMessage::SignupAttempted)
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     h.otps.expect_put().never();
     h.users.expect_create().never();
     h.users.expect_replace_unverified_password().never();
@@ -946,9 +946,9 @@ fn resend_otp_swallows_a_mail_outage() {
     h.user_lookup(Some(creds(false)));
     h.put_log();
     h.mailer
-        .expect_send()
+        .expect_send_localized()
         .times(1)
-        .returning(|_, _| Err(MailerError::Unavailable(outage())));
+        .returning(|_, _, _| Err(MailerError::Unavailable(outage())));
 
     let result = block_on(h.service().resend_otp(&email(), &client()));
 
@@ -982,10 +982,10 @@ fn delete_account_revokes_sessions_before_and_after_deleting_and_mails_a_notice(
         .in_sequence(&mut order)
         .returning(|_, _| Ok(0));
     h.mailer
-        .expect_send()
-        .withf(|to, message| *to == email() && *message == MailMessage::AccountDeleted)
+        .expect_send_localized()
+        .withf(|to, message, _| *to == email() && *message == MailMessage::AccountDeleted)
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
 
     let result = block_on(h.service().delete_account(
         &current_session(),
@@ -1003,7 +1003,7 @@ fn delete_account_with_a_wrong_password_changes_nothing() {
     h.verifies("wrong password", PasswordCheck::Mismatch);
     h.users.expect_delete().never();
     h.sessions.expect_delete_all_for_user().never();
-    h.mailer.expect_send().never();
+    h.mailer.expect_send_localized().never();
 
     let result = block_on(h.service().delete_account(
         &current_session(),
@@ -1027,7 +1027,7 @@ fn delete_account_keeps_the_account_when_sessions_cannot_be_revoked() {
         .times(1)
         .returning(|_, _| Err(SessionStoreError::Unavailable("down".into())));
     h.users.expect_delete().never();
-    h.mailer.expect_send().never();
+    h.mailer.expect_send_localized().never();
 
     let result = block_on(h.service().delete_account(
         &current_session(),
@@ -1063,4 +1063,37 @@ fn delete_account_of_a_vanished_account_is_unauthenticated() {
         matches!(result, Err(DeleteAccountError::Unauthenticated)),
         "{result:?}"
     );
+}
+
+#[test]
+fn a_new_account_keeps_the_signup_requests_language_and_gets_its_code_in_it() {
+    let mut h = Harness::new();
+    h.user_lookup(None);
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_create()
+        .withf(|new| new.language.as_deref() == Some("de-CH, de;q=0.9"))
+        .times(1)
+        .returning(|new| {
+            Ok(User {
+                id: new.id,
+                email: new.email.clone(),
+                verified_at: None,
+                created_at: new.created_at,
+                updated_at: new.created_at,
+            })
+        });
+    h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+    let _puts = h.put_log();
+    h.mailer
+        .expect_send_localized()
+        .withf(|_, message, language| {
+            matches!(message, MailMessage::VerifyEmail { .. })
+                && *language == Some("de-CH, de;q=0.9")
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let german = client().with_language(Some("  de-CH, de;q=0.9\u{7}\n"));
+
+    block_on(h.service().signup(email(), password(PASSWORD), &german)).unwrap();
 }

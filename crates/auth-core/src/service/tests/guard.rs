@@ -311,7 +311,7 @@ fn every_revocation_raises_the_epoch_before_it_sweeps() {
             }))
         });
         h.otps.expect_consume().returning(|_, _, _| Ok(true));
-        h.mailer.expect_send().returning(|_, _| Ok(()));
+        h.mailer.expect_send_localized().returning(|_, _, _| Ok(()));
         let order = Arc::new(Mutex::new(Vec::new()));
         let o = order.clone();
         h.sessions

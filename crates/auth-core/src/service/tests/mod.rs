@@ -116,10 +116,14 @@ fn user(verified: bool) -> User {
     }
 }
 
+/// The stored account's language preference.
+const LANGUAGE: &str = "de-CH, de;q=0.9";
+
 fn creds(verified: bool) -> UserCredentials {
     UserCredentials {
         user: user(verified),
         password_hash: PasswordHash::new(OLD_HASH),
+        language: Some(LANGUAGE.to_owned()),
     }
 }
 
@@ -324,10 +328,12 @@ impl Harness {
     fn outbox(&mut self) -> Outbox {
         let outbox = Outbox::default();
         let sent = outbox.clone();
-        self.mailer.expect_send().returning(move |to, message| {
-            sent.lock().unwrap().push((to.clone(), message.clone()));
-            Ok(())
-        });
+        self.mailer
+            .expect_send_localized()
+            .returning(move |to, message, _| {
+                sent.lock().unwrap().push((to.clone(), message.clone()));
+                Ok(())
+            });
         outbox
     }
 
@@ -347,7 +353,7 @@ impl Harness {
 
     /// Nothing is mailed, no code is stored.
     fn nothing_sent_nor_stored(&mut self) {
-        self.mailer.expect_send().never();
+        self.mailer.expect_send_localized().never();
         self.otps.expect_put().never();
     }
 

@@ -43,8 +43,8 @@ fn signup_surfaces_a_mail_outage() {
         .returning(|_, _, _| Ok(()));
     h.put_log();
     h.mailer
-        .expect_send()
-        .returning(|_, _| Err(MailerError::Unavailable(outage())));
+        .expect_send_localized()
+        .returning(|_, _, _| Err(MailerError::Unavailable(outage())));
 
     match block_on(h.service().signup(email(), password(PASSWORD), &client())) {
         Err(SignupError::Failure(f)) => assert_unavailable(&f, Dependency::Mailer),
@@ -166,7 +166,7 @@ fn change_password_surfaces_a_user_store_outage_and_keeps_the_sessions() {
         .expect_set_password_hash()
         .returning(|_, _, _| Err(UserRepoError::Unavailable(outage())));
     h.sessions.expect_delete_all_for_user().never();
-    h.mailer.expect_send().never();
+    h.mailer.expect_send_localized().never();
 
     match block_on(h.service().change_password(
         &current_session(),
@@ -196,7 +196,7 @@ fn reset_password_surfaces_an_overloaded_hasher_and_changes_nothing() {
         .returning(|_| Err(HasherError::Unavailable(outage())));
     h.users.expect_set_password_hash().never();
     h.sessions.expect_delete_all_for_user().never();
-    h.mailer.expect_send().never();
+    h.mailer.expect_send_localized().never();
 
     match block_on(h.service().reset_password(
         &email(),

@@ -23,10 +23,10 @@ fn change_password_sets_the_new_hash_revokes_the_other_sessions_and_mails_a_noti
         .times(1)
         .returning(|_, _| Ok(2));
     h.mailer
-        .expect_send()
-        .withf(|to, message| *to == email() && *message == MailMessage::PasswordChanged)
+        .expect_send_localized()
+        .withf(|to, message, _| *to == email() && *message == MailMessage::PasswordChanged)
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
 
     let result = block_on(h.service().change_password(
         &current_session(),
@@ -46,7 +46,7 @@ fn change_password_with_a_wrong_current_password_changes_nothing() {
     h.hasher.expect_hash().never();
     h.users.expect_set_password_hash().never();
     h.sessions.expect_delete_all_for_user().never();
-    h.mailer.expect_send().never();
+    h.mailer.expect_send_localized().never();
 
     let result = block_on(h.service().change_password(
         &current_session(),
@@ -76,9 +76,9 @@ fn change_password_succeeds_when_the_notice_cannot_be_mailed() {
         .times(1)
         .returning(|_, _| Ok(0));
     h.mailer
-        .expect_send()
+        .expect_send_localized()
         .times(1)
-        .returning(|_, _| Err(MailerError::Unavailable(outage())));
+        .returning(|_, _, _| Err(MailerError::Unavailable(outage())));
 
     let result = block_on(h.service().change_password(
         &current_session(),
@@ -96,7 +96,7 @@ fn change_password_for_a_deleted_account_is_unauthenticated() {
     h.users.expect_find_by_id().times(1).returning(|_| Ok(None));
     h.users.expect_set_password_hash().never();
     h.sessions.expect_delete_all_for_user().never();
-    h.mailer.expect_send().never();
+    h.mailer.expect_send_localized().never();
 
     let result = block_on(h.service().change_password(
         &current_session(),
@@ -182,9 +182,9 @@ fn forgot_password_swallows_a_mail_outage() {
     h.user_lookup(Some(creds(true)));
     h.put_log();
     h.mailer
-        .expect_send()
+        .expect_send_localized()
         .times(1)
-        .returning(|_, _| Err(MailerError::Unavailable(outage())));
+        .returning(|_, _, _| Err(MailerError::Unavailable(outage())));
 
     let result = block_on(h.service().forgot_password(&email(), &client()));
 
@@ -216,10 +216,10 @@ fn reset_password_sets_the_new_hash_revokes_every_session_and_mails_a_notice() {
         .times(1)
         .returning(|_, _| Ok(4));
     h.mailer
-        .expect_send()
-        .withf(|to, message| *to == email() && *message == MailMessage::PasswordChanged)
+        .expect_send_localized()
+        .withf(|to, message, _| *to == email() && *message == MailMessage::PasswordChanged)
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
 
     let user = block_on(h.service().reset_password(
         &email(),
@@ -251,7 +251,7 @@ fn reset_password_with_a_wrong_expired_or_exhausted_code_changes_nothing() {
         h.hasher.expect_hash().never();
         h.users.expect_set_password_hash().never();
         h.sessions.expect_delete_all_for_user().never();
-        h.mailer.expect_send().never();
+        h.mailer.expect_send_localized().never();
 
         let result = block_on(h.service().reset_password(
             &email(),
@@ -302,4 +302,22 @@ fn reset_password_end_to_end_with_the_mailed_code() {
         outbox.lock().unwrap().last().map(|(_, m)| m.clone()),
         Some(MailMessage::PasswordChanged)
     );
+}
+
+#[test]
+fn mail_to_an_account_is_in_its_stored_language_not_the_requesters() {
+    let mut h = Harness::new();
+    h.send_slot(OtpPurpose::ResetPassword, SendSlot::Granted);
+    h.user_lookup(Some(creds(true)));
+    let _puts = h.put_log();
+    h.mailer
+        .expect_send_localized()
+        .withf(|to, _, language| *to == email() && *language == Some(LANGUAGE))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let stranger = client().with_language(Some("fr"));
+
+    let result = block_on(h.service().forgot_password(&email(), &stranger));
+
+    assert!(result.is_ok(), "{result:?}");
 }
