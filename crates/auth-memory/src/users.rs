@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 ///     email: EmailAddress::parse("ada@example.com")?,
 ///     password_hash: PasswordHash::new("$argon2id$..."),
 ///     created_at: chrono::Utc::now(),
+///     language: Some("en".into()),
 /// };
 /// futures::executor::block_on(async {
 ///     users.create(&new_user).await?;

@@ -135,6 +135,7 @@ async fn schema_matches_what_the_adapter_compiles_against() {
         column("verified_at", "timestamp with time zone", "YES"),
         column("created_at", "timestamp with time zone", "NO"),
         column("updated_at", "timestamp with time zone", "NO"),
+        column("language", "text", "YES"),
     ];
     expected.sort();
     assert_eq!(columns, expected);
