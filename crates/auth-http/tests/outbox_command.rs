@@ -51,7 +51,11 @@ async fn the_outbox_command_lists_retries_and_purges_dead_mail() {
         outbox.enqueue(&mail).await.unwrap();
         ids.push(mail.id);
     }
-    for claimed in outbox.claim(now, Duration::from_secs(60), 10).await.unwrap() {
+    for claimed in outbox
+        .claim(now, Duration::from_secs(60), 10)
+        .await
+        .unwrap()
+    {
         outbox
             .bury(claimed.mail.id, claimed.lease, "550 no such user")
             .await
@@ -61,7 +65,10 @@ async fn the_outbox_command_lists_retries_and_purges_dead_mail() {
     let listed = outbox_command(&db, &["list"]);
     assert!(listed.starts_with("pending: 0"), "{listed}");
     assert!(listed.contains("dead: 2"), "{listed}");
-    assert!(listed.contains(&ids[0].to_string()) && listed.contains("550 no such user"), "{listed}");
+    assert!(
+        listed.contains(&ids[0].to_string()) && listed.contains("550 no such user"),
+        "{listed}"
+    );
     assert!(listed.contains("gone1@example.com"), "{listed}");
 
     let retried = outbox_command(&db, &["retry", &ids[0].to_string()]);

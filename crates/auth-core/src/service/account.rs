@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tracing::{info, instrument, warn, Span};
 
-use super::codes::CodeMail;
+use super::codes::{CodeDelivery, CodeMail};
 use super::guard::Reauth;
 use super::{AuthService, DeleteAccountError, ResendOtpError, SignupError, VerifyOtpError};
 use crate::domain::email::EmailAddress;
@@ -97,9 +97,11 @@ impl AuthService {
                     &email,
                     now,
                     Some(hash),
-                    CodeMail::Again,
-                    None,
-                    existing.language.as_deref(),
+                    CodeDelivery {
+                        mail: CodeMail::Again,
+                        requested_by: None,
+                        language: existing.language.as_deref(),
+                    },
                 )
                 .await?;
                 info!("repeated signup for an unverified account: a code for it was mailed");
@@ -142,9 +144,11 @@ impl AuthService {
                     &email,
                     now,
                     Some(hash),
-                    CodeMail::First,
-                    None,
-                    client.language.as_deref(),
+                    CodeDelivery {
+                        mail: CodeMail::First,
+                        requested_by: None,
+                        language: client.language.as_deref(),
+                    },
                 )
                 .await?;
                 info!("account created");
@@ -229,9 +233,11 @@ impl AuthService {
                         email,
                         now,
                         Some(creds.password_hash),
-                        CodeMail::Again,
-                        None,
-                        creds.language.as_deref(),
+                        CodeDelivery {
+                            mail: CodeMail::Again,
+                            requested_by: None,
+                            language: creds.language.as_deref(),
+                        },
                     )
                     .await;
                 if let Err(e) = sent {

@@ -29,6 +29,15 @@ pub(super) enum CodeMail {
     Again,
 }
 
+/// Who a code goes to and how: which mail, the client that asked for it (its attempts are
+/// counted apart), and the language of the mail (an `Accept-Language` value).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CodeDelivery<'a> {
+    pub(super) mail: CodeMail,
+    pub(super) requested_by: Option<&'a ClientInfo>,
+    pub(super) language: Option<&'a str>,
+}
+
 /// How long an expired code is still kept, so that using it says "expired" rather than
 /// "invalid". The store drops it after `otp_ttl + EXPIRED_CODE_GRACE`.
 const EXPIRED_CODE_GRACE: Duration = Duration::from_secs(15 * 60);
@@ -76,10 +85,13 @@ impl AuthService {
         email: &EmailAddress,
         now: DateTime<Utc>,
         pending_password: Option<PasswordHash>,
-        mail: CodeMail,
-        requested_by: Option<&ClientInfo>,
-        language: Option<&str>,
+        delivery: CodeDelivery<'_>,
     ) -> Result<(), Failure> {
+        let CodeDelivery {
+            mail,
+            requested_by,
+            language,
+        } = delivery;
         let code = self.ports.random.otp_code();
         let stored = StoredOtp {
             mac: self.otp_secret.mac(purpose, email, &code),
@@ -285,9 +297,11 @@ impl AuthService {
                 email,
                 now,
                 None,
-                CodeMail::First,
-                Some(client),
-                creds.language.as_deref(),
+                CodeDelivery {
+                    mail: CodeMail::First,
+                    requested_by: Some(client),
+                    language: creds.language.as_deref(),
+                },
             )
             .await;
         match sent {
