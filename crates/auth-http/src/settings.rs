@@ -50,6 +50,19 @@ pub enum SmtpTls {
     None,
 }
 
+/// How the service hands its mail to the mail server (`MAIL_DELIVERY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailDelivery {
+    /// Queued in the user database and sent by this instance's courier task (the default):
+    /// no request waits for the mail server.
+    Outbox,
+    /// Sent inside the request, straight through SMTP (or the file mailer), with no queue and
+    /// no courier. Development only: requests wait for the mail server, and only those that
+    /// mail (say, a reset for an existing account) do, so answer times would tell which
+    /// addresses have accounts. For measuring the outbox against (`auth-bench`) and debugging.
+    Inline,
+}
+
 /// SMTP server settings.
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
@@ -87,6 +100,8 @@ pub struct Settings {
     pub mail_from: String,
     /// `MAIL_DIR`: where mail goes without SMTP (default `./data/mail`).
     pub mail_dir: PathBuf,
+    /// `MAIL_DELIVERY`: `outbox` (default) or `inline` (development only).
+    pub mail_delivery: MailDelivery,
     /// `UNIFORM_ANSWER_TIME`: signup, resend-otp, forgot-password and login-code requests
     /// answer no sooner than this after they were read (default `50ms`; `0`: as soon as
     /// done), so the few milliseconds that writing a code and queueing its mail take for an
@@ -402,6 +417,25 @@ impl Settings {
             .map(|(_, v)| PathBuf::from(v))
             .unwrap_or_else(|| PathBuf::from("data/mail"));
         let mail_templates_dir = get(&["MAIL_TEMPLATES_DIR"]).map(|(_, v)| PathBuf::from(v));
+        let mail_delivery = match get(&["MAIL_DELIVERY"]).map(|(_, v)| v.to_ascii_lowercase()) {
+            None => MailDelivery::Outbox,
+            Some(v) if v == "outbox" => MailDelivery::Outbox,
+            Some(v) if v == "inline" => MailDelivery::Inline,
+            Some(v) => {
+                return Err(err(
+                    "MAIL_DELIVERY",
+                    format!("expected outbox or inline, got {v:?}"),
+                ))
+            }
+        };
+        if mail_delivery == MailDelivery::Inline && !dev {
+            return Err(err(
+                "MAIL_DELIVERY",
+                "inline is refused in production: requests that send mail (a code or notice \
+                 for an existing account) would wait for the mail server, so answer times would \
+                 tell which addresses have accounts; use outbox (the default)",
+            ));
+        }
 
         let bounce_token = get(&["BOUNCE_WEBHOOK_TOKEN"]).map(|(_, v)| SecretString::from(v));
         if bounce_token
@@ -542,6 +576,7 @@ impl Settings {
             smtp,
             mail_from,
             mail_dir,
+            mail_delivery,
             mail_templates_dir,
             session_ttl,
             session_idle_timeout,
@@ -721,6 +756,45 @@ mod tests {
         );
         let s = with(&[("MAIL_TEMPLATES_DIR", "")]).unwrap();
         assert!(s.mail_templates_dir.is_none());
+    }
+
+    #[test]
+    fn mail_delivery_is_the_outbox_unless_inline_is_asked_for_in_development() {
+        assert_eq!(with(&[]).unwrap().mail_delivery, MailDelivery::Outbox);
+        for (raw, expected) in [
+            ("outbox", MailDelivery::Outbox),
+            ("inline", MailDelivery::Inline),
+            (" Inline ", MailDelivery::Inline),
+            ("OUTBOX", MailDelivery::Outbox),
+        ] {
+            let s = with(&[("MAIL_DELIVERY", raw)]).unwrap();
+            assert_eq!(s.mail_delivery, expected, "{raw:?}");
+        }
+        for bad in ["direct", "sync", "queue"] {
+            let e = with(&[("MAIL_DELIVERY", bad)]).unwrap_err();
+            assert_eq!(e.var, "MAIL_DELIVERY", "{bad}");
+            assert!(e.message.contains("outbox or inline"), "{}", e.message);
+        }
+
+        let production = [
+            ("APP_ENV", "production"),
+            ("AUTH_SECRET", STRONG_SECRET),
+            ("REDIS_URL", "redis://cache"),
+            ("SMTP_HOST", "smtp.example.com"),
+        ];
+        assert_eq!(
+            with(&production).unwrap().mail_delivery,
+            MailDelivery::Outbox
+        );
+        let mut outbox = production.to_vec();
+        outbox.push(("MAIL_DELIVERY", "outbox"));
+        assert_eq!(with(&outbox).unwrap().mail_delivery, MailDelivery::Outbox);
+        let mut inline = production.to_vec();
+        inline.push(("MAIL_DELIVERY", "inline"));
+        let e = with(&inline).unwrap_err();
+        assert_eq!(e.var, "MAIL_DELIVERY");
+        assert!(e.message.contains("production"), "{}", e.message);
+        assert!(e.to_string().contains("MAIL_DELIVERY"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::mail::{CourierTask, MailOutbox};
 use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::server::{self, ConnDeadline, DeadlineIo};
-use crate::settings::Settings;
+use crate::settings::{MailDelivery, Settings};
 use crate::state::{AppState, ClientIpPolicy, CookiePolicy, OriginPolicy};
 use crate::telemetry::RequestSpan;
 
@@ -48,11 +48,14 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     /// Builds the adapters from `settings`, then the server (port 0 picks a free port).
-    /// Starts this instance's mail courier too.
+    /// Starts this instance's mail courier too (not with `MAIL_DELIVERY=inline`, which
+    /// queues nothing).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (service, outbox) = crate::wiring::build_service(&settings).await?;
         let mut app = Self::with_parts(&settings, Arc::new(service), Some(outbox.clone()))?;
-        app.courier = Some(outbox.spawn_courier());
+        if settings.mail_delivery == MailDelivery::Outbox {
+            app.courier = Some(outbox.spawn_courier());
+        }
         Ok(app)
     }
 

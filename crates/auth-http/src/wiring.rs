@@ -21,7 +21,7 @@ use crate::mail::MailOutbox;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretBox};
 
-use crate::settings::{AppEnv, Settings, SmtpConfig, SmtpTls};
+use crate::settings::{AppEnv, MailDelivery, Settings, SmtpConfig, SmtpTls};
 
 fn postgres_settings(settings: &Settings) -> PostgresSettings {
     let mut pg = PostgresSettings::new(settings.database_url.clone());
@@ -117,6 +117,9 @@ pub async fn open_outbox(settings: &Settings) -> anyhow::Result<Arc<dyn OutboxSt
 
 /// Builds the service on the adapters the settings select (with its rate limiter and hasher),
 /// applying migrations first. The only place where adapters meet.
+///
+/// The outbox comes back whatever `MAIL_DELIVERY` says (for `/ready` and bounce reports); with
+/// `inline` the service's mailer is the transport itself and nothing is queued.
 ///
 /// With PostgreSQL down (or unreachable) the server still starts: the user store answers 503
 /// and `/ready` names it until the migrations, retried in the background, have been applied.
@@ -254,8 +257,24 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
     let key = secret_key(settings)?;
     let seal = MailSeal::derive(&SecretBox::new(key.clone().into_boxed_slice()))
         .context("AUTH_SECRET must be at least 32 bytes")?;
-    let (outbox, mailer) = MailOutbox::new(outbox_store, transport, seal, &settings.outbox);
-    profile.push("outbox:   mail is queued in the user database and sent by a courier".to_owned());
+    let (outbox, queue) =
+        MailOutbox::new(outbox_store, Arc::clone(&transport), seal, &settings.outbox);
+    let mailer = match settings.mail_delivery {
+        MailDelivery::Outbox => {
+            profile.push(
+                "outbox:   mail is queued in the user database and sent by a courier".to_owned(),
+            );
+            queue
+        }
+        MailDelivery::Inline => {
+            profile.push(
+                "outbox:   off (MAIL_DELIVERY=inline): each mail is sent inside its request, \
+                 which waits for the mail server; development only"
+                    .to_owned(),
+            );
+            transport
+        }
+    };
 
     tracing::info!("storage profile:\n  {}", profile.join("\n  "));
     let ports = AuthPorts {
