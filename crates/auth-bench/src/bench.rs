@@ -1,4 +1,5 @@
-//! The five scenarios of issue 7, the table and the JSON report.
+//! The scenarios (the five of issue 7 and signup with a slow mail server), the table and the
+//! JSON report.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::servers::{Memory, ServerProcess};
+use crate::signup::{self, SignupResults};
 use crate::wrk::{self, Load, WrkOutput};
 use crate::RunArgs;
 
@@ -36,6 +38,9 @@ struct Plan {
     storm_connections: usize,
     storm_duration: Duration,
     wrk_threads: usize,
+    signup_connections: usize,
+    /// Messages queued directly for the outbox drain without mail latency.
+    drain_prequeued: usize,
 }
 
 impl Plan {
@@ -61,6 +66,10 @@ impl Plan {
             storm_connections: 1000,
             storm_duration: secs(10, 2),
             wrk_threads: cores.max(1),
+            // Fewer than the 16 sessions the mail sink serves at once, so inline delivery is
+            // bounded by the mail server's latency and not by the sink's threads.
+            signup_connections: 4 * cores,
+            drain_prequeued: if args.smoke { 200 } else { 2000 },
         }
     }
 }
@@ -142,6 +151,7 @@ struct Results {
     alive_after_storm: bool,
     login_after_storm: u16,
     recovery: Duration,
+    signup: SignupResults,
     server_bin: String,
     server_env: Vec<(String, String)>,
 }
@@ -166,7 +176,8 @@ async fn scenarios(
         None => (self_exe.clone(), vec!["serve"]),
     };
     let workers = plan.cores.to_string();
-    let mut env: Vec<(String, String)> = vec![
+    let auth_secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut base_env: Vec<(String, String)> = vec![
         ("APP_ENV", "development".to_owned()),
         (
             "DATABASE_URL",
@@ -175,7 +186,7 @@ async fn scenarios(
         ("REDIS_URL", fx.redis_url.clone()),
         ("REDIS_KEY_PREFIX", fx.redis_prefix.clone()),
         ("MAIL_DIR", out_dir.join("mail").display().to_string()),
-        ("AUTH_SECRET", hex::encode(rand::random::<[u8; 32]>())),
+        ("AUTH_SECRET", auth_secret.clone()),
         ("LOG_FORMAT", "json".to_owned()),
         // Request logs at `info` would measure the log sink; warnings and errors still show.
         ("RUST_LOG", "warn".to_owned()),
@@ -187,8 +198,8 @@ async fn scenarios(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    env.extend(rate_limit_overrides());
-    env.extend(args.server_env.iter().cloned());
+    base_env.extend(rate_limit_overrides());
+    let env: Vec<(String, String)> = base_env.iter().chain(&args.server_env).cloned().collect();
 
     eprintln!(
         "auth-bench: starting {} and the reference",
@@ -376,6 +387,23 @@ async fn scenarios(
     }
     server.stop().await;
 
+    let signup = signup::run(&signup::Setup {
+        program: &program,
+        server_args: &server_args,
+        base_env: &base_env,
+        server_env: &args.server_env,
+        auth_secret: &auth_secret,
+        db: &fx.db,
+        out_dir,
+        lua_dir,
+        password: PASSWORD,
+        connections: plan.signup_connections,
+        wrk_threads: plan.wrk_threads,
+        duration: plan.duration,
+        prequeued: plan.drain_prequeued,
+    })
+    .await?;
+
     Ok(Results {
         me,
         reference: reference_out,
@@ -393,6 +421,7 @@ async fn scenarios(
         alive_after_storm,
         login_after_storm,
         recovery,
+        signup,
         server_bin,
         server_env: args.server_env.clone(),
     })
@@ -601,7 +630,7 @@ fn ms(us: f64) -> f64 {
     (us / 1000.0 * 100.0).round() / 100.0
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
         (a / b * 1000.0).round() / 1000.0
     } else {
@@ -641,7 +670,7 @@ fn storm_errors(r: &Results) -> u64 {
         + u64::from(r.login_after_storm != 200)
 }
 
-fn scenario_json(o: &WrkOutput, connections: usize, unexpected: u64) -> Value {
+pub(crate) fn scenario_json(o: &WrkOutput, connections: usize, unexpected: u64) -> Value {
     json!({
         "connections": connections,
         "requests": o.requests,
@@ -670,6 +699,9 @@ fn build_report(
     let me_ratio = ratio(r.me.rps(), r.reference.rps());
     let login_ratio = ratio(r.login.rps(), r.argon2_raw_per_s);
     let storm_unexpected = storm_errors(r);
+    let signup_ratio = r.signup.ratio();
+    let signup_p50_ms = ms(r.signup.outbox.latency_us.p50);
+    let drain_per_s = (r.signup.drain_slow.per_s() * 10.0).round() / 10.0;
     let targets = json!([
         {"name": "/me throughput vs one-Redis-GET reference", "value": me_ratio, "goal": ">= 0.75", "met": me_ratio >= 0.75},
         {"name": "/me p99 at half of peak (ms)", "value": ms(r.me_half.latency_us.p99), "goal": "< 5", "met": r.me_half.latency_us.p99 < 5000.0},
@@ -677,6 +709,9 @@ fn build_report(
         {"name": "/me p99 while logins saturate the hasher (ms)", "value": ms(r.mixed_me.latency_us.p99), "goal": "< 10", "met": r.mixed_me.latency_us.p99 < 10_000.0},
         {"name": "peak server RSS with 1000 concurrent logins (MiB)", "value": peak_rss_mib, "goal": "< 256", "met": peak_rss_mib < 256.0},
         {"name": "storm: only 200 or 503+Retry-After, no hang, server alive", "value": storm_unexpected, "goal": "0 unexpected", "met": storm_unexpected == 0},
+        {"name": "signups/s, outbox vs inline, 60 ms mail server", "value": signup_ratio, "goal": ">= 5", "met": signup_ratio >= 5.0},
+        {"name": "outbox signup p50 with a 60 ms mail server (ms)", "value": signup_p50_ms, "goal": "< 30", "met": signup_p50_ms < 30.0},
+        {"name": "courier drain to a 60 ms mail server (mails/s)", "value": drain_per_s, "goal": ">= 100", "met": drain_per_s >= 100.0},
     ]);
     let unexpected = me_errors(&r.me)
         + me_errors(&r.reference)
@@ -684,7 +719,10 @@ fn build_report(
         + login_errors(&r.login)
         + me_errors(&r.mixed_me)
         + login_errors(&r.mixed_login)
-        + storm_unexpected;
+        + storm_unexpected
+        + r.signup.outbox_errors()
+        + r.signup.inline_errors()
+        + r.signup.drain_fast_errors();
     json!({
         "mode": if plan.smoke { "smoke" } else { "full" },
         "started_at": started.to_rfc3339(),
@@ -733,14 +771,66 @@ fn build_report(
                 "login_after_storm_status": r.login_after_storm,
                 "login_after_storm_s": (r.recovery.as_secs_f64() * 100.0).round() / 100.0,
             },
+            "signup_slow_mail": r.signup.json(),
         },
         "ratios": {
             "me_vs_reference": me_ratio,
             "login_vs_raw_argon2": login_ratio,
+            "signup_outbox_vs_inline": r.signup.ratio(),
         },
         "targets": targets,
         "unexpected_errors": unexpected,
     })
+}
+
+/// Scenario 6's rows and summary line.
+fn print_signup(s: &SignupResults) {
+    let latency = signup::MAIL_LATENCY.as_millis();
+    println!();
+    println!(
+        "| {:<36} | {:>5} | {:>9} | {:>7} | {:>7} | {:>6} |",
+        "scenario", "conns", "signups/s", "p50 ms", "p99 ms", "errors"
+    );
+    println!(
+        "|{:-<38}|{:->7}|{:->11}|{:->9}|{:->9}|{:->8}|",
+        "", "", "", "", "", ""
+    );
+    for (name, o, errors) in [
+        (
+            format!("6. POST /signup, outbox, {latency} ms SMTP"),
+            &s.outbox,
+            s.outbox_errors(),
+        ),
+        (
+            format!("6. POST /signup, inline, {latency} ms SMTP"),
+            &s.inline,
+            s.inline_errors(),
+        ),
+    ] {
+        println!(
+            "| {name:<36} | {:>5} | {:>9.1} | {:>7.2} | {:>7.2} | {errors:>6} |",
+            s.connections,
+            o.rps(),
+            o.latency_us.p50 / 1000.0,
+            o.latency_us.p99 / 1000.0
+        );
+    }
+    println!();
+    let (slow, fast) = (&s.drain_slow, &s.drain_fast);
+    println!(
+        "6. outbox/inline signups/s: {:.2}; courier drain: {:.1} mails/s to the {latency} ms server ({} pending after the run, {} delivered in {:.1} s{}), {:.1} mails/s without latency ({} pending, {} delivered in {:.1} s{})",
+        s.ratio(),
+        slow.per_s(),
+        slow.backlog,
+        slow.delivered,
+        slow.elapsed.as_secs_f64(),
+        if slow.drained { "" } else { ", NOT drained" },
+        fast.per_s(),
+        fast.backlog,
+        fast.delivered,
+        fast.elapsed.as_secs_f64(),
+        if fast.drained { "" } else { ", NOT drained" },
+    );
 }
 
 fn print_table(plan: &Plan, r: &Results, report: &Value) {
@@ -827,6 +917,7 @@ fn print_table(plan: &Plan, r: &Results, report: &Value) {
         r.login_after_storm,
         r.recovery.as_secs_f64()
     );
+    print_signup(&r.signup);
     println!();
     println!(
         "| {:<58} | {:>9} | {:>12} | {:<4} |",

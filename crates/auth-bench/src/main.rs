@@ -2,13 +2,15 @@
 //!
 //! `auth-bench [--smoke] [--server-bin target/release/auth-http]` creates a fresh PostgreSQL
 //! database and Redis key prefix, seeds verified users, starts the service and a one-Redis-GET
-//! reference server as separate processes, drives five scenarios with `wrk`, prints one table
-//! and writes a JSON report (default `target/bench/report.json`). `serve` and `reference`
+//! reference server as separate processes, drives five scenarios with `wrk`, then a sixth
+//! (signup with a slow loopback mail server, the outbox against inline delivery), prints one
+//! table and writes a JSON report (default `target/bench/report.json`). `serve` and `reference`
 //! are the two server processes it starts (the first is `auth-http serve` when
 //! `--server-bin` is not given).
 
 mod bench;
 mod servers;
+mod signup;
 mod wrk;
 
 use std::path::PathBuf;

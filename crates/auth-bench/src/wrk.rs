@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 const ME_LUA: &str = include_str!("../lua/me.lua");
 const LOGIN_LUA: &str = include_str!("../lua/login.lua");
+const SIGNUP_LUA: &str = include_str!("../lua/signup.lua");
 const REPORT_LUA: &str = include_str!("../lua/report.lua");
 
 /// Fails with an actionable message when `wrk` is not on `PATH`.
@@ -28,6 +29,7 @@ pub fn write_scripts(dir: &Path) -> anyhow::Result<()> {
     for (name, text) in [
         ("me.lua", ME_LUA),
         ("login.lua", LOGIN_LUA),
+        ("signup.lua", SIGNUP_LUA),
         ("report.lua", REPORT_LUA),
     ] {
         std::fs::write(dir.join(name), text)
@@ -44,6 +46,9 @@ pub enum Load {
     Me { token: String, delay_ms: u64 },
     /// `POST /login` cycling through `users` distinct users.
     Login { users: usize, password: String },
+    /// `POST /signup`, each request with a fresh address `su-<run>-...@example.com`; `run`
+    /// tells runs against the same database apart.
+    Signup { run: String, password: String },
 }
 
 /// One wrk invocation.
@@ -66,7 +71,7 @@ pub struct WrkOutput {
     pub bytes: u64,
     pub errors: SocketErrors,
     pub latency_us: Latency,
-    /// Status code → count (login scripts only; the `/me` script counts only non-2xx).
+    /// Status code → count (login and signup scripts; the `/me` script counts only non-2xx).
     pub statuses: BTreeMap<String, u64>,
     pub missing_retry_after: u64,
 }
@@ -106,7 +111,7 @@ impl WrkOutput {
         self.requests as f64 / (self.duration_us / 1e6)
     }
 
-    /// Count of one status code (login scripts).
+    /// Count of one status code (login and signup scripts).
     pub fn status(&self, code: u16) -> u64 {
         self.statuses.get(&code.to_string()).copied().unwrap_or(0)
     }
@@ -142,6 +147,12 @@ impl Run {
                 cmd.arg("--script")
                     .arg(lua_dir.join("login.lua"))
                     .env("BENCH_USERS", users.to_string())
+                    .env("BENCH_PASSWORD", password);
+            }
+            Load::Signup { run, password } => {
+                cmd.arg("--script")
+                    .arg(lua_dir.join("signup.lua"))
+                    .env("BENCH_RUN", run)
                     .env("BENCH_PASSWORD", password);
             }
         }

@@ -1,7 +1,7 @@
 //! `auth-bench --smoke`: every scenario of the load benchmark, very briefly, against the real
-//! service, PostgreSQL and Redis on loopback, so the benchmark cannot rot. Checks that the
-//! report has sane numbers and no unexpected errors; it does not check the performance
-//! targets (a debug build on a busy machine says nothing about them).
+//! service, PostgreSQL, Redis and a loopback mail server, so the benchmark cannot rot. Checks
+//! that the report has sane numbers and no unexpected errors; it does not check the
+//! performance targets (a debug build on a busy machine says nothing about them).
 
 use std::process::Command;
 
@@ -50,6 +50,8 @@ fn smoke_run_produces_a_sane_report() {
         ("mixed.me", &s["mixed"]["me"]),
         ("mixed.login", &s["mixed"]["login"]),
         ("storm", &s["storm"]["result"]),
+        ("signup_slow_mail.outbox", &s["signup_slow_mail"]["outbox"]),
+        ("signup_slow_mail.inline", &s["signup_slow_mail"]["inline"]),
     ] {
         let rps = scenario["rps"].as_f64().unwrap();
         let p50 = scenario["p50_ms"].as_f64().unwrap();
@@ -71,8 +73,43 @@ fn smoke_run_produces_a_sane_report() {
     assert_eq!(storm["server_alive_after"], true);
     let rss = storm["peak_rss_mib"].as_f64().unwrap();
     assert!(rss > 1.0 && rss < 4096.0, "odd peak RSS {rss}");
+    let signup = &s["signup_slow_mail"];
+    // Inline answers only after the 60 ms mail server took the message.
+    let inline_p50 = signup["inline"]["p50_ms"].as_f64().unwrap();
+    assert!(
+        inline_p50 >= 60.0,
+        "inline signup faster than its mail: {signup:#}"
+    );
+    for (run, created, delivered) in [
+        ("outbox", "outbox_created", "outbox_delivered"),
+        ("inline", "inline_created", "inline_delivered"),
+    ] {
+        let created = signup["mails"][created].as_u64().unwrap();
+        assert!(created > 0, "{run}: no signup: {signup:#}");
+        assert!(
+            signup["mails"][delivered].as_u64().unwrap() >= created,
+            "{run}: mail lost: {signup:#}"
+        );
+    }
+    let drain = &signup["drain"];
+    for measured in [&drain["after_outbox_run"], &drain["no_latency"]["measured"]] {
+        assert_eq!(measured["drained"], true, "{drain:#}");
+        assert!(measured["messages_per_s"].as_f64().unwrap() >= 0.0);
+    }
+    assert!(
+        drain["no_latency"]["measured"]["messages_per_s"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{drain:#}"
+    );
+    assert_eq!(
+        drain["no_latency"]["queued"],
+        drain["no_latency"]["delivered_in_all"]
+    );
     let ratios = &report["ratios"];
     assert!(ratios["me_vs_reference"].as_f64().unwrap() > 0.0);
     assert!(ratios["login_vs_raw_argon2"].as_f64().unwrap() > 0.0);
-    assert_eq!(report["targets"].as_array().unwrap().len(), 6);
+    assert!(ratios["signup_outbox_vs_inline"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 9);
 }
