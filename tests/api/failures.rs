@@ -545,11 +545,13 @@ async fn parallel_signups_and_parallel_code_use_have_one_winner(profile: Profile
         .contains(s)),
         "no 500 in a signup race: {statuses:?}"
     );
+    // With enumeration protection on, a signup that finds the pending account stores its own
+    // code (hidden answers cannot say "try later"), so racers may each mail one; the mail
+    // budget of the address bounds them.
     let code = app.nth_code(&email, 1).await;
-    app.mail
-        .assert_no_new_mail(&email, Duration::from_millis(500))
-        .await;
-    assert_eq!(app.mail.count_to(&email), 1, "one code mailed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mailed = app.mail.count_to(&email);
+    assert!((1..=8).contains(&mailed), "{mailed} mails");
     let uses = (0..8).map(|_| app.verify(&email, &code));
     let ok = futures::future::join_all(uses)
         .await
@@ -557,6 +559,7 @@ async fn parallel_signups_and_parallel_code_use_have_one_winner(profile: Profile
         .filter(|r| r.status() == StatusCode::OK)
         .count();
     assert_eq!(ok, 1, "a code verifies exactly once");
+    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
     app.cleanup().await;
 }
 

@@ -16,6 +16,8 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The bearer token that shows `/ready`'s mail backlog.
+pub const OPS_TOKEN: &str = "test-ops-token-test-ops-token-0123456789";
 pub const MAIL_WAIT: Duration = Duration::from_secs(10);
 
 /// Every log line the servers of this test binary wrote (tests grep it for secrets).
@@ -191,6 +193,7 @@ impl TestApp {
                 ("ARGON2_MEMORY_KIB", "1024"),
                 ("ARGON2_ITERATIONS", "1"),
                 ("HTTP_WORKERS", "2"),
+                ("OPS_TOKEN", OPS_TOKEN),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
@@ -247,11 +250,12 @@ impl TestApp {
         }
     }
 
-    /// `GET /ready`'s `mail_outbox` report.
+    /// `GET /ready`'s `mail_outbox` report, as an operator (with `OPS_TOKEN`) sees it.
     pub async fn outbox_report(&self) -> Value {
         let ready: Value = self
             .client
             .get(self.url("/ready"))
+            .bearer_auth(OPS_TOKEN)
             .send()
             .await
             .unwrap()

@@ -448,6 +448,87 @@ async fn a_login_code_dies_with_a_password_reset(profile: Profile) {
     app.cleanup().await;
 }
 
+/// A reset code mailed before a password change, or before another reset code was used, sets
+/// no password after it. (Found by an outside test: such codes still reset the password for
+/// the rest of their ten minutes.)
+async fn a_reset_code_dies_with_a_password_change_or_another_reset(profile: Profile) {
+    let owned = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "1s")]).await;
+    let app = &owned;
+    let email = app.verified_user().await;
+    let forgot = || async { app.post("/forgot-password", &json!({"email": email})).await };
+    assert_eq!(forgot().await.status(), StatusCode::ACCEPTED);
+    let before_change = app.nth_code(&email, 2).await;
+    let token = app.token(&email, PASSWORD).await;
+    let changed = "a brand new passphrase";
+    let body = json!({"current_password": PASSWORD, "new_password": changed});
+    let res = app.post_auth("/change-password", &token, Some(&body)).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let reset = |code: String, password: &'static str| {
+        let body = json!({"email": email, "otp": code, "new_password": password});
+        async move { app.post("/reset-password", &body).await }
+    };
+    let res = reset(before_change, "the strangers password").await;
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "dead after the change"
+    );
+
+    // Two live reset codes; the first one used kills the other. (The password-changed notice
+    // is the third mail; wait for it, so the codes are the fourth and fifth.)
+    while app.mail.count_to(&email) < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(forgot().await.status(), StatusCode::ACCEPTED);
+    let first = app.nth_code(&email, 4).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(forgot().await.status(), StatusCode::ACCEPTED);
+    let second = app.nth_code(&email, 5).await;
+    assert_eq!(
+        reset(first, "the owners next passphrase").await.status(),
+        StatusCode::OK
+    );
+    let res = reset(second, "the strangers password").await;
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "dead after the reset"
+    );
+    assert_eq!(
+        app.login(&email, "the owners next passphrase")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    owned.cleanup().await;
+}
+
+/// A stranger signs up with the owner's address; moments later, inside the mail cooldown, the
+/// owner signs up with their own password. The owner's signup is not dropped: its code (in a
+/// second mail) verifies the account with the owner's password, and so does a later resend.
+/// (Found by an outside test: inside the cooldown the owner's signup changed nothing, and every
+/// code the owner could get set the stranger's password.)
+async fn a_signup_inside_a_strangers_cooldown_still_counts(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let email = app.email();
+    let stranger = "the strangers password";
+    assert_eq!(
+        app.signup(&email, stranger).await.status(),
+        StatusCode::CREATED
+    );
+    app.nth_code(&email, 1).await;
+    assert_eq!(
+        app.signup(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let owners_code = app.nth_code(&email, 2).await;
+    let res = app.post("/resend-otp", &json!({"email": email})).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    owners_code_gives_the_owners_password(&app, &email, &owners_code, stranger).await;
+    app.cleanup().await;
+}
+
 /// A signup answers alike for a new address and a taken one, down to the precision of the
 /// times in the body. (Found by an outside test: 6 fractional digits for a new account, 9 for
 /// the answer about a taken address.)
@@ -468,6 +549,8 @@ async fn signup_times_do_not_tell_a_taken_address(profile: Profile) {
 
 crate::both_profiles!(
     a_login_code_dies_with_a_password_reset,
+    a_reset_code_dies_with_a_password_change_or_another_reset,
+    a_signup_inside_a_strangers_cooldown_still_counts,
     signup_times_do_not_tell_a_taken_address,
     wrong_reset_codes_do_not_tell_whether_an_account_exists,
     many_later_signups_cannot_push_out_the_owners_code,

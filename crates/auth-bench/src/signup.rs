@@ -36,6 +36,9 @@ pub const ARGON2: [(&str, &str); 3] = [
 /// Longest wait for the outbox to empty; past it the drain counts as an unexpected error.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(180);
 
+/// The bearer token that shows `/ready`'s mail backlog to the benchmark.
+const OPS_TOKEN: &str = "bench-ops-token-bench-ops-token-0123456789";
+
 /// How often `/ready` is asked while the outbox drains.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 
@@ -211,6 +214,7 @@ pub async fn run(s: &Setup<'_>) -> anyhow::Result<SignupResults> {
             ("OUTBOX_POLL_INTERVAL", poll_interval.to_owned()),
             // The outbox run would otherwise be held to 50 ms per answer.
             ("UNIFORM_ANSWER_TIME", "0".to_owned()),
+            ("OPS_TOKEN", OPS_TOKEN.to_owned()),
         ]
         .into_iter()
         .chain(ARGON2.iter().map(|(k, v)| (*k, (*v).to_owned())))
@@ -349,6 +353,7 @@ async fn drain(
 async fn outbox_report(client: &reqwest::Client, base: &str) -> anyhow::Result<(u64, u64)> {
     let ready: Value = client
         .get(format!("{base}/ready"))
+        .bearer_auth(OPS_TOKEN)
         .timeout(Duration::from_secs(10))
         .send()
         .await

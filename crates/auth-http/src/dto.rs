@@ -426,8 +426,9 @@ pub struct ReadyResponse {
     /// every hashing thread is busy and its queue is full (logins then get 503; the instance
     /// stays ready).
     pub checks: BTreeMap<&'static str, &'static str>,
-    /// The mail outbox's backlog (absent when the outbox cannot be read). Slow or failing mail
-    /// never makes the instance unready: requests do not wait for it.
+    /// The mail outbox's backlog: only with `Authorization: Bearer <OPS_TOKEN>` (it moves when
+    /// a request queues mail for an account), and absent when the outbox cannot be read. Slow
+    /// or failing mail never makes the instance unready: requests do not wait for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mail_outbox: Option<OutboxReport>,
 }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth_core::{DeviceCredential, LoginOutcome, SessionId};
-use sha2::Digest as _;
 
 use crate::dto::*;
 use crate::error::{ApiError, ErrorBody};
@@ -430,10 +429,11 @@ pub async fn health() -> HttpResponse {
 }
 
 /// Readiness: the user store and the session store answer (PostgreSQL and Redis, or SQLite
-/// and process memory in the embedded profile); the hasher's load is reported too.
+/// and process memory in the embedded profile); the hasher's load is reported too, and, to a
+/// request with `Authorization: Bearer <OPS_TOKEN>`, the mail outbox's backlog.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = ReadyResponse), (status = 503, body = ReadyResponse, description = "Names what is down")))]
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+pub async fn ready(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let r = state.service.readiness().await;
     let status = |ok: bool| if ok { "ok" } else { "down" };
     let mut checks = BTreeMap::from([
@@ -448,8 +448,13 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         "saturated"
     };
     checks.insert("password_hasher", load);
+    // Only for operators: the backlog moves when a request queues mail for an account.
+    let shown = state
+        .ops_token
+        .as_ref()
+        .is_some_and(|token| crate::state::bearer_matches(&req, token));
     let mail_outbox = match &state.outbox {
-        Some(outbox) => outbox.stats().await.ok().map(|s| OutboxReport {
+        Some(outbox) if shown => outbox.stats().await.ok().map(|s| OutboxReport {
             pending: s.pending,
             oldest_pending_seconds: s.oldest_pending.map_or(0, |at| {
                 (chrono::Utc::now() - at)
@@ -460,7 +465,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             dead: s.dead,
             suppressed: s.suppressed,
         }),
-        None => None,
+        _ => None,
     };
     if r.users && r.sessions {
         HttpResponse::Ok().json(ReadyResponse {
@@ -502,18 +507,7 @@ pub async fn report_bounce(
     let (Some(expected), Some(outbox)) = (&state.bounce_token, &state.outbox) else {
         return Err(ApiError::NotFound);
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let matches: bool = subtle::ConstantTimeEq::ct_eq(
-        sha2::Sha256::digest(given.as_bytes()).as_slice(),
-        sha2::Sha256::digest(secrecy::ExposeSecret::expose_secret(expected).as_bytes()).as_slice(),
-    )
-    .into();
-    if !matches {
+    if !crate::state::bearer_matches(&req, expected) {
         return Err(ApiError::Unauthenticated);
     }
     let body = body.into_inner();

@@ -437,16 +437,17 @@ impl Settings {
             ));
         }
 
-        let bounce_token = get(&["BOUNCE_WEBHOOK_TOKEN"]).map(|(_, v)| SecretString::from(v));
-        if bounce_token
-            .as_ref()
-            .is_some_and(|t| t.expose_secret().len() < 32)
-        {
-            return Err(err(
-                "BOUNCE_WEBHOOK_TOKEN",
-                "must be at least 32 bytes; generate one with `openssl rand -hex 32`",
-            ));
-        }
+        let token = |var: &'static str| -> Result<Option<SecretString>, ConfigError> {
+            match get(&[var]).map(|(_, v)| SecretString::from(v)) {
+                Some(t) if t.expose_secret().len() < 32 => Err(err(
+                    var,
+                    "must be at least 32 bytes; generate one with `openssl rand -hex 32`",
+                )),
+                t => Ok(t),
+            }
+        };
+        let bounce_token = token("BOUNCE_WEBHOOK_TOKEN")?;
+        let ops_token = token("OPS_TOKEN")?;
         let auth_secret = get(&["AUTH_SECRET"]).map(|(_, v)| SecretString::from(v));
         match &auth_secret {
             Some(s) if s.expose_secret().len() < 32 => {
@@ -591,6 +592,7 @@ impl Settings {
                 max_age: parse_duration("OUTBOX_MAX_AGE", "24h")?,
                 suppress_for: parse_duration("MAIL_SUPPRESS_FOR", "7d")?,
                 bounce_token,
+                ops_token,
             },
             password_min_length: parse_num(get(&["PASSWORD_MIN_LENGTH"]), 8)?,
             cookie_secure: parse_bool("COOKIE_SECURE", true)?,
@@ -640,6 +642,10 @@ pub struct OutboxSettings {
     /// `BOUNCE_WEBHOOK_TOKEN`: the bearer token `POST /mail/bounces` requires (at least 32
     /// bytes); without it the endpoint answers 404.
     pub bounce_token: Option<SecretString>,
+    /// `OPS_TOKEN`: the bearer token that shows `/ready`'s mail backlog (at least 32 bytes);
+    /// without it nobody sees it there (the backlog moves when a request queues mail, so it
+    /// would tell which addresses have accounts).
+    pub ops_token: Option<SecretString>,
 }
 
 /// Least estimated entropy of a production `AUTH_SECRET`, in bits.

@@ -87,6 +87,7 @@ impl Application {
             },
             outbox,
             bounce_token: settings.outbox.bounce_token.clone(),
+            ops_token: settings.outbox.ops_token.clone(),
             uniform_answer_time: settings.uniform_answer_time,
         });
         let openapi = ApiDoc::openapi();

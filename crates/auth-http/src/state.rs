@@ -23,8 +23,27 @@ pub struct AppState {
     pub outbox: Option<crate::mail::MailOutbox>,
     /// The bearer token of `POST /mail/bounces`; without it the endpoint answers 404.
     pub bounce_token: Option<secrecy::SecretString>,
+    /// The bearer token that shows `/ready`'s mail backlog.
+    pub ops_token: Option<secrecy::SecretString>,
     /// The least time the answers that must not tell whether an account exists take.
     pub uniform_answer_time: std::time::Duration,
+}
+
+/// Whether `req` carries `Authorization: Bearer <expected>`, compared in constant time.
+pub fn bearer_matches(req: &actix_web::HttpRequest, expected: &secrecy::SecretString) -> bool {
+    use sha2::Digest as _;
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = secrecy::ExposeSecret::expose_secret(expected);
+    subtle::ConstantTimeEq::ct_eq(
+        sha2::Sha256::digest(given.as_bytes()).as_slice(),
+        sha2::Sha256::digest(expected.as_bytes()).as_slice(),
+    )
+    .into()
 }
 
 impl AppState {

@@ -62,22 +62,27 @@ impl AuthService {
             Some(existing) => {
                 Span::current().record("user_id", tracing::field::display(existing.user.id));
                 let hide = self.config.enumeration_protection;
-                // A signup racing the one that created the account moments ago: answer as a
-                // repeat inside that signup's mail cooldown would, so a race has one winner.
-                let since_creation = super::since(existing.user.created_at, now);
-                let slot = if since_creation < self.config.mail_cooldown {
-                    Err((self.config.mail_cooldown - since_creation).max(Duration::from_secs(1)))
-                } else {
-                    self.claim_slot(OtpPurpose::VerifyEmail, &email).await?
-                };
-                if let Err(retry_after) = slot {
-                    if !hide {
+                if !hide {
+                    // A signup racing the one that created the account moments ago answers as
+                    // a repeat inside that signup's mail cooldown would, so a race has one
+                    // winner; the loser is told when to try again.
+                    let since_creation = super::since(existing.user.created_at, now);
+                    let slot = if since_creation < self.config.mail_cooldown {
+                        Err((self.config.mail_cooldown - since_creation)
+                            .max(Duration::from_secs(1)))
+                    } else {
+                        self.claim_slot(OtpPurpose::VerifyEmail, &email).await?
+                    };
+                    if let Err(retry_after) = slot {
                         return Err(SignupError::TooManyRequests { retry_after });
                     }
-                    // The cooldown holds, silently: same work and answer as a new signup.
-                    self.ports.hasher.hash(password.secret()).await?;
-                    info!("repeated signup inside the mail cooldown: nothing changed");
-                    return Ok(self.decoy_user(email, now));
+                } else {
+                    // Hidden answers cannot say "try again later", so the cooldown does not
+                    // stop a repeated signup: dropping it silently would leave the owner, who
+                    // signs up moments after a stranger took the address, only codes bound to
+                    // the stranger's password. The per-address mail budget still bounds the
+                    // mail; the cooldown is started for resends.
+                    let _ = self.claim_slot(OtpPurpose::VerifyEmail, &email).await?;
                 }
                 let hash = self.ports.hasher.hash(password.secret()).await?;
                 match self

@@ -27,7 +27,7 @@ pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
 
 use crate::domain::device::DeviceCredential;
 use crate::domain::email::EmailAddress;
-use crate::domain::otp::OtpSecret;
+use crate::domain::otp::{OtpPurpose, OtpSecret};
 use crate::domain::password::PasswordPolicy;
 use crate::domain::session::{Session, SessionId, SessionToken};
 use crate::domain::user::{User, UserId};
@@ -274,7 +274,8 @@ impl AuthService {
 
     /// Ends every session of the user (raising the address's revocation epoch first, so that
     /// a login in flight cannot slip a session past the sweep), except `keep`, and discards
-    /// the address's login codes.
+    /// the address's login and reset codes: a code mailed before the revocation must neither
+    /// open a session nor set a password after it.
     async fn revoke_all(
         &self,
         user_id: UserId,
@@ -282,11 +283,9 @@ impl AuthService {
         keep: Option<SessionId>,
     ) -> Result<u64, Failure> {
         self.ports.sessions.bump_revocation_epoch(email).await?;
-        // A login code asked for before the revocation must not open a session after it.
-        self.ports
-            .otps
-            .discard(crate::domain::otp::OtpPurpose::Login, email)
-            .await?;
+        for purpose in [OtpPurpose::Login, OtpPurpose::ResetPassword] {
+            self.ports.otps.discard(purpose, email).await?;
+        }
         Ok(self
             .ports
             .sessions

@@ -245,7 +245,7 @@ impl Harness {
         }
         self.otps
             .expect_discard()
-            .withf(|purpose, _| *purpose == OtpPurpose::Login)
+            .withf(|purpose, _| [OtpPurpose::Login, OtpPurpose::ResetPassword].contains(purpose))
             .returning(|_, _| Ok(()));
         if !self.custom_saturation {
             self.hasher.expect_is_saturated().return_const(false);
