@@ -496,3 +496,44 @@ async fn only_operators_see_the_mail_backlog() {
     }
     app.cleanup().await;
 }
+
+/// Without the token, the bounce endpoint says nothing about what it would accept.
+#[tokio::test]
+async fn the_bounce_endpoint_checks_the_token_before_the_body() {
+    let token = "bounce-token-bounce-token-bounce-token-0123";
+    let app = TestApp::spawn_with(Profile::Server, &[("BOUNCE_WEBHOOK_TOKEN", token)]).await;
+    for (content_type, body) in [
+        ("application/json", "{\"nope\": 1}"),
+        ("text/plain", "hello"),
+        ("application/json", "not json"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/mail/bounces"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "{content_type} {body}"
+        );
+    }
+    let with_token = |content_type: &'static str, body: &'static str| {
+        app.client
+            .post(app.url("/mail/bounces"))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let res = with_token("text/plain", "hello").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let res = with_token("application/json", "{\"nope\": 1}")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    app.cleanup().await;
+}

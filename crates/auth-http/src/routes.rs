@@ -502,15 +502,31 @@ pub async fn ready(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
 pub async fn report_bounce(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<BounceRequest>,
+    body: web::Bytes,
 ) -> Result {
     let (Some(expected), Some(outbox)) = (&state.bounce_token, &state.outbox) else {
         return Err(ApiError::NotFound);
     };
+    // The token first: a caller without it learns nothing about the body's format.
     if !crate::state::bearer_matches(&req, expected) {
         return Err(ApiError::Unauthenticated);
     }
-    let body = body.into_inner();
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.essence_str() == "application/json");
+    if !json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body: BounceRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::InvalidRequest(format!(
+            "the body is not a bounce report (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
     let address =
         auth_core::EmailAddress::parse(&body.address).map_err(|e| ApiError::Validation {
             code: "invalid_email",
