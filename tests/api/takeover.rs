@@ -529,6 +529,26 @@ async fn a_signup_inside_a_strangers_cooldown_still_counts(profile: Profile) {
     app.cleanup().await;
 }
 
+/// The owner signs up, a stranger signs up again with the owner's address, and the owner asks
+/// for the code again: no code bound to the stranger's password comes, and the owner's own
+/// code still gives the owner's password. (Found by an outside test: the resend mailed a code
+/// that set the stranger's password.)
+async fn a_resend_after_a_strangers_signup_does_not_carry_the_strangers_password(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "1s")]).await;
+    let email = app.email();
+    let stranger = "the strangers password";
+    let (owners_code, _) = two_signups(&app, &email, PASSWORD, stranger).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = app.post("/resend-otp", &json!({"email": email})).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    app.mail
+        .assert_no_new_mail(&email, Duration::from_millis(500))
+        .await;
+    assert_eq!(app.mail.count_to(&email), 2, "no third mail");
+    owners_code_gives_the_owners_password(&app, &email, &owners_code, stranger).await;
+    app.cleanup().await;
+}
+
 /// A signup answers alike for a new address and a taken one, down to the precision of the
 /// times in the body. (Found by an outside test: 6 fractional digits for a new account, 9 for
 /// the answer about a taken address.)
@@ -549,6 +569,7 @@ async fn signup_times_do_not_tell_a_taken_address(profile: Profile) {
 
 crate::both_profiles!(
     a_login_code_dies_with_a_password_reset,
+    a_resend_after_a_strangers_signup_does_not_carry_the_strangers_password,
     a_reset_code_dies_with_a_password_change_or_another_reset,
     a_signup_inside_a_strangers_cooldown_still_counts,
     signup_times_do_not_tell_a_taken_address,

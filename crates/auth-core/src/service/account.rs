@@ -229,7 +229,15 @@ impl AuthService {
             return Err(ResendOtpError::TooManyRequests { retry_after });
         }
         if let Some(creds) = self.ports.users.find_by_email(email).await? {
-            if !creds.user.is_verified() {
+            // After more than one signup, the stored password is the newest signup's, which
+            // may be a stranger's: a resent code bound to it would hand the owner's account to
+            // them. Each of those signups mailed its own code; signing up again mails one for
+            // the password given then.
+            let one_signup = creds.user.updated_at == creds.user.created_at;
+            if !one_signup && !creds.user.is_verified() {
+                info!("resend for an account with several signups: no code bound to a password");
+            }
+            if one_signup && !creds.user.is_verified() {
                 let now = self.ports.clock.now();
                 // A mail outage must not answer differently for existing accounts.
                 let sent = self

@@ -15,9 +15,11 @@ use crate::domain::session::ClientInfo;
 use crate::ports::{MailMessage, Quota, RateDecision, RateKey, RateSubject, SendSlot};
 use crate::throttle::{Action, CodeRefusal};
 
-/// How many codes of one (purpose, address) stay valid at once: a slow mail must not turn into
-/// "invalid code" because a resend or a repeated signup issued a newer one.
-pub(super) const LIVE_CODES: usize = 3;
+/// How many codes of one (purpose, address) stay valid at once (the first and the newest
+/// ones): a slow mail must not turn into "invalid code" because a resend or a repeated signup
+/// issued a newer one, and nobody can push the owner's code out by asking for more: ten is
+/// what the default per-address mail budget (10 an hour) can mail within a code's lifetime.
+pub(super) const LIVE_CODES: usize = 10;
 
 /// Which mail carries a verification code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

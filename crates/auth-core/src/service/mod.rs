@@ -173,9 +173,10 @@ pub struct Readiness {
 ///
 /// # Rules worth knowing
 /// - **Pre-account hijacking.** Every verification code carries the password of the signup it
-///   was mailed for, and verifying with it sets exactly that password; the last three codes of
-///   an address stay valid (each once, one shared attempt budget). Whoever signs up first or
-///   second with someone else's address, the owner's code gives the owner's password.
+///   was mailed for, and verifying with it sets exactly that password; the first and the nine
+///   newest codes of an address stay valid (each once, one shared attempt budget). Whoever
+///   signs up first or later with someone else's address, the owner's code gives the owner's
+///   password; after more than one signup a resend mails no code bound to the stored password.
 ///   Unverified accounts cannot log in.
 /// - **Enumeration.** `login` answers the same for an unknown address and a wrong password and
 ///   costs one full hash in both cases. `forgot_password` and `resend_otp` return the same value

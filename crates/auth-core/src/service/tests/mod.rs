@@ -343,7 +343,7 @@ impl Harness {
         let puts = log.clone();
         self.otps
             .expect_put()
-            .withf(|_, e, _, keep, _| *e == email() && *keep == 3)
+            .withf(|_, e, _, keep, _| *e == email() && *keep == 10)
             .returning(move |purpose, _, otp, _, retain| {
                 puts.lock().unwrap().push((purpose, otp, retain));
                 Ok(())
