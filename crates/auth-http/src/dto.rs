@@ -21,10 +21,11 @@ pub struct SignupRequest {
     /// The address to register; a code is mailed to it. Only deliverable forms are accepted
     /// (no quoted local part, comment or IP literal; ASCII before the `@`); a Unicode domain is
     /// stored in its ASCII (punycode) form.
-    #[schema(example = "ada@example.com")]
+    #[schema(format = IdnEmail, example = "ada@example.com")]
     pub email: String,
-    /// 8 to 128 characters, not a common password, not the email address.
-    #[schema(value_type = String, example = "correct horse battery staple")]
+    /// 8 to 128 characters (at least `PASSWORD_MIN_LENGTH`, when it is set higher), not a
+    /// common password, not the email address.
+    #[schema(value_type = String, min_length = 8, max_length = 128, example = "correct horse battery staple")]
     pub password: SecretString,
 }
 
@@ -46,10 +47,10 @@ impl SignupRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VerifyOtpRequest {
     /// The address the code was sent to.
-    #[schema(example = "ada@example.com")]
+    #[schema(format = IdnEmail, example = "ada@example.com")]
     pub email: String,
     /// The 6-digit code from the mail.
-    #[schema(value_type = String, example = "042917")]
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", example = "042917")]
     pub otp: SecretString,
 }
 
@@ -71,7 +72,7 @@ fn parse_code(raw: &SecretString) -> Result<OtpCode, ApiError> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailRequest {
     /// The address.
-    #[schema(example = "ada@example.com")]
+    #[schema(format = IdnEmail, example = "ada@example.com")]
     pub email: String,
 }
 
@@ -97,7 +98,7 @@ pub enum Transport {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// The account's address.
-    #[schema(example = "ada@example.com")]
+    #[schema(format = IdnEmail, example = "ada@example.com")]
     pub email: String,
     /// The password.
     #[schema(value_type = String, example = "correct horse battery staple")]
@@ -146,10 +147,10 @@ fn parse_device(raw: Option<SecretString>) -> Option<DeviceCredential> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginCodeVerifyRequest {
     /// The account's address.
-    #[schema(example = "ada@example.com")]
+    #[schema(format = IdnEmail, example = "ada@example.com")]
     pub email: String,
     /// The 6-digit login code from the mail.
-    #[schema(value_type = String, example = "042917")]
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", example = "042917")]
     pub otp: SecretString,
     /// `bearer` (default) or `cookie`.
     #[serde(default)]
@@ -178,7 +179,7 @@ pub struct ChangePasswordRequest {
     #[schema(value_type = String)]
     pub current_password: SecretString,
     /// The new password (same rules as at signup).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
     pub new_password: SecretString,
 }
 
@@ -217,13 +218,13 @@ impl DeleteAccountRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {
     /// The account's address.
-    #[schema(example = "ada@example.com")]
+    #[schema(format = IdnEmail, example = "ada@example.com")]
     pub email: String,
     /// The 6-digit reset code from the mail.
-    #[schema(value_type = String, example = "042917")]
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", example = "042917")]
     pub otp: SecretString,
-    /// The new password.
-    #[schema(value_type = String)]
+    /// The new password (same rules as at signup).
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
     pub new_password: SecretString,
 }
 
@@ -284,7 +285,9 @@ impl UserResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginSession {
     /// The bearer token (bearer transport only; absent with the cookie transport).
+    // Omitted when empty, never null: the schema must not say nullable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub token: Option<String>,
     /// End of the session's absolute lifetime.
     pub expires_at: DateTime<Utc>,
@@ -301,7 +304,9 @@ pub struct LoginResponse {
     /// and send it as `device_token` with the next login: then failed logins of this device
     /// count in its own budget, and strangers guessing the password cannot lock it out.
     /// Browsers (cookie transport) get it as the HttpOnly `device` cookie instead.
+    // Omitted when empty, never null: the schema must not say nullable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub device_token: Option<String>,
 }
 
@@ -360,7 +365,9 @@ pub struct SessionsResponse {
     /// Live sessions, newest first.
     pub sessions: Vec<SessionDto>,
     /// Pass as `cursor` to get the next page; absent on the last page.
+    // Omitted when empty, never null: the schema must not say nullable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next_cursor: Option<String>,
 }
 
@@ -429,7 +436,9 @@ pub struct ReadyResponse {
     /// The mail outbox's backlog: only with `Authorization: Bearer <OPS_TOKEN>` (it moves when
     /// a request queues mail for an account), and absent when the outbox cannot be read. Slow
     /// or failing mail never makes the instance unready: requests do not wait for it.
+    // Omitted when empty, never null: the schema must not say nullable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub mail_outbox: Option<OutboxReport>,
 }
 
@@ -451,7 +460,7 @@ pub struct OutboxReport {
 #[serde(deny_unknown_fields)]
 pub struct BounceRequest {
     /// The address the mail bounced from or that complained.
-    #[schema(example = "ada@example.com")]
+    #[schema(format = IdnEmail, example = "ada@example.com")]
     pub address: String,
     /// `bounce` (a permanent delivery failure reported after the fact) or `complaint` (the
     /// recipient marked a message as spam).

@@ -23,13 +23,41 @@ pub struct ErrorBody {
 /// Machine-readable code, human-readable message, and per-field details for 422.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable snake_case code (`invalid_credentials`, `weak_password`, ...).
-    pub code: &'static str,
+    /// What went wrong, for a program to act on.
+    pub code: ErrorCode,
     /// A sentence for a person.
     pub message: String,
     /// For validation errors: field name → what is wrong with it.
+    // Omitted when empty, never null: the schema must not say nullable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub fields: Option<std::collections::BTreeMap<&'static str, String>>,
+}
+
+/// Every `error.code` the API sends: a closed set, so that a client can match on it. Each
+/// operation's answers in the OpenAPI document name the codes it can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    InvalidEmail,
+    WeakPassword,
+    EmailTaken,
+    InvalidOtp,
+    OtpExpired,
+    TooManyAttempts,
+    TooManyRequests,
+    InvalidCredentials,
+    EmailNotVerified,
+    Unauthenticated,
+    CrossSiteRequest,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    ServiceUnavailable,
+    Internal,
 }
 
 /// Every error the API returns.
@@ -47,8 +75,8 @@ pub enum ApiError {
     /// 422: a field failed validation.
     #[error("validation failed on {field}: {message}")]
     Validation {
-        /// `invalid_email`, `weak_password`, ...
-        code: &'static str,
+        /// [`ErrorCode::InvalidEmail`] or [`ErrorCode::WeakPassword`].
+        code: ErrorCode,
         /// The JSON field.
         field: &'static str,
         /// What is wrong.
@@ -102,25 +130,25 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::Validation { code, .. } => code,
-            Self::EmailTaken => "email_taken",
-            Self::InvalidOtp => "invalid_otp",
-            Self::OtpExpired => "otp_expired",
-            Self::TooManyAttempts => "too_many_attempts",
-            Self::TooManyRequests { .. } => "too_many_requests",
-            Self::InvalidCredentials | Self::WrongCurrentPassword => "invalid_credentials",
-            Self::EmailNotVerified => "email_not_verified",
-            Self::Unauthenticated => "unauthenticated",
-            Self::CrossSiteRequest => "cross_site_request",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Unavailable(_) => "service_unavailable",
-            Self::Internal(_) => "internal",
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::Validation { code, .. } => *code,
+            Self::EmailTaken => ErrorCode::EmailTaken,
+            Self::InvalidOtp => ErrorCode::InvalidOtp,
+            Self::OtpExpired => ErrorCode::OtpExpired,
+            Self::TooManyAttempts => ErrorCode::TooManyAttempts,
+            Self::TooManyRequests { .. } => ErrorCode::TooManyRequests,
+            Self::InvalidCredentials | Self::WrongCurrentPassword => ErrorCode::InvalidCredentials,
+            Self::EmailNotVerified => ErrorCode::EmailNotVerified,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::CrossSiteRequest => ErrorCode::CrossSiteRequest,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -253,7 +281,7 @@ impl ResponseError for ApiError {
 impl From<EmailError> for ApiError {
     fn from(e: EmailError) -> Self {
         Self::Validation {
-            code: "invalid_email",
+            code: ErrorCode::InvalidEmail,
             field: "email",
             message: capitalise(&e.to_string()),
         }
@@ -263,7 +291,7 @@ impl From<EmailError> for ApiError {
 /// A password-policy error on the given field.
 pub fn weak_password(field: &'static str, e: PasswordError) -> ApiError {
     ApiError::Validation {
-        code: "weak_password",
+        code: ErrorCode::WeakPassword,
         field,
         message: capitalise(&e.to_string()),
     }
@@ -405,7 +433,7 @@ mod tests {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "{raw:?}"
             );
-            assert_eq!(api.code(), "invalid_email", "{raw:?}");
+            assert_eq!(api.code(), ErrorCode::InvalidEmail, "{raw:?}");
             match api {
                 ApiError::Validation { field, message, .. } => {
                     assert_eq!(field, "email");

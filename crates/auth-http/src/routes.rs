@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use auth_core::{DeviceCredential, LoginOutcome, SessionId};
 
 use crate::dto::*;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::AuthenticatedSession;
 use crate::state::AppState;
 use crate::throttle::Client;
@@ -41,7 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/me")
                 .route(web::get().to(me))
-                .route(web::post().to(me))
+                .route(web::post().to(me_post))
                 .route(web::delete().to(delete_account)),
         )
         .service(resource("/logout").route(web::post().to(logout)))
@@ -100,6 +100,7 @@ pub async fn signup(
     responses(
         (status = 200, body = UserResponse, description = "Verified"),
         (status = 400, body = ErrorBody, description = "`invalid_otp` (also for an unknown address) or `otp_expired`"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`"),
         (status = 429, body = ErrorBody, description = "`too_many_attempts`: the code is dead; `too_many_requests`: a rate limit, see `Retry-After`"),
     ))]
 pub async fn verify_otp(
@@ -116,7 +117,8 @@ pub async fn verify_otp(
 #[utoipa::path(post, path = "/resend-otp", request_body = EmailRequest, tag = "account",
     responses(
         (status = 202, body = AcceptedResponse, description = "Same answer whatever the address; inside the per-address mail cooldown nothing is sent"),
-        (status = 429, body = ErrorBody, description = "Over a rate limit (any address), or (only with `ENUMERATION_PROTECTION=false`) inside the per-address cooldown; see `Retry-After`"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: over a rate limit (any address), or (only with `ENUMERATION_PROTECTION=false`) inside the per-address cooldown; see `Retry-After`"),
     ))]
 pub async fn resend_otp(
     state: web::Data<AppState>,
@@ -133,9 +135,11 @@ pub async fn resend_otp(
 /// Log in; opens a session.
 #[utoipa::path(post, path = "/login", request_body = LoginRequest, tag = "session",
     responses(
-        (status = 200, body = LoginResponse, description = "Bearer: token and `device_token` in the body. Cookie: token only in `Set-Cookie`, with the HttpOnly `device` cookie"),
+        (status = 200, body = LoginResponse, description = "Bearer: token and `device_token` in the body. Cookie: token only in `Set-Cookie`, with the HttpOnly `device` cookie",
+            headers(("Set-Cookie" = String, description = "Cookie transport only: the session cookie (`__Host-session`, or `session` with `COOKIE_SECURE=false`; HttpOnly, SameSite=Lax) and the device cookie (`__Host-device` or `device`; HttpOnly, SameSite=Strict)"))),
         (status = 401, body = ErrorBody, description = "`invalid_credentials`"),
         (status = 403, body = ErrorBody, description = "`email_not_verified`"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`"),
         (status = 429, body = ErrorBody, description = "`too_many_requests`: a rate limit (per IP, per address and IP after failed attempts, per address; with a valid device credential only the device's own budget); see `Retry-After`. `POST /login/code` is a way in that no stranger can block"),
     ))]
 pub async fn login(
@@ -212,8 +216,10 @@ pub async fn request_login_code(
 /// Log in with a mailed login code; opens a session like `POST /login`.
 #[utoipa::path(post, path = "/login/code/verify", request_body = LoginCodeVerifyRequest, tag = "session",
     responses(
-        (status = 200, body = LoginResponse, description = "As for `POST /login`"),
+        (status = 200, body = LoginResponse, description = "As for `POST /login`",
+            headers(("Set-Cookie" = String, description = "Cookie transport only: the session cookie (`__Host-session`, or `session` with `COOKIE_SECURE=false`; HttpOnly, SameSite=Lax) and the device cookie (`__Host-device` or `device`; HttpOnly, SameSite=Strict)"))),
         (status = 400, body = ErrorBody, description = "`invalid_otp` (also for an unknown address) or `otp_expired`"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`"),
         (status = 429, body = ErrorBody, description = "`too_many_attempts`: this client's attempts on the codes are spent (those of the client that asked for the code are counted apart from everybody else's; ask for a new code); `too_many_requests`: a rate limit, see `Retry-After`"),
     ))]
 pub async fn verify_login_code(
@@ -233,10 +239,7 @@ pub async fn verify_login_code(
 
 /// The current user and session.
 #[utoipa::path(get, path = "/me", tag = "session", security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = MeResponse),
-        (status = 401, body = ErrorBody, description = "`unauthenticated`, with `WWW-Authenticate: Bearer`"),
-    ))]
+    responses((status = 200, body = MeResponse, description = "The account and the session of this request")))]
 pub async fn me(auth: AuthenticatedSession) -> Result {
     let s = &auth.session;
     Ok(no_store().json(MeResponse {
@@ -248,16 +251,25 @@ pub async fn me(auth: AuthenticatedSession) -> Result {
     }))
 }
 
+/// The current user and session, as `GET /me`.
+///
+/// A POST authenticated by the session cookie must come from an allowed origin.
+#[utoipa::path(post, path = "/me", operation_id = "me_post", tag = "session",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = MeResponse, description = "As for `GET /me`")))]
+pub async fn me_post(auth: AuthenticatedSession) -> Result {
+    me(auth).await
+}
+
 /// Delete the account for good, after asking for its password again: every session is
 /// revoked, the account removed (its address is free for a new signup), a notice mailed.
 #[utoipa::path(delete, path = "/me", request_body = DeleteAccountRequest, tag = "account",
     security(("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 204, description = "Deleted; every session revoked; cookie cleared"),
-        (status = 401, body = ErrorBody),
+        (status = 204, description = "Deleted; every session revoked; cookie cleared",
+            headers(("Set-Cookie" = String, description = "Clears the session cookie (an empty value, expired)"))),
         (status = 403, body = ErrorBody, description = "`invalid_credentials`: wrong password; nothing changed"),
         (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget (per account, per IP) or this client's share of the hasher is spent; see `Retry-After`"),
-        (status = 503, body = ErrorBody, description = "`service_unavailable`: try again after `Retry-After`; the account is deleted only on 204"),
     ))]
 pub async fn delete_account(
     state: web::Data<AppState>,
@@ -279,7 +291,8 @@ pub async fn delete_account(
 
 /// Revoke the current session.
 #[utoipa::path(post, path = "/logout", tag = "session", security(("bearer" = []), ("cookie" = [])),
-    responses((status = 204, description = "Revoked; cookie cleared"), (status = 401, body = ErrorBody)))]
+    responses((status = 204, description = "Revoked; cookie cleared",
+        headers(("Set-Cookie" = String, description = "Clears the session cookie (an empty value, expired)")))))]
 pub async fn logout(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
     state.service.logout(&auth.token).await?;
     Ok(HttpResponse::NoContent()
@@ -289,7 +302,8 @@ pub async fn logout(state: web::Data<AppState>, auth: AuthenticatedSession) -> R
 
 /// Revoke every session of the user.
 #[utoipa::path(post, path = "/logout-all", tag = "session", security(("bearer" = []), ("cookie" = [])),
-    responses((status = 204, description = "All sessions revoked; cookie cleared"), (status = 401, body = ErrorBody)))]
+    responses((status = 204, description = "All sessions revoked; cookie cleared",
+        headers(("Set-Cookie" = String, description = "Clears the session cookie (an empty value, expired)")))))]
 pub async fn logout_all(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
     state.service.logout_all(&auth.session).await?;
     Ok(HttpResponse::NoContent()
@@ -302,9 +316,8 @@ pub async fn logout_all(state: web::Data<AppState>, auth: AuthenticatedSession) 
 #[utoipa::path(get, path = "/sessions", tag = "session", security(("bearer" = []), ("cookie" = [])),
     params(SessionsQuery),
     responses(
-        (status = 200, body = SessionsResponse),
+        (status = 200, body = SessionsResponse, description = "A page of the live sessions"),
         (status = 400, body = ErrorBody, description = "`invalid_request`: a malformed `limit` or `cursor`"),
-        (status = 401, body = ErrorBody),
     ))]
 pub async fn list_sessions(
     state: web::Data<AppState>,
@@ -330,9 +343,9 @@ pub async fn list_sessions(
 #[utoipa::path(delete, path = "/sessions/{id}", tag = "session", security(("bearer" = []), ("cookie" = [])),
     params(("id" = uuid::Uuid, Path, description = "Session id from `GET /sessions`")),
     responses(
-        (status = 204, description = "Revoked"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "Not one of the caller's sessions"),
+        (status = 204, description = "Revoked",
+            headers(("Set-Cookie" = String, description = "Clears the session cookie when the session revoked is the one of this cookie-authenticated request"))),
+        (status = 404, body = ErrorBody, description = "`not_found`: not one of the caller's sessions"),
     ))]
 pub async fn revoke_session(
     state: web::Data<AppState>,
@@ -356,11 +369,9 @@ pub async fn revoke_session(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Changed; other sessions revoked; a notice was mailed"),
-        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "`invalid_credentials`: wrong current password; nothing changed"),
         (status = 422, body = ErrorBody, description = "`weak_password`"),
         (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget (per account, per IP) or this client's share of the hasher is spent; see `Retry-After`. Past the hard limit the session is ended and the answer is 401"),
-        (status = 503, body = ErrorBody, description = "`service_unavailable`: the hasher is saturated or a dependency is down; see `Retry-After`; nothing changed"),
     ))]
 pub async fn change_password(
     state: web::Data<AppState>,
@@ -404,7 +415,7 @@ pub async fn forgot_password(
     responses(
         (status = 200, body = UserResponse, description = "Password set; every session revoked; a notice was mailed"),
         (status = 400, body = ErrorBody, description = "`invalid_otp` or `otp_expired`"),
-        (status = 422, body = ErrorBody, description = "`weak_password`"),
+        (status = 422, body = ErrorBody, description = "`invalid_email` or `weak_password`"),
         (status = 429, body = ErrorBody, description = "`too_many_attempts`: this client's attempts on the codes are spent (the client that asked for the code has its own, apart from everybody else's); `too_many_requests`: a rate limit, see `Retry-After`"),
     ))]
 pub async fn reset_password(
@@ -423,7 +434,7 @@ pub async fn reset_password(
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = HealthResponse)))]
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = HealthResponse, description = "The process answers")))]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(HealthResponse { status: "ok" })
 }
@@ -432,7 +443,10 @@ pub async fn health() -> HttpResponse {
 /// and process memory in the embedded profile); the hasher's load is reported too, and, to a
 /// request with `Authorization: Bearer <OPS_TOKEN>`, the mail outbox's backlog.
 #[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, body = ReadyResponse), (status = 503, body = ReadyResponse, description = "Names what is down")))]
+    responses(
+        (status = 200, body = ReadyResponse, description = "Ready; the hasher's load is reported, and to an operator (`OPS_TOKEN`) the mail outbox"),
+        (status = 503, body = ReadyResponse, description = "Names what is down; see `Retry-After`"),
+    ))]
 pub async fn ready(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let r = state.service.readiness().await;
     let status = |ok: bool| if ok { "ok" } else { "down" };
@@ -491,13 +505,10 @@ pub async fn ready(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
     security(("bounce_token" = [])),
     responses(
         (status = 200, body = BounceResponse, description = "The address is suppressed"),
-        (status = 400, body = ErrorBody, description = "`invalid_request`: malformed body"),
-        (status = 401, body = ErrorBody, description = "`unauthenticated`: missing or wrong token"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`: missing or wrong token",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, body = ErrorBody, description = "`not_found`: `BOUNCE_WEBHOOK_TOKEN` is not set"),
-        (status = 413, body = ErrorBody, description = "`payload_too_large`"),
-        (status = 415, body = ErrorBody, description = "`unsupported_media_type`"),
         (status = 422, body = ErrorBody, description = "`invalid_email`"),
-        (status = 503, body = ErrorBody, description = "`service_unavailable`: the outbox cannot be written"),
     ))]
 pub async fn report_bounce(
     state: web::Data<AppState>,
@@ -529,7 +540,7 @@ pub async fn report_bounce(
     })?;
     let address =
         auth_core::EmailAddress::parse(&body.address).map_err(|e| ApiError::Validation {
-            code: "invalid_email",
+            code: ErrorCode::InvalidEmail,
             field: "address",
             message: e.to_string(),
         })?;

@@ -38,6 +38,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+
 /// Listen backlog: connections the kernel queues while every worker is at `MAX_CONNECTIONS`
 /// (capped by `net.core.somaxconn`).
 pub const LISTEN_BACKLOG: i32 = 2048;
@@ -282,12 +284,13 @@ pub fn request_timeout_response() -> HttpResponse {
         .insert_header(("Referrer-Policy", "no-referrer"))
         .insert_header(("X-Frame-Options", "DENY"))
         .insert_header(("Content-Security-Policy", "frame-ancestors 'none'"))
-        .json(serde_json::json!({
-            "error": {
-                "code": "request_timeout",
-                "message": "the request was not completed in time",
-            }
-        }));
+        .json(ErrorBody {
+            error: ErrorDetail {
+                code: ErrorCode::RequestTimeout,
+                message: "The request was not completed in time.".into(),
+                fields: None,
+            },
+        });
     res.head_mut()
         .set_connection_type(actix_web::http::ConnectionType::Close);
     res
