@@ -1,5 +1,6 @@
 //! `TestApp`: the server on port 0 with a fresh PostgreSQL database, its own Redis key prefix
-//! and a real SMTP server on loopback, plus typed helpers for every endpoint.
+//! and a real SMTP server on loopback, plus typed helpers for every endpoint. Every answer its
+//! clients get is checked against the OpenAPI document (see `conformance`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -14,6 +15,8 @@ use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
+
+pub use crate::conformance::{ApiClient, Conformance};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 /// The bearer token that shows `/ready`'s mail backlog.
@@ -130,7 +133,7 @@ impl Mailbox {
 
 pub struct TestApp {
     pub address: String,
-    pub client: reqwest::Client,
+    pub client: ApiClient,
     pub mail: Mailbox,
     pub redis_prefix: String,
     pub cookie_name: &'static str,
@@ -139,6 +142,7 @@ pub struct TestApp {
     db: Option<TestDatabase>,
     dir: Option<tempfile::TempDir>,
     handle: actix_web::dev::ServerHandle,
+    conformance: Conformance,
 }
 
 impl TestApp {
@@ -202,11 +206,15 @@ impl TestApp {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         let (address, handle, cookie_name) = start(&vars).await;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let conformance = Conformance::default();
+        let client = ApiClient::new(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            conformance.clone(),
+        );
         Self {
             address,
             client,
@@ -218,7 +226,18 @@ impl TestApp {
             db,
             dir,
             handle,
+            conformance,
         }
+    }
+
+    /// `client` with its answers checked against the OpenAPI document like this app's own.
+    pub fn observed(&self, client: reqwest::Client) -> ApiClient {
+        ApiClient::new(client, self.conformance.clone())
+    }
+
+    /// Where answers read from raw sockets are checked against the OpenAPI document.
+    pub fn conformance(&self) -> Conformance {
+        self.conformance.clone()
     }
 
     /// Restarts on the same storage with some settings changed.
@@ -404,7 +423,8 @@ impl TestApp {
         body["session"]["token"].as_str().unwrap().to_owned()
     }
 
-    /// Stops the server and drops the database and the Redis keys of this test.
+    /// Stops the server and drops the database and the Redis keys of this test; then fails
+    /// the test if the OpenAPI document does not declare an answer its clients got.
     pub async fn cleanup(mut self) {
         self.handle.stop(true).await;
         if let Some(db) = self.db.take() {
@@ -414,6 +434,17 @@ impl TestApp {
             delete_prefix(&self.redis_prefix).await;
         }
         drop(self.dir.take());
+        self.conformance.assert_declared();
+    }
+}
+
+impl Drop for TestApp {
+    /// A test that ends without `cleanup` is checked against the document all the same
+    /// (unless it is failing already).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.conformance.assert_declared();
+        }
     }
 }
 

@@ -11,15 +11,17 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 /// An HTTP client whose connections come from `127.0.0.{n}`.
-fn machine(n: u8) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(IpAddr::from([127, 0, 0, n]))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+fn machine(app: &TestApp, n: u8) -> ApiClient {
+    app.observed(
+        reqwest::Client::builder()
+            .local_address(IpAddr::from([127, 0, 0, n]))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    )
 }
 
-async fn post(app: &TestApp, client: &reqwest::Client, path: &str, body: &Value) -> Response {
+async fn post(app: &TestApp, client: &ApiClient, path: &str, body: &Value) -> Response {
     client.post(app.url(path)).json(body).send().await.unwrap()
 }
 
@@ -27,7 +29,7 @@ async fn post(app: &TestApp, client: &reqwest::Client, path: &str, body: &Value)
 /// logins, the per-address login budget (50 per 30 minutes).
 async fn distributed_password_guessing(app: &TestApp, email: &str) {
     for n in 10..20u8 {
-        let attacker = machine(n);
+        let attacker = machine(app, n);
         for _ in 0..5 {
             let res = post(
                 app,
@@ -70,7 +72,7 @@ async fn owner_with_a_known_device_logs_in_during_a_distributed_attack(profile: 
     let other = app.verified_user().await;
 
     // Yesterday: the owner logged in from a phone app (bearer) and from a browser (cookie).
-    let phone = machine(2);
+    let phone = machine(&app, 2);
     let res = post(
         &app,
         &phone,
@@ -84,7 +86,7 @@ async fn owner_with_a_known_device_logs_in_during_a_distributed_attack(profile: 
         .as_str()
         .expect("a bearer login returns a device_token")
         .to_owned();
-    let browser = machine(3);
+    let browser = machine(&app, 3);
     let res = post(
         &app,
         &browser,
@@ -104,7 +106,7 @@ async fn owner_with_a_known_device_logs_in_during_a_distributed_attack(profile: 
     // A device credential of another account, held by the attacker.
     let res = post(
         &app,
-        &machine(9),
+        &machine(&app, 9),
         "/login",
         &json!({"email": other, "password": PASSWORD}),
     )
@@ -117,7 +119,7 @@ async fn owner_with_a_known_device_logs_in_during_a_distributed_attack(profile: 
     // Anonymous clients are stopped, the owner too when without a device (the attack works).
     let res = post(
         &app,
-        &machine(30),
+        &machine(&app, 30),
         "/login",
         &json!({"email": email, "password": PASSWORD}),
     )
@@ -134,7 +136,7 @@ async fn owner_with_a_known_device_logs_in_during_a_distributed_attack(profile: 
     ] {
         let res = post(
             &app,
-            &machine(31),
+            &machine(&app, 31),
             "/login",
             &json!({"email": email, "password": "attacker guess", "device_token": forged}),
         )
@@ -149,7 +151,7 @@ async fn owner_with_a_known_device_logs_in_during_a_distributed_attack(profile: 
     // The phone, now on another network, with its device token: in.
     let res = post(
         &app,
-        &machine(32),
+        &machine(&app, 32),
         "/login",
         &json!({"email": email, "password": PASSWORD, "device_token": device_token}),
     )
@@ -185,7 +187,7 @@ async fn owner_can_always_get_in_by_emailed_code(profile: Profile) {
     let app = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "0")]).await;
     let email = app.verified_user().await;
     distributed_password_guessing(&app, &email).await;
-    let owner = machine(40);
+    let owner = machine(&app, 40);
     let res = post(
         &app,
         &owner,
@@ -210,7 +212,7 @@ async fn owner_can_always_get_in_by_emailed_code(profile: Profile) {
 
     // Strangers guess login codes from four machines.
     for n in 50..54u8 {
-        let attacker = machine(n);
+        let attacker = machine(&app, n);
         for guess in 0..5u32 {
             let otp = format!("{:06}", 100_000 + guess * 7 + u32::from(n));
             if otp == code {
@@ -286,14 +288,14 @@ async fn owner_can_always_get_in_by_emailed_code(profile: Profile) {
 async fn strangers_guesses_do_not_kill_the_owners_reset(profile: Profile) {
     let app = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "0")]).await;
     let email = app.verified_user().await;
-    let owner = machine(60);
+    let owner = machine(&app, 60);
     let res = post(&app, &owner, "/forgot-password", &json!({"email": email})).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let code = app.nth_code(&email, 2).await;
 
     let mut refused = 0;
     for n in 61..65u8 {
-        let attacker = machine(n);
+        let attacker = machine(&app, n);
         for guess in 0..5u32 {
             let otp = format!("{:06}", 200_000 + guess * 11 + u32::from(n));
             if otp == code {

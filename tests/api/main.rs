@@ -3,6 +3,7 @@
 //! profile (SQLite, in-memory store, `.eml` files), so the two cannot drift apart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod conformance;
 mod helpers;
 
 /// Generates `server::name` and `embedded::name` tests from `async fn name(profile: Profile)`.

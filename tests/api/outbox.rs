@@ -162,7 +162,7 @@ async fn a_provider_bounce_report_suppresses_the_address() {
     let report = |auth: &str| {
         app.client
             .post(app.url("/mail/bounces"))
-            .header("authorization", auth.to_owned())
+            .header("authorization", auth)
             .json(&json!({ "address": email, "kind": "complaint" }))
             .send()
     };

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -22,8 +22,9 @@ fn socket_addr(app: &TestApp) -> SocketAddr {
 }
 
 /// Sends a login head announcing 16 000 bytes of body, then one byte every 500 ms, until the
-/// server closes the connection; returns how long that took (`give_up` if it never did).
-async fn trickle_body(addr: SocketAddr, give_up: Duration) -> Duration {
+/// server closes the connection; returns how long that took (`give_up` if it never did). The
+/// answer (a 408) is checked against the OpenAPI document.
+async fn trickle_body(addr: SocketAddr, give_up: Duration, conformance: Conformance) -> Duration {
     let start = Instant::now();
     let Ok(mut s) = TcpStream::connect(addr).await else {
         return start.elapsed();
@@ -38,7 +39,8 @@ async fn trickle_body(addr: SocketAddr, give_up: Duration) -> Duration {
         tokio::select! {
             r = s.read(&mut buf) => match r {
                 Ok(0) | Err(_) => return start.elapsed(),
-                Ok(_) => {} // the 408; the close follows
+                // The 408; the close follows.
+                Ok(n) => conformance.observe_raw(&Method::POST, "/login", &buf[..n]),
             },
             () = tokio::time::sleep(Duration::from_millis(500)) => {
                 if s.write_all(b" ").await.is_err() {
@@ -80,7 +82,7 @@ async fn slow_clients_are_cut_at_the_deadline_and_others_stay_fast(profile: Prof
         if i % 3 == 0 {
             slow.push(tokio::spawn(silent(addr, give_up)));
         } else {
-            slow.push(tokio::spawn(trickle_body(addr, give_up)));
+            slow.push(tokio::spawn(trickle_body(addr, give_up, app.conformance())));
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -135,6 +137,8 @@ async fn a_second_request_trickled_on_a_kept_alive_connection_is_cut(profile: Pr
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    app.conformance()
+        .observe_raw(&Method::GET, "/health", &buf[..n]);
     // actix bounds only the first head of a connection: trickle the second one.
     let start = Instant::now();
     let limit = Duration::from_secs(REQUEST_TIMEOUT_SECS) + SLACK;
@@ -202,7 +206,13 @@ async fn shutdown_cuts_slow_clients_within_its_budget() {
     .await;
     let addr = socket_addr(&app);
     let slow: Vec<_> = (0..50)
-        .map(|_| tokio::spawn(trickle_body(addr, Duration::from_secs(60))))
+        .map(|_| {
+            tokio::spawn(trickle_body(
+                addr,
+                Duration::from_secs(60),
+                app.conformance(),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let start = Instant::now();

@@ -16,19 +16,16 @@ const REAL_HASHING: [(&str, &str); 2] =
     [("ARGON2_MEMORY_KIB", "19456"), ("ARGON2_ITERATIONS", "2")];
 
 /// An HTTP client whose connections come from `127.0.0.{n}`.
-fn client_from(n: u8) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(IpAddr::from([127, 0, 0, n]))
-        .build()
-        .unwrap()
+fn client_from(app: &TestApp, n: u8) -> ApiClient {
+    app.observed(
+        reqwest::Client::builder()
+            .local_address(IpAddr::from([127, 0, 0, n]))
+            .build()
+            .unwrap(),
+    )
 }
 
-async fn login_from(
-    app: &TestApp,
-    client: &reqwest::Client,
-    email: &str,
-    password: &str,
-) -> Response {
+async fn login_from(app: &TestApp, client: &ApiClient, email: &str, password: &str) -> Response {
     client
         .post(app.url("/login"))
         .json(&json!({"email": email, "password": password}))
@@ -60,7 +57,7 @@ where
 {
     let logins: Vec<_> = (0..8u8)
         .map(|i| {
-            let client = client_from(20 + i);
+            let client = client_from(app, 20 + i);
             let url = app.url("/login");
             let body = json!({"email": email, "password": password});
             tokio::spawn(async move {
@@ -185,7 +182,7 @@ async fn a_login_racing_logout_everywhere_keeps_no_session(profile: Profile) {
 async fn a_stolen_session_cannot_brute_force_the_password(profile: Profile) {
     let app = TestApp::spawn(profile).await;
     let email = app.verified_user().await;
-    let attacker = client_from(66);
+    let attacker = client_from(&app, 66);
     let stolen = token_of(login_from(&app, &attacker, &email, PASSWORD).await)
         .await
         .unwrap();
@@ -230,7 +227,7 @@ async fn a_stolen_session_cannot_brute_force_the_password(profile: Profile) {
         assert!(Instant::now() < deadline, "no mail about the ended session");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let owner = client_from(67);
+    let owner = client_from(&app, 67);
     assert_eq!(
         login_from(&app, &owner, &email, PASSWORD).await.status(),
         StatusCode::OK
@@ -261,7 +258,7 @@ async fn one_client_cannot_starve_the_hasher_for_others(profile: Profile) {
     .await;
     let attacker_email = app.verified_user().await;
     let victim_email = app.verified_user().await;
-    let attacker = client_from(70);
+    let attacker = client_from(&app, 70);
     let token = token_of(login_from(&app, &attacker, &attacker_email, PASSWORD).await)
         .await
         .unwrap();
@@ -287,7 +284,7 @@ async fn one_client_cannot_starve_the_hasher_for_others(profile: Profile) {
         })
         .collect();
 
-    let victim = client_from(71);
+    let victim = client_from(&app, 71);
     tokio::time::sleep(Duration::from_millis(200)).await;
     for i in 0..5 {
         let res = login_from(&app, &victim, &victim_email, PASSWORD).await;
