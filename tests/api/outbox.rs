@@ -537,3 +537,22 @@ async fn the_bounce_endpoint_checks_the_token_before_the_body() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     app.cleanup().await;
 }
+
+/// An oversized bounce report gets the API's JSON 413, like every other error.
+#[tokio::test]
+async fn an_oversized_bounce_report_gets_a_json_413() {
+    let token = "bounce-token-bounce-token-bounce-token-0123";
+    let app = TestApp::spawn_with(Profile::Server, &[("BOUNCE_WEBHOOK_TOKEN", token)]).await;
+    let res = app
+        .client
+        .post(app.url("/mail/bounces"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body("x".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(res).await, "payload_too_large");
+    app.cleanup().await;
+}

@@ -513,11 +513,21 @@ pub async fn ready(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
 pub async fn report_bounce(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    mut payload: web::Payload,
 ) -> Result {
     let (Some(expected), Some(outbox)) = (&state.bounce_token, &state.outbox) else {
         return Err(ApiError::NotFound);
     };
+    // Read by hand (bounded), so an oversized body gets the API's JSON 413.
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut payload).await {
+        let chunk =
+            chunk.map_err(|_| ApiError::InvalidRequest("the body could not be read".into()))?;
+        if body.len() + chunk.len() > crate::startup::MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
     // The token first: a caller without it learns nothing about the body's format.
     if !crate::state::bearer_matches(&req, expected) {
         return Err(ApiError::Unauthenticated);
