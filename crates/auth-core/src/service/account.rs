@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use tracing::{info, instrument, warn, Span};
 
 use super::codes::{CodeDelivery, CodeMail};
@@ -9,9 +11,9 @@ use super::guard::Reauth;
 use super::{AuthService, DeleteAccountError, ResendOtpError, SignupError, VerifyOtpError};
 use crate::domain::email::EmailAddress;
 use crate::domain::otp::{OtpCode, OtpPurpose};
-use crate::domain::password::{Password, PasswordAttempt};
+use crate::domain::password::{Password, PasswordAttempt, PasswordHash};
 use crate::domain::session::{ClientInfo, Session};
-use crate::domain::user::{NewUser, User, UserId};
+use crate::domain::user::{NewUser, User, UserCredentials, UserId};
 use crate::ports::{MailMessage, SendSlot, UserRepoError};
 use crate::throttle::Action;
 
@@ -85,39 +87,7 @@ impl AuthService {
                     let _ = self.claim_slot(OtpPurpose::VerifyEmail, &email).await?;
                 }
                 let hash = self.ports.hasher.hash(password.secret()).await?;
-                match self
-                    .ports
-                    .users
-                    .replace_unverified_password(existing.user.id, &hash, now)
-                    .await
-                {
-                    Ok(()) => {}
-                    // Verified in the meantime.
-                    Err(UserRepoError::NotFound) if hide => return Ok(self.decoy_user(email, now)),
-                    Err(UserRepoError::NotFound) => return Err(SignupError::EmailTaken),
-                    Err(e) => return Err(e.into()),
-                }
-                self.issue_code(
-                    OtpPurpose::VerifyEmail,
-                    &email,
-                    now,
-                    Some(hash),
-                    CodeDelivery {
-                        mail: CodeMail::Again,
-                        requested_by: None,
-                        language: existing.language.as_deref(),
-                    },
-                )
-                .await?;
-                info!("repeated signup for an unverified account: a code for it was mailed");
-                if hide {
-                    // Never the pending account's id or signup time: they would tell it apart.
-                    return Ok(self.decoy_user(email, now));
-                }
-                Ok(User {
-                    updated_at: now,
-                    ..existing.user
-                })
+                self.store_repeated_signup(existing, email, hash, now).await
             }
             None => {
                 let hash = self.ports.hasher.hash(password.secret()).await?;
@@ -131,7 +101,15 @@ impl AuthService {
                 let user = match self.ports.users.create(&new_user).await {
                     Ok(user) => user,
                     Err(UserRepoError::Duplicate) if self.config.enumeration_protection => {
-                        return Ok(self.decoy_user(email, now))
+                        // Lost a race with another signup of this address: count as a repeated
+                        // signup, so this one too mails a code for its own password. (Dropped
+                        // silently, it would leave the owner only the other one's code.)
+                        return match self.ports.users.find_by_email(&email).await? {
+                            Some(existing) if !existing.user.is_verified() => {
+                                self.store_repeated_signup(existing, email, hash, now).await
+                            }
+                            _ => Ok(self.decoy_user(email, now)),
+                        };
                     }
                     Err(UserRepoError::Duplicate) => return Err(SignupError::EmailTaken),
                     Err(e) => return Err(e.into()),
@@ -160,6 +138,51 @@ impl AuthService {
                 Ok(user)
             }
         }
+    }
+
+    /// A signup for an address with a pending account: stores the password of this signup
+    /// with its own code and mails it (see the pre-account-hijacking rule on [`AuthService`]).
+    async fn store_repeated_signup(
+        &self,
+        existing: UserCredentials,
+        email: EmailAddress,
+        hash: PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<User, SignupError> {
+        let hide = self.config.enumeration_protection;
+        match self
+            .ports
+            .users
+            .replace_unverified_password(existing.user.id, &hash, now)
+            .await
+        {
+            Ok(()) => {}
+            // Verified in the meantime.
+            Err(UserRepoError::NotFound) if hide => return Ok(self.decoy_user(email, now)),
+            Err(UserRepoError::NotFound) => return Err(SignupError::EmailTaken),
+            Err(e) => return Err(e.into()),
+        }
+        self.issue_code(
+            OtpPurpose::VerifyEmail,
+            &email,
+            now,
+            Some(hash),
+            CodeDelivery {
+                mail: CodeMail::Again,
+                requested_by: None,
+                language: existing.language.as_deref(),
+            },
+        )
+        .await?;
+        info!("repeated signup for an unverified account: a code for it was mailed");
+        if hide {
+            // Never the pending account's id or signup time: they would tell it apart.
+            return Ok(self.decoy_user(email, now));
+        }
+        Ok(User {
+            updated_at: now,
+            ..existing.user
+        })
     }
 
     /// Proves ownership of the address with the code from the signup mail.
@@ -204,6 +227,22 @@ impl AuthService {
             Err(UserRepoError::NotFound) => return Err(VerifyOtpError::InvalidOtp),
             Err(e) => return Err(e.into()),
         };
+        if let Some(chosen) = &matched.pending_password {
+            // A repeated signup can replace the pending password between the two writes
+            // above; the code's password is the one that counts, and a login that caught the
+            // other one in between keeps no session.
+            match self
+                .ports
+                .users
+                .set_password_hash(creds.user.id, chosen, now)
+                .await
+            {
+                Ok(()) => {}
+                Err(UserRepoError::NotFound) => return Err(VerifyOtpError::InvalidOtp),
+                Err(e) => return Err(e.into()),
+            }
+            self.revoke_all(creds.user.id, email, None).await?;
+        }
         info!("email verified");
         Ok(user)
     }

@@ -433,7 +433,16 @@ impl Harness {
     }
 
     /// `mark_verified(ada, now)` succeeds, as often as asked.
+    /// The verification goes through: `mark_verified` of ada, then the code's password is set
+    /// once more and her sessions are swept (see `verify_otp`).
     fn marks_verified(&mut self) {
+        self.users
+            .expect_set_password_hash()
+            .withf(|id, _, _| *id == ada_id())
+            .returning(|_, _, _| Ok(()));
+        self.sessions
+            .expect_delete_all_for_user()
+            .returning(|_, _| Ok(0));
         self.users
             .expect_mark_verified()
             .withf(|id, _| *id == ada_id())
