@@ -150,6 +150,9 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<User, SignupError> {
         let hide = self.config.enumeration_protection;
+        // Never at the account's creation time, not even when a racing signup read the clock
+        // first: a resend tells a repeated signup by `updated_at` after `created_at`.
+        let now = now.max(existing.user.created_at + chrono::TimeDelta::microseconds(1));
         match self
             .ports
             .users
@@ -272,7 +275,7 @@ impl AuthService {
             // may be a stranger's: a resent code bound to it would hand the owner's account to
             // them. Each of those signups mailed its own code; signing up again mails one for
             // the password given then.
-            let one_signup = creds.user.updated_at == creds.user.created_at;
+            let one_signup = creds.user.updated_at <= creds.user.created_at;
             if !one_signup && !creds.user.is_verified() {
                 info!("resend for an account with several signups: no code bound to a password");
             }
