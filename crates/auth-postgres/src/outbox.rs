@@ -132,6 +132,17 @@ impl PgOutbox {
             tokio::time::timeout(self.repo.query_timeout(), query.execute(&mut conn)).await;
         self.repo.settle(conn, outcome).map_err(outbox_error)
     }
+
+    /// Runs one statement that returns rows; all of them.
+    async fn load<'q, Q, R>(&self, query: Q) -> Result<Vec<R>, OutboxError>
+    where
+        Q: diesel_async::methods::LoadQuery<'q, diesel_async::AsyncPgConnection, R> + Send + 'q,
+        R: Send,
+    {
+        let mut conn = self.repo.checkout().await.map_err(outbox_error)?;
+        let outcome = tokio::time::timeout(self.repo.query_timeout(), query.load(&mut conn)).await;
+        self.repo.settle(conn, outcome).map_err(outbox_error)
+    }
 }
 
 #[async_trait::async_trait]
@@ -186,13 +197,7 @@ impl OutboxStore for PgOutbox {
         .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind::<SqlUuid, _>(lease_id)
         .bind::<Timestamptz, _>(lease_end(now, lease));
-        let mut conn = self.repo.checkout().await.map_err(outbox_error)?;
-        let outcome = tokio::time::timeout(
-            self.repo.query_timeout(),
-            query.load::<ClaimedRow>(&mut conn),
-        )
-        .await;
-        let mut rows = self.repo.settle(conn, outcome).map_err(outbox_error)?;
+        let mut rows: Vec<ClaimedRow> = self.load(query).await?;
         rows.sort_by_key(|r| (r.next_attempt_at, r.created_at));
         rows.into_iter()
             .map(|r| {
@@ -285,13 +290,7 @@ impl OutboxStore for PgOutbox {
         )
         .bind::<Text, _>(suppression_key(to))
         .bind::<Timestamptz, _>(now);
-        let mut conn = self.repo.checkout().await.map_err(outbox_error)?;
-        let outcome = tokio::time::timeout(
-            self.repo.query_timeout(),
-            query.load::<SuppressionRow>(&mut conn),
-        )
-        .await;
-        let rows = self.repo.settle(conn, outcome).map_err(outbox_error)?;
+        let rows: Vec<SuppressionRow> = self.load(query).await?;
         Ok(rows.into_iter().next().map(|row| {
             let reason =
                 SuppressionReason::parse(&row.reason).unwrap_or(SuppressionReason::Operator);
@@ -310,13 +309,11 @@ impl OutboxStore for PgOutbox {
                  (SELECT count(*) FROM mail_suppressions WHERE until > $1) AS suppressed",
         )
         .bind::<Timestamptz, _>(now);
-        let mut conn = self.repo.checkout().await.map_err(outbox_error)?;
-        let outcome = tokio::time::timeout(
-            self.repo.query_timeout(),
-            query.get_result::<StatsRow>(&mut conn),
-        )
-        .await;
-        let row = self.repo.settle(conn, outcome).map_err(outbox_error)?;
+        let row: StatsRow = self
+            .load(query)
+            .await?
+            .pop()
+            .ok_or_else(|| OutboxError::Other("the outbox counts returned no row".into()))?;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(OutboxStats {
             pending: count(row.pending),
@@ -333,13 +330,9 @@ impl OutboxStore for PgOutbox {
                     expires_at, last_error
              FROM mail_outbox WHERE state = $1 ORDER BY created_at, id LIMIT $2",
         )
-        .bind::<Text, _>(state.as_str())
+        .bind::<Text, _>(state.as_str().to_owned())
         .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX));
-        let mut conn = self.repo.checkout().await.map_err(outbox_error)?;
-        let outcome =
-            tokio::time::timeout(self.repo.query_timeout(), query.load::<EntryRow>(&mut conn))
-                .await;
-        let rows = self.repo.settle(conn, outcome).map_err(outbox_error)?;
+        let rows: Vec<EntryRow> = self.load(query).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(OutboxEntry {
