@@ -553,6 +553,36 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Runs `statements` (PostgreSQL's on the server profile, SQLite's on the embedded one)
+    /// on this app's database, behind the API's back: for fault injection.
+    pub async fn execute_sql(&self, postgres: &str, sqlite: &str) {
+        match (&self.db, &self.dir) {
+            (Some(db), _) => {
+                let (client, conn) =
+                    tokio_postgres::connect(db.url().expose_secret(), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                let conn = tokio::spawn(conn);
+                client.batch_execute(postgres).await.unwrap();
+                drop(client);
+                let _ = conn.await;
+            }
+            (None, Some(dir)) => {
+                use diesel::{Connection as _, RunQueryDsl as _};
+                let path = dir.path().join("data").join("secureauth.db");
+                let mut conn =
+                    diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+                diesel::sql_query("PRAGMA busy_timeout = 5000")
+                    .execute(&mut conn)
+                    .unwrap();
+                for statement in sqlite.split(";;").filter(|s| !s.trim().is_empty()) {
+                    diesel::sql_query(statement).execute(&mut conn).unwrap();
+                }
+            }
+            (None, None) => panic!("no database to run statements on"),
+        }
+    }
+
     /// The temporary folder of the embedded profile (`data/` and `mail/` live in it).
     pub fn temp_dir(&self) -> Option<&std::path::Path> {
         self.dir.as_ref().map(tempfile::TempDir::path)

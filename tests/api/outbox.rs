@@ -470,7 +470,10 @@ async fn mail_is_written_in_the_language_of_the_signup_request(profile: Profile)
     app.cleanup().await;
 }
 
-crate::both_profiles!(mail_is_written_in_the_language_of_the_signup_request);
+crate::both_profiles!(
+    mail_is_written_in_the_language_of_the_signup_request,
+    no_account_or_password_change_without_its_mail
+);
 
 /// The backlog moves when a request queues mail for an account, so only operators see it.
 /// (Found by an outside test: polling `/ready` while asking for a reset told which addresses
@@ -554,5 +557,96 @@ async fn an_oversized_bounce_report_gets_a_json_413() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(res).await, "payload_too_large");
+    app.cleanup().await;
+}
+
+/// Makes the database refuse to queue mail to `addresses` (a trigger on the outbox table).
+async fn refuse_mail_to(app: &TestApp, addresses: &[&str]) {
+    let list = addresses
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    app.execute_sql(
+        &format!(
+            "CREATE FUNCTION refuse_mail() RETURNS trigger AS $$
+             BEGIN
+                 IF lower(NEW.recipient) IN ({list}) THEN
+                     RAISE EXCEPTION 'mail refused by the test';
+                 END IF;
+                 RETURN NEW;
+             END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse_mail BEFORE INSERT ON mail_outbox
+                 FOR EACH ROW EXECUTE FUNCTION refuse_mail();"
+        ),
+        &format!(
+            "CREATE TRIGGER refuse_mail BEFORE INSERT ON mail_outbox
+             WHEN lower(NEW.recipient) IN ({list})
+             BEGIN SELECT RAISE(ABORT, 'mail refused by the test'); END"
+        ),
+    )
+    .await;
+}
+
+async fn accept_mail_again(app: &TestApp) {
+    app.execute_sql(
+        "DROP TRIGGER refuse_mail ON mail_outbox; DROP FUNCTION refuse_mail();",
+        "DROP TRIGGER refuse_mail",
+    )
+    .await;
+}
+
+/// A change and its mail are one transaction: when the mail cannot be queued, the signup
+/// leaves no account and the password change leaves the old password; once mail can be
+/// queued again the same signup creates the account with its code. (Before, the account was
+/// written first and its mail afterwards, so a failure in between left an account whose code
+/// mail never existed, and a password change whose notice was lost.)
+async fn no_account_or_password_change_without_its_mail(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let owner = app.verified_user().await;
+    let token = app.token(&owner, PASSWORD).await;
+    let stranger = app.email();
+    let accounts = app.user_rows().await;
+    refuse_mail_to(&app, &[&owner, &stranger]).await;
+
+    let res = app.signup(&stranger, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        app.user_rows().await,
+        accounts,
+        "no account without its mail"
+    );
+
+    let res = app
+        .post_auth(
+            "/change-password",
+            &token,
+            Some(&json!({"current_password": PASSWORD, "new_password": "an entirely new passphrase"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        app.login(&owner, PASSWORD).await.status(),
+        StatusCode::OK,
+        "the password did not change without its notice"
+    );
+    assert_eq!(
+        app.me(&token).await.status(),
+        StatusCode::OK,
+        "no session was ended"
+    );
+
+    accept_mail_again(&app).await;
+    assert_eq!(
+        app.signup(&stranger, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let code = app.nth_code(&stranger, 1).await;
+    assert_eq!(app.verify(&stranger, &code).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login(&stranger, PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.user_rows().await, accounts + 1);
     app.cleanup().await;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{
-    EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
+    EmailAddress, NewUser, PasswordHash, QueuedMail, User, UserCredentials, UserId, UserRepoError,
     UserRepository,
 };
 use chrono::{DateTime, Utc};
@@ -90,6 +90,42 @@ impl<R: UserRepository> UserRepository for SchemaGate<R> {
 
     async fn ping(&self) -> Result<(), UserRepoError> {
         self.check()?.ping().await
+    }
+
+    async fn create_with_mail(
+        &self,
+        new_user: &NewUser,
+        mail: &QueuedMail,
+    ) -> Result<User, UserRepoError> {
+        self.check()?.create_with_mail(new_user, mail).await
+    }
+
+    async fn replace_unverified_password_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        self.check()?
+            .replace_unverified_password_with_mail(id, password_hash, at, mail)
+            .await
+    }
+
+    async fn set_password_hash_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        self.check()?
+            .set_password_hash_with_mail(id, password_hash, at, mail)
+            .await
+    }
+
+    async fn delete_with_mail(&self, id: UserId, mail: &QueuedMail) -> Result<bool, UserRepoError> {
+        self.check()?.delete_with_mail(id, mail).await
     }
 }
 

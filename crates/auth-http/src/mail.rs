@@ -34,13 +34,13 @@ impl std::fmt::Debug for MailOutbox {
 impl MailOutbox {
     /// The outbox in `store`, delivering through `transport` (SMTP, or files), and the
     /// [`Mailer`] the service is to use: a [`MailQueue`] into it that wakes this instance's
-    /// courier.
+    /// courier (also the service's [`with_outbox`](auth_core::AuthService::with_outbox)).
     pub fn new(
         store: Arc<dyn OutboxStore>,
         transport: Arc<dyn Mailer>,
         seal: MailSeal,
         settings: &OutboxSettings,
-    ) -> (Self, Arc<dyn Mailer>) {
+    ) -> (Self, Arc<MailQueue>) {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let policy = CourierPolicy {
             lease: settings.lease,

@@ -259,12 +259,14 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         .context("AUTH_SECRET must be at least 32 bytes")?;
     let (outbox, queue) =
         MailOutbox::new(outbox_store, Arc::clone(&transport), seal, &settings.outbox);
-    let mailer = match settings.mail_delivery {
+    // With the outbox, a mail that belongs to a change is written in the change's own
+    // transaction (the repository and the outbox share the user database).
+    let (mailer, transactional): (Arc<dyn Mailer>, _) = match settings.mail_delivery {
         MailDelivery::Outbox => {
             profile.push(
                 "outbox:   mail is queued in the user database and sent by a courier".to_owned(),
             );
-            queue
+            (queue.clone(), Some(queue))
         }
         MailDelivery::Inline => {
             profile.push(
@@ -272,7 +274,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
                  which waits for the mail server; development only"
                     .to_owned(),
             );
-            transport
+            (transport, None)
         }
     };
 
@@ -299,7 +301,12 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
     };
     let otp_secret = OtpSecret::new(SecretBox::new(key.into_boxed_slice()))
         .context("AUTH_SECRET must be at least 32 bytes")?;
-    Ok((AuthService::new(ports, config, otp_secret), outbox))
+    let service = AuthService::new(ports, config, otp_secret);
+    let service = match transactional {
+        Some(queue) => service.with_outbox(queue),
+        None => service,
+    };
+    Ok((service, outbox))
 }
 
 /// The bytes of `AUTH_SECRET` (a random key for this process in development without one).

@@ -17,8 +17,11 @@ const USERS_PKEY: &str = "users_pkey";
 /// taken address.
 pub(crate) fn from_diesel(error: DieselError) -> UserRepoError {
     match &error {
+        // The address index, not a key: a colliding id (of an account, or of a mail queued
+        // with one) is a failure, not "address taken".
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
-            if info.constraint_name() != Some(USERS_PKEY) =>
+            if info.constraint_name() != Some(USERS_PKEY)
+                && info.table_name() != Some("mail_outbox") =>
         {
             UserRepoError::Duplicate
         }

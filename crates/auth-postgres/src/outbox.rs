@@ -121,6 +121,32 @@ fn suppression_key(to: &EmailAddress) -> String {
     to.as_str().to_lowercase()
 }
 
+/// The statement that queues `mail`: one statement, so the superseded messages go exactly
+/// when the new one arrives. Also run by the repository inside the transaction of the change
+/// a mail belongs to.
+pub(crate) fn enqueue_query(
+    mail: &QueuedMail,
+) -> impl diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send + '_ {
+    diesel::sql_query(
+        "WITH superseded AS (
+             DELETE FROM mail_outbox
+             WHERE $4::text IS NOT NULL AND supersedes = $4 AND state = 'pending'
+               AND lower(recipient) = lower($2)
+               AND (lease_until IS NULL OR lease_until <= $6)
+         )
+         INSERT INTO mail_outbox
+             (id, recipient, kind, supersedes, sealed, created_at, next_attempt_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+    )
+    .bind::<SqlUuid, _>(mail.id)
+    .bind::<Text, _>(mail.to.as_str())
+    .bind::<Text, _>(&mail.kind)
+    .bind::<Nullable<Text>, _>(mail.supersedes.as_deref())
+    .bind::<Bytea, _>(&mail.sealed)
+    .bind::<Timestamptz, _>(mail.created_at)
+    .bind::<Timestamptz, _>(mail.expires_at)
+}
+
 impl PgOutbox {
     /// Runs one statement that changes rows; how many.
     async fn execute<Q>(&self, query: Q) -> Result<usize, OutboxError>
@@ -149,26 +175,7 @@ impl PgOutbox {
 impl OutboxStore for PgOutbox {
     #[tracing::instrument(name = "pg.outbox.enqueue", skip_all, fields(mail_id = %mail.id))]
     async fn enqueue(&self, mail: &QueuedMail) -> Result<(), OutboxError> {
-        // One statement: the superseded messages go exactly when the new one arrives.
-        let query = diesel::sql_query(
-            "WITH superseded AS (
-                 DELETE FROM mail_outbox
-                 WHERE $4::text IS NOT NULL AND supersedes = $4 AND state = 'pending'
-                   AND lower(recipient) = lower($2)
-                   AND (lease_until IS NULL OR lease_until <= $6)
-             )
-             INSERT INTO mail_outbox
-                 (id, recipient, kind, supersedes, sealed, created_at, next_attempt_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-        )
-        .bind::<SqlUuid, _>(mail.id)
-        .bind::<Text, _>(mail.to.as_str())
-        .bind::<Text, _>(&mail.kind)
-        .bind::<Nullable<Text>, _>(mail.supersedes.as_deref())
-        .bind::<Bytea, _>(&mail.sealed)
-        .bind::<Timestamptz, _>(mail.created_at)
-        .bind::<Timestamptz, _>(mail.expires_at);
-        self.execute(query).await.map(|_| ())
+        self.execute(enqueue_query(mail)).await.map(|_| ())
     }
 
     #[tracing::instrument(name = "pg.outbox.claim", skip_all)]

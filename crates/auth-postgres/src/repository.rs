@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use auth_core::{
-    EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
+    EmailAddress, NewUser, PasswordHash, QueuedMail, User, UserCredentials, UserId, UserRepoError,
     UserRepository,
 };
 use chrono::{DateTime, Utc};
@@ -12,7 +12,8 @@ use diesel::dsl::case_when;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text, Timestamptz};
 use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::time::error::Elapsed;
 use uuid::Uuid;
 
@@ -120,6 +121,38 @@ impl PgUserRepository {
     }
 }
 
+impl PgUserRepository {
+    /// Runs `change` and, when it says it changed something, queues `mail`, in one
+    /// transaction under one `query_timeout`: a mail that cannot be queued undoes the change.
+    async fn transact_with_mail<'a, T, F>(
+        &self,
+        mail: &'a QueuedMail,
+        change: F,
+    ) -> Result<T, UserRepoError>
+    where
+        T: Send + 'a,
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+            ) -> ScopedBoxFuture<'a, 'r, QueryResult<(T, bool)>>
+            + Send
+            + 'a,
+    {
+        let mut conn = self.checkout().await?;
+        let work = conn.transaction(move |conn| {
+            async move {
+                let (value, changed) = change(&mut *conn).await?;
+                if changed {
+                    crate::outbox::enqueue_query(mail).execute(conn).await?;
+                }
+                Ok(value)
+            }
+            .scope_boxed()
+        });
+        let outcome = tokio::time::timeout(self.query_timeout, work).await;
+        self.settle(conn, outcome)
+    }
+}
+
 impl fmt::Debug for PgUserRepository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgUserRepository")
@@ -183,18 +216,48 @@ struct NewUserRow<'a> {
     language: Option<&'a str>,
 }
 
-#[async_trait::async_trait]
-impl UserRepository for PgUserRepository {
-    #[tracing::instrument(name = "pg.users.create", skip_all, fields(user_id = %new_user.id))]
-    async fn create(&self, new_user: &NewUser) -> Result<User, UserRepoError> {
-        let row = NewUserRow {
+impl<'a> From<&'a NewUser> for NewUserRow<'a> {
+    fn from(new_user: &'a NewUser) -> Self {
+        Self {
             id: new_user.id.as_uuid(),
             email: new_user.email.as_str(),
             password_hash: new_user.password_hash.as_str(),
             created_at: new_user.created_at,
             updated_at: new_user.created_at,
             language: new_user.language.as_deref(),
-        };
+        }
+    }
+}
+
+impl PgUserRepository {
+    /// Runs `change` (an UPDATE or DELETE of one account) and queues `mail` with it;
+    /// [`UserRepoError::NotFound`], and no mail, when it matched no row.
+    async fn updated_with_mail<Q>(&self, change: Q, mail: &QueuedMail) -> Result<(), UserRepoError>
+    where
+        Q: diesel_async::methods::ExecuteDsl<AsyncPgConnection> + Send,
+    {
+        let changed = self
+            .transact_with_mail(mail, |conn| {
+                async move {
+                    let rows = change.execute(conn).await?;
+                    Ok((rows > 0, rows > 0))
+                }
+                .scope_boxed()
+            })
+            .await?;
+        if changed {
+            Ok(())
+        } else {
+            Err(UserRepoError::NotFound)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl UserRepository for PgUserRepository {
+    #[tracing::instrument(name = "pg.users.create", skip_all, fields(user_id = %new_user.id))]
+    async fn create(&self, new_user: &NewUser) -> Result<User, UserRepoError> {
+        let row = NewUserRow::from(new_user);
         let mut conn = self.checkout().await?;
         // No read before the write: the unique index decides, so concurrent signups of one
         // address yield one row and `Duplicate` for the others.
@@ -313,6 +376,79 @@ impl UserRepository for PgUserRepository {
         let query = diesel::delete(users::table.find(id.as_uuid()));
         let outcome = tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await;
         Ok(self.settle(conn, outcome)? > 0)
+    }
+
+    #[tracing::instrument(name = "pg.users.create_with_mail", skip_all, fields(user_id = %new_user.id))]
+    async fn create_with_mail(
+        &self,
+        new_user: &NewUser,
+        mail: &QueuedMail,
+    ) -> Result<User, UserRepoError> {
+        let row = NewUserRow::from(new_user);
+        self.transact_with_mail(mail, |conn| {
+            async move {
+                let query = diesel::insert_into(users::table)
+                    .values(&row)
+                    .returning(UserRow::as_returning());
+                Ok((query.get_result::<UserRow>(conn).await?, true))
+            }
+            .scope_boxed()
+        })
+        .await?
+        .into_user()
+    }
+
+    #[tracing::instrument(
+        name = "pg.users.replace_unverified_password_with_mail",
+        skip_all,
+        fields(user_id = %id)
+    )]
+    async fn replace_unverified_password_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let query = diesel::update(
+            users::table
+                .filter(users::id.eq(id.as_uuid()))
+                .filter(users::verified_at.is_null()),
+        )
+        .set((
+            users::password_hash.eq(password_hash.as_str()),
+            users::updated_at.eq(at),
+        ));
+        self.updated_with_mail(query, mail).await
+    }
+
+    #[tracing::instrument(
+        name = "pg.users.set_password_hash_with_mail",
+        skip_all,
+        fields(user_id = %id)
+    )]
+    async fn set_password_hash_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let query = diesel::update(users::table.find(id.as_uuid())).set((
+            users::password_hash.eq(password_hash.as_str()),
+            users::updated_at.eq(at),
+        ));
+        self.updated_with_mail(query, mail).await
+    }
+
+    #[tracing::instrument(name = "pg.users.delete_with_mail", skip_all, fields(user_id = %id))]
+    async fn delete_with_mail(&self, id: UserId, mail: &QueuedMail) -> Result<bool, UserRepoError> {
+        let query = diesel::delete(users::table.find(id.as_uuid()));
+        match self.updated_with_mail(query, mail).await {
+            Ok(()) => Ok(true),
+            Err(UserRepoError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     #[tracing::instrument(name = "pg.users.ping", skip_all)]

@@ -22,3 +22,14 @@ async fn postgres_outbox_meets_the_outbox_contract() {
     auth_testkit::contracts::outbox::run(Arc::new(db.repository().outbox())).await;
     db.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_repository_writes_each_change_and_its_mail_in_one_transaction() {
+    let db = TestDatabase::new().await;
+    let repo = db.repository();
+    let outbox = Arc::new(repo.outbox());
+    auth_testkit::contracts::mail_with_changes::run(Arc::new(repo.clone()), outbox.clone()).await;
+    // Twice on the same database: the suite sweeps what it queued.
+    auth_testkit::contracts::mail_with_changes::run(Arc::new(repo), outbox).await;
+    db.cleanup().await.unwrap();
+}

@@ -88,8 +88,11 @@ pub(crate) fn failure(error: DieselError) -> Failure {
 /// caller reused an id: a bug, not a taken address.
 pub(crate) fn from_diesel(error: DieselError) -> UserRepoError {
     match &error {
+        // The address index, not a key: a colliding id (of an account, or of a mail queued
+        // with one) is a failure, not "address taken".
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
-            if !info.message().contains(USERS_PK_COLUMN) =>
+            if !info.message().contains(USERS_PK_COLUMN)
+                && !info.message().contains("mail_outbox.") =>
         {
             UserRepoError::Duplicate
         }

@@ -78,7 +78,7 @@ impl fmt::Debug for SqliteOutbox {
 
 #[derive(Insertable)]
 #[diesel(table_name = mail_outbox)]
-struct NewMailRow {
+pub(crate) struct NewMailRow {
     id: String,
     recipient: String,
     kind: String,
@@ -92,8 +92,35 @@ struct NewMailRow {
 }
 
 impl NewMailRow {
+    /// Queues the message, deleting the unsent ones it supersedes (how many), inside the
+    /// caller's write transaction: [`SqliteOutbox::enqueue`]'s, or that of the change the mail
+    /// belongs to (see the repository's `*_with_mail` methods).
+    pub(crate) fn enqueue(&self, conn: &mut SqliteConnection) -> QueryResult<usize> {
+        let superseded = match &self.supersedes {
+            Some(key) => diesel::delete(
+                mail_outbox::table
+                    // `=` compares with the column's NOCASE collation.
+                    .filter(mail_outbox::recipient.eq(&self.recipient))
+                    .filter(mail_outbox::supersedes.eq(key))
+                    .filter(mail_outbox::state.eq(PENDING))
+                    // Unclaimed: never leased, or its courier's lease ran out.
+                    .filter(
+                        mail_outbox::lease_until
+                            .is_null()
+                            .or(mail_outbox::lease_until.le(self.created_at)),
+                    ),
+            )
+            .execute(conn)?,
+            None => 0,
+        };
+        diesel::insert_into(mail_outbox::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(superseded)
+    }
+
     /// A pending message, due at its creation.
-    fn pending(mail: &QueuedMail) -> Self {
+    pub(crate) fn pending(mail: &QueuedMail) -> Self {
         Self {
             id: uuid_text(mail.id),
             recipient: mail.to.as_str().to_owned(),
@@ -249,32 +276,7 @@ impl OutboxStore for SqliteOutbox {
     )]
     async fn enqueue(&self, mail: &QueuedMail) -> Result<(), OutboxError> {
         let row = NewMailRow::pending(mail);
-        let superseded = self
-            .db
-            .write(move |conn| {
-                let superseded = match &row.supersedes {
-                    Some(key) => diesel::delete(
-                        mail_outbox::table
-                            // `=` compares with the column's NOCASE collation.
-                            .filter(mail_outbox::recipient.eq(&row.recipient))
-                            .filter(mail_outbox::supersedes.eq(key))
-                            .filter(mail_outbox::state.eq(PENDING))
-                            // Unclaimed: never leased, or its courier's lease ran out.
-                            .filter(
-                                mail_outbox::lease_until
-                                    .is_null()
-                                    .or(mail_outbox::lease_until.le(row.created_at)),
-                            ),
-                    )
-                    .execute(conn)?,
-                    None => 0,
-                };
-                diesel::insert_into(mail_outbox::table)
-                    .values(&row)
-                    .execute(conn)?;
-                Ok(superseded)
-            })
-            .await?;
+        let superseded = self.db.write(move |conn| row.enqueue(conn)).await?;
         if superseded > 0 {
             tracing::debug!(superseded, "unsent messages replaced");
         }

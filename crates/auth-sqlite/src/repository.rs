@@ -3,7 +3,7 @@
 use std::fmt;
 
 use auth_core::{
-    EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
+    EmailAddress, NewUser, PasswordHash, QueuedMail, User, UserCredentials, UserId, UserRepoError,
     UserRepository,
 };
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::connection::SqlitePool;
 use crate::database::Database;
 use crate::errors;
-use crate::outbox::SqliteOutbox;
+use crate::outbox::{NewMailRow, SqliteOutbox};
 use crate::schema::users;
 use crate::settings::{SqliteError, SqliteSettings};
 use crate::setup;
@@ -158,18 +158,90 @@ fn id_text(id: UserId) -> String {
     id.as_uuid().hyphenated().to_string()
 }
 
-#[async_trait::async_trait]
-impl UserRepository for SqliteUserRepository {
-    #[tracing::instrument(name = "sqlite.users.create", skip_all, fields(user_id = %new_user.id))]
-    async fn create(&self, new_user: &NewUser) -> Result<User, UserRepoError> {
-        let row = NewUserRow {
+impl<'a> From<&'a NewUser> for NewUserRow<'a> {
+    fn from(new_user: &'a NewUser) -> Self {
+        Self {
             id: id_text(new_user.id),
             email: new_user.email.as_str(),
             password_hash: new_user.password_hash.as_str(),
             created_at: new_user.created_at,
             updated_at: new_user.created_at,
             language: new_user.language.as_deref(),
-        };
+        }
+    }
+}
+
+/// One account's row changed by an UPDATE or DELETE, and the mail that goes with it.
+enum AccountChange {
+    SetPassword {
+        id: String,
+        hash: String,
+        at: DateTime<Utc>,
+        only_unverified: bool,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+impl AccountChange {
+    /// Runs the change; how many rows it matched (0 or 1).
+    fn run(&self, conn: &mut SqliteConnection) -> QueryResult<usize> {
+        match self {
+            AccountChange::SetPassword {
+                id,
+                hash,
+                at,
+                only_unverified,
+            } => {
+                let set = (users::password_hash.eq(hash), users::updated_at.eq(at));
+                if *only_unverified {
+                    let query = diesel::update(
+                        users::table
+                            .filter(users::id.eq(id))
+                            .filter(users::verified_at.is_null()),
+                    )
+                    .set(set);
+                    diesel::RunQueryDsl::execute(query, conn)
+                } else {
+                    let query = diesel::update(users::table.find(id)).set(set);
+                    diesel::RunQueryDsl::execute(query, conn)
+                }
+            }
+            AccountChange::Delete { id } => {
+                diesel::RunQueryDsl::execute(diesel::delete(users::table.find(id)), conn)
+            }
+        }
+    }
+}
+
+impl SqliteUserRepository {
+    /// Makes `change` and, when it matched the account, queues `mail`, in one write
+    /// transaction: a mail that cannot be queued undoes the change. Whether it matched.
+    async fn change_with_mail(
+        &self,
+        change: AccountChange,
+        mail: &QueuedMail,
+    ) -> Result<bool, UserRepoError> {
+        let mail = NewMailRow::pending(mail);
+        Ok(self
+            .db
+            .write(move |conn| {
+                let matched = change.run(conn)? > 0;
+                if matched {
+                    mail.enqueue(conn)?;
+                }
+                Ok(matched)
+            })
+            .await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl UserRepository for SqliteUserRepository {
+    #[tracing::instrument(name = "sqlite.users.create", skip_all, fields(user_id = %new_user.id))]
+    async fn create(&self, new_user: &NewUser) -> Result<User, UserRepoError> {
+        let row = NewUserRow::from(new_user);
         let _turn = self.db.write_turn().await?;
         let mut conn = self.db.checkout().await?;
         // No read before the write: the unique index decides, so concurrent signups of one
@@ -304,6 +376,98 @@ impl UserRepository for SqliteUserRepository {
             .await
             .map_err(errors::from_diesel)?;
         Ok(deleted > 0)
+    }
+
+    #[tracing::instrument(
+        name = "sqlite.users.create_with_mail",
+        skip_all,
+        fields(user_id = %new_user.id)
+    )]
+    async fn create_with_mail(
+        &self,
+        new_user: &NewUser,
+        mail: &QueuedMail,
+    ) -> Result<User, UserRepoError> {
+        let new_user = new_user.clone();
+        let mail = NewMailRow::pending(mail);
+        self.db
+            .write(move |conn| {
+                let query = diesel::insert_into(users::table)
+                    .values(NewUserRow::from(&new_user))
+                    .returning(UserRow::as_returning());
+                let created: QueryResult<UserRow> = diesel::RunQueryDsl::get_result(query, conn);
+                match created {
+                    Ok(row) => {
+                        mail.enqueue(conn)?;
+                        Ok(Ok(row))
+                    }
+                    // The first statement: nothing written to undo. Told apart below.
+                    Err(
+                        e @ diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        ),
+                    ) => Ok(Err(e)),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?
+            .map_err(errors::from_diesel)?
+            .into_user()
+    }
+
+    #[tracing::instrument(
+        name = "sqlite.users.replace_unverified_password_with_mail",
+        skip_all,
+        fields(user_id = %id)
+    )]
+    async fn replace_unverified_password_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let change = AccountChange::SetPassword {
+            id: id_text(id),
+            hash: password_hash.as_str().to_owned(),
+            at,
+            only_unverified: true,
+        };
+        match self.change_with_mail(change, mail).await? {
+            true => Ok(()),
+            false => Err(UserRepoError::NotFound),
+        }
+    }
+
+    #[tracing::instrument(
+        name = "sqlite.users.set_password_hash_with_mail",
+        skip_all,
+        fields(user_id = %id)
+    )]
+    async fn set_password_hash_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let change = AccountChange::SetPassword {
+            id: id_text(id),
+            hash: password_hash.as_str().to_owned(),
+            at,
+            only_unverified: false,
+        };
+        match self.change_with_mail(change, mail).await? {
+            true => Ok(()),
+            false => Err(UserRepoError::NotFound),
+        }
+    }
+
+    #[tracing::instrument(name = "sqlite.users.delete_with_mail", skip_all, fields(user_id = %id))]
+    async fn delete_with_mail(&self, id: UserId, mail: &QueuedMail) -> Result<bool, UserRepoError> {
+        self.change_with_mail(AccountChange::Delete { id: id_text(id) }, mail)
+            .await
     }
 
     #[tracing::instrument(name = "sqlite.users.ping", skip_all)]

@@ -22,3 +22,14 @@ async fn memory_repository_meets_the_user_repository_contract() {
     let repo = Arc::new(SqliteUserRepository::open(&settings).await.unwrap());
     auth_testkit::contracts::user_repository::run(repo).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_repository_writes_each_change_and_its_mail_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = SqliteSettings::file(dir.path().join("auth.db"));
+    let repo = SqliteUserRepository::open(&settings).await.unwrap();
+    let outbox = Arc::new(repo.outbox());
+    auth_testkit::contracts::mail_with_changes::run(Arc::new(repo.clone()), outbox.clone()).await;
+    // Twice on the same database: the suite sweeps what it queued.
+    auth_testkit::contracts::mail_with_changes::run(Arc::new(repo), outbox).await;
+}

@@ -51,7 +51,11 @@ impl MailQueue {
         self
     }
 
-    /// The message as the store keeps it.
+    /// The message as the store keeps it: sealed, with its id, lifetime and supersede key.
+    /// [`enqueue`](Self::enqueue) stores it here; a repository whose database holds the outbox
+    /// stores it with the change it belongs to (see
+    /// [`UserRepository`](crate::ports::UserRepository)), and then the queue is told with
+    /// [`announce`](Self::announce).
     pub fn prepare(
         &self,
         to: &EmailAddress,
@@ -73,6 +77,28 @@ impl MailQueue {
             sealed: self.seal.seal(id, to, &letter),
             created_at,
             expires_at: crate::service::add(created_at, lifetime),
+        }
+    }
+}
+
+impl MailQueue {
+    /// Stores a [prepared](Self::prepare) message in the outbox, then
+    /// [announces](Self::announce) it.
+    pub async fn enqueue(&self, mail: &QueuedMail) -> Result<(), MailerError> {
+        self.store.enqueue(mail).await.map_err(|e| match e {
+            OutboxError::Unavailable(e) | OutboxError::Other(e) => MailerError::Unavailable(e),
+        })?;
+        self.announce(mail);
+        Ok(())
+    }
+
+    /// Tells the queue that `mail` was stored (by [`enqueue`](Self::enqueue), or by a
+    /// repository with the change it belongs to): logs it and calls the
+    /// [`on_enqueue`](Self::on_enqueue) hook.
+    pub fn announce(&self, mail: &QueuedMail) {
+        tracing::info!(mail_id = %mail.id, kind = %mail.kind, "mail queued");
+        if let Some(hook) = &self.on_enqueue {
+            hook();
         }
     }
 }
@@ -106,15 +132,7 @@ impl Mailer for MailQueue {
         message: &MailMessage,
         language: Option<&'a str>,
     ) -> Result<(), MailerError> {
-        let mail = self.prepare(to, message, language);
-        self.store.enqueue(&mail).await.map_err(|e| match e {
-            OutboxError::Unavailable(e) | OutboxError::Other(e) => MailerError::Unavailable(e),
-        })?;
-        tracing::info!(mail_id = %mail.id, kind = %mail.kind, "mail queued");
-        if let Some(hook) = &self.on_enqueue {
-            hook();
-        }
-        Ok(())
+        self.enqueue(&self.prepare(to, message, language)).await
     }
 }
 

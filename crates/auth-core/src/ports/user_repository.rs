@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 
-use super::BoxError;
+use super::{BoxError, QueuedMail};
 use crate::domain::email::EmailAddress;
 use crate::domain::password::PasswordHash;
 use crate::domain::user::{NewUser, User, UserCredentials, UserId};
@@ -27,6 +27,17 @@ pub enum UserRepoError {
 /// Addresses are unique. The uniqueness check MUST be done by the store itself (a unique index),
 /// never by a read before the write, so that two concurrent signups of one address yield one
 /// account and one [`UserRepoError::Duplicate`].
+///
+/// # Mail in the change's own transaction
+/// A store that keeps the mail outbox ([`OutboxStore`](super::OutboxStore)) in the same
+/// database implements the `*_with_mail` methods: each makes its change and queues `mail` in
+/// one transaction, so there is no account without its code mail and no notice of a change
+/// that rolled back. When the change does not happen (an error, `NotFound`, `Ok(false)`),
+/// the mail is not queued either; when the mail cannot be queued, the change is undone and the
+/// error returned. The service calls them only when it was given the outbox with
+/// [`AuthService::with_outbox`](crate::AuthService::with_outbox); their default
+/// implementations refuse with [`UserRepoError::Other`], so a repository that wraps another
+/// (say, to gate or instrument it) must forward them too.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait UserRepository: Send + Sync + 'static {
@@ -74,4 +85,55 @@ pub trait UserRepository: Send + Sync + 'static {
 
     /// Checks that the store answers. MUST return [`UserRepoError::Unavailable`] when it does not.
     async fn ping(&self) -> Result<(), UserRepoError>;
+
+    /// [`create`](Self::create) and queue `mail` in one transaction (see the trait's docs).
+    async fn create_with_mail(
+        &self,
+        new_user: &NewUser,
+        mail: &QueuedMail,
+    ) -> Result<User, UserRepoError> {
+        let _ = (new_user, mail);
+        Err(no_outbox())
+    }
+
+    /// [`replace_unverified_password`](Self::replace_unverified_password) and queue `mail` in
+    /// one transaction (see the trait's docs).
+    async fn replace_unverified_password_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let _ = (id, password_hash, at, mail);
+        Err(no_outbox())
+    }
+
+    /// [`set_password_hash`](Self::set_password_hash) and queue `mail` in one transaction (see
+    /// the trait's docs).
+    async fn set_password_hash_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let _ = (id, password_hash, at, mail);
+        Err(no_outbox())
+    }
+
+    /// [`delete`](Self::delete) and queue `mail` in one transaction (see the trait's docs):
+    /// `Ok(false)`, and nothing queued, when there is no such account.
+    async fn delete_with_mail(&self, id: UserId, mail: &QueuedMail) -> Result<bool, UserRepoError> {
+        let _ = (id, mail);
+        Err(no_outbox())
+    }
+}
+
+fn no_outbox() -> UserRepoError {
+    UserRepoError::Other(
+        "this user repository keeps no mail outbox: give the service a plain mailer, or a \
+         repository whose database holds the outbox"
+            .into(),
+    )
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use tracing::{info, instrument, warn, Span};
 
+use super::changes::Companion;
 use super::codes::{CodeDelivery, CodeMail};
 use super::guard::Reauth;
 use super::{AuthService, DeleteAccountError, ResendOtpError, SignupError, VerifyOtpError};
@@ -98,8 +99,30 @@ impl AuthService {
                     created_at: now,
                     language: client.language.clone(),
                 };
-                let user = match self.ports.users.create(&new_user).await {
-                    Ok(user) => user,
+                let language = client.language.as_deref();
+                // The code is stored before the account is written, so that the mail written
+                // with the account always carries a code that works; should the write fail,
+                // the code was never mailed to anyone.
+                let message = self
+                    .store_code(
+                        OtpPurpose::VerifyEmail,
+                        &email,
+                        now,
+                        Some(hash.clone()),
+                        CodeDelivery {
+                            mail: CodeMail::First,
+                            requested_by: None,
+                            language,
+                        },
+                    )
+                    .await?;
+                let mail = Companion {
+                    to: &email,
+                    message,
+                    language,
+                };
+                let (user, written) = match self.create_user(&new_user, mail).await {
+                    Ok(created) => created,
                     Err(UserRepoError::Duplicate) if self.config.enumeration_protection => {
                         // Lost a race with another signup of this address: count as a repeated
                         // signup, so this one too mails a code for its own password. (Dropped
@@ -122,18 +145,7 @@ impl AuthService {
                     .otps
                     .claim_send_slot(OtpPurpose::VerifyEmail, &email, self.config.mail_cooldown)
                     .await?;
-                self.issue_code(
-                    OtpPurpose::VerifyEmail,
-                    &email,
-                    now,
-                    Some(hash),
-                    CodeDelivery {
-                        mail: CodeMail::First,
-                        requested_by: None,
-                        language: client.language.as_deref(),
-                    },
-                )
-                .await?;
+                self.deliver(written).await?;
                 info!("account created");
                 Ok(user)
             }
@@ -153,30 +165,36 @@ impl AuthService {
         // Never at the account's creation time, not even when a racing signup read the clock
         // first: a resend tells a repeated signup by `updated_at` after `created_at`.
         let now = now.max(existing.user.created_at + chrono::TimeDelta::microseconds(1));
+        let language = existing.language.as_deref();
+        let message = self
+            .store_code(
+                OtpPurpose::VerifyEmail,
+                &email,
+                now,
+                Some(hash.clone()),
+                CodeDelivery {
+                    mail: CodeMail::Again,
+                    requested_by: None,
+                    language,
+                },
+            )
+            .await?;
+        let mail = Companion {
+            to: &email,
+            message,
+            language,
+        };
         match self
-            .ports
-            .users
-            .replace_unverified_password(existing.user.id, &hash, now)
+            .replace_unverified_password(existing.user.id, &hash, now, mail)
             .await
         {
-            Ok(()) => {}
-            // Verified in the meantime.
+            Ok(written) => self.deliver(written).await?,
+            // Verified in the meantime: the code stored above was mailed to nobody, and
+            // verifying an account that is already verified changes nothing.
             Err(UserRepoError::NotFound) if hide => return Ok(self.decoy_user(email, now)),
             Err(UserRepoError::NotFound) => return Err(SignupError::EmailTaken),
             Err(e) => return Err(e.into()),
         }
-        self.issue_code(
-            OtpPurpose::VerifyEmail,
-            &email,
-            now,
-            Some(hash),
-            CodeDelivery {
-                mail: CodeMail::Again,
-                requested_by: None,
-                language: existing.language.as_deref(),
-            },
-        )
-        .await?;
         info!("repeated signup for an unverified account: a code for it was mailed");
         if hide {
             // Never the pending account's id or signup time: they would tell it apart.
@@ -331,19 +349,19 @@ impl AuthService {
         };
         let id = creds.user.id;
         self.revoke_all(id, &creds.user.email, None).await?;
-        let deleted = self.ports.users.delete(id).await?;
+        let mail = Companion {
+            to: &creds.user.email,
+            message: MailMessage::AccountDeleted,
+            language: creds.language.as_deref(),
+        };
+        let deleted = self.delete_user(id, mail).await?;
         self.revoke_all(id, &creds.user.email, None).await?;
-        if !deleted {
+        let Some(notice) = deleted else {
             // Deleted meanwhile by a parallel request, which sends the notice.
             return Err(DeleteAccountError::Unauthenticated);
-        }
+        };
         info!("account deleted; every session revoked");
-        self.send_best_effort(
-            &creds.user.email,
-            &MailMessage::AccountDeleted,
-            creds.language.as_deref(),
-        )
-        .await;
+        self.deliver_notice(notice).await;
         Ok(())
     }
 }

@@ -89,17 +89,35 @@ impl AuthService {
         pending_password: Option<PasswordHash>,
         delivery: CodeDelivery<'_>,
     ) -> Result<(), Failure> {
-        let CodeDelivery {
-            mail,
-            requested_by,
-            language,
-        } = delivery;
+        let message = self
+            .store_code(purpose, email, now, pending_password, delivery)
+            .await?;
+        self.ports
+            .mailer
+            .send_localized(email, &message, delivery.language)
+            .await?;
+        Ok(())
+    }
+
+    /// The first half of [`issue_code`](Self::issue_code): generates and stores the code, and
+    /// returns the mail that carries it, for the caller to send (or to queue with the change it
+    /// belongs to).
+    pub(super) async fn store_code(
+        &self,
+        purpose: OtpPurpose,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+        pending_password: Option<PasswordHash>,
+        delivery: CodeDelivery<'_>,
+    ) -> Result<MailMessage, Failure> {
         let code = self.ports.random.otp_code();
         let stored = StoredOtp {
             mac: self.otp_secret.mac(purpose, email, &code),
             expires_at: add(now, self.config.otp_ttl),
             pending_password,
-            requested_by: requested_by.and_then(|c| self.throttle.client_key(c)),
+            requested_by: delivery
+                .requested_by
+                .and_then(|c| self.throttle.client_key(c)),
         };
         self.ports
             .otps
@@ -112,7 +130,7 @@ impl AuthService {
             )
             .await?;
         let valid_for = self.config.otp_ttl;
-        let message = match (purpose, mail) {
+        Ok(match (purpose, delivery.mail) {
             (OtpPurpose::VerifyEmail, CodeMail::First) => {
                 MailMessage::VerifyEmail { code, valid_for }
             }
@@ -123,12 +141,7 @@ impl AuthService {
             },
             (OtpPurpose::ResetPassword, _) => MailMessage::ResetPassword { code, valid_for },
             (OtpPurpose::Login, _) => MailMessage::LoginCode { code, valid_for },
-        };
-        self.ports
-            .mailer
-            .send_localized(email, &message, language)
-            .await?;
-        Ok(())
+        })
     }
 
     /// Counts an attempt, then checks the code against every live one (in constant time),

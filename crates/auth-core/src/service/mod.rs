@@ -6,6 +6,7 @@
 //! itself (request budgets, re-authentication budgets, hashing fairness) is in `guard.rs`.
 
 mod account;
+mod changes;
 mod codes;
 mod errors;
 mod fairness;
@@ -31,6 +32,7 @@ use crate::domain::otp::{OtpPurpose, OtpSecret};
 use crate::domain::password::PasswordPolicy;
 use crate::domain::session::{Session, SessionId, SessionToken};
 use crate::domain::user::{User, UserId};
+use crate::outbox::MailQueue;
 use crate::ports::{
     Clock, MailMessage, Mailer, OtpStore, PasswordHasher, RandomSource, RateLimiter, SessionStore,
     UserRepository,
@@ -217,6 +219,8 @@ pub struct AuthService {
     otp_secret: OtpSecret,
     throttle: Throttle,
     hashing: HashingSlots,
+    /// The outbox whose rows the user repository writes with the changes they belong to.
+    outbox: Option<Arc<MailQueue>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -250,7 +254,22 @@ impl AuthService {
             otp_secret,
             throttle,
             hashing,
+            outbox: None,
         }
+    }
+
+    /// Writes the mail that belongs to a change (a new account's code, a repeated signup's
+    /// code, the password-changed and account-deleted notices) into the outbox in the change's
+    /// own transaction, through the repository's `*_with_mail` methods (see
+    /// [`UserRepository`]): no account without its code mail, no notice of a change that
+    /// rolled back. `queue` is the outbox in the user repository's own database (usually the
+    /// same [`MailQueue`] given as [`AuthPorts::mailer`], which carries every other mail).
+    ///
+    /// Without it, such a mail is handed to the mailer once its change is made.
+    #[must_use]
+    pub fn with_outbox(mut self, queue: Arc<MailQueue>) -> Self {
+        self.outbox = Some(queue);
+        self
     }
 
     /// The configuration in force.

@@ -2,6 +2,7 @@
 
 use tracing::{info, instrument, Span};
 
+use super::changes::Companion;
 use super::guard::Reauth;
 use super::{AuthService, ChangePasswordError, ForgotPasswordError, ResetPasswordError};
 use crate::domain::email::EmailAddress;
@@ -37,26 +38,24 @@ impl AuthService {
         };
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         let now = self.ports.clock.now();
-        match self
-            .ports
-            .users
-            .set_password_hash(creds.user.id, &hash, now)
+        let mail = Companion {
+            to: &creds.user.email,
+            message: MailMessage::PasswordChanged,
+            language: creds.language.as_deref(),
+        };
+        let notice = match self
+            .set_password_hash(creds.user.id, &hash, now, mail)
             .await
         {
-            Ok(()) => {}
+            Ok(notice) => notice,
             Err(UserRepoError::NotFound) => return Err(ChangePasswordError::Unauthenticated),
             Err(e) => return Err(e.into()),
-        }
+        };
         let revoked = self
             .revoke_all(creds.user.id, &creds.user.email, Some(session.id))
             .await?;
         info!(revoked, "password changed; other sessions revoked");
-        self.send_best_effort(
-            &creds.user.email,
-            &MailMessage::PasswordChanged,
-            creds.language.as_deref(),
-        )
-        .await;
+        self.deliver_notice(notice).await;
         Ok(())
     }
 
@@ -102,26 +101,24 @@ impl AuthService {
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         self.consume_code(purpose, email, &matched.mac).await?;
         let now = self.ports.clock.now();
-        match self
-            .ports
-            .users
-            .set_password_hash(creds.user.id, &hash, now)
+        let mail = Companion {
+            to: &creds.user.email,
+            message: MailMessage::PasswordChanged,
+            language: creds.language.as_deref(),
+        };
+        let notice = match self
+            .set_password_hash(creds.user.id, &hash, now, mail)
             .await
         {
-            Ok(()) => {}
+            Ok(notice) => notice,
             Err(UserRepoError::NotFound) => return Err(ResetPasswordError::InvalidOtp),
             Err(e) => return Err(e.into()),
-        }
+        };
         let revoked = self
             .revoke_all(creds.user.id, &creds.user.email, None)
             .await?;
         info!(revoked, "password reset; all sessions revoked");
-        self.send_best_effort(
-            &creds.user.email,
-            &MailMessage::PasswordChanged,
-            creds.language.as_deref(),
-        )
-        .await;
+        self.deliver_notice(notice).await;
         Ok(User {
             updated_at: now,
             ..creds.user

@@ -1,6 +1,7 @@
 //! Contract suites: `async fn`s that take a fresh, empty implementation of a port and panic
 //! when it breaks the port's documented contract.
 
+pub mod mail_with_changes;
 pub mod otp_store;
 pub mod outbox;
 pub mod rate_limiter;

@@ -34,6 +34,7 @@ use crate::testing::ManualClock;
 use crate::*;
 
 mod account;
+mod changes;
 mod codes;
 mod config;
 mod guard;
