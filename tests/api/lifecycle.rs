@@ -19,10 +19,10 @@ async fn full_lifecycle_signup_to_reset(profile: Profile) {
     let mail = app.mail.wait_for_mail(&email, MAIL_WAIT).await;
     assert!(mail.subject().contains(&mail.code()), "code in the subject");
 
-    // login before verification → 403
+    // login before verification → 401, like a wrong password (enumeration protection)
     let res = app.login(&email, PASSWORD).await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert_eq!(error_code(res).await, "email_not_verified");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(res).await, "invalid_credentials");
 
     // verify → 200, verified
     let res = app.verify(&email, &mail.code()).await;

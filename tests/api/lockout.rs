@@ -438,7 +438,35 @@ async fn ipv6_neighbours_share_a_budget(profile: Profile) {
     app.cleanup().await;
 }
 
+/// Signing up someone's address with a password of one's own, then logging in with it, must
+/// not tell whether the address already had a verified account: the answer is the same 401
+/// whether the signup created a pending account (whose password the attacker chose) or the
+/// address was verified (whose password the attacker does not know). Failed before: 403
+/// `email_not_verified` for the first, 401 for the second.
+async fn signup_then_login_does_not_tell_a_verified_address(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let owner = app.verified_user().await;
+    let fresh = app.email();
+    let chosen = "the attacker's own passphrase";
+    let mut answers = Vec::new();
+    for address in [&owner, &fresh] {
+        assert_eq!(
+            app.signup(address, chosen).await.status(),
+            StatusCode::CREATED
+        );
+        let res = app.login(address, chosen).await;
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.unwrap();
+        answers.push((status, body));
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+    assert_eq!(answers[0], answers[1], "verified vs new address");
+    assert_eq!(answers[1].1["error"]["code"], "invalid_credentials");
+    app.cleanup().await;
+}
+
 crate::both_profiles!(
+    signup_then_login_does_not_tell_a_verified_address,
     owner_with_a_known_device_logs_in_during_a_distributed_attack,
     owner_can_always_get_in_by_emailed_code,
     strangers_guesses_do_not_kill_the_owners_reset,

@@ -149,16 +149,17 @@ async fn the_axum_app_signs_up_verifies_logs_in_serves_me_and_logs_out() {
     assert_eq!(user.email, email);
     assert!(!user.verified);
 
-    // Login before verifying: 403 email_not_verified.
+    // Login before verifying: 401 invalid_credentials, like a wrong password (enumeration
+    // protection is on by default).
     let res = http
         .post(format!("{base}/login"))
         .json(&json!({"email": email, "password": password}))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "email_not_verified");
+    assert_eq!(body["error"]["code"], "invalid_credentials");
 
     // Verify with the code from the mail: 200, verified.
     let code = mail

@@ -168,7 +168,9 @@ impl ApiError {
                 "Too many requests. Try again in {} seconds.",
                 retry_after_secs(*retry_after)
             ),
-            Self::InvalidCredentials => "Invalid email or password.".into(),
+            Self::InvalidCredentials => {
+                "Invalid email or password, or the address is not verified yet.".into()
+            }
             Self::WrongCurrentPassword => "The current password is wrong.".into(),
             Self::EmailNotVerified => {
                 "Verify your email address with the code we sent before logging in.".into()

@@ -242,10 +242,13 @@ pub enum ForgotPasswordError {
 /// Errors of [`crate::AuthService::login`].
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    /// Unknown address or wrong password: deliberately indistinguishable.
+    /// Unknown address or wrong password: deliberately indistinguishable. With enumeration
+    /// protection on (the default), also the right password of an account whose address is
+    /// not verified yet.
     #[error("invalid email or password")]
     InvalidCredentials,
-    /// Right password, but the address is not verified yet.
+    /// Right password, but the address is not verified yet (only with enumeration protection
+    /// off).
     #[error("the email address is not verified")]
     EmailNotVerified,
     /// A request budget or this client's share of the hasher is spent (the same answer

@@ -158,6 +158,14 @@ impl AuthService {
             info!("login failed: wrong password");
             return Err(LoginError::InvalidCredentials);
         }
+        if !creds.user.is_verified() && self.config.enumeration_protection {
+            // Anyone can sign up any address with a password of their own, so "not verified"
+            // for that password would tell that the address had no verified account (whose
+            // password the stranger would not know: 401). Answered and counted like a wrong
+            // password; the message says the address may not be verified yet.
+            info!("login refused: the address is not verified");
+            return Err(LoginError::InvalidCredentials);
+        }
         // The right password: this client's soft lock on the address (or this device's
         // budget) starts over.
         match device {

@@ -356,7 +356,10 @@
         rememberEmail(address);
         const r = await api('POST', '/login', { email: address, password, transport: 'cookie' });
         if (!r.ok) {
-          const link = r.error.code === 'email_not_verified' ? { href: '/ui/verify', text: 'Enter your verification code' } : undefined;
+          // With enumeration protection (the default) an address not verified yet answers
+          // like a wrong password, so both offer the way to verify.
+          const unverified = ['email_not_verified', 'invalid_credentials'].includes(r.error.code);
+          const link = unverified ? { href: '/ui/verify', text: 'Not verified yet? Enter your verification code' } : undefined;
           showError(form, r.error, link);
           return;
         }

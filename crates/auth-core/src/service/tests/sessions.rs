@@ -73,6 +73,8 @@ fn login_session_lifetime_is_configurable() {
 #[test]
 fn login_with_the_right_password_on_an_unverified_account_is_email_not_verified() {
     let mut h = Harness::new();
+    // The rule of ENUMERATION_PROTECTION=false.
+    h.config.enumeration_protection = false;
     h.user_lookup(Some(creds(false)));
     h.verifies(PASSWORD, PasswordCheck::Match);
     h.sessions.expect_insert().never();
@@ -81,6 +83,32 @@ fn login_with_the_right_password_on_an_unverified_account_is_email_not_verified(
 
     assert!(
         matches!(result, Err(LoginError::EmailNotVerified)),
+        "{result:?}"
+    );
+}
+
+/// Anyone can sign up an address with a password of their own; "not verified" for that
+/// password would tell that the address had no verified account (where the same stranger
+/// gets 401). With enumeration protection (the default) it answers like a wrong password,
+/// and is counted like one: the client's budget on the address does not start over.
+#[test]
+fn login_to_a_pending_account_does_not_tell_it_from_a_verified_one() {
+    let mut h = Harness::new();
+    assert!(h.config.enumeration_protection);
+    let mut limiter = crate::ports::MockRateLimiter::new();
+    limiter
+        .expect_acquire()
+        .returning(|_, _| Ok(crate::ports::RateDecision::Allowed));
+    limiter.expect_reset().never();
+    h.limiter = Arc::new(limiter);
+    h.user_lookup(Some(creds(false)));
+    h.verifies(PASSWORD, PasswordCheck::Match);
+    h.sessions.expect_insert().never();
+
+    let result = block_on(h.service().login(&email(), &attempt(PASSWORD), client()));
+
+    assert!(
+        matches!(result, Err(LoginError::InvalidCredentials)),
         "{result:?}"
     );
 }
