@@ -7,8 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use auth_core::{
     AuthenticateError, ChangePasswordError, DeleteAccountError, EmailError, Failure,
-    ForgotPasswordError, LoginError, OtpCheckError, PasswordError, ResendOtpError, SessionError,
-    SignupError,
+    ForgotPasswordError, LoginError, OtpCheckError, PasswordError, ResendOtpError,
+    ResetPasswordError, SessionError, SignupError,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -307,10 +307,22 @@ fn capitalise(s: &str) -> String {
     }
 }
 
+impl ApiError {
+    /// 422 `weak_password` on `field`: the new password is on the breached-password list.
+    fn breached_password(field: &'static str) -> Self {
+        Self::Validation {
+            code: ErrorCode::WeakPassword,
+            field,
+            message: "This password appears in a known data breach; choose another one.".into(),
+        }
+    }
+}
+
 impl From<SignupError> for ApiError {
     fn from(e: SignupError) -> Self {
         match e {
             SignupError::EmailTaken => Self::EmailTaken,
+            SignupError::PasswordBreached => Self::breached_password("password"),
             SignupError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
             SignupError::Failure(f) => Self::from_failure(f),
         }
@@ -325,6 +337,21 @@ impl From<OtpCheckError> for ApiError {
             OtpCheckError::TooManyAttempts => Self::TooManyAttempts,
             OtpCheckError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
             OtpCheckError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<ResetPasswordError> for ApiError {
+    fn from(e: ResetPasswordError) -> Self {
+        match e {
+            ResetPasswordError::InvalidOtp => Self::InvalidOtp,
+            ResetPasswordError::OtpExpired => Self::OtpExpired,
+            ResetPasswordError::TooManyAttempts => Self::TooManyAttempts,
+            ResetPasswordError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
+            ResetPasswordError::PasswordBreached => Self::breached_password("new_password"),
+            ResetPasswordError::Failure(f) => Self::from_failure(f),
         }
     }
 }
@@ -398,6 +425,7 @@ impl From<ChangePasswordError> for ApiError {
         match e {
             ChangePasswordError::InvalidCredentials => Self::WrongCurrentPassword,
             ChangePasswordError::Unauthenticated => Self::Unauthenticated,
+            ChangePasswordError::PasswordBreached => Self::breached_password("new_password"),
             ChangePasswordError::TooManyRequests { retry_after } => {
                 Self::TooManyRequests { retry_after }
             }

@@ -109,6 +109,8 @@ pub struct Settings {
     pub uniform_answer_time: Duration,
     /// `OUTBOX_*`, `MAIL_SUPPRESS_FOR`, `BOUNCE_WEBHOOK_TOKEN`: how queued mail is delivered.
     pub outbox: OutboxSettings,
+    /// `BREACHED_PASSWORDS_*`: the list of breached passwords new passwords are checked against.
+    pub breached_passwords: BreachedPasswordSettings,
     /// `MAIL_TEMPLATES_DIR`: a folder of mail templates laid over the built-in ones
     /// (`<dir>/<lang>/<file>`, see `auth_smtp`'s documentation); loaded and checked at
     /// start-up. `None`: the built-in English and German texts.
@@ -584,6 +586,7 @@ impl Settings {
             otp_ttl,
             mail_cooldown: parse_duration("MAIL_COOLDOWN", "60s")?,
             uniform_answer_time: parse_duration("UNIFORM_ANSWER_TIME", "50ms")?,
+            breached_passwords: BreachedPasswordSettings::read(&get)?,
             outbox: OutboxSettings {
                 poll_interval: parse_duration("OUTBOX_POLL_INTERVAL", "1s")?,
                 max_attempts: parse_num(get(&["OUTBOX_MAX_ATTEMPTS"]), 200)?,
@@ -616,6 +619,54 @@ impl Settings {
             shutdown_timeout,
             max_sessions_per_user,
         })
+    }
+}
+
+/// Where the list of breached passwords is (ASVS 6.2.12); off by default. A new password on
+/// it (signup, change, reset) is refused with 422 `weak_password`; when the list cannot be
+/// asked the password is accepted and a warning logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BreachedPasswordSettings {
+    /// No check (the default).
+    Off,
+    /// `BREACHED_PASSWORDS_API`: a k-anonymity range service, e.g.
+    /// `https://api.pwnedpasswords.com/range/` (only five hex digits of the password's SHA-1
+    /// are sent), with `BREACHED_PASSWORDS_TIMEOUT` per query (default `2s`).
+    RangeApi {
+        /// The base URL.
+        url: String,
+        /// The bound on one query.
+        timeout: Duration,
+    },
+    /// `BREACHED_PASSWORDS_FILE`: a file of SHA-1 hashes (`HASH` or `HASH:COUNT` per line),
+    /// read into memory at start-up.
+    File(PathBuf),
+}
+
+/// A settings section's view of the environment: the first of `names` that is set, with its
+/// trimmed value.
+type EnvGet<'a> = dyn Fn(&[&'static str]) -> Option<(&'static str, String)> + 'a;
+
+impl BreachedPasswordSettings {
+    fn read(get: &EnvGet<'_>) -> Result<Self, ConfigError> {
+        let timeout = match get(&["BREACHED_PASSWORDS_TIMEOUT"]) {
+            None => auth_breached::DEFAULT_RANGE_TIMEOUT,
+            Some((var, raw)) => humantime::parse_duration(&raw)
+                .or_else(|e| raw.parse::<u64>().map(Duration::from_secs).map_err(|_| e))
+                .map_err(|e| err(var, format!("{raw:?} is not a duration ({e}); e.g. 2s")))?,
+        };
+        match (
+            get(&["BREACHED_PASSWORDS_API"]),
+            get(&["BREACHED_PASSWORDS_FILE"]),
+        ) {
+            (None, None) => Ok(Self::Off),
+            (Some((_, url)), None) => Ok(Self::RangeApi { url, timeout }),
+            (None, Some((_, path))) => Ok(Self::File(PathBuf::from(path))),
+            (Some(_), Some(_)) => Err(err(
+                "BREACHED_PASSWORDS_FILE",
+                "set BREACHED_PASSWORDS_API or BREACHED_PASSWORDS_FILE, not both".to_owned(),
+            )),
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use auth_argon2::{Argon2Hasher, Argon2Settings};
 use auth_core::outbox::MailSeal;
 use auth_core::{
-    AuthConfig, AuthPorts, AuthService, Mailer, OsRandom, OtpSecret, OtpStore, OutboxStore,
-    PasswordPolicy, RateLimiter, SessionStore, SystemClock, UserRepository,
+    AuthConfig, AuthPorts, AuthService, BreachedPasswords, Mailer, OsRandom, OtpSecret, OtpStore,
+    OutboxStore, PasswordPolicy, RateLimiter, SessionStore, SystemClock, UserRepository,
 };
 use auth_memory::{MemorySettings, MemoryStore};
 use auth_postgres::{run_migrations, MigrationError, PgUserRepository, PostgresSettings};
@@ -21,7 +21,9 @@ use crate::mail::MailOutbox;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretBox};
 
-use crate::settings::{AppEnv, MailDelivery, Settings, SmtpConfig, SmtpTls};
+use crate::settings::{
+    AppEnv, BreachedPasswordSettings, MailDelivery, Settings, SmtpConfig, SmtpTls,
+};
 
 fn postgres_settings(settings: &Settings) -> PostgresSettings {
     let mut pg = PostgresSettings::new(settings.database_url.clone());
@@ -306,7 +308,36 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         Some(queue) => service.with_outbox(queue),
         None => service,
     };
+    let service = match breached_passwords(&settings.breached_passwords).await? {
+        Some(list) => service.with_breached_passwords(list),
+        None => service,
+    };
     Ok((service, outbox))
+}
+
+/// The breached-password list the settings name, loaded (a file) or checked (a URL).
+async fn breached_passwords(
+    settings: &BreachedPasswordSettings,
+) -> anyhow::Result<Option<Arc<dyn BreachedPasswords>>> {
+    Ok(match settings {
+        BreachedPasswordSettings::Off => None,
+        BreachedPasswordSettings::RangeApi { url, timeout } => {
+            tracing::info!(%url, "breached passwords: checked with the range API");
+            Some(Arc::new(
+                auth_breached::RangeApi::new(url, *timeout).context("BREACHED_PASSWORDS_API")?,
+            ))
+        }
+        BreachedPasswordSettings::File(path) => {
+            let list = auth_breached::HashFile::load(path)
+                .await
+                .context("BREACHED_PASSWORDS_FILE")?;
+            tracing::info!(
+                hashes = list.len(),
+                "breached passwords: checked with a local file"
+            );
+            Some(Arc::new(list))
+        }
+    })
 }
 
 /// The bytes of `AUTH_SECRET` (a random key for this process in development without one).

@@ -6,6 +6,7 @@
 //! which error an implementation MUST return in which case. With the `mocks` feature, a mockall
 //! mock of each port is exported (`MockUserRepository`, `MockSessionStore`, ...).
 
+mod breached;
 mod clock;
 mod hasher;
 mod mailer;
@@ -16,6 +17,7 @@ mod rate_limiter;
 mod session_store;
 mod user_repository;
 
+pub use breached::{BreachCheckError, BreachedPasswords, PasswordSha1};
 pub use clock::{Clock, SystemClock};
 pub use hasher::{HasherError, PasswordCheck, PasswordHasher};
 pub use mailer::{MailMessage, Mailer, MailerError};
@@ -31,6 +33,9 @@ pub use rate_limiter::{
 pub use session_store::{SessionStore, SessionStoreError};
 pub use user_repository::{UserRepoError, UserRepository};
 
+#[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
+pub use breached::MockBreachedPasswords;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use clock::MockClock;

@@ -38,6 +38,10 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<User, SignupError> {
         let _slot = self.admit(Action::Signup, client, &email, true).await?;
+        if self.is_breached(&password).await {
+            info!("signup refused: the password appears in a data breach");
+            return Err(SignupError::PasswordBreached);
+        }
         // Microseconds, as the stores keep them: a decoy and a new account look alike.
         let now = chrono::SubsecRound::trunc_subsecs(self.ports.clock.now(), 6);
         match self.ports.users.find_by_email(&email).await? {

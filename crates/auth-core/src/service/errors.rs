@@ -158,6 +158,10 @@ pub enum SignupError {
     /// The address belongs to a verified account.
     #[error("an account with this email address already exists")]
     EmailTaken,
+    /// The password is on the breached-password list (see
+    /// [`BreachedPasswords`](crate::BreachedPasswords)); whatever the address.
+    #[error("the password appears in a data breach")]
+    PasswordBreached,
     /// A code was mailed to this address moments ago, or a request budget or this client's
     /// share of the hasher is spent.
     #[error("too many requests; try again later")]
@@ -198,8 +202,45 @@ pub enum OtpCheckError {
 /// Errors of [`crate::AuthService::verify_otp`].
 pub type VerifyOtpError = OtpCheckError;
 
-/// Errors of [`crate::AuthService::reset_password`].
-pub type ResetPasswordError = OtpCheckError;
+/// Errors of [`crate::AuthService::reset_password`]: those of a code check, and a new
+/// password on the breached-password list.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetPasswordError {
+    /// Wrong code, no code, or unknown address: deliberately indistinguishable.
+    #[error("the code is invalid")]
+    InvalidOtp,
+    /// The code's lifetime is over.
+    #[error("the code has expired; request a new one")]
+    OtpExpired,
+    /// Too many wrong attempts: the code is dead.
+    #[error("too many wrong attempts; request a new code")]
+    TooManyAttempts,
+    /// A request budget or this client's share of the hasher is spent.
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// The new password is on the breached-password list (checked before the code, which
+    /// stays usable with another password).
+    #[error("the password appears in a data breach")]
+    PasswordBreached,
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+impl From<OtpCheckError> for ResetPasswordError {
+    fn from(e: OtpCheckError) -> Self {
+        match e {
+            OtpCheckError::InvalidOtp => Self::InvalidOtp,
+            OtpCheckError::OtpExpired => Self::OtpExpired,
+            OtpCheckError::TooManyAttempts => Self::TooManyAttempts,
+            OtpCheckError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            OtpCheckError::Failure(f) => Self::Failure(f),
+        }
+    }
+}
 
 /// Errors of [`AuthService::login_with_code`](super::AuthService::login_with_code): those of
 /// any code check.
@@ -294,6 +335,9 @@ pub enum ChangePasswordError {
     /// The account no longer exists.
     #[error("not authenticated")]
     Unauthenticated,
+    /// The new password is on the breached-password list.
+    #[error("the password appears in a data breach")]
+    PasswordBreached,
     /// A request budget or this client's share of the hasher is spent (the same answer
     /// whether or not the address has an account).
     #[error("too many requests; try again later")]
@@ -366,6 +410,7 @@ macro_rules! retry_vocabulary {
 retry_vocabulary!(
     SignupError,
     OtpCheckError,
+    ResetPasswordError,
     ResendOtpError,
     ForgotPasswordError,
     LoginError,
@@ -397,6 +442,7 @@ from_failure!(
     DeleteAccountError,
     SignupError,
     OtpCheckError,
+    ResetPasswordError,
     ResendOtpError,
     ForgotPasswordError,
     LoginError,

@@ -29,13 +29,13 @@ pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
 use crate::domain::device::DeviceCredential;
 use crate::domain::email::EmailAddress;
 use crate::domain::otp::{OtpPurpose, OtpSecret};
-use crate::domain::password::PasswordPolicy;
+use crate::domain::password::{Password, PasswordPolicy};
 use crate::domain::session::{Session, SessionId, SessionToken};
 use crate::domain::user::{User, UserId};
 use crate::outbox::MailQueue;
 use crate::ports::{
-    Clock, MailMessage, Mailer, OtpStore, PasswordHasher, RandomSource, RateLimiter, SessionStore,
-    UserRepository,
+    BreachedPasswords, Clock, MailMessage, Mailer, OtpStore, PasswordHasher, PasswordSha1,
+    RandomSource, RateLimiter, SessionStore, UserRepository,
 };
 use crate::throttle::{Throttle, ThrottleConfig};
 
@@ -221,6 +221,8 @@ pub struct AuthService {
     hashing: HashingSlots,
     /// The outbox whose rows the user repository writes with the changes they belong to.
     outbox: Option<Arc<MailQueue>>,
+    /// The list new passwords must not be on.
+    breached: Option<Arc<dyn BreachedPasswords>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -255,6 +257,32 @@ impl AuthService {
             throttle,
             hashing,
             outbox: None,
+            breached: None,
+        }
+    }
+
+    /// Refuses new passwords (signup, change, reset) that are on `list` (ASVS 6.2.12): the
+    /// operation answers `PasswordBreached` before anything is hashed or stored, whatever the
+    /// address. When the list cannot be asked the password is accepted and a warning logged
+    /// (fail-open: a breach list outage must not stop signups and resets).
+    #[must_use]
+    pub fn with_breached_passwords(mut self, list: Arc<dyn BreachedPasswords>) -> Self {
+        self.breached = Some(list);
+        self
+    }
+
+    /// Whether `password` is on the breached-password list; `false` without a list or when
+    /// it cannot be asked.
+    async fn is_breached(&self, password: &Password) -> bool {
+        let Some(list) = &self.breached else {
+            return false;
+        };
+        match list.is_breached(&PasswordSha1::of(password)).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                warn!(error = %e, "breached-password check skipped: the password was accepted");
+                false
+            }
         }
     }
 

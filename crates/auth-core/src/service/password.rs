@@ -36,6 +36,10 @@ impl AuthService {
             }
             Err(Reauth::Stop(stop)) => return Err(stop.into()),
         };
+        if self.is_breached(&new_password).await {
+            info!("password change refused: the new password appears in a data breach");
+            return Err(ChangePasswordError::PasswordBreached);
+        }
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         let now = self.ports.clock.now();
         let mail = Companion {
@@ -89,6 +93,10 @@ impl AuthService {
         let _slot = self
             .admit(Action::ResetPassword, client, email, true)
             .await?;
+        if self.is_breached(&new_password).await {
+            info!("password reset refused: the new password appears in a data breach");
+            return Err(ResetPasswordError::PasswordBreached);
+        }
         // The code is used up only once the new hash exists: an overloaded hasher leaves it
         // valid for another try. It is used up before the hash is stored, so that of two
         // parallel resets with the right code exactly one sets a password.

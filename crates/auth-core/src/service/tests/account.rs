@@ -786,7 +786,7 @@ fn a_verification_code_never_resets_a_password() {
         block_on(svc.reset_password(&email(), &verify_code, password(NEW_PASSWORD), &client()));
 
     assert!(
-        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        matches!(result, Err(ResetPasswordError::InvalidOtp)),
         "{result:?}"
     );
     assert!(otps.lock().unwrap().contains_key(&OtpPurpose::VerifyEmail));
@@ -812,7 +812,7 @@ fn reset_password_refuses_a_code_whose_mac_was_made_for_email_verification() {
     ));
 
     assert!(
-        matches!(result, Err(OtpCheckError::InvalidOtp)),
+        matches!(result, Err(ResetPasswordError::InvalidOtp)),
         "{result:?}"
     );
 }

@@ -204,10 +204,13 @@ fn strangers_guesses_do_not_kill_the_requesters_reset_code_and_the_requester_has
     // The owner's own typos: five (otp_max_attempts), then the owner's budget is spent too.
     for _ in 0..5 {
         let r = block_on(service.reset_password(&email(), &wrong, password(NEW_PASSWORD), &owner));
-        assert!(matches!(r, Err(OtpCheckError::InvalidOtp)), "{r:?}");
+        assert!(matches!(r, Err(ResetPasswordError::InvalidOtp)), "{r:?}");
     }
     let r = block_on(service.reset_password(&email(), &code, password(NEW_PASSWORD), &owner));
-    assert!(matches!(r, Err(OtpCheckError::TooManyAttempts)), "{r:?}");
+    assert!(
+        matches!(r, Err(ResetPasswordError::TooManyAttempts)),
+        "{r:?}"
+    );
     // A new code gives the owner fresh attempts.
     block_on(service.forgot_password(&email(), &owner)).unwrap();
     let code = last_mailed_code(&outbox);

@@ -34,6 +34,7 @@ use crate::testing::ManualClock;
 use crate::*;
 
 mod account;
+mod breached;
 mod changes;
 mod codes;
 mod config;

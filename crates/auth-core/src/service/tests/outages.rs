@@ -204,7 +204,7 @@ fn reset_password_surfaces_an_overloaded_hasher_and_changes_nothing() {
         password(NEW_PASSWORD),
         &client(),
     )) {
-        Err(OtpCheckError::Failure(f)) => assert_unavailable(&f, Dependency::Hasher),
+        Err(ResetPasswordError::Failure(f)) => assert_unavailable(&f, Dependency::Hasher),
         other => panic!("{other:?}"),
     }
 }

@@ -261,9 +261,9 @@ fn reset_password_with_a_wrong_expired_or_exhausted_code_changes_nothing() {
         ));
 
         let got = match &result {
-            Err(OtpCheckError::InvalidOtp) => "InvalidOtp",
-            Err(OtpCheckError::OtpExpired) => "OtpExpired",
-            Err(OtpCheckError::TooManyAttempts) => "TooManyAttempts",
+            Err(ResetPasswordError::InvalidOtp) => "InvalidOtp",
+            Err(ResetPasswordError::OtpExpired) => "OtpExpired",
+            Err(ResetPasswordError::TooManyAttempts) => "TooManyAttempts",
             other => panic!("{expected}: got {other:?}"),
         };
         assert_eq!(got, expected);
@@ -297,7 +297,10 @@ fn reset_password_end_to_end_with_the_mailed_code() {
     let again =
         block_on(svc.reset_password(&email(), &reset_code, password(NEW_PASSWORD), &client()));
 
-    assert!(matches!(again, Err(OtpCheckError::InvalidOtp)), "{again:?}");
+    assert!(
+        matches!(again, Err(ResetPasswordError::InvalidOtp)),
+        "{again:?}"
+    );
     assert_eq!(
         outbox.lock().unwrap().last().map(|(_, m)| m.clone()),
         Some(MailMessage::PasswordChanged)
