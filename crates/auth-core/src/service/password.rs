@@ -3,6 +3,8 @@
 use tracing::{info, instrument, Span};
 
 use super::guard::Reauth;
+use super::mfa::StepUp;
+use crate::domain::mfa::SecondFactor;
 use super::{AuthService, ChangePasswordError, ForgotPasswordError, ResetPasswordError};
 use crate::domain::email::EmailAddress;
 use crate::domain::otp::{OtpCode, OtpPurpose};
@@ -15,13 +17,30 @@ use crate::throttle::Action;
 impl AuthService {
     /// Changes the password of the session's user. The current password is required, under
     /// the re-authentication budgets (see [`crate::throttle`]); every other session of the
-    /// user is revoked, the current one stays; a notice is mailed.
-    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    /// user is revoked, the current one stays; a notice is mailed. A user with a second
+    /// factor gets [`ChangePasswordError::SecondFactorRequired`]: use
+    /// [`AuthService::change_password_with_factor`].
     pub async fn change_password(
         &self,
         session: &Session,
         current: &PasswordAttempt,
         new_password: Password,
+        client: &ClientInfo,
+    ) -> Result<(), ChangePasswordError> {
+        self.change_password_with_factor(session, current, new_password, None, client)
+            .await
+    }
+
+    /// [`AuthService::change_password`] with the step-up: when the user has TOTP on, a
+    /// current TOTP code or a recovery code is required besides the password (a wrong one
+    /// counts against the session's hard limit of wrong answers).
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn change_password_with_factor(
+        &self,
+        session: &Session,
+        current: &PasswordAttempt,
+        new_password: Password,
+        factor: Option<&SecondFactor>,
         client: &ClientInfo,
     ) -> Result<(), ChangePasswordError> {
         let creds = match self.reauthenticate(session, current, client).await {
@@ -35,6 +54,13 @@ impl AuthService {
             }
             Err(Reauth::Stop(stop)) => return Err(stop.into()),
         };
+        match self.step_up(session, &creds, factor, client).await {
+            Ok(()) => {}
+            Err(StepUp::Required) => return Err(ChangePasswordError::SecondFactorRequired),
+            Err(StepUp::Wrong) => return Err(ChangePasswordError::InvalidSecondFactor),
+            Err(StepUp::SessionEnded) => return Err(ChangePasswordError::Unauthenticated),
+            Err(StepUp::Failure(f)) => return Err(f.into()),
+        }
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         let now = self.ports.clock.now();
         match self
