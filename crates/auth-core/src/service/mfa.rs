@@ -5,7 +5,8 @@
 //! bound to the user id); recovery codes and second-step tokens are stored only hashed. A
 //! TOTP code is accepted once: the store records the last accepted step with a
 //! compare-and-set, so a replay, or a parallel request with the same code, is refused. Every
-//! code checked spends the re-authentication budgets first.
+//! code checked spends the second-factor budgets first (the re-authentication quotas, per
+//! account and per client; a right code refills the account's, so only wrong codes add up).
 
 use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn, Span};
@@ -125,7 +126,7 @@ impl AuthService {
 
     /// Turns a pending TOTP secret on with a current code from the app, and returns the
     /// recovery codes (shown once; only their hashes are stored). The code's step counts as
-    /// used. Spends the re-authentication budgets; a wrong code counts against the session's
+    /// used. Spends the second-factor budgets; a wrong code counts against the session's
     /// hard limit. A notice is mailed.
     #[instrument(skip_all, fields(user_id = %session.user.id))]
     pub async fn confirm_totp(
@@ -135,7 +136,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<Vec<RecoveryCode>, MfaError> {
         let user = &session.user;
-        self.spend_reauth(user.id, client).await?;
+        self.spend_second_factor(user.id, client).await?;
         let stored = self.ports.totp.get(user.id).await?;
         let stored = match stored {
             None => return Err(MfaError::NotPending),
@@ -151,6 +152,7 @@ impl AuthService {
         if !self.ports.totp.enable(user.id, step, &hashes, now).await? {
             return Err(MfaError::AlreadyEnabled);
         }
+        self.throttle.second_factor_succeeded(user.id).await?;
         info!(security_event = "totp_enabled", "TOTP turned on");
         let language = self.language_of(user.id).await;
         self.send_best_effort(&user.email, &MailMessage::TotpEnabled, language.as_deref())
@@ -222,8 +224,9 @@ impl AuthService {
     ///
     /// The token works once, until it expires, and only from the client it was issued to
     /// (user agent and IP); anything else is [`SecondStepError::InvalidToken`]. A wrong code
-    /// keeps the token (within its lifetime) but spends the re-authentication budgets, which
-    /// every code checked here spends before the check. A used recovery code is gone; the
+    /// keeps the token (within its lifetime) but spends the second-factor budgets (the
+    /// re-authentication quotas), which every code checked here spends before the check; a
+    /// right code refills the account's. A used recovery code is gone; the
     /// owner is mailed how many are left. Revocation wins as for a password login: a
     /// revocation after the password was checked makes this fail.
     #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
@@ -251,7 +254,7 @@ impl AuthService {
             return Err(SecondStepError::InvalidToken);
         }
         Span::current().record("user_id", tracing::field::display(challenge.user_id));
-        self.spend_reauth(challenge.user_id, &client).await?;
+        self.spend_second_factor(challenge.user_id, &client).await?;
         let Some(creds) = self.ports.users.find_by_id(challenge.user_id).await? else {
             return Err(SecondStepError::InvalidToken);
         };
@@ -263,6 +266,7 @@ impl AuthService {
             }
             Err(Refused::Failure(f)) => return Err(f.into()),
         };
+        self.throttle.second_factor_succeeded(creds.user.id).await?;
         if !self.ports.totp.take_challenge(&token_hash).await? {
             return Err(SecondStepError::InvalidToken);
         }
@@ -416,10 +420,11 @@ impl AuthService {
         })
     }
 
-    /// Spends the re-authentication budgets of the user and the client.
-    async fn spend_reauth(&self, user: UserId, client: &ClientInfo) -> Result<(), Stop> {
+    /// Spends the second-factor budgets of the user and the client (see
+    /// [`crate::throttle`]), before a code is checked.
+    async fn spend_second_factor(&self, user: UserId, client: &ClientInfo) -> Result<(), Stop> {
         self.throttle
-            .reauth(user, client)
+            .second_factor(user, client)
             .await?
             .map_err(Stop::Retry)
     }
