@@ -44,7 +44,11 @@ async fn enrolled(app: &TestApp) -> Enrolled {
     let email = app.verified_user().await;
     let token = app.token(&email, PASSWORD).await;
     let res = app
-        .post_auth("/me/mfa/totp", &token, Some(&json!({ "password": PASSWORD })))
+        .post_auth(
+            "/me/mfa/totp",
+            &token,
+            Some(&json!({ "password": PASSWORD })),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let enrolment: Value = res.json().await.unwrap();
@@ -82,13 +86,19 @@ async fn first_step(app: &TestApp, email: &str) -> String {
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["mfa_required"], json!(true), "{body}");
-    assert!(body.get("session").is_none(), "no session before the second step: {body}");
+    assert!(
+        body.get("session").is_none(),
+        "no session before the second step: {body}"
+    );
     body["mfa_token"].as_str().unwrap().to_owned()
 }
 
 async fn second_step(app: &TestApp, mfa_token: &str, code: &str) -> reqwest::Response {
-    app.post("/login/mfa", &json!({ "mfa_token": mfa_token, "code": code }))
-        .await
+    app.post(
+        "/login/mfa",
+        &json!({ "mfa_token": mfa_token, "code": code }),
+    )
+    .await
 }
 
 async fn two_step_login_with_totp_and_recovery_codes(profile: Profile) {
@@ -134,7 +144,12 @@ async fn a_replayed_totp_code_is_refused_also_in_parallel(profile: Profile) {
         .iter()
         .filter(|r| r.status() == StatusCode::OK)
         .count();
-    assert_eq!(ok, 1, "{:?}", answers.iter().map(|r| r.status()).collect::<Vec<_>>());
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        answers.iter().map(|r| r.status()).collect::<Vec<_>>()
+    );
     assert!(answers
         .iter()
         .all(|r| [StatusCode::OK, StatusCode::UNAUTHORIZED].contains(&r.status())));
@@ -151,7 +166,11 @@ async fn guessing_the_second_step_hits_the_reauthentication_budget(profile: Prof
     } = enrolled(&app).await;
     let mfa_token = first_step(&app, &email).await;
     let right = code_of(&totp, step + 1);
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     // Five wrong codes per account per 15 minutes (RATE_LIMIT_REAUTH_PER_USER), spent
     // before the check; the sixth guess is not checked.
     let mut statuses = Vec::new();

@@ -58,7 +58,6 @@ pub use domain::mfa::{
     ClientBinding, MfaToken, RecoveryCode, RecoveryCodeHash, SecondFactor, SecondFactorError,
     RECOVERY_CODE_COUNT,
 };
-pub use domain::totp::{Totp, TotpError, TotpSecret, TOTP_STEP_SECS};
 pub use domain::otp::{
     OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, OtpSecretError, StoredOtp,
 };
@@ -69,6 +68,7 @@ pub use domain::password::{
 pub use domain::session::{
     ClientInfo, Session, SessionId, SessionToken, TokenHash, TOKEN_BYTES, TOKEN_CHARS,
 };
+pub use domain::totp::{Totp, TotpError, TotpSecret, TOTP_STEP_SECS};
 pub use domain::user::{NewUser, User, UserCredentials, UserId};
 pub use ports::*;
 pub use service::*;

@@ -70,13 +70,20 @@ mod tests {
         let same = Sealer::derive(&[1; 32], b"one");
         let other_label = Sealer::derive(&[1; 32], b"two");
         let sealed = a.seal(b"secret", b"row 1");
-        assert_eq!(same.open(&sealed, b"row 1").as_deref(), Some(&b"secret"[..]));
+        assert_eq!(
+            same.open(&sealed, b"row 1").as_deref(),
+            Some(&b"secret"[..])
+        );
         assert_eq!(other_label.open(&sealed, b"row 1"), None);
         assert_eq!(a.open(&sealed, b"row 2"), None);
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
         assert_eq!(a.open(&altered, b"row 1"), None);
         assert_eq!(a.open(&sealed[..10], b"row 1"), None);
-        assert_ne!(a.seal(b"secret", b"row 1"), sealed, "a fresh nonce each time");
+        assert_ne!(
+            a.seal(b"secret", b"row 1"),
+            sealed,
+            "a fresh nonce each time"
+        );
     }
 }

@@ -199,7 +199,11 @@ impl ChangePasswordRequest {
         let new_password = policy
             .parse(self.new_password, email)
             .map_err(|e| weak_password("new_password", e))?;
-        Ok((current, new_password, parse_second_factor(self.second_factor)?))
+        Ok((
+            current,
+            new_password,
+            parse_second_factor(self.second_factor)?,
+        ))
     }
 }
 
@@ -619,9 +623,7 @@ pub struct MfaManageRequest {
 
 impl MfaManageRequest {
     /// Parses into domain types.
-    pub fn try_into_domain(
-        self,
-    ) -> Result<(PasswordAttempt, auth_core::SecondFactor), ApiError> {
+    pub fn try_into_domain(self) -> Result<(PasswordAttempt, auth_core::SecondFactor), ApiError> {
         let password =
             PasswordAttempt::parse(self.password).map_err(|_| ApiError::WrongCurrentPassword)?;
         let code = parse_second_factor(Some(self.code))?

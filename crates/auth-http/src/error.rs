@@ -216,9 +216,7 @@ impl ApiError {
                 "Enter a code from your authenticator app or a recovery code.".into()
             }
             Self::InvalidSecondFactor { .. } => "The code is wrong or was used before.".into(),
-            Self::InvalidMfaToken => {
-                "This login has expired or is not valid. Log in again.".into()
-            }
+            Self::InvalidMfaToken => "This login has expired or is not valid. Log in again.".into(),
             Self::MfaAlreadyEnabled => "Two-factor authentication is already on.".into(),
             Self::MfaNotEnabled => {
                 "Two-factor authentication is off, or no enrolment is waiting.".into()
@@ -433,7 +431,9 @@ impl From<DeleteAccountError> for ApiError {
         match e {
             DeleteAccountError::InvalidCredentials => Self::WrongCurrentPassword,
             DeleteAccountError::SecondFactorRequired => Self::SecondFactorRequired,
-            DeleteAccountError::InvalidSecondFactor => Self::InvalidSecondFactor { at_login: false },
+            DeleteAccountError::InvalidSecondFactor => {
+                Self::InvalidSecondFactor { at_login: false }
+            }
             DeleteAccountError::Unauthenticated => Self::Unauthenticated,
             DeleteAccountError::TooManyRequests { retry_after } => {
                 Self::TooManyRequests { retry_after }
@@ -448,12 +448,43 @@ impl From<ChangePasswordError> for ApiError {
         match e {
             ChangePasswordError::InvalidCredentials => Self::WrongCurrentPassword,
             ChangePasswordError::SecondFactorRequired => Self::SecondFactorRequired,
-            ChangePasswordError::InvalidSecondFactor => Self::InvalidSecondFactor { at_login: false },
+            ChangePasswordError::InvalidSecondFactor => {
+                Self::InvalidSecondFactor { at_login: false }
+            }
             ChangePasswordError::Unauthenticated => Self::Unauthenticated,
             ChangePasswordError::TooManyRequests { retry_after } => {
                 Self::TooManyRequests { retry_after }
             }
             ChangePasswordError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::MfaError> for ApiError {
+    fn from(e: auth_core::MfaError) -> Self {
+        use auth_core::MfaError;
+        match e {
+            MfaError::InvalidCredentials => Self::WrongCurrentPassword,
+            MfaError::InvalidCode => Self::InvalidSecondFactor { at_login: false },
+            MfaError::AlreadyEnabled => Self::MfaAlreadyEnabled,
+            MfaError::NotPending | MfaError::NotEnabled => Self::MfaNotEnabled,
+            MfaError::Unauthenticated => Self::Unauthenticated,
+            MfaError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            MfaError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::SecondStepError> for ApiError {
+    fn from(e: auth_core::SecondStepError) -> Self {
+        use auth_core::SecondStepError;
+        match e {
+            SecondStepError::InvalidToken => Self::InvalidMfaToken,
+            SecondStepError::InvalidCode => Self::InvalidSecondFactor { at_login: true },
+            SecondStepError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
+            SecondStepError::Failure(f) => Self::from_failure(f),
         }
     }
 }
@@ -497,35 +528,6 @@ mod tests {
                 }
                 other => panic!("{raw:?}: {other:?}"),
             }
-        }
-    }
-}
-
-impl From<auth_core::MfaError> for ApiError {
-    fn from(e: auth_core::MfaError) -> Self {
-        use auth_core::MfaError;
-        match e {
-            MfaError::InvalidCredentials => Self::WrongCurrentPassword,
-            MfaError::InvalidCode => Self::InvalidSecondFactor { at_login: false },
-            MfaError::AlreadyEnabled => Self::MfaAlreadyEnabled,
-            MfaError::NotPending | MfaError::NotEnabled => Self::MfaNotEnabled,
-            MfaError::Unauthenticated => Self::Unauthenticated,
-            MfaError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
-            MfaError::Failure(f) => Self::from_failure(f),
-        }
-    }
-}
-
-impl From<auth_core::SecondStepError> for ApiError {
-    fn from(e: auth_core::SecondStepError) -> Self {
-        use auth_core::SecondStepError;
-        match e {
-            SecondStepError::InvalidToken => Self::InvalidMfaToken,
-            SecondStepError::InvalidCode => Self::InvalidSecondFactor { at_login: true },
-            SecondStepError::TooManyRequests { retry_after } => {
-                Self::TooManyRequests { retry_after }
-            }
-            SecondStepError::Failure(f) => Self::from_failure(f),
         }
     }
 }

@@ -189,7 +189,11 @@ pub(crate) fn mfa_required(pending: auth_core::PendingLogin) -> HttpResponse {
     })
 }
 
-pub(crate) fn logged_in(state: &AppState, outcome: LoginOutcome, transport: Transport) -> HttpResponse {
+pub(crate) fn logged_in(
+    state: &AppState,
+    outcome: LoginOutcome,
+    transport: Transport,
+) -> HttpResponse {
     let expires_at = outcome.session.expires_at;
     let mut res = no_store();
     let (token, device_token) = match transport {

@@ -142,7 +142,8 @@ impl TotpStore for MemoryTotpStore {
         self.with(|s| {
             let now = Utc::now();
             s.challenges.retain(|_, c| c.expires_at > now);
-            s.challenges.insert(challenge.token_hash.0, challenge.clone());
+            s.challenges
+                .insert(challenge.token_hash.0, challenge.clone());
         });
         Ok(())
     }

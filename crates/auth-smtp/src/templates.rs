@@ -400,6 +400,9 @@ mod tests {
             MailMessage::SignupAttempted,
             MailMessage::AccountDeleted,
             MailMessage::SessionEndedAfterWrongPasswords,
+            MailMessage::TotpEnabled,
+            MailMessage::TotpDisabled,
+            MailMessage::RecoveryCodeUsed { left: 3 },
         ]
         .map(|m| m.kind());
         assert_eq!(kinds, KINDS);

@@ -46,16 +46,16 @@ mod database;
 mod errors;
 mod migrations;
 mod outbox;
-mod totp;
 mod repository;
 mod schema;
 mod settings;
 mod setup;
+mod totp;
 
 pub use connection::{SqliteAsyncConnection, SqlitePool};
 pub use migrations::run_migrations;
 pub use outbox::SqliteOutbox;
-pub use totp::SqliteTotpStore;
 pub use repository::SqliteUserRepository;
 pub use settings::{SqliteError, SqliteLocation, SqliteSettings};
 pub use setup::MIGRATIONS;
+pub use totp::SqliteTotpStore;

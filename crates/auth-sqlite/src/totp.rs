@@ -33,7 +33,9 @@ impl SqliteTotpStore {
 
 impl fmt::Debug for SqliteTotpStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteTotpStore").field("db", &self.db).finish()
+        f.debug_struct("SqliteTotpStore")
+            .field("db", &self.db)
+            .finish()
     }
 }
 

@@ -23,7 +23,9 @@ const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecondFactorError {
     /// Neither six digits nor a recovery code.
-    #[error("the code must be 6 digits from your authenticator app or a recovery code (xxxxx-xxxxx)")]
+    #[error(
+        "the code must be 6 digits from your authenticator app or a recovery code (xxxxx-xxxxx)"
+    )]
     Malformed,
 }
 
@@ -44,8 +46,7 @@ impl RecoveryCode {
                 'o' => '0',
                 c => c,
             };
-            if !c.is_ascii() || !ALPHABET.contains(&(c as u8)) || out.len() == RECOVERY_CODE_CHARS
-            {
+            if !c.is_ascii() || !ALPHABET.contains(&(c as u8)) || out.len() == RECOVERY_CODE_CHARS {
                 return Err(SecondFactorError::Malformed);
             }
             out.push(c);
@@ -211,21 +212,50 @@ mod tests {
     fn recovery_codes_parse_as_people_type_them() {
         let code = RecoveryCode::from_random(&[0, 1, 2, 3, 4, 27, 28, 29, 30, 31]);
         assert_eq!(code.expose(), "01234-vwxyz");
-        for typed in ["01234-vwxyz", "01234vwxyz", " OI234 VWXYZ ", "o1234-vwxyz", "0l234-VWXYZ"] {
+        for typed in [
+            "01234-vwxyz",
+            "01234vwxyz",
+            " OI234 VWXYZ ",
+            "o1234-vwxyz",
+            "0l234-VWXYZ",
+        ] {
             assert_eq!(RecoveryCode::parse(typed).unwrap(), code, "{typed}");
         }
-        for bad in ["", "01234-vwxy", "01234-vwxyz0", "01234-vwxyu", "01234-vwxy!", "ü1234-vwxyz"] {
-            assert_eq!(RecoveryCode::parse(bad), Err(SecondFactorError::Malformed), "{bad}");
+        for bad in [
+            "",
+            "01234-vwxy",
+            "01234-vwxyz0",
+            "01234-vwxyu",
+            "01234-vwxy!",
+            "ü1234-vwxyz",
+        ] {
+            assert_eq!(
+                RecoveryCode::parse(bad),
+                Err(SecondFactorError::Malformed),
+                "{bad}"
+            );
         }
         assert_eq!(format!("{code:?}"), "RecoveryCode(*****-*****)");
     }
 
     #[test]
     fn six_digits_are_a_totp_code_and_the_rest_a_recovery_code() {
-        assert!(matches!(SecondFactor::parse(" 123456 "), Ok(SecondFactor::Totp(_))));
-        assert!(matches!(SecondFactor::parse("abcde-fghjk"), Ok(SecondFactor::Recovery(_))));
-        assert_eq!(SecondFactor::parse("12345"), Err(SecondFactorError::Malformed));
-        assert_eq!(SecondFactor::parse("1234567"), Err(SecondFactorError::Malformed));
+        assert!(matches!(
+            SecondFactor::parse(" 123456 "),
+            Ok(SecondFactor::Totp(_))
+        ));
+        assert!(matches!(
+            SecondFactor::parse("abcde-fghjk"),
+            Ok(SecondFactor::Recovery(_))
+        ));
+        assert_eq!(
+            SecondFactor::parse("12345"),
+            Err(SecondFactorError::Malformed)
+        );
+        assert_eq!(
+            SecondFactor::parse("1234567"),
+            Err(SecondFactorError::Malformed)
+        );
     }
 
     #[test]

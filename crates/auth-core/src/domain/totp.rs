@@ -63,7 +63,11 @@ pub struct Totp(totp_rs::Totp);
 
 impl Totp {
     /// The TOTP of `secret` for `account`, shown in apps as "`issuer` (`account`)".
-    pub fn new(secret: &TotpSecret, account: &EmailAddress, issuer: &str) -> Result<Self, TotpError> {
+    pub fn new(
+        secret: &TotpSecret,
+        account: &EmailAddress,
+        issuer: &str,
+    ) -> Result<Self, TotpError> {
         if issuer.contains(':') {
             return Err(TotpError::BadIssuer);
         }
@@ -176,7 +180,10 @@ mod tests {
                 .build()
                 .unwrap()
         };
-        let sha256 = build(totp_rs::Algorithm::SHA256, b"12345678901234567890123456789012");
+        let sha256 = build(
+            totp_rs::Algorithm::SHA256,
+            b"12345678901234567890123456789012",
+        );
         let sha512 = build(
             totp_rs::Algorithm::SHA512,
             b"1234567890123456789012345678901234567890123456789012345678901234",
@@ -211,11 +218,20 @@ mod tests {
         let secret = TotpSecret::from_bytes(vec![1; 20]).unwrap();
         let totp = Totp::new(&secret, &ada(), "SecureAuth").unwrap();
         let uri = totp.otpauth_uri();
-        assert!(uri.starts_with("otpauth://totp/SecureAuth:ada%40example.com?"), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/SecureAuth:ada%40example.com?"),
+            "{uri}"
+        );
         assert!(uri.contains(&format!("secret={}", totp.secret_base32())));
         assert!(uri.contains("issuer=SecureAuth"));
-        assert_eq!(format!("{totp:?} {secret:?}"), "Totp([REDACTED]) TotpSecret([REDACTED])");
-        assert_eq!(TotpSecret::from_bytes(vec![1; 15]).unwrap_err(), TotpError::SecretTooShort);
+        assert_eq!(
+            format!("{totp:?} {secret:?}"),
+            "Totp([REDACTED]) TotpSecret([REDACTED])"
+        );
+        assert_eq!(
+            TotpSecret::from_bytes(vec![1; 15]).unwrap_err(),
+            TotpError::SecretTooShort
+        );
         assert_eq!(
             Totp::new(&secret, &ada(), "a:b").unwrap_err(),
             TotpError::BadIssuer

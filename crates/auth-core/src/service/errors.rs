@@ -4,11 +4,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::domain::mfa::MfaToken;
 use crate::ports::{
     BoxError, HasherError, MailerError, OtpStoreError, RateLimiterError, SessionStoreError,
     TotpStoreError, UserRepoError,
 };
-use crate::domain::mfa::MfaToken;
 use crate::LoginOutcome;
 
 /// The port a [`Failure`] came from.

@@ -114,13 +114,23 @@ impl AuthService {
         let mut bytes = vec![0u8; TOTP_SECRET_BYTES];
         self.ports.random.fill_bytes(&mut bytes);
         let secret = TotpSecret::from_bytes(bytes).map_err(internal)?;
-        let sealed = self.totp_seal.seal(secret.expose(), creds.user.id.as_uuid().as_bytes());
+        let sealed = self
+            .totp_seal
+            .seal(secret.expose(), creds.user.id.as_uuid().as_bytes());
         let now = self.ports.clock.now();
-        if !self.ports.totp.put_pending(creds.user.id, &sealed, now).await? {
+        if !self
+            .ports
+            .totp
+            .put_pending(creds.user.id, &sealed, now)
+            .await?
+        {
             return Err(MfaError::AlreadyEnabled);
         }
         let totp = self.totp_of(&creds.user, &secret)?;
-        info!(security_event = "totp_enrolment_started", "TOTP enrolment started");
+        info!(
+            security_event = "totp_enrolment_started",
+            "TOTP enrolment started"
+        );
         Ok(TotpEnrolment { totp })
     }
 
@@ -184,7 +194,10 @@ impl AuthService {
         {
             return Err(MfaError::NotEnabled);
         }
-        info!(security_event = "recovery_codes_regenerated", "recovery codes replaced");
+        info!(
+            security_event = "recovery_codes_regenerated",
+            "recovery codes replaced"
+        );
         Ok(codes)
     }
 
@@ -210,7 +223,10 @@ impl AuthService {
         let revoked = self
             .revoke_all(creds.user.id, &creds.user.email, Some(session.id))
             .await?;
-        info!(security_event = "totp_disabled", revoked, "TOTP turned off; other sessions revoked");
+        info!(
+            security_event = "totp_disabled",
+            revoked, "TOTP turned off; other sessions revoked"
+        );
         self.send_best_effort(
             &creds.user.email,
             &MailMessage::TotpDisabled,
@@ -261,7 +277,10 @@ impl AuthService {
         let left = match self.check_second_factor(&creds.user, factor, now).await {
             Ok(left) => left,
             Err(Refused::Wrong) => {
-                info!(security_event = "second_factor_failed", "second login step: wrong code");
+                info!(
+                    security_event = "second_factor_failed",
+                    "second login step: wrong code"
+                );
                 return Err(SecondStepError::InvalidCode);
             }
             Err(Refused::Failure(f)) => return Err(f.into()),
@@ -280,7 +299,10 @@ impl AuthService {
                 Opened::Failure(f) => SecondStepError::Failure(f),
             })?;
         if let Some(left) = left {
-            warn!(security_event = "recovery_code_used", left, "login with a recovery code");
+            warn!(
+                security_event = "recovery_code_used",
+                left, "login with a recovery code"
+            );
             self.send_best_effort(
                 &email,
                 &MailMessage::RecoveryCodeUsed { left },
@@ -356,8 +378,14 @@ impl AuthService {
             Ok(None) => Ok(()),
             Err(Refused::Failure(f)) => Err(StepUp::Failure(f)),
             Err(Refused::Wrong) => {
-                info!(security_event = "step_up_failed", "wrong second factor inside a session");
-                match self.reauth_failed(session, client, creds.language.as_deref()).await {
+                info!(
+                    security_event = "step_up_failed",
+                    "wrong second factor inside a session"
+                );
+                match self
+                    .reauth_failed(session, client, creds.language.as_deref())
+                    .await
+                {
                     Ok(None) => Err(StepUp::Wrong),
                     Ok(Some(_)) => Err(StepUp::SessionEnded),
                     Err(f) => Err(StepUp::Failure(f)),
@@ -392,7 +420,10 @@ impl AuthService {
                 if stored.last_step.is_some_and(|last| step <= last)
                     || !self.ports.totp.accept_step(user.id, step).await?
                 {
-                    warn!(security_event = "totp_replay_refused", "a TOTP code was used again");
+                    warn!(
+                        security_event = "totp_replay_refused",
+                        "a TOTP code was used again"
+                    );
                     return Err(Refused::Wrong);
                 }
                 Ok(None)
@@ -471,8 +502,5 @@ impl AuthService {
 struct SealBroken;
 
 fn internal<E: std::error::Error + Send + Sync + 'static>(e: E) -> MfaError {
-    MfaError::Failure(Failure::Internal(
-        super::Dependency::TotpStore,
-        Box::new(e),
-    ))
+    MfaError::Failure(Failure::Internal(super::Dependency::TotpStore, Box::new(e)))
 }

@@ -4,9 +4,9 @@ use tracing::{info, instrument, Span};
 
 use super::guard::Reauth;
 use super::mfa::StepUp;
-use crate::domain::mfa::SecondFactor;
 use super::{AuthService, ChangePasswordError, ForgotPasswordError, ResetPasswordError};
 use crate::domain::email::EmailAddress;
+use crate::domain::mfa::SecondFactor;
 use crate::domain::otp::{OtpCode, OtpPurpose};
 use crate::domain::password::{Password, PasswordAttempt};
 use crate::domain::session::{ClientInfo, Session};

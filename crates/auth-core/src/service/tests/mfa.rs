@@ -8,7 +8,6 @@ use crate::domain::mfa::RecoveryCodeHash;
 use crate::ports::{MfaChallenge, StoredTotp, TotpStoreError};
 use std::sync::PoisonError;
 
-
 #[derive(Default)]
 struct Row {
     sealed_secret: Vec<u8>,
@@ -138,7 +137,8 @@ impl TotpStore for FakeTotpStore {
 
     async fn put_challenge(&self, challenge: &MfaChallenge) -> Result<(), TotpStoreError> {
         self.with(|s| {
-            s.challenges.insert(challenge.token_hash.0, challenge.clone());
+            s.challenges
+                .insert(challenge.token_hash.0, challenge.clone());
         });
         Ok(())
     }
@@ -163,15 +163,13 @@ fn mfa_harness() -> (Harness, FakeTotpStore, Outbox, SessionState) {
     let mut h = Harness::new();
     h.user_lookup(Some(creds(true)));
     account_by_id(&mut h);
-    h.hasher
-        .expect_verify()
-        .returning(|p, _| {
-            Ok(if p.expose_secret() == PASSWORD {
-                PasswordCheck::Match
-            } else {
-                PasswordCheck::Mismatch
-            })
-        });
+    h.hasher.expect_verify().returning(|p, _| {
+        Ok(if p.expose_secret() == PASSWORD {
+            PasswordCheck::Match
+        } else {
+            PasswordCheck::Mismatch
+        })
+    });
     let sessions = h.session_store_in_memory();
     h.sessions
         .expect_delete_all_for_user()
@@ -235,7 +233,11 @@ fn enrolment_seals_the_secret_and_confirmation_turns_it_on_with_ten_recovery_cod
     assert!(!block_on(svc.totp_enabled(ada_id())).unwrap());
 
     // A wrong code does not turn it on.
-    let wrong = code(if raw.code_at(t0()).expose() == "000000" { "111111" } else { "000000" });
+    let wrong = code(if raw.code_at(t0()).expose() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    });
     let r = block_on(svc.confirm_totp(&current_session(), &wrong, &client()));
     assert!(matches!(r, Err(MfaError::InvalidCode)), "{r:?}");
 
@@ -248,10 +250,15 @@ fn enrolment_seals_the_secret_and_confirmation_turns_it_on_with_ten_recovery_cod
     let stored = block_on(store.get(ada_id())).unwrap().unwrap();
     assert_eq!(stored.recovery_codes_left, 10);
     assert!(stored.enabled_at.is_some());
-    assert!(outbox.lock().unwrap().iter().any(|(_, m)| *m == MailMessage::TotpEnabled));
+    assert!(outbox
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, m)| *m == MailMessage::TotpEnabled));
 
     // A second enrolment while on is refused.
-    let again = block_on(svc.begin_totp_enrolment(&current_session(), &attempt(PASSWORD), &client()));
+    let again =
+        block_on(svc.begin_totp_enrolment(&current_session(), &attempt(PASSWORD), &client()));
     assert!(matches!(again, Err(MfaError::AlreadyEnabled)), "{again:?}");
 }
 
@@ -264,16 +271,24 @@ fn with_totp_on_a_right_password_gives_no_session_until_the_second_step() {
     let before_login = sessions.lock().unwrap().len();
 
     let pending = first_step(&svc, client());
-    assert_eq!(sessions.lock().unwrap().len(), before_login, "no session after the password");
+    assert_eq!(
+        sessions.lock().unwrap().len(),
+        before_login,
+        "no session after the password"
+    );
     assert_eq!(pending.expires_at, t0() + TimeDelta::minutes(5));
 
     clock.advance(secs(30));
     let code = ada_totp(&svc, &store).code_at(clock.now());
-    let done = block_on(svc.login_second_factor(&pending.token, &totp_factor(code), client(), None))
-        .unwrap();
+    let done =
+        block_on(svc.login_second_factor(&pending.token, &totp_factor(code), client(), None))
+            .unwrap();
     assert_eq!(done.login.user.id, ada_id());
     assert_eq!(done.recovery_codes_left, None);
-    assert!(sessions.lock().unwrap().contains_key(&done.login.token.hash().0));
+    assert!(sessions
+        .lock()
+        .unwrap()
+        .contains_key(&done.login.token.hash().0));
 }
 
 #[test]
@@ -292,7 +307,10 @@ fn a_totp_code_is_accepted_once_and_an_older_step_is_a_replay() {
         client(),
         None,
     ));
-    assert!(matches!(replay, Err(SecondStepError::InvalidCode)), "{replay:?}");
+    assert!(
+        matches!(replay, Err(SecondStepError::InvalidCode)),
+        "{replay:?}"
+    );
 
     // The next step's code works once...
     clock.advance(secs(30));
@@ -300,8 +318,12 @@ fn a_totp_code_is_accepted_once_and_an_older_step_is_a_replay() {
     block_on(svc.login_second_factor(&pending.token, &totp_factor(next.clone()), client(), None))
         .unwrap();
     let pending = first_step(&svc, client());
-    let again = block_on(svc.login_second_factor(&pending.token, &totp_factor(next), client(), None));
-    assert!(matches!(again, Err(SecondStepError::InvalidCode)), "{again:?}");
+    let again =
+        block_on(svc.login_second_factor(&pending.token, &totp_factor(next), client(), None));
+    assert!(
+        matches!(again, Err(SecondStepError::InvalidCode)),
+        "{again:?}"
+    );
     // ...and a code of an earlier step, still inside the drift window, is a replay too.
     clock.advance(secs(30));
     let older = totp.code_at(at_step_offset(clock.now(), -1));
@@ -323,11 +345,15 @@ fn drift_of_one_step_either_way_is_accepted_and_two_steps_are_not() {
     for too_far in [-2, 2] {
         let c = totp.code_at(at_step_offset(now, too_far));
         let r = block_on(svc.login_second_factor(&pending.token, &totp_factor(c), client(), None));
-        assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{too_far}: {r:?}");
+        assert!(
+            matches!(r, Err(SecondStepError::InvalidCode)),
+            "{too_far}: {r:?}"
+        );
     }
     // One step behind (a slow phone) works...
     let behind = totp.code_at(at_step_offset(now, -1));
-    block_on(svc.login_second_factor(&pending.token, &totp_factor(behind), client(), None)).unwrap();
+    block_on(svc.login_second_factor(&pending.token, &totp_factor(behind), client(), None))
+        .unwrap();
     // ...and one step ahead (a fast phone), on the next login.
     let pending = first_step(&svc, client());
     let ahead = totp.code_at(at_step_offset(now, 1));
@@ -352,7 +378,10 @@ fn recovery_codes_are_single_use_and_the_owner_is_told_how_many_are_left() {
 
     let pending = first_step(&svc, client());
     let reused = block_on(svc.login_second_factor(&pending.token, &factor, client(), None));
-    assert!(matches!(reused, Err(SecondStepError::InvalidCode)), "{reused:?}");
+    assert!(
+        matches!(reused, Err(SecondStepError::InvalidCode)),
+        "{reused:?}"
+    );
     let other = SecondFactor::Recovery(codes[4].clone());
     let done = block_on(svc.login_second_factor(&pending.token, &other, client(), None)).unwrap();
     assert_eq!(done.recovery_codes_left, Some(8));
@@ -368,7 +397,10 @@ fn a_second_step_token_is_single_use_expires_and_works_only_for_its_client() {
 
     // Another client (another address, or another user agent) gets nothing from the token.
     let pending = first_step(&svc, client());
-    let thief = ClientInfo::new(Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9))), Some("curl/8"));
+    let thief = ClientInfo::new(
+        Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9))),
+        Some("curl/8"),
+    );
     let other_agent = ClientInfo::new(client().ip, Some("curl/8"));
     for other in [thief, other_agent] {
         let r = block_on(svc.login_second_factor(&pending.token, &recovery(0), other, None));
@@ -384,7 +416,13 @@ fn a_second_step_token_is_single_use_expires_and_works_only_for_its_client() {
     clock.advance(secs(5 * 60));
     let r = block_on(svc.login_second_factor(&pending.token, &recovery(1), client(), None));
     assert!(matches!(r, Err(SecondStepError::InvalidToken)), "{r:?}");
-    assert_eq!(block_on(store.get(ada_id())).unwrap().unwrap().recovery_codes_left, 9);
+    assert_eq!(
+        block_on(store.get(ada_id()))
+            .unwrap()
+            .unwrap()
+            .recovery_codes_left,
+        9
+    );
 }
 
 #[test]
@@ -395,7 +433,10 @@ fn a_login_code_needs_the_second_factor_too() {
     enrol(&svc, &store);
     block_on(svc.request_login_code(&email(), &client())).unwrap();
     let r = block_on(svc.login_with_code(&email(), &code(FIRST_CODE), client(), None));
-    assert!(matches!(r, Err(OtpCheckError::SecondFactorRequired(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(OtpCheckError::SecondFactorRequired(_))),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -404,7 +445,9 @@ fn change_password_and_deletion_ask_for_the_second_factor() {
     h.hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new(NEW_HASH)));
-    h.users.expect_set_password_hash().returning(|_, _, _| Ok(()));
+    h.users
+        .expect_set_password_hash()
+        .returning(|_, _, _| Ok(()));
     let clock = h.clock.clone();
     let svc = h.service();
     let codes = enrol(&svc, &store);
@@ -419,13 +462,22 @@ fn change_password_and_deletion_ask_for_the_second_factor() {
         ))
     };
     let r = change(None);
-    assert!(matches!(r, Err(ChangePasswordError::SecondFactorRequired)), "{r:?}");
+    assert!(
+        matches!(r, Err(ChangePasswordError::SecondFactorRequired)),
+        "{r:?}"
+    );
     let r = block_on(svc.delete_account(&current_session(), &attempt(PASSWORD), &client()));
-    assert!(matches!(r, Err(DeleteAccountError::SecondFactorRequired)), "{r:?}");
+    assert!(
+        matches!(r, Err(DeleteAccountError::SecondFactorRequired)),
+        "{r:?}"
+    );
     // The confirmation's code is used already.
     let used = totp_factor(ada_totp(&svc, &store).code_at(t0()));
     let r = change(Some(&used));
-    assert!(matches!(r, Err(ChangePasswordError::InvalidSecondFactor)), "{r:?}");
+    assert!(
+        matches!(r, Err(ChangePasswordError::InvalidSecondFactor)),
+        "{r:?}"
+    );
     clock.advance(secs(30));
     let fresh = totp_factor(ada_totp(&svc, &store).code_at(clock.now()));
     change(Some(&fresh)).unwrap();
@@ -457,10 +509,19 @@ fn turning_totp_off_needs_password_and_code_ends_other_sessions_and_mails_the_ow
     assert!(matches!(r, Err(MfaError::InvalidCredentials)), "{r:?}");
     clock.advance(secs(30));
     let code = ada_totp(&svc, &store).code_at(clock.now());
-    block_on(svc.disable_totp(&current_session(), &attempt(PASSWORD), &totp_factor(code), &client()))
-        .unwrap();
+    block_on(svc.disable_totp(
+        &current_session(),
+        &attempt(PASSWORD),
+        &totp_factor(code),
+        &client(),
+    ))
+    .unwrap();
     assert!(block_on(store.get(ada_id())).unwrap().is_none());
-    assert!(outbox.lock().unwrap().iter().any(|(_, m)| *m == MailMessage::TotpDisabled));
+    assert!(outbox
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, m)| *m == MailMessage::TotpDisabled));
     // A password alone logs in again.
     block_on(svc.login(&email(), &attempt(PASSWORD), client())).unwrap();
 }

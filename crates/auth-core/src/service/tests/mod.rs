@@ -26,8 +26,8 @@ use crate::domain::session::TokenHash;
 use crate::domain::user::UserCredentials;
 use crate::ports::{
     BoxError, HasherError, MailerError, MockMailer, MockOtpStore, MockPasswordHasher,
-    MockSessionStore, MockTotpStore, MockUserRepository, OsRandom, OtpStoreError, RateLimiter, SessionStoreError,
-    Unlimited,
+    MockSessionStore, MockTotpStore, MockUserRepository, OsRandom, OtpStoreError, RateLimiter,
+    SessionStoreError, Unlimited,
 };
 use crate::testing::ManualClock;
 #[allow(unused_imports)]
