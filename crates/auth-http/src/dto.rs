@@ -576,6 +576,15 @@ impl LoginMfaRequest {
     }
 }
 
+/// `GET /me/mfa`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaStatusResponse {
+    /// Two-factor authentication (TOTP) is on.
+    pub totp_enabled: bool,
+    /// Unused recovery codes (0 when off).
+    pub recovery_codes_left: u32,
+}
+
 /// `POST /me/mfa/totp`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TotpEnrolRequest {

@@ -32,6 +32,21 @@ fn qr_svg(uri: &str) -> Result<String> {
         .build())
 }
 
+/// Whether two-factor authentication is on, and how many recovery codes are left.
+#[utoipa::path(get, path = "/me/mfa", tag = "account", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = MfaStatusResponse, description = "The second factor of this account")))]
+pub async fn mfa_status(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
+    let status = state
+        .service
+        .totp_status(auth.session.user.id)
+        .await
+        .map_err(ApiError::from_failure)?;
+    Ok(no_store().json(MfaStatusResponse {
+        totp_enabled: status.enabled,
+        recovery_codes_left: status.recovery_codes_left,
+    }))
+}
+
 /// Start TOTP enrolment: a new secret, shown once, pending until confirmed with a code.
 #[utoipa::path(post, path = "/me/mfa/totp", request_body = TotpEnrolRequest, tag = "account",
     security(("bearer" = []), ("cookie" = [])),

@@ -39,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/login/code").route(web::post().to(request_login_code)))
         .service(resource("/login/code/verify").route(web::post().to(verify_login_code)))
         .service(resource("/login/mfa").route(web::post().to(crate::mfa::login_mfa)))
+        .service(resource("/me/mfa").route(web::get().to(crate::mfa::mfa_status)))
         .service(
             resource("/me/mfa/totp")
                 .route(web::post().to(crate::mfa::enrol_totp))

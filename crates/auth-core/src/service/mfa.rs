@@ -38,6 +38,15 @@ pub struct TotpEnrolment {
     pub totp: Totp,
 }
 
+/// What the owner may see of their second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpStatus {
+    /// TOTP is on.
+    pub enabled: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+}
+
 /// Why a second factor was refused.
 #[derive(Debug)]
 pub(super) enum Refused {
@@ -95,6 +104,20 @@ impl AuthService {
             .get(user)
             .await?
             .is_some_and(|t| t.enabled_at.is_some()))
+    }
+
+    /// Whether the user has TOTP on, and how many recovery codes are left (0 when off).
+    pub async fn totp_status(&self, user: UserId) -> Result<TotpStatus, Failure> {
+        Ok(match self.ports.totp.get(user).await? {
+            Some(t) if t.enabled_at.is_some() => TotpStatus {
+                enabled: true,
+                recovery_codes_left: t.recovery_codes_left,
+            },
+            _ => TotpStatus {
+                enabled: false,
+                recovery_codes_left: 0,
+            },
+        })
     }
 
     /// Starts TOTP enrolment: checks the password (re-authentication budgets), makes a new

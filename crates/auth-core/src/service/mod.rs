@@ -24,7 +24,7 @@ use tracing::warn;
 
 pub use errors::*;
 pub use guard::HasherSaturated;
-pub use mfa::TotpEnrolment;
+pub use mfa::{TotpEnrolment, TotpStatus};
 pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
 
 use crate::domain::device::DeviceCredential;
