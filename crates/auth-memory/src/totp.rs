@@ -159,3 +159,65 @@ impl TotpStore for MemoryTotpStore {
         Ok(self.with(|s| s.challenges.remove(&token_hash.0).is_some()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth_core::{ClientBinding, Utc};
+    use futures::executor::block_on;
+
+    fn user() -> UserId {
+        UserId::from_uuid(uuid::Uuid::from_u128(7))
+    }
+
+    #[test]
+    fn steps_codes_and_challenges_each_have_one_winner() {
+        let store = MemoryTotpStore::new();
+        let now = Utc::now();
+        let codes = [RecoveryCodeHash([1; 32]), RecoveryCodeHash([2; 32])];
+        assert!(block_on(store.put_pending(user(), b"sealed", now)).unwrap());
+        assert!(
+            !block_on(store.accept_step(user(), 5)).unwrap(),
+            "off: no step"
+        );
+        assert!(block_on(store.enable(user(), 5, &codes, now)).unwrap());
+        assert!(
+            !block_on(store.enable(user(), 6, &codes, now)).unwrap(),
+            "once"
+        );
+        assert!(
+            !block_on(store.put_pending(user(), b"other", now)).unwrap(),
+            "on: kept"
+        );
+        assert!(
+            !block_on(store.accept_step(user(), 5)).unwrap(),
+            "the confirming step"
+        );
+        assert!(block_on(store.accept_step(user(), 6)).unwrap());
+        assert!(!block_on(store.accept_step(user(), 6)).unwrap(), "replay");
+        assert_eq!(
+            block_on(store.use_recovery_code(user(), &codes[0])).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            block_on(store.use_recovery_code(user(), &codes[0])).unwrap(),
+            None
+        );
+        let challenge = MfaChallenge {
+            token_hash: TokenHash([9; 32]),
+            user_id: user(),
+            client: ClientBinding([3; 32]),
+            epoch: 0,
+            expires_at: now + chrono::TimeDelta::minutes(5),
+        };
+        block_on(store.put_challenge(&challenge)).unwrap();
+        assert_eq!(
+            block_on(store.get_challenge(&challenge.token_hash)).unwrap(),
+            Some(challenge.clone())
+        );
+        assert!(block_on(store.take_challenge(&challenge.token_hash)).unwrap());
+        assert!(!block_on(store.take_challenge(&challenge.token_hash)).unwrap());
+        assert!(block_on(store.disable(user())).unwrap());
+        assert_eq!(block_on(store.get(user())).unwrap(), None);
+    }
+}
