@@ -319,6 +319,16 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn client_delete_json(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn delete_auth(&self, path: &str, token: &str) -> Response {
         self.client
             .delete(self.url(path))

@@ -38,6 +38,7 @@ mod hardening;
 mod lifecycle;
 mod lockout;
 mod logs;
+mod mfa;
 mod outbox;
 mod slow_clients;
 mod startup;

@@ -12,7 +12,7 @@
 // (redis://127.0.0.1:6379), SCREENSHOT_DIR.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -56,6 +56,32 @@ async function step(name, fn) {
     throw e;
   }
 }
+
+// ---- TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s), as an authenticator app computes it -------------
+
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of text.replace(/=+$/, '').toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) fail(`not base32: ${c}`);
+    bits += v.toString(2).padStart(5, '0');
+  }
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(bytes);
+}
+
+/** The code of time step `step` for the base32 `secret`. */
+function totp(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+const currentStep = () => Math.floor(Date.now() / 1000 / 30);
 
 // ---- prerequisites ------------------------------------------------------------------------------
 
@@ -525,6 +551,83 @@ async function main() {
     await page.click('button[type="submit"]');
     await onPage(page, 'account');
     await page.locator('#account-email').filter({ hasText: email }).waitFor();
+  });
+
+  let totpSecret = '';
+  let totpStep = 0;
+  let recoveryCodes = [];
+  await step('turn on two-factor authentication: QR code and key, a code computed here, recovery codes shown once', async () => {
+    await page.goto(`${base}/ui/account`);
+    await onPage(page, 'account');
+    await page.locator('#mfa-state').filter({ hasText: 'Off' }).waitFor();
+    await page.fill('#mfa-enrol-password', NEW_PASSWORD);
+    await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+    await page.locator('#mfa-qr svg').waitFor();
+    totpSecret = (await page.textContent('#mfa-secret')).trim();
+    check(/^[A-Z2-7]{32}$/.test(totpSecret), `a 160-bit base32 key: ${totpSecret}`);
+    await shot(page, 'account-mfa-enrol', DESKTOP.width);
+    totpStep = currentStep();
+    await page.fill('#mfa-confirm-code', totp(totpSecret, totpStep));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.locator('#mfa-codes-list li').nth(9).waitFor();
+    recoveryCodes = await page.locator('#mfa-codes-list li').allTextContents();
+    check(recoveryCodes.length === 10 && recoveryCodes.every((c) => /^[0-9a-z]{5}-[0-9a-z]{5}$/.test(c)), `ten codes: ${recoveryCodes}`);
+    await page.locator('#mfa-state').filter({ hasText: '10 recovery codes left' }).waitFor();
+    check((await page.textContent('#mfa-secret')) === '', 'the key is gone from the page');
+    await shot(page, 'account-mfa-codes', DESKTOP.width);
+    await page.reload();
+    await onPage(page, 'account');
+    await page.locator('#mfa-state').filter({ hasText: 'On' }).waitFor();
+    check(!(await page.isVisible('#mfa-codes')), 'recovery codes are shown only once');
+  });
+
+  await step('the password alone opens no session: the second step takes a code computed here', async () => {
+    await page.getByRole('button', { name: 'Log out', exact: true }).click();
+    await onPage(page, 'login');
+    await page.fill('#email', email);
+    await page.fill('#password', NEW_PASSWORD);
+    await page.click('button[type="submit"]');
+    await onPage(page, 'login-mfa');
+    const me = await page.evaluate(async () => (await fetch('/me')).status);
+    check(me === 401, `no session after the password alone (GET /me answered ${me})`);
+    await shot(page, 'login-mfa', DESKTOP.width);
+    // The confirmation used its step: that code again is a replay.
+    await page.fill('#code', totp(totpSecret, totpStep));
+    await page.click('button[type="submit"]');
+    await page.locator('#code-error').filter({ hasText: 'used before' }).waitFor();
+    await page.fill('#code', totp(totpSecret, totpStep + 1));
+    await page.click('button[type="submit"]');
+    await onPage(page, 'account');
+    await page.locator('#account-email').filter({ hasText: email }).waitFor();
+  });
+
+  await step('a recovery code logs in once; the used one is refused', async () => {
+    for (const [i, code] of [[0, recoveryCodes[0]], [1, recoveryCodes[0]]]) {
+      await page.getByRole('button', { name: 'Log out', exact: true }).click();
+      await onPage(page, 'login');
+      await page.fill('#email', email);
+      await page.fill('#password', NEW_PASSWORD);
+      await page.click('button[type="submit"]');
+      await onPage(page, 'login-mfa');
+      await page.fill('#code', code);
+      await page.click('button[type="submit"]');
+      if (i === 1) {
+        await page.locator('#code-error').filter({ hasText: 'used before' }).waitFor();
+        await page.fill('#code', recoveryCodes[1]);
+        await page.click('button[type="submit"]');
+      }
+      await onPage(page, 'account');
+      await page.locator('#account-email').filter({ hasText: email }).waitFor();
+    }
+    await page.locator('#mfa-state').filter({ hasText: '8 recovery codes left' }).waitFor();
+  });
+
+  await step('turn two-factor authentication off with the password and a code', async () => {
+    await page.fill('#mfa-manage-password', NEW_PASSWORD);
+    await page.fill('#mfa-manage-code', recoveryCodes[2]);
+    await page.getByRole('button', { name: 'Turn off' }).click();
+    await page.locator('#mfa-state').filter({ hasText: 'Off' }).waitFor();
+    await page.locator('#notice').filter({ hasText: 'Two-factor authentication is off' }).waitFor();
   });
 
   await step('on plain http with a host name other than localhost, the login page says what to do', async () => {

@@ -45,6 +45,7 @@
 pub mod domain;
 pub mod outbox;
 pub mod ports;
+pub mod seal;
 pub mod service;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
@@ -53,6 +54,10 @@ pub mod throttle;
 
 pub use domain::device::{DeviceCredential, DeviceId, MAX_DEVICE_CREDENTIAL_LEN};
 pub use domain::email::{EmailAddress, EmailError, MAX_EMAIL_LEN};
+pub use domain::mfa::{
+    ClientBinding, MfaToken, RecoveryCode, RecoveryCodeHash, SecondFactor, SecondFactorError,
+    RECOVERY_CODE_COUNT,
+};
 pub use domain::otp::{
     OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, OtpSecretError, StoredOtp,
 };
@@ -63,6 +68,7 @@ pub use domain::password::{
 pub use domain::session::{
     ClientInfo, Session, SessionId, SessionToken, TokenHash, TOKEN_BYTES, TOKEN_CHARS,
 };
+pub use domain::totp::{Totp, TotpError, TotpSecret, TOTP_STEP_SECS};
 pub use domain::user::{NewUser, User, UserCredentials, UserId};
 pub use ports::*;
 pub use service::*;

@@ -145,6 +145,8 @@ pub struct MockPorts {
     pub random: std::sync::Arc<dyn crate::RandomSource>,
     /// Request budgets ([`Unlimited`](crate::Unlimited) by default).
     pub limiter: std::sync::Arc<dyn crate::RateLimiter>,
+    /// Second factors. Unless you set expectations on `get`, every user has TOTP off.
+    pub totp: crate::MockTotpStore,
     /// The service's configuration.
     pub config: crate::AuthConfig,
 }
@@ -169,12 +171,15 @@ impl MockPorts {
             clock: std::sync::Arc::new(ManualClock::new(now)),
             random: std::sync::Arc::new(crate::OsRandom),
             limiter: std::sync::Arc::new(crate::Unlimited),
+            totp: crate::MockTotpStore::new(),
             config: crate::AuthConfig::default(),
         }
     }
 
     /// The service on these ports, with [`MOCK_OTP_KEY`] as its code secret.
-    pub fn service(self) -> crate::AuthService {
+    pub fn service(mut self) -> crate::AuthService {
+        // A fallback after the test's own expectations (mockall tries them in order).
+        self.totp.expect_get().returning(|_| Ok(None));
         let ports = crate::AuthPorts {
             users: std::sync::Arc::new(self.users),
             sessions: std::sync::Arc::new(self.sessions),
@@ -184,6 +189,7 @@ impl MockPorts {
             clock: self.clock,
             random: self.random,
             limiter: self.limiter,
+            totp: std::sync::Arc::new(self.totp),
         };
         let secret = crate::OtpSecret::new(Box::<[u8]>::from(MOCK_OTP_KEY).into());
         #[allow(clippy::expect_used)]

@@ -529,6 +529,39 @@ impl Throttle {
         self.spend("reauthenticate", client, budgets).await
     }
 
+    /// Spends the second-factor budgets of the account and the client (the re-authentication
+    /// quotas, in buckets of their own) before a TOTP or recovery code is checked, so parallel
+    /// guesses are counted too. [`Throttle::second_factor_succeeded`] refills the account's
+    /// after a right code: only wrong codes add up.
+    pub(crate) async fn second_factor(
+        &self,
+        user: UserId,
+        client: &ClientInfo,
+    ) -> Result<Result<(), Refusal>, Failure> {
+        let mut budgets = vec![(
+            "mfa:user",
+            RateSubject::User(user),
+            &self.config.reauth_per_user,
+        )];
+        if let Some(ip) = self.ip(client) {
+            budgets.push(("mfa:ip", RateSubject::Ip(ip), &self.config.reauth_per_ip));
+        }
+        self.spend("second-factor", client, budgets).await
+    }
+
+    /// A right second factor: the account's second-factor budget starts over (the client's
+    /// does not, so one client cannot try many accounts).
+    pub(crate) async fn second_factor_succeeded(&self, user: UserId) -> Result<(), Failure> {
+        let key = RateKey {
+            bucket: "mfa:user",
+            subject: RateSubject::User(user),
+        };
+        for quota in self.config.reauth_per_user.tiers() {
+            self.limiter.reset(&key, *quota).await?;
+        }
+        Ok(())
+    }
+
     /// Counts a failed or refused re-authentication against the session's hard limit;
     /// `Ok(false)` once it is past the limit (the session must end).
     pub(crate) async fn reauth_failed(

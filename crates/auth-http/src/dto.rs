@@ -181,6 +181,10 @@ pub struct ChangePasswordRequest {
     /// The new password (same rules as at signup).
     #[schema(value_type = String, min_length = 8, max_length = 128)]
     pub new_password: SecretString,
+    /// With two-factor authentication on: a code from the app or a recovery code.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub second_factor: Option<SecretString>,
 }
 
 impl ChangePasswordRequest {
@@ -189,13 +193,17 @@ impl ChangePasswordRequest {
         self,
         policy: &PasswordPolicy,
         email: &EmailAddress,
-    ) -> Result<(PasswordAttempt, Password), ApiError> {
+    ) -> Result<(PasswordAttempt, Password, Option<auth_core::SecondFactor>), ApiError> {
         let current = PasswordAttempt::parse(self.current_password)
             .map_err(|_| ApiError::WrongCurrentPassword)?;
         let new_password = policy
             .parse(self.new_password, email)
             .map_err(|e| weak_password("new_password", e))?;
-        Ok((current, new_password))
+        Ok((
+            current,
+            new_password,
+            parse_second_factor(self.second_factor)?,
+        ))
     }
 }
 
@@ -205,12 +213,20 @@ pub struct DeleteAccountRequest {
     /// The account's password, asked again before the account goes.
     #[schema(value_type = String)]
     pub password: SecretString,
+    /// With two-factor authentication on: a code from the app or a recovery code.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub second_factor: Option<SecretString>,
 }
 
 impl DeleteAccountRequest {
-    /// Parses into the domain type; a password no account could have is simply wrong.
-    pub fn try_into_domain(self) -> Result<PasswordAttempt, ApiError> {
-        PasswordAttempt::parse(self.password).map_err(|_| ApiError::WrongCurrentPassword)
+    /// Parses into domain types; a password no account could have is simply wrong.
+    pub fn try_into_domain(
+        self,
+    ) -> Result<(PasswordAttempt, Option<auth_core::SecondFactor>), ApiError> {
+        let password =
+            PasswordAttempt::parse(self.password).map_err(|_| ApiError::WrongCurrentPassword)?;
+        Ok((password, parse_second_factor(self.second_factor)?))
     }
 }
 
@@ -484,4 +500,143 @@ pub struct BounceResponse {
     pub status: &'static str,
     /// Until when the address gets no mail.
     pub suppressed_until: chrono::DateTime<chrono::Utc>,
+}
+
+// --- two-factor authentication ---------------------------------------------------------------
+
+/// Parses an optional second factor; a malformed one is simply wrong.
+pub fn parse_second_factor(
+    raw: Option<SecretString>,
+) -> Result<Option<auth_core::SecondFactor>, ApiError> {
+    use secrecy::ExposeSecret;
+    raw.map(|r| {
+        auth_core::SecondFactor::parse(r.expose_secret())
+            .map_err(|_| ApiError::InvalidSecondFactor { at_login: false })
+    })
+    .transpose()
+}
+
+/// `POST /login` when the account has a second factor: no session yet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaRequiredResponse {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Send it with a code to `POST /login/mfa`: single use, from this client only, within
+    /// `expires_at`.
+    pub mfa_token: String,
+    /// When the token stops working (at most 5 minutes after the password).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The answer of `POST /login` and `POST /login/code/verify`: a session, or the second step.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    /// Logged in.
+    Session(LoginResponse),
+    /// A second factor is required.
+    SecondFactor(MfaRequiredResponse),
+}
+
+/// `POST /login/mfa`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginMfaRequest {
+    /// The `mfa_token` of the first step.
+    #[schema(value_type = String)]
+    pub mfa_token: SecretString,
+    /// Six digits from the authenticator app, or a recovery code (`xxxxx-xxxxx`).
+    #[schema(value_type = String, example = "123456")]
+    pub code: SecretString,
+    /// `bearer` (default) or `cookie`.
+    #[serde(default)]
+    pub transport: Transport,
+    /// As at `POST /login`.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub device_token: Option<SecretString>,
+}
+
+/// `POST /login/mfa` parsed.
+pub type ParsedLoginMfa = (
+    auth_core::MfaToken,
+    auth_core::SecondFactor,
+    Transport,
+    Option<DeviceCredential>,
+);
+
+impl LoginMfaRequest {
+    /// Parses into domain types; a malformed token or code is refused like a wrong one.
+    pub fn try_into_domain(self) -> Result<ParsedLoginMfa, ApiError> {
+        use secrecy::ExposeSecret;
+        let token = auth_core::MfaToken::parse(self.mfa_token.expose_secret())
+            .ok_or(ApiError::InvalidMfaToken)?;
+        let code = auth_core::SecondFactor::parse(self.code.expose_secret())
+            .map_err(|_| ApiError::InvalidSecondFactor { at_login: true })?;
+        Ok((token, code, self.transport, parse_device(self.device_token)))
+    }
+}
+
+/// `GET /me/mfa`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaStatusResponse {
+    /// Two-factor authentication (TOTP) is on.
+    pub totp_enabled: bool,
+    /// Unused recovery codes (0 when off).
+    pub recovery_codes_left: u32,
+}
+
+/// `POST /me/mfa/totp`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TotpEnrolRequest {
+    /// The account's password.
+    #[schema(value_type = String)]
+    pub password: SecretString,
+}
+
+/// A new TOTP secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolResponse {
+    /// `otpauth://totp/...`: what the QR code holds.
+    pub otpauth_uri: String,
+    /// The secret in base32, to type into an app by hand.
+    pub secret: String,
+    /// The QR code of `otpauth_uri`, as an SVG document.
+    pub qr_svg: String,
+}
+
+/// `POST /me/mfa/totp/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TotpConfirmRequest {
+    /// Six digits from the authenticator app.
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", example = "123456")]
+    pub code: SecretString,
+}
+
+/// Recovery codes, shown once: each works once in place of a code from the app.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodesResponse {
+    /// Ten codes (`xxxxx-xxxxx`).
+    pub recovery_codes: Vec<String>,
+}
+
+/// `POST /me/mfa/recovery-codes`, `DELETE /me/mfa/totp`: password and a current code.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MfaManageRequest {
+    /// The account's password.
+    #[schema(value_type = String)]
+    pub password: SecretString,
+    /// Six digits from the authenticator app, or a recovery code.
+    #[schema(value_type = String)]
+    pub code: SecretString,
+}
+
+impl MfaManageRequest {
+    /// Parses into domain types.
+    pub fn try_into_domain(self) -> Result<(PasswordAttempt, auth_core::SecondFactor), ApiError> {
+        let password =
+            PasswordAttempt::parse(self.password).map_err(|_| ApiError::WrongCurrentPassword)?;
+        let code = parse_second_factor(Some(self.code))?
+            .ok_or(ApiError::InvalidSecondFactor { at_login: false })?;
+        Ok((password, code))
+    }
 }

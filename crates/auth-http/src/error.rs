@@ -58,6 +58,11 @@ pub enum ErrorCode {
     RequestTimeout,
     ServiceUnavailable,
     Internal,
+    SecondFactorRequired,
+    InvalidSecondFactor,
+    InvalidMfaToken,
+    MfaAlreadyEnabled,
+    MfaNotEnabled,
 }
 
 /// Every error the API returns.
@@ -121,6 +126,24 @@ pub enum ApiError {
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 403: the account has a second factor and the request carries none.
+    #[error("second factor required")]
+    SecondFactorRequired,
+    /// 403 (401 at the second login step): a wrong or used second factor.
+    #[error("invalid second factor")]
+    InvalidSecondFactor {
+        /// At `POST /login/mfa` (401) rather than inside a session (403).
+        at_login: bool,
+    },
+    /// 401: the second-step token is unknown, used, expired or from another client.
+    #[error("invalid mfa token")]
+    InvalidMfaToken,
+    /// 409.
+    #[error("mfa already enabled")]
+    MfaAlreadyEnabled,
+    /// 409.
+    #[error("mfa not enabled")]
+    MfaNotEnabled,
     /// 503: a dependency is down or overloaded.
     #[error("service unavailable")]
     Unavailable(#[source] Failure),
@@ -149,6 +172,11 @@ impl ApiError {
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
+            Self::SecondFactorRequired => ErrorCode::SecondFactorRequired,
+            Self::InvalidSecondFactor { .. } => ErrorCode::InvalidSecondFactor,
+            Self::InvalidMfaToken => ErrorCode::InvalidMfaToken,
+            Self::MfaAlreadyEnabled => ErrorCode::MfaAlreadyEnabled,
+            Self::MfaNotEnabled => ErrorCode::MfaNotEnabled,
         }
     }
 
@@ -186,6 +214,15 @@ impl ApiError {
                 f.dependency()
             ),
             Self::Internal(_) => "Something went wrong on our side.".into(),
+            Self::SecondFactorRequired => {
+                "Enter a code from your authenticator app or a recovery code.".into()
+            }
+            Self::InvalidSecondFactor { .. } => "The code is wrong or was used before.".into(),
+            Self::InvalidMfaToken => "This login has expired or is not valid. Log in again.".into(),
+            Self::MfaAlreadyEnabled => "Two-factor authentication is already on.".into(),
+            Self::MfaNotEnabled => {
+                "Two-factor authentication is off, or no enrolment is waiting.".into()
+            }
         }
     }
 
@@ -233,7 +270,14 @@ impl ResponseError for ApiError {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::TooManyAttempts | Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::InvalidCredentials | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::InvalidCredentials | Self::Unauthenticated | Self::InvalidMfaToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InvalidSecondFactor { at_login: true } => StatusCode::UNAUTHORIZED,
+            Self::InvalidSecondFactor { at_login: false } | Self::SecondFactorRequired => {
+                StatusCode::FORBIDDEN
+            }
+            Self::MfaAlreadyEnabled | Self::MfaNotEnabled => StatusCode::CONFLICT,
             Self::WrongCurrentPassword | Self::EmailNotVerified | Self::CrossSiteRequest => {
                 StatusCode::FORBIDDEN
             }
@@ -333,6 +377,8 @@ impl From<OtpCheckError> for ApiError {
     fn from(e: OtpCheckError) -> Self {
         match e {
             OtpCheckError::InvalidOtp => Self::InvalidOtp,
+            // The routes that can get it answer it themselves (200, mfa_required).
+            OtpCheckError::SecondFactorRequired(_) => Self::InvalidOtp,
             OtpCheckError::OtpExpired => Self::OtpExpired,
             OtpCheckError::TooManyAttempts => Self::TooManyAttempts,
             OtpCheckError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
@@ -382,6 +428,8 @@ impl From<LoginError> for ApiError {
     fn from(e: LoginError) -> Self {
         match e {
             LoginError::InvalidCredentials => Self::InvalidCredentials,
+            // The routes that can get it answer it themselves (200, mfa_required).
+            LoginError::SecondFactorRequired(_) => Self::InvalidCredentials,
             LoginError::EmailNotVerified => Self::EmailNotVerified,
             LoginError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
             LoginError::Failure(f) => Self::from_failure(f),
@@ -411,6 +459,10 @@ impl From<DeleteAccountError> for ApiError {
     fn from(e: DeleteAccountError) -> Self {
         match e {
             DeleteAccountError::InvalidCredentials => Self::WrongCurrentPassword,
+            DeleteAccountError::SecondFactorRequired => Self::SecondFactorRequired,
+            DeleteAccountError::InvalidSecondFactor => {
+                Self::InvalidSecondFactor { at_login: false }
+            }
             DeleteAccountError::Unauthenticated => Self::Unauthenticated,
             DeleteAccountError::TooManyRequests { retry_after } => {
                 Self::TooManyRequests { retry_after }
@@ -424,12 +476,45 @@ impl From<ChangePasswordError> for ApiError {
     fn from(e: ChangePasswordError) -> Self {
         match e {
             ChangePasswordError::InvalidCredentials => Self::WrongCurrentPassword,
+            ChangePasswordError::SecondFactorRequired => Self::SecondFactorRequired,
+            ChangePasswordError::InvalidSecondFactor => {
+                Self::InvalidSecondFactor { at_login: false }
+            }
             ChangePasswordError::Unauthenticated => Self::Unauthenticated,
             ChangePasswordError::PasswordBreached => Self::breached_password("new_password"),
             ChangePasswordError::TooManyRequests { retry_after } => {
                 Self::TooManyRequests { retry_after }
             }
             ChangePasswordError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::MfaError> for ApiError {
+    fn from(e: auth_core::MfaError) -> Self {
+        use auth_core::MfaError;
+        match e {
+            MfaError::InvalidCredentials => Self::WrongCurrentPassword,
+            MfaError::InvalidCode => Self::InvalidSecondFactor { at_login: false },
+            MfaError::AlreadyEnabled => Self::MfaAlreadyEnabled,
+            MfaError::NotPending | MfaError::NotEnabled => Self::MfaNotEnabled,
+            MfaError::Unauthenticated => Self::Unauthenticated,
+            MfaError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            MfaError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::SecondStepError> for ApiError {
+    fn from(e: auth_core::SecondStepError) -> Self {
+        use auth_core::SecondStepError;
+        match e {
+            SecondStepError::InvalidToken => Self::InvalidMfaToken,
+            SecondStepError::InvalidCode => Self::InvalidSecondFactor { at_login: true },
+            SecondStepError::TooManyRequests { retry_after } => {
+                Self::TooManyRequests { retry_after }
+            }
+            SecondStepError::Failure(f) => Self::from_failure(f),
         }
     }
 }

@@ -38,6 +38,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/login").route(web::post().to(login)))
         .service(resource("/login/code").route(web::post().to(request_login_code)))
         .service(resource("/login/code/verify").route(web::post().to(verify_login_code)))
+        .service(resource("/login/mfa").route(web::post().to(crate::mfa::login_mfa)))
+        .service(resource("/me/mfa").route(web::get().to(crate::mfa::mfa_status)))
+        .service(
+            resource("/me/mfa/totp")
+                .route(web::post().to(crate::mfa::enrol_totp))
+                .route(web::delete().to(crate::mfa::disable_totp)),
+        )
+        .service(resource("/me/mfa/totp/confirm").route(web::post().to(crate::mfa::confirm_totp)))
+        .service(
+            resource("/me/mfa/recovery-codes")
+                .route(web::post().to(crate::mfa::regenerate_recovery_codes)),
+        )
         .service(
             resource("/me")
                 .route(web::get().to(me))
@@ -135,7 +147,7 @@ pub async fn resend_otp(
 /// Log in; opens a session.
 #[utoipa::path(post, path = "/login", request_body = LoginRequest, tag = "session",
     responses(
-        (status = 200, body = LoginResponse, description = "Bearer: token and `device_token` in the body. Cookie: token only in `Set-Cookie`, with the HttpOnly `device` cookie",
+        (status = 200, body = LoginAnswer, description = "With two-factor authentication on: `mfa_required` and an `mfa_token` for `POST /login/mfa`, no session. Otherwise: Bearer: token and `device_token` in the body. Cookie: token only in `Set-Cookie`, with the HttpOnly `device` cookie",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session cookie (`__Host-session`, or `session` with `COOKIE_SECURE=false`; HttpOnly, SameSite=Lax) and the device cookie (`__Host-device` or `device`; HttpOnly, SameSite=Strict)"))),
         (status = 401, body = ErrorBody, description = "`invalid_credentials`"),
         (status = 403, body = ErrorBody, description = "`email_not_verified`"),
@@ -150,11 +162,15 @@ pub async fn login(
 ) -> Result {
     let (email, password, transport, device) = body.into_inner().try_into_domain()?;
     let device = device.or_else(|| device_cookie(&req, &state));
-    let outcome = state
+    match state
         .service
         .login_with_device(&email, &password, client.0, device.as_ref())
-        .await?;
-    Ok(logged_in(&state, outcome, transport))
+        .await
+    {
+        Ok(outcome) => Ok(logged_in(&state, outcome, transport)),
+        Err(auth_core::LoginError::SecondFactorRequired(pending)) => Ok(mfa_required(pending)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The device credential of the browser's `device` cookie, if it has one.
@@ -165,7 +181,20 @@ fn device_cookie(req: &HttpRequest, state: &AppState) -> Option<DeviceCredential
 
 /// The answer to a successful login: the session token and the device credential, in the body
 /// (bearer) or in HttpOnly cookies (cookie transport).
-fn logged_in(state: &AppState, outcome: LoginOutcome, transport: Transport) -> HttpResponse {
+/// The answer to a right password when the account has a second factor: no session yet.
+pub(crate) fn mfa_required(pending: auth_core::PendingLogin) -> HttpResponse {
+    no_store().json(MfaRequiredResponse {
+        mfa_required: true,
+        mfa_token: pending.token.expose(),
+        expires_at: pending.expires_at,
+    })
+}
+
+pub(crate) fn logged_in(
+    state: &AppState,
+    outcome: LoginOutcome,
+    transport: Transport,
+) -> HttpResponse {
     let expires_at = outcome.session.expires_at;
     let mut res = no_store();
     let (token, device_token) = match transport {
@@ -216,7 +245,7 @@ pub async fn request_login_code(
 /// Log in with a mailed login code; opens a session like `POST /login`.
 #[utoipa::path(post, path = "/login/code/verify", request_body = LoginCodeVerifyRequest, tag = "session",
     responses(
-        (status = 200, body = LoginResponse, description = "As for `POST /login`",
+        (status = 200, body = LoginAnswer, description = "As for `POST /login` (`mfa_required` with two-factor authentication on)",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session cookie (`__Host-session`, or `session` with `COOKIE_SECURE=false`; HttpOnly, SameSite=Lax) and the device cookie (`__Host-device` or `device`; HttpOnly, SameSite=Strict)"))),
         (status = 400, body = ErrorBody, description = "`invalid_otp` (also for an unknown address) or `otp_expired`"),
         (status = 422, body = ErrorBody, description = "`invalid_email`"),
@@ -230,11 +259,15 @@ pub async fn verify_login_code(
 ) -> Result {
     let (email, code, transport, device) = body.into_inner().try_into_domain()?;
     let device = device.or_else(|| device_cookie(&req, &state));
-    let outcome = state
+    match state
         .service
         .login_with_code(&email, &code, client.0, device.as_ref())
-        .await?;
-    Ok(logged_in(&state, outcome, transport))
+        .await
+    {
+        Ok(outcome) => Ok(logged_in(&state, outcome, transport)),
+        Err(auth_core::OtpCheckError::SecondFactorRequired(pending)) => Ok(mfa_required(pending)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The current user and session.
@@ -278,10 +311,10 @@ pub async fn delete_account(
     // Wrapped so that an unauthenticated request is told 401, not what is wrong with its body.
     body: std::result::Result<web::Json<DeleteAccountRequest>, actix_web::Error>,
 ) -> std::result::Result<HttpResponse, actix_web::Error> {
-    let password = body?.into_inner().try_into_domain()?;
+    let (password, factor) = body?.into_inner().try_into_domain()?;
     state
         .service
-        .delete_account(&auth.session, &password, &client.0)
+        .delete_account_with_factor(&auth.session, &password, factor.as_ref(), &client.0)
         .await
         .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent()
@@ -380,12 +413,18 @@ pub async fn change_password(
     // Wrapped so that an unauthenticated request is told 401, not what is wrong with its body.
     body: std::result::Result<web::Json<ChangePasswordRequest>, actix_web::Error>,
 ) -> std::result::Result<HttpResponse, actix_web::Error> {
-    let (current, new_password) = body?
+    let (current, new_password, factor) = body?
         .into_inner()
         .try_into_domain(state.service.password_policy(), &auth.session.user.email)?;
     state
         .service
-        .change_password(&auth.session, &current, new_password, &client.0)
+        .change_password_with_factor(
+            &auth.session,
+            &current,
+            new_password,
+            factor.as_ref(),
+            &client.0,
+        )
         .await
         .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent().finish())

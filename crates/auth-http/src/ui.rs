@@ -25,6 +25,7 @@ const PAGES: &[(&str, &str)] = &[
     ("verify", include_str!("../ui/verify.html")),
     ("login", include_str!("../ui/login.html")),
     ("login-code", include_str!("../ui/login-code.html")),
+    ("login-mfa", include_str!("../ui/login-mfa.html")),
     ("account", include_str!("../ui/account.html")),
     ("forgot", include_str!("../ui/forgot.html")),
     ("reset", include_str!("../ui/reset.html")),

@@ -130,11 +130,13 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
     let renderer = mail_renderer(settings)?;
     let mut profile = Vec::new();
     let outbox_store: Arc<dyn OutboxStore>;
+    let totp_store: Arc<dyn auth_core::TotpStore>;
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
         profile.push("users:    PostgreSQL (DATABASE_URL)".to_owned());
         let pg = postgres_settings(settings);
         let repo = PgUserRepository::connect(&pg).context("PostgreSQL settings (DATABASE_URL)")?;
         outbox_store = Arc::new(repo.outbox());
+        totp_store = Arc::new(repo.totp());
         let migrated = Arc::new(AtomicBool::new(false));
         match run_migrations(&pg).await {
             Ok(applied) => {
@@ -174,6 +176,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
             .await
             .context("opening the SQLite database (DATABASE_URL)")?;
         outbox_store = Arc::new(repo.outbox());
+        totp_store = Arc::new(repo.totp());
         Arc::new(repo)
     };
 
@@ -290,6 +293,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
         limiter,
+        totp: totp_store,
     };
     let config = AuthConfig {
         otp_ttl: settings.otp_ttl,

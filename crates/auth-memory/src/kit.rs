@@ -6,10 +6,10 @@ use std::sync::Arc;
 use auth_argon2::{Argon2ConfigError, Argon2Hasher, Argon2Settings};
 use auth_core::{
     AuthPorts, Clock, Mailer, OsRandom, OtpStore, PasswordHasher, RandomSource, RateLimiter,
-    SessionStore, SystemClock, UserRepository,
+    SessionStore, SystemClock, TotpStore, UserRepository,
 };
 
-use crate::{CaptureMailer, MemorySetupError, MemoryStore, MemoryUserRepository};
+use crate::{CaptureMailer, MemorySetupError, MemoryStore, MemoryTotpStore, MemoryUserRepository};
 
 /// Why an [`InProcessKit`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,7 @@ pub enum KitError {
 pub struct InProcessKit {
     users: MemoryUserRepository,
     store: MemoryStore,
+    totp: MemoryTotpStore,
     mailer: Arc<dyn Mailer>,
     hasher: Arc<dyn PasswordHasher>,
     clock: Arc<dyn Clock>,
@@ -86,6 +87,8 @@ pub struct InProcessPorts {
     pub clock: Arc<dyn Clock>,
     /// [`OsRandom`].
     pub random: Arc<dyn RandomSource>,
+    /// Second factors ([`MemoryTotpStore`]).
+    pub totp: Arc<dyn TotpStore>,
 }
 
 impl InProcessKit {
@@ -105,6 +108,7 @@ impl InProcessKit {
         Ok(Self {
             users: MemoryUserRepository::new(),
             store: MemoryStore::new()?,
+            totp: MemoryTotpStore::new(),
             mailer,
             hasher,
             clock: Arc::new(SystemClock),
@@ -132,6 +136,7 @@ impl InProcessKit {
             sessions: Arc::new(self.store.clone()),
             otps: Arc::new(self.store.clone()),
             limiter: Arc::new(self.store.clone()),
+            totp: Arc::new(self.totp.clone()),
             mailer: Arc::clone(&self.mailer),
             hasher: Arc::clone(&self.hasher),
             clock: Arc::clone(&self.clock),
@@ -161,6 +166,7 @@ impl From<InProcessPorts> for AuthPorts {
             clock: ports.clock,
             random: ports.random,
             limiter: ports.limiter,
+            totp: ports.totp,
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - [`MemoryStore`] implements [`auth_core::SessionStore`], [`auth_core::OtpStore`] and
 //!   [`auth_core::RateLimiter`] in the memory of the running process;
-//! - [`MemoryUserRepository`] implements [`auth_core::UserRepository`] the same way;
+//! - [`MemoryUserRepository`] implements [`auth_core::UserRepository`] the same way, and
+//!   [`MemoryTotpStore`] [`auth_core::TotpStore`] (second factors);
 //! - [`MemoryOutbox`] implements [`auth_core::OutboxStore`], the mail outbox;
 //! - [`InProcessKit`] builds all of them (plus a clock, a random source and an Argon2id
 //!   hasher) in one call for an embedder who brings only a [`auth_core::Mailer`];
@@ -63,6 +64,7 @@ mod outbox;
 mod rate;
 mod session;
 mod state;
+mod totp;
 mod users;
 
 use std::fmt;
@@ -73,6 +75,7 @@ use std::time::{Duration, Instant};
 pub use capture::{CaptureMailer, SentMail};
 pub use kit::{kit, InProcessKit, InProcessPorts, KitError};
 pub use outbox::MemoryOutbox;
+pub use totp::MemoryTotpStore;
 pub use users::MemoryUserRepository;
 
 use state::State;

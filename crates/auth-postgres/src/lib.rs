@@ -46,6 +46,7 @@ mod outbox;
 mod repository;
 mod schema;
 mod settings;
+mod totp;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -54,3 +55,4 @@ pub use migrations::{run_migrations, MigrationError, MIGRATIONS, MIGRATION_LOCK_
 pub use outbox::PgOutbox;
 pub use repository::PgUserRepository;
 pub use settings::{PgPool, PostgresError, PostgresSettings};
+pub use totp::PgTotpStore;

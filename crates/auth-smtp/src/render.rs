@@ -169,7 +169,14 @@ impl Renderer {
             MailMessage::PasswordChanged
             | MailMessage::SignupAttempted
             | MailMessage::AccountDeleted
-            | MailMessage::SessionEndedAfterWrongPasswords => (None, None, None),
+            | MailMessage::SessionEndedAfterWrongPasswords
+            | MailMessage::TotpEnabled
+            | MailMessage::TotpDisabled
+            | MailMessage::RecoveryCodeUsed { .. } => (None, None, None),
+        };
+        let left = match message {
+            MailMessage::RecoveryCodeUsed { left } => Some(*left),
+            _ => None,
         };
         let valid_for = match valid_for {
             Some(d) => {
@@ -186,6 +193,7 @@ impl Renderer {
             code => code.map(OtpCode::expose),
             valid_for,
             requested_at,
+            left,
         };
         let subject = one_line(&render(&format!("{kind}.subject"), &ctx)?);
         let footer = render("footer.txt", &ctx)?.trim().to_owned();
@@ -309,6 +317,9 @@ fn samples() -> Vec<MailMessage> {
         MailMessage::SignupAttempted,
         MailMessage::AccountDeleted,
         MailMessage::SessionEndedAfterWrongPasswords,
+        MailMessage::TotpEnabled,
+        MailMessage::TotpDisabled,
+        MailMessage::RecoveryCodeUsed { left: 9 },
     ];
     let Ok(code) = OtpCode::parse("123456") else {
         return samples;

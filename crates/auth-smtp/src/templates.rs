@@ -19,7 +19,7 @@ pub(crate) const SHARED_FILES: [&str; 3] = ["layout.html", "footer.txt", "durati
 pub(crate) const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 /// Every message kind, as [`auth_core::MailMessage::kind`] names it.
-pub(crate) const KINDS: [&str; 8] = [
+pub(crate) const KINDS: [&str; 11] = [
     "verify_email",
     "verify_email_again",
     "reset_password",
@@ -28,6 +28,9 @@ pub(crate) const KINDS: [&str; 8] = [
     "signup_attempted",
     "account_deleted",
     "session_ended_after_wrong_passwords",
+    "totp_enabled",
+    "totp_disabled",
+    "recovery_code_used",
 ];
 
 /// Every template file name, the same in each language folder.
@@ -75,6 +78,15 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "en/session_ended_after_wrong_passwords.subject",
     "en/session_ended_after_wrong_passwords.txt",
     "en/session_ended_after_wrong_passwords.html",
+    "en/totp_enabled.subject",
+    "en/totp_enabled.txt",
+    "en/totp_enabled.html",
+    "en/totp_disabled.subject",
+    "en/totp_disabled.txt",
+    "en/totp_disabled.html",
+    "en/recovery_code_used.subject",
+    "en/recovery_code_used.txt",
+    "en/recovery_code_used.html",
     "de/footer.txt",
     "de/duration.txt",
     "de/verify_email.subject",
@@ -101,6 +113,15 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "de/session_ended_after_wrong_passwords.subject",
     "de/session_ended_after_wrong_passwords.txt",
     "de/session_ended_after_wrong_passwords.html",
+    "de/totp_enabled.subject",
+    "de/totp_enabled.txt",
+    "de/totp_enabled.html",
+    "de/totp_disabled.subject",
+    "de/totp_disabled.txt",
+    "de/totp_disabled.html",
+    "de/recovery_code_used.subject",
+    "de/recovery_code_used.txt",
+    "de/recovery_code_used.html",
 ];
 
 /// Why the mail templates could not be loaded. Each names the file (or folder) at fault.
@@ -379,6 +400,9 @@ mod tests {
             MailMessage::SignupAttempted,
             MailMessage::AccountDeleted,
             MailMessage::SessionEndedAfterWrongPasswords,
+            MailMessage::TotpEnabled,
+            MailMessage::TotpDisabled,
+            MailMessage::RecoveryCodeUsed { left: 3 },
         ]
         .map(|m| m.kind());
         assert_eq!(kinds, KINDS);

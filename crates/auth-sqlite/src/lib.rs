@@ -50,6 +50,7 @@ mod repository;
 mod schema;
 mod settings;
 mod setup;
+mod totp;
 
 pub use connection::{SqliteAsyncConnection, SqlitePool};
 pub use migrations::run_migrations;
@@ -57,3 +58,4 @@ pub use outbox::SqliteOutbox;
 pub use repository::SqliteUserRepository;
 pub use settings::{SqliteError, SqliteLocation, SqliteSettings};
 pub use setup::MIGRATIONS;
+pub use totp::SqliteTotpStore;

@@ -80,6 +80,12 @@ impl SqliteUserRepository {
         SqliteOutbox::new(self.db.clone())
     }
 
+    /// The second-factor store ([`auth_core::TotpStore`]) in this repository's database, on
+    /// the same pool.
+    pub fn totp(&self) -> crate::SqliteTotpStore {
+        crate::SqliteTotpStore::new(self.db.clone())
+    }
+
     /// The underlying pool (its `status()` is useful for metrics).
     pub fn pool(&self) -> &SqlitePool {
         self.db.pool()

@@ -38,3 +38,30 @@ diesel::table! {
         reason -> Text,
     }
 }
+
+diesel::table! {
+    totp_secrets (user_id) {
+        user_id -> Text,
+        sealed_secret -> Binary,
+        enabled_at -> Nullable<TimestamptzSqlite>,
+        last_step -> Nullable<BigInt>,
+        created_at -> TimestamptzSqlite,
+    }
+}
+
+diesel::table! {
+    totp_recovery_codes (user_id, code_hash) {
+        user_id -> Text,
+        code_hash -> Binary,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (token_hash) {
+        token_hash -> Binary,
+        user_id -> Text,
+        client -> Binary,
+        epoch -> BigInt,
+        expires_at -> TimestamptzSqlite,
+    }
+}

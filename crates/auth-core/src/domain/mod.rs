@@ -2,7 +2,9 @@
 
 pub mod device;
 pub mod email;
+pub mod mfa;
 pub mod otp;
 pub mod password;
 pub mod session;
+pub mod totp;
 pub mod user;

@@ -116,7 +116,10 @@ fn supersede_key(message: &MailMessage) -> Option<&'static str> {
         | MailMessage::PasswordChanged
         | MailMessage::SignupAttempted
         | MailMessage::AccountDeleted
-        | MailMessage::SessionEndedAfterWrongPasswords => None,
+        | MailMessage::SessionEndedAfterWrongPasswords
+        | MailMessage::TotpEnabled
+        | MailMessage::TotpDisabled
+        | MailMessage::RecoveryCodeUsed { .. } => None,
     }
 }
 

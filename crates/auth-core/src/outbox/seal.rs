@@ -1,19 +1,14 @@
 //! [`MailSeal`]: the outbox keeps messages sealed (XChaCha20-Poly1305), so a copy of the user
 //! database reveals no code.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hkdf::Hkdf;
-use rand::rngs::OsRng;
-use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox};
-use sha2::Sha256;
 use uuid::Uuid;
+
+use crate::seal::Sealer;
 
 use crate::domain::email::EmailAddress;
 use crate::ports::MailMessage;
 
-const NONCE_LEN: usize = 24;
 /// Domain separation: the outbox key is useless for anything else derived from the secret.
 const KEY_INFO: &[u8] = b"secureauth mail outbox v1";
 
@@ -49,7 +44,7 @@ pub struct Letter {
 /// Each message gets a random 192-bit nonce; the message id and the recipient are
 /// authenticated with it, so a sealed body moved to another row does not open.
 #[derive(Clone)]
-pub struct MailSeal(XChaCha20Poly1305);
+pub struct MailSeal(Sealer);
 
 impl MailSeal {
     /// Minimum secret length in bytes.
@@ -64,54 +59,22 @@ impl MailSeal {
                 len: secret.len(),
             });
         }
-        let mut key = [0u8; 32];
-        Hkdf::<Sha256>::new(None, secret)
-            .expand(KEY_INFO, &mut key)
-            .map_err(|_| SealError::Unreadable)?;
-        let cipher = XChaCha20Poly1305::new((&key).into());
-        key.fill(0);
-        Ok(Self(cipher))
+        Ok(Self(Sealer::derive(secret, KEY_INFO)))
     }
 
     /// The letter for message `id` to `to`, sealed.
     pub fn seal(&self, id: Uuid, to: &EmailAddress, letter: &Letter) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
         // Serializing plain data into a Vec cannot fail.
         let plain = serde_json::to_vec(letter).unwrap_or_default();
-        let aad = associated_data(id, to);
-        let sealed = self
-            .0
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &plain,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_default();
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        out
+        self.0.seal(&plain, &associated_data(id, to))
     }
 
     /// Opens what [`seal`](Self::seal) made for message `id` to `to`.
     pub fn open(&self, id: Uuid, to: &EmailAddress, sealed: &[u8]) -> Result<Letter, SealError> {
-        let (nonce, body) = sealed
-            .split_at_checked(NONCE_LEN)
-            .ok_or(SealError::Unreadable)?;
-        let aad = associated_data(id, to);
         let plain = self
             .0
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SealError::Unreadable)?;
+            .open(sealed, &associated_data(id, to))
+            .ok_or(SealError::Unreadable)?;
         serde_json::from_slice(&plain).map_err(|_| SealError::Unreadable)
     }
 }

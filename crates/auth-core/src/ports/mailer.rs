@@ -63,6 +63,16 @@ pub enum MailMessage {
     /// Notice that a session of the account was ended because it gave a wrong password too
     /// often (someone may hold a stolen session); the owner should change the password.
     SessionEndedAfterWrongPasswords,
+    /// Notice that two-factor authentication (TOTP) was turned on.
+    TotpEnabled,
+    /// Notice that two-factor authentication (TOTP) was turned off (every other session
+    /// was ended).
+    TotpDisabled,
+    /// Notice that a recovery code was used (to log in or to confirm a change).
+    RecoveryCodeUsed {
+        /// Unused recovery codes left.
+        left: u32,
+    },
 }
 
 impl MailMessage {
@@ -77,6 +87,9 @@ impl MailMessage {
             MailMessage::SignupAttempted => "signup_attempted",
             MailMessage::AccountDeleted => "account_deleted",
             MailMessage::SessionEndedAfterWrongPasswords => "session_ended_after_wrong_passwords",
+            MailMessage::TotpEnabled => "totp_enabled",
+            MailMessage::TotpDisabled => "totp_disabled",
+            MailMessage::RecoveryCodeUsed { .. } => "recovery_code_used",
         }
     }
 
@@ -90,7 +103,10 @@ impl MailMessage {
             MailMessage::PasswordChanged
             | MailMessage::SignupAttempted
             | MailMessage::AccountDeleted
-            | MailMessage::SessionEndedAfterWrongPasswords => None,
+            | MailMessage::SessionEndedAfterWrongPasswords
+            | MailMessage::TotpEnabled
+            | MailMessage::TotpDisabled
+            | MailMessage::RecoveryCodeUsed { .. } => None,
         }
     }
 }

@@ -15,6 +15,7 @@ mod outbox;
 mod random;
 mod rate_limiter;
 mod session_store;
+mod totp_store;
 mod user_repository;
 
 pub use breached::{BreachCheckError, BreachedPasswords, PasswordSha1};
@@ -31,6 +32,7 @@ pub use rate_limiter::{
     Quota, RateDecision, RateKey, RateLimiter, RateLimiterError, RateSubject, Unlimited,
 };
 pub use session_store::{SessionStore, SessionStoreError};
+pub use totp_store::{MfaChallenge, StoredTotp, TotpStore, TotpStoreError};
 pub use user_repository::{UserRepoError, UserRepository};
 
 #[cfg(any(test, feature = "mocks"))]
@@ -60,6 +62,9 @@ pub use rate_limiter::MockRateLimiter;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use session_store::MockSessionStore;
+#[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
+pub use totp_store::MockTotpStore;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use user_repository::MockUserRepository;

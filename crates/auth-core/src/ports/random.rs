@@ -14,6 +14,11 @@ pub trait RandomSource: Send + Sync + 'static {
     fn session_token(&self) -> SessionToken;
     /// A random (v4) UUID.
     fn uuid(&self) -> Uuid;
+    /// Fills `out` with bytes from a CSPRNG (TOTP secrets, recovery codes). The default is
+    /// the operating system's generator.
+    fn fill_bytes(&self, out: &mut [u8]) {
+        OsRng.fill_bytes(out);
+    }
 }
 
 /// The operating system's CSPRNG.

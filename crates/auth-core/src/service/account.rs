@@ -9,8 +9,10 @@ use tracing::{info, instrument, warn, Span};
 use super::changes::Companion;
 use super::codes::{CodeDelivery, CodeMail};
 use super::guard::Reauth;
+use super::mfa::StepUp;
 use super::{AuthService, DeleteAccountError, ResendOtpError, SignupError, VerifyOtpError};
 use crate::domain::email::EmailAddress;
+use crate::domain::mfa::SecondFactor;
 use crate::domain::otp::{OtpCode, OtpPurpose};
 use crate::domain::password::{Password, PasswordAttempt, PasswordHash};
 use crate::domain::session::{ClientInfo, Session};
@@ -340,6 +342,20 @@ impl AuthService {
         password: &PasswordAttempt,
         client: &ClientInfo,
     ) -> Result<(), DeleteAccountError> {
+        self.delete_account_with_factor(session, password, None, client)
+            .await
+    }
+
+    /// [`AuthService::delete_account`] with the step-up: when the user has TOTP on, a
+    /// current TOTP code or a recovery code is required besides the password.
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn delete_account_with_factor(
+        &self,
+        session: &Session,
+        password: &PasswordAttempt,
+        factor: Option<&SecondFactor>,
+        client: &ClientInfo,
+    ) -> Result<(), DeleteAccountError> {
         let creds = match self.reauthenticate(session, password, client).await {
             Ok(creds) => creds,
             Err(Reauth::Gone | Reauth::SessionEnded) => {
@@ -351,6 +367,13 @@ impl AuthService {
             }
             Err(Reauth::Stop(stop)) => return Err(stop.into()),
         };
+        match self.step_up(session, &creds, factor, client).await {
+            Ok(()) => {}
+            Err(StepUp::Required) => return Err(DeleteAccountError::SecondFactorRequired),
+            Err(StepUp::Wrong) => return Err(DeleteAccountError::InvalidSecondFactor),
+            Err(StepUp::SessionEnded) => return Err(DeleteAccountError::Unauthenticated),
+            Err(StepUp::Failure(f)) => return Err(f.into()),
+        }
         let id = creds.user.id;
         self.revoke_all(id, &creds.user.email, None).await?;
         let mail = Companion {

@@ -4,10 +4,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::domain::mfa::MfaToken;
 use crate::ports::{
     BoxError, HasherError, MailerError, OtpStoreError, RateLimiterError, SessionStoreError,
-    UserRepoError,
+    TotpStoreError, UserRepoError,
 };
+use crate::LoginOutcome;
 
 /// The port a [`Failure`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub enum Dependency {
     Hasher,
     /// [`crate::RateLimiter`].
     RateLimiter,
+    /// [`crate::TotpStore`].
+    TotpStore,
 }
 
 impl fmt::Display for Dependency {
@@ -35,6 +39,7 @@ impl fmt::Display for Dependency {
             Self::Mailer => "mail service",
             Self::Hasher => "password hasher",
             Self::RateLimiter => "rate limiter",
+            Self::TotpStore => "second-factor store",
         })
     }
 }
@@ -131,6 +136,26 @@ impl From<RateLimiterError> for Failure {
     }
 }
 
+impl From<TotpStoreError> for Failure {
+    fn from(e: TotpStoreError) -> Self {
+        match e {
+            TotpStoreError::Unavailable(s) => Self::Unavailable(Dependency::TotpStore, s),
+            TotpStoreError::Other(s) => Self::Internal(Dependency::TotpStore, s),
+        }
+    }
+}
+
+/// A login whose password (or login code) was right, waiting for its second factor: hand
+/// the token to the client, which finishes with
+/// [`AuthService::login_second_factor`](crate::AuthService::login_second_factor).
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    /// Single use, bound to the client, worth nothing else.
+    pub token: MfaToken,
+    /// When it stops working.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
 macro_rules! from_port_errors {
     ($t:ty; $($src:ty),*) => {$(
         impl From<$src> for $t {
@@ -148,7 +173,7 @@ macro_rules! from_failure {
                 Self::Failure(e)
             }
         }
-        from_port_errors!($t; UserRepoError, SessionStoreError, OtpStoreError, MailerError, HasherError);
+        from_port_errors!($t; UserRepoError, SessionStoreError, OtpStoreError, MailerError, HasherError, TotpStoreError);
     )*};
 }
 
@@ -174,13 +199,18 @@ pub enum SignupError {
     Failure(Failure),
 }
 
-/// Why a one-time code was refused ([`crate::AuthService::verify_otp`] and
-/// [`crate::AuthService::reset_password`]).
+/// Why a one-time code was refused ([`crate::AuthService::verify_otp`],
+/// [`crate::AuthService::login_with_code`]; [`ResetPasswordError`] has the same variants).
 #[derive(Debug, thiserror::Error)]
 pub enum OtpCheckError {
     /// Wrong code, no code, or unknown address: deliberately indistinguishable.
     #[error("the code is invalid")]
     InvalidOtp,
+    /// Not a failure: the login code was right and the account has a second factor; finish
+    /// with [`AuthService::login_second_factor`](crate::AuthService::login_second_factor)
+    /// (only from [`crate::AuthService::login_with_code`]).
+    #[error("the code is right; a second factor is required")]
+    SecondFactorRequired(PendingLogin),
     /// The code was right-shaped for a live entry but its lifetime is over.
     #[error("the code has expired; request a new one")]
     OtpExpired,
@@ -233,7 +263,8 @@ pub enum ResetPasswordError {
 impl From<OtpCheckError> for ResetPasswordError {
     fn from(e: OtpCheckError) -> Self {
         match e {
-            OtpCheckError::InvalidOtp => Self::InvalidOtp,
+            // A reset code's check never asks for a second factor (only a login code's does).
+            OtpCheckError::InvalidOtp | OtpCheckError::SecondFactorRequired(_) => Self::InvalidOtp,
             OtpCheckError::OtpExpired => Self::OtpExpired,
             OtpCheckError::TooManyAttempts => Self::TooManyAttempts,
             OtpCheckError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
@@ -288,6 +319,11 @@ pub enum LoginError {
     /// not verified yet.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// Not a failure: the password is right and the account has a second factor, so no
+    /// session yet; finish with
+    /// [`AuthService::login_second_factor`](crate::AuthService::login_second_factor).
+    #[error("the password is right; a second factor is required")]
+    SecondFactorRequired(PendingLogin),
     /// Right password, but the address is not verified yet (only with enumeration protection
     /// off).
     #[error("the email address is not verified")]
@@ -332,6 +368,12 @@ pub enum ChangePasswordError {
     /// The current password is wrong; nothing changed.
     #[error("the current password is wrong")]
     InvalidCredentials,
+    /// The user has a second factor and none was given.
+    #[error("a code from your authenticator app or a recovery code is required")]
+    SecondFactorRequired,
+    /// The second factor is wrong or was used before; nothing changed.
+    #[error("the code is wrong or was used before")]
+    InvalidSecondFactor,
     /// The account no longer exists.
     #[error("not authenticated")]
     Unauthenticated,
@@ -356,6 +398,12 @@ pub enum DeleteAccountError {
     /// The password is wrong; nothing changed.
     #[error("the password is wrong")]
     InvalidCredentials,
+    /// The user has a second factor and none was given.
+    #[error("a code from your authenticator app or a recovery code is required")]
+    SecondFactorRequired,
+    /// The second factor is wrong or was used before; nothing changed.
+    #[error("the code is wrong or was used before")]
+    InvalidSecondFactor,
     /// The account no longer exists.
     #[error("not authenticated")]
     Unauthenticated,
@@ -370,6 +418,69 @@ pub enum DeleteAccountError {
     /// this is not returned.
     #[error(transparent)]
     Failure(Failure),
+}
+
+/// Errors of the second-factor management operations (enrol, confirm, regenerate recovery
+/// codes, turn off).
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    /// The password is wrong; nothing changed.
+    #[error("the password is wrong")]
+    InvalidCredentials,
+    /// The code is wrong, was used before, or a recovery code is used up; nothing changed.
+    #[error("the code is wrong or was used before")]
+    InvalidCode,
+    /// TOTP is on already (turn it off first to enrol a new app).
+    #[error("two-factor authentication is already on")]
+    AlreadyEnabled,
+    /// No enrolment to confirm.
+    #[error("no two-factor enrolment is waiting for confirmation")]
+    NotPending,
+    /// TOTP is off.
+    #[error("two-factor authentication is off")]
+    NotEnabled,
+    /// The account no longer exists, or the session was ended for too many wrong answers.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// A re-authentication budget or this client's share of the hasher is spent.
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of [`AuthService::login_second_factor`](crate::AuthService::login_second_factor).
+#[derive(Debug, thiserror::Error)]
+pub enum SecondStepError {
+    /// The token is unknown, used, expired, from another client, or a revocation ran since
+    /// the password was checked: log in again.
+    #[error("the login has expired or is not valid; log in again")]
+    InvalidToken,
+    /// The code is wrong or was used before (the token stays valid until it expires).
+    #[error("the code is wrong or was used before")]
+    InvalidCode,
+    /// The re-authentication budget of the account or the client is spent.
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// A finished second login step.
+#[derive(Debug)]
+pub struct SecondStepOutcome {
+    /// The session, as from a one-step login.
+    pub login: LoginOutcome,
+    /// When a recovery code was used: how many are left.
+    pub recovery_codes_left: Option<u32>,
 }
 
 /// What every operation error can say about retrying.
@@ -416,6 +527,8 @@ retry_vocabulary!(
     LoginError,
     ChangePasswordError,
     DeleteAccountError,
+    MfaError,
+    SecondStepError,
 );
 
 /// `is_unavailable()` for the errors that have no budget to spend.
@@ -449,4 +562,6 @@ from_failure!(
     AuthenticateError,
     SessionError,
     ChangePasswordError,
+    MfaError,
+    SecondStepError,
 );

@@ -169,7 +169,7 @@ impl AuthService {
 
     /// Counts a failed check against the session's hard limit; past it, ends the session,
     /// mails the owner and answers [`Reauth::SessionEnded`].
-    async fn reauth_failed(
+    pub(super) async fn reauth_failed(
         &self,
         session: &Session,
         client: &ClientInfo,

@@ -11,6 +11,7 @@ mod codes;
 mod errors;
 mod fairness;
 mod guard;
+mod mfa;
 mod password;
 mod sessions;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use tracing::warn;
 
 pub use errors::*;
 pub use guard::HasherSaturated;
+pub use mfa::{TotpEnrolment, TotpStatus};
 pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
 
 use crate::domain::device::DeviceCredential;
@@ -35,8 +37,9 @@ use crate::domain::user::{User, UserId};
 use crate::outbox::MailQueue;
 use crate::ports::{
     BreachedPasswords, Clock, MailMessage, Mailer, OtpStore, PasswordHasher, PasswordSha1,
-    RandomSource, RateLimiter, SessionStore, UserRepository,
+    RandomSource, RateLimiter, SessionStore, TotpStore, UserRepository,
 };
+use crate::seal::Sealer;
 use crate::throttle::{Throttle, ThrottleConfig};
 
 use fairness::HashingSlots;
@@ -70,6 +73,12 @@ pub struct AuthConfig {
     /// The request budgets the service spends on [`AuthPorts::limiter`] (see
     /// [`crate::throttle`]).
     pub throttle: ThrottleConfig,
+    /// The issuer name authenticator apps show next to the account (default `SecureAuth`;
+    /// no colon).
+    pub totp_issuer: String,
+    /// How long the token of a login waiting for its second factor works (default 5
+    /// minutes).
+    pub mfa_token_ttl: Duration,
 }
 
 impl Default for AuthConfig {
@@ -84,6 +93,8 @@ impl Default for AuthConfig {
             enumeration_protection: true,
             device_ttl: Duration::from_secs(180 * 24 * 60 * 60),
             throttle: ThrottleConfig::default(),
+            totp_issuer: "SecureAuth".to_owned(),
+            mfa_token_ttl: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -106,7 +117,7 @@ impl AuthConfig {
     }
 }
 
-/// The adapters the service runs on: eight ports.
+/// The adapters the service runs on: nine ports.
 #[derive(Clone)]
 pub struct AuthPorts {
     /// Durable accounts.
@@ -127,6 +138,8 @@ pub struct AuthPorts {
     /// [`Unlimited`](crate::Unlimited) to run without any (say, behind a gateway that enforces
     /// its own).
     pub limiter: Arc<dyn RateLimiter>,
+    /// Second factors: TOTP secrets (sealed), recovery codes (hashed), second-step tokens.
+    pub totp: Arc<dyn TotpStore>,
 }
 
 impl std::fmt::Debug for AuthPorts {
@@ -208,6 +221,7 @@ pub struct Readiness {
 ///     clock: Arc::new(SystemClock),
 ///     random: Arc::new(OsRandom),
 ///     limiter: Arc::new(Unlimited),
+///     totp: Arc::new(MockTotpStore::new()),
 /// };
 /// let secret = OtpSecret::new(vec![42u8; 32].into_boxed_slice().into()).unwrap();
 /// let service = AuthService::new(ports, AuthConfig::default(), secret);
@@ -219,6 +233,7 @@ pub struct AuthService {
     otp_secret: OtpSecret,
     throttle: Throttle,
     hashing: HashingSlots,
+    totp_seal: Sealer,
     /// The outbox whose rows the user repository writes with the changes they belong to.
     outbox: Option<Arc<MailQueue>>,
     /// The list new passwords must not be on.
@@ -250,7 +265,11 @@ impl AuthService {
     pub fn new(ports: AuthPorts, config: AuthConfig, otp_secret: OtpSecret) -> Self {
         let throttle = Throttle::new(ports.limiter.clone(), config.throttle.clone());
         let hashing = HashingSlots::new(config.throttle.hashes_in_flight_per_client);
+        let mut key = otp_secret.derive_key(mfa::TOTP_SEAL_LABEL);
+        let totp_seal = Sealer::derive(&key, mfa::TOTP_SEAL_LABEL);
+        key.fill(0);
         Self {
+            totp_seal,
             ports,
             config,
             otp_secret,

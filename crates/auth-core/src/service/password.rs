@@ -4,8 +4,10 @@ use tracing::{info, instrument, Span};
 
 use super::changes::Companion;
 use super::guard::Reauth;
+use super::mfa::StepUp;
 use super::{AuthService, ChangePasswordError, ForgotPasswordError, ResetPasswordError};
 use crate::domain::email::EmailAddress;
+use crate::domain::mfa::SecondFactor;
 use crate::domain::otp::{OtpCode, OtpPurpose};
 use crate::domain::password::{Password, PasswordAttempt};
 use crate::domain::session::{ClientInfo, Session};
@@ -16,13 +18,30 @@ use crate::throttle::Action;
 impl AuthService {
     /// Changes the password of the session's user. The current password is required, under
     /// the re-authentication budgets (see [`crate::throttle`]); every other session of the
-    /// user is revoked, the current one stays; a notice is mailed.
-    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    /// user is revoked, the current one stays; a notice is mailed. A user with a second
+    /// factor gets [`ChangePasswordError::SecondFactorRequired`]: use
+    /// [`AuthService::change_password_with_factor`].
     pub async fn change_password(
         &self,
         session: &Session,
         current: &PasswordAttempt,
         new_password: Password,
+        client: &ClientInfo,
+    ) -> Result<(), ChangePasswordError> {
+        self.change_password_with_factor(session, current, new_password, None, client)
+            .await
+    }
+
+    /// [`AuthService::change_password`] with the step-up: when the user has TOTP on, a
+    /// current TOTP code or a recovery code is required besides the password (a wrong one
+    /// counts against the session's hard limit of wrong answers).
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn change_password_with_factor(
+        &self,
+        session: &Session,
+        current: &PasswordAttempt,
+        new_password: Password,
+        factor: Option<&SecondFactor>,
         client: &ClientInfo,
     ) -> Result<(), ChangePasswordError> {
         let creds = match self.reauthenticate(session, current, client).await {
@@ -36,6 +55,13 @@ impl AuthService {
             }
             Err(Reauth::Stop(stop)) => return Err(stop.into()),
         };
+        match self.step_up(session, &creds, factor, client).await {
+            Ok(()) => {}
+            Err(StepUp::Required) => return Err(ChangePasswordError::SecondFactorRequired),
+            Err(StepUp::Wrong) => return Err(ChangePasswordError::InvalidSecondFactor),
+            Err(StepUp::SessionEnded) => return Err(ChangePasswordError::Unauthenticated),
+            Err(StepUp::Failure(f)) => return Err(f.into()),
+        }
         if self.is_breached(&new_password).await {
             info!("password change refused: the new password appears in a data breach");
             return Err(ChangePasswordError::PasswordBreached);

@@ -71,7 +71,7 @@ impl SessionCursor {
 }
 
 /// Why a checked login did not get its session.
-enum Opened {
+pub(super) enum Opened {
     /// A revocation ran while the credentials were checked.
     LostToRevocation,
     /// A port failed.
@@ -179,6 +179,9 @@ impl AuthService {
         if check == PasswordCheck::MatchNeedsRehash {
             self.rehash(creds.user.id, password, now).await;
         }
+        if let Some(pending) = self.second_step_for(&creds.user, &client, epoch).await? {
+            return Err(LoginError::SecondFactorRequired(pending));
+        }
         self.open_session(creds.user, client, epoch, device)
             .await
             .map_err(|e| match e {
@@ -189,7 +192,7 @@ impl AuthService {
 
     /// The device behind `credential`, if the service issued it for `email` within the
     /// device lifetime.
-    fn known_device(
+    pub(super) fn known_device(
         &self,
         credential: &DeviceCredential,
         email: &EmailAddress,
@@ -205,7 +208,7 @@ impl AuthService {
 
     /// Stores a new session for `user`, unless the address's revocation epoch moved since
     /// `epoch` was read (then the session is deleted again), and issues a device credential.
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         user: User,
         client: ClientInfo,
@@ -290,6 +293,9 @@ impl AuthService {
         Span::current().record("user_id", tracing::field::display(creds.user.id));
         if !creds.user.is_verified() {
             return Err(OtpCheckError::InvalidOtp);
+        }
+        if let Some(pending) = self.second_step_for(&creds.user, &client, epoch).await? {
+            return Err(OtpCheckError::SecondFactorRequired(pending));
         }
         let device = device.and_then(|d| self.known_device(d, email));
         self.open_session(creds.user, client, epoch, device)

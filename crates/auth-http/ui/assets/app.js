@@ -304,6 +304,15 @@
 
   // ---- pages --------------------------------------------------------------------------------
 
+  // The second-step token lives only in this tab's sessionStorage, for at most 5 minutes: it
+  // opens nothing without a code and works only from this browser.
+  const MFA_KEY = 'secureauth.mfa_token';
+  function toSecondStep(token) {
+    sessionStorage.setItem(MFA_KEY, token);
+    go('/ui/login-mfa');
+    return 'navigating';
+  }
+
   async function redirectIfLoggedIn() {
     const r = await api('GET', '/me');
     if (r.ok) window.location.replace('/ui/account');
@@ -363,6 +372,7 @@
           showError(form, r.error, link);
           return;
         }
+        if (r.data && r.data.mfa_required) return toSecondStep(r.data.mfa_token);
         // The cookie is HttpOnly: ask the server whether the browser kept it.
         const me = await api('GET', '/me');
         if (!me.ok) {
@@ -387,11 +397,35 @@
         rememberEmail(address);
         const r = await api('POST', '/login/code/verify', { email: address, otp, transport: 'cookie' });
         if (!r.ok) { showError(form, r.error); return; }
+        if (r.data && r.data.mfa_required) return toSecondStep(r.data.mfa_token);
         const me = await api('GET', '/me');
         if (!me.ok) {
           setFormError('You are logged in, but this browser refused the session cookie. On plain http:// other than localhost, run the server with COOKIE_SECURE=false (see the README).');
           return;
         }
+        go('/ui/account');
+        return 'navigating';
+      });
+    },
+
+    'login-mfa'(form) {
+      const token = sessionStorage.getItem(MFA_KEY);
+      if (!token) { go('/ui/login?notice=expired'); return; }
+      fieldInput(form, 'code').focus();
+      onSubmit(form, async () => {
+        const code = fieldInput(form, 'code').value.trim();
+        if (!validate(form, [['code', code ? '' : 'Enter the code your app shows, or a recovery code.']])) return;
+        const r = await api('POST', '/login/mfa', { mfa_token: token, code, transport: 'cookie' });
+        if (!r.ok) {
+          if (r.error.code === 'invalid_mfa_token') {
+            sessionStorage.removeItem(MFA_KEY);
+            showError(form, r.error, { href: '/ui/login', text: 'Log in again' });
+            return;
+          }
+          setFieldError(form, 'code', r.error.message);
+          return;
+        }
+        sessionStorage.removeItem(MFA_KEY);
         go('/ui/account');
         return 'navigating';
       });
@@ -501,11 +535,14 @@
     wire(logout, '/logout', 'logged-out', logoutAll);
     wire(logoutAll, '/logout-all', 'logged-out-all', logout);
 
+    mfaSection();
+
     onSubmit(deleteForm, async () => {
       const input = fieldInput(deleteForm, 'password');
       const password = input.value;
       if (!validate(deleteForm, [['password', passwordProblem(password, 'your password')]])) return undefined;
-      const r = await api('DELETE', '/me', { password });
+      const factor = fieldInput(deleteForm, 'second_factor').value.trim();
+      const r = await api('DELETE', '/me', factor ? { password, second_factor: factor } : { password });
       input.value = '';
       if (r.ok) {
         go('/ui/signup?notice=deleted');
@@ -520,9 +557,109 @@
         input.focus();
         return undefined;
       }
+      if (r.error.code === 'second_factor_required' || r.error.code === 'invalid_second_factor') {
+        byId('delete-code-field').hidden = false;
+        setFieldError(deleteForm, 'second_factor', r.error.message);
+        fieldInput(deleteForm, 'second_factor').focus();
+        return undefined;
+      }
       showError(deleteForm, r.error);
       return undefined;
     });
+  }
+
+  /** The account page's two-factor section: state, enrol (QR code), confirm, codes, turn off. */
+  function mfaSection() {
+    const state = byId('mfa-state');
+    const enrol = byId('mfa-enrol-form');
+    const confirm = byId('mfa-confirm-form');
+    const manage = byId('mfa-manage-form');
+    const codes = byId('mfa-codes');
+    const showCodes = (list) => {
+      const ol = byId('mfa-codes-list');
+      ol.replaceChildren(...list.map((c) => { const li = document.createElement('li'); li.textContent = c; return li; }));
+      codes.hidden = false;
+    };
+    const refresh = async () => {
+      const r = await api('GET', '/me/mfa');
+      if (!r.ok) { state.textContent = 'The state of two-factor authentication could not be loaded.'; return; }
+      const on = r.data.totp_enabled;
+      state.textContent = on
+        ? `On: logging in asks for a code from your authenticator app. ${r.data.recovery_codes_left} recovery codes left.`
+        : 'Off: your password alone logs you in.';
+      enrol.hidden = on || !confirm.hidden;
+      manage.hidden = !on;
+      byId('delete-code-field').hidden = !on;
+    };
+    window.addEventListener('pageshow', () => { codes.hidden = true; confirm.hidden = true; refresh(); });
+
+    onSubmit(enrol, async () => {
+      const input = fieldInput(enrol, 'password');
+      const password = input.value;
+      if (!validate(enrol, [['password', passwordProblem(password, 'your password')]])) return;
+      const r = await api('POST', '/me/mfa/totp', { password });
+      input.value = '';
+      if (!r.ok) { showError(enrol, r.error); return; }
+      // The SVG is parsed as a document and adopted, never put in as HTML.
+      const svg = new DOMParser().parseFromString(r.data.qr_svg, 'image/svg+xml').documentElement;
+      byId('mfa-qr').replaceChildren(document.importNode(svg, true));
+      byId('mfa-secret').textContent = r.data.secret;
+      enrol.hidden = true;
+      confirm.hidden = false;
+      fieldInput(confirm, 'code').focus();
+    });
+
+    onSubmit(confirm, async () => {
+      const code = fieldInput(confirm, 'code').value.trim();
+      if (!validate(confirm, [['code', CODE_RE.test(code) ? '' : 'The code is the 6 digits your app shows.']])) return;
+      const r = await api('POST', '/me/mfa/totp/confirm', { code });
+      if (!r.ok) { setFieldError(confirm, 'code', r.error.message); return; }
+      fieldInput(confirm, 'code').value = '';
+      byId('mfa-secret').textContent = '';
+      byId('mfa-qr').replaceChildren();
+      confirm.hidden = true;
+      showCodes(r.data.recovery_codes);
+      await refresh();
+    });
+
+    const manageValues = () => {
+      const password = fieldInput(manage, 'password').value;
+      const code = fieldInput(manage, 'code').value.trim();
+      const ok = validate(manage, [
+        ['password', passwordProblem(password, 'your password')],
+        ['code', code ? '' : 'Enter the code your app shows, or a recovery code.'],
+      ]);
+      return ok ? { password, code } : null;
+    };
+    const manageFailed = (r) => {
+      if (r.error.code === 'invalid_credentials') setFieldError(manage, 'password', 'That is not your password.');
+      else if (r.error.code === 'invalid_second_factor') setFieldError(manage, 'code', r.error.message);
+      else showError(manage, r.error);
+    };
+    onSubmit(manage, async () => {
+      const body = manageValues();
+      if (!body) return;
+      const r = await api('POST', '/me/mfa/recovery-codes', body);
+      if (!r.ok) { manageFailed(r); return; }
+      fieldInput(manage, 'password').value = '';
+      fieldInput(manage, 'code').value = '';
+      showCodes(r.data.recovery_codes);
+      await refresh();
+    });
+    const disable = byId('mfa-disable');
+    disable.addEventListener('click', () => busy(disable, async () => {
+      clearErrors(manage);
+      const body = manageValues();
+      if (!body) return undefined;
+      const r = await api('DELETE', '/me/mfa/totp', body);
+      if (!r.ok) { manageFailed(r); return undefined; }
+      fieldInput(manage, 'password').value = '';
+      fieldInput(manage, 'code').value = '';
+      codes.hidden = true;
+      showNotice('Two-factor authentication is off. Every other session was ended.');
+      await refresh();
+      return undefined;
+    }, [byId('mfa-regenerate')]));
   }
 
   wireRevealButtons();

@@ -26,8 +26,8 @@ use crate::domain::session::TokenHash;
 use crate::domain::user::UserCredentials;
 use crate::ports::{
     BoxError, HasherError, MailerError, MockMailer, MockOtpStore, MockPasswordHasher,
-    MockSessionStore, MockUserRepository, OsRandom, OtpStoreError, RateLimiter, SessionStoreError,
-    Unlimited,
+    MockSessionStore, MockTotpStore, MockUserRepository, OsRandom, OtpStoreError, RateLimiter,
+    SessionStoreError, Unlimited,
 };
 use crate::testing::ManualClock;
 #[allow(unused_imports)]
@@ -40,6 +40,7 @@ mod codes;
 mod config;
 mod guard;
 mod lockout;
+mod mfa;
 mod outages;
 mod password;
 mod sessions;
@@ -212,6 +213,8 @@ struct Harness {
     clock: Arc<ManualClock>,
     random: Arc<dyn RandomSource>,
     limiter: Arc<dyn RateLimiter>,
+    /// Second factors; `None`: a mock on which every user has TOTP off.
+    totp: Option<Arc<dyn TotpStore>>,
     config: AuthConfig,
     /// Whether the test sets its own expectations on the revocation epoch; otherwise every
     /// epoch reads 0 and every bump succeeds.
@@ -232,6 +235,7 @@ impl Harness {
             clock: Arc::new(ManualClock::new(t0())),
             random: Arc::new(StepRandom::default()),
             limiter: Arc::new(Unlimited),
+            totp: None,
             config: AuthConfig::default(),
             custom_epochs: false,
             custom_saturation: false,
@@ -261,6 +265,11 @@ impl Harness {
             clock: self.clock,
             random: self.random,
             limiter: self.limiter,
+            totp: self.totp.unwrap_or_else(|| {
+                let mut off = MockTotpStore::new();
+                off.expect_get().returning(|_| Ok(None));
+                Arc::new(off)
+            }),
         };
         AuthService::new(ports, self.config, otp_secret())
     }

@@ -1,0 +1,299 @@
+//! [`PgTotpStore`]: the [`TotpStore`] port on PostgreSQL.
+//!
+//! Every operation is one statement, so each compare-and-set (the last accepted step, a
+//! recovery code, a second-step token) has exactly one winner among concurrent callers on any
+//! instance: an `UPDATE` or `DELETE` re-checks its condition on the row it locked.
+
+use auth_core::{
+    ClientBinding, MfaChallenge, RecoveryCodeHash, StoredTotp, TokenHash, TotpStore,
+    TotpStoreError, UserId, UserRepoError,
+};
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::repository::PgUserRepository;
+
+/// [`TotpStore`] on the `totp_secrets`, `totp_recovery_codes` and `mfa_challenges` tables of
+/// the repository's database (rows go with their user), sharing its pool and timeouts.
+#[derive(Clone, Debug)]
+pub struct PgTotpStore {
+    repo: PgUserRepository,
+}
+
+impl PgUserRepository {
+    /// The second-factor store in the same database, sharing this repository's pool.
+    pub fn totp(&self) -> PgTotpStore {
+        PgTotpStore { repo: self.clone() }
+    }
+}
+
+fn totp_error(error: UserRepoError) -> TotpStoreError {
+    match error {
+        UserRepoError::Unavailable(e) => TotpStoreError::Unavailable(e),
+        other => TotpStoreError::Other(Box::new(other)),
+    }
+}
+
+fn step_i64(step: u64) -> i64 {
+    i64::try_from(step).unwrap_or(i64::MAX)
+}
+
+fn hashes(codes: &[RecoveryCodeHash]) -> Vec<Vec<u8>> {
+    codes.iter().map(|c| c.0.to_vec()).collect()
+}
+
+#[derive(QueryableByName)]
+struct SecretRow {
+    #[diesel(sql_type = Bytea)]
+    sealed_secret: Vec<u8>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    enabled_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    last_step: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    codes_left: i64,
+}
+
+#[derive(QueryableByName)]
+struct UsedRow {
+    #[diesel(sql_type = BigInt)]
+    used: i64,
+    #[diesel(sql_type = BigInt)]
+    before: i64,
+}
+
+#[derive(QueryableByName)]
+struct ChallengeRow {
+    #[diesel(sql_type = Bytea)]
+    token_hash: Vec<u8>,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = Bytea)]
+    client: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+}
+
+fn stored(message: &str) -> TotpStoreError {
+    TotpStoreError::Other(message.to_owned().into())
+}
+
+impl PgTotpStore {
+    async fn execute<Q>(&self, query: Q) -> Result<usize, TotpStoreError>
+    where
+        Q: diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send,
+    {
+        let mut conn = self.repo.checkout().await.map_err(totp_error)?;
+        let outcome =
+            tokio::time::timeout(self.repo.query_timeout(), query.execute(&mut conn)).await;
+        self.repo.settle(conn, outcome).map_err(totp_error)
+    }
+
+    async fn load<'q, Q, R>(&self, query: Q) -> Result<Vec<R>, TotpStoreError>
+    where
+        Q: diesel_async::methods::LoadQuery<'q, diesel_async::AsyncPgConnection, R> + Send + 'q,
+        R: Send,
+    {
+        let mut conn = self.repo.checkout().await.map_err(totp_error)?;
+        let outcome = tokio::time::timeout(self.repo.query_timeout(), query.load(&mut conn)).await;
+        self.repo.settle(conn, outcome).map_err(totp_error)
+    }
+}
+
+#[async_trait::async_trait]
+impl TotpStore for PgTotpStore {
+    #[tracing::instrument(name = "pg.totp.get", skip_all)]
+    async fn get(&self, user: UserId) -> Result<Option<StoredTotp>, TotpStoreError> {
+        let query = diesel::sql_query(
+            "SELECT s.sealed_secret, s.enabled_at, s.last_step,
+                    (SELECT count(*) FROM totp_recovery_codes r WHERE r.user_id = s.user_id)
+                        AS codes_left
+             FROM totp_secrets s WHERE s.user_id = $1",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid());
+        let rows: Vec<SecretRow> = self.load(query).await?;
+        Ok(rows.into_iter().next().map(|row| StoredTotp {
+            sealed_secret: row.sealed_secret,
+            enabled_at: row.enabled_at,
+            last_step: row.last_step.and_then(|s| u64::try_from(s).ok()),
+            recovery_codes_left: u32::try_from(row.codes_left).unwrap_or(0),
+        }))
+    }
+
+    #[tracing::instrument(name = "pg.totp.put_pending", skip_all)]
+    async fn put_pending(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<bool, TotpStoreError> {
+        let query = diesel::sql_query(
+            "INSERT INTO totp_secrets (user_id, sealed_secret, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id) DO UPDATE
+                 SET sealed_secret = EXCLUDED.sealed_secret, created_at = EXCLUDED.created_at,
+                     last_step = NULL
+                 WHERE totp_secrets.enabled_at IS NULL",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Bytea, _>(sealed_secret)
+        .bind::<Timestamptz, _>(at);
+        Ok(self.execute(query).await? == 1)
+    }
+
+    #[tracing::instrument(name = "pg.totp.enable", skip_all)]
+    async fn enable(
+        &self,
+        user: UserId,
+        step: u64,
+        codes: &[RecoveryCodeHash],
+        at: DateTime<Utc>,
+    ) -> Result<bool, TotpStoreError> {
+        let query = diesel::sql_query(
+            "WITH turned_on AS (
+                 UPDATE totp_secrets SET enabled_at = $3, last_step = $2
+                 WHERE user_id = $1 AND enabled_at IS NULL
+                 RETURNING user_id
+             ), old AS (
+                 DELETE FROM totp_recovery_codes WHERE user_id IN (SELECT user_id FROM turned_on)
+             )
+             INSERT INTO totp_recovery_codes (user_id, code_hash)
+             SELECT t.user_id, h FROM turned_on t, unnest($4::bytea[]) AS h",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<BigInt, _>(step_i64(step))
+        .bind::<Timestamptz, _>(at)
+        .bind::<Array<Bytea>, _>(hashes(codes));
+        Ok(self.execute(query).await? > 0)
+    }
+
+    #[tracing::instrument(name = "pg.totp.accept_step", skip_all)]
+    async fn accept_step(&self, user: UserId, step: u64) -> Result<bool, TotpStoreError> {
+        let query = diesel::sql_query(
+            "UPDATE totp_secrets SET last_step = $2
+             WHERE user_id = $1 AND enabled_at IS NOT NULL
+               AND (last_step IS NULL OR last_step < $2)",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<BigInt, _>(step_i64(step));
+        Ok(self.execute(query).await? == 1)
+    }
+
+    #[tracing::instrument(name = "pg.totp.use_recovery_code", skip_all)]
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code: &RecoveryCodeHash,
+    ) -> Result<Option<u32>, TotpStoreError> {
+        // `before` is counted on the statement's snapshot, before the delete.
+        let query = diesel::sql_query(
+            "WITH used AS (
+                 DELETE FROM totp_recovery_codes r USING totp_secrets s
+                 WHERE r.user_id = $1 AND r.code_hash = $2
+                   AND s.user_id = r.user_id AND s.enabled_at IS NOT NULL
+                 RETURNING r.user_id
+             )
+             SELECT (SELECT count(*) FROM used) AS used,
+                    (SELECT count(*) FROM totp_recovery_codes WHERE user_id = $1) AS before",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Bytea, _>(code.0.to_vec());
+        let rows: Vec<UsedRow> = self.load(query).await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .filter(|r| r.used == 1)
+            .map(|r| u32::try_from((r.before - 1).max(0)).unwrap_or(0)))
+    }
+
+    #[tracing::instrument(name = "pg.totp.replace_recovery_codes", skip_all)]
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        codes: &[RecoveryCodeHash],
+    ) -> Result<bool, TotpStoreError> {
+        let query = diesel::sql_query(
+            "WITH s AS (
+                 SELECT user_id FROM totp_secrets
+                 WHERE user_id = $1 AND enabled_at IS NOT NULL FOR UPDATE
+             ), old AS (
+                 DELETE FROM totp_recovery_codes WHERE user_id IN (SELECT user_id FROM s)
+             )
+             INSERT INTO totp_recovery_codes (user_id, code_hash)
+             SELECT s.user_id, h FROM s, unnest($2::bytea[]) AS h",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Array<Bytea>, _>(hashes(codes));
+        Ok(self.execute(query).await? > 0)
+    }
+
+    #[tracing::instrument(name = "pg.totp.disable", skip_all)]
+    async fn disable(&self, user: UserId) -> Result<bool, TotpStoreError> {
+        let query = diesel::sql_query(
+            "WITH challenges AS (DELETE FROM mfa_challenges WHERE user_id = $1)
+             DELETE FROM totp_secrets WHERE user_id = $1",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid());
+        Ok(self.execute(query).await? == 1)
+    }
+
+    #[tracing::instrument(name = "pg.totp.put_challenge", skip_all)]
+    async fn put_challenge(&self, challenge: &MfaChallenge) -> Result<(), TotpStoreError> {
+        // The user's expired challenges go on the way: each user's rows stay few.
+        let query = diesel::sql_query(
+            "WITH expired AS (
+                 DELETE FROM mfa_challenges WHERE user_id = $2 AND expires_at <= now()
+             )
+             INSERT INTO mfa_challenges (token_hash, user_id, client, epoch, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind::<Bytea, _>(challenge.token_hash.0.to_vec())
+        .bind::<SqlUuid, _>(challenge.user_id.as_uuid())
+        .bind::<Bytea, _>(challenge.client.0.to_vec())
+        .bind::<BigInt, _>(i64::try_from(challenge.epoch).unwrap_or(i64::MAX))
+        .bind::<Timestamptz, _>(challenge.expires_at);
+        self.execute(query).await.map(|_| ())
+    }
+
+    #[tracing::instrument(name = "pg.totp.get_challenge", skip_all)]
+    async fn get_challenge(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<MfaChallenge>, TotpStoreError> {
+        let query = diesel::sql_query(
+            "SELECT token_hash, user_id, client, epoch, expires_at
+             FROM mfa_challenges WHERE token_hash = $1",
+        )
+        .bind::<Bytea, _>(token_hash.0.to_vec());
+        let rows: Vec<ChallengeRow> = self.load(query).await?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let token_hash: [u8; 32] = row
+            .token_hash
+            .try_into()
+            .map_err(|_| stored("a stored challenge hash is not 32 bytes"))?;
+        let client: [u8; 32] = row
+            .client
+            .try_into()
+            .map_err(|_| stored("a stored client binding is not 32 bytes"))?;
+        Ok(Some(MfaChallenge {
+            token_hash: TokenHash(token_hash),
+            user_id: UserId::from_uuid(row.user_id),
+            client: ClientBinding(client),
+            epoch: u64::try_from(row.epoch).unwrap_or(0),
+            expires_at: row.expires_at,
+        }))
+    }
+
+    #[tracing::instrument(name = "pg.totp.take_challenge", skip_all)]
+    async fn take_challenge(&self, token_hash: &TokenHash) -> Result<bool, TotpStoreError> {
+        let query = diesel::sql_query("DELETE FROM mfa_challenges WHERE token_hash = $1")
+            .bind::<Bytea, _>(token_hash.0.to_vec());
+        Ok(self.execute(query).await? == 1)
+    }
+}

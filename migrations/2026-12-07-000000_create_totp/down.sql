@@ -1,0 +1,3 @@
+DROP TABLE mfa_challenges;
+DROP TABLE totp_recovery_codes;
+DROP TABLE totp_secrets;
