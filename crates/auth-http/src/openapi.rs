@@ -46,12 +46,16 @@ use crate::routes;
         routes::health,
         routes::ready,
         routes::report_bounce,
+        routes::token,
+        routes::jwks,
+        routes::token_metadata,
     ),
     components(schemas(
         SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, LoginCodeVerifyRequest, Transport,
         ChangePasswordRequest, DeleteAccountRequest, ResetPasswordRequest, UserDto, UserResponse, LoginSession,
         LoginResponse, MeSession, MeResponse, SessionDto, SessionsResponse, AcceptedResponse,
         HealthResponse, ReadyResponse, OutboxReport, BounceRequest, BounceKind, BounceResponse,
+        TokenResponse, JwksResponse, crate::tokens::PublicJwk, TokenMetadata,
         ErrorBody, ErrorDetail, ErrorCode,
     )),
     modifiers(&SecuritySchemes, &SharedResponses),
@@ -59,6 +63,7 @@ use crate::routes;
         (name = "account", description = "Signup, verification, passwords"),
         (name = "session", description = "Login, sessions, logout"),
         (name = "operations", description = "Health and readiness"),
+        (name = "tokens", description = "Service tokens: short-lived access JWTs for a session, and the keys that verify them"),
     )
 )]
 pub struct ApiDoc;

@@ -5,6 +5,7 @@
 //! codes they share (claim, issue, match, consume). The abuse policy the service applies to
 //! itself (request budgets, re-authentication budgets, hashing fairness) is in `guard.rs`.
 
+mod access;
 mod account;
 mod codes;
 mod errors;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
+pub use access::{AccessGrant, MAX_ACCESS_TOKEN_TTL};
 pub use errors::*;
 pub use guard::HasherSaturated;
 pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
