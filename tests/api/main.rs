@@ -41,3 +41,4 @@ mod outbox;
 mod slow_clients;
 mod startup;
 mod takeover;
+mod tokens;
