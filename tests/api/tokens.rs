@@ -275,8 +275,7 @@ async fn token_from_a_revoked_session_cannot_be_minted(profile: Profile) {
 }
 
 async fn token_lifetime_is_capped_by_the_session(profile: Profile) {
-    let app =
-        TestApp::spawn_with(profile, &[("SESSION_TTL", "60s"), ("JWT_TTL", "1h")]).await;
+    let app = TestApp::spawn_with(profile, &[("SESSION_TTL", "60s"), ("JWT_TTL", "1h")]).await;
     let email = app.verified_user().await;
     let session = app.token(&email, PASSWORD).await;
     let minted = mint(&app, &session).await;
@@ -312,7 +311,10 @@ async fn forged_tokens_are_refused_by_the_verifier(profile: Profile) {
         c
     };
     // The forging works: the same claims signed with the real key pass.
-    assert_eq!(v.verify(&forge(&header, &claims, &key)).await, Ok(good.clone()));
+    assert_eq!(
+        v.verify(&forge(&header, &claims, &key)).await,
+        Ok(good.clone())
+    );
 
     // Tampered: another user's id in the payload, the signature left as it was.
     let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
@@ -392,8 +394,8 @@ async fn forged_tokens_are_refused_by_the_verifier(profile: Profile) {
     }
     // jwt-compact refuses the tampered token too.
     let untrusted = UntrustedToken::new(&parts.join(".")).unwrap();
-    let vk = <Ed25519 as jwt_compact::Algorithm>::VerifyingKey::from_slice(&public.to_bytes())
-        .unwrap();
+    let vk =
+        <Ed25519 as jwt_compact::Algorithm>::VerifyingKey::from_slice(&public.to_bytes()).unwrap();
     assert!(Ed25519
         .validator::<Custom>(&vk)
         .validate(&untrusted)
@@ -429,10 +431,18 @@ async fn signing_keys_rotate_without_downtime(profile: Profile) {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(header_of(&t2)["kid"], "key-b", "new tokens carry the new kid");
-    v.verify(&t1).await.expect("old tokens verify until they expire");
+    assert_eq!(
+        header_of(&t2)["kid"],
+        "key-b",
+        "new tokens carry the new kid"
+    );
+    v.verify(&t1)
+        .await
+        .expect("old tokens verify until they expire");
     assert_eq!(v.fetches(), fetches, "a known kid needs no fetch");
-    v.verify(&t2).await.expect("the unknown kid made the verifier refetch");
+    v.verify(&t2)
+        .await
+        .expect("the unknown kid made the verifier refetch");
     assert_eq!(v.fetches(), fetches + 1);
     independently_verified(&app, &t1).await;
     independently_verified(&app, &t2).await;
@@ -505,7 +515,8 @@ async fn jwks_publishes_public_keys_only_and_is_cacheable(profile: Profile) {
     assert_eq!(meta["audience"], AUDIENCE);
     assert_eq!(meta["token_signing_alg_values_supported"], json!(["EdDSA"]));
     assert!(
-        meta.get("authorization_endpoint").is_none() && meta.get("id_token_signing_alg_values_supported").is_none(),
+        meta.get("authorization_endpoint").is_none()
+            && meta.get("id_token_signing_alg_values_supported").is_none(),
         "no claim to be an OpenID provider: {meta}"
     );
     // The signing key never shows up in the logs.

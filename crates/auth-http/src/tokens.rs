@@ -85,7 +85,9 @@ impl TokenSettings {
                 .strip_prefix(scheme)
                 .is_some_and(|rest| !rest.is_empty() && !rest.contains(['?', '#', ' ']))
         };
-        if !(is_url("https://") || dev && is_url("http://")) {
+        // Unchecked while tokens are off: a development default carried into production
+        // does not stop a server that signs nothing.
+        if enabled && !(is_url("https://") || dev && is_url("http://")) {
             return Err(err(
                 "JWT_ISSUER",
                 format!(
@@ -211,8 +213,7 @@ fn parse_keys(raw: &str) -> Result<Vec<Key>, String> {
             .map(|(i, jwk)| parse_jwk(jwk).map_err(|m| format!("JWK #{}: {m}", i + 1)))
             .collect::<Result<Vec<_>, _>>()?
     } else {
-        let blocks =
-            pem::parse_many(trimmed).map_err(|e| format!("is not PEM or JWK ({e})"))?;
+        let blocks = pem::parse_many(trimmed).map_err(|e| format!("is not PEM or JWK ({e})"))?;
         blocks
             .iter()
             .enumerate()
@@ -266,16 +267,13 @@ fn parse_jwk(jwk: &serde_json::Value) -> Result<Key, String> {
         .ok_or("\"d\" is not 32 bytes of base64url")?;
     let key = SigningKey::from_bytes(&seed);
     if let Some(x) = field("x") {
-        if URL_SAFE_NO_PAD.decode(x).ok().as_deref() != Some(&key.verifying_key().to_bytes()[..])
-        {
+        if URL_SAFE_NO_PAD.decode(x).ok().as_deref() != Some(&key.verifying_key().to_bytes()[..]) {
             return Err("\"x\" is not the public key of \"d\"".into());
         }
     }
     let kid = match jwk.get("kid") {
         None => None,
-        Some(serde_json::Value::String(k)) if !k.is_empty() && k.len() <= 128 => {
-            Some(k.clone())
-        }
+        Some(serde_json::Value::String(k)) if !k.is_empty() && k.len() <= 128 => Some(k.clone()),
         Some(_) => return Err("\"kid\" must be a string of 1 to 128 characters".into()),
     };
     Key::from_signing_key(&key, kid)
@@ -404,7 +402,9 @@ impl TokenIssuer {
             }
             None => dev_key(&settings.key_file)?,
         };
-        let first = keys.first().ok_or_else(|| anyhow::anyhow!("no signing key"))?;
+        let first = keys
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(first.kid.clone());
         header.typ = Some("at+jwt".into());
@@ -500,7 +500,11 @@ mod tests {
         let d = URL_SAFE_NO_PAD.encode([3u8; 32]);
         let x = URL_SAFE_NO_PAD.encode(SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes());
         let jwk = format!(r#"{{"kty":"OKP","crv":"Ed25519","d":"{d}","x":"{x}","kid":"k-2026"}}"#);
-        for raw in [jwk.clone(), format!("[{jwk}]"), format!(r#"{{"keys":[{jwk}]}}"#)] {
+        for raw in [
+            jwk.clone(),
+            format!("[{jwk}]"),
+            format!(r#"{{"keys":[{jwk}]}}"#),
+        ] {
             let keys = parse_keys(&raw).unwrap();
             assert_eq!(keys.len(), 1);
             assert_eq!(keys[0].kid, "k-2026");
@@ -559,6 +563,12 @@ mod tests {
     fn production_needs_keys_for_tokens_and_then_an_https_issuer() {
         let s = settings(&PROD).unwrap().tokens;
         assert!(!s.enabled, "no keys in production: service tokens are off");
+        let mut off = PROD.to_vec();
+        off.push(("JWT_ISSUER", "http://localhost:8080"));
+        assert!(
+            !settings(&off).unwrap().tokens.enabled,
+            "an issuer alone turns nothing on"
+        );
         let pem = pem_of(5);
         let mut v = PROD.to_vec();
         v.push(("JWT_SIGNING_KEYS", &pem));
@@ -579,7 +589,10 @@ mod tests {
             ("JWT_TTL", "2h"),
             ("JWT_TTL", "soon"),
             ("JWT_ISSUER", "auth.example.com"),
-            ("JWT_SIGNING_KEYS", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),
+            (
+                "JWT_SIGNING_KEYS",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            ),
             ("JWT_SIGNING_KEYS", "{\"kty\":\"OKP\"}"),
         ] {
             let e = settings(&[(var, bad)]).unwrap_err();

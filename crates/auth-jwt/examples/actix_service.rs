@@ -72,8 +72,9 @@ impl FromRequest for Caller {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim().to_owned());
         Box::pin(async move {
-            let verifier = verifier
-                .ok_or_else(|| Refused(VerifyError::Config("no JwksVerifier in app data".into())))?;
+            let verifier = verifier.ok_or_else(|| {
+                Refused(VerifyError::Config("no JwksVerifier in app data".into()))
+            })?;
             let token = token.ok_or(Refused(VerifyError::Malformed))?;
             verifier.verify(&token).await.map(Caller).map_err(Refused)
         })
@@ -96,8 +97,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// The verifier for the SecureAuth at `SECUREAUTH_URL` (default `http://127.0.0.1:8080`) and
 /// the audience `JWT_AUDIENCE` (default `secureauth`).
 pub fn verifier_from_env() -> Result<JwksVerifier, VerifyError> {
-    let issuer =
-        std::env::var("SECUREAUTH_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let issuer = std::env::var("SECUREAUTH_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let audience = std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "secureauth".into());
     JwksVerifier::new(VerifierConfig::new(issuer, audience))
 }

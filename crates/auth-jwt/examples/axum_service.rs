@@ -78,14 +78,15 @@ async fn whoami(Caller(claims): Caller) -> Json<serde_json::Value> {
 
 /// The routes of this service on `verifier`.
 pub fn router(verifier: Arc<JwksVerifier>) -> Router {
-    Router::new().route("/whoami", get(whoami)).with_state(verifier)
+    Router::new()
+        .route("/whoami", get(whoami))
+        .with_state(verifier)
 }
 
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let issuer =
-        std::env::var("SECUREAUTH_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let issuer = std::env::var("SECUREAUTH_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let audience = std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "secureauth".into());
     let verifier = Arc::new(JwksVerifier::new(VerifierConfig::new(issuer, audience))?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:9091").await?;

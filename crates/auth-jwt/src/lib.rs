@@ -214,13 +214,12 @@ impl JwksVerifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::Malformed);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
-            ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
-                VerifyError::Algorithm
-            }
-            _ => VerifyError::Malformed,
-        })?;
-        // Before any key is looked at: only EdDSA, whatever key the token names.
+        // Before any key is looked at: only EdDSA, whatever key the token names (`none`,
+        // which the JWT library does not even parse, included).
+        if header_alg(token).ok_or(VerifyError::Malformed)? != "EdDSA" {
+            return Err(VerifyError::Algorithm);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(VerifyError::Algorithm);
         }
@@ -326,6 +325,14 @@ impl JwksVerifier {
         }
         parse_jwks(&body).map_err(unavailable)
     }
+}
+
+/// The `alg` of the token's header, read without trusting anything else in it.
+fn header_alg(token: &str) -> Option<String> {
+    let head = token.split('.').next()?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(head).ok()?).ok()?;
+    json.get("alg")?.as_str().map(str::to_owned)
 }
 
 #[derive(Deserialize)]

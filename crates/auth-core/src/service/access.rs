@@ -141,8 +141,8 @@ mod tests {
     fn a_grant_is_at_most_an_hour() {
         let now = at(1_700_000_000, 0);
         let s = session(now, TimeDelta::hours(24));
-        let g = AccessGrant::for_session(&s, now, Duration::from_secs(86_400), Uuid::nil())
-            .unwrap();
+        let g =
+            AccessGrant::for_session(&s, now, Duration::from_secs(86_400), Uuid::nil()).unwrap();
         assert_eq!(g.lifetime_secs(), MAX_ACCESS_TOKEN_TTL.as_secs());
     }
 
