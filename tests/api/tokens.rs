@@ -10,12 +10,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, EncodePublicKey as _};
 use ed25519_dalek::{Signer as _, SigningKey};
-use jwt_compact::alg::{Ed25519, VerifyingKey as _};
+use jwt_compact::alg::Ed25519;
 use jwt_compact::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::both_profiles;
 use crate::helpers::*;
 
 /// What the API tests set as `JWT_ISSUER` and expect as `aud`.
@@ -393,7 +392,8 @@ async fn forged_tokens_are_refused_by_the_verifier(profile: Profile) {
         assert!(v.verify(junk).await.is_err(), "{junk}");
     }
     // jwt-compact refuses the tampered token too.
-    let untrusted = UntrustedToken::new(&parts.join(".")).unwrap();
+    let tampered = parts.join(".");
+    let untrusted = UntrustedToken::new(&tampered).unwrap();
     let vk =
         <Ed25519 as jwt_compact::Algorithm>::VerifyingKey::from_slice(&public.to_bytes()).unwrap();
     assert!(Ed25519
@@ -427,6 +427,8 @@ async fn signing_keys_rotate_without_downtime(profile: Profile) {
         ("BIND_ADDR", &format!("127.0.0.1:{port}")),
     ])
     .await;
+    // The embedded profile keeps sessions in memory: log in again after each restart.
+    let session = app.token(&email, PASSWORD).await;
     let t2 = mint(&app, &session).await["access_token"]
         .as_str()
         .unwrap()
@@ -467,6 +469,7 @@ async fn signing_keys_rotate_without_downtime(profile: Profile) {
     // Step 3: after the longest TTL, retire A: its tokens no longer verify, B's do.
     let only_b = json!({"keys": [private_jwk(0xB2, Some("key-b"))]}).to_string();
     app.restart_with(&[("JWT_SIGNING_KEYS", &only_b)]).await;
+    let session = app.token(&email, PASSWORD).await;
     let fresh = verifier(&app);
     assert_eq!(fresh.verify(&t1).await, Err(VerifyError::UnknownKey));
     fresh.verify(&t2).await.unwrap();
@@ -536,7 +539,7 @@ async fn jwks_publishes_public_keys_only_and_is_cacheable(profile: Profile) {
     app.cleanup().await;
 }
 
-both_profiles!(
+crate::both_profiles!(
     token_minted_for_a_session_verifies_with_an_independent_library,
     token_from_a_revoked_session_cannot_be_minted,
     token_lifetime_is_capped_by_the_session,

@@ -161,7 +161,11 @@ async fn the_actix_extractor_admits_valid_tokens_only() {
         let res = actix_web::test::call_service(&app, req.to_request()).await;
         assert_eq!(res.status(), 401, "{auth}");
         assert_eq!(
-            res.headers().get("www-authenticate").unwrap().to_str().unwrap(),
+            res.headers()
+                .get("www-authenticate")
+                .unwrap()
+                .to_str()
+                .unwrap(),
             "Bearer"
         );
     }
