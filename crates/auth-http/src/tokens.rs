@@ -36,6 +36,10 @@ pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 /// The most keys `JWT_SIGNING_KEYS` may hold (one signing, the rest being rotated in or out).
 pub const MAX_KEYS: usize = 8;
 
+/// How a section reader looks a setting up: the first non-empty of the names, trimmed, with
+/// the name it was found under.
+pub type Lookup<'a> = &'a dyn Fn(&[&'static str]) -> Option<(&'static str, String)>;
+
 /// `JWT_*`: service tokens.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
@@ -60,7 +64,7 @@ pub struct TokenSettings {
 impl TokenSettings {
     /// Reads `JWT_*` through `get` (the first non-empty of the names, trimmed).
     pub fn from_lookup(
-        get: &dyn Fn(&[&'static str]) -> Option<(&'static str, String)>,
+        get: Lookup<'_>,
         app_env: AppEnv,
         bind_addr: std::net::SocketAddr,
     ) -> Result<Self, ConfigError> {
