@@ -113,5 +113,6 @@ fn smoke_run_produces_a_sane_report() {
     assert!(ratios["me_vs_reference"].as_f64().unwrap() > 0.0);
     assert!(ratios["login_vs_raw_argon2"].as_f64().unwrap() > 0.0);
     assert!(ratios["signup_outbox_vs_inline"].as_f64().unwrap() > 0.0);
-    assert_eq!(report["targets"].as_array().unwrap().len(), 9);
+    assert!(ratios["token_vs_me"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 11);
 }
