@@ -21,6 +21,11 @@ pub use crate::conformance::{ApiClient, Conformance};
 pub const PASSWORD: &str = "correct horse battery staple";
 /// The bearer token that shows `/ready`'s mail backlog.
 pub const OPS_TOKEN: &str = "test-ops-token-test-ops-token-0123456789";
+/// The service-token signing key of the server profile (Ed25519, PKCS#8; test only).
+pub const TEST_SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIBERERERERERERERERERERERERERERERERERERERERER
+-----END PRIVATE KEY-----
+";
 pub const MAIL_WAIT: Duration = Duration::from_secs(10);
 
 /// Every log line the servers of this test binary wrote (tests grep it for secrets).
@@ -168,6 +173,8 @@ impl TestApp {
                     ("SMTP_HOST", "127.0.0.1".to_owned()),
                     ("SMTP_PORT", sink.port().to_string()),
                     ("SMTP_TLS", "none".to_owned()),
+                    // As in production: the signing key from JWT_SIGNING_KEYS.
+                    ("JWT_SIGNING_KEYS", TEST_SIGNING_KEY.to_owned()),
                 ] {
                     vars.insert(k.to_owned(), v);
                 }
@@ -182,6 +189,15 @@ impl TestApp {
                     format!("sqlite://{}", db_path.display()),
                 );
                 vars.insert("MAIL_DIR".into(), mail_dir.display().to_string());
+                // The development signing key, generated on first start (0600).
+                vars.insert(
+                    "JWT_KEY_FILE".into(),
+                    dir.path()
+                        .join("data")
+                        .join("jwt-signing-key.pem")
+                        .display()
+                        .to_string(),
+                );
                 (None, Some(dir), Mailbox::Dir(mail_dir))
             }
         };
@@ -198,6 +214,7 @@ impl TestApp {
                 ("ARGON2_ITERATIONS", "1"),
                 ("HTTP_WORKERS", "2"),
                 ("OPS_TOKEN", OPS_TOKEN),
+                ("JWT_ISSUER", "https://auth.secureauth.test"),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned())),

@@ -43,3 +43,4 @@ mod outbox;
 mod slow_clients;
 mod startup;
 mod takeover;
+mod tokens;

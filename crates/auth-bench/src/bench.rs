@@ -139,6 +139,9 @@ struct Results {
     reference: WrkOutput,
     me_half: WrkOutput,
     half_target_rps: f64,
+    token: WrkOutput,
+    verifier_per_s: f64,
+    verifier_verifies: u64,
     login: WrkOutput,
     argon2_raw_per_s: f64,
     argon2_raw_verifies: u64,
@@ -310,6 +313,30 @@ async fn scenarios(
     .execute(lua_dir, out_dir)
     .await?;
 
+    eprintln!(
+        "auth-bench: 1c. POST /token (mint an access JWT) at {} connections",
+        plan.me_connections
+    );
+    let token_out = run(
+        "token",
+        &format!("{}/token", server.base_url),
+        plan.me_connections,
+        plan.wrk_threads,
+        plan.duration,
+        Load::Token {
+            token: token.clone(),
+        },
+    )
+    .execute(lua_dir, out_dir)
+    .await?;
+    eprintln!(
+        "auth-bench: 1d. auth-jwt verifier, in-process on {} tasks",
+        plan.cores
+    );
+    let (verifier_verifies, verifier_time) =
+        jwt_verifies(&server.base_url, &token, plan.cores, plan.duration / 2).await?;
+    let verifier_per_s = verifier_verifies as f64 / verifier_time.as_secs_f64();
+
     // The raw rate is measured right before and right after the login flood and averaged,
     // so that background load drifting during the run biases both sides alike.
     eprintln!(
@@ -409,6 +436,9 @@ async fn scenarios(
         reference: reference_out,
         me_half,
         half_target_rps,
+        token: token_out,
+        verifier_per_s,
+        verifier_verifies,
         login,
         argon2_raw_per_s,
         argon2_raw_verifies,
@@ -499,6 +529,55 @@ async fn login_token(base: &str) -> anyhow::Result<String> {
 /// Status of an ordinary login after the storm, retried while the server still answers 503
 /// (the queue of the storm drains first), with how long it took to get a 200. A status other
 /// than 200 after 30 s (0: no answer at all) means the server did not recover.
+/// Verifications per second of `auth-jwt`'s `JwksVerifier` (signature, `iss`, `aud`, `exp`),
+/// `tasks` at once for `duration`, on one token minted for `session` by the server at `base`
+/// (its development issuer and key; the key set is fetched once, then cached).
+async fn jwt_verifies(
+    base: &str,
+    session: &str,
+    tasks: usize,
+    duration: Duration,
+) -> anyhow::Result<(u64, Duration)> {
+    let minted: Value = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .bearer_auth(session)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let jwt = minted["access_token"]
+        .as_str()
+        .context("POST /token gave no access_token")?
+        .to_owned();
+    let verifier = std::sync::Arc::new(auth_jwt::JwksVerifier::new(
+        auth_jwt::VerifierConfig::new(base, "secureauth"),
+    )?);
+    verifier.verify(&jwt).await?;
+    let started = std::time::Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks.max(1) {
+        let (verifier, jwt) = (std::sync::Arc::clone(&verifier), jwt.clone());
+        handles.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < duration {
+                for _ in 0..64 {
+                    verifier.verify(&jwt).await?;
+                    n += 1;
+                }
+                // Let the other tasks (and the runtime) in.
+                tokio::task::yield_now().await;
+            }
+            Ok::<u64, auth_jwt::VerifyError>(n)
+        }));
+    }
+    let mut total = 0;
+    for h in handles {
+        total += h.await??;
+    }
+    Ok((total, started.elapsed()))
+}
+
 async fn login_status(base: &str) -> (u16, Duration) {
     let client = reqwest::Client::new();
     let start = Instant::now();
@@ -697,6 +776,8 @@ fn build_report(
     let mib = |kib: u64| (kib as f64 / 1024.0 * 10.0).round() / 10.0;
     let peak_rss_mib = mib(r.memory_after_storm.hwm_kib);
     let me_ratio = ratio(r.me.rps(), r.reference.rps());
+    let token_ratio = ratio(r.token.rps(), r.me.rps());
+    let verifier_per_s = r.verifier_per_s.round();
     let login_ratio = ratio(r.login.rps(), r.argon2_raw_per_s);
     let storm_unexpected = storm_errors(r);
     let signup_ratio = r.signup.ratio();
@@ -705,6 +786,8 @@ fn build_report(
     let targets = json!([
         {"name": "/me throughput vs one-Redis-GET reference", "value": me_ratio, "goal": ">= 0.75", "met": me_ratio >= 0.75},
         {"name": "/me p99 at half of peak (ms)", "value": ms(r.me_half.latency_us.p99), "goal": "< 5", "met": r.me_half.latency_us.p99 < 5000.0},
+        {"name": "POST /token mints/s vs GET /me", "value": token_ratio, "goal": ">= 0.5", "met": token_ratio >= 0.5},
+        {"name": "auth-jwt verifications/s (in-process)", "value": verifier_per_s, "goal": ">= 10000", "met": verifier_per_s >= 10_000.0},
         {"name": "logins/s vs raw Argon2id verify rate", "value": login_ratio, "goal": ">= 0.90", "met": login_ratio >= 0.90},
         {"name": "/me p99 while logins saturate the hasher (ms)", "value": ms(r.mixed_me.latency_us.p99), "goal": "< 10", "met": r.mixed_me.latency_us.p99 < 10_000.0},
         {"name": "peak server RSS with 1000 concurrent logins (MiB)", "value": peak_rss_mib, "goal": "< 256", "met": peak_rss_mib < 256.0},
@@ -716,6 +799,7 @@ fn build_report(
     let unexpected = me_errors(&r.me)
         + me_errors(&r.reference)
         + me_errors(&r.me_half)
+        + me_errors(&r.token)
         + login_errors(&r.login)
         + me_errors(&r.mixed_me)
         + login_errors(&r.mixed_login)
@@ -746,6 +830,12 @@ fn build_report(
                 "fraction_of_peak": ratio(r.me_half.rps(), r.me.rps()),
                 "result": scenario_json(&r.me_half, plan.half_connections, me_errors(&r.me_half)),
             },
+            "token": scenario_json(&r.token, plan.me_connections, me_errors(&r.token)),
+            "jwt_verifier": {
+                "tasks": plan.cores,
+                "verifies": r.verifier_verifies,
+                "verifies_per_s": verifier_per_s,
+            },
             "login": scenario_json(&r.login, plan.login_connections, login_errors(&r.login)),
             "argon2_raw": {
                 "threads": plan.cores,
@@ -775,6 +865,7 @@ fn build_report(
         },
         "ratios": {
             "me_vs_reference": me_ratio,
+            "token_vs_me": token_ratio,
             "login_vs_raw_argon2": login_ratio,
             "signup_outbox_vs_inline": r.signup.ratio(),
         },
@@ -875,6 +966,16 @@ fn print_table(plan: &Plan, r: &Results, report: &Value) {
         plan.half_connections,
         &r.me_half,
         me_errors(&r.me_half),
+    );
+    row(
+        "1c. POST /token (mint access JWT)",
+        plan.me_connections,
+        &r.token,
+        me_errors(&r.token),
+    );
+    println!(
+        "| {:<36} | {:>5} | {:>9.1} | {:>7} | {:>7} | {:>6} |",
+        "1d. auth-jwt verify (in-process)", plan.cores, r.verifier_per_s, "-", "-", 0
     );
     row(
         "3. POST /login flood",

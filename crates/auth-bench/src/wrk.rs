@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 const ME_LUA: &str = include_str!("../lua/me.lua");
+const TOKEN_LUA: &str = include_str!("../lua/token.lua");
 const LOGIN_LUA: &str = include_str!("../lua/login.lua");
 const SIGNUP_LUA: &str = include_str!("../lua/signup.lua");
 const REPORT_LUA: &str = include_str!("../lua/report.lua");
@@ -28,6 +29,7 @@ pub fn write_scripts(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, text) in [
         ("me.lua", ME_LUA),
+        ("token.lua", TOKEN_LUA),
         ("login.lua", LOGIN_LUA),
         ("signup.lua", SIGNUP_LUA),
         ("report.lua", REPORT_LUA),
@@ -44,6 +46,8 @@ pub enum Load {
     /// `GET url` with `Authorization: Bearer token`, optionally paced by `delay_ms` per
     /// connection between requests.
     Me { token: String, delay_ms: u64 },
+    /// `POST url` (`/token`) with `Authorization: Bearer token`: mints an access token.
+    Token { token: String },
     /// `POST /login` cycling through `users` distinct users.
     Login { users: usize, password: String },
     /// `POST /signup`, each request with a fresh address `su-<run>-...@example.com`; `run`
@@ -142,6 +146,11 @@ impl Run {
                     .arg(lua_dir.join("me.lua"))
                     .env("BENCH_TOKEN", token)
                     .env("BENCH_DELAY_MS", delay_ms.to_string());
+            }
+            Load::Token { token } => {
+                cmd.arg("--script")
+                    .arg(lua_dir.join("token.lua"))
+                    .env("BENCH_TOKEN", token);
             }
             Load::Login { users, password } => {
                 cmd.arg("--script")

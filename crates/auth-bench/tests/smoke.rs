@@ -46,6 +46,7 @@ fn smoke_run_produces_a_sane_report() {
         ("me", &s["me"]),
         ("reference", &s["reference"]),
         ("me_half_load", &s["me_half_load"]["result"]),
+        ("token", &s["token"]),
         ("login", &s["login"]),
         ("mixed.me", &s["mixed"]["me"]),
         ("mixed.login", &s["mixed"]["login"]),
@@ -68,6 +69,7 @@ fn smoke_run_produces_a_sane_report() {
     }
     assert!(s["login"]["statuses"]["200"].as_u64().unwrap() > 0);
     assert!(s["argon2_raw"]["verifies_per_s"].as_f64().unwrap() > 0.0);
+    assert!(s["jwt_verifier"]["verifies_per_s"].as_f64().unwrap() > 0.0);
     let storm = &s["storm"];
     assert!(storm["ok_200"].as_u64().unwrap() > 0, "{storm:#}");
     assert_eq!(storm["server_alive_after"], true);
@@ -111,5 +113,6 @@ fn smoke_run_produces_a_sane_report() {
     assert!(ratios["me_vs_reference"].as_f64().unwrap() > 0.0);
     assert!(ratios["login_vs_raw_argon2"].as_f64().unwrap() > 0.0);
     assert!(ratios["signup_outbox_vs_inline"].as_f64().unwrap() > 0.0);
-    assert_eq!(report["targets"].as_array().unwrap().len(), 9);
+    assert!(ratios["token_vs_me"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 11);
 }

@@ -640,3 +640,42 @@ impl MfaManageRequest {
         Ok((password, code))
     }
 }
+
+/// `POST /token`: a short-lived access token for services that trust this one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The signed JWT (EdDSA): `iss`, `sub` (user id), `sid` (session id), `aud`, `iat`,
+    /// `exp`, `jti`; `kid` in its header. Send it to your services as `Authorization: Bearer`.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires (`JWT_TTL`, less when the session ends sooner).
+    pub expires_in: u64,
+    /// When it expires (its `exp`).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `GET /.well-known/jwks.json`: the public keys that verify access tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JwksResponse {
+    /// Every key in use, the signing one first.
+    pub keys: Vec<crate::tokens::PublicJwk>,
+}
+
+/// `GET /.well-known/secureauth-configuration`: where to find the keys and what tokens say.
+/// Shaped like OpenID discovery metadata, but this service is no OpenID provider.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenMetadata {
+    /// The `iss` of every token.
+    pub issuer: String,
+    /// Where the keys are published.
+    pub jwks_uri: String,
+    /// Where a session gets an access token.
+    pub token_endpoint: String,
+    /// The `aud` of every token.
+    pub audience: String,
+    /// `["EdDSA"]`.
+    pub token_signing_alg_values_supported: Vec<&'static str>,
+    /// The longest lifetime of a token, in seconds.
+    pub access_token_ttl_seconds: u64,
+}

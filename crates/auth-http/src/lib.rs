@@ -20,6 +20,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
+pub mod tokens;
 pub mod ui;
 pub mod wiring;
 

@@ -52,12 +52,16 @@ use crate::routes;
         crate::mfa::regenerate_recovery_codes,
         crate::mfa::disable_totp,
         crate::mfa::login_mfa,
+        routes::token,
+        routes::jwks,
+        routes::token_metadata,
     ),
     components(schemas(
         SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, LoginCodeVerifyRequest, Transport,
         ChangePasswordRequest, DeleteAccountRequest, ResetPasswordRequest, UserDto, UserResponse, LoginSession,
         LoginResponse, MeSession, MeResponse, SessionDto, SessionsResponse, AcceptedResponse,
         HealthResponse, ReadyResponse, OutboxReport, BounceRequest, BounceKind, BounceResponse,
+        TokenResponse, JwksResponse, crate::tokens::PublicJwk, TokenMetadata,
         ErrorBody, ErrorDetail, ErrorCode, MfaStatusResponse, MfaRequiredResponse, LoginAnswer, LoginMfaRequest,
         TotpEnrolRequest, TotpEnrolResponse, TotpConfirmRequest, RecoveryCodesResponse, MfaManageRequest,
     )),
@@ -66,6 +70,7 @@ use crate::routes;
         (name = "account", description = "Signup, verification, passwords"),
         (name = "session", description = "Login, sessions, logout"),
         (name = "operations", description = "Health and readiness"),
+        (name = "tokens", description = "Service tokens: short-lived access JWTs for a session, and the keys that verify them"),
     )
 )]
 pub struct ApiDoc;

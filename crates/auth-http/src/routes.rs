@@ -65,7 +65,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/reset-password").route(web::post().to(reset_password)))
         .service(resource("/health").route(web::get().to(health)))
         .service(resource("/ready").route(web::get().to(ready)))
-        .service(resource("/mail/bounces").route(web::post().to(report_bounce)));
+        .service(resource("/mail/bounces").route(web::post().to(report_bounce)))
+        .service(resource("/token").route(web::post().to(token)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+        .service(
+            resource("/.well-known/secureauth-configuration").route(web::get().to(token_metadata)),
+        );
 }
 
 async fn method_not_allowed() -> Result {
@@ -611,5 +616,78 @@ pub async fn report_bounce(
     Ok(no_store().json(BounceResponse {
         status: "suppressed",
         suppressed_until: until,
+    }))
+}
+
+/// The token issuer, or 404 when service tokens are off.
+fn issuer(state: &AppState) -> Result<&crate::tokens::TokenIssuer> {
+    state.tokens.as_deref().ok_or(ApiError::NotFound)
+}
+
+/// A short-lived access token (JWT) for this session, for services that verify it with the
+/// published keys instead of calling back. The session is checked as for `GET /me`, so a
+/// revoked session gets none; a token already minted stays valid until its `exp` (at most
+/// `JWT_TTL`, never past the session's end).
+#[utoipa::path(post, path = "/token", tag = "tokens", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = TokenResponse, description = "A signed access token"),
+        (status = 404, body = ErrorBody, description = "`not_found`: service tokens are off (production without `JWT_SIGNING_KEYS`)"),
+    ))]
+pub async fn token(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
+    let issuer = issuer(&state)?;
+    let grant = state
+        .service
+        .grant_access(&auth.session, issuer.ttl)
+        .ok_or(ApiError::Unauthenticated)?;
+    let access_token = issuer
+        .sign(&grant)
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(no_store().json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: grant.lifetime_secs(),
+        expires_at: grant.expires_at,
+    }))
+}
+
+fn cacheable() -> actix_web::HttpResponseBuilder {
+    let mut b = HttpResponse::Ok();
+    b.insert_header((header::CACHE_CONTROL, crate::tokens::JWKS_CACHE_CONTROL));
+    b
+}
+
+/// The public keys that verify access tokens (a JWK set): the signing key first, then the
+/// keys being rotated in or out. Cache it; fetch it again when a token names an unknown `kid`.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens",
+    responses(
+        (status = 200, body = JwksResponse, description = "The keys",
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+        (status = 404, body = ErrorBody, description = "`not_found`: service tokens are off"),
+    ))]
+pub async fn jwks(state: web::Data<AppState>) -> Result {
+    let issuer = issuer(&state)?;
+    Ok(cacheable().json(JwksResponse {
+        keys: issuer.jwks().to_vec(),
+    }))
+}
+
+/// Metadata for verifiers: the issuer, the JWKS address, the audience. Shaped like OpenID
+/// discovery, but this service is not an OpenID provider (no ID tokens, no authorization
+/// endpoint).
+#[utoipa::path(get, path = "/.well-known/secureauth-configuration", tag = "tokens",
+    responses(
+        (status = 200, body = TokenMetadata, description = "The metadata",
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+        (status = 404, body = ErrorBody, description = "`not_found`: service tokens are off"),
+    ))]
+pub async fn token_metadata(state: web::Data<AppState>) -> Result {
+    let issuer = issuer(&state)?;
+    Ok(cacheable().json(TokenMetadata {
+        issuer: issuer.issuer.clone(),
+        jwks_uri: issuer.jwks_uri(),
+        token_endpoint: format!("{}/token", issuer.issuer),
+        audience: issuer.audience.clone(),
+        token_signing_alg_values_supported: vec!["EdDSA"],
+        access_token_ttl_seconds: issuer.ttl.as_secs(),
     }))
 }

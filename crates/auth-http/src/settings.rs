@@ -165,6 +165,8 @@ pub struct Settings {
     /// `MAX_SESSIONS_PER_USER`: live sessions per account; a login that would open one more
     /// ends the oldest (default [`DEFAULT_MAX_SESSIONS_PER_USER`]).
     pub max_sessions_per_user: usize,
+    /// `JWT_*`: service tokens (`POST /token`, `/.well-known/jwks.json`).
+    pub tokens: crate::tokens::TokenSettings,
 }
 
 /// Default of `MAX_CONNECTIONS` (per worker).
@@ -569,6 +571,8 @@ impl Settings {
                 .ok_or_else(|| err(var, format!("{v:?} is not a prefix length (1-128)")))?;
         }
 
+        let tokens = crate::tokens::TokenSettings::from_lookup(&get, app_env, bind_addr)?;
+
         Ok(Self {
             app_env,
             bind_addr,
@@ -618,6 +622,7 @@ impl Settings {
             max_connections,
             shutdown_timeout,
             max_sessions_per_user,
+            tokens,
         })
     }
 }

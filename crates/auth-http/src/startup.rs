@@ -73,6 +73,20 @@ impl Application {
         let listener = server::bind(settings.bind_addr, server::LISTEN_BACKLOG)?;
         let local_addr = listener.local_addr()?;
         let port = local_addr.port();
+        let tokens = crate::tokens::TokenIssuer::from_settings(&settings.tokens)?.map(Arc::new);
+        match &tokens {
+            Some(t) => tracing::info!(
+                kid = t.signing_kid(),
+                keys = t.jwks().len(),
+                issuer = %t.issuer,
+                audience = %t.audience,
+                ttl_secs = t.ttl.as_secs(),
+                "service tokens: POST /token signs EdDSA access tokens; keys at /.well-known/jwks.json"
+            ),
+            None => tracing::info!(
+                "service tokens: off (set JWT_SIGNING_KEYS and JWT_ISSUER to turn them on)"
+            ),
+        }
         let state = web::Data::new(AppState {
             service,
             cookie: CookiePolicy {
@@ -89,6 +103,7 @@ impl Application {
             bounce_token: settings.outbox.bounce_token.clone(),
             ops_token: settings.outbox.ops_token.clone(),
             uniform_answer_time: settings.uniform_answer_time,
+            tokens,
         });
         let openapi = ApiDoc::openapi();
         let hsts = settings.cookie_secure;

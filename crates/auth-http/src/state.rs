@@ -27,6 +27,8 @@ pub struct AppState {
     pub ops_token: Option<secrecy::SecretString>,
     /// The least time the answers that must not tell whether an account exists take.
     pub uniform_answer_time: std::time::Duration,
+    /// Signs service tokens (`POST /token`) and publishes their keys; `None`: they are off.
+    pub tokens: Option<Arc<crate::tokens::TokenIssuer>>,
 }
 
 /// Whether `req` carries `Authorization: Bearer <expected>`, compared in constant time.

@@ -5,6 +5,7 @@
 //! codes they share (claim, issue, match, consume). The abuse policy the service applies to
 //! itself (request budgets, re-authentication budgets, hashing fairness) is in `guard.rs`.
 
+mod access;
 mod account;
 mod changes;
 mod codes;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
+pub use access::{AccessGrant, MAX_ACCESS_TOKEN_TTL};
 pub use errors::*;
 pub use guard::HasherSaturated;
 pub use mfa::{TotpEnrolment, TotpStatus};
