@@ -47,8 +47,8 @@ use crate::service::Failure;
 pub struct RateLimit(pub Vec<Quota>);
 
 impl RateLimit {
-    /// No limit.
-    pub fn off() -> Self {
+    /// No limit. (The same value as `default()`; `const`, so it also serves in constants.)
+    pub const fn off() -> Self {
         Self(Vec::new())
     }
 
