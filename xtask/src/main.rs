@@ -12,6 +12,12 @@
 //! - `cargo xtask setup`: only the set-up part of `test`.
 //! - `cargo xtask lint`: `cargo fmt --check`, clippy with warnings as errors, and the rustdoc
 //!   of `auth-core` with warnings as errors.
+//! - `cargo xtask mutants [ARGS]`: mutation testing of `auth-core` with cargo-mutants
+//!   (installed first when missing): every mutant of the core must make a test fail, except
+//!   those of `Debug`/`Display` impls (`exclude_re` in `.cargo/mutants.toml`). Fails when any
+//!   mutant is missed and lists them; the report is in `mutants.out/`. One build at a time
+//!   unless `CARGO_MUTANTS_JOBS` or `-j` says otherwise. Too slow for every CI run (minutes to
+//!   tens of minutes), so `.ci/run` does not run it.
 //!
 //! `.ci/run` is `cargo xtask lint && cargo xtask test`. Nothing but std: this must build in
 //! seconds on a fresh clone.
@@ -36,6 +42,8 @@ tasks:
                             `cargo test --workspace --all-features ARGS`
   setup                     only the set-up part of `test`
   lint                      cargo fmt --check; clippy -D warnings; rustdoc of auth-core -D warnings
+  mutants [ARGS]            mutation testing of auth-core (installs cargo-mutants if missing);
+                            fails when a test misses any mutant but Debug/Display impls
   help                      this text";
 
 /// Where PostgreSQL and Redis are expected (the test suite's defaults).
@@ -46,6 +54,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The browser test's npm packages; their folders tell whether `npm ci` ran.
 const BROWSER_DIR: &str = "tests/browser";
 const BROWSER_PACKAGES: [&str; 2] = ["playwright-core", "smtp-server"];
+/// The cargo-mutants release `cargo xtask mutants` installs when there is none.
+const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+/// The package whose mutants must all be caught.
+const MUTANTS_PACKAGE: &str = "auth-core";
 
 fn main() -> ExitCode {
     let mut args = env::args_os().skip(1);
@@ -55,6 +67,7 @@ fn main() -> ExitCode {
         Some("test") => test(rest),
         Some("setup") => setup().map(exit_if),
         Some("lint") => lint(),
+        Some("mutants") => mutants(rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -143,6 +156,80 @@ fn lint() -> Result<ExitCode, Error> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs cargo-mutants on [`MUTANTS_PACKAGE`] with the settings of `.cargo/mutants.toml`;
+/// fails when a mutant is missed.
+fn mutants(args: Vec<OsString>) -> Result<ExitCode, Error> {
+    let installed = cargo()?
+        .args(["mutants", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        let install = [
+            "install",
+            "cargo-mutants",
+            "--locked",
+            "--version",
+            CARGO_MUTANTS_VERSION,
+        ];
+        say(&format!("cargo {}", shell_words(&install)));
+        let status = cargo()?
+            .args(install)
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            eprintln!("xtask: cargo-mutants could not be installed");
+            return Ok(exit_code(status));
+        }
+    }
+    say(&format!(
+        "cargo mutants --package {MUTANTS_PACKAGE} (settings: .cargo/mutants.toml)"
+    ));
+    let mut cmd = cargo()?;
+    cmd.args(["mutants", "--package", MUTANTS_PACKAGE])
+        .args(args);
+    if env::var_os("CARGO_MUTANTS_JOBS").is_none() {
+        // A mutant's build already uses every core; `-j N` on the command line still wins.
+        cmd.env("CARGO_MUTANTS_JOBS", "1");
+    }
+    // Each mutant rebuilds the same crate after a one-token change: exactly what incremental
+    // compilation is for (several times faster per mutant than a full rebuild).
+    cmd.env("CARGO_INCREMENTAL", "1");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run cargo mutants: {e}"))?;
+    let report = workspace_root()?.join("mutants.out");
+    let listed = |file: &str| std::fs::read_to_string(report.join(file)).unwrap_or_default();
+    // cargo-mutants' exit codes: 0 all caught, 2 some missed, 3 some timed out (the mutant
+    // made a test hang: caught, but said so), 4 the unmutated tests fail.
+    match status.code() {
+        Some(0) => {
+            say("every mutant was caught");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(3) => {
+            say(&format!(
+                "no mutant was missed; these made a test hang (counted as caught):\n{}",
+                listed("timeout.txt")
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(2) => {
+            eprintln!(
+                "xtask: these mutants of {MUTANTS_PACKAGE} were not caught by any test \
+                 (mutants.out/missed.txt; each needs a test that fails on it):\n{}",
+                listed("missed.txt")
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        _ => {
+            eprintln!("xtask: cargo mutants failed (see its output above and mutants.out/)");
+            Ok(exit_code(status))
+        }
+    }
 }
 
 /// Makes the test suite's prerequisites ready. `Ok(false)`: something needs a command this

@@ -47,8 +47,8 @@ use crate::service::Failure;
 pub struct RateLimit(pub Vec<Quota>);
 
 impl RateLimit {
-    /// No limit.
-    pub fn off() -> Self {
+    /// No limit. (The same value as `default()`; `const`, so it also serves in constants.)
+    pub const fn off() -> Self {
         Self(Vec::new())
     }
 
@@ -691,7 +691,7 @@ mod tests {
             .expect_acquire()
             .withf(move |k, _| {
                 k.bucket == "login:device"
-                    && k.subject == RateSubject::Device(email(), device.as_uuid())
+                    && k.subject == RateSubject::Device(email(), uuid::Uuid::from_u128(3))
             })
             .times(2)
             .returning(|_, _| Ok(RateDecision::Allowed));
@@ -705,6 +705,31 @@ mod tests {
             .unwrap()
             .unwrap();
         block_on(t.device_login_succeeded(&email(), device)).unwrap();
+    }
+
+    /// Two known devices of one address never share a budget: failures that carry the laptop's
+    /// credential cannot slow the owner's phone.
+    #[test]
+    fn each_known_device_of_an_address_spends_a_budget_of_its_own() {
+        let subjects = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&subjects);
+        let mut limiter = MockRateLimiter::new();
+        limiter.expect_acquire().returning(move |k, _| {
+            seen.lock().unwrap().push(k.subject.clone());
+            Ok(RateDecision::Allowed)
+        });
+        let t = Throttle::new(Arc::new(limiter), ThrottleConfig::default());
+        for n in [3, 4] {
+            let device = DeviceId::from_uuid(uuid::Uuid::from_u128(n));
+            block_on(t.check_device_login(&client(), &email(), device))
+                .unwrap()
+                .unwrap();
+        }
+        let subjects = subjects.lock().unwrap();
+        for n in [3, 4] {
+            let own = RateSubject::Device(email(), uuid::Uuid::from_u128(n));
+            assert!(subjects.contains(&own), "{subjects:?}");
+        }
     }
 
     #[test]

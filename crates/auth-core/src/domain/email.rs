@@ -500,6 +500,21 @@ mod tests {
         );
     }
 
+    /// The cheap bound refuses only what is longer than four times the limit: an input of
+    /// exactly that length is still parsed, so its real problem is the one named.
+    #[test]
+    fn the_cheap_length_bound_lets_exactly_four_times_the_limit_through_to_parsing() {
+        let domain = "@example.com";
+        let at_bound = format!("{}{domain}", "x".repeat(4 * MAX_EMAIL_LEN - domain.len()));
+        assert_eq!(at_bound.len(), 4 * MAX_EMAIL_LEN);
+        assert_eq!(
+            EmailAddress::parse(&at_bound),
+            Err(EmailError::LocalPartTooLong)
+        );
+        let over = format!("x{at_bound}");
+        assert_eq!(EmailAddress::parse(&over), Err(EmailError::TooLong));
+    }
+
     #[test]
     fn as_ref_is_the_stored_form() {
         let e = EmailAddress::parse("Ada@Example.COM").unwrap();

@@ -150,8 +150,8 @@ impl Courier {
             ..DeliveryReport::default()
         };
         if claimed.is_empty() {
-            let swept = self.store.sweep(now).await?;
-            if swept > 0 {
+            // Only a sweep that deleted something is worth a log line (idle rounds are many).
+            if let Some(swept) = std::num::NonZeroU64::new(self.store.sweep(now).await?) {
                 info!(swept, "expired mail deleted from the outbox");
             }
             return Ok(report);

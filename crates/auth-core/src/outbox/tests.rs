@@ -347,6 +347,20 @@ fn no_mail() -> MockMailer {
     mailer
 }
 
+/// The policy a courier reports is the one it delivers by (not a default), so a caller that
+/// paces its rounds by it paces them as configured.
+#[test]
+fn a_courier_reports_the_policy_it_was_given() {
+    let courier = courier(MockOutboxStore::new(), no_mail());
+    assert_eq!(
+        *courier.policy(),
+        CourierPolicy {
+            max_attempts: 3,
+            ..CourierPolicy::default()
+        }
+    );
+}
+
 #[test]
 fn an_idle_round_sweeps_what_expired() {
     let mut store = MockOutboxStore::new();

@@ -137,3 +137,39 @@ pub trait Mailer: Send + Sync + 'static {
         self.send(to, message).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::executor::block_on;
+
+    use super::*;
+
+    /// A mailer with no translations: it implements `send` only.
+    #[derive(Default)]
+    struct Untranslated(Mutex<Vec<(EmailAddress, MailMessage)>>);
+
+    #[async_trait::async_trait]
+    impl Mailer for Untranslated {
+        async fn send(&self, to: &EmailAddress, message: &MailMessage) -> Result<(), MailerError> {
+            self.0.lock().unwrap().push((to.clone(), message.clone()));
+            Ok(())
+        }
+    }
+
+    /// Localized mail (every code and notice the service sends) still goes out through a
+    /// mailer that has no translations, in its one language: it is never dropped.
+    #[test]
+    fn a_mailer_without_translations_still_sends_localized_mail() {
+        let mailer = Untranslated::default();
+        let to = EmailAddress::parse("ada@example.com").unwrap();
+
+        block_on(mailer.send_localized(&to, &MailMessage::SignupAttempted, Some("de-CH"))).unwrap();
+
+        assert_eq!(
+            *mailer.0.lock().unwrap(),
+            vec![(to, MailMessage::SignupAttempted)]
+        );
+    }
+}

@@ -220,3 +220,32 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// suppressions that ended before `now`. How many messages it deleted.
     async fn sweep(&self, now: DateTime<Utc>) -> Result<u64, OutboxError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names a mail state is stored, listed and filtered under (`pending`, `dead`): an
+    /// operator's `state=dead` must keep finding the dead messages.
+    #[test]
+    fn mail_states_keep_their_stored_names() {
+        assert_eq!(MailState::Pending.as_str(), "pending");
+        assert_eq!(MailState::Dead.as_str(), "dead");
+    }
+
+    /// A stored suppression reads back as the reason it was stored with, and nothing else
+    /// passes for one: a suppression must not come back as another reason, or as none.
+    #[test]
+    fn suppression_reasons_read_back_as_stored_and_nothing_else_parses() {
+        for reason in [
+            SuppressionReason::Rejected,
+            SuppressionReason::Bounce,
+            SuppressionReason::Complaint,
+            SuppressionReason::Operator,
+        ] {
+            assert_eq!(SuppressionReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(SuppressionReason::parse("spam"), None);
+        assert_eq!(SuppressionReason::parse(""), None);
+    }
+}

@@ -300,27 +300,30 @@ impl AuthService {
             // them. Each of those signups mailed its own code; signing up again mails one for
             // the password given then.
             let one_signup = creds.user.updated_at <= creds.user.created_at;
-            if !one_signup && !creds.user.is_verified() {
-                info!("resend for an account with several signups: no code bound to a password");
-            }
-            if one_signup && !creds.user.is_verified() {
-                let now = self.ports.clock.now();
-                // A mail outage must not answer differently for existing accounts.
-                let sent = self
-                    .issue_code(
-                        OtpPurpose::VerifyEmail,
-                        email,
-                        now,
-                        Some(creds.password_hash),
-                        CodeDelivery {
-                            mail: CodeMail::Again,
-                            requested_by: None,
-                            language: creds.language.as_deref(),
-                        },
-                    )
-                    .await;
-                if let Err(e) = sent {
-                    warn!(error = %e, "verification code not delivered");
+            if !creds.user.is_verified() {
+                if one_signup {
+                    let now = self.ports.clock.now();
+                    // A mail outage must not answer differently for existing accounts.
+                    let sent = self
+                        .issue_code(
+                            OtpPurpose::VerifyEmail,
+                            email,
+                            now,
+                            Some(creds.password_hash),
+                            CodeDelivery {
+                                mail: CodeMail::Again,
+                                requested_by: None,
+                                language: creds.language.as_deref(),
+                            },
+                        )
+                        .await;
+                    if let Err(e) = sent {
+                        warn!(error = %e, "verification code not delivered");
+                    }
+                } else {
+                    info!(
+                        "resend for an account with several signups: no code bound to a password"
+                    );
                 }
             }
         }

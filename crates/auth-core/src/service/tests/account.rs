@@ -93,6 +93,11 @@ fn signup_again_while_unverified_replaces_the_pending_password_and_code() {
 
     assert_eq!(user.id, ada_id());
     assert!(!user.is_verified());
+    assert_eq!(
+        user.updated_at,
+        t0(),
+        "the answer carries the replacement's time"
+    );
     let puts = puts.lock().unwrap();
     assert_eq!(puts.len(), 1, "the new code replaces the old one: {puts:?}");
     assert_eq!(puts[0].0, OtpPurpose::VerifyEmail);
@@ -1179,6 +1184,67 @@ fn with_protection_a_signup_losing_the_insert_race_still_mails_its_own_code() {
         "{:?}",
         outbox.lock().unwrap()
     );
+}
+
+/// A signup that loses the insert race to an account verified in the meantime answers like a
+/// new signup and writes nothing: the verified account's password is never touched, no code
+/// is stored or mailed.
+#[test]
+fn with_protection_a_signup_losing_the_insert_race_to_a_verified_account_never_touches_it() {
+    let mut h = Harness::new();
+    assert!(h.config.enumeration_protection);
+    let lookups = std::sync::atomic::AtomicUsize::new(0);
+    h.users
+        .expect_find_by_email()
+        .withf(|e| *e == email())
+        .times(2)
+        .returning(move |_| {
+            // Nobody at first; a verified account right after the insert failed.
+            match lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Ok(None),
+                _ => Ok(Some(creds(true))),
+            }
+        });
+    h.hashes(PASSWORD, NEW_HASH);
+    h.users
+        .expect_create()
+        .times(1)
+        .returning(|_| Err(UserRepoError::Duplicate));
+    h.users.expect_replace_unverified_password().never();
+    h.nothing_sent_nor_stored();
+
+    let user = block_on(h.service().signup(email(), password(PASSWORD), &client())).unwrap();
+
+    assert_ne!(user.id, ada_id(), "a decoy");
+    assert!(!user.is_verified());
+}
+
+/// A repeated signup that read the clock in the microsecond the account was created (a racing
+/// signup) is still stamped after the creation: a resend tells a repeated signup by
+/// `updated_at` after `created_at`.
+#[test]
+fn a_repeated_signup_in_the_creation_microsecond_is_stamped_after_the_creation() {
+    let mut h = Harness::new();
+    let mut racing = creds(false);
+    racing.user.created_at = t0();
+    racing.user.updated_at = t0();
+    h.users
+        .expect_find_by_email()
+        .returning(move |_| Ok(Some(racing.clone())));
+    h.send_slot(OtpPurpose::VerifyEmail, SendSlot::Granted);
+    h.hashes(PASSWORD, NEW_HASH);
+    let just_after_creation = t0() + TimeDelta::microseconds(1);
+    h.users
+        .expect_replace_unverified_password()
+        .withf(move |id, _, when| *id == ada_id() && *when == just_after_creation)
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let puts = h.put_log();
+    let _outbox = h.outbox();
+
+    block_on(h.service().signup(email(), password(PASSWORD), &client())).unwrap();
+
+    assert_eq!(puts.lock().unwrap().len(), 1);
 }
 
 /// Verifying sets the code's password once more after marking the address verified, and

@@ -53,6 +53,26 @@ fn login_opens_a_session_that_stores_only_the_sha256_of_the_token() {
     );
 }
 
+/// A session keeps where it was opened from (IP, user agent), never the language of the login
+/// request: the account's mail language is the account's, and a session listing shows only
+/// what identifies the device.
+#[test]
+fn a_session_keeps_the_client_it_was_opened_from_but_not_the_requests_language() {
+    let mut h = Harness::new();
+    h.user_lookup(Some(creds(true)));
+    h.verifies(PASSWORD, PasswordCheck::Match);
+    let inserted = capture_insert(&mut h);
+    let german = client().with_language(Some("de-CH, de;q=0.9"));
+    assert!(german.language.is_some());
+
+    let outcome = block_on(h.service().login(&email(), &attempt(PASSWORD), german)).unwrap();
+
+    let inserted = inserted.lock().unwrap();
+    assert_eq!(inserted[0].0.client.language, None);
+    assert_eq!(inserted[0].0.client, client(), "IP and user agent are kept");
+    assert_eq!(outcome.session.client.language, None);
+}
+
 #[test]
 fn login_session_lifetime_is_configurable() {
     let mut h = Harness::new();
