@@ -1187,8 +1187,9 @@ fn with_protection_a_signup_losing_the_insert_race_still_mails_its_own_code() {
 }
 
 /// A signup that loses the insert race to an account verified in the meantime answers like a
-/// new signup and writes nothing: the verified account's password is never touched, no code
-/// is stored or mailed.
+/// new signup and changes nothing: the verified account's password is never touched and no
+/// code is mailed (the one stored before the insert reaches nobody, and verifying an account
+/// that is already verified sets no password).
 #[test]
 fn with_protection_a_signup_losing_the_insert_race_to_a_verified_account_never_touches_it() {
     let mut h = Harness::new();
@@ -1211,12 +1212,14 @@ fn with_protection_a_signup_losing_the_insert_race_to_a_verified_account_never_t
         .times(1)
         .returning(|_| Err(UserRepoError::Duplicate));
     h.users.expect_replace_unverified_password().never();
-    h.nothing_sent_nor_stored();
+    h.mailer.expect_send_localized().never();
+    let puts = h.put_log();
 
     let user = block_on(h.service().signup(email(), password(PASSWORD), &client())).unwrap();
 
     assert_ne!(user.id, ada_id(), "a decoy");
     assert!(!user.is_verified());
+    assert_eq!(puts.lock().unwrap().len(), 1, "only the code stored before the insert");
 }
 
 /// A repeated signup that read the clock in the microsecond the account was created (a racing
