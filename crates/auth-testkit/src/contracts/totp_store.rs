@@ -49,6 +49,7 @@ pub async fn run(store: Arc<dyn TotpStore>, users: Arc<dyn UserRepository>) {
     recovery_codes_are_single_use(s, u).await;
     exactly_one_parallel_use_of_a_recovery_code_wins(&store, u).await;
     replace_recovery_codes_drops_the_old_ones(s, u).await;
+    parallel_replaces_leave_one_set_of_codes(&store, u).await;
     empty_code_lists_are_kept_as_empty(s, u).await;
     disable_removes_secret_codes_and_challenges(s, u).await;
     a_challenge_round_trips_expired_or_not(s, u).await;
@@ -353,6 +354,44 @@ pub async fn replace_recovery_codes_drops_the_old_ones(
     store.disable(user).await.unwrap();
 }
 
+/// Of [`RACERS`] parallel `replace_recovery_codes`, one set is left whole: never a mix or
+/// a union of two.
+pub async fn parallel_replaces_leave_one_set_of_codes(
+    store: &Arc<dyn TotpStore>,
+    users: &dyn UserRepository,
+) {
+    let user = account(users).await;
+    enabled(store.as_ref(), user, 1, 3).await;
+    let sets: Vec<Vec<RecoveryCodeHash>> = (0..RACERS).map(|_| codes(3)).collect();
+    let mut racers = JoinSet::new();
+    for set in sets.clone() {
+        let store = Arc::clone(store);
+        racers.spawn(async move { store.replace_recovery_codes(user, &set).await.unwrap() });
+    }
+    let replaced = racers.join_all().await;
+    assert!(
+        replaced.iter().all(|&r| r),
+        "TotpStore contract: every replace_recovery_codes of an enabled secret must return true"
+    );
+    assert_eq!(
+        store.get(user).await.unwrap().map(|t| t.recovery_codes_left),
+        Some(3),
+        "TotpStore contract: after {RACERS} parallel replaces of 3 codes, 3 codes must be left"
+    );
+    let mut working = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        if store.use_recovery_code(user, &set[0]).await.unwrap().is_some() {
+            working.push(i);
+        }
+    }
+    assert_eq!(
+        working.len(),
+        1,
+        "TotpStore contract: the codes of exactly one of the parallel replaces must work"
+    );
+    store.disable(user).await.unwrap();
+}
+
 /// `enable` and `replace_recovery_codes` with no codes still succeed: TOTP is on with none.
 pub async fn empty_code_lists_are_kept_as_empty(store: &dyn TotpStore, users: &dyn UserRepository) {
     let user = account(users).await;
@@ -367,7 +406,7 @@ pub async fn empty_code_lists_are_kept_as_empty(store: &dyn TotpStore, users: &d
         "TotpStore contract: enable with no recovery codes must turn TOTP on: {on:?}"
     );
     assert_eq!(on.map(|t| t.recovery_codes_left), Some(0));
-    store.replace_recovery_codes(user, &codes(2)).await.unwrap();
+    assert!(store.replace_recovery_codes(user, &codes(2)).await.unwrap());
     assert!(
         store.replace_recovery_codes(user, &[]).await.unwrap(),
         "TotpStore contract: replace_recovery_codes with no codes must return true when TOTP \
