@@ -303,6 +303,8 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         password_policy: PasswordPolicy::with_min_chars(settings.password_min_length),
         enumeration_protection: settings.enumeration_protection,
         throttle: settings.throttle.clone(),
+        totp_issuer: settings.mfa.issuer.clone(),
+        mfa_token_ttl: settings.mfa.token_ttl,
         ..AuthConfig::default()
     };
     let otp_secret = OtpSecret::new(SecretBox::new(key.into_boxed_slice()))
