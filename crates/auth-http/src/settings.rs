@@ -882,7 +882,11 @@ mod tests {
         assert_eq!(mfa.token_ttl, config.mfa_token_ttl);
         assert_eq!(mfa.token_ttl, Duration::from_secs(300));
         let blank = with(&[("MFA_ISSUER", "  "), ("MFA_TOKEN_TTL", "")]).unwrap();
-        assert_eq!(blank.mfa, MfaSettings::default(), "empty values mean the default");
+        assert_eq!(
+            blank.mfa,
+            MfaSettings::default(),
+            "empty values mean the default"
+        );
     }
 
     #[test]
@@ -904,7 +908,13 @@ mod tests {
 
     #[test]
     fn mfa_token_ttl_accepts_30s_to_5m() {
-        for (raw, secs) in [("2m", 120), ("90", 90), ("30s", 30), ("5m", 300), ("300s", 300)] {
+        for (raw, secs) in [
+            ("2m", 120),
+            ("90", 90),
+            ("30s", 30),
+            ("5m", 300),
+            ("300s", 300),
+        ] {
             let s = with(&[("MFA_TOKEN_TTL", raw)]).unwrap();
             assert_eq!(s.mfa.token_ttl, Duration::from_secs(secs), "{raw}");
         }

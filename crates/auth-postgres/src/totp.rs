@@ -10,8 +10,8 @@ use auth_core::{
     TotpStoreError, UserId, UserRepoError,
 };
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel::result::QueryResult;
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -87,11 +87,7 @@ fn stored(message: &str) -> TotpStoreError {
 }
 
 /// Replaces the user's recovery codes, inside a transaction that holds the secret's row.
-async fn put_codes(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    codes: Vec<Vec<u8>>,
-) -> QueryResult<()> {
+async fn put_codes(conn: &mut AsyncPgConnection, id: Uuid, codes: Vec<Vec<u8>>) -> QueryResult<()> {
     diesel::sql_query("DELETE FROM totp_recovery_codes WHERE user_id = $1")
         .bind::<SqlUuid, _>(id)
         .execute(conn)
@@ -117,7 +113,8 @@ impl PgTotpStore {
             + 'a,
     {
         let mut conn = self.repo.checkout().await.map_err(totp_error)?;
-        let work = conn.transaction(move |conn| async move { work(&mut *conn).await }.scope_boxed());
+        let work =
+            conn.transaction(move |conn| async move { work(&mut *conn).await }.scope_boxed());
         let outcome = tokio::time::timeout(self.repo.query_timeout(), work).await;
         self.repo.settle(conn, outcome).map_err(totp_error)
     }

@@ -25,8 +25,8 @@
 use std::sync::Arc;
 
 use auth_core::{
-    ClientBinding, EmailAddress, MfaChallenge, NewUser, PasswordHash, RecoveryCodeHash,
-    StoredTotp, TokenHash, TotpStore, UserId, UserRepository,
+    ClientBinding, EmailAddress, MfaChallenge, NewUser, PasswordHash, RecoveryCodeHash, StoredTotp,
+    TokenHash, TotpStore, UserId, UserRepository,
 };
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
@@ -184,7 +184,10 @@ pub async fn enable_turns_on_once_with_its_step_and_codes(
         "TotpStore contract: a refused enable must change nothing"
     );
     assert_eq!(
-        store.use_recovery_code(user, &first_codes[0]).await.unwrap(),
+        store
+            .use_recovery_code(user, &first_codes[0])
+            .await
+            .unwrap(),
         Some(9),
         "TotpStore contract: the codes given to enable must work"
     );
@@ -287,7 +290,11 @@ pub async fn recovery_codes_are_single_use(store: &dyn TotpStore, users: &dyn Us
             "TotpStore contract: a used code must not work again"
         );
         assert_eq!(
-            store.get(user).await.unwrap().map(|t| t.recovery_codes_left),
+            store
+                .get(user)
+                .await
+                .unwrap()
+                .map(|t| t.recovery_codes_left),
             Some(left),
             "TotpStore contract: get must count the unused codes"
         );
@@ -335,7 +342,11 @@ pub async fn replace_recovery_codes_drops_the_old_ones(
         "TotpStore contract: replace_recovery_codes must return true when TOTP is on"
     );
     assert_eq!(
-        store.get(user).await.unwrap().map(|t| t.recovery_codes_left),
+        store
+            .get(user)
+            .await
+            .unwrap()
+            .map(|t| t.recovery_codes_left),
         Some(6),
         "TotpStore contract: after a replace only the new codes count"
     );
@@ -374,13 +385,22 @@ pub async fn parallel_replaces_leave_one_set_of_codes(
         "TotpStore contract: every replace_recovery_codes of an enabled secret must return true"
     );
     assert_eq!(
-        store.get(user).await.unwrap().map(|t| t.recovery_codes_left),
+        store
+            .get(user)
+            .await
+            .unwrap()
+            .map(|t| t.recovery_codes_left),
         Some(3),
         "TotpStore contract: after {RACERS} parallel replaces of 3 codes, 3 codes must be left"
     );
     let mut working = Vec::new();
     for (i, set) in sets.iter().enumerate() {
-        if store.use_recovery_code(user, &set[0]).await.unwrap().is_some() {
+        if store
+            .use_recovery_code(user, &set[0])
+            .await
+            .unwrap()
+            .is_some()
+        {
             working.push(i);
         }
     }
@@ -413,7 +433,11 @@ pub async fn empty_code_lists_are_kept_as_empty(store: &dyn TotpStore, users: &d
          is on"
     );
     assert_eq!(
-        store.get(user).await.unwrap().map(|t| t.recovery_codes_left),
+        store
+            .get(user)
+            .await
+            .unwrap()
+            .map(|t| t.recovery_codes_left),
         Some(0),
         "TotpStore contract: replacing with no codes must leave none"
     );
@@ -577,7 +601,10 @@ pub async fn users_are_isolated(store: &dyn TotpStore, users: &dyn UserRepositor
         "TotpStore contract: a step accepted for one user must still be accepted for another"
     );
     assert_eq!(
-        store.get_challenge(&bobs_challenge.token_hash).await.unwrap(),
+        store
+            .get_challenge(&bobs_challenge.token_hash)
+            .await
+            .unwrap(),
         Some(bobs_challenge),
         "TotpStore contract: disabling one user must keep another's challenges"
     );
