@@ -44,11 +44,17 @@ async fn otp_store_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_store_contract() {
-    let store = Arc::new(MemoryTotpStore::new());
-    let users = Arc::new(MemoryUserRepository::new());
+    let totp = MemoryTotpStore::new();
+    let users = Arc::new(MemoryUserRepository::with_totp(&totp));
+    let store = Arc::new(totp);
     auth_testkit::contracts::totp_store::run(store.clone(), users.clone()).await;
     // Twice on the same store: the suite must not depend on an empty store.
-    auth_testkit::contracts::totp_store::run(store, users).await;
+    auth_testkit::contracts::totp_store::run(store.clone(), users.clone()).await;
+    auth_testkit::contracts::totp_store::deleting_the_account_deletes_its_factors(
+        store.as_ref(),
+        users.as_ref(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
