@@ -167,6 +167,8 @@ pub struct Settings {
     pub max_sessions_per_user: usize,
     /// `JWT_*`: service tokens (`POST /token`, `/.well-known/jwks.json`).
     pub tokens: crate::tokens::TokenSettings,
+    /// `MFA_ISSUER`, `MFA_TOKEN_TTL`: two-factor authentication.
+    pub mfa: MfaSettings,
 }
 
 /// Default of `MAX_CONNECTIONS` (per worker).
@@ -623,6 +625,7 @@ impl Settings {
             shutdown_timeout,
             max_sessions_per_user,
             tokens,
+            mfa: MfaSettings::read(&get)?,
         })
     }
 }
@@ -780,6 +783,68 @@ fn check_secret_looks_random(secret: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Two-factor authentication (TOTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaSettings {
+    /// `MFA_ISSUER`: the name authenticator apps show next to the account (default
+    /// [`DEFAULT_MFA_ISSUER`]; at most [`MAX_MFA_ISSUER_CHARS`] characters, no colon, no
+    /// control characters). Apps file codes under it: changing it later shows enrolled users
+    /// a new name only when they enrol again.
+    pub issuer: String,
+    /// `MFA_TOKEN_TTL`: how long the token of a login waiting for its second factor works
+    /// (default and most `5m`, least `30s`).
+    pub token_ttl: Duration,
+}
+
+/// Default of `MFA_ISSUER`.
+pub const DEFAULT_MFA_ISSUER: &str = "SecureAuth";
+/// Longest `MFA_ISSUER`, in characters.
+pub const MAX_MFA_ISSUER_CHARS: usize = 64;
+/// Longest (and default) `MFA_TOKEN_TTL`: a password that was right stays usable for the
+/// second step no longer than this.
+pub const MAX_MFA_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
+/// Shortest `MFA_TOKEN_TTL`: time to open the app and type a code.
+pub const MIN_MFA_TOKEN_TTL: Duration = Duration::from_secs(30);
+
+impl Default for MfaSettings {
+    fn default() -> Self {
+        Self {
+            issuer: DEFAULT_MFA_ISSUER.to_owned(),
+            token_ttl: MAX_MFA_TOKEN_TTL,
+        }
+    }
+}
+
+impl MfaSettings {
+    fn read(get: &EnvGet<'_>) -> Result<Self, ConfigError> {
+        let mut settings = Self::default();
+        if let Some((var, issuer)) = get(&["MFA_ISSUER"]) {
+            if issuer.contains(':') || issuer.chars().any(char::is_control) {
+                return Err(err(var, "must not contain a colon or control characters"));
+            }
+            if issuer.chars().count() > MAX_MFA_ISSUER_CHARS {
+                return Err(err(
+                    var,
+                    format!("must be at most {MAX_MFA_ISSUER_CHARS} characters"),
+                ));
+            }
+            settings.issuer = issuer;
+        }
+        if let Some((var, raw)) = get(&["MFA_TOKEN_TTL"]) {
+            let ttl = raw
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .or_else(|_| humantime::parse_duration(&raw))
+                .map_err(|e| err(var, format!("{raw:?} is not a duration ({e}); e.g. 2m")))?;
+            if !(MIN_MFA_TOKEN_TTL..=MAX_MFA_TOKEN_TTL).contains(&ttl) {
+                return Err(err(var, "must be between 30s and 5m"));
+            }
+            settings.token_ttl = ttl;
+        }
+        Ok(settings)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -807,6 +872,56 @@ mod tests {
         assert_eq!(s.database_url.expose_secret(), DEFAULT_SQLITE_URL);
         assert!(s.redis_url.is_none());
         assert!(s.mail_templates_dir.is_none());
+    }
+
+    #[test]
+    fn mfa_settings_default_to_the_service_defaults() {
+        let mfa = with(&[]).unwrap().mfa;
+        let config = auth_core::AuthConfig::default();
+        assert_eq!(mfa.issuer, config.totp_issuer);
+        assert_eq!(mfa.token_ttl, config.mfa_token_ttl);
+        assert_eq!(mfa.token_ttl, Duration::from_secs(300));
+        let blank = with(&[("MFA_ISSUER", "  "), ("MFA_TOKEN_TTL", "")]).unwrap();
+        assert_eq!(
+            blank.mfa,
+            MfaSettings::default(),
+            "empty values mean the default"
+        );
+    }
+
+    #[test]
+    fn mfa_issuer_is_read_trimmed() {
+        let s = with(&[("MFA_ISSUER", "  Example Corp (staging) ")]).unwrap();
+        assert_eq!(s.mfa.issuer, "Example Corp (staging)");
+        let s = with(&[("MFA_ISSUER", &"é".repeat(MAX_MFA_ISSUER_CHARS))]).unwrap();
+        assert_eq!(s.mfa.issuer.chars().count(), MAX_MFA_ISSUER_CHARS);
+    }
+
+    #[test]
+    fn mfa_issuer_that_would_break_the_otpauth_uri_is_refused() {
+        let long = "x".repeat(MAX_MFA_ISSUER_CHARS + 1);
+        for bad in ["Example:Corp", "Example\u{7}Corp", long.as_str()] {
+            let e = with(&[("MFA_ISSUER", bad)]).unwrap_err();
+            assert_eq!(e.var, "MFA_ISSUER", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mfa_token_ttl_accepts_30s_to_5m() {
+        for (raw, secs) in [
+            ("2m", 120),
+            ("90", 90),
+            ("30s", 30),
+            ("5m", 300),
+            ("300s", 300),
+        ] {
+            let s = with(&[("MFA_TOKEN_TTL", raw)]).unwrap();
+            assert_eq!(s.mfa.token_ttl, Duration::from_secs(secs), "{raw}");
+        }
+        for bad in ["5m1s", "301", "1h", "29s", "0", "soon", "-1m"] {
+            let e = with(&[("MFA_TOKEN_TTL", bad)]).unwrap_err();
+            assert_eq!(e.var, "MFA_TOKEN_TTL", "{bad:?}");
+        }
     }
 
     #[test]

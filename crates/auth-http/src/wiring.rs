@@ -295,16 +295,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         limiter,
         totp: totp_store,
     };
-    let config = AuthConfig {
-        otp_ttl: settings.otp_ttl,
-        mail_cooldown: settings.mail_cooldown,
-        session_ttl: settings.session_ttl,
-        session_idle_timeout: settings.session_idle_timeout,
-        password_policy: PasswordPolicy::with_min_chars(settings.password_min_length),
-        enumeration_protection: settings.enumeration_protection,
-        throttle: settings.throttle.clone(),
-        ..AuthConfig::default()
-    };
+    let config = auth_config(settings);
     let otp_secret = OtpSecret::new(SecretBox::new(key.into_boxed_slice()))
         .context("AUTH_SECRET must be at least 32 bytes")?;
     let service = AuthService::new(ports, config, otp_secret);
@@ -317,6 +308,22 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         None => service,
     };
     Ok((service, outbox))
+}
+
+/// The service's settings.
+fn auth_config(settings: &Settings) -> AuthConfig {
+    AuthConfig {
+        otp_ttl: settings.otp_ttl,
+        mail_cooldown: settings.mail_cooldown,
+        session_ttl: settings.session_ttl,
+        session_idle_timeout: settings.session_idle_timeout,
+        password_policy: PasswordPolicy::with_min_chars(settings.password_min_length),
+        enumeration_protection: settings.enumeration_protection,
+        throttle: settings.throttle.clone(),
+        totp_issuer: settings.mfa.issuer.clone(),
+        mfa_token_ttl: settings.mfa.token_ttl,
+        ..AuthConfig::default()
+    }
 }
 
 /// The breached-password list the settings name, loaded (a file) or checked (a URL).
@@ -373,6 +380,19 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Settings::from_lookup(|k| vars.get(k).cloned()).unwrap()
+    }
+
+    #[test]
+    fn mfa_settings_reach_the_service() {
+        let config = auth_config(&settings(&[
+            ("MFA_ISSUER", "Example Corp"),
+            ("MFA_TOKEN_TTL", "2m"),
+        ]));
+        assert_eq!(config.totp_issuer, "Example Corp");
+        assert_eq!(config.mfa_token_ttl, std::time::Duration::from_secs(120));
+        let defaults = auth_config(&settings(&[]));
+        assert_eq!(defaults.totp_issuer, AuthConfig::default().totp_issuer);
+        assert_eq!(defaults.mfa_token_ttl, AuthConfig::default().mfa_token_ttl);
     }
 
     #[test]

@@ -105,10 +105,11 @@ impl InProcessKit {
         mailer: Arc<dyn Mailer>,
         hasher: Arc<dyn PasswordHasher>,
     ) -> Result<Self, KitError> {
+        let totp = MemoryTotpStore::new();
         Ok(Self {
-            users: MemoryUserRepository::new(),
+            users: MemoryUserRepository::with_totp(&totp),
             store: MemoryStore::new()?,
-            totp: MemoryTotpStore::new(),
+            totp,
             mailer,
             hasher,
             clock: Arc::new(SystemClock),

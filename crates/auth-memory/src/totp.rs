@@ -31,6 +31,14 @@ impl MemoryTotpStore {
         Self::default()
     }
 
+    /// Deletes everything of `user`: the account is gone.
+    pub(crate) fn forget(&self, user: UserId) {
+        self.with(|s| {
+            s.rows.remove(&user);
+            s.challenges.retain(|_, c| c.user_id != user);
+        });
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }

@@ -45,6 +45,8 @@ use chrono::{DateTime, Utc};
 #[derive(Clone, Default)]
 pub struct MemoryUserRepository {
     accounts: Arc<Mutex<Accounts>>,
+    /// Second factors that go with a deleted account.
+    totp: Option<crate::MemoryTotpStore>,
 }
 
 #[derive(Default)]
@@ -58,6 +60,16 @@ impl MemoryUserRepository {
     /// An empty repository.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty repository whose account deletions also delete the account's second factors
+    /// (secret, recovery codes, second-step challenges) in `totp`, as the database stores'
+    /// foreign keys do.
+    pub fn with_totp(totp: &crate::MemoryTotpStore) -> Self {
+        Self {
+            totp: Some(totp.clone()),
+            ..Self::default()
+        }
     }
 
     /// How many accounts it holds.
@@ -175,11 +187,16 @@ impl UserRepository for MemoryUserRepository {
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, UserRepoError> {
-        let mut accounts = self.lock();
-        let Some(account) = accounts.by_id.remove(&id) else {
-            return Ok(false);
-        };
-        accounts.by_email.remove(&account.user.email);
+        {
+            let mut accounts = self.lock();
+            let Some(account) = accounts.by_id.remove(&id) else {
+                return Ok(false);
+            };
+            accounts.by_email.remove(&account.user.email);
+        }
+        if let Some(totp) = &self.totp {
+            totp.forget(id);
+        }
         Ok(true)
     }
 

@@ -10,7 +10,7 @@ use auth_core::{
     ClientInfo, EmailAddress, OtpMac, OtpPurpose, OtpStore, Session, SessionId, SessionStore,
     SessionToken, StoredOtp, User, UserId,
 };
-use auth_memory::{MemorySettings, MemoryStore, MemoryUserRepository};
+use auth_memory::{MemorySettings, MemoryStore, MemoryTotpStore, MemoryUserRepository};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,6 +40,21 @@ async fn session_store_contract() {
 async fn otp_store_contract() {
     let store = MemoryStore::new().unwrap();
     auth_testkit::contracts::otp_store::run(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_store_contract() {
+    let totp = MemoryTotpStore::new();
+    let users = Arc::new(MemoryUserRepository::with_totp(&totp));
+    let store = Arc::new(totp);
+    auth_testkit::contracts::totp_store::run(store.clone(), users.clone()).await;
+    // Twice on the same store: the suite must not depend on an empty store.
+    auth_testkit::contracts::totp_store::run(store.clone(), users.clone()).await;
+    auth_testkit::contracts::totp_store::deleting_the_account_deletes_its_factors(
+        store.as_ref(),
+        users.as_ref(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,17 +1,20 @@
 //! [`PgTotpStore`]: the [`TotpStore`] port on PostgreSQL.
 //!
-//! Every operation is one statement, so each compare-and-set (the last accepted step, a
-//! recovery code, a second-step token) has exactly one winner among concurrent callers on any
-//! instance: an `UPDATE` or `DELETE` re-checks its condition on the row it locked.
+//! Each compare-and-set (the last accepted step, a recovery code, a second-step token) is one
+//! statement, so it has exactly one winner among concurrent callers on any instance: an
+//! `UPDATE` or `DELETE` re-checks its condition on the row it locked. Turning a secret on and
+//! replacing its recovery codes are transactions that first lock the secret's row.
 
 use auth_core::{
     ClientBinding, MfaChallenge, RecoveryCodeHash, StoredTotp, TokenHash, TotpStore,
     TotpStoreError, UserId, UserRepoError,
 };
 use chrono::{DateTime, Utc};
+use diesel::result::QueryResult;
 use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
+use diesel_async::scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::repository::PgUserRepository;
@@ -83,7 +86,39 @@ fn stored(message: &str) -> TotpStoreError {
     TotpStoreError::Other(message.to_owned().into())
 }
 
+/// Replaces the user's recovery codes, inside a transaction that holds the secret's row.
+async fn put_codes(conn: &mut AsyncPgConnection, id: Uuid, codes: Vec<Vec<u8>>) -> QueryResult<()> {
+    diesel::sql_query("DELETE FROM totp_recovery_codes WHERE user_id = $1")
+        .bind::<SqlUuid, _>(id)
+        .execute(conn)
+        .await?;
+    diesel::sql_query(
+        "INSERT INTO totp_recovery_codes (user_id, code_hash)
+         SELECT $1, h FROM unnest($2::bytea[]) AS h",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<Array<Bytea>, _>(codes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 impl PgTotpStore {
+    /// Runs `work` in one transaction under one `query_timeout`.
+    async fn transact<'a, T, F>(&self, work: F) -> Result<T, TotpStoreError>
+    where
+        T: Send + 'a,
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, QueryResult<T>>
+            + Send
+            + 'a,
+    {
+        let mut conn = self.repo.checkout().await.map_err(totp_error)?;
+        let work =
+            conn.transaction(move |conn| async move { work(&mut *conn).await }.scope_boxed());
+        let outcome = tokio::time::timeout(self.repo.query_timeout(), work).await;
+        self.repo.settle(conn, outcome).map_err(totp_error)
+    }
+
     async fn execute<Q>(&self, query: Q) -> Result<usize, TotpStoreError>
     where
         Q: diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send,
@@ -153,22 +188,28 @@ impl TotpStore for PgTotpStore {
         codes: &[RecoveryCodeHash],
         at: DateTime<Utc>,
     ) -> Result<bool, TotpStoreError> {
-        let query = diesel::sql_query(
-            "WITH turned_on AS (
-                 UPDATE totp_secrets SET enabled_at = $3, last_step = $2
-                 WHERE user_id = $1 AND enabled_at IS NULL
-                 RETURNING user_id
-             ), old AS (
-                 DELETE FROM totp_recovery_codes WHERE user_id IN (SELECT user_id FROM turned_on)
-             )
-             INSERT INTO totp_recovery_codes (user_id, code_hash)
-             SELECT t.user_id, h FROM turned_on t, unnest($4::bytea[]) AS h",
-        )
-        .bind::<SqlUuid, _>(user.as_uuid())
-        .bind::<BigInt, _>(step_i64(step))
-        .bind::<Timestamptz, _>(at)
-        .bind::<Array<Bytea>, _>(hashes(codes));
-        Ok(self.execute(query).await? > 0)
+        let (id, codes) = (user.as_uuid(), hashes(codes));
+        self.transact(move |conn| {
+            async move {
+                // The UPDATE locks the row and re-checks `enabled_at` after a parallel one.
+                let turned_on = diesel::sql_query(
+                    "UPDATE totp_secrets SET enabled_at = $3, last_step = $2
+                     WHERE user_id = $1 AND enabled_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(id)
+                .bind::<BigInt, _>(step_i64(step))
+                .bind::<Timestamptz, _>(at)
+                .execute(conn)
+                .await?;
+                if turned_on != 1 {
+                    return Ok(false);
+                }
+                put_codes(conn, id, codes).await?;
+                Ok(true)
+            }
+            .scope_boxed()
+        })
+        .await
     }
 
     #[tracing::instrument(name = "pg.totp.accept_step", skip_all)]
@@ -216,19 +257,28 @@ impl TotpStore for PgTotpStore {
         user: UserId,
         codes: &[RecoveryCodeHash],
     ) -> Result<bool, TotpStoreError> {
-        let query = diesel::sql_query(
-            "WITH s AS (
-                 SELECT user_id FROM totp_secrets
-                 WHERE user_id = $1 AND enabled_at IS NOT NULL FOR UPDATE
-             ), old AS (
-                 DELETE FROM totp_recovery_codes WHERE user_id IN (SELECT user_id FROM s)
-             )
-             INSERT INTO totp_recovery_codes (user_id, code_hash)
-             SELECT s.user_id, h FROM s, unnest($2::bytea[]) AS h",
-        )
-        .bind::<SqlUuid, _>(user.as_uuid())
-        .bind::<Array<Bytea>, _>(hashes(codes));
-        Ok(self.execute(query).await? > 0)
+        let (id, codes) = (user.as_uuid(), hashes(codes));
+        self.transact(move |conn| {
+            async move {
+                // Locks the secret's row: parallel replaces take turns, and each one's DELETE
+                // (a statement of its own, so a snapshot of its own) sees the codes the one
+                // before it inserted. In one statement they would both survive.
+                let on = diesel::sql_query(
+                    "SELECT user_id FROM totp_secrets
+                     WHERE user_id = $1 AND enabled_at IS NOT NULL FOR UPDATE",
+                )
+                .bind::<SqlUuid, _>(id)
+                .execute(conn)
+                .await?;
+                if on != 1 {
+                    return Ok(false);
+                }
+                put_codes(conn, id, codes).await?;
+                Ok(true)
+            }
+            .scope_boxed()
+        })
+        .await
     }
 
     #[tracing::instrument(name = "pg.totp.disable", skip_all)]

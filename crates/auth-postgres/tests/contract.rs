@@ -33,3 +33,19 @@ async fn postgres_repository_writes_each_change_and_its_mail_in_one_transaction(
     auth_testkit::contracts::mail_with_changes::run(Arc::new(repo), outbox).await;
     db.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_totp_store_meets_the_totp_store_contract() {
+    let db = TestDatabase::new().await;
+    let repo = db.repository();
+    let (store, users) = (Arc::new(repo.totp()), Arc::new(repo));
+    auth_testkit::contracts::totp_store::run(store.clone(), users.clone()).await;
+    // Twice on the same database: the suite must not depend on an empty store.
+    auth_testkit::contracts::totp_store::run(store.clone(), users.clone()).await;
+    auth_testkit::contracts::totp_store::deleting_the_account_deletes_its_factors(
+        store.as_ref(),
+        users.as_ref(),
+    )
+    .await;
+    db.cleanup().await.unwrap();
+}

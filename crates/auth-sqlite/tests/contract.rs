@@ -33,3 +33,19 @@ async fn file_repository_writes_each_change_and_its_mail_in_one_transaction() {
     // Twice on the same database: the suite sweeps what it queued.
     auth_testkit::contracts::mail_with_changes::run(Arc::new(repo), outbox).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_totp_store_meets_the_totp_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = SqliteSettings::file(dir.path().join("auth.db"));
+    let repo = SqliteUserRepository::open(&settings).await.unwrap();
+    let (store, users) = (Arc::new(repo.totp()), Arc::new(repo));
+    auth_testkit::contracts::totp_store::run(store.clone(), users.clone()).await;
+    // Twice on the same database: the suite must not depend on an empty store.
+    auth_testkit::contracts::totp_store::run(store.clone(), users.clone()).await;
+    auth_testkit::contracts::totp_store::deleting_the_account_deletes_its_factors(
+        store.as_ref(),
+        users.as_ref(),
+    )
+    .await;
+}

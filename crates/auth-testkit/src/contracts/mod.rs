@@ -6,4 +6,5 @@ pub mod otp_store;
 pub mod outbox;
 pub mod rate_limiter;
 pub mod session_store;
+pub mod totp_store;
 pub mod user_repository;
