@@ -1219,7 +1219,11 @@ fn with_protection_a_signup_losing_the_insert_race_to_a_verified_account_never_t
 
     assert_ne!(user.id, ada_id(), "a decoy");
     assert!(!user.is_verified());
-    assert_eq!(puts.lock().unwrap().len(), 1, "only the code stored before the insert");
+    assert_eq!(
+        puts.lock().unwrap().len(),
+        1,
+        "only the code stored before the insert"
+    );
 }
 
 /// A repeated signup that read the clock in the microsecond the account was created (a racing
