@@ -114,7 +114,8 @@ struct Shared {
 
 /// The answers of the layers around the handlers, declared once in `components.responses`:
 ///
-/// - every operation: 408 `request_timeout` (the request deadline, `crate::server`);
+/// - every operation: 408 `request_timeout` (the request deadline, `crate::server`), and 400
+///   for a request that is not valid HTTP (the HTTP parser; no body);
 /// - every operation with a JSON body: 400 `invalid_request`, 413, 415 (the body parser,
 ///   `crate::startup`);
 /// - every operation that takes a session (`bearer` or `cookie`): 401 `unauthenticated` with
@@ -136,7 +137,9 @@ impl SharedResponses {
                 name: "InvalidRequest",
                 response: error_response(
                     "`invalid_request`: the body is not JSON, or a field is missing or has the \
-                     wrong type or value",
+                     wrong type or value. (A request that is not valid HTTP, say with a control \
+                     character in a header, is refused by the HTTP parser before this service \
+                     reads it: 400 with an empty body, and the connection is closed.)",
                 ),
             },
             Shared {
@@ -180,6 +183,22 @@ impl SharedResponses {
                  a page of another origin (neither this site nor one of `ALLOWED_ORIGINS`); \
                  nothing changed. Requests with a bearer token are not checked so",
             ),
+        }
+    }
+
+    /// The HTTP parser's refusal of a request that is not valid HTTP (a control character in
+    /// a header, say): before any handler or JSON error body, so it has none.
+    fn malformed_http() -> Shared {
+        Shared {
+            status: "400",
+            name: "MalformedHttp",
+            response: ResponseBuilder::new()
+                .description(
+                    "the request is not valid HTTP (say, a control character in a header): the \
+                     HTTP parser refuses it before this service reads it, with an empty body, \
+                     and closes the connection",
+                )
+                .build(),
         }
     }
 
@@ -234,6 +253,8 @@ impl Modify for SharedResponses {
                 let mut shared = vec![SharedResponses::request_timeout()];
                 if op.request_body.is_some() {
                     shared.extend(SharedResponses::body());
+                } else {
+                    shared.push(SharedResponses::malformed_http());
                 }
                 if by_session {
                     shared.push(SharedResponses::unauthenticated());

@@ -72,7 +72,7 @@ pub enum PasswordError {
     #[error("the password must not be your email address")]
     SameAsEmail,
     /// Nothing but the product's own name (or another banned context word) plus digits/symbols.
-    #[error("the password must not be based on the name of this service")]
+    #[error("the password must not be just the name of this service or the word \"password\" with digits or symbols")]
     ContextWord,
 }
 
