@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::{error_code, Profile, TestApp, PASSWORD};
 
 both_profiles!(
+    turning_totp_on_ends_the_sessions_opened_without_it,
     two_step_login_with_totp_and_recovery_codes,
     a_replayed_totp_code_is_refused_also_in_parallel,
     guessing_the_second_step_hits_the_reauthentication_budget,
@@ -99,6 +100,36 @@ async fn second_step(app: &TestApp, mfa_token: &str, code: &str) -> reqwest::Res
         &json!({ "mfa_token": mfa_token, "code": code }),
     )
     .await
+}
+
+/// A session opened with the password alone (say, by someone who had it) ends when the
+/// owner turns two-factor authentication on; the session that turned it on stays (ASVS
+/// 7.4.3; found by the outside test: such a session still read `/me` and minted tokens).
+async fn turning_totp_on_ends_the_sessions_opened_without_it(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let email = app.verified_user().await;
+    let other = app.token(&email, PASSWORD).await;
+    let token = app.token(&email, PASSWORD).await;
+    let res = app
+        .post_auth(
+            "/me/mfa/totp",
+            &token,
+            Some(&json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let totp = app_of(&res.json().await.unwrap());
+    let res = app
+        .post_auth(
+            "/me/mfa/totp/confirm",
+            &token,
+            Some(&json!({ "code": code_of(&totp, now() / 30) })),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.me(&other).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&token).await.status(), StatusCode::OK);
+    app.cleanup().await;
 }
 
 async fn two_step_login_with_totp_and_recovery_codes(profile: Profile) {

@@ -186,7 +186,15 @@ impl AuthService {
             return Err(MfaError::AlreadyEnabled);
         }
         self.throttle.second_factor_succeeded(user.id).await?;
-        info!(security_event = "totp_enabled", "TOTP turned on");
+        // Sessions opened with the password alone (say, by someone who had it) do not outlive
+        // the second factor (ASVS 7.4.3); this one, which just proved it, stays.
+        let revoked = self
+            .revoke_all(user.id, &user.email, Some(session.id))
+            .await?;
+        info!(
+            security_event = "totp_enabled",
+            revoked, "TOTP turned on; other sessions ended"
+        );
         let language = self.language_of(user.id).await;
         self.send_best_effort(&user.email, &MailMessage::TotpEnabled, language.as_deref())
             .await;
