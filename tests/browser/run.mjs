@@ -479,7 +479,7 @@ async function main() {
     await page.fill('#email', email);
     await page.fill('#password', 'not the password at all');
     await page.click('button[type="submit"]');
-    await page.locator('#form-error').filter({ hasText: 'Invalid email or password.' }).waitFor();
+    await page.locator('#form-error').filter({ hasText: 'Invalid email or password, or the address is not verified yet.' }).waitFor();
     await shot(page, 'login-error', DESKTOP.width);
   });
 
@@ -530,7 +530,7 @@ async function main() {
     await page.locator('#notice').filter({ hasText: 'password was changed' }).waitFor();
     await page.fill('#password', PASSWORD);
     await page.click('button[type="submit"]');
-    await page.locator('#form-error').filter({ hasText: 'Invalid email or password.' }).waitFor();
+    await page.locator('#form-error').filter({ hasText: 'Invalid email or password, or the address is not verified yet.' }).waitFor();
     await page.fill('#password', NEW_PASSWORD);
     await page.click('button[type="submit"]');
     await onPage(page, 'account');
@@ -671,7 +671,7 @@ async function main() {
     await page.fill('#email', email);
     await page.fill('#password', NEW_PASSWORD);
     await page.click('button[type="submit"]');
-    await page.locator('#form-error').filter({ hasText: 'Invalid email or password.' }).waitFor();
+    await page.locator('#form-error').filter({ hasText: 'Invalid email or password, or the address is not verified yet.' }).waitFor();
   });
 
   await step('/docs renders every operation under its own Content-Security-Policy', async () => {
