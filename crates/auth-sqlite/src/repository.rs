@@ -222,6 +222,28 @@ impl AccountChange {
 }
 
 impl SqliteUserRepository {
+    /// Sets the password hash (of an unverified account only, when `only_unverified`) and
+    /// queues `mail` with it; `NotFound`, and no mail, when no account matched.
+    async fn password_with_mail(
+        &self,
+        id: UserId,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+        only_unverified: bool,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let change = AccountChange::SetPassword {
+            id: id_text(id),
+            hash: password_hash.as_str().to_owned(),
+            at,
+            only_unverified,
+        };
+        match self.change_with_mail(change, mail).await? {
+            true => Ok(()),
+            false => Err(UserRepoError::NotFound),
+        }
+    }
+
     /// Makes `change` and, when it matched the account, queues `mail`, in one write
     /// transaction: a mail that cannot be queued undoes the change. Whether it matched.
     async fn change_with_mail(
@@ -434,16 +456,8 @@ impl UserRepository for SqliteUserRepository {
         at: DateTime<Utc>,
         mail: &QueuedMail,
     ) -> Result<(), UserRepoError> {
-        let change = AccountChange::SetPassword {
-            id: id_text(id),
-            hash: password_hash.as_str().to_owned(),
-            at,
-            only_unverified: true,
-        };
-        match self.change_with_mail(change, mail).await? {
-            true => Ok(()),
-            false => Err(UserRepoError::NotFound),
-        }
+        self.password_with_mail(id, password_hash, at, true, mail)
+            .await
     }
 
     #[tracing::instrument(
@@ -458,16 +472,8 @@ impl UserRepository for SqliteUserRepository {
         at: DateTime<Utc>,
         mail: &QueuedMail,
     ) -> Result<(), UserRepoError> {
-        let change = AccountChange::SetPassword {
-            id: id_text(id),
-            hash: password_hash.as_str().to_owned(),
-            at,
-            only_unverified: false,
-        };
-        match self.change_with_mail(change, mail).await? {
-            true => Ok(()),
-            false => Err(UserRepoError::NotFound),
-        }
+        self.password_with_mail(id, password_hash, at, false, mail)
+            .await
     }
 
     #[tracing::instrument(name = "sqlite.users.delete_with_mail", skip_all, fields(user_id = %id))]
