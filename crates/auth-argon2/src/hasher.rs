@@ -246,6 +246,11 @@ impl PasswordHasher for Argon2Hasher {
     fn is_saturated(&self) -> bool {
         Argon2Hasher::is_saturated(self)
     }
+
+    fn capacity(&self) -> Option<usize> {
+        let settings = &self.inner.settings;
+        Some(settings.max_concurrent.saturating_add(settings.max_queue))
+    }
 }
 
 #[cfg(test)]

@@ -205,6 +205,7 @@ async fn concurrency_and_queue_are_bounded() {
     // The port says so too, before any call is made: the service asks it first.
     let port: &dyn auth_core::PasswordHasher = &hasher;
     assert!(port.is_saturated(), "one running, one queued: saturated");
+    assert_eq!(port.capacity(), Some(2), "one worker plus one queue place");
 
     let started = Instant::now();
     match hasher.hash(&secret("third")).await {

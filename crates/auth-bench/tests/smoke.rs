@@ -71,7 +71,20 @@ fn smoke_run_produces_a_sane_report() {
     assert!(s["argon2_raw"]["verifies_per_s"].as_f64().unwrap() > 0.0);
     assert!(s["jwt_verifier"]["verifies_per_s"].as_f64().unwrap() > 0.0);
     let storm = &s["storm"];
-    assert!(storm["ok_200"].as_u64().unwrap() > 0, "{storm:#}");
+    // Only 200s and 503s (with Retry-After: counted in `unexpected_errors`). How many 200s a
+    // debug build gets in two seconds says nothing: a login let in waits, at each store round
+    // trip, for its turn among the thousand connections, and may not finish before the storm
+    // ends. The login after the storm must succeed.
+    assert_eq!(
+        storm["ok_200"].as_u64().unwrap() + storm["unavailable_503"].as_u64().unwrap(),
+        storm["result"]["requests"].as_u64().unwrap(),
+        "{storm:#}"
+    );
+    assert!(
+        storm["unavailable_503"].as_u64().unwrap() > 0,
+        "no storm: {storm:#}"
+    );
+    assert_eq!(storm["login_after_storm_status"], 200, "{storm:#}");
     assert_eq!(storm["server_alive_after"], true);
     let rss = storm["peak_rss_mib"].as_f64().unwrap();
     assert!(rss > 1.0 && rss < 4096.0, "odd peak RSS {rss}");

@@ -137,7 +137,8 @@ pub struct MockPorts {
     pub otps: crate::MockOtpStore,
     /// Mail.
     pub mailer: crate::MockMailer,
-    /// Hashing.
+    /// Hashing. Unless you set expectations on `is_saturated` and `capacity`, it is never
+    /// saturated and has no total bound.
     pub hasher: crate::MockPasswordHasher,
     /// A clock moved by hand.
     pub clock: std::sync::Arc<ManualClock>,
@@ -180,6 +181,8 @@ impl MockPorts {
     pub fn service(mut self) -> crate::AuthService {
         // A fallback after the test's own expectations (mockall tries them in order).
         self.totp.expect_get().returning(|_| Ok(None));
+        self.hasher.expect_is_saturated().return_const(false);
+        self.hasher.expect_capacity().return_const(None::<usize>);
         let ports = crate::AuthPorts {
             users: std::sync::Arc::new(self.users),
             sessions: std::sync::Arc::new(self.sessions),

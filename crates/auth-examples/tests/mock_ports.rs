@@ -70,7 +70,6 @@ async fn a_session_store_outage_is_503_with_retry_after() {
 #[tokio::test]
 async fn a_spent_budget_is_429_with_the_cores_retry_after() {
     let mut ports = MockPorts::new(Utc::now());
-    ports.hasher.expect_is_saturated().returning(|| false);
     let mut limiter = auth_core::MockRateLimiter::new();
     limiter.expect_acquire().returning(|_, _| {
         Ok(RateDecision::Limited {

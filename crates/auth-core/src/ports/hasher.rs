@@ -82,6 +82,17 @@ pub trait PasswordHasher: Send + Sync + 'static {
     fn is_saturated(&self) -> bool {
         false
     }
+
+    /// How many calls the hasher takes at once (running plus queued), if it has a bound.
+    ///
+    /// The service admits at most this many hashing requests at a time, counted from their
+    /// admission (before the account lookup) to their answer. A flood is then refused before
+    /// it reaches the stores, and the requests let in are never refused by a queue that
+    /// others filled while they were looking up the account. Adapters without a bound answer
+    /// `None` (the default).
+    fn capacity(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -108,5 +119,6 @@ mod tests {
     #[test]
     fn a_hasher_without_a_bound_is_never_saturated() {
         assert!(!Unbounded.is_saturated());
+        assert_eq!(Unbounded.capacity(), None);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use super::fairness::{Holder, Permit};
+use super::fairness::{Holder, Permit, Refusal};
 use super::{AuthService, Dependency, Failure};
 use crate::domain::email::EmailAddress;
 use crate::domain::password::PasswordAttempt;
@@ -73,7 +73,8 @@ pub struct HasherSaturated;
 impl AuthService {
     /// One hashing slot for this client (and `account`, for password checks: login and
     /// re-authentication, the targets of guessing), after checking (without any I/O) that the
-    /// hasher could take the call at all. Signup and reset hold only the client's slot: their
+    /// hasher could take the call at all and that the requests already admitted leave room in
+    /// its capacity. Signup and reset hold only the client's slot: their
     /// per-address budgets already bound them, and the owner's reset must not wait for a
     /// stranger's login attempts on the same address.
     pub(super) fn hashing_slot(
@@ -81,11 +82,14 @@ impl AuthService {
         client: &ClientInfo,
         account: Option<Holder>,
     ) -> Result<Permit, Stop> {
-        if self.ports.hasher.is_saturated() {
-            return Err(Stop::Failure(Failure::Unavailable(
+        let saturated = || {
+            Stop::Failure(Failure::Unavailable(
                 Dependency::Hasher,
                 Box::new(HasherSaturated),
-            )));
+            ))
+        };
+        if self.ports.hasher.is_saturated() {
+            return Err(saturated());
         }
         let mut holders: Vec<Holder> = account.into_iter().collect();
         if let Some(ip) = client.ip {
@@ -94,14 +98,19 @@ impl AuthService {
                 self.throttle.config().ipv6_prefix_len,
             )));
         }
-        self.hashing.try_acquire(holders).ok_or_else(|| {
-            warn!(
-                security_event = "hashing_share_exceeded",
-                client_ip = client.ip.map(|ip| ip.to_string()),
-                "request refused: this client or account already has its share of the hasher"
-            );
-            Stop::Retry(HASHING_SHARE_RETRY)
-        })
+        self.hashing
+            .try_acquire(holders, self.ports.hasher.capacity())
+            .map_err(|refusal| match refusal {
+                Refusal::Capacity => saturated(),
+                Refusal::Share => {
+                    warn!(
+                        security_event = "hashing_share_exceeded",
+                        client_ip = client.ip.map(|ip| ip.to_string()),
+                        "request refused: this client or account already has its share of the hasher"
+                    );
+                    Stop::Retry(HASHING_SHARE_RETRY)
+                }
+            })
     }
 
     /// Admission of an unauthenticated action on `email`: a hashing slot when the action

@@ -541,3 +541,30 @@ fn the_configured_ipv6_prefix_decides_who_shares_a_hashing_slot() {
     assert!(!neighbours(64), "one /64: one share");
     assert!(neighbours(128), "per address: a share each");
 }
+
+#[test]
+fn a_storm_past_the_hashers_capacity_is_refused_before_any_lookup() {
+    let mut h = Harness::new();
+    h.hasher.expect_capacity().return_const(Some(2_usize));
+    h.hasher.expect_verify().never();
+    h.users.expect_find_by_email().never();
+    let mut limiter = MockRateLimiter::new();
+    limiter.expect_acquire().never();
+    h.limiter = Arc::new(limiter);
+    let svc = h.service();
+    let from = |n: u8| ClientInfo::new(Some(IpAddr::from([192, 0, 2, n])), None);
+    // Two requests were let in and are still looking up their accounts: the hasher (one
+    // worker, one queue place, say) has no room left for a third, although it is idle.
+    let first = svc.hashing_slot(&from(1), None).unwrap();
+    let _second = svc.hashing_slot(&from(2), None).unwrap();
+
+    let err = block_on(svc.login(&email(), &attempt(PASSWORD), from(3))).unwrap_err();
+
+    assert!(err.is_unavailable(), "{err:?}");
+    let LoginError::Failure(f) = err else {
+        unreachable!()
+    };
+    assert_unavailable(&f, Dependency::Hasher);
+    drop(first);
+    assert!(svc.hashing_slot(&from(3), None).is_ok(), "a slot came back");
+}

@@ -256,6 +256,8 @@ impl Harness {
         if !self.custom_saturation {
             self.hasher.expect_is_saturated().return_const(false);
         }
+        // A fallback after the test's own expectations: no total bound.
+        self.hasher.expect_capacity().return_const(None::<usize>);
         let ports = AuthPorts {
             users: Arc::new(self.users),
             sessions: Arc::new(self.sessions),
