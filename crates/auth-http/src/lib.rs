@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod metrics;
 pub mod mfa;
 pub mod openapi;
 pub mod routes;
