@@ -31,6 +31,22 @@ async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
     (text, samples)
 }
 
+/// The metric names (`secureauth_...`, without a histogram's `_bucket` suffix) in `text`.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("secureauth_") {
+        rest = &rest[at..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(rest.len());
+        let name = &rest[..end];
+        names.insert(name.strip_suffix("_bucket").unwrap_or(name).to_owned());
+        rest = &rest[end..];
+    }
+    names
+}
+
 fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, series: &str) -> f64 {
     after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
 }
@@ -48,7 +64,7 @@ async fn metrics_count_a_lifecycle_and_leak_no_user_data(profile: Profile) {
     .await;
     let (_, before) = scrape(&app).await;
 
-    // Act: 8 requests.
+    // Act: 9 requests.
     let email = app.email();
     assert_eq!(
         app.signup(&email, PASSWORD).await.status(),
@@ -71,6 +87,12 @@ async fn metrics_count_a_lifecycle_and_leak_no_user_data(profile: Profile) {
         StatusCode::NO_CONTENT
     );
     let other = app.email();
+    assert_eq!(
+        app.post("/forgot-password", &json!({ "email": other }))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
     let resend = json!({ "email": other });
     assert_eq!(
         app.post("/resend-otp", &resend).await.status(),
@@ -114,6 +136,10 @@ async fn metrics_count_a_lifecycle_and_leak_no_user_data(profile: Profile) {
             1.0,
         ),
         (
+            r#"secureauth_password_resets_total{stage="requested",result="ok"}"#,
+            1.0,
+        ),
+        (
             r#"secureauth_rate_limited_total{action="resend-otp",reason="too_many_requests"}"#,
             1.0,
         ),
@@ -146,10 +172,11 @@ async fn metrics_count_a_lifecycle_and_leak_no_user_data(profile: Profile) {
         .filter(|k| k.starts_with("secureauth_http_requests_total{"))
         .map(|k| delta(&before, &after, k))
         .sum();
-    assert_eq!(requests, 8.0, "exactly the requests made: {text}");
+    assert_eq!(requests, 9.0, "exactly the requests made: {text}");
     for unmoved in [
         "secureauth_dependency_errors_total",
-        "secureauth_password_resets_total",
+        r#"secureauth_password_resets_total{stage="completed",result="ok"}"#,
+        "secureauth_session_revocations_total{reason=\"logout_all\"}",
     ] {
         assert!(
             after
@@ -173,6 +200,22 @@ async fn metrics_count_a_lifecycle_and_leak_no_user_data(profile: Profile) {
         match profile {
             Profile::Server => assert!(after[&series] >= 1.0, "{series}: {text}"),
             Profile::Embedded => assert!(!after.contains_key(&series), "{series}: {text}"),
+        }
+    }
+
+    // Every metric the dashboard draws exists (the 503s by dependency: see the outage test).
+    if profile == Profile::Server {
+        let dashboard = include_str!("../../docs/grafana-dashboard.json");
+        let names = metric_names(dashboard);
+        assert!(names.len() >= 15, "{names:?}");
+        for name in names {
+            if name == "secureauth_dependency_errors_total" {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "the dashboard draws {name}, which is not exported:\n{text}"
+            );
         }
     }
 
@@ -200,6 +243,35 @@ async fn metrics_count_a_lifecycle_and_leak_no_user_data(profile: Profile) {
         StatusCode::NOT_FOUND,
         "the API is not served there"
     );
+    app.cleanup().await;
+}
+
+/// With `METRICS_TOKEN`, a scrape without it (or with another) gets 401 and no numbers.
+async fn metrics_token_guards_the_scrape(profile: Profile) {
+    const TOKEN: &str = "metrics-token-metrics-token-0123456789";
+    let app = TestApp::spawn_with(
+        profile,
+        &[("METRICS_ADDR", "127.0.0.1:0"), ("METRICS_TOKEN", TOKEN)],
+    )
+    .await;
+    let url = format!("{}/metrics", app.metrics_address.as_ref().unwrap());
+    let client = reqwest::Client::new();
+    for given in [None, Some("metrics-token-metrics-token-0123456780")] {
+        let mut req = client.get(&url);
+        if let Some(token) = given {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{given:?}");
+        assert!(!res.text().await.unwrap().contains("secureauth_"));
+    }
+    let res = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("secureauth_hasher_workers"));
     app.cleanup().await;
 }
 
@@ -263,5 +335,6 @@ async fn a_scrape_answers_while_the_database_hangs() {
 
 crate::both_profiles!(
     metrics_count_a_lifecycle_and_leak_no_user_data,
+    metrics_token_guards_the_scrape,
     metrics_are_off_by_default
 );

@@ -91,7 +91,9 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => wiring::migrate(&settings).await,
         Command::Outbox(command) => outbox(&settings, command).await,
-        Command::Serve | Command::Openapi => serve(settings).await,
+        Command::Serve => serve(settings).await,
+        // Answered before the settings are read.
+        Command::Openapi => Ok(()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -498,6 +498,7 @@ pub async fn track(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let method = req.method().clone();
     let res = next.call(req).await;
     if let Some(metrics) = metrics {
         match &res {
@@ -526,8 +527,9 @@ pub async fn track(
             }
             Err(e) => {
                 let status = e.as_response_error().status_code();
+                // An error no layer turned into a response: actix answers it as it stands.
                 let answer = Answer {
-                    method: &Method::GET,
+                    method: &method,
                     route: "unmatched",
                     status,
                     code: e.as_error::<ApiError>().map(ApiError::code),
@@ -541,8 +543,23 @@ pub async fn track(
     res
 }
 
+/// The bearer token `/metrics` asks for (`METRICS_TOKEN`), if any.
+#[derive(Clone)]
+struct ScrapeToken(Option<secrecy::SecretString>);
+
 /// `GET /metrics` of the metrics listener.
-async fn scrape(metrics: web::Data<Metrics>) -> HttpResponse {
+async fn scrape(
+    metrics: web::Data<Metrics>,
+    token: web::Data<ScrapeToken>,
+    req: actix_web::HttpRequest,
+) -> HttpResponse {
+    if let Some(expected) = &token.0 {
+        if !crate::state::bearer_matches(&req, expected) {
+            return HttpResponse::Unauthorized()
+                .insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"))
+                .finish();
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -550,15 +567,19 @@ async fn scrape(metrics: web::Data<Metrics>) -> HttpResponse {
 }
 
 /// The metrics listener: `GET /metrics` and nothing else, on one worker thread, without
-/// signal handling of its own (it stops with the API).
+/// signal handling of its own (it stops with the API). With `token`, a scrape must carry it
+/// as a bearer token.
 pub fn serve(
     listener: std::net::TcpListener,
     metrics: Metrics,
+    token: Option<secrecy::SecretString>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(metrics);
+    let token = web::Data::new(ScrapeToken(token));
     Ok(actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .app_data(token.clone())
             .service(web::resource("/metrics").route(web::get().to(scrape)))
             .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
     })

@@ -88,6 +88,9 @@ pub struct Settings {
     /// `METRICS_ADDR`: address of the Prometheus listener (`GET /metrics`); `None` (the
     /// default): no metrics. Never served on `BIND_ADDR`.
     pub metrics_addr: Option<SocketAddr>,
+    /// `METRICS_TOKEN`: when set (at least 32 bytes), `/metrics` answers only requests with
+    /// `Authorization: Bearer <METRICS_TOKEN>`.
+    pub metrics_token: Option<SecretString>,
     /// `DATABASE_URL`: `postgres://...` or `sqlite://path` (default `sqlite://./data/secureauth.db`).
     pub database_url: SecretString,
     /// `DATABASE_CA_FILE`: PEM file of the CAs trusted for TLS to PostgreSQL
@@ -477,6 +480,7 @@ impl Settings {
         };
         let bounce_token = token("BOUNCE_WEBHOOK_TOKEN")?;
         let ops_token = token("OPS_TOKEN")?;
+        let metrics_token = token("METRICS_TOKEN")?;
         let auth_secret = get(&["AUTH_SECRET"]).map(|(_, v)| SecretString::from(v));
         match &auth_secret {
             Some(s) if s.expose_secret().len() < 32 => {
@@ -602,6 +606,7 @@ impl Settings {
             app_env,
             bind_addr,
             metrics_addr,
+            metrics_token,
             database_url: database_url.into(),
             database_ca_file,
             redis_url: redis_url.map(SecretString::from),
@@ -1115,6 +1120,10 @@ mod tests {
         assert_eq!(
             with(&[("METRICS_ADDR", "9100")]).unwrap_err().var,
             "METRICS_ADDR"
+        );
+        assert_eq!(
+            with(&[("METRICS_TOKEN", "short")]).unwrap_err().var,
+            "METRICS_TOKEN"
         );
         assert_eq!(
             with(&[

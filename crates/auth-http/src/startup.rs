@@ -100,7 +100,11 @@ impl Application {
                     .with_context(|| format!("binding METRICS_ADDR {addr}"))?;
                 let port = listener.local_addr()?.port();
                 tracing::info!(addr = %addr.ip(), port, "metrics: GET /metrics (Prometheus)");
-                Some((port, crate::metrics::serve(listener, metrics.clone())?))
+                let token = settings.metrics_token.clone();
+                Some((
+                    port,
+                    crate::metrics::serve(listener, metrics.clone(), token)?,
+                ))
             }
             _ => None,
         };
