@@ -42,6 +42,10 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// How often the registry drains recorded latencies into its histograms between scrapes
+/// (without it, a server nobody scrapes would keep every sample).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Longest a scrape waits for the outbox's numbers before it answers without them.
 pub const OUTBOX_STATS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -268,6 +272,18 @@ impl Metrics {
                     .increment(u64::try_from(n).unwrap_or(u64::MAX));
             }
         });
+    }
+
+    /// Starts the task that drains recorded samples into the histograms every
+    /// [`UPKEEP_INTERVAL`]; it ends when the handle is aborted.
+    pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
+        let handle = self.inner.handle.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(UPKEEP_INTERVAL).await;
+                handle.run_upkeep();
+            }
+        })
     }
 
     /// Reads the gauges (the outbox within its timeout) and renders the registry.

@@ -39,8 +39,8 @@ pub struct Application {
     port: u16,
     server: Server,
     courier: Option<CourierTask>,
-    /// The metrics listener (`METRICS_ADDR`) and its port.
-    metrics: Option<(u16, Server)>,
+    /// The metrics listener (`METRICS_ADDR`), its port, and the registry it renders.
+    metrics: Option<(u16, Server, Metrics)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -104,6 +104,7 @@ impl Application {
                 Some((
                     port,
                     crate::metrics::serve(listener, metrics.clone(), token)?,
+                    metrics.clone(),
                 ))
             }
             _ => None,
@@ -252,12 +253,13 @@ impl Application {
     /// The mail courier then finishes its round (up to `COURIER_STOP_GRACE`).
     /// The metrics listener, when `METRICS_ADDR` is set, runs alongside and stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let metrics = self.metrics.map(|(_, server)| {
+        let metrics = self.metrics.map(|(_, server, metrics)| {
             let handle = server.handle();
-            (handle, tokio::spawn(server))
+            (handle, tokio::spawn(server), metrics.spawn_upkeep())
         });
         let result = self.server.await;
-        if let Some((handle, task)) = metrics {
+        if let Some((handle, task, upkeep)) = metrics {
+            upkeep.abort();
             handle.stop(true).await;
             let _ = task.await;
         }
@@ -269,7 +271,7 @@ impl Application {
 
     /// The port of the metrics listener (`METRICS_ADDR`), if there is one.
     pub fn metrics_port(&self) -> Option<u16> {
-        self.metrics.as_ref().map(|(port, _)| *port)
+        self.metrics.as_ref().map(|(port, ..)| *port)
     }
 
     /// A handle to stop the server from elsewhere (tests).
