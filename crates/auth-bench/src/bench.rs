@@ -478,13 +478,17 @@ fn resolve_server_bin(bin: &Path, self_exe: &Path) -> anyhow::Result<PathBuf> {
 
 /// Env vars that lift the API's request rate limits for the benchmark (all of its traffic
 /// comes from 127.0.0.1 and cycles through a few thousand addresses), including the per-client
-/// share of the password hasher (`0`: no bound), which would otherwise turn most of the login
-/// scenario's concurrent requests from the one client into 429s.
+/// share of the password hasher (`0`: no bound) and the bound on connections per client,
+/// which would otherwise turn most of the concurrent requests from the one client into 429s.
 fn rate_limit_overrides() -> Vec<(String, String)> {
     auth_http::settings::RATE_LIMIT_VARS
         .iter()
         .map(|k| ((*k).to_owned(), "off".to_owned()))
-        .chain([("HASHES_IN_FLIGHT_PER_CLIENT".to_owned(), "0".to_owned())])
+        .chain([
+            ("HASHES_IN_FLIGHT_PER_CLIENT".to_owned(), "0".to_owned()),
+            // The storm's thousand connections come from one address too.
+            ("MAX_CONNECTIONS_PER_CLIENT".to_owned(), "off".to_owned()),
+        ])
         .collect()
 }
 

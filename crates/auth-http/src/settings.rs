@@ -159,6 +159,12 @@ pub struct Settings {
     /// `MAX_CONNECTIONS`: open connections per HTTP worker; more wait in the listen backlog
     /// (default [`DEFAULT_MAX_CONNECTIONS`]).
     pub max_connections: usize,
+    /// `MAX_CONNECTIONS_PER_CLIENT`: open connections per client IP (IPv6: per
+    /// `IPV6_PREFIX_LEN` prefix) over all workers; one more is answered 429 and closed; trusted
+    /// proxies are not bounded (default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_CLIENT`](crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
+    /// `off`: no bound).
+    pub max_connections_per_client: Option<usize>,
     /// `SHUTDOWN_TIMEOUT`: after SIGTERM/SIGINT, how long requests in flight may finish before
     /// every connection is cut (default `25s`).
     pub shutdown_timeout: Duration,
@@ -553,6 +559,11 @@ impl Settings {
         let max_connections = positive("MAX_CONNECTIONS")?.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         let max_sessions_per_user =
             positive("MAX_SESSIONS_PER_USER")?.unwrap_or(DEFAULT_MAX_SESSIONS_PER_USER);
+        let max_connections_per_client = match get(&["MAX_CONNECTIONS_PER_CLIENT"]) {
+            Some((_, v)) if v.eq_ignore_ascii_case("off") => None,
+            Some(_) => positive("MAX_CONNECTIONS_PER_CLIENT")?,
+            None => Some(crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT),
+        };
 
         let mut throttle = ThrottleConfig::default();
         for var in RATE_LIMIT_VARS {
@@ -622,6 +633,7 @@ impl Settings {
             throttle,
             request_timeout,
             max_connections,
+            max_connections_per_client,
             shutdown_timeout,
             max_sessions_per_user,
             tokens,
@@ -1139,17 +1151,24 @@ mod tests {
         assert_eq!(s.shutdown_timeout, Duration::from_secs(25));
         assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(s.max_sessions_per_user, 100);
+        assert_eq!(s.max_connections_per_client, Some(64));
         let s = with(&[
             ("REQUEST_TIMEOUT", "2s"),
             ("SHUTDOWN_TIMEOUT", "0"),
             ("MAX_CONNECTIONS", "64"),
             ("MAX_SESSIONS_PER_USER", "3"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "8"),
         ])
         .unwrap();
         assert_eq!(s.request_timeout, Duration::from_secs(2));
         assert_eq!(s.shutdown_timeout, Duration::ZERO);
         assert_eq!((s.max_connections, s.max_sessions_per_user), (64, 3));
+        assert_eq!(s.max_connections_per_client, Some(8));
+        let s = with(&[("MAX_CONNECTIONS_PER_CLIENT", "Off")]).unwrap();
+        assert_eq!(s.max_connections_per_client, None);
         for (var, bad) in [
+            ("MAX_CONNECTIONS_PER_CLIENT", "0"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "many"),
             ("REQUEST_TIMEOUT", "100ms"),
             ("REQUEST_TIMEOUT", "soon"),
             ("SHUTDOWN_TIMEOUT", "x"),
