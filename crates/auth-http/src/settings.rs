@@ -148,6 +148,9 @@ pub struct Settings {
     /// `ARGON2_QUEUE`: requests allowed to wait for a hashing thread; one more gets 503
     /// (default: 64 per hashing thread; `0` refuses as soon as every thread is busy).
     pub argon2_queue: Option<usize>,
+    /// `ARGON2_NICE`: nice value of the hashing threads, 0–19 (default 5; Linux): when the
+    /// cores are busy, the threads that answer requests go first.
+    pub argon2_nice: u8,
     /// `HTTP_WORKERS`: actix worker threads (default: number of cores).
     pub workers: Option<usize>,
     /// `RATE_LIMIT_*`: request budgets per client IP and per address (see [`RATE_LIMIT_VARS`]).
@@ -629,6 +632,14 @@ impl Settings {
             ),
             argon2_workers,
             argon2_queue,
+            argon2_nice: match get(&["ARGON2_NICE"]) {
+                None => auth_argon2::Argon2Settings::DEFAULT_WORKER_NICE,
+                Some((var, v)) => v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= auth_argon2::Argon2Settings::MAX_WORKER_NICE)
+                    .ok_or_else(|| err(var, format!("{v:?} is not a nice value (0-19)")))?,
+            },
             workers,
             throttle,
             request_timeout,
@@ -1152,6 +1163,9 @@ mod tests {
         assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(s.max_sessions_per_user, 100);
         assert_eq!(s.max_connections_per_client, Some(64));
+        assert_eq!(s.argon2_nice, 5);
+        assert_eq!(with(&[("ARGON2_NICE", "0")]).unwrap().argon2_nice, 0);
+        assert_eq!(with(&[("ARGON2_NICE", "19")]).unwrap().argon2_nice, 19);
         let s = with(&[
             ("REQUEST_TIMEOUT", "2s"),
             ("SHUTDOWN_TIMEOUT", "0"),
@@ -1168,6 +1182,8 @@ mod tests {
         assert_eq!(s.max_connections_per_client, None);
         for (var, bad) in [
             ("MAX_CONNECTIONS_PER_CLIENT", "0"),
+            ("ARGON2_NICE", "20"),
+            ("ARGON2_NICE", "-1"),
             ("MAX_CONNECTIONS_PER_CLIENT", "many"),
             ("REQUEST_TIMEOUT", "100ms"),
             ("REQUEST_TIMEOUT", "soon"),
