@@ -70,7 +70,16 @@ async fn silent(addr: SocketAddr, give_up: Duration) -> Duration {
 
 async fn slow_clients_are_cut_at_the_deadline_and_others_stay_fast(profile: Profile) {
     let timeout = REQUEST_TIMEOUT_SECS.to_string();
-    let app = TestApp::spawn_with(profile, &[("REQUEST_TIMEOUT", &timeout)]).await;
+    // The 300 slow connections come from one address, as does the normal client: the bound
+    // per client (tested below) would refuse most of them at once.
+    let app = TestApp::spawn_with(
+        profile,
+        &[
+            ("REQUEST_TIMEOUT", &timeout),
+            ("MAX_CONNECTIONS_PER_CLIENT", "off"),
+        ],
+    )
+    .await;
     let email = app.verified_user().await;
     let token = app.token(&email, PASSWORD).await;
     let addr = socket_addr(&app);
@@ -213,7 +222,85 @@ async fn a_malformed_http_request_gets_a_declared_400(profile: Profile) {
     app.cleanup().await;
 }
 
+/// A connection from `127.0.0.{n}`.
+async fn connect_from(n: u8, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, n], 0))).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Sends `GET /health` on `s` and reads until the server closes it or 3 s pass.
+async fn health_on(s: &mut TcpStream) -> String {
+    // The write may fail when the server already answered and closed.
+    let _ = s
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// One host opening connections and leaving them idle (or pipelining answers it never reads)
+/// could take the slots of every other client: past `MAX_CONNECTIONS_PER_CLIENT`, its next
+/// connection is answered 429 at once and closed, while other clients are served, and the
+/// slot comes back when one of its connections closes.
+async fn one_client_cannot_hold_the_connections_of_others(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("MAX_CONNECTIONS_PER_CLIENT", "4")]).await;
+    let addr = socket_addr(&app);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = connect_from(21, addr).await;
+        // A request answered on it (the connection kept alive) proves it was counted.
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(br#"{"status":"ok"}"#) {
+            let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+                .await
+                .expect("an answer")
+                .unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+        held.push(s);
+    }
+
+    let mut fifth = connect_from(21, addr).await;
+    let answer = health_on(&mut fifth).await;
+    app.conformance()
+        .observe_raw(&Method::GET, "/health", answer.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("retry-after: 1"), "{answer}");
+    assert!(lower.contains("connection: close"), "{answer}");
+    assert!(answer.contains(r#""code":"too_many_requests""#), "{answer}");
+
+    // Another client is served meanwhile.
+    let answer = health_on(&mut connect_from(22, addr).await).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // One closed: a slot is free again (once the server has seen the close).
+    drop(held.pop());
+    let started = Instant::now();
+    loop {
+        let answer = health_on(&mut connect_from(21, addr).await).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no slot came back: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
+    app.cleanup().await;
+}
+
 crate::both_profiles!(
+    one_client_cannot_hold_the_connections_of_others,
     a_malformed_http_request_gets_a_declared_400,
     slow_clients_are_cut_at_the_deadline_and_others_stay_fast,
     a_second_request_trickled_on_a_kept_alive_connection_is_cut,

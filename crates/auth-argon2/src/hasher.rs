@@ -55,6 +55,9 @@ impl Argon2Hasher {
         if settings.max_concurrent == 0 {
             return Err(Argon2ConfigError::NoConcurrency);
         }
+        if settings.worker_nice > Argon2Settings::MAX_WORKER_NICE {
+            return Err(Argon2ConfigError::Nice);
+        }
         let params = Params::new(
             settings.memory_kib,
             settings.iterations,
@@ -294,5 +297,18 @@ mod tests {
             Argon2Hasher::new(settings),
             Err(Argon2ConfigError::Params(_))
         ));
+        let settings = Argon2Settings {
+            worker_nice: 20,
+            ..Argon2Settings::default()
+        };
+        assert!(matches!(
+            Argon2Hasher::new(settings),
+            Err(Argon2ConfigError::Nice)
+        ));
+        let settings = Argon2Settings {
+            worker_nice: 19,
+            ..Argon2Settings::default()
+        };
+        assert!(Argon2Hasher::new(settings).is_ok(), "19 is the highest");
     }
 }

@@ -80,6 +80,7 @@ mod test_support {
             max_concurrent,
             max_queue,
             queue_timeout,
+            worker_nice: 0,
         })
         .unwrap()
     }

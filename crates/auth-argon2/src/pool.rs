@@ -60,7 +60,10 @@ impl Queue {
             let counts = Arc::clone(&counts);
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
-                .spawn(move || work(&receiver, &inner, &counts))
+                .spawn(move || {
+                    lower_priority(inner.settings.worker_nice);
+                    work(&receiver, &inner, &counts);
+                })
                 .map_err(Argon2ConfigError::Spawn)?;
         }
         Ok(Self {
@@ -68,6 +71,20 @@ impl Queue {
             alarms,
             counts,
         })
+    }
+}
+
+/// Gives the calling thread the nice value `nice` (Linux: the nice value is per thread).
+/// Best effort: a refusal (a sandbox, say) leaves the thread as it was, with a warning.
+fn lower_priority(nice: u8) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), i32::from(nice))
+    {
+        tracing::warn!(error = %e, nice, "could not lower the priority of a hashing thread");
     }
 }
 
@@ -383,6 +400,37 @@ mod tests {
         }
         wait_until(|| hasher.in_flight() == n).await;
         guards
+    }
+
+    /// The nice value of the calling thread.
+    #[cfg(target_os = "linux")]
+    fn current_nice() -> i32 {
+        rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+    }
+
+    /// The hashing threads run at the configured nice value; the caller's thread is left
+    /// as it was.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn workers_run_at_the_configured_nice_value() {
+        let before = current_nice();
+        for nice in [7_u8, 0] {
+            let hasher = Argon2Hasher::new(crate::Argon2Settings {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+                max_concurrent: 1,
+                max_queue: 1,
+                queue_timeout: Duration::from_secs(5),
+                worker_nice: nice,
+            })
+            .unwrap();
+            let seen = hasher.run(|_, _| Ok(current_nice())).await.unwrap();
+            // A thread starts at its creator's nice value; 0 leaves it there.
+            let expected = if nice == 0 { before } else { i32::from(nice) };
+            assert_eq!(seen, expected, "worker_nice {nice}");
+        }
+        assert_eq!(current_nice(), before, "the caller's thread is unchanged");
     }
 
     async fn wait_until(mut cond: impl FnMut() -> bool) {

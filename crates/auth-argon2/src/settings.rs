@@ -26,6 +26,10 @@ pub struct Argon2Settings {
     /// Longest a call waits for a run slot before it fails with
     /// [`HasherError::Unavailable`](auth_core::HasherError::Unavailable).
     pub queue_timeout: Duration,
+    /// Nice value of the hashing threads (0–19; Linux only, ignored elsewhere): when the cores
+    /// are busy, the threads that answer requests go first, so that a login flood slows the
+    /// logins and not every other request. Idle cores still run hashes at full speed.
+    pub worker_nice: u8,
 }
 
 impl Argon2Settings {
@@ -37,6 +41,10 @@ impl Argon2Settings {
     pub const OWASP_PARALLELISM: u32 = 1;
     /// Queue length per concurrent slot used by [`Default`].
     pub const DEFAULT_QUEUE_PER_SLOT: usize = 64;
+    /// Nice value of the hashing threads used by [`Default`].
+    pub const DEFAULT_WORKER_NICE: u8 = 5;
+    /// Highest nice value.
+    pub const MAX_WORKER_NICE: u8 = 19;
     /// Queue timeout used by [`Default`].
     pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 }
@@ -52,6 +60,7 @@ impl Argon2Settings {
             max_concurrent,
             max_queue: max_concurrent.saturating_mul(Self::DEFAULT_QUEUE_PER_SLOT),
             queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
+            worker_nice: Self::DEFAULT_WORKER_NICE,
         }
     }
 }
@@ -72,6 +81,9 @@ pub enum Argon2ConfigError {
     /// `max_concurrent` is zero: nothing could ever be hashed.
     #[error("max_concurrent must be at least 1")]
     NoConcurrency,
+    /// `worker_nice` is above [`Argon2Settings::MAX_WORKER_NICE`].
+    #[error("worker_nice must be 0 to 19")]
+    Nice,
     /// The operating system refused to start a worker thread.
     #[error("cannot start an Argon2 worker thread: {0}")]
     Spawn(std::io::Error),
@@ -89,5 +101,6 @@ mod tests {
         assert_eq!(s.max_concurrent, cores);
         assert_eq!(s.max_queue, 64 * cores);
         assert_eq!(s.queue_timeout, Duration::from_secs(5));
+        assert_eq!(s.worker_nice, 5);
     }
 }

@@ -185,6 +185,7 @@ async fn concurrency_and_queue_are_bounded() {
         max_concurrent: 1,
         max_queue: 1,
         queue_timeout: Duration::from_secs(60),
+        worker_nice: 0,
     })
     .unwrap();
     let spawn_hash = |hasher: &Argon2Hasher| {

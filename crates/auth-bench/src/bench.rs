@@ -37,6 +37,10 @@ struct Plan {
     mixed_me_delay_ms: u64,
     storm_connections: usize,
     storm_duration: Duration,
+    /// Idle time after the storm before the RSS is read again.
+    settle_after_storm: Duration,
+    /// Sessions of scenario 7's crowded account.
+    crowded_sessions: usize,
     wrk_threads: usize,
     signup_connections: usize,
     /// Messages queued directly for the outbox drain without mail latency.
@@ -65,6 +69,9 @@ impl Plan {
             mixed_me_delay_ms: 10,
             storm_connections: 1000,
             storm_duration: secs(10, 2),
+            // jemalloc's background thread returns dirty pages after ~10 s.
+            settle_after_storm: secs(12, 2),
+            crowded_sessions: if args.smoke { 500 } else { 10_000 },
             wrk_threads: cores.max(1),
             // Fewer than the 16 sessions the mail sink serves at once, so inline delivery is
             // bounded by the mail server's latency and not by the sink's threads.
@@ -151,9 +158,11 @@ struct Results {
     memory_idle: Memory,
     memory_before_storm: Memory,
     memory_after_storm: Memory,
+    memory_settled: Memory,
     alive_after_storm: bool,
     login_after_storm: u16,
     recovery: Duration,
+    crowded: crate::crowded::CrowdedResults,
     signup: SignupResults,
     server_bin: String,
     server_env: Vec<(String, String)>,
@@ -412,6 +421,37 @@ async fn scenarios(
             crate::servers::tail(&server.log)
         );
     }
+    eprintln!(
+        "auth-bench: 5b. idle for {:?} after the storm",
+        plan.settle_after_storm
+    );
+    tokio::time::sleep(plan.settle_after_storm).await;
+    let memory_settled = server.memory()?;
+
+    eprintln!(
+        "auth-bench: 7. another user's GET /me while an account with {} sessions lists and ends them",
+        plan.crowded_sessions
+    );
+    let crowded = crate::crowded::run(crate::crowded::Setup {
+        base_url: &server.base_url,
+        db: &fx.db,
+        redis_url: &fx.redis_url,
+        redis_prefix: &fx.redis_prefix,
+        email: "bench-1@example.com",
+        password: PASSWORD,
+        sessions: plan.crowded_sessions,
+        other_me: run(
+            "crowded-me",
+            &me_url,
+            plan.half_connections,
+            plan.wrk_threads,
+            plan.duration,
+            me_load(delay_ms),
+        ),
+        out_dir,
+        lua_dir,
+    })
+    .await?;
     server.stop().await;
 
     let signup = signup::run(&signup::Setup {
@@ -448,9 +488,11 @@ async fn scenarios(
         memory_idle,
         memory_before_storm,
         memory_after_storm,
+        memory_settled,
         alive_after_storm,
         login_after_storm,
         recovery,
+        crowded,
         signup,
         server_bin,
         server_env: args.server_env.clone(),
@@ -478,13 +520,17 @@ fn resolve_server_bin(bin: &Path, self_exe: &Path) -> anyhow::Result<PathBuf> {
 
 /// Env vars that lift the API's request rate limits for the benchmark (all of its traffic
 /// comes from 127.0.0.1 and cycles through a few thousand addresses), including the per-client
-/// share of the password hasher (`0`: no bound), which would otherwise turn most of the login
-/// scenario's concurrent requests from the one client into 429s.
+/// share of the password hasher (`0`: no bound) and the bound on connections per client,
+/// which would otherwise turn most of the concurrent requests from the one client into 429s.
 fn rate_limit_overrides() -> Vec<(String, String)> {
     auth_http::settings::RATE_LIMIT_VARS
         .iter()
         .map(|k| ((*k).to_owned(), "off".to_owned()))
-        .chain([("HASHES_IN_FLIGHT_PER_CLIENT".to_owned(), "0".to_owned())])
+        .chain([
+            ("HASHES_IN_FLIGHT_PER_CLIENT".to_owned(), "0".to_owned()),
+            // The storm's thousand connections come from one address too.
+            ("MAX_CONNECTIONS_PER_CLIENT".to_owned(), "off".to_owned()),
+        ])
         .collect()
 }
 
@@ -780,6 +826,10 @@ fn build_report(
     let verifier_per_s = r.verifier_per_s.round();
     let login_ratio = ratio(r.login.rps(), r.argon2_raw_per_s);
     let storm_unexpected = storm_errors(r);
+    let settled_ratio = ratio(
+        r.memory_settled.rss_kib as f64,
+        r.memory_idle.rss_kib as f64,
+    );
     let signup_ratio = r.signup.ratio();
     let signup_p50_ms = ms(r.signup.outbox.latency_us.p50);
     let drain_per_s = (r.signup.drain_slow.per_s() * 10.0).round() / 10.0;
@@ -792,6 +842,8 @@ fn build_report(
         {"name": "/me p99 while logins saturate the hasher (ms)", "value": ms(r.mixed_me.latency_us.p99), "goal": "< 10", "met": r.mixed_me.latency_us.p99 < 10_000.0},
         {"name": "peak server RSS with 1000 concurrent logins (MiB)", "value": peak_rss_mib, "goal": "< 256", "met": peak_rss_mib < 256.0},
         {"name": "storm: only 200 or 503+Retry-After, no hang, server alive", "value": storm_unexpected, "goal": "0 unexpected", "met": storm_unexpected == 0},
+        {"name": "RSS 5b: after the storm and an idle pause, vs idle before", "value": settled_ratio, "goal": "<= 1.5", "met": settled_ratio <= 1.5},
+        {"name": "7: /me p99 beside an account with many sessions (ms)", "value": ms(r.crowded.other_me.latency_us.p99), "goal": "< 5", "met": r.crowded.other_me.latency_us.p99 < 5000.0},
         {"name": "signups/s, outbox vs inline, 60 ms mail server", "value": signup_ratio, "goal": ">= 5", "met": signup_ratio >= 5.0},
         {"name": "outbox signup p50 with a 60 ms mail server (ms)", "value": signup_p50_ms, "goal": "< 30", "met": signup_p50_ms < 30.0},
         {"name": "courier drain to a 60 ms mail server (mails/s)", "value": drain_per_s, "goal": ">= 100", "met": drain_per_s >= 100.0},
@@ -804,6 +856,9 @@ fn build_report(
         + me_errors(&r.mixed_me)
         + login_errors(&r.mixed_login)
         + storm_unexpected
+        + me_errors(&r.crowded.other_me)
+        + u64::from(r.crowded.logout_all_status != 204)
+        + u64::from(r.crowded.me_after_logout_all != 401)
         + r.signup.outbox_errors()
         + r.signup.inline_errors()
         + r.signup.drain_fast_errors();
@@ -855,11 +910,18 @@ fn build_report(
                 "peak_rss_before_mib": mib(r.memory_before_storm.hwm_kib),
                 "peak_rss_mib": peak_rss_mib,
                 "rss_after_mib": mib(r.memory_after_storm.rss_kib),
+                "rss_settled_mib": mib(r.memory_settled.rss_kib),
+                "settled_after_s": plan.settle_after_storm.as_secs_f64(),
+                "rss_settled_vs_idle": settled_ratio,
                 "threads_idle": r.memory_idle.threads,
                 "threads_after": r.memory_after_storm.threads,
                 "server_alive_after": r.alive_after_storm,
                 "login_after_storm_status": r.login_after_storm,
                 "login_after_storm_s": (r.recovery.as_secs_f64() * 100.0).round() / 100.0,
+            },
+            "crowded": {
+                "result": scenario_json(&r.crowded.other_me, plan.half_connections, me_errors(&r.crowded.other_me)),
+                "account": r.crowded.json(ms(r.crowded.other_me.latency_us.p99)),
             },
             "signup_slow_mail": r.signup.json(),
         },
@@ -1005,7 +1067,34 @@ fn print_table(plan: &Plan, r: &Results, report: &Value) {
         &r.storm,
         storm_errors(r),
     );
+    row(
+        "7. GET /me beside a crowded account",
+        plan.half_connections,
+        &r.crowded.other_me,
+        me_errors(&r.crowded.other_me),
+    );
     println!();
+    let crowded = &report["scenarios"]["crowded"]["account"];
+    println!(
+        "7. crowded account: {} sessions written in {} s; {} rounds of list a page (p50 {} ms, max {} ms) + end one by id (p50 {} ms, max {} ms); logout everywhere: {} in {} ms, then /me of one of them: {}",
+        crowded["sessions"],
+        crowded["write_s"],
+        crowded["rounds"],
+        crowded["list_page_p50_ms"],
+        crowded["list_page_max_ms"],
+        crowded["delete_by_id_p50_ms"],
+        crowded["delete_by_id_max_ms"],
+        crowded["logout_all_status"],
+        crowded["logout_all_ms"],
+        crowded["me_after_logout_all"],
+    );
+    println!(
+        "5b. RSS {:.1} MiB after {:.0} s idle following the storm (idle before {:.1} MiB, peak {:.1} MiB)",
+        r.memory_settled.rss_kib as f64 / 1024.0,
+        plan.settle_after_storm.as_secs_f64(),
+        r.memory_idle.rss_kib as f64 / 1024.0,
+        r.memory_after_storm.hwm_kib as f64 / 1024.0,
+    );
     println!(
         "5. storm: {} x 200, {} x 503 (missing Retry-After: {}), socket errors {}, peak RSS {:.1} MiB (idle {:.1} MiB), alive after: {}, next login: {} after {:.1} s",
         r.storm.status(200),

@@ -9,6 +9,7 @@
 //! `--server-bin` is not given).
 
 mod bench;
+mod crowded;
 mod servers;
 mod signup;
 mod wrk;

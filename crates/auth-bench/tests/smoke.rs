@@ -51,6 +51,7 @@ fn smoke_run_produces_a_sane_report() {
         ("mixed.me", &s["mixed"]["me"]),
         ("mixed.login", &s["mixed"]["login"]),
         ("storm", &s["storm"]["result"]),
+        ("crowded", &s["crowded"]["result"]),
         ("signup_slow_mail.outbox", &s["signup_slow_mail"]["outbox"]),
         ("signup_slow_mail.inline", &s["signup_slow_mail"]["inline"]),
     ] {
@@ -127,5 +128,20 @@ fn smoke_run_produces_a_sane_report() {
     assert!(ratios["login_vs_raw_argon2"].as_f64().unwrap() > 0.0);
     assert!(ratios["signup_outbox_vs_inline"].as_f64().unwrap() > 0.0);
     assert!(ratios["token_vs_me"].as_f64().unwrap() > 0.0);
-    assert_eq!(report["targets"].as_array().unwrap().len(), 11);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 13);
+    let settled = storm["rss_settled_mib"].as_f64().unwrap();
+    assert!(
+        settled > 1.0 && settled < 4096.0,
+        "odd settled RSS {settled}"
+    );
+    let crowded = &s["crowded"]["account"];
+    assert_eq!(crowded["sessions"], 500, "{crowded:#}");
+    assert!(crowded["rounds"].as_u64().unwrap() > 0, "{crowded:#}");
+    assert!(
+        crowded["delete_by_id_max_ms"].as_f64().unwrap() > 0.0,
+        "{crowded:#}"
+    );
+    // Every session of the account ended, the one the benchmark kept the token of too.
+    assert_eq!(crowded["logout_all_status"], 204, "{crowded:#}");
+    assert_eq!(crowded["me_after_logout_all"], 401, "{crowded:#}");
 }

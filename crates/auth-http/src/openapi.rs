@@ -213,6 +213,23 @@ impl SharedResponses {
         }
     }
 
+    /// A connection past its client's share (`MAX_CONNECTIONS_PER_CLIENT`), answered before
+    /// any of its request is read: it can meet any operation.
+    fn too_many_connections() -> Shared {
+        let mut response = error_response(
+            "`too_many_requests`: this client (its IP address, or its IPv6 prefix) already has \
+             `MAX_CONNECTIONS_PER_CLIENT` connections open; the new connection is answered at \
+             once and closed (`Connection: close`). Close idle connections, or retry after \
+             `Retry-After`",
+        );
+        response.headers.insert("Retry-After".into(), retry_after());
+        Shared {
+            status: "429",
+            name: "TooManyConnections",
+            response,
+        }
+    }
+
     fn failures() -> [Shared; 2] {
         [
             Shared {
@@ -250,7 +267,10 @@ impl Modify for SharedResponses {
                 let requirements = op.security.get_or_insert_with(Vec::new);
                 let by_session = requirements.contains(&bearer) || requirements.contains(&cookie);
                 let by_cookie = requirements.contains(&cookie);
-                let mut shared = vec![SharedResponses::request_timeout()];
+                let mut shared = vec![
+                    SharedResponses::request_timeout(),
+                    SharedResponses::too_many_connections(),
+                ];
                 if op.request_body.is_some() {
                     shared.extend(SharedResponses::body());
                 } else {

@@ -119,6 +119,8 @@ pub struct DeadlineIo {
     timeout: Duration,
     sleep: Pin<Box<Sleep>>,
     armed: bool,
+    /// The connection's place in its client's share, given back when it closes.
+    _slot: Option<crate::connections::ConnectionSlot>,
 }
 
 impl DeadlineIo {
@@ -130,9 +132,18 @@ impl DeadlineIo {
             timeout,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: false,
+            _slot: None,
         };
         this.arm();
         this
+    }
+
+    /// Holds `slot` (of [`ClientConnections`](crate::connections::ClientConnections)) for
+    /// as long as the connection lives.
+    #[must_use]
+    pub fn holding(mut self, slot: Option<crate::connections::ConnectionSlot>) -> Self {
+        self._slot = slot;
+        self
     }
 
     /// What requests on this connection see of its deadline.

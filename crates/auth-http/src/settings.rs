@@ -154,6 +154,9 @@ pub struct Settings {
     /// `ARGON2_QUEUE`: requests allowed to wait for a hashing thread; one more gets 503
     /// (default: 64 per hashing thread; `0` refuses as soon as every thread is busy).
     pub argon2_queue: Option<usize>,
+    /// `ARGON2_NICE`: nice value of the hashing threads, 0–19 (default 5; Linux): when the
+    /// cores are busy, the threads that answer requests go first.
+    pub argon2_nice: u8,
     /// `HTTP_WORKERS`: actix worker threads (default: number of cores).
     pub workers: Option<usize>,
     /// `RATE_LIMIT_*`: request budgets per client IP and per address (see [`RATE_LIMIT_VARS`]).
@@ -165,6 +168,12 @@ pub struct Settings {
     /// `MAX_CONNECTIONS`: open connections per HTTP worker; more wait in the listen backlog
     /// (default [`DEFAULT_MAX_CONNECTIONS`]).
     pub max_connections: usize,
+    /// `MAX_CONNECTIONS_PER_CLIENT`: open connections per client IP (IPv6: per
+    /// `IPV6_PREFIX_LEN` prefix) over all workers; one more is answered 429 and closed; trusted
+    /// proxies are not bounded (default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_CLIENT`](crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
+    /// `off`: no bound).
+    pub max_connections_per_client: Option<usize>,
     /// `SHUTDOWN_TIMEOUT`: after SIGTERM/SIGINT, how long requests in flight may finish before
     /// every connection is cut (default `25s`).
     pub shutdown_timeout: Duration,
@@ -580,6 +589,11 @@ impl Settings {
         let max_connections = positive("MAX_CONNECTIONS")?.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         let max_sessions_per_user =
             positive("MAX_SESSIONS_PER_USER")?.unwrap_or(DEFAULT_MAX_SESSIONS_PER_USER);
+        let max_connections_per_client = match get(&["MAX_CONNECTIONS_PER_CLIENT"]) {
+            Some((_, v)) if v.eq_ignore_ascii_case("off") => None,
+            Some(_) => positive("MAX_CONNECTIONS_PER_CLIENT")?,
+            None => Some(crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT),
+        };
 
         let mut throttle = ThrottleConfig::default();
         for var in RATE_LIMIT_VARS {
@@ -647,10 +661,19 @@ impl Settings {
             ),
             argon2_workers,
             argon2_queue,
+            argon2_nice: match get(&["ARGON2_NICE"]) {
+                None => auth_argon2::Argon2Settings::DEFAULT_WORKER_NICE,
+                Some((var, v)) => v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= auth_argon2::Argon2Settings::MAX_WORKER_NICE)
+                    .ok_or_else(|| err(var, format!("{v:?} is not a nice value (0-19)")))?,
+            },
             workers,
             throttle,
             request_timeout,
             max_connections,
+            max_connections_per_client,
             shutdown_timeout,
             max_sessions_per_user,
             tokens,
@@ -1197,17 +1220,29 @@ mod tests {
         assert_eq!(s.shutdown_timeout, Duration::from_secs(25));
         assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(s.max_sessions_per_user, 100);
+        assert_eq!(s.max_connections_per_client, Some(64));
+        assert_eq!(s.argon2_nice, 5);
+        assert_eq!(with(&[("ARGON2_NICE", "0")]).unwrap().argon2_nice, 0);
+        assert_eq!(with(&[("ARGON2_NICE", "19")]).unwrap().argon2_nice, 19);
         let s = with(&[
             ("REQUEST_TIMEOUT", "2s"),
             ("SHUTDOWN_TIMEOUT", "0"),
             ("MAX_CONNECTIONS", "64"),
             ("MAX_SESSIONS_PER_USER", "3"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "8"),
         ])
         .unwrap();
         assert_eq!(s.request_timeout, Duration::from_secs(2));
         assert_eq!(s.shutdown_timeout, Duration::ZERO);
         assert_eq!((s.max_connections, s.max_sessions_per_user), (64, 3));
+        assert_eq!(s.max_connections_per_client, Some(8));
+        let s = with(&[("MAX_CONNECTIONS_PER_CLIENT", "Off")]).unwrap();
+        assert_eq!(s.max_connections_per_client, None);
         for (var, bad) in [
+            ("MAX_CONNECTIONS_PER_CLIENT", "0"),
+            ("ARGON2_NICE", "20"),
+            ("ARGON2_NICE", "-1"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "many"),
             ("REQUEST_TIMEOUT", "100ms"),
             ("REQUEST_TIMEOUT", "soon"),
             ("SHUTDOWN_TIMEOUT", "x"),

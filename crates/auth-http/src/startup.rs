@@ -200,6 +200,11 @@ impl Application {
         if let Some(workers) = settings.workers {
             builder = builder.workers(workers);
         }
+        let connections = crate::connections::ClientConnections::new(
+            settings.max_connections_per_client,
+            settings.throttle.ipv6_prefix_len,
+            &settings.trusted_proxies,
+        );
         let shutdown = builder.graceful_shutdown_signal();
         let builder = builder.listen("auth-http", listener, move || {
             let shutdown = shutdown.clone();
@@ -229,9 +234,19 @@ impl Application {
                         server::with_deadline(app.call(req), conn, request_timeout)
                     },
                 ));
+            let connections = connections.clone();
             fn_service(move |io: tokio::net::TcpStream| {
                 let peer = io.peer_addr().ok();
-                std::future::ready(Ok((DeadlineIo::new(io, request_timeout), peer)))
+                let slot = connections.admit(peer.map(|p| p.ip()));
+                async move {
+                    let Some(slot) = slot else {
+                        crate::connections::refuse(io).await;
+                        return Err(actix_http::error::DispatchError::Io(std::io::Error::other(
+                            "too many connections from one client",
+                        )));
+                    };
+                    Ok((DeadlineIo::new(io, request_timeout).holding(slot), peer))
+                }
             })
             .and_then(http)
         })?;

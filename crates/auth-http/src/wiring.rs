@@ -267,6 +267,7 @@ pub async fn build_observed_service(
         iterations: t,
         parallelism: p,
         max_queue: settings.argon2_queue.unwrap_or(base.max_queue),
+        worker_nice: settings.argon2_nice,
         ..base
     })
     .context("Argon2 settings (ARGON2_*)")?;
