@@ -138,6 +138,8 @@ impl Mailbox {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, when `METRICS_ADDR` is set.
+    pub metrics_address: Option<String>,
     pub client: ApiClient,
     pub mail: Mailbox,
     pub redis_prefix: String,
@@ -222,7 +224,7 @@ impl TestApp {
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let (address, handle, cookie_name) = start(&vars).await;
+        let (address, handle, cookie_name, metrics_address) = start(&vars).await;
         let conformance = Conformance::default();
         let client = ApiClient::new(
             reqwest::Client::builder()
@@ -234,6 +236,7 @@ impl TestApp {
         );
         Self {
             address,
+            metrics_address,
             client,
             mail,
             redis_prefix,
@@ -268,8 +271,9 @@ impl TestApp {
     /// Stops the server and starts a new one on the same storage (a new port).
     pub async fn restart(&mut self) {
         self.handle.stop(true).await;
-        let (address, handle, _) = start(&self.vars).await;
+        let (address, handle, _, metrics_address) = start(&self.vars).await;
         self.address = address;
+        self.metrics_address = metrics_address;
         self.handle = handle;
     }
 
@@ -477,7 +481,12 @@ impl Drop for TestApp {
 
 async fn start(
     vars: &HashMap<String, String>,
-) -> (String, actix_web::dev::ServerHandle, &'static str) {
+) -> (
+    String,
+    actix_web::dev::ServerHandle,
+    &'static str,
+    Option<String>,
+) {
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
     let cookie_name = if settings.cookie_secure {
         "__Host-session"
@@ -488,9 +497,12 @@ async fn start(
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    (address, handle, cookie_name)
+    (address, handle, cookie_name, metrics_address)
 }
 
 /// Deletes every key under `prefix` (never FLUSH: the server is shared).

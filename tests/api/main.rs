@@ -38,6 +38,7 @@ mod hardening;
 mod lifecycle;
 mod lockout;
 mod logs;
+mod metrics;
 mod mfa;
 mod outbox;
 mod slow_clients;

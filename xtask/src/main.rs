@@ -10,8 +10,11 @@
 //!   (before any cargo argument) skips all of this. `DATABASE_URL` / `REDIS_URL` set in the
 //!   environment mean "use that server": the task leaves PostgreSQL / Redis alone.
 //! - `cargo xtask setup`: only the set-up part of `test`.
-//! - `cargo xtask lint`: `cargo fmt --check`, clippy with warnings as errors, and the rustdoc
-//!   of `auth-core` with warnings as errors.
+//! - `cargo xtask lint`: `cargo fmt --check`, clippy with warnings as errors, the rustdoc
+//!   of `auth-core` with warnings as errors, and the OpenAPI document (`auth-http openapi`,
+//!   written to `target/openapi.json`) through Redocly's linter with the rules of
+//!   `redocly.yaml` (the pinned `@redocly/cli` comes from the npm registry through `npx`;
+//!   Node and npm are installed with `apt-get` when they are missing).
 //! - `cargo xtask mutants [ARGS]`: mutation testing of `auth-core` with cargo-mutants
 //!   (installed first when missing): every mutant of the core must make a test fail, except
 //!   those of `Debug`/`Display` impls (`exclude_re` in `.cargo/mutants.toml`). Fails when any
@@ -41,7 +44,8 @@ tasks:
                             packages (or print the commands that will), then run
                             `cargo test --workspace --all-features ARGS`
   setup                     only the set-up part of `test`
-  lint                      cargo fmt --check; clippy -D warnings; rustdoc of auth-core -D warnings
+  lint                      cargo fmt --check; clippy -D warnings; rustdoc of auth-core -D warnings;
+                            the OpenAPI document through Redocly's linter (redocly.yaml)
   mutants [ARGS]            mutation testing of auth-core (installs cargo-mutants if missing);
                             fails when a test misses any mutant but Debug/Display impls
   help                      this text";
@@ -56,6 +60,10 @@ const BROWSER_DIR: &str = "tests/browser";
 const BROWSER_PACKAGES: [&str; 2] = ["playwright-core", "smtp-server"];
 /// The cargo-mutants release `cargo xtask mutants` installs when there is none.
 const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+/// The Redocly CLI release that lints the OpenAPI document (needs Node 20.19 or later).
+const REDOCLY_CLI: &str = "@redocly/cli@2.77.0";
+/// Where `cargo xtask lint` writes the OpenAPI document it checks.
+const OPENAPI_FILE: &str = "target/openapi.json";
 /// The package whose mutants must all be caught.
 const MUTANTS_PACKAGE: &str = "auth-core";
 
@@ -155,7 +163,62 @@ fn lint() -> Result<ExitCode, Error> {
             return Ok(exit_code(status));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    lint_openapi()
+}
+
+/// Writes the OpenAPI document the server serves to [`OPENAPI_FILE`] and lints it with
+/// [`REDOCLY_CLI`] and the rules of `redocly.yaml`.
+fn lint_openapi() -> Result<ExitCode, Error> {
+    say(&format!("auth-http openapi > {OPENAPI_FILE}"));
+    let out = cargo()?
+        .args(["run", "--quiet", "-p", "auth-http", "--", "openapi"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        eprintln!("xtask: `auth-http openapi` failed");
+        return Ok(exit_code(out.status));
+    }
+    let root = workspace_root()?;
+    std::fs::write(root.join(OPENAPI_FILE), &out.stdout)
+        .map_err(|e| format!("cannot write {OPENAPI_FILE}: {e}"))?;
+    if !in_path("npx") {
+        if !is_root() {
+            return Err("the OpenAPI lint needs Node and npm (20.19 or later): run \
+                        `sudo apt-get update && sudo apt-get install -y nodejs npm`, then \
+                        `cargo xtask lint` again"
+                .into());
+        }
+        say("installing nodejs, npm");
+        let install = ["apt-get", "install", "-y", "-qq", "nodejs", "npm"];
+        // The package lists may be stale or absent (a fresh container): update and retry once.
+        let installed = apt(&install)? || (apt(&["apt-get", "update", "-qq"])? && apt(&install)?);
+        if !installed {
+            return Err(format!("`{}` failed", shell_words(&install)).into());
+        }
+    }
+    let args = [
+        "--yes",
+        REDOCLY_CLI,
+        "lint",
+        OPENAPI_FILE,
+        "--config",
+        "redocly.yaml",
+    ];
+    say(&format!("npx {}", shell_words(&args)));
+    let status = Command::new("npx")
+        .args(args)
+        .current_dir(&root)
+        // No usage reports and no update check: the lint talks to the npm registry only.
+        .env("REDOCLY_TELEMETRY", "off")
+        .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
+        .env("NO_UPDATE_NOTIFIER", "1")
+        .status()
+        .map_err(|e| format!("cannot run npx: {e}"))?;
+    if !status.success() {
+        eprintln!("xtask: the OpenAPI document does not pass `redocly lint` (see above)");
+    }
+    Ok(exit_code(status))
 }
 
 /// Runs cargo-mutants on [`MUTANTS_PACKAGE`] with the settings of `.cargo/mutants.toml`;

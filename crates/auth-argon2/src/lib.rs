@@ -56,7 +56,7 @@ mod pool;
 mod settings;
 
 pub use hasher::{Argon2Hasher, OUTPUT_LEN};
-pub use pool::Overloaded;
+pub use pool::{Overloaded, WaitObserver};
 pub use settings::{Argon2ConfigError, Argon2Settings};
 
 /// Helpers shared by the tests of both rooms.

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::Block;
@@ -114,8 +114,14 @@ impl Ord for Alarm {
     }
 }
 
+/// Told how long each call that got to run waited for its worker (see
+/// [`Argon2Hasher::observe_waits`]).
+pub type WaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
 #[derive(Default)]
 struct Counts {
+    /// Told each run's wait, once set.
+    wait_observer: OnceLock<WaitObserver>,
     /// Calls admitted and not finished: queued plus running. At most
     /// `max_concurrent + max_queue`.
     admitted: AtomicUsize,
@@ -127,6 +133,8 @@ struct Counts {
 struct Job {
     ticket: Arc<Ticket>,
     run: RunFn,
+    /// When the call was queued.
+    queued_at: Instant,
 }
 
 /// Runs the call with the worker's memory, releases `Finish`, then replies.
@@ -196,6 +204,13 @@ impl Argon2Hasher {
             .saturating_sub(counts.running.load(Ordering::SeqCst))
     }
 
+    /// Has `observer` told how long each call that gets to run waited for a worker (for a
+    /// wait-time histogram). Only the first observer set counts; returns whether this one did.
+    /// It runs on the worker thread, before the run: it must be quick.
+    pub fn observe_waits(&self, observer: WaitObserver) -> bool {
+        self.queue.counts.wait_observer.set(observer).is_ok()
+    }
+
     /// Whether a call made now would be refused at once: every worker busy and the queue
     /// full. For callers that want to refuse before doing other work for a call (a
     /// database lookup, say); the call itself checks again.
@@ -245,7 +260,12 @@ impl Argon2Hasher {
                 let _ = reply.send(outcome);
             },
         );
-        if self.queue.jobs.send(Job { ticket, run }).is_err() {
+        let job = Job {
+            ticket,
+            run,
+            queued_at: Instant::now(),
+        };
+        if self.queue.jobs.send(job).is_err() {
             // Every worker is gone (only if the OS killed them): nothing will run this.
             return Err(HasherError::Other(Box::new(WorkersGone)));
         }
@@ -284,10 +304,18 @@ fn work(jobs: &crossbeam_channel::Receiver<Job>, inner: &Inner, counts: &Arc<Cou
     // Argon2 working memory, kept from run to run so that a run neither allocates nor
     // page-faults its `m` KiB afresh.
     let mut memory: Vec<Block> = Vec::new();
-    while let Ok(Job { ticket, run }) = jobs.recv() {
+    while let Ok(Job {
+        ticket,
+        run,
+        queued_at,
+    }) = jobs.recv()
+    {
         if !ticket.take() {
             // Its caller gave up (and gave the place back) before it could start.
             continue;
+        }
+        if let Some(observe) = counts.wait_observer.get() {
+            observe(queued_at.elapsed());
         }
         counts.running.fetch_add(1, Ordering::SeqCst);
         let finish = Finish {
@@ -414,6 +442,37 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn each_run_reports_how_long_it_waited_for_a_worker() {
+        let hasher = small(1, 1, Duration::from_secs(30));
+        let waits = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
+        let seen = Arc::clone(&waits);
+        assert!(hasher.observe_waits(Arc::new(move |d| seen.lock().unwrap().push(d))));
+        assert!(
+            !hasher.observe_waits(Arc::new(|_| {})),
+            "only the first observer counts"
+        );
+        let busy = occupy_all(&hasher).await;
+        let queued = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(&pw()).await }
+        });
+        wait_until(|| hasher.queued() == 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(busy);
+        queued.await.unwrap().unwrap();
+        let waits = waits.lock().unwrap().clone();
+        assert_eq!(
+            waits.len(),
+            2,
+            "the occupying run and the queued one: {waits:?}"
+        );
+        assert!(
+            waits[1] >= Duration::from_millis(100),
+            "the queued call waited for the busy worker: {waits:?}"
+        );
     }
 
     #[tokio::test]

@@ -153,7 +153,8 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn code(&self) -> ErrorCode {
+    /// The `error.code` this error is sent with.
+    pub(crate) fn code(&self) -> ErrorCode {
         match self {
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,

@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod metrics;
 pub mod mfa;
 pub mod openapi;
 pub mod routes;

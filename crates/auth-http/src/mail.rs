@@ -95,6 +95,11 @@ impl MailOutbox {
     /// Starts this instance's courier: it delivers while there is due mail, then waits for a
     /// message queued here or the poll interval (mail queued by other instances).
     pub fn spawn_courier(&self) -> CourierTask {
+        self.spawn_observed_courier(None)
+    }
+
+    /// [`spawn_courier`](Self::spawn_courier), telling `metrics` each round's outcomes.
+    pub fn spawn_observed_courier(&self, metrics: Option<crate::metrics::Metrics>) -> CourierTask {
         let (stop, mut stopped) = watch::channel(false);
         let courier = Arc::clone(&self.courier);
         let wake = Arc::clone(&self.wake);
@@ -104,7 +109,12 @@ impl MailOutbox {
                 let busy = match courier.deliver_due().await {
                     // Keep going while messages go out; a round where every message failed
                     // transiently (the mail server is down) waits like an idle one.
-                    Ok(report) => report.claimed > 0 && report.deferred < report.claimed,
+                    Ok(report) => {
+                        if let Some(metrics) = &metrics {
+                            metrics.record_deliveries(&report);
+                        }
+                        report.claimed > 0 && report.deferred < report.claimed
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "mail courier: the outbox is unavailable");
                         false

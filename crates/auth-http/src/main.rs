@@ -32,6 +32,8 @@ enum Command {
     /// Look at and act on the mail outbox (in the user database of DATABASE_URL).
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Print the OpenAPI document (the one served at /openapi.json) and exit.
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +62,20 @@ enum OutboxCommand {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        // Needs no settings: the document is the same whatever the configuration.
+        use utoipa::OpenApi as _;
+        return match auth_http::openapi::ApiDoc::openapi().to_pretty_json() {
+            Ok(json) => {
+                println!("{json}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("auth-http: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     // Purge freed pages on a timer, not only when the allocator is next used.
     let _ = tikv_jemalloc_ctl::background_thread::write(true);
     // A missing .env is normal; a malformed one is reported by the settings that follow.
@@ -76,6 +92,8 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => wiring::migrate(&settings).await,
         Command::Outbox(command) => outbox(&settings, command).await,
         Command::Serve => serve(settings).await,
+        // Answered before the settings are read.
+        Command::Openapi => Ok(()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -188,11 +188,14 @@ fn device_cookie(req: &HttpRequest, state: &AppState) -> Option<DeviceCredential
 /// (bearer) or in HttpOnly cookies (cookie transport).
 /// The answer to a right password when the account has a second factor: no session yet.
 pub(crate) fn mfa_required(pending: auth_core::PendingLogin) -> HttpResponse {
-    no_store().json(MfaRequiredResponse {
+    let mut res = no_store().json(MfaRequiredResponse {
         mfa_required: true,
         mfa_token: pending.token.expose(),
         expires_at: pending.expires_at,
-    })
+    });
+    res.extensions_mut()
+        .insert(crate::metrics::SecondFactorPending);
+    res
 }
 
 pub(crate) fn logged_in(

@@ -85,6 +85,12 @@ pub struct Settings {
     pub app_env: AppEnv,
     /// `BIND_ADDR`: address to listen on (default `127.0.0.1:8080`).
     pub bind_addr: SocketAddr,
+    /// `METRICS_ADDR`: address of the Prometheus listener (`GET /metrics`); `None` (the
+    /// default): no metrics. Never served on `BIND_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `METRICS_TOKEN`: when set (at least 32 bytes), `/metrics` answers only requests with
+    /// `Authorization: Bearer <METRICS_TOKEN>`.
+    pub metrics_token: Option<SecretString>,
     /// `DATABASE_URL`: `postgres://...` or `sqlite://path` (default `sqlite://./data/secureauth.db`).
     pub database_url: SecretString,
     /// `DATABASE_CA_FILE`: PEM file of the CAs trusted for TLS to PostgreSQL
@@ -343,6 +349,26 @@ impl Settings {
             )
         })?;
 
+        let metrics_addr = match get(&["METRICS_ADDR"]) {
+            None => None,
+            Some((_, v)) if v.eq_ignore_ascii_case("off") => None,
+            Some((_, v)) => {
+                let addr: SocketAddr = v.parse().map_err(|_| {
+                    err(
+                        "METRICS_ADDR",
+                        format!("{v:?} is not host:port, e.g. 127.0.0.1:9100"),
+                    )
+                })?;
+                if addr == bind_addr && addr.port() != 0 {
+                    return Err(err(
+                        "METRICS_ADDR",
+                        "must differ from BIND_ADDR: metrics are served on their own listener",
+                    ));
+                }
+                Some(addr)
+            }
+        };
+
         let database_url = get(&["DATABASE_URL"])
             .map(|(_, v)| v)
             .unwrap_or_else(|| DEFAULT_SQLITE_URL.into());
@@ -463,6 +489,7 @@ impl Settings {
         };
         let bounce_token = token("BOUNCE_WEBHOOK_TOKEN")?;
         let ops_token = token("OPS_TOKEN")?;
+        let metrics_token = token("METRICS_TOKEN")?;
         let auth_secret = get(&["AUTH_SECRET"]).map(|(_, v)| SecretString::from(v));
         match &auth_secret {
             Some(s) if s.expose_secret().len() < 32 => {
@@ -592,6 +619,8 @@ impl Settings {
         Ok(Self {
             app_env,
             bind_addr,
+            metrics_addr,
+            metrics_token,
             database_url: database_url.into(),
             database_ca_file,
             redis_url: redis_url.map(SecretString::from),
@@ -1099,6 +1128,35 @@ mod tests {
         assert_eq!((smtp.port, smtp.tls), (465, SmtpTls::Implicit));
         assert_eq!(smtp.username.as_deref(), Some("mailer"));
         assert_eq!(s.mail_from, "Team <team@example.com>");
+    }
+
+    #[test]
+    fn metrics_are_off_unless_metrics_addr_names_their_own_listener() {
+        assert_eq!(with(&[]).unwrap().metrics_addr, None);
+        assert_eq!(with(&[("METRICS_ADDR", "off")]).unwrap().metrics_addr, None);
+        assert_eq!(
+            with(&[("METRICS_ADDR", "127.0.0.1:9100")])
+                .unwrap()
+                .metrics_addr,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert_eq!(
+            with(&[("METRICS_ADDR", "9100")]).unwrap_err().var,
+            "METRICS_ADDR"
+        );
+        assert_eq!(
+            with(&[("METRICS_TOKEN", "short")]).unwrap_err().var,
+            "METRICS_TOKEN"
+        );
+        assert_eq!(
+            with(&[
+                ("BIND_ADDR", "127.0.0.1:8080"),
+                ("METRICS_ADDR", "127.0.0.1:8080")
+            ])
+            .unwrap_err()
+            .var,
+            "METRICS_ADDR"
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
 
 use crate::error::ApiError;
+use anyhow::Context as _;
+
 use crate::mail::{CourierTask, MailOutbox};
+use crate::metrics::Metrics;
 use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::server::{self, ConnDeadline, DeadlineIo};
@@ -36,12 +39,15 @@ pub struct Application {
     port: u16,
     server: Server,
     courier: Option<CourierTask>,
+    /// The metrics listener (`METRICS_ADDR`), its port, and the registry it renders.
+    metrics: Option<(u16, Server, Metrics)>,
 }
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("port", &self.port)
+            .field("metrics_port", &self.metrics_port())
             .finish()
     }
 }
@@ -51,26 +57,59 @@ impl Application {
     /// Starts this instance's mail courier too (not with `MAIL_DELIVERY=inline`, which
     /// queues nothing).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let (service, outbox) = crate::wiring::build_service(&settings).await?;
-        let mut app = Self::with_parts(&settings, Arc::new(service), Some(outbox.clone()))?;
+        let (service, outbox, probes) = crate::wiring::build_observed_service(&settings).await?;
+        let metrics = match settings.metrics_addr {
+            Some(_) => Some(Metrics::new(probes)?),
+            None => None,
+        };
+        let mut app = Self::with_parts(
+            &settings,
+            Arc::new(service),
+            Some(outbox.clone()),
+            metrics.clone(),
+        )?;
         if settings.mail_delivery == MailDelivery::Outbox {
-            app.courier = Some(outbox.spawn_courier());
+            app.courier = Some(outbox.spawn_observed_courier(metrics));
         }
         Ok(app)
     }
 
     /// Builds the server around an existing service (any adapters; the service brings its
     /// own rate limiter and hasher, and its mailer delivers however it likes).
+    /// With `METRICS_ADDR`, its requests are counted (the gauges of adapters it was not built
+    /// with are absent).
     pub fn with_service(settings: &Settings, service: Arc<AuthService>) -> anyhow::Result<Self> {
-        Self::with_parts(settings, service, None)
+        let metrics = match settings.metrics_addr {
+            Some(_) => Some(Metrics::new(crate::metrics::Probes::default())?),
+            None => None,
+        };
+        Self::with_parts(settings, service, None, metrics)
     }
 
     fn with_parts(
         settings: &Settings,
         service: Arc<AuthService>,
         outbox: Option<MailOutbox>,
+        metrics: Option<Metrics>,
     ) -> anyhow::Result<Self> {
         let listener = server::bind(settings.bind_addr, server::LISTEN_BACKLOG)?;
+        // Bound before the API's server starts, so a taken port stops the start-up.
+        let metrics_server = match (settings.metrics_addr, &metrics) {
+            (Some(addr), Some(metrics)) => {
+                let listener = server::bind(addr, 128)
+                    .with_context(|| format!("binding METRICS_ADDR {addr}"))?;
+                let port = listener.local_addr()?.port();
+                tracing::info!(addr = %addr.ip(), port, "metrics: GET /metrics (Prometheus)");
+                let token = settings.metrics_token.clone();
+                Some((
+                    port,
+                    crate::metrics::serve(listener, metrics.clone(), token)?,
+                    metrics.clone(),
+                ))
+            }
+            _ => None,
+        };
+        let metrics = metrics.map(web::Data::new);
         let local_addr = listener.local_addr()?;
         let port = local_addr.port();
         let tokens = crate::tokens::TokenIssuer::from_settings(&settings.tokens)?.map(Arc::new);
@@ -108,10 +147,13 @@ impl Application {
         let openapi = ApiDoc::openapi();
         let hsts = settings.cookie_secure;
         let request_timeout = settings.request_timeout;
-        let app = move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(
+        let app =
+            move || {
+                let mut app = App::new().app_data(state.clone());
+                if let Some(metrics) = &metrics {
+                    app = app.app_data(metrics.clone());
+                }
+                app.app_data(
                     web::JsonConfig::default()
                         .limit(MAX_BODY_BYTES)
                         .content_type_required(true)
@@ -148,8 +190,9 @@ impl Application {
                         Ok(res)
                     }
                 })
+                .wrap(actix_web::middleware::from_fn(crate::metrics::track))
                 .wrap(TracingLogger::<RequestSpan>::new())
-        };
+            };
         let mut builder = actix_server::Server::build()
             .max_concurrent_connections(settings.max_connections)
             .backlog(server::LISTEN_BACKLOG.unsigned_abs())
@@ -211,6 +254,7 @@ impl Application {
             port,
             server: builder.run(),
             courier: None,
+            metrics: metrics_server,
         })
     }
 
@@ -222,12 +266,27 @@ impl Application {
     /// Runs until SIGINT/SIGTERM; in-flight requests finish (up to `SHUTDOWN_TIMEOUT`, after
     /// which every connection is cut) before it returns.
     /// The mail courier then finishes its round (up to `COURIER_STOP_GRACE`).
+    /// The metrics listener, when `METRICS_ADDR` is set, runs alongside and stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics.map(|(_, server, metrics)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server), metrics.spawn_upkeep())
+        });
         let result = self.server.await;
+        if let Some((handle, task, upkeep)) = metrics {
+            upkeep.abort();
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         if let Some(courier) = self.courier {
             courier.stop(COURIER_STOP_GRACE).await;
         }
         result
+    }
+
+    /// The port of the metrics listener (`METRICS_ADDR`), if there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, ..)| *port)
     }
 
     /// A handle to stop the server from elsewhere (tests).

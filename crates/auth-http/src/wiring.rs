@@ -126,6 +126,16 @@ pub async fn open_outbox(settings: &Settings) -> anyhow::Result<Arc<dyn OutboxSt
 /// With PostgreSQL down (or unreachable) the server still starts: the user store answers 503
 /// and `/ready` names it until the migrations, retried in the background, have been applied.
 pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, MailOutbox)> {
+    let (service, outbox, _) = build_observed_service(settings).await?;
+    Ok((service, outbox))
+}
+
+/// [`build_service`], with what the metrics read at scrape time (the hasher, the connection
+/// pools, the outbox).
+pub async fn build_observed_service(
+    settings: &Settings,
+) -> anyhow::Result<(AuthService, MailOutbox, crate::metrics::Probes)> {
+    let mut probes = crate::metrics::Probes::default();
     // First: a typo in a template stops the start-up before anything else is touched.
     let renderer = mail_renderer(settings)?;
     let mut profile = Vec::new();
@@ -135,6 +145,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         profile.push("users:    PostgreSQL (DATABASE_URL)".to_owned());
         let pg = postgres_settings(settings);
         let repo = PgUserRepository::connect(&pg).context("PostgreSQL settings (DATABASE_URL)")?;
+        probes.postgres = Some(repo.pool().clone());
         outbox_store = Arc::new(repo.outbox());
         totp_store = Arc::new(repo.totp());
         let migrated = Arc::new(AtomicBool::new(false));
@@ -194,6 +205,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
                 RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
             );
             profile.push("sessions: Redis (REDIS_URL), shared by every instance".to_owned());
+            probes.redis = Some(RedisStore::clone(&store));
             (store.clone(), store.clone(), store)
         }
         None => {
@@ -259,6 +271,7 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         ..base
     })
     .context("Argon2 settings (ARGON2_*)")?;
+    probes.hasher = Some(hasher.clone());
 
     let key = secret_key(settings)?;
     let seal = MailSeal::derive(&SecretBox::new(key.clone().into_boxed_slice()))
@@ -308,7 +321,8 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         Some(list) => service.with_breached_passwords(list),
         None => service,
     };
-    Ok((service, outbox))
+    probes.outbox = Some(outbox.clone());
+    Ok((service, outbox, probes))
 }
 
 /// The service's settings.

@@ -147,6 +147,12 @@ impl RedisStore {
     pub fn key_prefix(&self) -> &str {
         self.inner.keys.prefix()
     }
+
+    /// The connection pool's size, idle connections and waiting callers (for metrics).
+    /// Connections held by lanes count as in use.
+    pub fn pool_status(&self) -> deadpool_redis::Status {
+        self.inner.exec.pool_status()
+    }
 }
 
 impl Inner {

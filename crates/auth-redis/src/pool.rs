@@ -137,6 +137,10 @@ impl fmt::Debug for Executor {
 }
 
 impl Executor {
+    pub(crate) fn pool_status(&self) -> deadpool_redis::Status {
+        self.pool.status()
+    }
+
     pub(crate) fn new(settings: &RedisSettings) -> Result<Self, RedisSetupError> {
         use secrecy::ExposeSecret as _;
 
