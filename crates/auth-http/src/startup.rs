@@ -52,7 +52,10 @@ impl Application {
     /// queues nothing).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (service, outbox) = crate::wiring::build_service(&settings).await?;
-        let mut app = Self::with_parts(&settings, Arc::new(service), Some(outbox.clone()))?;
+        let service = Arc::new(service);
+        // Ends by itself once the server (the last holder of the service) is gone.
+        crate::events::spawn_pruner(Arc::downgrade(&service), settings.events.retention());
+        let mut app = Self::with_parts(&settings, service, Some(outbox.clone()))?;
         if settings.mail_delivery == MailDelivery::Outbox {
             app.courier = Some(outbox.spawn_courier());
         }
