@@ -124,8 +124,10 @@ pub struct EventsResponse {
 pub async fn me_events(
     state: web::Data<AppState>,
     auth: AuthenticatedSession,
-    query: web::Query<EventsQuery>,
+    // Wrapped so that a malformed query string gets the JSON 400 of every other bad input.
+    query: Result<web::Query<EventsQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = query.map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let (after, limit) = query.into_inner().try_into_domain()?;
     let page = state
         .service
