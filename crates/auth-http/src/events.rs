@@ -1,11 +1,15 @@
 //! The security history: `GET /me/events` (the session user's events, newest first, a page at
-//! a time) and the hourly pruning of events past `SECURITY_EVENT_RETENTION_DAYS`.
+//! a time), the hourly pruning of events past `SECURITY_EVENT_RETENTION_DAYS`, and
+//! [`QueuedSecurityEvents`], which keeps the write of an event out of the request's time.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use auth_core::{AuthService, EventCursor, SecurityEvent, MAX_EVENTS_PAGE};
+use auth_core::{
+    AuthService, EventCursor, SecurityEvent, SecurityEvents, SecurityEventsError, UserId,
+    MAX_EVENTS_PAGE,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -145,7 +149,10 @@ pub async fn me_events(
 /// Deletes the events past `retention` now and then every [`PRUNE_INTERVAL`], for as long as
 /// the service lives. Every instance does it; deleting what another already deleted is
 /// harmless.
-pub fn spawn_pruner(service: Weak<AuthService>, retention: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_pruner(
+    service: Weak<AuthService>,
+    retention: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PRUNE_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -164,5 +171,173 @@ async fn prune_once(service: &Arc<AuthService>, retention: Duration) {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "security events past their retention deleted"),
         Err(e) => tracing::warn!(error = %e, "security events not pruned; next try in an hour"),
+    }
+}
+
+/// Events waiting for the writer; past this, new events are dropped (with a warning).
+pub const EVENT_QUEUE: usize = 4096;
+
+/// How long a reader waits for the events queued before it to be written.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+enum Queued {
+    Record(Box<SecurityEvent>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// A [`SecurityEvents`] that hands each event to a writer task instead of writing it inside
+/// the request, so that recording one takes the same (negligible) time as recording none.
+/// Without it a failed login on an existing address would wait for a database write that a
+/// failed login on an unknown address does not, and the answer time would tell the two apart.
+///
+/// `record` queues (up to [`EVENT_QUEUE`] events; when full it answers `Unavailable`, and the
+/// service logs a warning and goes on); one task writes the queue in order. `list` first waits
+/// (up to two seconds) until everything queued before it is written, so an account's history
+/// always shows what the account just did. Events still queued when the process stops are
+/// lost, like any event the store could not take.
+pub struct QueuedSecurityEvents {
+    store: Arc<dyn SecurityEvents>,
+    queue: tokio::sync::mpsc::Sender<Queued>,
+}
+
+impl std::fmt::Debug for QueuedSecurityEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedSecurityEvents")
+            .field("free", &self.queue.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueuedSecurityEvents {
+    /// Starts the writer task (on the current tokio runtime) in front of `store`. The task
+    /// ends when this value is dropped.
+    pub fn spawn(store: Arc<dyn SecurityEvents>) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+        let writer = Arc::clone(&store);
+        tokio::spawn(async move {
+            while let Some(item) = rx.recv().await {
+                match item {
+                    Queued::Record(event) => {
+                        if let Err(e) = writer.record(&event).await {
+                            tracing::warn!(
+                                error = %e,
+                                user_id = %event.user_id,
+                                event = event.kind.as_str(),
+                                "security event not recorded"
+                            );
+                        }
+                    }
+                    Queued::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        Self { store, queue }
+    }
+
+    /// Waits until the events queued so far are written (or [`FLUSH_WAIT`] passed).
+    async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let wait = async {
+            if self.queue.send(Queued::Flush(done)).await.is_ok() {
+                let _ = written.await;
+            }
+        };
+        let _ = tokio::time::timeout(FLUSH_WAIT, wait).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl SecurityEvents for QueuedSecurityEvents {
+    async fn record(&self, event: &SecurityEvent) -> Result<(), SecurityEventsError> {
+        self.queue
+            .try_send(Queued::Record(Box::new(event.clone())))
+            .map_err(|e| {
+                let why = match e {
+                    tokio::sync::mpsc::error::TrySendError::Full(_) => "the event queue is full",
+                    tokio::sync::mpsc::error::TrySendError::Closed(_) => "the event writer stopped",
+                };
+                SecurityEventsError::Unavailable(why.into())
+            })
+    }
+
+    async fn list(
+        &self,
+        user: UserId,
+        after: Option<EventCursor>,
+        limit: usize,
+    ) -> Result<Vec<SecurityEvent>, SecurityEventsError> {
+        self.flush().await;
+        self.store.list(user, after, limit).await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, SecurityEventsError> {
+        self.store.prune(before).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use auth_core::SecurityEventKind;
+
+    fn event(user: UserId, n: i64) -> SecurityEvent {
+        SecurityEvent {
+            id: uuid::Uuid::new_v4(),
+            user_id: user,
+            at: DateTime::<Utc>::from_timestamp(1_800_000_000 + n, 0).unwrap(),
+            kind: SecurityEventKind::LoginSucceeded,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_events_are_written_in_order_and_read_back_at_once() {
+        let store = Arc::new(auth_memory::MemorySecurityEvents::new());
+        let queued = QueuedSecurityEvents::spawn(store.clone());
+        let user = UserId::from_uuid(uuid::Uuid::new_v4());
+        let written: Vec<SecurityEvent> = (0..50).map(|n| event(user, n)).collect();
+        for e in &written {
+            queued.record(e).await.unwrap();
+        }
+        let mut listed = queued.list(user, None, 100).await.unwrap();
+        listed.reverse();
+        assert_eq!(listed, written);
+        assert_eq!(store.len(), 50);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_instead_of_waiting() {
+        struct Stuck;
+        #[async_trait::async_trait]
+        impl SecurityEvents for Stuck {
+            async fn record(&self, _: &SecurityEvent) -> Result<(), SecurityEventsError> {
+                futures::future::pending().await
+            }
+            async fn list(
+                &self,
+                _: UserId,
+                _: Option<EventCursor>,
+                _: usize,
+            ) -> Result<Vec<SecurityEvent>, SecurityEventsError> {
+                Ok(vec![])
+            }
+            async fn prune(&self, _: DateTime<Utc>) -> Result<u64, SecurityEventsError> {
+                Ok(0)
+            }
+        }
+        let queued = QueuedSecurityEvents::spawn(Arc::new(Stuck));
+        let user = UserId::from_uuid(uuid::Uuid::new_v4());
+        let mut refused = 0;
+        for n in 0..(EVENT_QUEUE as i64 + 10) {
+            if queued.record(&event(user, n)).await.is_err() {
+                refused += 1;
+            }
+        }
+        assert!((9..=10).contains(&refused), "{refused}");
     }
 }

@@ -131,8 +131,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 async fn prune_events(settings: &Settings) -> anyhow::Result<()> {
     use auth_core::{Clock as _, SystemClock};
     let store = wiring::open_security_events(settings).await?;
-    let before = SystemClock.now()
-        - chrono::TimeDelta::days(i64::from(settings.events.retention_days));
+    let before =
+        SystemClock.now() - chrono::TimeDelta::days(i64::from(settings.events.retention_days));
     let n = store.prune(before).await?;
     println!(
         "{n} security event(s) older than {} day(s) deleted",

@@ -932,7 +932,10 @@ mod tests {
     fn security_event_settings_have_defaults_and_bounds() {
         let s = with(&[]).unwrap().events;
         assert_eq!(s, SecurityEventSettings::default());
-        assert_eq!((s.retention_days, s.ipv4_prefix, s.ipv6_prefix), (365, 24, 48));
+        assert_eq!(
+            (s.retention_days, s.ipv4_prefix, s.ipv6_prefix),
+            (365, 24, 48)
+        );
         let s = with(&[
             ("SECURITY_EVENT_RETENTION_DAYS", "30"),
             ("SECURITY_EVENT_IP_PREFIX_V4", "16"),
@@ -940,7 +943,10 @@ mod tests {
         ])
         .unwrap()
         .events;
-        assert_eq!((s.retention_days, s.ipv4_prefix, s.ipv6_prefix), (30, 16, 0));
+        assert_eq!(
+            (s.retention_days, s.ipv4_prefix, s.ipv6_prefix),
+            (30, 16, 0)
+        );
         assert_eq!(s.retention(), Duration::from_secs(30 * 86_400));
         for (var, bad) in [
             ("SECURITY_EVENT_RETENTION_DAYS", "0"),

@@ -329,7 +329,9 @@ pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, 
         None => service,
     };
     // Each account's security history, in the user database.
-    let service = service.with_security_events(events_store, settings.events.config());
+    // Written by a task of their own, so that recording one costs a request no time.
+    let events = Arc::new(crate::events::QueuedSecurityEvents::spawn(events_store));
+    let service = service.with_security_events(events, settings.events.config());
     Ok((service, outbox))
 }
 

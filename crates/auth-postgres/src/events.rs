@@ -55,7 +55,9 @@ struct EventRow {
 
 impl EventRow {
     fn into_event(self) -> Result<SecurityEvent, SecurityEventsError> {
-        let unreadable = |what: &str| SecurityEventsError::Other(format!("a stored event's {what} is unreadable").into());
+        let unreadable = |what: &str| {
+            SecurityEventsError::Other(format!("a stored event's {what} is unreadable").into())
+        };
         let kind = SecurityEventKind::parse(&self.kind, self.reason.as_deref())
             .ok_or_else(|| unreadable("kind"))?;
         let ip = match self.ip {
@@ -128,11 +130,9 @@ impl SecurityEvents for PgSecurityEvents {
         .bind::<Nullable<SqlUuid>, _>(id)
         .bind::<Integer, _>(limit);
         let mut conn = self.repo.checkout().await.map_err(events_error)?;
-        let outcome = tokio::time::timeout(
-            self.repo.query_timeout(),
-            query.load::<EventRow>(&mut conn),
-        )
-        .await;
+        let outcome =
+            tokio::time::timeout(self.repo.query_timeout(), query.load::<EventRow>(&mut conn))
+                .await;
         let rows = self.repo.settle(conn, outcome).map_err(events_error)?;
         rows.into_iter().map(EventRow::into_event).collect()
     }

@@ -33,8 +33,8 @@ pub use rate_limiter::{
     Quota, RateDecision, RateKey, RateLimiter, RateLimiterError, RateSubject, Unlimited,
 };
 pub use security_events::{
-    EventCursor, LoginFailure, SecurityEvent, SecurityEventKind, SecurityEvents, SecurityEventsError,
-    TruncatedIp,
+    EventCursor, LoginFailure, SecurityEvent, SecurityEventKind, SecurityEvents,
+    SecurityEventsError, TruncatedIp,
 };
 pub use session_store::{SessionStore, SessionStoreError};
 pub use totp_store::{MfaChallenge, StoredTotp, TotpStore, TotpStoreError};

@@ -171,9 +171,7 @@ impl TruncatedIp {
         match ip {
             IpAddr::V4(v4) => {
                 let prefix = v4_prefix.min(32);
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(prefix))
-                    .unwrap_or(0);
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
                 Self {
                     network: IpAddr::V4((u32::from(v4) & mask).into()),
                     prefix,
@@ -181,9 +179,7 @@ impl TruncatedIp {
             }
             IpAddr::V6(v6) => {
                 let prefix = v6_prefix.min(128);
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(prefix))
-                    .unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
                 Self {
                     network: IpAddr::V6((u128::from(v6) & mask).into()),
                     prefix,
@@ -333,7 +329,10 @@ mod tests {
     fn kinds_round_trip_through_their_names() {
         for kind in SecurityEventKind::SIMPLE {
             assert_eq!(SecurityEventKind::parse(kind.as_str(), None), Some(kind));
-            assert_eq!(SecurityEventKind::parse(kind.as_str(), Some("throttled")), None);
+            assert_eq!(
+                SecurityEventKind::parse(kind.as_str(), Some("throttled")),
+                None
+            );
         }
         for reason in LoginFailure::ALL {
             let kind = SecurityEventKind::LoginFailed(reason);
@@ -353,7 +352,14 @@ mod tests {
             id: Uuid::from_u128(42),
         };
         assert_eq!(EventCursor::parse(&c.encode()), Some(c));
-        for bad in ["", ".", "x.y", "12", "12.zz", "12.00000000000000000000000000000042-"] {
+        for bad in [
+            "",
+            ".",
+            "x.y",
+            "12",
+            "12.zz",
+            "12.00000000000000000000000000000042-",
+        ] {
             assert_eq!(EventCursor::parse(bad), None, "{bad}");
         }
     }

@@ -34,8 +34,7 @@ fn fresh_user() -> UserId {
 
 /// Now, in whole microseconds.
 fn now() -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_micros(Utc::now().timestamp_micros())
-        .unwrap_or_else(Utc::now)
+    DateTime::<Utc>::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_else(Utc::now)
 }
 
 fn event(user: UserId, at: DateTime<Utc>, kind: SecurityEventKind) -> SecurityEvent {
@@ -102,7 +101,11 @@ pub async fn an_event_round_trips_exactly(store: &dyn SecurityEvents) {
         let mut e = event(user, start + Duration::microseconds(i as i64 * 1_001), kind);
         if i % 2 == 0 {
             e.ip = Some(if i % 4 == 0 {
-                TruncatedIp::new("203.0.113.77".parse().unwrap_or([0, 0, 0, 0].into()), 24, 48)
+                TruncatedIp::new(
+                    "203.0.113.77".parse().unwrap_or([0, 0, 0, 0].into()),
+                    24,
+                    48,
+                )
             } else {
                 TruncatedIp::new(
                     "2001:db8:1:2::9".parse().unwrap_or([0u16; 8].into()),
@@ -137,7 +140,11 @@ pub async fn events_come_newest_first_then_by_id(store: &dyn SecurityEvents) {
         id: Uuid::from_u128(low.id.as_u128() | (1u128 << 127)),
         ..event(user, at, SecurityEventKind::LoginSucceeded)
     };
-    let newer = event(user, at + Duration::seconds(5), SecurityEventKind::LogoutAll);
+    let newer = event(
+        user,
+        at + Duration::seconds(5),
+        SecurityEventKind::LogoutAll,
+    );
     for e in [&low, &newer, &older, &high] {
         record(store, e).await;
     }
@@ -165,7 +172,11 @@ pub async fn pages_return_every_event_once(store: &dyn SecurityEvents) {
         written.push(e);
     }
     let all = list_all(store, user).await;
-    assert_eq!(all.len(), written.len(), "SecurityEvents contract: all events listed");
+    assert_eq!(
+        all.len(),
+        written.len(),
+        "SecurityEvents contract: all events listed"
+    );
     let mut seen = Vec::new();
     let mut after: Option<EventCursor> = None;
     for _ in 0..20 {
@@ -219,7 +230,11 @@ pub async fn prune_deletes_only_what_is_older(store: &dyn SecurityEvents) {
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let old_a = event(ada, cut - Duration::days(30), SecurityEventKind::Signup);
-    let old_b = event(bob, cut - Duration::microseconds(1), SecurityEventKind::Signup);
+    let old_b = event(
+        bob,
+        cut - Duration::microseconds(1),
+        SecurityEventKind::Signup,
+    );
     let kept_at_cut = event(ada, cut, SecurityEventKind::Verified);
     let recent = event(ada, now(), SecurityEventKind::LoginSucceeded);
     for e in [&old_a, &old_b, &kept_at_cut, &recent] {
@@ -240,5 +255,8 @@ pub async fn prune_deletes_only_what_is_older(store: &dyn SecurityEvents) {
     );
     assert!(list_all(store, bob).await.is_empty());
     // The suite leaves no year-2000 event behind, so it can run again on the same store.
-    assert_eq!(store.prune(cut + Duration::microseconds(1)).await.ok(), Some(1));
+    assert_eq!(
+        store.prune(cut + Duration::microseconds(1)).await.ok(),
+        Some(1)
+    );
 }

@@ -44,7 +44,10 @@ fn a_login_records_login_succeeded_with_the_network_user_agent_and_request_id_on
     assert_eq!(e.kind, SecurityEventKind::LoginSucceeded);
     assert_eq!(e.user_id, ada_id());
     assert_eq!(e.at, t0());
-    assert_eq!(e.ip.map(|ip| ip.to_string()).as_deref(), Some("203.0.113.0/24"));
+    assert_eq!(
+        e.ip.map(|ip| ip.to_string()).as_deref(),
+        Some("203.0.113.0/24")
+    );
     assert_eq!(
         e.user_agent.as_deref(),
         Some("Mozilla/5.0 (X11; Linux x86_64)")
@@ -224,9 +227,7 @@ fn logout_all_and_ending_one_session_record_their_events() {
     h.sessions
         .expect_delete_all_for_user()
         .returning(|_, _| Ok(2));
-    h.sessions
-        .expect_delete_by_id()
-        .returning(|_, _| Ok(true));
+    h.sessions.expect_delete_by_id().returning(|_, _| Ok(true));
     let (store, recorded) = recording();
     h.events = Some(Arc::new(store));
     let svc = h.service();
@@ -241,7 +242,10 @@ fn logout_all_and_ending_one_session_record_their_events() {
 
     assert_eq!(
         kinds(&recorded),
-        [SecurityEventKind::LogoutAll, SecurityEventKind::SessionEnded]
+        [
+            SecurityEventKind::LogoutAll,
+            SecurityEventKind::SessionEnded
+        ]
     );
 }
 
