@@ -368,3 +368,37 @@ fn pruning_deletes_what_is_older_than_the_retention() {
 
     assert_eq!(n, 4);
 }
+
+#[test]
+fn a_session_ended_for_guessing_records_a_lockout_for_its_user() {
+    let mut h = Harness::new();
+    h.limiter = Arc::new(super::guard::CountingLimiter::default());
+    account_by_id(&mut h);
+    h.hasher
+        .expect_verify()
+        .returning(|_, _| Ok(PasswordCheck::Mismatch));
+    let _outbox = h.outbox();
+    h.sessions.expect_delete().returning(|_| Ok(true));
+    let (store, recorded) = recording();
+    h.events = Some(Arc::new(store));
+    let svc = h.service();
+    let stolen = current_session();
+
+    let mut ended = 0;
+    for i in 0..11 {
+        let r = block_on(svc.change_password(
+            &stolen,
+            &attempt(&format!("guess number {i}")),
+            password(NEW_PASSWORD),
+            &client(),
+        ));
+        if matches!(r, Err(ChangePasswordError::Unauthenticated)) {
+            ended += 1;
+        }
+    }
+
+    // The eleventh failure is past the hard limit of ten: one lockout, nothing else.
+    assert_eq!(ended, 1);
+    assert_eq!(kinds(&recorded), [SecurityEventKind::Lockout]);
+    assert_eq!(recorded.lock().unwrap()[0].user_id, ada_id());
+}
