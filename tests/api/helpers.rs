@@ -627,3 +627,50 @@ impl TestApp {
         self.dir.as_ref().map(tempfile::TempDir::path)
     }
 }
+
+/// One text row of a raw SQLite query.
+#[derive(diesel::QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    t: String,
+}
+
+impl TestApp {
+    /// Every row of the `security_events` table as one JSON text each, read straight from
+    /// this app's database behind the API's back (to look for what must not be there).
+    pub async fn security_event_rows(&self) -> Vec<String> {
+        match (&self.db, &self.dir) {
+            (Some(db), _) => {
+                let (client, conn) =
+                    tokio_postgres::connect(db.url().expose_secret(), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                let conn = tokio::spawn(conn);
+                let rows = client
+                    .query("SELECT row_to_json(e)::text FROM security_events e", &[])
+                    .await
+                    .unwrap();
+                drop(client);
+                let _ = conn.await;
+                rows.iter().map(|r| r.get::<_, String>(0)).collect()
+            }
+            (None, Some(dir)) => {
+                use diesel::{Connection as _, RunQueryDsl as _};
+                let path = dir.path().join("data").join("secureauth.db");
+                let mut conn =
+                    diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+                diesel::sql_query(
+                    "SELECT json_object('id', id, 'user_id', user_id, 'at', at, 'kind', kind, \
+                     'reason', reason, 'ip', ip, 'user_agent', user_agent, \
+                     'request_id', request_id) AS t FROM security_events",
+                )
+                .load::<TextRow>(&mut conn)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.t)
+                .collect()
+            }
+            (None, None) => panic!("no database to read rows from"),
+        }
+    }
+}

@@ -33,6 +33,7 @@ mod abuse;
 mod addresses;
 mod breached;
 mod embedded;
+mod events;
 mod failures;
 mod hardening;
 mod lifecycle;

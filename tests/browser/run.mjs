@@ -454,6 +454,23 @@ async function main() {
     }
   });
 
+  await step('recent security activity: this login first, the signup and the verification further down', async () => {
+    await page.locator('#activity-list li').first().waitFor();
+    const first = await page.locator('#activity-list li .what').first().textContent();
+    check(first === 'Logged in', `newest activity: ${first}`);
+    const where = await page.locator('#activity-list li .where').first().textContent();
+    check(/from 127\.0\.0\.0\/24/.test(where), `where: ${where}`);
+    check(Boolean(await page.locator('#activity-list li time').first().getAttribute('datetime')), 'time as <time datetime>');
+    for (let i = 0; i < 10 && await page.locator('#activity-more').isVisible(); i += 1) {
+      const before = await page.locator('#activity-list li').count();
+      await page.getByRole('button', { name: 'Show older activity' }).click();
+      await page.waitForFunction((n) => document.querySelectorAll('#activity-list li').length > n, before);
+    }
+    const all = await page.locator('#activity-list li .what').allTextContents();
+    check(all.includes('Email address verified') && all.at(-1) === 'Account created', `activity: ${JSON.stringify(all)}`);
+    check(await page.locator('#activity-empty').isHidden(), '"no activity" hidden');
+  });
+
   await step('a logged-in person opening the login page (or /) lands on the account page', async () => {
     await page.goto(`${base}/ui/login`);
     await onPage(page, 'account');

@@ -150,6 +150,9 @@ pub struct MockPorts {
     pub totp: crate::MockTotpStore,
     /// The service's configuration.
     pub config: crate::AuthConfig,
+    /// The security event store: `None` (the default) records nothing; `Some` is attached
+    /// with [`SecurityEventConfig::default`](crate::SecurityEventConfig).
+    pub events: Option<crate::MockSecurityEvents>,
 }
 
 impl std::fmt::Debug for MockPorts {
@@ -174,6 +177,7 @@ impl MockPorts {
             limiter: std::sync::Arc::new(crate::Unlimited),
             totp: crate::MockTotpStore::new(),
             config: crate::AuthConfig::default(),
+            events: None,
         }
     }
 
@@ -196,10 +200,17 @@ impl MockPorts {
         };
         let secret = crate::OtpSecret::new(Box::<[u8]>::from(MOCK_OTP_KEY).into());
         #[allow(clippy::expect_used)]
-        crate::AuthService::new(
+        let service = crate::AuthService::new(
             ports,
             self.config,
             secret.expect("MOCK_OTP_KEY is long enough"),
-        )
+        );
+        match self.events {
+            Some(events) => service.with_security_events(
+                std::sync::Arc::new(events),
+                crate::SecurityEventConfig::default(),
+            ),
+            None => service,
+        }
     }
 }

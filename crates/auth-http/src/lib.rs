@@ -10,6 +10,7 @@ pub mod deferred;
 pub mod docs;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod mail;
 pub mod metrics;

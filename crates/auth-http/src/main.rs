@@ -1,5 +1,6 @@
 //! `auth-http serve` (default) runs the API; `auth-http migrate` applies database migrations;
-//! `auth-http outbox list|retry|purge` looks at and acts on the mail outbox.
+//! `auth-http outbox list|retry|purge` looks at and acts on the mail outbox;
+//! `auth-http events prune` deletes security events past their retention.
 
 use auth_http::settings::Settings;
 use auth_http::{telemetry, wiring, Application};
@@ -34,6 +35,16 @@ enum Command {
     Outbox(OutboxCommand),
     /// Print the OpenAPI document (the one served at /openapi.json) and exit.
     Openapi,
+    /// Each account's security history (in the user database of DATABASE_URL).
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Delete the events older than SECURITY_EVENT_RETENTION_DAYS (the server also does this
+    /// once an hour).
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +102,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => wiring::migrate(&settings).await,
         Command::Outbox(command) => outbox(&settings, command).await,
+        Command::Events(EventsCommand::Prune) => prune_events(&settings).await,
         Command::Serve => serve(settings).await,
         // Answered before the settings are read.
         Command::Openapi => Ok(()),
@@ -131,6 +143,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(url = %url, "web UI: open {url} in a browser");
     app.run_until_stopped().await?;
     tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn prune_events(settings: &Settings) -> anyhow::Result<()> {
+    use auth_core::{Clock as _, SystemClock};
+    let store = wiring::open_security_events(settings).await?;
+    let before =
+        SystemClock.now() - chrono::TimeDelta::days(i64::from(settings.events.retention_days));
+    let n = store.prune(before).await?;
+    println!(
+        "{n} security event(s) older than {} day(s) deleted",
+        settings.events.retention_days
+    );
     Ok(())
 }
 

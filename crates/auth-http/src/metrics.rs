@@ -395,6 +395,7 @@ fn dependency_label(d: Dependency) -> &'static str {
         Dependency::Hasher => "password_hasher",
         Dependency::RateLimiter => "rate_limiter",
         Dependency::TotpStore => "totp_store",
+        Dependency::SecurityEvents => "security_events",
     }
 }
 

@@ -52,6 +52,7 @@ use crate::routes;
         crate::mfa::regenerate_recovery_codes,
         crate::mfa::disable_totp,
         crate::mfa::login_mfa,
+        crate::events::me_events,
         routes::token,
         routes::jwks,
         routes::token_metadata,
@@ -64,6 +65,7 @@ use crate::routes;
         TokenResponse, JwksResponse, crate::tokens::PublicJwk, TokenMetadata,
         ErrorBody, ErrorDetail, ErrorCode, MfaStatusResponse, MfaRequiredResponse, LoginAnswer, LoginMfaRequest,
         TotpEnrolRequest, TotpEnrolResponse, TotpConfirmRequest, RecoveryCodesResponse, MfaManageRequest,
+        crate::events::EventsResponse, crate::events::SecurityEventDto,
     )),
     modifiers(&SecuritySchemes, &SharedResponses),
     tags(

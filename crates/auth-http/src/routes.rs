@@ -40,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/login/code/verify").route(web::post().to(verify_login_code)))
         .service(resource("/login/mfa").route(web::post().to(crate::mfa::login_mfa)))
         .service(resource("/me/mfa").route(web::get().to(crate::mfa::mfa_status)))
+        .service(resource("/me/events").route(web::get().to(crate::events::me_events)))
         .service(
             resource("/me/mfa/totp")
                 .route(web::post().to(crate::mfa::enrol_totp))
@@ -334,8 +335,15 @@ pub async fn delete_account(
 #[utoipa::path(post, path = "/logout", tag = "session", security(("bearer" = []), ("cookie" = [])),
     responses((status = 204, description = "Revoked; cookie cleared",
         headers(("Set-Cookie" = String, description = "Clears the session cookie (an empty value, expired)")))))]
-pub async fn logout(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
-    state.service.logout(&auth.token).await?;
+pub async fn logout(
+    state: web::Data<AppState>,
+    auth: AuthenticatedSession,
+    client: Client,
+) -> Result {
+    state
+        .service
+        .logout_with_client(&auth.token, Some(&client.0))
+        .await?;
     Ok(HttpResponse::NoContent()
         .cookie(state.cookie.removal_cookie())
         .finish())
@@ -345,8 +353,15 @@ pub async fn logout(state: web::Data<AppState>, auth: AuthenticatedSession) -> R
 #[utoipa::path(post, path = "/logout-all", tag = "session", security(("bearer" = []), ("cookie" = [])),
     responses((status = 204, description = "All sessions revoked; cookie cleared",
         headers(("Set-Cookie" = String, description = "Clears the session cookie (an empty value, expired)")))))]
-pub async fn logout_all(state: web::Data<AppState>, auth: AuthenticatedSession) -> Result {
-    state.service.logout_all(&auth.session).await?;
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    auth: AuthenticatedSession,
+    client: Client,
+) -> Result {
+    state
+        .service
+        .logout_all_with_client(&auth.session, &client.0)
+        .await?;
     Ok(HttpResponse::NoContent()
         .cookie(state.cookie.removal_cookie())
         .finish())
@@ -391,12 +406,13 @@ pub async fn list_sessions(
 pub async fn revoke_session(
     state: web::Data<AppState>,
     auth: AuthenticatedSession,
+    client: Client,
     path: web::Path<String>,
 ) -> Result {
     let id = SessionId::parse(&path).ok_or(ApiError::NotFound)?;
     state
         .service
-        .revoke_session(auth.session.user.id, id)
+        .revoke_session_with_client(auth.session.user.id, id, &client.0)
         .await?;
     let mut res = HttpResponse::NoContent();
     if id == auth.session.id && auth.transport == Transport::Cookie {

@@ -184,6 +184,8 @@ pub struct Settings {
     pub tokens: crate::tokens::TokenSettings,
     /// `MFA_ISSUER`, `MFA_TOKEN_TTL`: two-factor authentication.
     pub mfa: MfaSettings,
+    /// `SECURITY_EVENT_*`: each account's security history.
+    pub events: SecurityEventSettings,
 }
 
 /// Default of `MAX_CONNECTIONS` (per worker).
@@ -678,6 +680,7 @@ impl Settings {
             max_sessions_per_user,
             tokens,
             mfa: MfaSettings::read(&get)?,
+            events: SecurityEventSettings::read(&get)?,
         })
     }
 }
@@ -897,10 +900,118 @@ impl MfaSettings {
     }
 }
 
+/// Each account's security history (`GET /me/events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecurityEventSettings {
+    /// `SECURITY_EVENT_RETENTION_DAYS`: events older than this many days are deleted
+    /// (default 365; 1 to 3650).
+    pub retention_days: u32,
+    /// `SECURITY_EVENT_IP_PREFIX_V4`: leading bits of an IPv4 client address kept (default
+    /// 24; 0 to 32).
+    pub ipv4_prefix: u8,
+    /// `SECURITY_EVENT_IP_PREFIX_V6`: leading bits of an IPv6 client address kept (default
+    /// 48; 0 to 128).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for SecurityEventSettings {
+    fn default() -> Self {
+        let core = auth_core::SecurityEventConfig::default();
+        Self {
+            retention_days: 365,
+            ipv4_prefix: core.ipv4_prefix,
+            ipv6_prefix: core.ipv6_prefix,
+        }
+    }
+}
+
+impl SecurityEventSettings {
+    /// The retention as a duration.
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 24 * 60 * 60)
+    }
+
+    /// What the service records with.
+    pub fn config(&self) -> auth_core::SecurityEventConfig {
+        auth_core::SecurityEventConfig {
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+        }
+    }
+
+    fn read(get: &EnvGet<'_>) -> Result<Self, ConfigError> {
+        fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+            get: &EnvGet<'_>,
+            var: &'static str,
+            range: std::ops::RangeInclusive<T>,
+            default: T,
+        ) -> Result<T, ConfigError> {
+            let Some((var, raw)) = get(&[var]) else {
+                return Ok(default);
+            };
+            match raw.parse::<T>() {
+                Ok(n) if range.contains(&n) => Ok(n),
+                _ => Err(err(
+                    var,
+                    format!(
+                        "{raw:?} must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )),
+            }
+        }
+        let d = Self::default();
+        Ok(Self {
+            retention_days: number(
+                get,
+                "SECURITY_EVENT_RETENTION_DAYS",
+                1..=3650,
+                d.retention_days,
+            )?,
+            ipv4_prefix: number(get, "SECURITY_EVENT_IP_PREFIX_V4", 0..=32, d.ipv4_prefix)?,
+            ipv6_prefix: number(get, "SECURITY_EVENT_IP_PREFIX_V6", 0..=128, d.ipv6_prefix)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn security_event_settings_have_defaults_and_bounds() {
+        let s = with(&[]).unwrap().events;
+        assert_eq!(s, SecurityEventSettings::default());
+        assert_eq!(
+            (s.retention_days, s.ipv4_prefix, s.ipv6_prefix),
+            (365, 24, 48)
+        );
+        let s = with(&[
+            ("SECURITY_EVENT_RETENTION_DAYS", "30"),
+            ("SECURITY_EVENT_IP_PREFIX_V4", "16"),
+            ("SECURITY_EVENT_IP_PREFIX_V6", "0"),
+        ])
+        .unwrap()
+        .events;
+        assert_eq!(
+            (s.retention_days, s.ipv4_prefix, s.ipv6_prefix),
+            (30, 16, 0)
+        );
+        assert_eq!(s.retention(), Duration::from_secs(30 * 86_400));
+        for (var, bad) in [
+            ("SECURITY_EVENT_RETENTION_DAYS", "0"),
+            ("SECURITY_EVENT_RETENTION_DAYS", "3651"),
+            ("SECURITY_EVENT_RETENTION_DAYS", "a year"),
+            ("SECURITY_EVENT_IP_PREFIX_V4", "33"),
+            ("SECURITY_EVENT_IP_PREFIX_V6", "129"),
+            ("SECURITY_EVENT_IP_PREFIX_V6", "-1"),
+        ] {
+            let e = with(&[(var, bad)]).unwrap_err();
+            assert_eq!(e.var, var, "{bad:?}");
+        }
+    }
 
     /// A random-looking AUTH_SECRET (`openssl rand -hex 32`).
     const STRONG_SECRET: &str = "3f9c2a7e8b1d4f60c5e2a9b7d3f18e4c6a0b5d9e2f7c1a8b4e6d0f3c9a2b7e5d";

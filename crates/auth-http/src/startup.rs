@@ -62,12 +62,10 @@ impl Application {
             Some(_) => Some(Metrics::new(probes)?),
             None => None,
         };
-        let mut app = Self::with_parts(
-            &settings,
-            Arc::new(service),
-            Some(outbox.clone()),
-            metrics.clone(),
-        )?;
+        let service = Arc::new(service);
+        // Ends by itself once the server (the last holder of the service) is gone.
+        crate::events::spawn_pruner(Arc::downgrade(&service), settings.events.retention());
+        let mut app = Self::with_parts(&settings, service, Some(outbox.clone()), metrics.clone())?;
         if settings.mail_delivery == MailDelivery::Outbox {
             app.courier = Some(outbox.spawn_observed_courier(metrics));
         }

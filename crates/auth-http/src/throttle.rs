@@ -6,7 +6,7 @@ use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use auth_core::ClientInfo;
 
 use crate::error::ApiError;
@@ -34,6 +34,12 @@ impl FromRequest for Client {
                     req.headers()
                         .get(header::ACCEPT_LANGUAGE)
                         .and_then(|v| v.to_str().ok()),
+                )
+                .with_request_id(
+                    req.extensions()
+                        .get::<tracing_actix_web::RequestId>()
+                        .map(|id| id.to_string())
+                        .as_deref(),
                 ),
             )),
             None => Err(ApiError::Internal("application state missing".into())),

@@ -117,6 +117,24 @@ pub async fn open_outbox(settings: &Settings) -> anyhow::Result<Arc<dyn OutboxSt
     }
 }
 
+/// The security event store of the user database the settings name (migrated first), for
+/// the `events` command.
+pub async fn open_security_events(
+    settings: &Settings,
+) -> anyhow::Result<Arc<dyn auth_core::SecurityEvents>> {
+    migrate(settings).await?;
+    if is_postgres(settings) {
+        let repo = PgUserRepository::connect(&postgres_settings(settings))
+            .context("PostgreSQL settings (DATABASE_URL)")?;
+        Ok(Arc::new(repo.security_events()))
+    } else {
+        let repo = SqliteUserRepository::open(&sqlite_settings(settings)?)
+            .await
+            .context("opening the SQLite database (DATABASE_URL)")?;
+        Ok(Arc::new(repo.security_events()))
+    }
+}
+
 /// Builds the service on the adapters the settings select (with its rate limiter and hasher),
 /// applying migrations first. The only place where adapters meet.
 ///
@@ -141,6 +159,7 @@ pub async fn build_observed_service(
     let mut profile = Vec::new();
     let outbox_store: Arc<dyn OutboxStore>;
     let totp_store: Arc<dyn auth_core::TotpStore>;
+    let events_store: Arc<dyn auth_core::SecurityEvents>;
     let users: Arc<dyn UserRepository> = if is_postgres(settings) {
         profile.push("users:    PostgreSQL (DATABASE_URL)".to_owned());
         let pg = postgres_settings(settings);
@@ -148,6 +167,7 @@ pub async fn build_observed_service(
         probes.postgres = Some(repo.pool().clone());
         outbox_store = Arc::new(repo.outbox());
         totp_store = Arc::new(repo.totp());
+        events_store = Arc::new(repo.security_events());
         let migrated = Arc::new(AtomicBool::new(false));
         match run_migrations(&pg).await {
             Ok(applied) => {
@@ -188,6 +208,7 @@ pub async fn build_observed_service(
             .context("opening the SQLite database (DATABASE_URL)")?;
         outbox_store = Arc::new(repo.outbox());
         totp_store = Arc::new(repo.totp());
+        events_store = Arc::new(repo.security_events());
         Arc::new(repo)
     };
 
@@ -321,6 +342,10 @@ pub async fn build_observed_service(
         Some(list) => service.with_breached_passwords(list),
         None => service,
     };
+    // Each account's security history, in the user database.
+    // Written by a task of their own, so that recording one costs a request no time.
+    let events = Arc::new(crate::events::QueuedSecurityEvents::spawn(events_store));
+    let service = service.with_security_events(events, settings.events.config());
     probes.outbox = Some(outbox.clone());
     Ok((service, outbox, probes))
 }

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use auth_argon2::{Argon2ConfigError, Argon2Hasher, Argon2Settings};
 use auth_core::{
     AuthPorts, Clock, Mailer, OsRandom, OtpStore, PasswordHasher, RandomSource, RateLimiter,
-    SessionStore, SystemClock, TotpStore, UserRepository,
+    SecurityEvents, SessionStore, SystemClock, TotpStore, UserRepository,
 };
 
-use crate::{CaptureMailer, MemorySetupError, MemoryStore, MemoryTotpStore, MemoryUserRepository};
+use crate::{
+    CaptureMailer, MemorySecurityEvents, MemorySetupError, MemoryStore, MemoryTotpStore,
+    MemoryUserRepository,
+};
 
 /// Why an [`InProcessKit`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,7 @@ pub struct InProcessKit {
     users: MemoryUserRepository,
     store: MemoryStore,
     totp: MemoryTotpStore,
+    events: MemorySecurityEvents,
     mailer: Arc<dyn Mailer>,
     hasher: Arc<dyn PasswordHasher>,
     clock: Arc<dyn Clock>,
@@ -89,6 +93,9 @@ pub struct InProcessPorts {
     pub random: Arc<dyn RandomSource>,
     /// Second factors ([`MemoryTotpStore`]).
     pub totp: Arc<dyn TotpStore>,
+    /// Security history ([`MemorySecurityEvents`]); not part of [`AuthPorts`]: hand it to
+    /// `AuthService::with_security_events`.
+    pub events: Arc<dyn SecurityEvents>,
 }
 
 impl InProcessKit {
@@ -110,6 +117,7 @@ impl InProcessKit {
             users: MemoryUserRepository::with_totp(&totp),
             store: MemoryStore::new()?,
             totp,
+            events: MemorySecurityEvents::new(),
             mailer,
             hasher,
             clock: Arc::new(SystemClock),
@@ -138,6 +146,7 @@ impl InProcessKit {
             otps: Arc::new(self.store.clone()),
             limiter: Arc::new(self.store.clone()),
             totp: Arc::new(self.totp.clone()),
+            events: Arc::new(self.events.clone()),
             mailer: Arc::clone(&self.mailer),
             hasher: Arc::clone(&self.hasher),
             clock: Arc::clone(&self.clock),
@@ -153,6 +162,12 @@ impl InProcessKit {
     /// The session, code and rate-limit store (to inspect it, e.g. [`MemoryStore::stats`]).
     pub fn store(&self) -> &MemoryStore {
         &self.store
+    }
+
+    /// The security history store, for `AuthService::with_security_events` (and to inspect
+    /// it).
+    pub fn security_events(&self) -> &MemorySecurityEvents {
+        &self.events
     }
 }
 

@@ -58,6 +58,7 @@
 #![warn(missing_docs)]
 
 mod capture;
+mod events;
 mod kit;
 mod otp;
 mod outbox;
@@ -73,6 +74,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 pub use capture::{CaptureMailer, SentMail};
+pub use events::MemorySecurityEvents;
 pub use kit::{kit, InProcessKit, InProcessPorts, KitError};
 pub use outbox::MemoryOutbox;
 pub use totp::MemoryTotpStore;

@@ -200,3 +200,11 @@ async fn outbox_contract() {
     // Twice on the same outbox: the suite leaves it empty.
     auth_testkit::contracts::outbox::run(outbox).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_events_contract() {
+    let store = auth_memory::MemorySecurityEvents::new();
+    auth_testkit::contracts::security_events::run(&store).await;
+    // Twice on the same store: the suite must not depend on an empty store.
+    auth_testkit::contracts::security_events::run(&store).await;
+}

@@ -41,6 +41,7 @@
 
 mod connection;
 mod errors;
+mod events;
 mod migrations;
 mod outbox;
 mod repository;
@@ -51,6 +52,7 @@ mod totp;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use events::PgSecurityEvents;
 pub use migrations::{run_migrations, MigrationError, MIGRATIONS, MIGRATION_LOCK_KEY};
 pub use outbox::PgOutbox;
 pub use repository::PgUserRepository;

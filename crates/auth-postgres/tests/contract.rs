@@ -49,3 +49,13 @@ async fn postgres_totp_store_meets_the_totp_store_contract() {
     .await;
     db.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_security_events_meet_the_security_events_contract() {
+    let db = TestDatabase::new().await;
+    let store = db.repository().security_events();
+    auth_testkit::contracts::security_events::run(&store).await;
+    // Twice on the same database: the suite must not depend on an empty store.
+    auth_testkit::contracts::security_events::run(&store).await;
+    db.cleanup().await.unwrap();
+}

@@ -91,6 +91,7 @@ impl SessionRecord {
                 ip: self.ip,
                 user_agent: self.user_agent,
                 language: None,
+                request_id: None,
             },
         })
     }

@@ -44,6 +44,7 @@
 mod connection;
 mod database;
 mod errors;
+mod events;
 mod migrations;
 mod outbox;
 mod repository;
@@ -53,6 +54,7 @@ mod setup;
 mod totp;
 
 pub use connection::{SqliteAsyncConnection, SqlitePool};
+pub use events::SqliteSecurityEvents;
 pub use migrations::run_migrations;
 pub use outbox::SqliteOutbox;
 pub use repository::SqliteUserRepository;

@@ -86,6 +86,12 @@ impl SqliteUserRepository {
         crate::SqliteTotpStore::new(self.db.clone())
     }
 
+    /// The security event store ([`auth_core::SecurityEvents`]) in this repository's
+    /// database, on the same pool.
+    pub fn security_events(&self) -> crate::SqliteSecurityEvents {
+        crate::SqliteSecurityEvents::new(self.db.clone())
+    }
+
     /// The underlying pool (its `status()` is useful for metrics).
     pub fn pool(&self) -> &SqlitePool {
         self.db.pool()

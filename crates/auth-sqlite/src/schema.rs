@@ -65,3 +65,16 @@ diesel::table! {
         expires_at -> TimestamptzSqlite,
     }
 }
+
+diesel::table! {
+    security_events (id) {
+        id -> Text,
+        user_id -> Text,
+        at -> TimestamptzSqlite,
+        kind -> Text,
+        reason -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+    }
+}

@@ -49,3 +49,16 @@ async fn file_totp_store_meets_the_totp_store_contract() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_security_events_meet_the_security_events_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = SqliteSettings::file(dir.path().join("auth.db"));
+    let store = SqliteUserRepository::open(&settings)
+        .await
+        .unwrap()
+        .security_events();
+    auth_testkit::contracts::security_events::run(&store).await;
+    // Twice on the same database: the suite must not depend on an empty store.
+    auth_testkit::contracts::security_events::run(&store).await;
+}

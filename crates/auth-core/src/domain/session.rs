@@ -129,9 +129,14 @@ pub struct ClientInfo {
     /// [`ClientInfo::MAX_LANGUAGE`] characters, printable ASCII): the language of the mail a
     /// new account's signup sends, and of all its later mail.
     pub language: Option<String>,
+    /// The id of the request, for the security history (at most
+    /// [`ClientInfo::MAX_REQUEST_ID`] printable ASCII characters).
+    pub request_id: Option<String>,
 }
 
 impl ClientInfo {
+    /// Longest request id kept, in characters.
+    pub const MAX_REQUEST_ID: usize = 64;
     /// Longest user agent kept, in characters.
     pub const MAX_USER_AGENT: usize = 256;
     /// Longest language preference kept, in characters.
@@ -151,7 +156,22 @@ impl ClientInfo {
             ip,
             user_agent,
             language: None,
+            request_id: None,
         }
+    }
+
+    /// With the id of the request (say, the one the access log shows): only printable ASCII
+    /// is kept, at most [`ClientInfo::MAX_REQUEST_ID`] characters of it; nothing if empty.
+    pub fn with_request_id(mut self, id: Option<&str>) -> Self {
+        self.request_id = id
+            .map(|raw| {
+                raw.chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(Self::MAX_REQUEST_ID)
+                    .collect::<String>()
+            })
+            .filter(|id| !id.is_empty());
+        self
     }
 
     /// With the client's language preference (an `Accept-Language` value): only printable

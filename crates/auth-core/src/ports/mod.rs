@@ -14,6 +14,7 @@ mod otp_store;
 mod outbox;
 mod random;
 mod rate_limiter;
+mod security_events;
 mod session_store;
 mod totp_store;
 mod user_repository;
@@ -30,6 +31,10 @@ pub use outbox::{
 pub use random::{OsRandom, RandomSource};
 pub use rate_limiter::{
     Quota, RateDecision, RateKey, RateLimiter, RateLimiterError, RateSubject, Unlimited,
+};
+pub use security_events::{
+    EventCursor, LoginFailure, SecurityEvent, SecurityEventKind, SecurityEvents,
+    SecurityEventsError, TruncatedIp,
 };
 pub use session_store::{SessionStore, SessionStoreError};
 pub use totp_store::{MfaChallenge, StoredTotp, TotpStore, TotpStoreError};
@@ -59,6 +64,9 @@ pub use random::MockRandomSource;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use rate_limiter::MockRateLimiter;
+#[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
+pub use security_events::MockSecurityEvents;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use session_store::MockSessionStore;

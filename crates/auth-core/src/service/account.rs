@@ -17,7 +17,7 @@ use crate::domain::otp::{OtpCode, OtpPurpose};
 use crate::domain::password::{Password, PasswordAttempt, PasswordHash};
 use crate::domain::session::{ClientInfo, Session};
 use crate::domain::user::{NewUser, User, UserCredentials, UserId};
-use crate::ports::{MailMessage, SendSlot, UserRepoError};
+use crate::ports::{MailMessage, SecurityEventKind, SendSlot, UserRepoError};
 use crate::throttle::Action;
 
 impl AuthService {
@@ -153,6 +153,8 @@ impl AuthService {
                     .await?;
                 self.deliver(written).await?;
                 info!("account created");
+                self.record_event(user.id, SecurityEventKind::Signup, client)
+                    .await;
                 Ok(user)
             }
         }
@@ -271,6 +273,8 @@ impl AuthService {
             self.revoke_all(creds.user.id, email, None).await?;
         }
         info!("email verified");
+        self.record_event(user.id, SecurityEventKind::Verified, client)
+            .await;
         Ok(user)
     }
 
@@ -391,6 +395,8 @@ impl AuthService {
             return Err(DeleteAccountError::Unauthenticated);
         };
         info!("account deleted; every session revoked");
+        self.record_event(id, SecurityEventKind::AccountDeleted, client)
+            .await;
         self.deliver_notice(notice).await;
         Ok(())
     }

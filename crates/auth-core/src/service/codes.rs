@@ -324,6 +324,14 @@ impl AuthService {
             Err(e) => warn!(error = %e, purpose = purpose.as_str(), "code not delivered"),
             Ok(()) => {
                 info!(user_id = %creds.user.id, purpose = purpose.as_str(), "code sent");
+                if purpose == OtpPurpose::ResetPassword {
+                    self.record_event(
+                        creds.user.id,
+                        crate::ports::SecurityEventKind::ResetRequested,
+                        client,
+                    )
+                    .await;
+                }
                 if let Some(action) = guarded_action(purpose) {
                     self.throttle
                         .code_requested(action, client, email, self.code_attempts())

@@ -28,6 +28,8 @@ pub enum Dependency {
     RateLimiter,
     /// [`crate::TotpStore`].
     TotpStore,
+    /// [`crate::SecurityEvents`].
+    SecurityEvents,
 }
 
 impl fmt::Display for Dependency {
@@ -40,6 +42,7 @@ impl fmt::Display for Dependency {
             Self::Hasher => "password hasher",
             Self::RateLimiter => "rate limiter",
             Self::TotpStore => "second-factor store",
+            Self::SecurityEvents => "security event store",
         })
     }
 }

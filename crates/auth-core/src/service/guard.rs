@@ -195,6 +195,12 @@ impl AuthService {
             client_ip = client.ip.map(|ip| ip.to_string()),
             "session ended: too many wrong passwords inside it"
         );
+        self.record_event(
+            session.user.id,
+            crate::ports::SecurityEventKind::Lockout,
+            client,
+        )
+        .await;
         self.send_best_effort(
             &session.user.email,
             &MailMessage::SessionEndedAfterWrongPasswords,

@@ -25,7 +25,7 @@ use crate::domain::password::PasswordAttempt;
 use crate::domain::session::{ClientInfo, Session};
 use crate::domain::totp::{Totp, TotpSecret, TOTP_SECRET_BYTES};
 use crate::domain::user::{User, UserCredentials, UserId};
-use crate::ports::{MailMessage, MfaChallenge, StoredTotp};
+use crate::ports::{LoginFailure, MailMessage, MfaChallenge, SecurityEventKind, StoredTotp};
 
 /// Label of the key that seals TOTP secrets (unrelated to every other derived key).
 pub(super) const TOTP_SEAL_LABEL: &[u8] = b"secureauth totp secret v1";
@@ -195,6 +195,8 @@ impl AuthService {
             security_event = "totp_enabled",
             revoked, "TOTP turned on; other sessions ended"
         );
+        self.record_event(user.id, SecurityEventKind::TwoFactorEnabled, client)
+            .await;
         let language = self.language_of(user.id).await;
         self.send_best_effort(&user.email, &MailMessage::TotpEnabled, language.as_deref())
             .await;
@@ -258,6 +260,8 @@ impl AuthService {
             security_event = "totp_disabled",
             revoked, "TOTP turned off; other sessions revoked"
         );
+        self.record_event(creds.user.id, SecurityEventKind::TwoFactorDisabled, client)
+            .await;
         self.send_best_effort(
             &creds.user.email,
             &MailMessage::TotpDisabled,
@@ -312,6 +316,12 @@ impl AuthService {
                     security_event = "second_factor_failed",
                     "second login step: wrong code"
                 );
+                self.record_event(
+                    creds.user.id,
+                    SecurityEventKind::LoginFailed(LoginFailure::SecondFactorFailed),
+                    &client,
+                )
+                .await;
                 return Err(SecondStepError::InvalidCode);
             }
             Err(Refused::Failure(f)) => return Err(f.into()),
@@ -322,6 +332,10 @@ impl AuthService {
         }
         let email = creds.user.email.clone();
         let device = device.and_then(|d| self.known_device(d, &email));
+        if left.is_some() {
+            self.record_event(creds.user.id, SecurityEventKind::RecoveryCodeUsed, &client)
+                .await;
+        }
         let login = self
             .open_session(creds.user, client, challenge.epoch, device)
             .await
@@ -398,6 +412,8 @@ impl AuthService {
         let now = self.ports.clock.now();
         match self.check_second_factor(&creds.user, factor, now).await {
             Ok(Some(left)) => {
+                self.record_event(creds.user.id, SecurityEventKind::RecoveryCodeUsed, client)
+                    .await;
                 self.send_best_effort(
                     &creds.user.email,
                     &MailMessage::RecoveryCodeUsed { left },

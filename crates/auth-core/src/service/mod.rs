@@ -10,6 +10,7 @@ mod account;
 mod changes;
 mod codes;
 mod errors;
+mod events;
 mod fairness;
 mod guard;
 mod mfa;
@@ -26,6 +27,7 @@ use tracing::warn;
 
 pub use access::{AccessGrant, MAX_ACCESS_TOKEN_TTL};
 pub use errors::*;
+pub use events::{EventPage, SecurityEventConfig, MAX_EVENTS_PAGE};
 pub use guard::HasherSaturated;
 pub use mfa::{TotpEnrolment, TotpStatus};
 pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
@@ -240,6 +242,8 @@ pub struct AuthService {
     outbox: Option<Arc<MailQueue>>,
     /// The list new passwords must not be on.
     breached: Option<Arc<dyn BreachedPasswords>>,
+    /// Where each account's security history is recorded.
+    events: Option<events::EventLog>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -279,6 +283,7 @@ impl AuthService {
             hashing,
             outbox: None,
             breached: None,
+            events: None,
         }
     }
 

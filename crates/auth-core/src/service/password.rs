@@ -12,7 +12,7 @@ use crate::domain::otp::{OtpCode, OtpPurpose};
 use crate::domain::password::{Password, PasswordAttempt};
 use crate::domain::session::{ClientInfo, Session};
 use crate::domain::user::User;
-use crate::ports::{MailMessage, UserRepoError};
+use crate::ports::{MailMessage, SecurityEventKind, UserRepoError};
 use crate::throttle::Action;
 
 impl AuthService {
@@ -85,6 +85,8 @@ impl AuthService {
             .revoke_all(creds.user.id, &creds.user.email, Some(session.id))
             .await?;
         info!(revoked, "password changed; other sessions revoked");
+        self.record_event(creds.user.id, SecurityEventKind::PasswordChanged, client)
+            .await;
         self.deliver_notice(notice).await;
         Ok(())
     }
@@ -152,6 +154,8 @@ impl AuthService {
             .revoke_all(creds.user.id, &creds.user.email, None)
             .await?;
         info!(revoked, "password reset; all sessions revoked");
+        self.record_event(creds.user.id, SecurityEventKind::ResetCompleted, client)
+            .await;
         self.deliver_notice(notice).await;
         Ok(User {
             updated_at: now,

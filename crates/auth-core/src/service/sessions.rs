@@ -13,7 +13,7 @@ use crate::domain::otp::{OtpCode, OtpPurpose};
 use crate::domain::password::PasswordAttempt;
 use crate::domain::session::{ClientInfo, Session, SessionId, SessionToken};
 use crate::domain::user::{User, UserId};
-use crate::ports::PasswordCheck;
+use crate::ports::{LoginFailure, PasswordCheck, SecurityEventKind};
 use crate::throttle::Action;
 
 /// Largest page of [`AuthService::list_sessions_page`].
@@ -131,16 +131,22 @@ impl AuthService {
             None => Holder::Email(email.clone()),
         };
         let _slot = self.hashing_slot(&client, Some(holder))?;
-        match device {
+        let admitted = match device {
             Some(id) => self
                 .throttle
                 .check_device_login(&client, email, id)
-                .await?
-                .map_err(Stop::Retry)?,
-            None => {
-                self.admit(Action::Login, &client, email, false).await?;
-            }
+                .await
+                .map_err(Stop::from)
+                .and_then(|r| r.map_err(Stop::Retry)),
+            None => self
+                .admit(Action::Login, &client, email, false)
+                .await
+                .map(drop),
+        };
+        if let Err(Stop::Retry(_)) = admitted {
+            self.record_throttled_login(email, &client).await;
         }
+        admitted?;
         let epoch = self.ports.sessions.revocation_epoch(email).await?;
         let Some(creds) = self.ports.users.find_by_email(email).await? else {
             // Same cost as checking a real password, so timing does not tell.
@@ -156,7 +162,21 @@ impl AuthService {
             .await?;
         if !check.is_match() {
             info!("login failed: wrong password");
+            self.record_event(
+                creds.user.id,
+                SecurityEventKind::LoginFailed(LoginFailure::BadCredentials),
+                &client,
+            )
+            .await;
             return Err(LoginError::InvalidCredentials);
+        }
+        if !creds.user.is_verified() {
+            self.record_event(
+                creds.user.id,
+                SecurityEventKind::LoginFailed(LoginFailure::Unverified),
+                &client,
+            )
+            .await;
         }
         if !creds.user.is_verified() && self.config.enumeration_protection {
             // Anyone can sign up any address with a password of their own, so "not verified"
@@ -228,7 +248,8 @@ impl AuthService {
             // A session keeps where it was opened from, not the language of that request.
             client: ClientInfo {
                 language: None,
-                ..client
+                request_id: None,
+                ..client.clone()
             },
         };
         let ttl = self.config.session_store_ttl(session.expires_at, now);
@@ -244,6 +265,8 @@ impl AuthService {
         let device_id = device.unwrap_or_else(|| DeviceId::from_uuid(self.ports.random.uuid()));
         let device = self.otp_secret.sign_device(&email, device_id, now);
         info!(session = %short_id(session.id), "login succeeded");
+        self.record_event(user.id, SecurityEventKind::LoginSucceeded, &client)
+            .await;
         Ok(LoginOutcome {
             user,
             token,
@@ -353,9 +376,33 @@ impl AuthService {
     }
 
     /// Revokes the session behind this token, at once. Revoking an unknown token is not an error.
+    /// The security history, when recorded, names the client the session was opened from:
+    /// [`AuthService::logout_with_client`] names the one that logs out.
     #[instrument(skip_all)]
     pub async fn logout(&self, token: &SessionToken) -> Result<(), SessionError> {
-        self.ports.sessions.delete(&token.hash()).await?;
+        self.logout_with_client(token, None).await
+    }
+
+    /// [`AuthService::logout`], recording `client` (when given) in the security history.
+    /// With events recorded, the session is read before it is deleted (to learn its user).
+    #[instrument(skip_all)]
+    pub async fn logout_with_client(
+        &self,
+        token: &SessionToken,
+        client: Option<&ClientInfo>,
+    ) -> Result<(), SessionError> {
+        let hash = token.hash();
+        let session = if self.records_security_events() {
+            self.ports.sessions.get(&hash).await?
+        } else {
+            None
+        };
+        let deleted = self.ports.sessions.delete(&hash).await?;
+        if let (true, Some(session)) = (deleted, session) {
+            let client = client.unwrap_or(&session.client);
+            self.record_event(session.user.id, SecurityEventKind::Logout, client)
+                .await;
+        }
         Ok(())
     }
 
@@ -364,10 +411,22 @@ impl AuthService {
     /// leaves no session behind (see the revocation rule on [`AuthService`]).
     #[instrument(skip_all, fields(user_id = %session.user.id))]
     pub async fn logout_all(&self, session: &Session) -> Result<u64, SessionError> {
+        self.logout_all_with_client(session, &session.client).await
+    }
+
+    /// [`AuthService::logout_all`], recording `client` in the security history.
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn logout_all_with_client(
+        &self,
+        session: &Session,
+        client: &ClientInfo,
+    ) -> Result<u64, SessionError> {
         let n = self
             .revoke_all(session.user.id, &session.user.email, None)
             .await?;
         info!(revoked = n, "all sessions revoked");
+        self.record_event(session.user.id, SecurityEventKind::LogoutAll, client)
+            .await;
         Ok(n)
     }
 
@@ -412,6 +471,19 @@ impl AuthService {
         user_id: UserId,
         session_id: SessionId,
     ) -> Result<(), SessionError> {
+        self.revoke_session_with_client(user_id, session_id, &ClientInfo::default())
+            .await
+    }
+
+    /// [`AuthService::revoke_session`], recording `client` (the one that ended the session)
+    /// in the security history.
+    #[instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn revoke_session_with_client(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        client: &ClientInfo,
+    ) -> Result<(), SessionError> {
         if self
             .ports
             .sessions
@@ -419,6 +491,8 @@ impl AuthService {
             .await?
         {
             info!(session = %short_id(session_id), "session revoked");
+            self.record_event(user_id, SecurityEventKind::SessionEnded, client)
+                .await;
             Ok(())
         } else {
             Err(SessionError::NotFound)

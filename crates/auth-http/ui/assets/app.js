@@ -486,7 +486,74 @@
     el.textContent = text;
   }
 
+  // What each security event is called on the account page.
+  const ACTIVITY = {
+    signup: 'Account created',
+    verified: 'Email address verified',
+    login_succeeded: 'Logged in',
+    login_failed: 'Failed login',
+    lockout: 'Session ended after too many wrong passwords',
+    logout: 'Logged out',
+    logout_all: 'Logged out everywhere',
+    session_ended: 'A session was ended',
+    password_changed: 'Password changed',
+    reset_requested: 'Password reset asked for',
+    reset_completed: 'Password reset',
+    two_factor_enabled: 'Two-factor authentication turned on',
+    two_factor_disabled: 'Two-factor authentication turned off',
+    recovery_code_used: 'Recovery code used',
+    account_deleted: 'Account deleted',
+  };
+  const LOGIN_FAILURE = {
+    bad_credentials: 'wrong password',
+    unverified: 'address not verified yet',
+    throttled: 'too many attempts',
+    second_factor_failed: 'wrong code from the app',
+  };
+
+  /** The account page's "Recent security activity": pages of `GET /me/events`. */
+  function activitySection() {
+    const list = byId('activity-list');
+    const empty = byId('activity-empty');
+    const more = byId('activity-more');
+    let cursor = null;
+    const item = (event) => {
+      const li = document.createElement('li');
+      li.dataset.kind = event.kind;
+      const what = document.createElement('span');
+      what.className = 'what';
+      what.textContent = (ACTIVITY[event.kind] || event.kind)
+        + (event.reason ? ': ' + (LOGIN_FAILURE[event.reason] || event.reason) : '');
+      const when = document.createElement('time');
+      describeTime(when, event.at);
+      const where = document.createElement('span');
+      where.className = 'where';
+      where.textContent = [event.ip && 'from ' + event.ip, event.user_agent].filter(Boolean).join(' · ');
+      li.append(what, when, where);
+      return li;
+    };
+    const load = async () => {
+      const r = await api('GET', '/me/events?limit=10' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+      if (!r.ok) {
+        empty.textContent = 'Your activity could not be loaded: ' + r.error.message;
+        empty.hidden = false;
+        return;
+      }
+      list.append(...r.data.events.map(item));
+      cursor = r.data.next_cursor || null;
+      more.hidden = !cursor;
+      empty.textContent = 'No activity yet.';
+      empty.hidden = list.children.length > 0;
+    };
+    more.addEventListener('click', () => busy(more, load));
+    return {
+      clear() { list.replaceChildren(); cursor = null; more.hidden = true; empty.hidden = true; },
+      load,
+    };
+  }
+
   function account() {
+    const activity = activitySection();
     const section = byId('account');
     const loading = byId('loading');
     const logout = byId('logout');
@@ -498,6 +565,7 @@
       ['account-email', 'account-verified', 'session-created', 'session-expires'].forEach((id) => { byId(id).textContent = ''; });
       fieldInput(deleteForm, 'password').value = '';
       clearErrors(deleteForm);
+      activity.clear();
     };
 
     // On every showing, also from the back/forward cache: ask the server again.
@@ -516,6 +584,7 @@
       section.hidden = false;
       const list = await api('GET', '/sessions');
       byId('session-count').textContent = list.ok ? String(list.data.sessions.length) : '–';
+      await activity.load();
     });
     // Nothing of the account stays in a page kept for the back button.
     window.addEventListener('pagehide', conceal);

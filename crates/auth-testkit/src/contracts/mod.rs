@@ -5,6 +5,7 @@ pub mod mail_with_changes;
 pub mod otp_store;
 pub mod outbox;
 pub mod rate_limiter;
+pub mod security_events;
 pub mod session_store;
 pub mod totp_store;
 pub mod user_repository;

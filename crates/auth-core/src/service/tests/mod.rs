@@ -38,6 +38,7 @@ mod breached;
 mod changes;
 mod codes;
 mod config;
+mod events;
 mod guard;
 mod lockout;
 mod mfa;
@@ -216,6 +217,8 @@ struct Harness {
     /// Second factors; `None`: a mock on which every user has TOTP off.
     totp: Option<Arc<dyn TotpStore>>,
     config: AuthConfig,
+    /// The security event store; `None`: none (nothing is recorded).
+    events: Option<Arc<dyn SecurityEvents>>,
     /// Whether the test sets its own expectations on the revocation epoch; otherwise every
     /// epoch reads 0 and every bump succeeds.
     custom_epochs: bool,
@@ -237,6 +240,7 @@ impl Harness {
             limiter: Arc::new(Unlimited),
             totp: None,
             config: AuthConfig::default(),
+            events: None,
             custom_epochs: false,
             custom_saturation: false,
         }
@@ -273,7 +277,11 @@ impl Harness {
                 Arc::new(off)
             }),
         };
-        AuthService::new(ports, self.config, otp_secret())
+        let service = AuthService::new(ports, self.config, otp_secret());
+        match self.events {
+            Some(events) => service.with_security_events(events, SecurityEventConfig::default()),
+            None => service,
+        }
     }
 
     /// `find_by_email(ada)` answers `found`, as often as asked.
