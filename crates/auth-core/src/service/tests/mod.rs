@@ -127,6 +127,7 @@ fn creds(verified: bool) -> UserCredentials {
         user: user(verified),
         password_hash: PasswordHash::new(OLD_HASH),
         language: Some(LANGUAGE.to_owned()),
+        status: crate::domain::user::AccountStatus::default(),
     }
 }
 
