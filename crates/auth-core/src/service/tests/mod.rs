@@ -34,6 +34,7 @@ use crate::testing::ManualClock;
 use crate::*;
 
 mod account;
+mod admin;
 mod breached;
 mod changes;
 mod codes;
