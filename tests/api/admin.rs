@@ -557,7 +557,7 @@ async fn a_login_racing_a_disable_keeps_no_session(profile: Profile) {
 /// the API behind it.
 async fn the_admin_page_is_served(profile: Profile) {
     let app = TestApp::spawn(profile).await;
-    let res = app.client.get(app.url("/admin")).send().await.unwrap();
+    let res = app.client.get(app.url("/ui/admin")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("admin.js"), "{html}");
@@ -576,4 +576,5 @@ crate::both_profiles!(
     an_admin_deletes_a_user,
     an_admin_resends_a_verification_code,
     a_login_racing_a_disable_keeps_no_session,
+    the_admin_page_is_served,
 );
