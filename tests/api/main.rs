@@ -31,6 +31,7 @@ macro_rules! both_profiles {
 
 mod abuse;
 mod addresses;
+mod admin;
 mod breached;
 mod embedded;
 mod events;

@@ -69,7 +69,10 @@ pub use domain::session::{
     ClientInfo, Session, SessionId, SessionToken, TokenHash, TOKEN_BYTES, TOKEN_CHARS,
 };
 pub use domain::totp::{Totp, TotpError, TotpSecret, TOTP_STEP_SECS};
-pub use domain::user::{NewUser, User, UserCredentials, UserId};
+pub use domain::user::{
+    AccountState, AccountStatus, AccountSummary, NewUser, Role, User, UserCredentials, UserId,
+    UserQuery,
+};
 pub use ports::*;
 pub use service::*;
 pub use throttle::{budget_ip, Action, ActionLimits, RateLimit, ThrottleConfig};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{
-    EmailAddress, NewUser, PasswordHash, QueuedMail, User, UserCredentials, UserId, UserRepoError,
-    UserRepository,
+    AccountSummary, EmailAddress, NewUser, PasswordHash, QueuedMail, Role, User, UserCredentials,
+    UserId, UserQuery, UserRepoError, UserRepository,
 };
 use chrono::{DateTime, Utc};
 
@@ -126,6 +126,42 @@ impl<R: UserRepository> UserRepository for SchemaGate<R> {
 
     async fn delete_with_mail(&self, id: UserId, mail: &QueuedMail) -> Result<bool, UserRepoError> {
         self.check()?.delete_with_mail(id, mail).await
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<Vec<AccountSummary>, UserRepoError> {
+        self.check()?.list(query).await
+    }
+
+    async fn set_role(&self, id: UserId, role: Role) -> Result<(), UserRepoError> {
+        self.check()?.set_role(id, role).await
+    }
+
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> Result<(), UserRepoError> {
+        self.check()?.set_disabled(id, disabled_at).await
+    }
+
+    async fn set_role_with_mail(
+        &self,
+        id: UserId,
+        role: Role,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        self.check()?.set_role_with_mail(id, role, mail).await
+    }
+
+    async fn set_disabled_with_mail(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        self.check()?
+            .set_disabled_with_mail(id, disabled_at, mail)
+            .await
     }
 }
 

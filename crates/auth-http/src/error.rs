@@ -63,6 +63,11 @@ pub enum ErrorCode {
     InvalidMfaToken,
     MfaAlreadyEnabled,
     MfaNotEnabled,
+    AccountDisabled,
+    Forbidden,
+    ReauthenticationRequired,
+    OwnAccount,
+    AlreadyVerified,
 }
 
 /// Every error the API returns.
@@ -144,6 +149,21 @@ pub enum ApiError {
     /// 409.
     #[error("mfa not enabled")]
     MfaNotEnabled,
+    /// 403: the credentials were right but the account is disabled.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// 403: the session's account is not an administrator.
+    #[error("forbidden")]
+    Forbidden,
+    /// 403: an administrative request outside the session's privilege window.
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
+    /// 409: an administrator's change to their own account.
+    #[error("own account")]
+    OwnAccount,
+    /// 409: resending a verification code to a verified address.
+    #[error("already verified")]
+    AlreadyVerified,
     /// 503: a dependency is down or overloaded.
     #[error("service unavailable")]
     Unavailable(#[source] Failure),
@@ -178,6 +198,11 @@ impl ApiError {
             Self::InvalidMfaToken => ErrorCode::InvalidMfaToken,
             Self::MfaAlreadyEnabled => ErrorCode::MfaAlreadyEnabled,
             Self::MfaNotEnabled => ErrorCode::MfaNotEnabled,
+            Self::AccountDisabled => ErrorCode::AccountDisabled,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::ReauthenticationRequired => ErrorCode::ReauthenticationRequired,
+            Self::OwnAccount => ErrorCode::OwnAccount,
+            Self::AlreadyVerified => ErrorCode::AlreadyVerified,
         }
     }
 
@@ -224,6 +249,16 @@ impl ApiError {
             Self::MfaNotEnabled => {
                 "Two-factor authentication is off, or no enrolment is waiting.".into()
             }
+            Self::AccountDisabled => "This account is disabled. Contact the administrators.".into(),
+            Self::Forbidden => "This needs an administrator.".into(),
+            Self::ReauthenticationRequired => {
+                "Give your password again (POST /admin/reauth) to continue.".into()
+            }
+            Self::OwnAccount => {
+                "Administrators cannot disable, delete or change the role of their own account."
+                    .into()
+            }
+            Self::AlreadyVerified => "The address is already verified.".into(),
         }
     }
 
@@ -278,7 +313,13 @@ impl ResponseError for ApiError {
             Self::InvalidSecondFactor { at_login: false } | Self::SecondFactorRequired => {
                 StatusCode::FORBIDDEN
             }
-            Self::MfaAlreadyEnabled | Self::MfaNotEnabled => StatusCode::CONFLICT,
+            Self::MfaAlreadyEnabled
+            | Self::MfaNotEnabled
+            | Self::OwnAccount
+            | Self::AlreadyVerified => StatusCode::CONFLICT,
+            Self::AccountDisabled | Self::Forbidden | Self::ReauthenticationRequired => {
+                StatusCode::FORBIDDEN
+            }
             Self::WrongCurrentPassword | Self::EmailNotVerified | Self::CrossSiteRequest => {
                 StatusCode::FORBIDDEN
             }
@@ -380,6 +421,7 @@ impl From<OtpCheckError> for ApiError {
             OtpCheckError::InvalidOtp => Self::InvalidOtp,
             // The routes that can get it answer it themselves (200, mfa_required).
             OtpCheckError::SecondFactorRequired(_) => Self::InvalidOtp,
+            OtpCheckError::AccountDisabled => Self::AccountDisabled,
             OtpCheckError::OtpExpired => Self::OtpExpired,
             OtpCheckError::TooManyAttempts => Self::TooManyAttempts,
             OtpCheckError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
@@ -432,6 +474,7 @@ impl From<LoginError> for ApiError {
             // The routes that can get it answer it themselves (200, mfa_required).
             LoginError::SecondFactorRequired(_) => Self::InvalidCredentials,
             LoginError::EmailNotVerified => Self::EmailNotVerified,
+            LoginError::AccountDisabled => Self::AccountDisabled,
             LoginError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
             LoginError::Failure(f) => Self::from_failure(f),
         }
@@ -443,6 +486,25 @@ impl From<AuthenticateError> for ApiError {
         match e {
             AuthenticateError::Unauthenticated => Self::Unauthenticated,
             AuthenticateError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::AdminError> for ApiError {
+    fn from(e: auth_core::AdminError) -> Self {
+        use auth_core::AdminError;
+        match e {
+            AdminError::Unauthenticated => Self::Unauthenticated,
+            AdminError::Forbidden => Self::Forbidden,
+            AdminError::ReauthenticationRequired => Self::ReauthenticationRequired,
+            AdminError::InvalidCredentials => Self::WrongCurrentPassword,
+            AdminError::NotFound => Self::NotFound,
+            AdminError::OwnAccount => Self::OwnAccount,
+            AdminError::AlreadyVerified => Self::AlreadyVerified,
+            AdminError::EmailTaken => Self::EmailTaken,
+            AdminError::PasswordBreached => Self::breached_password("password"),
+            AdminError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            AdminError::Failure(f) => Self::from_failure(f),
         }
     }
 }
@@ -512,6 +574,7 @@ impl From<auth_core::SecondStepError> for ApiError {
         match e {
             SecondStepError::InvalidToken => Self::InvalidMfaToken,
             SecondStepError::InvalidCode => Self::InvalidSecondFactor { at_login: true },
+            SecondStepError::AccountDisabled => Self::AccountDisabled,
             SecondStepError::TooManyRequests { retry_after } => {
                 Self::TooManyRequests { retry_after }
             }

@@ -76,3 +76,26 @@ impl FromRequest for AuthenticatedSession {
         })
     }
 }
+
+/// A request authenticated by a session whose account is an enabled administrator (read from
+/// the user store on every request): 401 as for [`AuthenticatedSession`], 403 `forbidden` for
+/// any other account. The privilege window is checked by the service, per operation.
+#[derive(Debug)]
+pub struct AdminSession(pub Session);
+
+impl FromRequest for AdminSession {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let authenticated = AuthenticatedSession::from_request(req, payload);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let auth = authenticated.await?;
+            let state =
+                state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+            state.service.authorize_admin(&auth.session).await?;
+            Ok(Self(auth.session))
+        })
+    }
+}

@@ -5,6 +5,7 @@
 //! the one status table; [`extract::AuthenticatedSession`] authenticates requests;
 //! [`wiring`] builds the adapters from [`settings::Settings`].
 
+pub mod admin;
 pub mod connections;
 pub mod deferred;
 pub mod docs;

@@ -1,6 +1,7 @@
 //! `auth-http serve` (default) runs the API; `auth-http migrate` applies database migrations;
 //! `auth-http outbox list|retry|purge` looks at and acts on the mail outbox;
-//! `auth-http events prune` deletes security events past their retention.
+//! `auth-http events prune` deletes security events past their retention; `auth-http admin
+//! create|promote EMAIL` makes the first administrators.
 
 use auth_http::settings::Settings;
 use auth_http::{telemetry, wiring, Application};
@@ -38,6 +39,9 @@ enum Command {
     /// Each account's security history (in the user database of DATABASE_URL).
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Make administrators (in the user database of DATABASE_URL).
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +49,22 @@ enum EventsCommand {
     /// Delete the events older than SECURITY_EVENT_RETENTION_DAYS (the server also does this
     /// once an hour).
     Prune,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a verified administrator account. The password is prompted for (without echo)
+    /// on a terminal, or read as the first line of standard input; never from the command
+    /// line, where other users could see it.
+    Create {
+        /// The account's email address.
+        email: String,
+    },
+    /// Make an existing account an administrator.
+    Promote {
+        /// The account's email address.
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +123,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => wiring::migrate(&settings).await,
         Command::Outbox(command) => outbox(&settings, command).await,
         Command::Events(EventsCommand::Prune) => prune_events(&settings).await,
+        Command::Admin(command) => admin(&settings, command).await,
         Command::Serve => serve(settings).await,
         // Answered before the settings are read.
         Command::Openapi => Ok(()),
@@ -201,6 +222,49 @@ async fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<(
         OutboxCommand::Purge { id } => {
             let n = store.purge(id).await?;
             println!("{n} message(s) deleted");
+        }
+    }
+    Ok(())
+}
+
+/// The password for `admin create`: prompted for without echo on a terminal, else the first
+/// line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    let raw = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password for the new administrator: ")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line
+    };
+    Ok(raw.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let (service, _outbox) = wiring::build_service(settings).await?;
+    match command {
+        AdminCommand::Create { email } => {
+            let email = auth_core::EmailAddress::parse(&email).context("EMAIL")?;
+            let password = secrecy::SecretString::from(read_password()?);
+            let password = service
+                .password_policy()
+                .parse(password, &email)
+                .map_err(|e| anyhow::anyhow!("the password is not accepted: {e}"))?;
+            let id = service
+                .create_admin(&email, &password)
+                .await
+                .context("creating the administrator")?;
+            println!("administrator {email} created (id {id})");
+        }
+        AdminCommand::Promote { email } => {
+            let email = auth_core::EmailAddress::parse(&email).context("EMAIL")?;
+            let id = service
+                .promote_to_admin(&email)
+                .await
+                .context("promoting the account")?;
+            println!("{email} (id {id}) is now an administrator");
         }
     }
     Ok(())

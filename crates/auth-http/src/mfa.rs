@@ -165,6 +165,7 @@ pub async fn disable_totp(
         (status = 200, body = LoginResponse, description = "As for `POST /login`",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session and device cookies"))),
         (status = 401, body = ErrorBody, description = "`invalid_mfa_token`: unknown, used, expired or from another client (log in again); `invalid_second_factor`: wrong or used code"),
+        (status = 403, body = ErrorBody, description = "`account_disabled`: an administrator disabled the account"),
         (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget (per account, per IP) is spent; see `Retry-After`"),
     ))]
 pub async fn login_mfa(

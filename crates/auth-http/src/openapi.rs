@@ -56,6 +56,16 @@ use crate::routes;
         routes::token,
         routes::jwks,
         routes::token_metadata,
+        crate::admin::reauth,
+        crate::admin::list_users,
+        crate::admin::get_user,
+        crate::admin::delete_user,
+        crate::admin::disable_user,
+        crate::admin::enable_user,
+        crate::admin::set_role,
+        crate::admin::resend_verification,
+        crate::admin::revoke_all,
+        crate::admin::revoke_session,
     ),
     components(schemas(
         SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, LoginCodeVerifyRequest, Transport,
@@ -66,12 +76,16 @@ use crate::routes;
         ErrorBody, ErrorDetail, ErrorCode, MfaStatusResponse, MfaRequiredResponse, LoginAnswer, LoginMfaRequest,
         TotpEnrolRequest, TotpEnrolResponse, TotpConfirmRequest, RecoveryCodesResponse, MfaManageRequest,
         crate::events::EventsResponse, crate::events::SecurityEventDto,
+        crate::admin::AdminReauthRequest, crate::admin::AdminReauthResponse, crate::admin::AdminUserDto,
+        crate::admin::AdminUsersResponse, crate::admin::AdminUserResponse, crate::admin::RevokedResponse,
+        crate::admin::SetRoleRequest,
     )),
     modifiers(&SecuritySchemes, &SharedResponses),
     tags(
         (name = "account", description = "Signup, verification, passwords"),
         (name = "session", description = "Login, sessions, logout"),
         (name = "operations", description = "Health and readiness"),
+        (name = "admin", description = "Administration: accounts, their sessions, roles; needs an administrator and a recent password (`POST /admin/reauth`)"),
         (name = "tokens", description = "Service tokens: short-lived access JWTs for a session, and the keys that verify them"),
     )
 )]

@@ -156,7 +156,7 @@ pub async fn resend_otp(
         (status = 200, body = LoginAnswer, description = "With two-factor authentication on: `mfa_required` and an `mfa_token` for `POST /login/mfa`, no session. Otherwise: Bearer: token and `device_token` in the body. Cookie: token only in `Set-Cookie`, with the HttpOnly `device` cookie",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session cookie (`__Host-session`, or `session` with `COOKIE_SECURE=false`; HttpOnly, SameSite=Lax) and the device cookie (`__Host-device` or `device`; HttpOnly, SameSite=Strict)"))),
         (status = 401, body = ErrorBody, description = "`invalid_credentials`"),
-        (status = 403, body = ErrorBody, description = "`email_not_verified`"),
+        (status = 403, body = ErrorBody, description = "`email_not_verified`; `account_disabled`: the password is right but an administrator disabled the account"),
         (status = 422, body = ErrorBody, description = "`invalid_email`"),
         (status = 429, body = ErrorBody, description = "`too_many_requests`: a rate limit (per IP, per address and IP after failed attempts, per address; with a valid device credential only the device's own budget); see `Retry-After`. `POST /login/code` is a way in that no stranger can block"),
     ))]
@@ -257,6 +257,7 @@ pub async fn request_login_code(
         (status = 200, body = LoginAnswer, description = "As for `POST /login` (`mfa_required` with two-factor authentication on)",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session cookie (`__Host-session`, or `session` with `COOKIE_SECURE=false`; HttpOnly, SameSite=Lax) and the device cookie (`__Host-device` or `device`; HttpOnly, SameSite=Strict)"))),
         (status = 400, body = ErrorBody, description = "`invalid_otp` (also for an unknown address) or `otp_expired`"),
+        (status = 403, body = ErrorBody, description = "`account_disabled`: the code is right but an administrator disabled the account"),
         (status = 422, body = ErrorBody, description = "`invalid_email`"),
         (status = 429, body = ErrorBody, description = "`too_many_attempts`: this client's attempts on the codes are spent (those of the client that asked for the code are counted apart from everybody else's; ask for a new code); `too_many_requests`: a rate limit, see `Retry-After`"),
     ))]

@@ -186,6 +186,10 @@ pub struct Settings {
     pub mfa: MfaSettings,
     /// `SECURITY_EVENT_*`: each account's security history.
     pub events: SecurityEventSettings,
+    /// `ADMIN_REAUTH_WINDOW`: how long an administrator's password, given again inside a
+    /// session (`POST /admin/reauth`), opens that session's administrative requests (default
+    /// `10m`; from `1s` to `1h`).
+    pub admin_reauth_window: Duration,
 }
 
 /// Default of `MAX_CONNECTIONS` (per worker).
@@ -588,6 +592,10 @@ impl Settings {
             return Err(err("REQUEST_TIMEOUT", "must be at least 1s"));
         }
         let shutdown_timeout = parse_duration("SHUTDOWN_TIMEOUT", "25s")?;
+        let admin_reauth_window = parse_duration("ADMIN_REAUTH_WINDOW", "10m")?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(60 * 60)).contains(&admin_reauth_window) {
+            return Err(err("ADMIN_REAUTH_WINDOW", "must be between 1s and 1h"));
+        }
         let max_connections = positive("MAX_CONNECTIONS")?.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         let max_sessions_per_user =
             positive("MAX_SESSIONS_PER_USER")?.unwrap_or(DEFAULT_MAX_SESSIONS_PER_USER);
@@ -681,6 +689,7 @@ impl Settings {
             tokens,
             mfa: MfaSettings::read(&get)?,
             events: SecurityEventSettings::read(&get)?,
+            admin_reauth_window,
         })
     }
 }

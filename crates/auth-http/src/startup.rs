@@ -162,6 +162,7 @@ impl Application {
                     ApiError::InvalidRequest(e.to_string()).into()
                 }))
                 .configure(routes::configure)
+                .configure(crate::admin::configure)
                 .configure(crate::ui::configure)
                 .service(web::resource("/docs").route(web::get().to(|| async {
                     actix_web::HttpResponse::Found()

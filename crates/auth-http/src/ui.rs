@@ -29,6 +29,7 @@ const PAGES: &[(&str, &str)] = &[
     ("account", include_str!("../ui/account.html")),
     ("forgot", include_str!("../ui/forgot.html")),
     ("reset", include_str!("../ui/reset.html")),
+    ("admin", include_str!("../ui/admin.html")),
 ];
 
 /// The assets: `/ui/assets/<name>`, with their content type.
@@ -42,6 +43,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "app.css",
         "text/css; charset=utf-8",
         include_bytes!("../ui/assets/app.css"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../ui/assets/admin.js"),
+    ),
+    (
+        "admin.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../ui/assets/admin.css"),
     ),
     (
         "icon.svg",

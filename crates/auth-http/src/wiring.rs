@@ -362,6 +362,7 @@ fn auth_config(settings: &Settings) -> AuthConfig {
         throttle: settings.throttle.clone(),
         totp_issuer: settings.mfa.issuer.clone(),
         mfa_token_ttl: settings.mfa.token_ttl,
+        admin_reauth_window: settings.admin_reauth_window,
         ..AuthConfig::default()
     }
 }

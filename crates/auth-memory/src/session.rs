@@ -61,6 +61,35 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
+    async fn open_privilege_window(
+        &self,
+        session_id: SessionId,
+        until: chrono::DateTime<chrono::Utc>,
+        ttl: Duration,
+    ) -> Result<(), SessionStoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        // Windows are few (administrators' re-authentications): dropping the dead ones here
+        // keeps the map bounded without a sweeper.
+        state.privileges.retain(|_, (_, drop_at)| *drop_at > now);
+        let drop_at = now.checked_add(ttl).unwrap_or(now);
+        state.privileges.insert(session_id, (until, drop_at));
+        Ok(())
+    }
+
+    async fn privilege_window(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, SessionStoreError> {
+        let now = Instant::now();
+        Ok(self
+            .lock()
+            .privileges
+            .get(&session_id)
+            .filter(|(_, drop_at)| *drop_at > now)
+            .map(|(until, _)| *until))
+    }
+
     async fn revocation_epoch(&self, email: &EmailAddress) -> Result<u64, SessionStoreError> {
         Ok(self.lock().epochs.get(email).copied().unwrap_or(0))
     }

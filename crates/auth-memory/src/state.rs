@@ -58,6 +58,9 @@ pub(crate) struct State {
     /// Revocation epochs by address (kept for the life of the process: one small entry per
     /// address whose sessions were ever revoked).
     pub(crate) epochs: HashMap<EmailAddress, u64>,
+    /// Administrative privilege windows by session id: when each closes, and when its entry
+    /// may be dropped.
+    pub(crate) privileges: HashMap<auth_core::SessionId, (chrono::DateTime<chrono::Utc>, Instant)>,
     /// Every live deadline, oldest first: the sweeper pops from the front.
     expiries: BTreeMap<Deadline, Expiring>,
     next_seq: u64,

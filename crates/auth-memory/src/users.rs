@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use auth_core::{
-    EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
-    UserRepository,
+    AccountStatus, AccountSummary, EmailAddress, NewUser, PasswordHash, Role, User,
+    UserCredentials, UserId, UserQuery, UserRepoError, UserRepository,
 };
 use chrono::{DateTime, Utc};
 
@@ -125,6 +125,7 @@ impl UserRepository for MemoryUserRepository {
                 user: user.clone(),
                 password_hash: new_user.password_hash.clone(),
                 language: new_user.language.clone(),
+                status: AccountStatus::default(),
             },
         );
         Ok(user)
@@ -201,6 +202,49 @@ impl UserRepository for MemoryUserRepository {
     }
 
     async fn ping(&self) -> Result<(), UserRepoError> {
+        Ok(())
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<Vec<AccountSummary>, UserRepoError> {
+        let accounts = self.lock();
+        let mut found: Vec<AccountSummary> = accounts
+            .by_id
+            .values()
+            .filter(|c| {
+                query
+                    .after
+                    .as_ref()
+                    .is_none_or(|after| c.user.email.as_str() > after.as_str())
+            })
+            .map(|c| AccountSummary {
+                user: c.user.clone(),
+                status: c.status.clone(),
+            })
+            .filter(|a| query.matches(a))
+            .collect();
+        found.sort_by(|a, b| a.user.email.as_str().cmp(b.user.email.as_str()));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
+    async fn set_role(&self, id: UserId, role: Role) -> Result<(), UserRepoError> {
+        let mut accounts = self.lock();
+        let account = accounts.by_id.get_mut(&id).ok_or(UserRepoError::NotFound)?;
+        account.status.role = role;
+        Ok(())
+    }
+
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> Result<(), UserRepoError> {
+        let mut accounts = self.lock();
+        let account = accounts.by_id.get_mut(&id).ok_or(UserRepoError::NotFound)?;
+        account.status.disabled_at = match disabled_at {
+            Some(when) => Some(account.status.disabled_at.unwrap_or(when)),
+            None => None,
+        };
         Ok(())
     }
 }

@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use auth_core::{
-    EmailAddress, NewUser, PasswordHash, QueuedMail, User, UserCredentials, UserId, UserRepoError,
-    UserRepository,
+    AccountState, AccountStatus, AccountSummary, EmailAddress, NewUser, PasswordHash, QueuedMail,
+    Role, User, UserCredentials, UserId, UserQuery, UserRepoError, UserRepository,
 };
 use chrono::{DateTime, Utc};
 use diesel::dsl::case_when;
@@ -173,17 +173,39 @@ struct UserRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     language: Option<String>,
+    role: String,
+    disabled_at: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
     fn into_credentials(mut self) -> Result<UserCredentials, UserRepoError> {
         let password_hash = PasswordHash::new(std::mem::take(&mut self.password_hash));
         let language = self.language.take();
+        let status = self.status()?;
         let user = self.into_user()?;
         Ok(UserCredentials {
             user,
             password_hash,
             language,
+            status,
+        })
+    }
+
+    fn status(&self) -> Result<AccountStatus, UserRepoError> {
+        let role = Role::parse(&self.role).ok_or_else(|| {
+            UserRepoError::Other(format!("user {} has an unknown stored role", self.id).into())
+        })?;
+        Ok(AccountStatus {
+            role,
+            disabled_at: self.disabled_at,
+        })
+    }
+
+    fn into_summary(self) -> Result<AccountSummary, UserRepoError> {
+        let status = self.status()?;
+        Ok(AccountSummary {
+            user: self.into_user()?,
+            status,
         })
     }
 
@@ -203,6 +225,18 @@ impl UserRow {
             updated_at: self.updated_at,
         })
     }
+}
+
+/// `%`, `_` and `\\` as literal characters of a `LIKE` pattern (with `ESCAPE '\\'`).
+fn escape_like(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[derive(Insertable)]
@@ -448,6 +482,115 @@ impl UserRepository for PgUserRepository {
             Ok(()) => Ok(true),
             Err(UserRepoError::NotFound) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(name = "pg.users.list", skip_all)]
+    async fn list(&self, query: &UserQuery) -> Result<Vec<AccountSummary>, UserRepoError> {
+        let mut q = users::table.select(UserRow::as_select()).into_boxed();
+        if let Some(prefix) = &query.email_prefix {
+            q = q.filter(
+                lower(users::email)
+                    .like(format!("{}%", escape_like(&prefix.to_lowercase())))
+                    .escape('\\'),
+            );
+        }
+        if let Some(after) = &query.after {
+            q = q.filter(lower(users::email).gt(after.as_str().to_lowercase()));
+        }
+        if let Some(role) = query.role {
+            q = q.filter(users::role.eq(role.as_str()));
+        }
+        q = match query.state {
+            None => q,
+            Some(AccountState::Disabled) => q.filter(users::disabled_at.is_not_null()),
+            Some(AccountState::Active) => q
+                .filter(users::disabled_at.is_null())
+                .filter(users::verified_at.is_not_null()),
+            Some(AccountState::Unverified) => q
+                .filter(users::disabled_at.is_null())
+                .filter(users::verified_at.is_null()),
+        };
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let q = q.order(lower(users::email).asc()).limit(limit);
+        let mut conn = self.checkout().await?;
+        let outcome = tokio::time::timeout(self.query_timeout, q.load::<UserRow>(&mut conn)).await;
+        self.settle(conn, outcome)?
+            .into_iter()
+            .map(UserRow::into_summary)
+            .collect()
+    }
+
+    #[tracing::instrument(name = "pg.users.set_role", skip_all, fields(user_id = %id))]
+    async fn set_role(&self, id: UserId, role: Role) -> Result<(), UserRepoError> {
+        let mut conn = self.checkout().await?;
+        let query =
+            diesel::update(users::table.find(id.as_uuid())).set(users::role.eq(role.as_str()));
+        let outcome = tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await;
+        match self.settle(conn, outcome)? {
+            0 => Err(UserRepoError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(name = "pg.users.set_disabled", skip_all, fields(user_id = %id))]
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> Result<(), UserRepoError> {
+        let mut conn = self.checkout().await?;
+        let target = users::table.find(id.as_uuid());
+        // An earlier disabling time is kept, in the same statement.
+        let outcome = match disabled_at {
+            Some(at) => {
+                let query = diesel::update(target)
+                    .set(users::disabled_at.eq(coalesce(users::disabled_at, Some(at))));
+                tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await
+            }
+            None => {
+                let query =
+                    diesel::update(target).set(users::disabled_at.eq(None::<DateTime<Utc>>));
+                tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await
+            }
+        };
+        match self.settle(conn, outcome)? {
+            0 => Err(UserRepoError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(name = "pg.users.set_role_with_mail", skip_all, fields(user_id = %id))]
+    async fn set_role_with_mail(
+        &self,
+        id: UserId,
+        role: Role,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let query =
+            diesel::update(users::table.find(id.as_uuid())).set(users::role.eq(role.as_str()));
+        self.updated_with_mail(query, mail).await
+    }
+
+    #[tracing::instrument(name = "pg.users.set_disabled_with_mail", skip_all, fields(user_id = %id))]
+    async fn set_disabled_with_mail(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let target = users::table.find(id.as_uuid());
+        match disabled_at {
+            Some(at) => {
+                let query = diesel::update(target)
+                    .set(users::disabled_at.eq(coalesce(users::disabled_at, Some(at))));
+                self.updated_with_mail(query, mail).await
+            }
+            None => {
+                let query =
+                    diesel::update(target).set(users::disabled_at.eq(None::<DateTime<Utc>>));
+                self.updated_with_mail(query, mail).await
+            }
         }
     }
 

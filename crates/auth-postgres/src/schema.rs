@@ -10,5 +10,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         language -> Nullable<Text>,
+        role -> Text,
+        disabled_at -> Nullable<Timestamptz>,
     }
 }

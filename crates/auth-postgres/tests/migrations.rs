@@ -136,6 +136,8 @@ async fn schema_matches_what_the_adapter_compiles_against() {
         column("created_at", "timestamp with time zone", "NO"),
         column("updated_at", "timestamp with time zone", "NO"),
         column("language", "text", "YES"),
+        column("role", "text", "NO"),
+        column("disabled_at", "timestamp with time zone", "YES"),
     ];
     expected.sort();
     assert_eq!(columns, expected);

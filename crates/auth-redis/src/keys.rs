@@ -45,6 +45,16 @@ impl Keys {
         )
     }
 
+    /// `{prefix}:privilege-window:{session id}` → when the session's administrative privilege
+    /// window closes (microseconds since the epoch), expiring with it.
+    pub(crate) fn privilege_window(&self, session_id: auth_core::SessionId) -> String {
+        format!(
+            "{}:privilege-window:{}",
+            self.prefix,
+            session_id.as_uuid().simple()
+        )
+    }
+
     /// `{prefix}:revocation-epoch:{sha256(email) hex}` → counter raised before every sweep
     /// of the address's sessions.
     pub(crate) fn revocation_epoch(&self, email: &EmailAddress) -> String {

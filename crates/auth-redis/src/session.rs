@@ -204,6 +204,42 @@ impl SessionStore for RedisStore {
         Ok(sessions)
     }
 
+    async fn open_privilege_window(
+        &self,
+        session_id: SessionId,
+        until: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<(), SessionStoreError> {
+        let mut cmd = redis::cmd("SET");
+        let ttl_ms = u64::try_from(ttl.min(MAX_TTL).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        cmd.arg(self.inner.keys.privilege_window(session_id))
+            .arg(until.timestamp_micros())
+            .arg("PX")
+            .arg(ttl_ms);
+        let _: () = self
+            .inner
+            .exec
+            .run(Request::Cmd(&cmd), Retry::Idempotent)
+            .await?;
+        Ok(())
+    }
+
+    async fn privilege_window(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<DateTime<Utc>>, SessionStoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.inner.keys.privilege_window(session_id));
+        let micros: Option<i64> = self
+            .inner
+            .exec
+            .run(Request::Cmd(&cmd), Retry::Idempotent)
+            .await?;
+        Ok(micros.and_then(DateTime::<Utc>::from_timestamp_micros))
+    }
+
     async fn revocation_epoch(&self, email: &EmailAddress) -> Result<u64, SessionStoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.inner.keys.revocation_epoch(email));

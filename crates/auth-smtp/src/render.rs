@@ -172,7 +172,12 @@ impl Renderer {
             | MailMessage::SessionEndedAfterWrongPasswords
             | MailMessage::TotpEnabled
             | MailMessage::TotpDisabled
-            | MailMessage::RecoveryCodeUsed { .. } => (None, None, None),
+            | MailMessage::RecoveryCodeUsed { .. }
+            | MailMessage::AccountDisabled
+            | MailMessage::AccountEnabled
+            | MailMessage::AccountDeletedByAdmin
+            | MailMessage::AdminRoleGranted
+            | MailMessage::AdminRoleRevoked => (None, None, None),
         };
         let left = match message {
             MailMessage::RecoveryCodeUsed { left } => Some(*left),
@@ -320,6 +325,11 @@ fn samples() -> Vec<MailMessage> {
         MailMessage::TotpEnabled,
         MailMessage::TotpDisabled,
         MailMessage::RecoveryCodeUsed { left: 9 },
+        MailMessage::AccountDisabled,
+        MailMessage::AccountEnabled,
+        MailMessage::AccountDeletedByAdmin,
+        MailMessage::AdminRoleGranted,
+        MailMessage::AdminRoleRevoked,
     ];
     let Ok(code) = OtpCode::parse("123456") else {
         return samples;

@@ -19,7 +19,7 @@ pub(crate) const SHARED_FILES: [&str; 3] = ["layout.html", "footer.txt", "durati
 pub(crate) const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 /// Every message kind, as [`auth_core::MailMessage::kind`] names it.
-pub(crate) const KINDS: [&str; 11] = [
+pub(crate) const KINDS: [&str; 16] = [
     "verify_email",
     "verify_email_again",
     "reset_password",
@@ -31,6 +31,11 @@ pub(crate) const KINDS: [&str; 11] = [
     "totp_enabled",
     "totp_disabled",
     "recovery_code_used",
+    "account_disabled",
+    "account_enabled",
+    "account_deleted_by_admin",
+    "admin_role_granted",
+    "admin_role_revoked",
 ];
 
 /// Every template file name, the same in each language folder.
@@ -87,6 +92,21 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "en/recovery_code_used.subject",
     "en/recovery_code_used.txt",
     "en/recovery_code_used.html",
+    "en/account_disabled.subject",
+    "en/account_disabled.txt",
+    "en/account_disabled.html",
+    "en/account_enabled.subject",
+    "en/account_enabled.txt",
+    "en/account_enabled.html",
+    "en/account_deleted_by_admin.subject",
+    "en/account_deleted_by_admin.txt",
+    "en/account_deleted_by_admin.html",
+    "en/admin_role_granted.subject",
+    "en/admin_role_granted.txt",
+    "en/admin_role_granted.html",
+    "en/admin_role_revoked.subject",
+    "en/admin_role_revoked.txt",
+    "en/admin_role_revoked.html",
     "de/footer.txt",
     "de/duration.txt",
     "de/verify_email.subject",
@@ -122,6 +142,21 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "de/recovery_code_used.subject",
     "de/recovery_code_used.txt",
     "de/recovery_code_used.html",
+    "de/account_disabled.subject",
+    "de/account_disabled.txt",
+    "de/account_disabled.html",
+    "de/account_enabled.subject",
+    "de/account_enabled.txt",
+    "de/account_enabled.html",
+    "de/account_deleted_by_admin.subject",
+    "de/account_deleted_by_admin.txt",
+    "de/account_deleted_by_admin.html",
+    "de/admin_role_granted.subject",
+    "de/admin_role_granted.txt",
+    "de/admin_role_granted.html",
+    "de/admin_role_revoked.subject",
+    "de/admin_role_revoked.txt",
+    "de/admin_role_revoked.html",
 ];
 
 /// Why the mail templates could not be loaded. Each names the file (or folder) at fault.
@@ -403,6 +438,11 @@ mod tests {
             MailMessage::TotpEnabled,
             MailMessage::TotpDisabled,
             MailMessage::RecoveryCodeUsed { left: 3 },
+            MailMessage::AccountDisabled,
+            MailMessage::AccountEnabled,
+            MailMessage::AccountDeletedByAdmin,
+            MailMessage::AdminRoleGranted,
+            MailMessage::AdminRoleRevoked,
         ]
         .map(|m| m.kind());
         assert_eq!(kinds, KINDS);

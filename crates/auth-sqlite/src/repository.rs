@@ -3,8 +3,8 @@
 use std::fmt;
 
 use auth_core::{
-    EmailAddress, NewUser, PasswordHash, QueuedMail, User, UserCredentials, UserId, UserRepoError,
-    UserRepository,
+    AccountState, AccountStatus, AccountSummary, EmailAddress, NewUser, PasswordHash, QueuedMail,
+    Role, User, UserCredentials, UserId, UserQuery, UserRepoError, UserRepository,
 };
 use chrono::{DateTime, Utc};
 use diesel::dsl::case_when;
@@ -123,17 +123,38 @@ struct UserRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     language: Option<String>,
+    role: String,
+    disabled_at: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
     fn into_credentials(mut self) -> Result<UserCredentials, UserRepoError> {
         let password_hash = PasswordHash::new(std::mem::take(&mut self.password_hash));
         let language = self.language.take();
+        let status = self.status()?;
         let user = self.into_user()?;
         Ok(UserCredentials {
             user,
             password_hash,
             language,
+            status,
+        })
+    }
+
+    fn status(&self) -> Result<AccountStatus, UserRepoError> {
+        let role = Role::parse(&self.role)
+            .ok_or_else(|| UserRepoError::Other("a stored role is unknown".into()))?;
+        Ok(AccountStatus {
+            role,
+            disabled_at: self.disabled_at,
+        })
+    }
+
+    fn into_summary(self) -> Result<AccountSummary, UserRepoError> {
+        let status = self.status()?;
+        Ok(AccountSummary {
+            user: self.into_user()?,
+            status,
         })
     }
 
@@ -183,8 +204,29 @@ impl<'a> From<&'a NewUser> for NewUserRow<'a> {
     }
 }
 
+/// `%`, `_` and `\\` as literal characters of a `LIKE` pattern (with `ESCAPE '\\'`).
+fn escape_like(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// One account's row changed by an UPDATE or DELETE, and the mail that goes with it.
 enum AccountChange {
+    SetRole {
+        id: String,
+        role: Role,
+    },
+    /// Disables (keeping an earlier time) or enables.
+    SetDisabled {
+        id: String,
+        disabled_at: Option<DateTime<Utc>>,
+    },
     SetPassword {
         id: String,
         hash: String,
@@ -223,6 +265,26 @@ impl AccountChange {
             AccountChange::Delete { id } => {
                 diesel::RunQueryDsl::execute(diesel::delete(users::table.find(id)), conn)
             }
+            AccountChange::SetRole { id, role } => diesel::RunQueryDsl::execute(
+                diesel::update(users::table.find(id)).set(users::role.eq(role.as_str())),
+                conn,
+            ),
+            AccountChange::SetDisabled {
+                id,
+                disabled_at: Some(at),
+            } => diesel::RunQueryDsl::execute(
+                diesel::update(users::table.find(id))
+                    .set(users::disabled_at.eq(coalesce(users::disabled_at, Some(*at)))),
+                conn,
+            ),
+            AccountChange::SetDisabled {
+                id,
+                disabled_at: None,
+            } => diesel::RunQueryDsl::execute(
+                diesel::update(users::table.find(id))
+                    .set(users::disabled_at.eq(None::<DateTime<Utc>>)),
+                conn,
+            ),
         }
     }
 }
@@ -247,6 +309,16 @@ impl SqliteUserRepository {
         match self.change_with_mail(change, mail).await? {
             true => Ok(()),
             false => Err(UserRepoError::NotFound),
+        }
+    }
+
+    /// Makes `change` alone, in one write transaction; `NotFound` when no account matched.
+    async fn change(&self, change: AccountChange) -> Result<(), UserRepoError> {
+        let matched = self.db.write(move |conn| Ok(change.run(conn)? > 0)).await?;
+        if matched {
+            Ok(())
+        } else {
+            Err(UserRepoError::NotFound)
         }
     }
 
@@ -486,6 +558,106 @@ impl UserRepository for SqliteUserRepository {
     async fn delete_with_mail(&self, id: UserId, mail: &QueuedMail) -> Result<bool, UserRepoError> {
         self.change_with_mail(AccountChange::Delete { id: id_text(id) }, mail)
             .await
+    }
+
+    #[tracing::instrument(name = "sqlite.users.list", skip_all)]
+    async fn list(&self, query: &UserQuery) -> Result<Vec<AccountSummary>, UserRepoError> {
+        let mut q = users::table.select(UserRow::as_select()).into_boxed();
+        if let Some(prefix) = &query.email_prefix {
+            // LIKE ignores ASCII case; addresses are stored lower-cased.
+            q = q.filter(
+                users::email
+                    .like(format!("{}%", escape_like(&prefix.to_lowercase())))
+                    .escape('\\'),
+            );
+        }
+        if let Some(after) = &query.after {
+            // Compared with the column's NOCASE collation, the order below.
+            q = q.filter(users::email.gt(after.as_str().to_owned()));
+        }
+        if let Some(role) = query.role {
+            q = q.filter(users::role.eq(role.as_str()));
+        }
+        q = match query.state {
+            None => q,
+            Some(AccountState::Disabled) => q.filter(users::disabled_at.is_not_null()),
+            Some(AccountState::Active) => q
+                .filter(users::disabled_at.is_null())
+                .filter(users::verified_at.is_not_null()),
+            Some(AccountState::Unverified) => q
+                .filter(users::disabled_at.is_null())
+                .filter(users::verified_at.is_null()),
+        };
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let mut conn = self.db.checkout().await?;
+        q.order(users::email.asc())
+            .limit(limit)
+            .load::<UserRow>(&mut conn)
+            .await
+            .map_err(errors::from_diesel)?
+            .into_iter()
+            .map(UserRow::into_summary)
+            .collect()
+    }
+
+    #[tracing::instrument(name = "sqlite.users.set_role", skip_all, fields(user_id = %id))]
+    async fn set_role(&self, id: UserId, role: Role) -> Result<(), UserRepoError> {
+        self.change(AccountChange::SetRole {
+            id: id_text(id),
+            role,
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "sqlite.users.set_disabled", skip_all, fields(user_id = %id))]
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> Result<(), UserRepoError> {
+        self.change(AccountChange::SetDisabled {
+            id: id_text(id),
+            disabled_at,
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "sqlite.users.set_role_with_mail", skip_all, fields(user_id = %id))]
+    async fn set_role_with_mail(
+        &self,
+        id: UserId,
+        role: Role,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let change = AccountChange::SetRole {
+            id: id_text(id),
+            role,
+        };
+        match self.change_with_mail(change, mail).await? {
+            true => Ok(()),
+            false => Err(UserRepoError::NotFound),
+        }
+    }
+
+    #[tracing::instrument(
+        name = "sqlite.users.set_disabled_with_mail",
+        skip_all,
+        fields(user_id = %id)
+    )]
+    async fn set_disabled_with_mail(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let change = AccountChange::SetDisabled {
+            id: id_text(id),
+            disabled_at,
+        };
+        match self.change_with_mail(change, mail).await? {
+            true => Ok(()),
+            false => Err(UserRepoError::NotFound),
+        }
     }
 
     #[tracing::instrument(name = "sqlite.users.ping", skip_all)]

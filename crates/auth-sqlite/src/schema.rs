@@ -10,6 +10,8 @@ diesel::table! {
         created_at -> TimestamptzSqlite,
         updated_at -> TimestamptzSqlite,
         language -> Nullable<Text>,
+        role -> Text,
+        disabled_at -> Nullable<TimestamptzSqlite>,
     }
 }
 

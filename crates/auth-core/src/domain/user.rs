@@ -67,6 +67,148 @@ pub struct UserCredentials {
     /// The languages the account's mail is written in, as the signup request's
     /// `Accept-Language` said (see [`ClientInfo::language`](crate::ClientInfo::language)).
     pub language: Option<String>,
+    /// Role and whether the account is disabled.
+    pub status: AccountStatus,
+}
+
+/// What an account may do. Every account is a `User`; an `Admin` may also administer the
+/// other accounts (see `AuthService::authorize_admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Role {
+    /// An ordinary account (the role of every new account).
+    #[default]
+    User,
+    /// An administrator.
+    Admin,
+}
+
+impl Role {
+    /// The stored and wire name: `user` or `admin`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses [`Role::as_str`]'s names; `None` for anything else.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The administrative state of an account: its role and whether it is disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountStatus {
+    /// The account's role.
+    pub role: Role,
+    /// When an administrator disabled the account; `None` while it is enabled. A disabled
+    /// account has no sessions and cannot log in.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl AccountStatus {
+    /// Whether the account is an administrator.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether the account is disabled.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+}
+
+/// An account as an administrator sees it: the user and their status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    /// The account.
+    pub user: User,
+    /// Role and disabled state.
+    pub status: AccountStatus,
+}
+
+/// The state an account listing can be narrowed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountState {
+    /// Not verified yet, and not disabled.
+    Unverified,
+    /// Verified and not disabled.
+    Active,
+    /// Disabled (verified or not).
+    Disabled,
+}
+
+impl AccountState {
+    /// The wire name: `unverified`, `active` or `disabled`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccountState::Unverified => "unverified",
+            AccountState::Active => "active",
+            AccountState::Disabled => "disabled",
+        }
+    }
+
+    /// Parses [`AccountState::as_str`]'s names.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "unverified" => Some(AccountState::Unverified),
+            "active" => Some(AccountState::Active),
+            "disabled" => Some(AccountState::Disabled),
+            _ => None,
+        }
+    }
+
+    /// The state of an account.
+    pub fn of(user: &User, status: &AccountStatus) -> Self {
+        if status.is_disabled() {
+            AccountState::Disabled
+        } else if user.is_verified() {
+            AccountState::Active
+        } else {
+            AccountState::Unverified
+        }
+    }
+}
+
+/// A search of the accounts, in address order (case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Only addresses that start with this (lower-case) text; `%`, `_` and `\` in it are
+    /// literal characters.
+    pub email_prefix: Option<String>,
+    /// Only accounts in this state.
+    pub state: Option<AccountState>,
+    /// Only accounts with this role.
+    pub role: Option<Role>,
+    /// Only addresses after this one (the last address of the previous page).
+    pub after: Option<EmailAddress>,
+    /// At most this many accounts.
+    pub limit: usize,
+}
+
+impl UserQuery {
+    /// Whether `account` satisfies the query's filters (not `after`, not `limit`): the rule
+    /// the stores implement in their own query language.
+    pub fn matches(&self, account: &AccountSummary) -> bool {
+        self.email_prefix
+            .as_deref()
+            .is_none_or(|p| account.user.email.as_str().starts_with(p))
+            && self
+                .state
+                .is_none_or(|s| AccountState::of(&account.user, &account.status) == s)
+            && self.role.is_none_or(|r| account.status.role == r)
+    }
 }
 
 /// What is needed to create an account.
@@ -97,5 +239,21 @@ mod tests {
             UserId::parse(&u.hyphenated().to_string()),
             Some(UserId::from_uuid(u))
         );
+    }
+
+    #[test]
+    fn roles_and_states_round_trip_their_names() {
+        for r in [Role::User, Role::Admin] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        for s in [
+            AccountState::Unverified,
+            AccountState::Active,
+            AccountState::Disabled,
+        ] {
+            assert_eq!(AccountState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Role::parse("Admin"), None);
+        assert_eq!(AccountState::parse(""), None);
     }
 }

@@ -119,7 +119,12 @@ fn supersede_key(message: &MailMessage) -> Option<&'static str> {
         | MailMessage::SessionEndedAfterWrongPasswords
         | MailMessage::TotpEnabled
         | MailMessage::TotpDisabled
-        | MailMessage::RecoveryCodeUsed { .. } => None,
+        | MailMessage::RecoveryCodeUsed { .. }
+        | MailMessage::AccountDisabled
+        | MailMessage::AccountEnabled
+        | MailMessage::AccountDeletedByAdmin
+        | MailMessage::AdminRoleGranted
+        | MailMessage::AdminRoleRevoked => None,
     }
 }
 

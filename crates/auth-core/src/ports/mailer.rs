@@ -73,6 +73,16 @@ pub enum MailMessage {
         /// Unused recovery codes left.
         left: u32,
     },
+    /// Notice that an administrator disabled the account (every device was signed out).
+    AccountDisabled,
+    /// Notice that an administrator enabled the account again.
+    AccountEnabled,
+    /// Notice that an administrator deleted the account.
+    AccountDeletedByAdmin,
+    /// Notice that the account was made an administrator.
+    AdminRoleGranted,
+    /// Notice that the account is no longer an administrator.
+    AdminRoleRevoked,
 }
 
 impl MailMessage {
@@ -90,6 +100,11 @@ impl MailMessage {
             MailMessage::TotpEnabled => "totp_enabled",
             MailMessage::TotpDisabled => "totp_disabled",
             MailMessage::RecoveryCodeUsed { .. } => "recovery_code_used",
+            MailMessage::AccountDisabled => "account_disabled",
+            MailMessage::AccountEnabled => "account_enabled",
+            MailMessage::AccountDeletedByAdmin => "account_deleted_by_admin",
+            MailMessage::AdminRoleGranted => "admin_role_granted",
+            MailMessage::AdminRoleRevoked => "admin_role_revoked",
         }
     }
 
@@ -106,7 +121,12 @@ impl MailMessage {
             | MailMessage::SessionEndedAfterWrongPasswords
             | MailMessage::TotpEnabled
             | MailMessage::TotpDisabled
-            | MailMessage::RecoveryCodeUsed { .. } => None,
+            | MailMessage::RecoveryCodeUsed { .. }
+            | MailMessage::AccountDisabled
+            | MailMessage::AccountEnabled
+            | MailMessage::AccountDeletedByAdmin
+            | MailMessage::AdminRoleGranted
+            | MailMessage::AdminRoleRevoked => None,
         }
     }
 }

@@ -72,6 +72,23 @@ pub trait SessionStore: Send + Sync + 'static {
     /// may let it expire after that).
     async fn bump_revocation_epoch(&self, email: &EmailAddress) -> Result<(), SessionStoreError>;
 
+    /// Opens the administrative privilege window of the session with this public id until
+    /// `until` (replacing an earlier one); the entry MAY be dropped after `ttl`. Granted
+    /// after the session's owner gave the password again (see `AuthService::admin_reauthenticate`).
+    async fn open_privilege_window(
+        &self,
+        session_id: SessionId,
+        until: chrono::DateTime<chrono::Utc>,
+        ttl: Duration,
+    ) -> Result<(), SessionStoreError>;
+
+    /// When the privilege window of the session with this public id closes; `Ok(None)` when
+    /// none was opened (or its entry was dropped). The service compares it with its clock.
+    async fn privilege_window(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, SessionStoreError>;
+
     /// Checks that the store answers. MUST return [`SessionStoreError::Unavailable`] when not.
     async fn ping(&self) -> Result<(), SessionStoreError>;
 }

@@ -3,7 +3,9 @@ use chrono::{DateTime, Utc};
 use super::{BoxError, QueuedMail};
 use crate::domain::email::EmailAddress;
 use crate::domain::password::PasswordHash;
-use crate::domain::user::{NewUser, User, UserCredentials, UserId};
+use crate::domain::user::{
+    AccountSummary, NewUser, Role, User, UserCredentials, UserId, UserQuery,
+};
 
 /// Errors of [`UserRepository`].
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,24 @@ pub trait UserRepository: Send + Sync + 'static {
     /// Checks that the store answers. MUST return [`UserRepoError::Unavailable`] when it does not.
     async fn ping(&self) -> Result<(), UserRepoError>;
 
+    /// The accounts that match `query`'s filters, with addresses after `query.after`, in
+    /// ascending (case-insensitive) address order, at most `query.limit` of them. An address
+    /// prefix matches literally (`%`, `_` and `\` are ordinary characters) and ignores case.
+    async fn list(&self, query: &UserQuery) -> Result<Vec<AccountSummary>, UserRepoError>;
+
+    /// Sets the account's role. MUST return [`UserRepoError::NotFound`] for an unknown id.
+    /// Leaves `updated_at` alone: it tracks the credentials (see `AuthService::resend_otp`).
+    async fn set_role(&self, id: UserId, role: Role) -> Result<(), UserRepoError>;
+
+    /// Disables the account (`disabled_at` is `Some`; an earlier time is kept when it was
+    /// disabled already) or enables it (`None`). MUST return [`UserRepoError::NotFound`] for
+    /// an unknown id. Leaves `updated_at` alone, like [`set_role`](Self::set_role).
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> Result<(), UserRepoError>;
+
     /// [`create`](Self::create) and queue `mail` in one transaction (see the trait's docs).
     async fn create_with_mail(
         &self,
@@ -126,6 +146,29 @@ pub trait UserRepository: Send + Sync + 'static {
     /// `Ok(false)`, and nothing queued, when there is no such account.
     async fn delete_with_mail(&self, id: UserId, mail: &QueuedMail) -> Result<bool, UserRepoError> {
         let _ = (id, mail);
+        Err(no_outbox())
+    }
+
+    /// [`set_role`](Self::set_role) and queue `mail` in one transaction (see the trait's docs).
+    async fn set_role_with_mail(
+        &self,
+        id: UserId,
+        role: Role,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let _ = (id, role, mail);
+        Err(no_outbox())
+    }
+
+    /// [`set_disabled`](Self::set_disabled) and queue `mail` in one transaction (see the
+    /// trait's docs).
+    async fn set_disabled_with_mail(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        mail: &QueuedMail,
+    ) -> Result<(), UserRepoError> {
+        let _ = (id, disabled_at, mail);
         Err(no_outbox())
     }
 }

@@ -10,7 +10,7 @@ use tracing::warn;
 use super::AuthService;
 use crate::domain::email::EmailAddress;
 use crate::domain::password::PasswordHash;
-use crate::domain::user::{NewUser, User, UserId};
+use crate::domain::user::{NewUser, Role, User, UserId};
 use crate::ports::{MailMessage, MailerError, QueuedMail, UserRepoError};
 
 /// A mail that goes out with a change: who it is for, what it says and in which language.
@@ -111,6 +111,48 @@ impl AuthService {
                 .await?
                 .then_some(Written::Queued(queued)),
             None => users.delete(id).await?.then_some(Written::ToSend(mail)),
+        })
+    }
+
+    /// Sets the account's role, with its mail.
+    pub(super) async fn set_role<'a>(
+        &self,
+        id: UserId,
+        role: Role,
+        mail: Companion<'a>,
+    ) -> Result<Written<'a>, UserRepoError> {
+        let users = &self.ports.users;
+        Ok(match self.seal_for_outbox(&mail) {
+            Some(queued) => {
+                users.set_role_with_mail(id, role, &queued).await?;
+                Written::Queued(queued)
+            }
+            None => {
+                users.set_role(id, role).await?;
+                Written::ToSend(mail)
+            }
+        })
+    }
+
+    /// Disables (`Some`) or enables (`None`) the account, with its mail.
+    pub(super) async fn set_disabled<'a>(
+        &self,
+        id: UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        mail: Companion<'a>,
+    ) -> Result<Written<'a>, UserRepoError> {
+        let users = &self.ports.users;
+        Ok(match self.seal_for_outbox(&mail) {
+            Some(queued) => {
+                users
+                    .set_disabled_with_mail(id, disabled_at, &queued)
+                    .await?;
+                Written::Queued(queued)
+            }
+            None => {
+                users.set_disabled(id, disabled_at).await?;
+                Written::ToSend(mail)
+            }
         })
     }
 

@@ -220,6 +220,9 @@ pub enum OtpCheckError {
     /// Too many wrong attempts: the code is dead.
     #[error("too many wrong attempts; request a new code")]
     TooManyAttempts,
+    /// The credentials were right but an administrator disabled the account.
+    #[error("this account is disabled")]
+    AccountDisabled,
     /// A request budget or this client's share of the hasher is spent (the same answer
     /// whether or not the address has an account).
     #[error("too many requests; try again later")]
@@ -267,7 +270,9 @@ impl From<OtpCheckError> for ResetPasswordError {
     fn from(e: OtpCheckError) -> Self {
         match e {
             // A reset code's check never asks for a second factor (only a login code's does).
-            OtpCheckError::InvalidOtp | OtpCheckError::SecondFactorRequired(_) => Self::InvalidOtp,
+            OtpCheckError::InvalidOtp
+            | OtpCheckError::SecondFactorRequired(_)
+            | OtpCheckError::AccountDisabled => Self::InvalidOtp,
             OtpCheckError::OtpExpired => Self::OtpExpired,
             OtpCheckError::TooManyAttempts => Self::TooManyAttempts,
             OtpCheckError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
@@ -331,6 +336,9 @@ pub enum LoginError {
     /// off).
     #[error("the email address is not verified")]
     EmailNotVerified,
+    /// The credentials were right but an administrator disabled the account.
+    #[error("this account is disabled")]
+    AccountDisabled,
     /// A request budget or this client's share of the hasher is spent (the same answer
     /// whether or not the address has an account).
     #[error("too many requests; try again later")]
@@ -385,6 +393,49 @@ pub enum ChangePasswordError {
     PasswordBreached,
     /// A request budget or this client's share of the hasher is spent (the same answer
     /// whether or not the address has an account).
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of the administrative operations (`AuthService::admin_*`).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The session is unknown, expired or revoked, or its account is gone.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// The session's account is not an administrator (or is disabled).
+    #[error("this needs an administrator")]
+    Forbidden,
+    /// The session's privilege window is closed: the administrator must give the password
+    /// again (`AuthService::admin_reauthenticate`).
+    #[error("give your password again to continue")]
+    ReauthenticationRequired,
+    /// The password given to open the privilege window is wrong.
+    #[error("the password is wrong")]
+    InvalidCredentials,
+    /// No such account, or no such session of it.
+    #[error("no such user or session")]
+    NotFound,
+    /// An administrator cannot disable, delete or demote their own account (which could
+    /// leave the service without one).
+    #[error("an administrator cannot do this to their own account")]
+    OwnAccount,
+    /// The account's address is verified already: nothing to resend.
+    #[error("the address is already verified")]
+    AlreadyVerified,
+    /// The address has an account already (creating an administrator).
+    #[error("an account with this address exists")]
+    EmailTaken,
+    /// The password is on the breached-password list (creating an administrator).
+    #[error("this password is known from data breaches")]
+    PasswordBreached,
+    /// A request budget or this client's share of the hasher is spent.
     #[error("too many requests; try again later")]
     TooManyRequests {
         /// Time until the client may try again.
@@ -466,6 +517,9 @@ pub enum SecondStepError {
     /// The code is wrong or was used before (the token stays valid until it expires).
     #[error("the code is wrong or was used before")]
     InvalidCode,
+    /// The credentials were right but an administrator disabled the account.
+    #[error("this account is disabled")]
+    AccountDisabled,
     /// The re-authentication budget of the account or the client is spent.
     #[error("too many requests; try again later")]
     TooManyRequests {
@@ -532,6 +586,7 @@ retry_vocabulary!(
     DeleteAccountError,
     MfaError,
     SecondStepError,
+    AdminError,
 );
 
 /// `is_unavailable()` for the errors that have no budget to spend.
@@ -567,4 +622,5 @@ from_failure!(
     ChangePasswordError,
     MfaError,
     SecondStepError,
+    AdminError,
 );

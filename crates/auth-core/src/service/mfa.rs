@@ -309,6 +309,13 @@ impl AuthService {
         let Some(creds) = self.ports.users.find_by_id(challenge.user_id).await? else {
             return Err(SecondStepError::InvalidToken);
         };
+        if creds.status.is_disabled() {
+            info!(
+                security_event = "login_refused_disabled",
+                "second login step refused: the account is disabled"
+            );
+            return Err(SecondStepError::AccountDisabled);
+        }
         let left = match self.check_second_factor(&creds.user, factor, now).await {
             Ok(left) => left,
             Err(Refused::Wrong) => {

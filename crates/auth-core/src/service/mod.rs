@@ -7,6 +7,7 @@
 
 mod access;
 mod account;
+mod admin;
 mod changes;
 mod codes;
 mod errors;
@@ -26,6 +27,7 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 pub use access::{AccessGrant, MAX_ACCESS_TOKEN_TTL};
+pub use admin::{AccountPage, AdminAccount, MAX_ACCOUNTS_PAGE};
 pub use errors::*;
 pub use events::{EventPage, SecurityEventConfig, MAX_EVENTS_PAGE};
 pub use guard::HasherSaturated;
@@ -83,6 +85,9 @@ pub struct AuthConfig {
     /// How long the token of a login waiting for its second factor works (default 5
     /// minutes).
     pub mfa_token_ttl: Duration,
+    /// How long an administrator's password, given again inside a session, opens that
+    /// session's administrative privilege window (default 10 minutes).
+    pub admin_reauth_window: Duration,
 }
 
 impl Default for AuthConfig {
@@ -99,6 +104,7 @@ impl Default for AuthConfig {
             throttle: ThrottleConfig::default(),
             totp_issuer: "SecureAuth".to_owned(),
             mfa_token_ttl: Duration::from_secs(5 * 60),
+            admin_reauth_window: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -205,6 +211,10 @@ pub struct Readiness {
 ///   reads the epoch before it reads the password hash and again after it stored its session,
 ///   and deletes that session when the epoch moved. No session made with a password checked
 ///   before a revocation outlives it.
+/// - **Disabled accounts stay out.** Disabling an account (an administrator's act) marks it
+///   first and then ends its sessions like a logout everywhere; every way in (password, login
+///   code, second step) refuses a disabled account with `AccountDisabled` once its credentials
+///   were right, and a login in flight loses to the revocation.
 /// - **Re-authentication has a budget.** Checking the password inside a session (change
 ///   password, delete account) spends per-account and per-client budgets; a session that
 ///   keeps giving wrong passwords is ended and the owner is told by mail.

@@ -195,6 +195,13 @@ impl AuthService {
         if !creds.user.is_verified() {
             return Err(LoginError::EmailNotVerified);
         }
+        if creds.status.is_disabled() {
+            info!(
+                security_event = "login_refused_disabled",
+                "login refused: the account is disabled"
+            );
+            return Err(LoginError::AccountDisabled);
+        }
         let now = self.ports.clock.now();
         if check == PasswordCheck::MatchNeedsRehash {
             self.rehash(creds.user.id, password, now).await;
@@ -316,6 +323,13 @@ impl AuthService {
         Span::current().record("user_id", tracing::field::display(creds.user.id));
         if !creds.user.is_verified() {
             return Err(OtpCheckError::InvalidOtp);
+        }
+        if creds.status.is_disabled() {
+            info!(
+                security_event = "login_refused_disabled",
+                "login refused: the account is disabled"
+            );
+            return Err(OtpCheckError::AccountDisabled);
         }
         if let Some(pending) = self.second_step_for(&creds.user, &client, epoch).await? {
             return Err(OtpCheckError::SecondFactorRequired(pending));

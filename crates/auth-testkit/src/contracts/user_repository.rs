@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use auth_core::{
-    EmailAddress, NewUser, PasswordHash, User, UserCredentials, UserId, UserRepoError,
-    UserRepository,
+    AccountState, AccountStatus, EmailAddress, NewUser, PasswordHash, Role, User, UserCredentials,
+    UserId, UserQuery, UserRepoError, UserRepository,
 };
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -37,6 +37,165 @@ pub async fn run(repo: Arc<dyn UserRepository>) {
     set_password_hash_works_in_any_state(repo.as_ref()).await;
     changes_touch_only_their_own_account(repo.as_ref()).await;
     delete_removes_only_that_account_and_frees_the_address(repo.as_ref()).await;
+    role_and_disabled_state_are_kept(repo.as_ref()).await;
+    list_filters_orders_and_pages(repo.as_ref()).await;
+}
+
+/// A new account is an enabled `user`; `set_role` and `set_disabled` change only the status
+/// (not `updated_at`), disabling twice keeps the first time, enabling clears it, and both
+/// answer `NotFound` for an unknown id.
+pub async fn role_and_disabled_state_are_kept(repo: &dyn UserRepository) {
+    let t0 = now_micros();
+    let new_user = new_user("status", t0);
+    create_ok(repo, &new_user).await;
+    let fresh = find_by_id_ok(repo, new_user.id).await;
+    assert_eq!(
+        fresh.status,
+        AccountStatus::default(),
+        "UserRepository contract: a new account must be an enabled user"
+    );
+
+    repo.set_role(new_user.id, Role::Admin)
+        .await
+        .expect("UserRepository contract: set_role of an account failed");
+    let t1 = t0 + Duration::seconds(5);
+    repo.set_disabled(new_user.id, Some(t1))
+        .await
+        .expect("UserRepository contract: set_disabled of an account failed");
+    repo.set_disabled(new_user.id, Some(t1 + Duration::seconds(5)))
+        .await
+        .expect("UserRepository contract: set_disabled of a disabled account failed");
+    let stored = find_by_email_ok(repo, &new_user.email).await;
+    assert_eq!(
+        stored.status,
+        AccountStatus {
+            role: Role::Admin,
+            disabled_at: Some(t1),
+        },
+        "UserRepository contract: set_role and set_disabled must be kept, and disabling \
+         again must keep the first time"
+    );
+    assert_eq!(
+        stored.user, fresh.user,
+        "UserRepository contract: set_role and set_disabled must not change the user's fields"
+    );
+
+    repo.set_disabled(new_user.id, None)
+        .await
+        .expect("UserRepository contract: enabling an account failed");
+    repo.set_role(new_user.id, Role::User)
+        .await
+        .expect("UserRepository contract: set_role of an account failed");
+    assert_eq!(
+        find_by_id_ok(repo, new_user.id).await.status,
+        AccountStatus::default(),
+        "UserRepository contract: enabling and demoting must restore the default status"
+    );
+
+    let unknown = unique_id();
+    assert!(
+        matches!(
+            repo.set_role(unknown, Role::Admin).await,
+            Err(UserRepoError::NotFound)
+        ),
+        "UserRepository contract: set_role of an unknown id must be NotFound"
+    );
+    assert!(
+        matches!(
+            repo.set_disabled(unknown, Some(t0)).await,
+            Err(UserRepoError::NotFound)
+        ),
+        "UserRepository contract: set_disabled of an unknown id must be NotFound"
+    );
+}
+
+/// `list` keeps address order, pages with `after` and `limit`, filters by prefix (literally:
+/// `%` and `_` are no wildcards), role and state.
+pub async fn list_filters_orders_and_pages(repo: &dyn UserRepository) {
+    let t0 = now_micros();
+    let tag = Uuid::new_v4().simple().to_string();
+    let prefix = format!("list-{tag}-");
+    let mut made = Vec::new();
+    for label in ["c", "a", "b"] {
+        let mut nu = new_user("list", t0);
+        nu.email = EmailAddress::parse(&format!("{prefix}{label}@example.com")).unwrap();
+        create_ok(repo, &nu).await;
+        made.push(nu);
+    }
+    let (c, a, b) = (&made[0], &made[1], &made[2]);
+    mark_verified_ok(repo, a.id, t0).await;
+    repo.set_role(a.id, Role::Admin).await.unwrap();
+    repo.set_disabled(b.id, Some(t0)).await.unwrap();
+
+    let query = |limit: usize| UserQuery {
+        email_prefix: Some(prefix.clone()),
+        state: None,
+        role: None,
+        after: None,
+        limit,
+    };
+    let emails = |found: Vec<auth_core::AccountSummary>| {
+        found.into_iter().map(|s| s.user.email).collect::<Vec<_>>()
+    };
+    let all = repo.list(&query(10)).await.unwrap();
+    assert_eq!(
+        emails(all),
+        vec![a.email.clone(), b.email.clone(), c.email.clone()],
+        "UserRepository contract: list must return the matching accounts in address order"
+    );
+    let first = repo.list(&query(2)).await.unwrap();
+    assert_eq!(emails(first), vec![a.email.clone(), b.email.clone()]);
+    let rest = repo
+        .list(&UserQuery {
+            after: Some(b.email.clone()),
+            ..query(2)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        emails(rest),
+        vec![c.email.clone()],
+        "UserRepository contract: list must continue after `after`"
+    );
+    let admins = repo
+        .list(&UserQuery {
+            role: Some(Role::Admin),
+            ..query(10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(emails(admins), vec![a.email.clone()]);
+    for (state, expected) in [
+        (AccountState::Active, &a.email),
+        (AccountState::Disabled, &b.email),
+        (AccountState::Unverified, &c.email),
+    ] {
+        let found = repo
+            .list(&UserQuery {
+                state: Some(state),
+                ..query(10)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            emails(found),
+            vec![expected.clone()],
+            "UserRepository contract: list must filter by state {state:?}"
+        );
+    }
+    for wildcard in [format!("list-{tag}%"), format!("list_{tag}-")] {
+        let found = repo
+            .list(&UserQuery {
+                email_prefix: Some(wildcard.clone()),
+                ..query(10)
+            })
+            .await
+            .unwrap();
+        assert!(
+            found.is_empty(),
+            "UserRepository contract: the prefix {wildcard:?} must match literally"
+        );
+    }
 }
 
 /// `ping` succeeds on a working store.
@@ -67,6 +226,7 @@ pub async fn create_then_find_round_trips(repo: &dyn UserRepository) {
         user: expected,
         password_hash: new_user.password_hash.clone(),
         language: Some(LANGUAGE.to_owned()),
+        status: AccountStatus::default(),
     };
 
     let by_email = repo.find_by_email(&new_user.email).await;
@@ -267,6 +427,7 @@ pub async fn replace_unverified_password_only_before_verification(repo: &dyn Use
             },
             password_hash: second.clone(),
             language: Some(LANGUAGE.to_owned()),
+            status: AccountStatus::default(),
         },
         "UserRepository contract: replace_unverified_password must set the hash and \
          updated_at, and nothing else"
@@ -384,6 +545,7 @@ pub async fn set_password_hash_works_in_any_state(repo: &dyn UserRepository) {
             },
             password_hash: reset_hash,
             language: Some(LANGUAGE.to_owned()),
+            status: AccountStatus::default(),
         },
         "UserRepository contract: set_password_hash must change the hash and updated_at only"
     );

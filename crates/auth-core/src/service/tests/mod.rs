@@ -34,6 +34,7 @@ use crate::testing::ManualClock;
 use crate::*;
 
 mod account;
+mod admin;
 mod breached;
 mod changes;
 mod codes;
@@ -128,6 +129,7 @@ fn creds(verified: bool) -> UserCredentials {
         user: user(verified),
         password_hash: PasswordHash::new(OLD_HASH),
         language: Some(LANGUAGE.to_owned()),
+        status: crate::domain::user::AccountStatus::default(),
     }
 }
 

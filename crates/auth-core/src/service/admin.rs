@@ -1,0 +1,422 @@
+//! Administration: roles, the privilege window, and what an administrator may do to other
+//! accounts (list, inspect, end sessions, resend the verification code, disable, enable,
+//! change the role, delete; ASVS 7.4.2, 7.4.5).
+//!
+//! Every operation checks, here in the core, that the acting session belongs to an enabled
+//! administrator (read fresh from the user store, so a demotion takes effect at once) and that
+//! the session's privilege window is open: the administrator gave the password again inside
+//! this session within [`AuthConfig::admin_reauth_window`](super::AuthConfig::admin_reauth_window).
+
+use chrono::{DateTime, Utc};
+use tracing::{info, instrument, warn};
+
+use super::changes::Companion;
+use super::guard::Reauth;
+use super::{add, short_id, AdminError, AuthService, ResendOtpError};
+use crate::domain::email::EmailAddress;
+use crate::domain::password::{Password, PasswordAttempt};
+use crate::domain::session::{ClientInfo, Session, SessionId};
+use crate::domain::user::{AccountSummary, NewUser, Role, UserCredentials, UserId, UserQuery};
+use crate::ports::{MailMessage, UserRepoError};
+
+/// Largest page of [`AuthService::admin_list_users`].
+pub const MAX_ACCOUNTS_PAGE: usize = 100;
+
+/// One page of accounts.
+#[derive(Debug, Clone)]
+pub struct AccountPage {
+    /// The accounts, in address order.
+    pub accounts: Vec<AccountSummary>,
+    /// The address the next page starts after; `None` on the last page.
+    pub next: Option<EmailAddress>,
+}
+
+/// One account as an administrator inspects it: the account and its live sessions.
+#[derive(Debug, Clone)]
+pub struct AdminAccount {
+    /// The account.
+    pub account: AccountSummary,
+    /// Its live sessions, newest first.
+    pub sessions: Vec<Session>,
+}
+
+fn summary(creds: UserCredentials) -> AccountSummary {
+    AccountSummary {
+        user: creds.user,
+        status: creds.status,
+    }
+}
+
+impl AuthService {
+    /// The session's account, if it is an enabled administrator: read from the user store,
+    /// not from the session, so a role change or a disabling counts at once.
+    /// [`AdminError::Unauthenticated`] when the account is gone, [`AdminError::Forbidden`]
+    /// when it is not an administrator (or is disabled).
+    pub async fn authorize_admin(&self, session: &Session) -> Result<UserCredentials, AdminError> {
+        let Some(creds) = self.ports.users.find_by_id(session.user.id).await? else {
+            return Err(AdminError::Unauthenticated);
+        };
+        if !creds.status.is_admin() || creds.status.is_disabled() {
+            warn!(
+                security_event = "admin_access_refused",
+                user_id = %session.user.id,
+                "administrative request refused: the account is not an administrator"
+            );
+            return Err(AdminError::Forbidden);
+        }
+        Ok(creds)
+    }
+
+    /// [`AuthService::authorize_admin`], and the session's privilege window must be open
+    /// ([`AdminError::ReauthenticationRequired`] otherwise).
+    async fn privileged(&self, session: &Session) -> Result<UserCredentials, AdminError> {
+        let creds = self.authorize_admin(session).await?;
+        let now = self.ports.clock.now();
+        match self.ports.sessions.privilege_window(session.id).await? {
+            Some(until) if now < until => Ok(creds),
+            _ => Err(AdminError::ReauthenticationRequired),
+        }
+    }
+
+    /// The target account of an administrative change, which must not be the actor's own.
+    async fn target(&self, actor: &Session, id: UserId) -> Result<UserCredentials, AdminError> {
+        if id == actor.user.id {
+            return Err(AdminError::OwnAccount);
+        }
+        self.ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+
+    /// Opens the session's privilege window for
+    /// [`AuthConfig::admin_reauth_window`](super::AuthConfig::admin_reauth_window): the
+    /// administrator gives the password again, under the re-authentication budgets (a
+    /// session that keeps giving wrong passwords is ended, as for any re-authentication).
+    /// Returns when the window closes.
+    #[instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn admin_reauthenticate(
+        &self,
+        session: &Session,
+        password: &PasswordAttempt,
+        client: &ClientInfo,
+    ) -> Result<DateTime<Utc>, AdminError> {
+        self.authorize_admin(session).await?;
+        match self.reauthenticate(session, password, client).await {
+            Ok(_) => {}
+            Err(Reauth::Gone | Reauth::SessionEnded) => return Err(AdminError::Unauthenticated),
+            Err(Reauth::WrongPassword) => {
+                info!("privilege window refused: wrong password");
+                return Err(AdminError::InvalidCredentials);
+            }
+            Err(Reauth::Stop(stop)) => return Err(stop.into()),
+        }
+        let now = self.ports.clock.now();
+        let until = add(now, self.config.admin_reauth_window);
+        self.ports
+            .sessions
+            .open_privilege_window(session.id, until, self.config.admin_reauth_window)
+            .await?;
+        info!(
+            security_event = "admin_privilege_window_opened",
+            session = %short_id(session.id),
+            "administrative privilege window opened"
+        );
+        Ok(until)
+    }
+
+    /// A page of accounts matching `query` (its `limit` is clamped to 1 to
+    /// [`MAX_ACCOUNTS_PAGE`]; its address prefix is lower-cased).
+    pub async fn admin_list_users(
+        &self,
+        actor: &Session,
+        query: UserQuery,
+    ) -> Result<AccountPage, AdminError> {
+        self.privileged(actor).await?;
+        let limit = query.limit.clamp(1, MAX_ACCOUNTS_PAGE);
+        let query = UserQuery {
+            email_prefix: query.email_prefix.map(|p| p.to_lowercase()),
+            limit: limit + 1,
+            ..query
+        };
+        let mut accounts = self.ports.users.list(&query).await?;
+        let next = if accounts.len() > limit {
+            accounts.truncate(limit);
+            accounts.last().map(|a| a.user.email.clone())
+        } else {
+            None
+        };
+        Ok(AccountPage { accounts, next })
+    }
+
+    /// One account and its live sessions.
+    pub async fn admin_get_user(
+        &self,
+        actor: &Session,
+        id: UserId,
+    ) -> Result<AdminAccount, AdminError> {
+        self.privileged(actor).await?;
+        let creds = self
+            .ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(AdminError::NotFound)?;
+        let sessions = self.list_sessions(id).await.map_err(|e| match e {
+            super::SessionError::NotFound => AdminError::NotFound,
+            super::SessionError::Failure(f) => AdminError::Failure(f),
+        })?;
+        Ok(AdminAccount {
+            account: summary(creds),
+            sessions,
+        })
+    }
+
+    /// Ends one session of the account (ASVS 7.4.5).
+    #[instrument(skip_all, fields(user_id = %id))]
+    pub async fn admin_revoke_session(
+        &self,
+        actor: &Session,
+        id: UserId,
+        session_id: SessionId,
+    ) -> Result<(), AdminError> {
+        self.privileged(actor).await?;
+        if !self.ports.sessions.delete_by_id(id, session_id).await? {
+            return Err(AdminError::NotFound);
+        }
+        info!(
+            security_event = "admin_session_revoked",
+            admin_id = %actor.user.id,
+            session = %short_id(session_id),
+            "an administrator ended a session"
+        );
+        Ok(())
+    }
+
+    /// Ends every session of the account (ASVS 7.4.5), winning races with logins in flight
+    /// like a logout everywhere. Returns how many there were.
+    #[instrument(skip_all, fields(user_id = %id))]
+    pub async fn admin_revoke_all(&self, actor: &Session, id: UserId) -> Result<u64, AdminError> {
+        self.privileged(actor).await?;
+        let creds = self
+            .ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(AdminError::NotFound)?;
+        let n = self.revoke_all(id, &creds.user.email, None).await?;
+        info!(
+            security_event = "admin_sessions_revoked",
+            admin_id = %actor.user.id,
+            revoked = n,
+            "an administrator ended every session of an account"
+        );
+        Ok(n)
+    }
+
+    /// Mails the account a new verification code, as [`AuthService::resend_otp`] would
+    /// (spending the budgets of the administrator's `client` and of the address).
+    /// [`AdminError::AlreadyVerified`] for a verified account.
+    pub async fn admin_resend_verification(
+        &self,
+        actor: &Session,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), AdminError> {
+        self.privileged(actor).await?;
+        let creds = self
+            .ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(AdminError::NotFound)?;
+        if creds.user.is_verified() {
+            return Err(AdminError::AlreadyVerified);
+        }
+        self.resend_otp(&creds.user.email, client)
+            .await
+            .map_err(|e| match e {
+                ResendOtpError::TooManyRequests { retry_after } => {
+                    AdminError::TooManyRequests { retry_after }
+                }
+                ResendOtpError::Failure(f) => AdminError::Failure(f),
+            })
+    }
+
+    /// Disables the account: it is marked first, then every session is ended (raising the
+    /// revocation epoch, so a login in flight leaves no session), and the owner is mailed.
+    /// Logins are refused with `AccountDisabled` from then on. Disabling a disabled account
+    /// ends its sessions again and mails nothing.
+    #[instrument(skip_all, fields(user_id = %id))]
+    pub async fn admin_disable_user(&self, actor: &Session, id: UserId) -> Result<(), AdminError> {
+        self.privileged(actor).await?;
+        let creds = self.target(actor, id).await?;
+        let now = self.ports.clock.now();
+        let written = if creds.status.is_disabled() {
+            None
+        } else {
+            let mail = Companion {
+                to: &creds.user.email,
+                message: MailMessage::AccountDisabled,
+                language: creds.language.as_deref(),
+            };
+            Some(self.set_disabled(id, Some(now), mail).await?)
+        };
+        // After the mark: a login that read the account before it had read the epoch before
+        // this raises it.
+        let n = self.revoke_all(id, &creds.user.email, None).await?;
+        info!(
+            security_event = "account_disabled",
+            admin_id = %actor.user.id,
+            revoked = n,
+            "an administrator disabled an account; every session ended"
+        );
+        if let Some(written) = written {
+            self.deliver_notice(written).await;
+        }
+        Ok(())
+    }
+
+    /// Enables a disabled account (its owner may log in again) and mails the owner; nothing
+    /// happens to an enabled one.
+    #[instrument(skip_all, fields(user_id = %id))]
+    pub async fn admin_enable_user(&self, actor: &Session, id: UserId) -> Result<(), AdminError> {
+        self.privileged(actor).await?;
+        let creds = self.target(actor, id).await?;
+        if !creds.status.is_disabled() {
+            return Ok(());
+        }
+        let mail = Companion {
+            to: &creds.user.email,
+            message: MailMessage::AccountEnabled,
+            language: creds.language.as_deref(),
+        };
+        let written = self.set_disabled(id, None, mail).await?;
+        info!(
+            security_event = "account_enabled",
+            admin_id = %actor.user.id,
+            "an administrator enabled an account"
+        );
+        self.deliver_notice(written).await;
+        Ok(())
+    }
+
+    /// Sets the account's role and mails the owner when it changed. Demoting or promoting
+    /// one's own account is [`AdminError::OwnAccount`].
+    #[instrument(skip_all, fields(user_id = %id, role = %role))]
+    pub async fn admin_set_role(
+        &self,
+        actor: &Session,
+        id: UserId,
+        role: Role,
+    ) -> Result<(), AdminError> {
+        self.privileged(actor).await?;
+        let creds = self.target(actor, id).await?;
+        if creds.status.role == role {
+            return Ok(());
+        }
+        let mail = Companion {
+            to: &creds.user.email,
+            message: match role {
+                Role::Admin => MailMessage::AdminRoleGranted,
+                Role::User => MailMessage::AdminRoleRevoked,
+            },
+            language: creds.language.as_deref(),
+        };
+        let written = self.set_role(id, role, mail).await?;
+        info!(
+            security_event = "role_changed",
+            admin_id = %actor.user.id,
+            "an administrator changed an account's role"
+        );
+        self.deliver_notice(written).await;
+        Ok(())
+    }
+
+    /// Deletes the account for good (ASVS 7.4.2): every session is ended before and after
+    /// the deletion (so a racing login leaves none) and the owner is mailed.
+    #[instrument(skip_all, fields(user_id = %id))]
+    pub async fn admin_delete_user(&self, actor: &Session, id: UserId) -> Result<(), AdminError> {
+        self.privileged(actor).await?;
+        let creds = self.target(actor, id).await?;
+        self.revoke_all(id, &creds.user.email, None).await?;
+        let mail = Companion {
+            to: &creds.user.email,
+            message: MailMessage::AccountDeletedByAdmin,
+            language: creds.language.as_deref(),
+        };
+        let deleted = self.delete_user(id, mail).await?;
+        self.revoke_all(id, &creds.user.email, None).await?;
+        let Some(notice) = deleted else {
+            return Err(AdminError::NotFound);
+        };
+        info!(
+            security_event = "account_deleted_by_admin",
+            admin_id = %actor.user.id,
+            "an administrator deleted an account; every session ended"
+        );
+        self.deliver_notice(notice).await;
+        Ok(())
+    }
+
+    /// Makes `email`'s account an administrator (the `admin promote` command: no session, no
+    /// window, no mail). [`AdminError::NotFound`] when there is no such account.
+    pub async fn promote_to_admin(&self, email: &EmailAddress) -> Result<UserId, AdminError> {
+        let creds = self
+            .ports
+            .users
+            .find_by_email(email)
+            .await?
+            .ok_or(AdminError::NotFound)?;
+        self.ports
+            .users
+            .set_role(creds.user.id, Role::Admin)
+            .await
+            .map_err(|e| match e {
+                UserRepoError::NotFound => AdminError::NotFound,
+                e => e.into(),
+            })?;
+        info!(
+            security_event = "role_changed",
+            user_id = %creds.user.id,
+            "account made an administrator from the command line"
+        );
+        Ok(creds.user.id)
+    }
+
+    /// Creates a verified administrator account (the `admin create` command: no session, no
+    /// mail). [`AdminError::EmailTaken`] when the address has an account,
+    /// [`AdminError::PasswordBreached`] when the password is on the breached-password list.
+    pub async fn create_admin(
+        &self,
+        email: &EmailAddress,
+        password: &Password,
+    ) -> Result<UserId, AdminError> {
+        if self.is_breached(password).await {
+            return Err(AdminError::PasswordBreached);
+        }
+        let password_hash = self.ports.hasher.hash(password.secret()).await?;
+        let now = self.ports.clock.now();
+        let new_user = NewUser {
+            id: UserId::from_uuid(self.ports.random.uuid()),
+            email: email.clone(),
+            password_hash,
+            created_at: now,
+            language: None,
+        };
+        let user = match self.ports.users.create(&new_user).await {
+            Ok(user) => user,
+            Err(UserRepoError::Duplicate) => return Err(AdminError::EmailTaken),
+            Err(e) => return Err(e.into()),
+        };
+        self.ports.users.mark_verified(user.id, now).await?;
+        self.ports.users.set_role(user.id, Role::Admin).await?;
+        info!(
+            security_event = "role_changed",
+            user_id = %user.id,
+            "administrator account created from the command line"
+        );
+        Ok(user.id)
+    }
+}

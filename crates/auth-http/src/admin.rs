@@ -1,0 +1,458 @@
+//! Handlers of the administration API (`/admin/...`): the privilege window, the account list,
+//! one account with its sessions, and the changes an administrator makes to other accounts.
+//!
+//! Every handler takes [`AdminSession`] (401 without a session, 403 `forbidden` for a
+//! non-administrator); the core checks the role again, fresh from the user store, and the
+//! privilege window (403 `reauthentication_required`) on every operation but `POST
+//! /admin/reauth`, which opens it.
+
+use actix_web::{web, HttpResponse};
+use auth_core::{AccountState, AccountSummary, Role, SessionId, UserId, UserQuery};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::dto::{AcceptedResponse, SessionDto};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::AdminSession;
+use crate::state::AppState;
+use crate::throttle::Client;
+
+type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
+type Wrapped<T> = std::result::Result<web::Json<T>, actix_web::Error>;
+type Answer = std::result::Result<HttpResponse, actix_web::Error>;
+
+/// Default page of `GET /admin/users`.
+const DEFAULT_USERS_PAGE: usize = 50;
+/// Longest address prefix a search takes.
+const MAX_PREFIX_CHARS: usize = 254;
+
+/// Registers the `/admin` routes; any other method on them answers 405 JSON.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    fn resource(path: &str) -> actix_web::Resource {
+        web::resource(path).default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+        }))
+    }
+    cfg.service(resource("/admin/reauth").route(web::post().to(reauth)))
+        .service(resource("/admin/users").route(web::get().to(list_users)))
+        .service(
+            resource("/admin/users/{id}")
+                .route(web::get().to(get_user))
+                .route(web::delete().to(delete_user)),
+        )
+        .service(resource("/admin/users/{id}/disable").route(web::post().to(disable_user)))
+        .service(resource("/admin/users/{id}/enable").route(web::post().to(enable_user)))
+        .service(resource("/admin/users/{id}/role").route(web::put().to(set_role)))
+        .service(
+            resource("/admin/users/{id}/resend-verification")
+                .route(web::post().to(resend_verification)),
+        )
+        .service(resource("/admin/users/{id}/sessions").route(web::delete().to(revoke_all)))
+        .service(
+            resource("/admin/users/{id}/sessions/{session_id}")
+                .route(web::delete().to(revoke_session)),
+        );
+}
+
+fn no_store() -> actix_web::HttpResponseBuilder {
+    let mut b = HttpResponse::Ok();
+    b.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    b
+}
+
+fn user_id(raw: &str) -> Result<UserId> {
+    UserId::parse(raw).ok_or(ApiError::NotFound)
+}
+
+/// `POST /admin/reauth`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminReauthRequest {
+    /// The administrator's password.
+    #[schema(value_type = String)]
+    pub password: SecretString,
+}
+
+/// `POST /admin/reauth` success.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminReauthResponse {
+    /// Until when this session may make administrative requests.
+    pub privileged_until: DateTime<Utc>,
+}
+
+/// An account as the administration API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUserDto {
+    /// Id.
+    pub id: Uuid,
+    /// Normalised address.
+    pub email: String,
+    /// Whether the address was verified.
+    pub email_verified: bool,
+    /// `user` or `admin`.
+    pub role: &'static str,
+    /// `unverified`, `active` or `disabled`.
+    pub state: &'static str,
+    /// When it was disabled, if it is.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Signup time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&AccountSummary> for AdminUserDto {
+    fn from(a: &AccountSummary) -> Self {
+        Self {
+            id: a.user.id.as_uuid(),
+            email: a.user.email.to_string(),
+            email_verified: a.user.is_verified(),
+            role: a.status.role.as_str(),
+            state: AccountState::of(&a.user, &a.status).as_str(),
+            disabled_at: a.status.disabled_at,
+            created_at: a.user.created_at,
+        }
+    }
+}
+
+/// `GET /admin/users` success.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUsersResponse {
+    /// The accounts, in address order.
+    pub users: Vec<AdminUserDto>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /admin/users/{id}` success.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUserResponse {
+    /// The account.
+    pub user: AdminUserDto,
+    /// Its live sessions, newest first (`current` is always false).
+    pub sessions: Vec<SessionDto>,
+}
+
+/// `DELETE /admin/users/{id}/sessions` success.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedResponse {
+    /// How many sessions were ended.
+    pub revoked: u64,
+}
+
+/// `PUT /admin/users/{id}/role`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleRequest {
+    /// `user` or `admin`.
+    pub role: String,
+}
+
+/// Query of `GET /admin/users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminUsersQuery {
+    /// Only addresses that start with this (case-insensitive, literal).
+    pub email: Option<String>,
+    /// `unverified`, `active` or `disabled`.
+    pub state: Option<String>,
+    /// `user` or `admin`.
+    pub role: Option<String>,
+    /// Accounts per page, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl AdminUsersQuery {
+    /// The search; 400 for a value out of range.
+    pub fn try_into_domain(self) -> Result<UserQuery> {
+        let bad = |m: &str| ApiError::InvalidRequest(m.to_owned());
+        let limit = match self.limit {
+            None => DEFAULT_USERS_PAGE,
+            Some(n) if (1..=auth_core::MAX_ACCOUNTS_PAGE as u32).contains(&n) => n as usize,
+            Some(_) => return Err(bad("limit must be between 1 and 100")),
+        };
+        let state = match self.state.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(
+                AccountState::parse(raw)
+                    .ok_or_else(|| bad("state must be unverified, active or disabled"))?,
+            ),
+        };
+        let role = match self.role.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(Role::parse(raw).ok_or_else(|| bad("role must be user or admin"))?),
+        };
+        let email_prefix = match self.email {
+            Some(p) if p.chars().count() > MAX_PREFIX_CHARS => {
+                return Err(bad("email is too long"));
+            }
+            Some(p) if p.is_empty() => None,
+            p => p,
+        };
+        let after = match self.cursor {
+            None => None,
+            Some(raw) => {
+                Some(auth_core::EmailAddress::parse(&raw).map_err(|_| bad("malformed cursor"))?)
+            }
+        };
+        Ok(UserQuery {
+            email_prefix,
+            state,
+            role,
+            after,
+            limit,
+        })
+    }
+}
+
+/// Open this session's administrative privilege window: the administrator's password again.
+#[utoipa::path(post, path = "/admin/reauth", request_body = AdminReauthRequest, tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = AdminReauthResponse, description = "The window is open until `privileged_until` (`ADMIN_REAUTH_WINDOW`, default 10 minutes)"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden`: not an administrator; `invalid_credentials`: wrong password"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget is spent; see `Retry-After`"),
+    ))]
+pub async fn reauth(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    client: Client,
+    body: Wrapped<AdminReauthRequest>,
+) -> Answer {
+    let password = auth_core::PasswordAttempt::parse(body?.into_inner().password)
+        .map_err(|_| ApiError::WrongCurrentPassword)?;
+    let until = state
+        .service
+        .admin_reauthenticate(&admin.0, &password, &client.0)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(no_store().json(AdminReauthResponse {
+        privileged_until: until,
+    }))
+}
+
+/// Search the accounts, in address order, a page at a time.
+#[utoipa::path(get, path = "/admin/users", tag = "admin", params(AdminUsersQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = AdminUsersResponse, description = "A page of accounts"),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: a malformed filter, `limit` or `cursor`"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden`: not an administrator; `reauthentication_required`: the privilege window is closed"),
+    ))]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    query: web::Query<AdminUsersQuery>,
+) -> Result {
+    let query = query.into_inner().try_into_domain()?;
+    let page = state.service.admin_list_users(&admin.0, query).await?;
+    Ok(no_store().json(AdminUsersResponse {
+        users: page.accounts.iter().map(AdminUserDto::from).collect(),
+        next_cursor: page.next.map(|e| e.to_string()),
+    }))
+}
+
+/// One account and its live sessions.
+#[utoipa::path(get, path = "/admin/users/{id}", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = AdminUserResponse, description = "The account and its sessions"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such account"),
+    ))]
+pub async fn get_user(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<String>,
+) -> Result {
+    let id = user_id(&path)?;
+    let found = state.service.admin_get_user(&admin.0, id).await?;
+    let nobody = SessionId::from_uuid(Uuid::nil());
+    Ok(no_store().json(AdminUserResponse {
+        user: AdminUserDto::from(&found.account),
+        sessions: found
+            .sessions
+            .iter()
+            .map(|s| SessionDto::new(s, nobody))
+            .collect(),
+    }))
+}
+
+/// Delete the account for good; every session ends and the owner is mailed.
+#[utoipa::path(delete, path = "/admin/users/{id}", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such account"),
+        (status = 409, body = ErrorBody, description = "`own_account`: the administrator's own account"),
+    ))]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<String>,
+) -> Result {
+    let id = user_id(&path)?;
+    state.service.admin_delete_user(&admin.0, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Disable the account: every session ends at once, logins are refused with 403
+/// `account_disabled`, and the owner is mailed.
+#[utoipa::path(post, path = "/admin/users/{id}/disable", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Disabled (or was already); no session of the account is left"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such account"),
+        (status = 409, body = ErrorBody, description = "`own_account`: the administrator's own account"),
+    ))]
+pub async fn disable_user(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<String>,
+) -> Result {
+    let id = user_id(&path)?;
+    state.service.admin_disable_user(&admin.0, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Enable a disabled account again; the owner is mailed.
+#[utoipa::path(post, path = "/admin/users/{id}/enable", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Enabled (or was already)"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such account"),
+        (status = 409, body = ErrorBody, description = "`own_account`: the administrator's own account"),
+    ))]
+pub async fn enable_user(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<String>,
+) -> Result {
+    let id = user_id(&path)?;
+    state.service.admin_enable_user(&admin.0, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Set the account's role; the owner is mailed when it changes.
+#[utoipa::path(put, path = "/admin/users/{id}/role", request_body = SetRoleRequest, tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "The role is set"),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: the role is not `user` or `admin`"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such account"),
+        (status = 409, body = ErrorBody, description = "`own_account`: the administrator's own account"),
+    ))]
+pub async fn set_role(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<String>,
+    body: Wrapped<SetRoleRequest>,
+) -> Answer {
+    let role = Role::parse(&body?.into_inner().role)
+        .ok_or_else(|| ApiError::InvalidRequest("role must be user or admin".into()))?;
+    let id = user_id(&path)?;
+    state
+        .service
+        .admin_set_role(&admin.0, id, role)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Mail the account a new verification code (an account not verified yet).
+#[utoipa::path(post, path = "/admin/users/{id}/resend-verification", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 202, body = AcceptedResponse, description = "A code is on its way (unless the address's mail cooldown is running)"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such account"),
+        (status = 409, body = ErrorBody, description = "`already_verified`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: see `Retry-After`"),
+    ))]
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    client: Client,
+    path: web::Path<String>,
+) -> Result {
+    let id = user_id(&path)?;
+    state
+        .service
+        .admin_resend_verification(&admin.0, id, &client.0)
+        .await?;
+    Ok(HttpResponse::Accepted().json(AcceptedResponse {
+        status: "accepted",
+        message: "A new verification code is on its way.",
+    }))
+}
+
+/// End every session of the account (ASVS 7.4.5).
+#[utoipa::path(delete, path = "/admin/users/{id}/sessions", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = RevokedResponse, description = "Every session ended"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such account"),
+    ))]
+pub async fn revoke_all(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<String>,
+) -> Result {
+    let id = user_id(&path)?;
+    let revoked = state.service.admin_revoke_all(&admin.0, id).await?;
+    Ok(no_store().json(RevokedResponse { revoked }))
+}
+
+/// End one session of the account.
+#[utoipa::path(delete, path = "/admin/users/{id}/sessions/{session_id}", tag = "admin",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The account's id"),
+        ("session_id" = uuid::Uuid, Path, description = "The session's public id"),
+    ),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such session of this account"),
+    ))]
+pub async fn revoke_session(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<(String, String)>,
+) -> Result {
+    let (id, session_id) = path.into_inner();
+    let id = user_id(&id)?;
+    let session_id = SessionId::parse(&session_id).ok_or(ApiError::NotFound)?;
+    state
+        .service
+        .admin_revoke_session(&admin.0, id, session_id)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,2 @@
+ALTER TABLE users DROP COLUMN disabled_at;
+ALTER TABLE users DROP COLUMN role;
