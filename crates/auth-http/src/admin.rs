@@ -430,7 +430,7 @@ pub async fn revoke_all(
 }
 
 /// End one session of the account.
-#[utoipa::path(delete, path = "/admin/users/{id}/sessions/{session_id}", tag = "admin",
+#[utoipa::path(delete, path = "/admin/users/{id}/sessions/{session_id}", tag = "admin", operation_id = "admin_revoke_session",
     params(
         ("id" = uuid::Uuid, Path, description = "The account's id"),
         ("session_id" = uuid::Uuid, Path, description = "The session's public id"),
