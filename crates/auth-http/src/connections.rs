@@ -125,6 +125,8 @@ pub async fn refuse(mut io: TcpStream) {
     let head = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
          retry-after: {RETRY_AFTER_SECS}\r\ncache-control: no-store\r\nconnection: close\r\n\
+         x-content-type-options: nosniff\r\nreferrer-policy: no-referrer\r\n\
+         x-frame-options: DENY\r\ncontent-security-policy: frame-ancestors 'none'\r\n\
          content-length: {}\r\n\r\n",
         body.len()
     );

@@ -420,6 +420,7 @@ fn result_label(answer: &Answer<'_>) -> &'static str {
         (_, Some(ErrorCode::InvalidMfaToken)) => "invalid_mfa_token",
         (_, Some(ErrorCode::EmailTaken)) => "email_taken",
         (_, Some(ErrorCode::WeakPassword)) => "weak_password",
+        (_, Some(ErrorCode::AccountDisabled)) => "disabled",
         (StatusCode::SERVICE_UNAVAILABLE, _) => "unavailable",
         (StatusCode::REQUEST_TIMEOUT, _) => "timeout",
         (s, _) if s.is_client_error() => "invalid_request",

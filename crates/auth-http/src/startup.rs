@@ -158,6 +158,9 @@ impl Application {
                         .error_handler(|e, _| json_error(e).into()),
                 )
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::InvalidRequest(format!("query string: {e}")).into()
+                }))
                 .app_data(web::PathConfig::default().error_handler(|e: PathError, _| {
                     ApiError::InvalidRequest(e.to_string()).into()
                 }))

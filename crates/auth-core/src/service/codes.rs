@@ -305,6 +305,12 @@ impl AuthService {
         if !creds.user.is_verified() {
             return Ok(());
         }
+        if creds.status.is_disabled() {
+            // No way back in through a mailed code (login or reset) while an administrator
+            // keeps the account disabled, and nobody can have the service mail it meanwhile.
+            info!(user_id = %creds.user.id, purpose = purpose.as_str(), "no code: the account is disabled");
+            return Ok(());
+        }
         let now = self.ports.clock.now();
         let sent = self
             .issue_code(

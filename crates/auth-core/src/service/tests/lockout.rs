@@ -311,3 +311,25 @@ fn with_protection_resend_inside_the_cooldown_is_silent() {
     h.nothing_sent_nor_stored();
     block_on(h.service().resend_otp(&email(), &client())).unwrap();
 }
+
+/// A disabled account gets no mailed code, neither to log in nor to reset its password: no
+/// way back in around the administrator, and nobody can have the service mail it meanwhile.
+/// The answer is the same as for any other address.
+#[test]
+fn a_disabled_account_is_mailed_no_login_or_reset_code() {
+    let mut disabled = creds(true);
+    disabled.status.disabled_at = Some(t0());
+    for purpose in [OtpPurpose::Login, OtpPurpose::ResetPassword] {
+        let mut h = Harness::new();
+        h.user_lookup(Some(disabled.clone()));
+        h.otps
+            .expect_claim_send_slot()
+            .returning(|_, _, _| Ok(SendSlot::Granted));
+        h.nothing_sent_nor_stored();
+        let service = h.service();
+        match purpose {
+            OtpPurpose::Login => block_on(service.request_login_code(&email(), &client())).unwrap(),
+            _ => block_on(service.forgot_password(&email(), &client())).unwrap(),
+        }
+    }
+}
