@@ -179,6 +179,59 @@ async fn admin_requests_need_a_recent_password(profile: Profile) {
     app.cleanup().await;
 }
 
+/// ASVS 6.3 / 7.4.2: a stolen administrator session and password are not enough when the
+/// administrator has two-factor authentication on: the privilege window also needs a current
+/// code; a missing or wrong one opens nothing (and a wrong one spends the re-authentication
+/// budget like a wrong password).
+async fn admin_privilege_window_needs_the_second_factor_when_totp_is_on(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let enrolled = crate::mfa::enrolled(&app).await;
+    promote(&app, &enrolled.email).await;
+    let token = &enrolled.token;
+
+    let res = app
+        .post_auth("/admin/reauth", token, Some(&json!({"password": PASSWORD})))
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "second_factor_required");
+    let res = app.get_auth("/admin/users", token).await;
+    assert_eq!(error_code(res).await, "reauthentication_required");
+
+    // A wrong code (the recovery codes are 10 characters; a TOTP code is 6 digits).
+    let right = crate::mfa::code_of(&enrolled.totp, crate::mfa::now() / 30);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let res = app
+        .post_auth(
+            "/admin/reauth",
+            token,
+            Some(&json!({"password": PASSWORD, "second_factor": wrong})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "invalid_second_factor");
+    let res = app.get_auth("/admin/users", token).await;
+    assert_eq!(error_code(res).await, "reauthentication_required");
+
+    // The code of the enrolment step was spent at confirmation: a recovery code works.
+    let res = app
+        .post_auth(
+            "/admin/reauth",
+            token,
+            Some(&json!({"password": PASSWORD, "second_factor": enrolled.codes[0]})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/admin/users", token).await.status(),
+        StatusCode::OK
+    );
+    app.cleanup().await;
+}
+
 /// A demoted administrator loses access at once, even with an open window: the role is read
 /// from the user store on every request, not from the session.
 async fn a_demoted_admin_loses_access_at_once(profile: Profile) {
@@ -602,6 +655,7 @@ async fn the_admin_page_is_served(profile: Profile) {
 crate::both_profiles!(
     admin_routes_refuse_anonymous_and_ordinary_accounts,
     admin_requests_need_a_recent_password,
+    admin_privilege_window_needs_the_second_factor_when_totp_is_on,
     a_demoted_admin_loses_access_at_once,
     an_admin_finds_users_and_sees_their_sessions,
     an_admin_ends_one_or_every_session_of_a_user,

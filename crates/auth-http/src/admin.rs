@@ -74,6 +74,10 @@ pub struct AdminReauthRequest {
     /// The administrator's password.
     #[schema(value_type = String)]
     pub password: SecretString,
+    /// With two-factor authentication on: a code from the app or a recovery code.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub second_factor: Option<SecretString>,
 }
 
 /// `POST /admin/reauth` success.
@@ -210,13 +214,14 @@ impl AdminUsersQuery {
     }
 }
 
-/// Open this session's administrative privilege window: the administrator's password again.
+/// Open this session's administrative privilege window: the administrator's password again,
+/// and with two-factor authentication on, a current code from the app or a recovery code.
 #[utoipa::path(post, path = "/admin/reauth", request_body = AdminReauthRequest, tag = "admin",
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, body = AdminReauthResponse, description = "The window is open until `privileged_until` (`ADMIN_REAUTH_WINDOW`, default 10 minutes)"),
         (status = 401, body = ErrorBody, description = "`unauthenticated`"),
-        (status = 403, body = ErrorBody, description = "`forbidden`: not an administrator; `invalid_credentials`: wrong password"),
+        (status = 403, body = ErrorBody, description = "`forbidden`: not an administrator; `invalid_credentials`: wrong password; `second_factor_required`: two-factor authentication is on and `second_factor` is missing; `invalid_second_factor`: a wrong or used code"),
         (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget is spent; see `Retry-After`"),
     ))]
 pub async fn reauth(
@@ -225,11 +230,13 @@ pub async fn reauth(
     client: Client,
     body: Wrapped<AdminReauthRequest>,
 ) -> Answer {
-    let password = auth_core::PasswordAttempt::parse(body?.into_inner().password)
+    let body = body?.into_inner();
+    let password = auth_core::PasswordAttempt::parse(body.password)
         .map_err(|_| ApiError::WrongCurrentPassword)?;
+    let factor = crate::dto::parse_second_factor(body.second_factor)?;
     let until = state
         .service
-        .admin_reauthenticate(&admin.0, &password, &client.0)
+        .admin_reauthenticate(&admin.0, &password, factor.as_ref(), &client.0)
         .await
         .map_err(ApiError::from)?;
     Ok(no_store().json(AdminReauthResponse {

@@ -12,8 +12,10 @@ use tracing::{info, instrument, warn};
 
 use super::changes::Companion;
 use super::guard::Reauth;
+use super::mfa::StepUp;
 use super::{add, short_id, AdminError, AuthService, ResendOtpError};
 use crate::domain::email::EmailAddress;
+use crate::domain::mfa::SecondFactor;
 use crate::domain::password::{Password, PasswordAttempt};
 use crate::domain::session::{ClientInfo, Session, SessionId};
 use crate::domain::user::{AccountSummary, NewUser, Role, UserCredentials, UserId, UserQuery};
@@ -93,24 +95,39 @@ impl AuthService {
     /// Opens the session's privilege window for
     /// [`AuthConfig::admin_reauth_window`](super::AuthConfig::admin_reauth_window): the
     /// administrator gives the password again, under the re-authentication budgets (a
-    /// session that keeps giving wrong passwords is ended, as for any re-authentication).
-    /// Returns when the window closes.
+    /// session that keeps giving wrong passwords is ended, as for any re-authentication),
+    /// and, with TOTP on, a current second factor (the step-up of every sensitive change: a
+    /// wrong one counts against the same budget). Returns when the window closes.
     #[instrument(skip_all, fields(user_id = %session.user.id))]
     pub async fn admin_reauthenticate(
         &self,
         session: &Session,
         password: &PasswordAttempt,
+        factor: Option<&SecondFactor>,
         client: &ClientInfo,
     ) -> Result<DateTime<Utc>, AdminError> {
         self.authorize_admin(session).await?;
-        match self.reauthenticate(session, password, client).await {
-            Ok(_) => {}
+        let creds = match self.reauthenticate(session, password, client).await {
+            Ok(creds) => creds,
             Err(Reauth::Gone | Reauth::SessionEnded) => return Err(AdminError::Unauthenticated),
             Err(Reauth::WrongPassword) => {
                 info!("privilege window refused: wrong password");
                 return Err(AdminError::InvalidCredentials);
             }
             Err(Reauth::Stop(stop)) => return Err(stop.into()),
+        };
+        match self.step_up(session, &creds, factor, client).await {
+            Ok(()) => {}
+            Err(StepUp::Required) => {
+                info!("privilege window refused: no second factor");
+                return Err(AdminError::SecondFactorRequired);
+            }
+            Err(StepUp::Wrong) => {
+                info!("privilege window refused: wrong second factor");
+                return Err(AdminError::InvalidSecondFactor);
+            }
+            Err(StepUp::SessionEnded) => return Err(AdminError::Unauthenticated),
+            Err(StepUp::Failure(f)) => return Err(f.into()),
         }
         let now = self.ports.clock.now();
         let until = add(now, self.config.admin_reauth_window);

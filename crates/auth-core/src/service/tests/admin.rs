@@ -84,7 +84,7 @@ fn an_ordinary_account_is_refused_every_administrative_operation() {
         Err(AdminError::Forbidden)
     ));
     assert!(matches!(
-        block_on(service.admin_reauthenticate(&s, &attempt(PASSWORD), &client())),
+        block_on(service.admin_reauthenticate(&s, &attempt(PASSWORD), None, &client())),
         Err(AdminError::Forbidden)
     ));
 }
@@ -156,6 +156,7 @@ fn the_password_opens_the_window_of_this_session_for_the_configured_time() {
     let until = block_on(h.service().admin_reauthenticate(
         &bobs_session(),
         &attempt(PASSWORD),
+        None,
         &client(),
     ))
     .unwrap();
@@ -172,6 +173,7 @@ fn a_wrong_password_opens_no_window() {
     let result = block_on(h.service().admin_reauthenticate(
         &bobs_session(),
         &attempt("wrong password"),
+        None,
         &client(),
     ));
     assert!(matches!(result, Err(AdminError::InvalidCredentials)));
