@@ -80,7 +80,7 @@ fn an_ordinary_account_is_refused_every_administrative_operation() {
         Err(AdminError::Forbidden)
     ));
     assert!(matches!(
-        block_on(service.admin_disable_user(&s, ada_id())),
+        block_on(service.admin_disable_user(&s, ada_id(), &client())),
         Err(AdminError::Forbidden)
     ));
     assert!(matches!(
@@ -191,9 +191,9 @@ fn an_administrator_cannot_disable_delete_or_demote_their_own_account() {
     let service = h.service();
     let s = bobs_session();
     for result in [
-        block_on(service.admin_disable_user(&s, bob().id)),
-        block_on(service.admin_set_role(&s, bob().id, Role::User)),
-        block_on(service.admin_delete_user(&s, bob().id)),
+        block_on(service.admin_disable_user(&s, bob().id, &client())),
+        block_on(service.admin_set_role(&s, bob().id, Role::User, &client())),
+        block_on(service.admin_delete_user(&s, bob().id, &client())),
     ] {
         assert!(matches!(result, Err(AdminError::OwnAccount)), "{result:?}");
     }
@@ -232,7 +232,11 @@ fn disabling_marks_the_account_then_ends_every_session_and_tells_the_owner() {
         .times(1)
         .returning(|_, _, _| Ok(()));
 
-    block_on(h.service().admin_disable_user(&bobs_session(), ada_id())).unwrap();
+    block_on(
+        h.service()
+            .admin_disable_user(&bobs_session(), ada_id(), &client()),
+    )
+    .unwrap();
 }
 
 #[test]
