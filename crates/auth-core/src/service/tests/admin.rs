@@ -87,6 +87,15 @@ fn an_ordinary_account_is_refused_every_administrative_operation() {
         block_on(service.admin_reauthenticate(&s, &attempt(PASSWORD), None, &client())),
         Err(AdminError::Forbidden)
     ));
+    // The TOTP store's `disable` is not expected: a call would fail the test.
+    assert!(matches!(
+        block_on(service.admin_reset_mfa(&s, ada_id(), &client())),
+        Err(AdminError::Forbidden)
+    ));
+    assert!(matches!(
+        block_on(service.admin_security_events(&s, ada_id(), None, 10)),
+        Err(AdminError::Forbidden)
+    ));
 }
 
 /// The role is read from the store, not the session: a disabled administrator, or one whose
@@ -194,6 +203,7 @@ fn an_administrator_cannot_disable_delete_or_demote_their_own_account() {
         block_on(service.admin_disable_user(&s, bob().id, &client())),
         block_on(service.admin_set_role(&s, bob().id, Role::User, &client())),
         block_on(service.admin_delete_user(&s, bob().id, &client())),
+        block_on(service.admin_reset_mfa(&s, bob().id, &client())),
     ] {
         assert!(matches!(result, Err(AdminError::OwnAccount)), "{result:?}");
     }
