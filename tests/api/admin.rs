@@ -101,6 +101,8 @@ fn routes(id: &str) -> Vec<(Method, String)> {
             Method::DELETE,
             format!("/admin/users/{id}/sessions/{session}"),
         ),
+        (Method::DELETE, format!("/admin/users/{id}/mfa")),
+        (Method::GET, format!("/admin/users/{id}/events")),
     ]
 }
 
@@ -176,6 +178,59 @@ async fn admin_requests_need_a_recent_password(profile: Profile) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    app.cleanup().await;
+}
+
+/// ASVS 6.3 / 7.4.2: a stolen administrator session and password are not enough when the
+/// administrator has two-factor authentication on: the privilege window also needs a current
+/// code; a missing or wrong one opens nothing (and a wrong one spends the re-authentication
+/// budget like a wrong password).
+async fn admin_privilege_window_needs_the_second_factor_when_totp_is_on(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let enrolled = crate::mfa::enrolled(&app).await;
+    promote(&app, &enrolled.email).await;
+    let token = &enrolled.token;
+
+    let res = app
+        .post_auth("/admin/reauth", token, Some(&json!({"password": PASSWORD})))
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "second_factor_required");
+    let res = app.get_auth("/admin/users", token).await;
+    assert_eq!(error_code(res).await, "reauthentication_required");
+
+    // A wrong code (the recovery codes are 10 characters; a TOTP code is 6 digits).
+    let right = crate::mfa::code_of(&enrolled.totp, crate::mfa::now() / 30);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let res = app
+        .post_auth(
+            "/admin/reauth",
+            token,
+            Some(&json!({"password": PASSWORD, "second_factor": wrong})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "invalid_second_factor");
+    let res = app.get_auth("/admin/users", token).await;
+    assert_eq!(error_code(res).await, "reauthentication_required");
+
+    // The code of the enrolment step was spent at confirmation: a recovery code works.
+    let res = app
+        .post_auth(
+            "/admin/reauth",
+            token,
+            Some(&json!({"password": PASSWORD, "second_factor": enrolled.codes[0]})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/admin/users", token).await.status(),
+        StatusCode::OK
+    );
     app.cleanup().await;
 }
 
@@ -586,6 +641,215 @@ async fn hasher_fills<T>(app: &TestApp, logins: &[tokio::task::JoinHandle<T>]) -
     false
 }
 
+/// The kinds of the newest `n` events of a history page.
+fn kinds(page: &Value, n: usize) -> Vec<String> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(n)
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An account whose owner lost the authenticator and the recovery codes gets back in: an
+/// administrator (only an administrator, with the privilege window open) turns its second
+/// factor off; every session of the account ends, the owner is mailed, the reset is in the
+/// account's history, and the owner logs in with the password alone.
+async fn an_admin_resets_a_users_lost_second_factor(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let (_, admin_token) = admin(&app).await;
+    let user = crate::mfa::enrolled(&app).await;
+    let id = user_id(&app, &user.token).await;
+    let path = format!("/admin/users/{id}/mfa");
+
+    // Not by the owner (nor any ordinary account) through the admin route.
+    let res = app.delete_auth(&path, &user.token).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "forbidden");
+    let body: Value = app.login(&user.email, PASSWORD).await.json().await.unwrap();
+    assert_eq!(body["mfa_required"], json!(true), "{body}");
+    let view: Value = app
+        .get_auth(&format!("/admin/users/{id}"), &admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["two_factor_enabled"], json!(true), "{view}");
+
+    let res = app.delete_auth(&path, &admin_token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    notice(&app, &user.email, "turned off two-factor").await;
+    assert_eq!(app.me(&user.token).await.status(), StatusCode::UNAUTHORIZED);
+
+    let token = app.token(&user.email, PASSWORD).await;
+    let view: Value = app
+        .get_auth(&format!("/admin/users/{id}"), &admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["two_factor_enabled"], json!(false), "{view}");
+    let page: Value = app
+        .get_auth("/me/events", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&page, 2),
+        ["login_succeeded", "two_factor_reset_by_admin"],
+        "{page}"
+    );
+    let reset = &page["events"][1];
+    assert!(
+        reset.get("ip").is_none(),
+        "the administrator's network is not shown: {reset}"
+    );
+
+    // Nothing to reset any more; no such account.
+    let res = app.delete_auth(&path, &admin_token).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let nobody = uuid::Uuid::new_v4();
+    let res = app
+        .delete_auth(&format!("/admin/users/{nobody}/mfa"), &admin_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    app.cleanup().await;
+}
+
+/// `GET /admin/users/{id}`, which must answer 200.
+async fn admin_view(app: &TestApp, admin_token: &str, id: &str) -> Value {
+    let res = app
+        .get_auth(&format!("/admin/users/{id}"), admin_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+/// The administrator sees why an account gets no mail: an address suppressed after a
+/// provider's report shows as suppressed, until when and why, in the account's view.
+async fn an_admin_sees_that_mail_to_a_user_is_suppressed(profile: Profile) {
+    let bounce = "bounce-token-bounce-token-bounce-token-0123";
+    let app = TestApp::spawn_with(profile, &[("BOUNCE_WEBHOOK_TOKEN", bounce)]).await;
+    let (_, admin_token) = admin(&app).await;
+    let email = app.verified_user().await;
+    let token = app.token(&email, PASSWORD).await;
+    let id = user_id(&app, &token).await;
+    let before = admin_view(&app, &admin_token, &id).await;
+    assert_eq!(before["mail_suppression"], Value::Null, "{before}");
+    assert_eq!(before["two_factor_enabled"], json!(false), "{before}");
+
+    let res = app
+        .client
+        .post(app.url("/mail/bounces"))
+        .header("authorization", format!("Bearer {bounce}"))
+        .json(&json!({ "address": email, "kind": "bounce" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let reported: Value = res.json().await.unwrap();
+
+    let after = admin_view(&app, &admin_token, &id).await;
+    assert_eq!(after["mail_suppression"]["reason"], "bounce", "{after}");
+    let until = after["mail_suppression"]["until"].as_str().unwrap();
+    let until = chrono::DateTime::parse_from_rfc3339(until).unwrap();
+    let expected =
+        chrono::DateTime::parse_from_rfc3339(reported["suppressed_until"].as_str().unwrap())
+            .unwrap();
+    assert!(
+        (until - expected).num_seconds().abs() <= 1,
+        "{until} vs {expected}"
+    );
+    assert!(until > chrono::Utc::now());
+    app.cleanup().await;
+}
+
+/// ASVS 16: what an administrator does to an account is in that account's history, for the
+/// owner (`/me/events`) and for administrators (`/admin/users/{id}/events`, privileged); the
+/// administrator's network is not shown to the owner.
+async fn admin_actions_are_in_the_users_security_history(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let (_, admin_token) = admin(&app).await;
+    let email = app.verified_user().await;
+    let token = app.token(&email, PASSWORD).await;
+    let id = user_id(&app, &token).await;
+    let events = format!("/admin/users/{id}/events");
+
+    let res = app.get_auth(&events, &token).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "not for the owner");
+    for action in ["disable", "enable"] {
+        let res = app
+            .post_auth(&format!("/admin/users/{id}/{action}"), &admin_token, None)
+            .await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT, "{action}");
+    }
+    let res = app
+        .delete_auth(&format!("/admin/users/{id}/sessions"), &admin_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let res = app
+        .get_auth(&format!("{events}?limit=3"), &admin_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: Value = res.json().await.unwrap();
+    assert_eq!(
+        kinds(&page, 3),
+        [
+            "sessions_ended_by_admin",
+            "account_enabled_by_admin",
+            "account_disabled_by_admin"
+        ],
+        "{page}"
+    );
+    assert!(page["next_cursor"].is_string(), "signup, login... follow");
+    let res = app
+        .get_auth(&format!("{events}?cursor=garbage"), &admin_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // The owner sees the same, after logging in again.
+    let token = app.token(&email, PASSWORD).await;
+    let mine: Value = app
+        .get_auth("/me/events", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&mine, 4),
+        [
+            "login_succeeded",
+            "sessions_ended_by_admin",
+            "account_enabled_by_admin",
+            "account_disabled_by_admin"
+        ],
+        "{mine}"
+    );
+    for e in mine["events"].as_array().unwrap().iter().skip(1).take(3) {
+        assert!(
+            e.get("ip").is_none() && e.get("user_agent").is_none(),
+            "{e}"
+        );
+    }
+
+    // A deleted account's history stays readable (deletion included) until it ages out.
+    let res = app
+        .delete_auth(&format!("/admin/users/{id}"), &admin_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let page: Value = app
+        .get_auth(&events, &admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kinds(&page, 1), ["account_deleted_by_admin"], "{page}");
+    app.cleanup().await;
+}
+
 /// The web UI's administration page is served, and an ordinary account's cookie gets 403 from
 /// the API behind it.
 async fn the_admin_page_is_served(profile: Profile) {
@@ -602,6 +866,7 @@ async fn the_admin_page_is_served(profile: Profile) {
 crate::both_profiles!(
     admin_routes_refuse_anonymous_and_ordinary_accounts,
     admin_requests_need_a_recent_password,
+    admin_privilege_window_needs_the_second_factor_when_totp_is_on,
     a_demoted_admin_loses_access_at_once,
     an_admin_finds_users_and_sees_their_sessions,
     an_admin_ends_one_or_every_session_of_a_user,
@@ -610,4 +875,7 @@ crate::both_profiles!(
     an_admin_resends_a_verification_code,
     a_login_racing_a_disable_keeps_no_session,
     the_admin_page_is_served,
+    an_admin_resets_a_users_lost_second_factor,
+    an_admin_sees_that_mail_to_a_user_is_suppressed,
+    admin_actions_are_in_the_users_security_history,
 );

@@ -16,32 +16,32 @@ both_profiles!(
 );
 
 /// The app's generator, from the `otpauth://` URI the API returned.
-fn app_of(enrolment: &Value) -> totp_rs::Totp {
+pub(crate) fn app_of(enrolment: &Value) -> totp_rs::Totp {
     totp_rs::Totp::from_url(enrolment["otpauth_uri"].as_str().unwrap()).unwrap()
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).unwrap()
 }
 
 /// The code of time step `step` (codes are named by step, not by the clock at the time of
 /// use, so a test that crosses a step boundary means the same codes; the server accepts one
 /// step of drift).
-fn code_of(app: &totp_rs::Totp, step: u64) -> String {
+pub(crate) fn code_of(app: &totp_rs::Totp, step: u64) -> String {
     app.generate(step * 30).to_string()
 }
 
 /// A verified user with TOTP on, confirmed with the code of the step then current:
 /// (address, session token, app, recovery codes). The app's `step` field is that step.
-struct Enrolled {
-    email: String,
-    token: String,
-    totp: totp_rs::Totp,
-    codes: Vec<String>,
-    step: u64,
+pub(crate) struct Enrolled {
+    pub(crate) email: String,
+    pub(crate) token: String,
+    pub(crate) totp: totp_rs::Totp,
+    pub(crate) codes: Vec<String>,
+    pub(crate) step: u64,
 }
 
-async fn enrolled(app: &TestApp) -> Enrolled {
+pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
     let email = app.verified_user().await;
     let token = app.token(&email, PASSWORD).await;
     let res = app

@@ -50,6 +50,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/admin/users/{id}/resend-verification")
                 .route(web::post().to(resend_verification)),
         )
+        .service(resource("/admin/users/{id}/mfa").route(web::delete().to(reset_mfa)))
+        .service(resource("/admin/users/{id}/events").route(web::get().to(user_events)))
         .service(resource("/admin/users/{id}/sessions").route(web::delete().to(revoke_all)))
         .service(
             resource("/admin/users/{id}/sessions/{session_id}")
@@ -74,6 +76,10 @@ pub struct AdminReauthRequest {
     /// The administrator's password.
     #[schema(value_type = String)]
     pub password: SecretString,
+    /// With two-factor authentication on: a code from the app or a recovery code.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub second_factor: Option<SecretString>,
 }
 
 /// `POST /admin/reauth` success.
@@ -134,6 +140,21 @@ pub struct AdminUserResponse {
     pub user: AdminUserDto,
     /// Its live sessions, newest first (`current` is always false).
     pub sessions: Vec<SessionDto>,
+    /// Whether the account has two-factor authentication (TOTP) on.
+    pub two_factor_enabled: bool,
+    /// When mail to the account's address is suppressed (after a rejection, a bounce or a
+    /// complaint): until when and why; `null` when mail goes out.
+    pub mail_suppression: Option<MailSuppressionDto>,
+}
+
+/// A suppression of mail to an address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailSuppressionDto {
+    /// No mail to the address until then.
+    pub until: DateTime<Utc>,
+    /// `rejected`, `bounce`, `complaint` or `operator`.
+    #[schema(example = "bounce")]
+    pub reason: &'static str,
 }
 
 /// `DELETE /admin/users/{id}/sessions` success.
@@ -210,13 +231,14 @@ impl AdminUsersQuery {
     }
 }
 
-/// Open this session's administrative privilege window: the administrator's password again.
+/// Open this session's administrative privilege window: the administrator's password again,
+/// and with two-factor authentication on, a current code from the app or a recovery code.
 #[utoipa::path(post, path = "/admin/reauth", request_body = AdminReauthRequest, tag = "admin",
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, body = AdminReauthResponse, description = "The window is open until `privileged_until` (`ADMIN_REAUTH_WINDOW`, default 10 minutes)"),
         (status = 401, body = ErrorBody, description = "`unauthenticated`"),
-        (status = 403, body = ErrorBody, description = "`forbidden`: not an administrator; `invalid_credentials`: wrong password"),
+        (status = 403, body = ErrorBody, description = "`forbidden`: not an administrator; `invalid_credentials`: wrong password; `second_factor_required`: two-factor authentication is on and `second_factor` is missing; `invalid_second_factor`: a wrong or used code"),
         (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget is spent; see `Retry-After`"),
     ))]
 pub async fn reauth(
@@ -225,11 +247,13 @@ pub async fn reauth(
     client: Client,
     body: Wrapped<AdminReauthRequest>,
 ) -> Answer {
-    let password = auth_core::PasswordAttempt::parse(body?.into_inner().password)
+    let body = body?.into_inner();
+    let password = auth_core::PasswordAttempt::parse(body.password)
         .map_err(|_| ApiError::WrongCurrentPassword)?;
+    let factor = crate::dto::parse_second_factor(body.second_factor)?;
     let until = state
         .service
-        .admin_reauthenticate(&admin.0, &password, &client.0)
+        .admin_reauthenticate(&admin.0, &password, factor.as_ref(), &client.0)
         .await
         .map_err(ApiError::from)?;
     Ok(no_store().json(AdminReauthResponse {
@@ -259,7 +283,8 @@ pub async fn list_users(
     }))
 }
 
-/// One account and its live sessions.
+/// One account, its live sessions, whether it has two-factor authentication on, and whether
+/// mail to its address is suppressed.
 #[utoipa::path(get, path = "/admin/users/{id}", tag = "admin",
     params(("id" = uuid::Uuid, Path, description = "The account's id")),
     security(("bearer" = []), ("cookie" = [])),
@@ -276,6 +301,18 @@ pub async fn get_user(
 ) -> Result {
     let id = user_id(&path)?;
     let found = state.service.admin_get_user(&admin.0, id).await?;
+    let mail_suppression = match &state.outbox {
+        Some(outbox) => outbox
+            .store()
+            .suppression(&found.account.user.email, Utc::now())
+            .await
+            .map_err(|e| ApiError::from_failure(e.into()))?
+            .map(|(until, reason)| MailSuppressionDto {
+                until,
+                reason: reason.as_str(),
+            }),
+        None => None,
+    };
     let nobody = SessionId::from_uuid(Uuid::nil());
     Ok(no_store().json(AdminUserResponse {
         user: AdminUserDto::from(&found.account),
@@ -284,6 +321,8 @@ pub async fn get_user(
             .iter()
             .map(|s| SessionDto::new(s, nobody))
             .collect(),
+        two_factor_enabled: found.two_factor,
+        mail_suppression,
     }))
 }
 
@@ -301,10 +340,14 @@ pub async fn get_user(
 pub async fn delete_user(
     state: web::Data<AppState>,
     admin: AdminSession,
+    client: Client,
     path: web::Path<String>,
 ) -> Result {
     let id = user_id(&path)?;
-    state.service.admin_delete_user(&admin.0, id).await?;
+    state
+        .service
+        .admin_delete_user(&admin.0, id, &client.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -323,10 +366,14 @@ pub async fn delete_user(
 pub async fn disable_user(
     state: web::Data<AppState>,
     admin: AdminSession,
+    client: Client,
     path: web::Path<String>,
 ) -> Result {
     let id = user_id(&path)?;
-    state.service.admin_disable_user(&admin.0, id).await?;
+    state
+        .service
+        .admin_disable_user(&admin.0, id, &client.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -344,10 +391,14 @@ pub async fn disable_user(
 pub async fn enable_user(
     state: web::Data<AppState>,
     admin: AdminSession,
+    client: Client,
     path: web::Path<String>,
 ) -> Result {
     let id = user_id(&path)?;
-    state.service.admin_enable_user(&admin.0, id).await?;
+    state
+        .service
+        .admin_enable_user(&admin.0, id, &client.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -366,6 +417,7 @@ pub async fn enable_user(
 pub async fn set_role(
     state: web::Data<AppState>,
     admin: AdminSession,
+    client: Client,
     path: web::Path<String>,
     body: Wrapped<SetRoleRequest>,
 ) -> Answer {
@@ -374,7 +426,7 @@ pub async fn set_role(
     let id = user_id(&path)?;
     state
         .service
-        .admin_set_role(&admin.0, id, role)
+        .admin_set_role(&admin.0, id, role, &client.0)
         .await
         .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent().finish())
@@ -422,10 +474,14 @@ pub async fn resend_verification(
 pub async fn revoke_all(
     state: web::Data<AppState>,
     admin: AdminSession,
+    client: Client,
     path: web::Path<String>,
 ) -> Result {
     let id = user_id(&path)?;
-    let revoked = state.service.admin_revoke_all(&admin.0, id).await?;
+    let revoked = state
+        .service
+        .admin_revoke_all(&admin.0, id, &client.0)
+        .await?;
     Ok(no_store().json(RevokedResponse { revoked }))
 }
 
@@ -445,6 +501,7 @@ pub async fn revoke_all(
 pub async fn revoke_session(
     state: web::Data<AppState>,
     admin: AdminSession,
+    client: Client,
     path: web::Path<(String, String)>,
 ) -> Result {
     let (id, session_id) = path.into_inner();
@@ -452,7 +509,71 @@ pub async fn revoke_session(
     let session_id = SessionId::parse(&session_id).ok_or(ApiError::NotFound)?;
     state
         .service
-        .admin_revoke_session(&admin.0, id, session_id)
+        .admin_revoke_session(&admin.0, id, session_id, &client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Turn the account's two-factor authentication off (its owner lost the authenticator and the
+/// recovery codes): every session of the account ends, the owner is mailed, and the reset is
+/// recorded in the account's security history.
+#[utoipa::path(delete, path = "/admin/users/{id}/mfa", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Two-factor authentication is off; the owner logs in with the password alone"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such account, or it has two-factor authentication off"),
+        (status = 409, body = ErrorBody, description = "`own_account`: the administrator's own account (turn it off with `DELETE /me/mfa/totp`)"),
+    ))]
+pub async fn reset_mfa(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    client: Client,
+    path: web::Path<String>,
+) -> Result {
+    let id = user_id(&path)?;
+    state
+        .service
+        .admin_reset_mfa(&admin.0, id, &client.0)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The account's security history, newest first, a page at a time (as `GET /me/events` shows
+/// it to its owner), including what administrators did to it. An account deleted lately still
+/// has its history until it ages out.
+#[utoipa::path(get, path = "/admin/users/{id}/events", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id"), crate::events::EventsQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = crate::events::EventsResponse, description = "A page of the account's security events"),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: a malformed `limit` or `cursor`"),
+        (status = 401, body = ErrorBody, description = "`unauthenticated`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: the id is not a UUID"),
+    ))]
+pub async fn user_events(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<String>,
+    // Wrapped so that a malformed query string gets the JSON 400 of every other bad input.
+    query: std::result::Result<web::Query<crate::events::EventsQuery>, actix_web::Error>,
+) -> Result {
+    let id = user_id(&path)?;
+    let query = query.map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let (after, limit) = query.into_inner().try_into_domain()?;
+    let page = state
+        .service
+        .admin_security_events(&admin.0, id, after, limit)
+        .await?;
+    Ok(no_store().json(crate::events::EventsResponse {
+        events: page
+            .events
+            .iter()
+            .map(crate::events::SecurityEventDto::from)
+            .collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
 }

@@ -498,6 +498,8 @@ impl From<auth_core::AdminError> for ApiError {
             AdminError::Forbidden => Self::Forbidden,
             AdminError::ReauthenticationRequired => Self::ReauthenticationRequired,
             AdminError::InvalidCredentials => Self::WrongCurrentPassword,
+            AdminError::SecondFactorRequired => Self::SecondFactorRequired,
+            AdminError::InvalidSecondFactor => Self::InvalidSecondFactor { at_login: false },
             AdminError::NotFound => Self::NotFound,
             AdminError::OwnAccount => Self::OwnAccount,
             AdminError::AlreadyVerified => Self::AlreadyVerified,

@@ -68,7 +68,9 @@ pub struct SecurityEventDto {
     /// What happened: `signup`, `verified`, `login_succeeded`, `login_failed`, `lockout`,
     /// `logout`, `logout_all`, `session_ended`, `password_changed`, `reset_requested`,
     /// `reset_completed`, `two_factor_enabled`, `two_factor_disabled`, `recovery_code_used`,
-    /// `account_deleted`.
+    /// `account_deleted`; what an administrator did: `account_disabled_by_admin`,
+    /// `account_enabled_by_admin`, `role_changed_by_admin`, `account_deleted_by_admin`,
+    /// `sessions_ended_by_admin`, `two_factor_reset_by_admin`.
     #[schema(example = "login_failed")]
     pub kind: &'static str,
     /// `login_failed` only: `bad_credentials`, `unverified`, `throttled`,

@@ -66,6 +66,8 @@ use crate::routes;
         crate::admin::resend_verification,
         crate::admin::revoke_all,
         crate::admin::revoke_session,
+        crate::admin::reset_mfa,
+        crate::admin::user_events,
     ),
     components(schemas(
         SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, LoginCodeVerifyRequest, Transport,
@@ -78,14 +80,14 @@ use crate::routes;
         crate::events::EventsResponse, crate::events::SecurityEventDto,
         crate::admin::AdminReauthRequest, crate::admin::AdminReauthResponse, crate::admin::AdminUserDto,
         crate::admin::AdminUsersResponse, crate::admin::AdminUserResponse, crate::admin::RevokedResponse,
-        crate::admin::SetRoleRequest,
+        crate::admin::SetRoleRequest, crate::admin::MailSuppressionDto,
     )),
     modifiers(&SecuritySchemes, &SharedResponses),
     tags(
         (name = "account", description = "Signup, verification, passwords"),
         (name = "session", description = "Login, sessions, logout"),
         (name = "operations", description = "Health and readiness"),
-        (name = "admin", description = "Administration: accounts, their sessions, roles; needs an administrator and a recent password (`POST /admin/reauth`)"),
+        (name = "admin", description = "Administration: accounts, their sessions, roles, second factors and security history; needs an administrator and a recent password (`POST /admin/reauth`)"),
         (name = "tokens", description = "Service tokens: short-lived access JWTs for a session, and the keys that verify them"),
     )
 )]

@@ -177,7 +177,8 @@ impl Renderer {
             | MailMessage::AccountEnabled
             | MailMessage::AccountDeletedByAdmin
             | MailMessage::AdminRoleGranted
-            | MailMessage::AdminRoleRevoked => (None, None, None),
+            | MailMessage::AdminRoleRevoked
+            | MailMessage::TotpResetByAdmin => (None, None, None),
         };
         let left = match message {
             MailMessage::RecoveryCodeUsed { left } => Some(*left),
@@ -330,6 +331,7 @@ fn samples() -> Vec<MailMessage> {
         MailMessage::AccountDeletedByAdmin,
         MailMessage::AdminRoleGranted,
         MailMessage::AdminRoleRevoked,
+        MailMessage::TotpResetByAdmin,
     ];
     let Ok(code) = OtpCode::parse("123456") else {
         return samples;

@@ -19,7 +19,7 @@ pub(crate) const SHARED_FILES: [&str; 3] = ["layout.html", "footer.txt", "durati
 pub(crate) const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 /// Every message kind, as [`auth_core::MailMessage::kind`] names it.
-pub(crate) const KINDS: [&str; 16] = [
+pub(crate) const KINDS: [&str; 17] = [
     "verify_email",
     "verify_email_again",
     "reset_password",
@@ -36,6 +36,7 @@ pub(crate) const KINDS: [&str; 16] = [
     "account_deleted_by_admin",
     "admin_role_granted",
     "admin_role_revoked",
+    "totp_reset_by_admin",
 ];
 
 /// Every template file name, the same in each language folder.
@@ -107,6 +108,9 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "en/admin_role_revoked.subject",
     "en/admin_role_revoked.txt",
     "en/admin_role_revoked.html",
+    "en/totp_reset_by_admin.subject",
+    "en/totp_reset_by_admin.txt",
+    "en/totp_reset_by_admin.html",
     "de/footer.txt",
     "de/duration.txt",
     "de/verify_email.subject",
@@ -157,6 +161,9 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "de/admin_role_revoked.subject",
     "de/admin_role_revoked.txt",
     "de/admin_role_revoked.html",
+    "de/totp_reset_by_admin.subject",
+    "de/totp_reset_by_admin.txt",
+    "de/totp_reset_by_admin.html",
 ];
 
 /// Why the mail templates could not be loaded. Each names the file (or folder) at fault.
@@ -443,6 +450,7 @@ mod tests {
             MailMessage::AccountDeletedByAdmin,
             MailMessage::AdminRoleGranted,
             MailMessage::AdminRoleRevoked,
+            MailMessage::TotpResetByAdmin,
         ]
         .map(|m| m.kind());
         assert_eq!(kinds, KINDS);

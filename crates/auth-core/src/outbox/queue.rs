@@ -124,7 +124,8 @@ fn supersede_key(message: &MailMessage) -> Option<&'static str> {
         | MailMessage::AccountEnabled
         | MailMessage::AccountDeletedByAdmin
         | MailMessage::AdminRoleGranted
-        | MailMessage::AdminRoleRevoked => None,
+        | MailMessage::AdminRoleRevoked
+        | MailMessage::TotpResetByAdmin => None,
     }
 }
 

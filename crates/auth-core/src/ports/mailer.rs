@@ -83,6 +83,9 @@ pub enum MailMessage {
     AdminRoleGranted,
     /// Notice that the account is no longer an administrator.
     AdminRoleRevoked,
+    /// Notice that an administrator turned the account's two-factor authentication off
+    /// (every session was ended).
+    TotpResetByAdmin,
 }
 
 impl MailMessage {
@@ -105,6 +108,7 @@ impl MailMessage {
             MailMessage::AccountDeletedByAdmin => "account_deleted_by_admin",
             MailMessage::AdminRoleGranted => "admin_role_granted",
             MailMessage::AdminRoleRevoked => "admin_role_revoked",
+            MailMessage::TotpResetByAdmin => "totp_reset_by_admin",
         }
     }
 
@@ -126,7 +130,8 @@ impl MailMessage {
             | MailMessage::AccountEnabled
             | MailMessage::AccountDeletedByAdmin
             | MailMessage::AdminRoleGranted
-            | MailMessage::AdminRoleRevoked => None,
+            | MailMessage::AdminRoleRevoked
+            | MailMessage::TotpResetByAdmin => None,
         }
     }
 }

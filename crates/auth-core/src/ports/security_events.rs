@@ -88,10 +88,22 @@ pub enum SecurityEventKind {
     RecoveryCodeUsed,
     /// The account was deleted.
     AccountDeleted,
+    /// An administrator disabled the account (every session ended).
+    AccountDisabledByAdmin,
+    /// An administrator enabled the account again.
+    AccountEnabledByAdmin,
+    /// An administrator changed the account's role.
+    RoleChangedByAdmin,
+    /// An administrator deleted the account.
+    AccountDeletedByAdmin,
+    /// An administrator ended one or every session of the account.
+    SessionsEndedByAdmin,
+    /// An administrator turned the account's two-factor authentication off.
+    TwoFactorResetByAdmin,
 }
 
 impl SecurityEventKind {
-    const SIMPLE: [Self; 14] = [
+    const SIMPLE: [Self; 20] = [
         Self::Signup,
         Self::Verified,
         Self::LoginSucceeded,
@@ -106,12 +118,20 @@ impl SecurityEventKind {
         Self::TwoFactorDisabled,
         Self::RecoveryCodeUsed,
         Self::AccountDeleted,
+        Self::AccountDisabledByAdmin,
+        Self::AccountEnabledByAdmin,
+        Self::RoleChangedByAdmin,
+        Self::AccountDeletedByAdmin,
+        Self::SessionsEndedByAdmin,
+        Self::TwoFactorResetByAdmin,
     ];
 
     /// The stored and published name: `signup`, `verified`, `login_succeeded`,
     /// `login_failed`, `lockout`, `logout`, `logout_all`, `session_ended`, `password_changed`,
     /// `reset_requested`, `reset_completed`, `two_factor_enabled`, `two_factor_disabled`,
-    /// `recovery_code_used`, `account_deleted`.
+    /// `recovery_code_used`, `account_deleted`, and for what an administrator did:
+    /// `account_disabled_by_admin`, `account_enabled_by_admin`, `role_changed_by_admin`,
+    /// `account_deleted_by_admin`, `sessions_ended_by_admin`, `two_factor_reset_by_admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Signup => "signup",
@@ -129,6 +149,12 @@ impl SecurityEventKind {
             Self::TwoFactorDisabled => "two_factor_disabled",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::AccountDeleted => "account_deleted",
+            Self::AccountDisabledByAdmin => "account_disabled_by_admin",
+            Self::AccountEnabledByAdmin => "account_enabled_by_admin",
+            Self::RoleChangedByAdmin => "role_changed_by_admin",
+            Self::AccountDeletedByAdmin => "account_deleted_by_admin",
+            Self::SessionsEndedByAdmin => "sessions_ended_by_admin",
+            Self::TwoFactorResetByAdmin => "two_factor_reset_by_admin",
         }
     }
 

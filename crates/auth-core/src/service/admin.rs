@@ -11,13 +11,16 @@ use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn};
 
 use super::changes::Companion;
+use super::events::EventPage;
 use super::guard::Reauth;
+use super::mfa::StepUp;
 use super::{add, short_id, AdminError, AuthService, ResendOtpError};
 use crate::domain::email::EmailAddress;
+use crate::domain::mfa::SecondFactor;
 use crate::domain::password::{Password, PasswordAttempt};
 use crate::domain::session::{ClientInfo, Session, SessionId};
 use crate::domain::user::{AccountSummary, NewUser, Role, UserCredentials, UserId, UserQuery};
-use crate::ports::{MailMessage, UserRepoError};
+use crate::ports::{EventCursor, MailMessage, SecurityEventKind, UserRepoError};
 
 /// Largest page of [`AuthService::admin_list_users`].
 pub const MAX_ACCOUNTS_PAGE: usize = 100;
@@ -38,6 +41,8 @@ pub struct AdminAccount {
     pub account: AccountSummary,
     /// Its live sessions, newest first.
     pub sessions: Vec<Session>,
+    /// Whether it has two-factor authentication (TOTP) on.
+    pub two_factor: bool,
 }
 
 fn summary(creds: UserCredentials) -> AccountSummary {
@@ -93,24 +98,39 @@ impl AuthService {
     /// Opens the session's privilege window for
     /// [`AuthConfig::admin_reauth_window`](super::AuthConfig::admin_reauth_window): the
     /// administrator gives the password again, under the re-authentication budgets (a
-    /// session that keeps giving wrong passwords is ended, as for any re-authentication).
-    /// Returns when the window closes.
+    /// session that keeps giving wrong passwords is ended, as for any re-authentication),
+    /// and, with TOTP on, a current second factor (the step-up of every sensitive change: a
+    /// wrong one counts against the same budget). Returns when the window closes.
     #[instrument(skip_all, fields(user_id = %session.user.id))]
     pub async fn admin_reauthenticate(
         &self,
         session: &Session,
         password: &PasswordAttempt,
+        factor: Option<&SecondFactor>,
         client: &ClientInfo,
     ) -> Result<DateTime<Utc>, AdminError> {
         self.authorize_admin(session).await?;
-        match self.reauthenticate(session, password, client).await {
-            Ok(_) => {}
+        let creds = match self.reauthenticate(session, password, client).await {
+            Ok(creds) => creds,
             Err(Reauth::Gone | Reauth::SessionEnded) => return Err(AdminError::Unauthenticated),
             Err(Reauth::WrongPassword) => {
                 info!("privilege window refused: wrong password");
                 return Err(AdminError::InvalidCredentials);
             }
             Err(Reauth::Stop(stop)) => return Err(stop.into()),
+        };
+        match self.step_up(session, &creds, factor, client).await {
+            Ok(()) => {}
+            Err(StepUp::Required) => {
+                info!("privilege window refused: no second factor");
+                return Err(AdminError::SecondFactorRequired);
+            }
+            Err(StepUp::Wrong) => {
+                info!("privilege window refused: wrong second factor");
+                return Err(AdminError::InvalidSecondFactor);
+            }
+            Err(StepUp::SessionEnded) => return Err(AdminError::Unauthenticated),
+            Err(StepUp::Failure(f)) => return Err(f.into()),
         }
         let now = self.ports.clock.now();
         let until = add(now, self.config.admin_reauth_window);
@@ -150,7 +170,7 @@ impl AuthService {
         Ok(AccountPage { accounts, next })
     }
 
-    /// One account and its live sessions.
+    /// One account, its live sessions and whether it has two-factor authentication on.
     pub async fn admin_get_user(
         &self,
         actor: &Session,
@@ -167,9 +187,11 @@ impl AuthService {
             super::SessionError::NotFound => AdminError::NotFound,
             super::SessionError::Failure(f) => AdminError::Failure(f),
         })?;
+        let two_factor = self.totp_enabled(id).await?;
         Ok(AdminAccount {
             account: summary(creds),
             sessions,
+            two_factor,
         })
     }
 
@@ -180,11 +202,14 @@ impl AuthService {
         actor: &Session,
         id: UserId,
         session_id: SessionId,
+        client: &ClientInfo,
     ) -> Result<(), AdminError> {
         self.privileged(actor).await?;
         if !self.ports.sessions.delete_by_id(id, session_id).await? {
             return Err(AdminError::NotFound);
         }
+        self.record_admin_event(id, SecurityEventKind::SessionsEndedByAdmin, client)
+            .await;
         info!(
             security_event = "admin_session_revoked",
             admin_id = %actor.user.id,
@@ -197,7 +222,12 @@ impl AuthService {
     /// Ends every session of the account (ASVS 7.4.5), winning races with logins in flight
     /// like a logout everywhere. Returns how many there were.
     #[instrument(skip_all, fields(user_id = %id))]
-    pub async fn admin_revoke_all(&self, actor: &Session, id: UserId) -> Result<u64, AdminError> {
+    pub async fn admin_revoke_all(
+        &self,
+        actor: &Session,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<u64, AdminError> {
         self.privileged(actor).await?;
         let creds = self
             .ports
@@ -212,6 +242,8 @@ impl AuthService {
             revoked = n,
             "an administrator ended every session of an account"
         );
+        self.record_admin_event(id, SecurityEventKind::SessionsEndedByAdmin, client)
+            .await;
         Ok(n)
     }
 
@@ -249,7 +281,12 @@ impl AuthService {
     /// Logins are refused with `AccountDisabled` from then on. Disabling a disabled account
     /// ends its sessions again and mails nothing.
     #[instrument(skip_all, fields(user_id = %id))]
-    pub async fn admin_disable_user(&self, actor: &Session, id: UserId) -> Result<(), AdminError> {
+    pub async fn admin_disable_user(
+        &self,
+        actor: &Session,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), AdminError> {
         self.privileged(actor).await?;
         let creds = self.target(actor, id).await?;
         let now = self.ports.clock.now();
@@ -273,6 +310,8 @@ impl AuthService {
             "an administrator disabled an account; every session ended"
         );
         if let Some(written) = written {
+            self.record_admin_event(id, SecurityEventKind::AccountDisabledByAdmin, client)
+                .await;
             self.deliver_notice(written).await;
         }
         Ok(())
@@ -281,7 +320,12 @@ impl AuthService {
     /// Enables a disabled account (its owner may log in again) and mails the owner; nothing
     /// happens to an enabled one.
     #[instrument(skip_all, fields(user_id = %id))]
-    pub async fn admin_enable_user(&self, actor: &Session, id: UserId) -> Result<(), AdminError> {
+    pub async fn admin_enable_user(
+        &self,
+        actor: &Session,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), AdminError> {
         self.privileged(actor).await?;
         let creds = self.target(actor, id).await?;
         if !creds.status.is_disabled() {
@@ -298,6 +342,8 @@ impl AuthService {
             admin_id = %actor.user.id,
             "an administrator enabled an account"
         );
+        self.record_admin_event(id, SecurityEventKind::AccountEnabledByAdmin, client)
+            .await;
         self.deliver_notice(written).await;
         Ok(())
     }
@@ -310,6 +356,7 @@ impl AuthService {
         actor: &Session,
         id: UserId,
         role: Role,
+        client: &ClientInfo,
     ) -> Result<(), AdminError> {
         self.privileged(actor).await?;
         let creds = self.target(actor, id).await?;
@@ -330,6 +377,8 @@ impl AuthService {
             admin_id = %actor.user.id,
             "an administrator changed an account's role"
         );
+        self.record_admin_event(id, SecurityEventKind::RoleChangedByAdmin, client)
+            .await;
         self.deliver_notice(written).await;
         Ok(())
     }
@@ -337,7 +386,12 @@ impl AuthService {
     /// Deletes the account for good (ASVS 7.4.2): every session is ended before and after
     /// the deletion (so a racing login leaves none) and the owner is mailed.
     #[instrument(skip_all, fields(user_id = %id))]
-    pub async fn admin_delete_user(&self, actor: &Session, id: UserId) -> Result<(), AdminError> {
+    pub async fn admin_delete_user(
+        &self,
+        actor: &Session,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), AdminError> {
         self.privileged(actor).await?;
         let creds = self.target(actor, id).await?;
         self.revoke_all(id, &creds.user.email, None).await?;
@@ -356,8 +410,71 @@ impl AuthService {
             admin_id = %actor.user.id,
             "an administrator deleted an account; every session ended"
         );
+        self.record_admin_event(id, SecurityEventKind::AccountDeletedByAdmin, client)
+            .await;
         self.deliver_notice(notice).await;
         Ok(())
+    }
+
+    /// Turns the account's two-factor authentication off (its owner lost the authenticator
+    /// and the recovery codes): the TOTP secret and recovery codes are deleted, every session
+    /// of the account ends (as when the owner turns it off), the owner is mailed and the reset
+    /// is recorded in the account's history. [`AdminError::NotFound`] when there is no such
+    /// account or it has no second factor; [`AdminError::OwnAccount`] for the administrator's
+    /// own (which needs the owner's step-up, `DELETE /me/mfa/totp`).
+    #[instrument(skip_all, fields(user_id = %id))]
+    pub async fn admin_reset_mfa(
+        &self,
+        actor: &Session,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), AdminError> {
+        self.privileged(actor).await?;
+        let creds = self.target(actor, id).await?;
+        if !self.totp_enabled(id).await? || !self.ports.totp.disable(id).await? {
+            return Err(AdminError::NotFound);
+        }
+        let n = self.revoke_all(id, &creds.user.email, None).await?;
+        warn!(
+            security_event = "totp_reset_by_admin",
+            admin_id = %actor.user.id,
+            revoked = n,
+            "an administrator turned an account's two-factor authentication off; every session ended"
+        );
+        self.record_admin_event(id, SecurityEventKind::TwoFactorResetByAdmin, client)
+            .await;
+        self.send_best_effort(
+            &creds.user.email,
+            &MailMessage::TotpResetByAdmin,
+            creds.language.as_deref(),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// One page of the account's security history, as
+    /// [`AuthService::security_events`] gives it to its owner. An id without an account (a
+    /// deleted one, say) has the events kept of it, if any.
+    pub async fn admin_security_events(
+        &self,
+        actor: &Session,
+        id: UserId,
+        after: Option<EventCursor>,
+        limit: usize,
+    ) -> Result<EventPage, AdminError> {
+        self.privileged(actor).await?;
+        Ok(self.security_events(id, after, limit).await?)
+    }
+
+    /// Records what an administrator did to account `id`: with the request's id (to find the
+    /// administrator in the logs), without the administrator's network or user agent, which
+    /// are not the owner's to see.
+    async fn record_admin_event(&self, id: UserId, kind: SecurityEventKind, client: &ClientInfo) {
+        let seen = ClientInfo {
+            request_id: client.request_id.clone(),
+            ..ClientInfo::default()
+        };
+        self.record_event(id, kind, &seen).await;
     }
 
     /// Makes `email`'s account an administrator (the `admin promote` command: no session, no

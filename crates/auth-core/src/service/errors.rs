@@ -419,6 +419,12 @@ pub enum AdminError {
     /// The password given to open the privilege window is wrong.
     #[error("the password is wrong")]
     InvalidCredentials,
+    /// The administrator has TOTP on and gave no second factor to open the privilege window.
+    #[error("a second factor is required")]
+    SecondFactorRequired,
+    /// The second factor given to open the privilege window is wrong or was used before.
+    #[error("the second factor is wrong")]
+    InvalidSecondFactor,
     /// No such account, or no such session of it.
     #[error("no such user or session")]
     NotFound,

@@ -168,13 +168,21 @@
     busy(button, async () => {
       const password = byId('reauth-password').value;
       if (!password) { formError('Enter your password.'); return; }
-      const r = await api('POST', '/admin/reauth', { password });
+      const code = byId('reauth-code').value.trim();
+      const body = code ? { password, second_factor: code } : { password };
+      const r = await api('POST', '/admin/reauth', body);
       if (!r.ok) {
         if (r.status === 401) { window.location.assign('/ui/login'); return; }
+        if (r.error.code === 'second_factor_required') {
+          formError('Enter a code from your authenticator app or a recovery code.');
+          byId('reauth-code').focus();
+          return;
+        }
         formError(r.error.code === 'invalid_credentials' ? 'The password is wrong.' : r.error.message);
         return;
       }
       byId('reauth-password').value = '';
+      byId('reauth-code').value = '';
       form.hidden = true;
       formError('');
       const retry = pending;

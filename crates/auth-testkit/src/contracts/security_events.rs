@@ -95,6 +95,12 @@ pub async fn an_event_round_trips_exactly(store: &dyn SecurityEvents) {
         SecurityEventKind::TwoFactorDisabled,
         SecurityEventKind::RecoveryCodeUsed,
         SecurityEventKind::AccountDeleted,
+        SecurityEventKind::AccountDisabledByAdmin,
+        SecurityEventKind::AccountEnabledByAdmin,
+        SecurityEventKind::RoleChangedByAdmin,
+        SecurityEventKind::AccountDeletedByAdmin,
+        SecurityEventKind::SessionsEndedByAdmin,
+        SecurityEventKind::TwoFactorResetByAdmin,
     ];
     let mut written = Vec::new();
     for (i, kind) in kinds.into_iter().enumerate() {

@@ -80,11 +80,20 @@ fn an_ordinary_account_is_refused_every_administrative_operation() {
         Err(AdminError::Forbidden)
     ));
     assert!(matches!(
-        block_on(service.admin_disable_user(&s, ada_id())),
+        block_on(service.admin_disable_user(&s, ada_id(), &client())),
         Err(AdminError::Forbidden)
     ));
     assert!(matches!(
-        block_on(service.admin_reauthenticate(&s, &attempt(PASSWORD), &client())),
+        block_on(service.admin_reauthenticate(&s, &attempt(PASSWORD), None, &client())),
+        Err(AdminError::Forbidden)
+    ));
+    // The TOTP store's `disable` is not expected: a call would fail the test.
+    assert!(matches!(
+        block_on(service.admin_reset_mfa(&s, ada_id(), &client())),
+        Err(AdminError::Forbidden)
+    ));
+    assert!(matches!(
+        block_on(service.admin_security_events(&s, ada_id(), None, 10)),
         Err(AdminError::Forbidden)
     ));
 }
@@ -156,6 +165,7 @@ fn the_password_opens_the_window_of_this_session_for_the_configured_time() {
     let until = block_on(h.service().admin_reauthenticate(
         &bobs_session(),
         &attempt(PASSWORD),
+        None,
         &client(),
     ))
     .unwrap();
@@ -172,6 +182,7 @@ fn a_wrong_password_opens_no_window() {
     let result = block_on(h.service().admin_reauthenticate(
         &bobs_session(),
         &attempt("wrong password"),
+        None,
         &client(),
     ));
     assert!(matches!(result, Err(AdminError::InvalidCredentials)));
@@ -189,9 +200,10 @@ fn an_administrator_cannot_disable_delete_or_demote_their_own_account() {
     let service = h.service();
     let s = bobs_session();
     for result in [
-        block_on(service.admin_disable_user(&s, bob().id)),
-        block_on(service.admin_set_role(&s, bob().id, Role::User)),
-        block_on(service.admin_delete_user(&s, bob().id)),
+        block_on(service.admin_disable_user(&s, bob().id, &client())),
+        block_on(service.admin_set_role(&s, bob().id, Role::User, &client())),
+        block_on(service.admin_delete_user(&s, bob().id, &client())),
+        block_on(service.admin_reset_mfa(&s, bob().id, &client())),
     ] {
         assert!(matches!(result, Err(AdminError::OwnAccount)), "{result:?}");
     }
@@ -230,7 +242,11 @@ fn disabling_marks_the_account_then_ends_every_session_and_tells_the_owner() {
         .times(1)
         .returning(|_, _, _| Ok(()));
 
-    block_on(h.service().admin_disable_user(&bobs_session(), ada_id())).unwrap();
+    block_on(
+        h.service()
+            .admin_disable_user(&bobs_session(), ada_id(), &client()),
+    )
+    .unwrap();
 }
 
 #[test]
