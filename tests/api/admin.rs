@@ -259,6 +259,23 @@ async fn a_demoted_admin_loses_access_at_once(profile: Profile) {
     assert_eq!(error_code(res).await, "forbidden");
     notice(&app, &second_email, "no longer an administrator").await;
 
+    // Made an administrator again, the old session does not find its window still open.
+    let res = app
+        .client
+        .request(
+            Method::PUT,
+            app.url(&format!("/admin/users/{second_id}/role")),
+        )
+        .bearer_auth(&first)
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app.get_auth("/admin/users", &second).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "reauthentication_required");
+
     // Nobody changes their own role (or disables or deletes their own account).
     let first_id = user_id(&app, &first).await;
     let res = app
@@ -442,22 +459,25 @@ async fn a_disabled_account_loses_its_sessions_and_cannot_log_in(profile: Profil
     let res = app.login(&email, "not the password at all").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
+    // No way back in by a mailed code either: the answers are the usual ones (they must not
+    // tell the account's state), but no login or reset code is mailed while it is disabled.
     let res = app.post("/login/code", &json!({"email": email})).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    notice(&app, &email, "login code").await;
-    let code = app
+    let res = app.post("/forgot-password", &json!({"email": email})).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    notice(&app, &email, "was disabled").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let codes: Vec<String> = app
         .mail
         .messages_to(&email)
         .iter()
-        .find(|m| m.subject().contains("login code"))
-        .unwrap()
-        .code();
-    let res = app
-        .post("/login/code/verify", &json!({"email": email, "otp": code}))
-        .await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert_eq!(error_code(res).await, "account_disabled");
-    notice(&app, &email, "was disabled").await;
+        .map(|m| m.subject())
+        .filter(|s| s.contains("login code") || s.contains("password reset code"))
+        .collect();
+    assert!(
+        codes.is_empty(),
+        "codes mailed to a disabled account: {codes:?}"
+    );
 
     let listed: Value = app
         .get_auth(&format!("/admin/users/{id}"), &token)
@@ -863,7 +883,38 @@ async fn the_admin_page_is_served(profile: Profile) {
     app.cleanup().await;
 }
 
+/// The account search checks the caller before it reads its parameters (a stranger learns
+/// nothing, not even that one was malformed), answers every malformed one with the JSON 400,
+/// and a control character (a NUL, which PostgreSQL refuses in text) is one of them, not a 500.
+async fn the_account_search_checks_the_caller_first_and_refuses_control_characters(
+    profile: Profile,
+) {
+    let app = TestApp::spawn(profile).await;
+    let user = app.verified_user().await;
+    let user_token = app.token(&user, PASSWORD).await;
+    let (_, admin_token) = admin(&app).await;
+
+    let res = app.get_auth("/admin/users?limit=abc", &user_token).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(res).await, "forbidden");
+    for query in [
+        "limit=abc",
+        "email=a%00",
+        "email=%00",
+        "email=%25%00",
+        "email=a%0A",
+    ] {
+        let res = app
+            .get_auth(&format!("/admin/users?{query}"), &admin_token)
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(error_code(res).await, "invalid_request", "{query}");
+    }
+    app.cleanup().await;
+}
+
 crate::both_profiles!(
+    the_account_search_checks_the_caller_first_and_refuses_control_characters,
     admin_routes_refuse_anonymous_and_ordinary_accounts,
     admin_requests_need_a_recent_password,
     admin_privilege_window_needs_the_second_factor_when_totp_is_on,

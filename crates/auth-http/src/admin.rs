@@ -213,6 +213,10 @@ impl AdminUsersQuery {
                 return Err(bad("email is too long"));
             }
             Some(p) if p.is_empty() => None,
+            // No address holds one, and PostgreSQL refuses a NUL in text.
+            Some(p) if p.chars().any(char::is_control) => {
+                return Err(bad("email must not contain control characters"));
+            }
             p => p,
         };
         let after = match self.cursor {
@@ -272,9 +276,13 @@ pub async fn reauth(
     ))]
 pub async fn list_users(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     admin: AdminSession,
-    query: web::Query<AdminUsersQuery>,
 ) -> Result {
+    // Read only once the caller is known to be an administrator: a stranger learns nothing
+    // about the parameters, not even that one was malformed.
+    let query = web::Query::<AdminUsersQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::InvalidRequest(format!("query string: {e}")))?;
     let query = query.into_inner().try_into_domain()?;
     let page = state.service.admin_list_users(&admin.0, query).await?;
     Ok(no_store().json(AdminUsersResponse {

@@ -372,6 +372,17 @@ impl AuthService {
             language: creds.language.as_deref(),
         };
         let written = self.set_role(id, role, mail).await?;
+        if role != Role::Admin {
+            // A window opened as an administrator must not outlive the role: were the account
+            // made an administrator again, its old sessions would start inside one.
+            let now = self.ports.clock.now();
+            for session in self.ports.sessions.list_for_user(id).await? {
+                self.ports
+                    .sessions
+                    .open_privilege_window(session.id, now, self.config.admin_reauth_window)
+                    .await?;
+            }
+        }
         info!(
             security_event = "role_changed",
             admin_id = %actor.user.id,

@@ -316,6 +316,22 @@ impl AuthService {
             );
             return Err(SecondStepError::AccountDisabled);
         }
+        // A revocation since the password was checked (a password change or reset, logout
+        // everywhere, a disable): the session would be refused anyway, so the factor must not
+        // be spent on it (a recovery code would be gone for nothing).
+        if self
+            .ports
+            .sessions
+            .revocation_epoch(&creds.user.email)
+            .await?
+            != challenge.epoch
+        {
+            info!(
+                security_event = "mfa_token_refused",
+                "second login step refused: the sessions were revoked after the password step"
+            );
+            return Err(SecondStepError::InvalidToken);
+        }
         let left = match self.check_second_factor(&creds.user, factor, now).await {
             Ok(left) => left,
             Err(Refused::Wrong) => {

@@ -273,3 +273,56 @@ fn a_disabled_account_cannot_log_in_even_with_the_right_password() {
     );
     assert!(matches!(result, Err(LoginError::InvalidCredentials)));
 }
+
+/// A demotion closes the privilege window of every session of the account: were it made an
+/// administrator again, its old sessions would otherwise start inside the window they had.
+#[test]
+fn a_demotion_closes_the_privilege_windows_of_the_account() {
+    let mut h = Harness::new();
+    h.users
+        .expect_find_by_id()
+        .withf(|id| *id == bob().id)
+        .returning(|_| Ok(Some(bob_creds(Role::Admin, false))));
+    h.users
+        .expect_find_by_id()
+        .withf(|id| *id == ada_id())
+        .returning(|_| {
+            let mut ada = super::creds(true);
+            ada.status.role = Role::Admin;
+            Ok(Some(ada))
+        });
+    window(&mut h, Some(at(secs(60))));
+    h.users
+        .expect_set_role()
+        .withf(|id, role| *id == ada_id() && *role == Role::User)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let adas = [
+        session(1, user(true), t0(), at(ONE_DAY)),
+        session(2, user(true), t0(), at(ONE_DAY)),
+    ];
+    let listed = adas.clone();
+    h.sessions
+        .expect_list_for_user()
+        .withf(|id| *id == ada_id())
+        .returning(move |_| Ok(listed.to_vec()));
+    let closed = Arc::new(Mutex::new(Vec::new()));
+    let c = closed.clone();
+    h.sessions
+        .expect_open_privilege_window()
+        .returning(move |id, until, _| {
+            c.lock().unwrap().push((id, until));
+            Ok(())
+        });
+    h.mailer.expect_send_localized().returning(|_, _, _| Ok(()));
+    let service = h.service();
+
+    block_on(service.admin_set_role(&bobs_session(), ada_id(), Role::User, &client())).unwrap();
+
+    let closed = closed.lock().unwrap().clone();
+    assert_eq!(
+        closed,
+        adas.iter().map(|s| (s.id, t0())).collect::<Vec<_>>(),
+        "each of Ada's windows now ends at once"
+    );
+}

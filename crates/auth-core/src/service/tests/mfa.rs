@@ -526,3 +526,34 @@ fn turning_totp_off_needs_password_and_code_ends_other_sessions_and_mails_the_ow
     // A password alone logs in again.
     block_on(svc.login(&email(), &attempt(PASSWORD), client())).unwrap();
 }
+
+/// A revocation between the two steps (password change, logout everywhere, a disable) makes
+/// the second-step token worthless *before* the factor is checked: a recovery code given to
+/// it is not used up for a session that would be refused anyway.
+#[test]
+fn a_revocation_between_the_steps_spends_no_recovery_code() {
+    let (mut h, store, _, _) = mfa_harness();
+    h.custom_epochs = true;
+    let epoch = Arc::new(AtomicUsize::new(0));
+    let e = epoch.clone();
+    h.sessions
+        .expect_revocation_epoch()
+        .returning(move |_| Ok(e.load(Ordering::SeqCst) as u64));
+    h.sessions
+        .expect_bump_revocation_epoch()
+        .returning(|_| Ok(()));
+    let svc = h.service();
+    let codes = enrol(&svc, &store);
+    let pending = first_step(&svc, client());
+    epoch.fetch_add(1, Ordering::SeqCst);
+
+    let factor = SecondFactor::Recovery(codes[0].clone());
+    let r = block_on(svc.login_second_factor(&pending.token, &factor, client(), None));
+
+    assert!(matches!(r, Err(SecondStepError::InvalidToken)), "{r:?}");
+    let left = block_on(store.get(ada_id())).unwrap().unwrap();
+    assert_eq!(left.recovery_codes_left, 10, "the code was not spent");
+    // The code still works on a fresh first step.
+    let pending = first_step(&svc, client());
+    block_on(svc.login_second_factor(&pending.token, &factor, client(), None)).unwrap();
+}
