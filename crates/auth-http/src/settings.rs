@@ -154,8 +154,8 @@ pub struct Settings {
     /// `ARGON2_QUEUE`: requests allowed to wait for a hashing thread; one more gets 503
     /// (default: 64 per hashing thread; `0` refuses as soon as every thread is busy).
     pub argon2_queue: Option<usize>,
-    /// `ARGON2_NICE`: nice value of the hashing threads, 0–19 (default 5; Linux): when the
-    /// cores are busy, the threads that answer requests go first.
+    /// `ARGON2_NICE`: nice value of the hashing threads, 0–19 (default 0; Linux): above 0,
+    /// when the cores are busy, the threads that answer requests go first.
     pub argon2_nice: u8,
     /// `HTTP_WORKERS`: actix worker threads (default: number of cores).
     pub workers: Option<usize>,
@@ -1341,7 +1341,8 @@ mod tests {
         assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(s.max_sessions_per_user, 100);
         assert_eq!(s.max_connections_per_client, Some(64));
-        assert_eq!(s.argon2_nice, 5);
+        assert_eq!(s.argon2_nice, 0);
+        assert_eq!(with(&[("ARGON2_NICE", "5")]).unwrap().argon2_nice, 5);
         assert_eq!(with(&[("ARGON2_NICE", "0")]).unwrap().argon2_nice, 0);
         assert_eq!(with(&[("ARGON2_NICE", "19")]).unwrap().argon2_nice, 19);
         let s = with(&[
