@@ -383,11 +383,7 @@ impl AuthService {
         }
         let id = creds.user.id;
         self.revoke_all(id, &creds.user.email, None).await?;
-        let mail = Companion {
-            to: &creds.user.email,
-            message: MailMessage::AccountDeleted,
-            language: creds.language.as_deref(),
-        };
+        let mail = Companion::to_owner(&creds, MailMessage::AccountDeleted);
         let deleted = self.delete_user(id, mail).await?;
         self.revoke_all(id, &creds.user.email, None).await?;
         let Some(notice) = deleted else {

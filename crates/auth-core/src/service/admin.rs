@@ -293,11 +293,7 @@ impl AuthService {
         let written = if creds.status.is_disabled() {
             None
         } else {
-            let mail = Companion {
-                to: &creds.user.email,
-                message: MailMessage::AccountDisabled,
-                language: creds.language.as_deref(),
-            };
+            let mail = Companion::to_owner(&creds, MailMessage::AccountDisabled);
             Some(self.set_disabled(id, Some(now), mail).await?)
         };
         // After the mark: a login that read the account before it had read the epoch before
@@ -331,11 +327,7 @@ impl AuthService {
         if !creds.status.is_disabled() {
             return Ok(());
         }
-        let mail = Companion {
-            to: &creds.user.email,
-            message: MailMessage::AccountEnabled,
-            language: creds.language.as_deref(),
-        };
+        let mail = Companion::to_owner(&creds, MailMessage::AccountEnabled);
         let written = self.set_disabled(id, None, mail).await?;
         info!(
             security_event = "account_enabled",
@@ -363,14 +355,13 @@ impl AuthService {
         if creds.status.role == role {
             return Ok(());
         }
-        let mail = Companion {
-            to: &creds.user.email,
-            message: match role {
+        let mail = Companion::to_owner(
+            &creds,
+            match role {
                 Role::Admin => MailMessage::AdminRoleGranted,
                 Role::User => MailMessage::AdminRoleRevoked,
             },
-            language: creds.language.as_deref(),
-        };
+        );
         let written = self.set_role(id, role, mail).await?;
         if role != Role::Admin {
             // A window opened as an administrator must not outlive the role: were the account
@@ -406,11 +397,7 @@ impl AuthService {
         self.privileged(actor).await?;
         let creds = self.target(actor, id).await?;
         self.revoke_all(id, &creds.user.email, None).await?;
-        let mail = Companion {
-            to: &creds.user.email,
-            message: MailMessage::AccountDeletedByAdmin,
-            language: creds.language.as_deref(),
-        };
+        let mail = Companion::to_owner(&creds, MailMessage::AccountDeletedByAdmin);
         let deleted = self.delete_user(id, mail).await?;
         self.revoke_all(id, &creds.user.email, None).await?;
         let Some(notice) = deleted else {

@@ -21,6 +21,20 @@ pub(super) struct Companion<'a> {
     pub(super) language: Option<&'a str>,
 }
 
+impl<'a> Companion<'a> {
+    /// `message` to the account's owner, in the account's language.
+    pub(super) fn to_owner(
+        creds: &'a crate::domain::user::UserCredentials,
+        message: MailMessage,
+    ) -> Self {
+        Self {
+            to: &creds.user.email,
+            message,
+            language: creds.language.as_deref(),
+        }
+    }
+}
+
 /// A [`Companion`] once its change is made: sealed into the outbox with the change, or still
 /// to be sent.
 #[derive(Debug)]

@@ -68,11 +68,7 @@ impl AuthService {
         }
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         let now = self.ports.clock.now();
-        let mail = Companion {
-            to: &creds.user.email,
-            message: MailMessage::PasswordChanged,
-            language: creds.language.as_deref(),
-        };
+        let mail = Companion::to_owner(&creds, MailMessage::PasswordChanged);
         let notice = match self
             .set_password_hash(creds.user.id, &hash, now, mail)
             .await
@@ -137,11 +133,7 @@ impl AuthService {
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         self.consume_code(purpose, email, &matched.mac).await?;
         let now = self.ports.clock.now();
-        let mail = Companion {
-            to: &creds.user.email,
-            message: MailMessage::PasswordChanged,
-            language: creds.language.as_deref(),
-        };
+        let mail = Companion::to_owner(&creds, MailMessage::PasswordChanged);
         let notice = match self
             .set_password_hash(creds.user.id, &hash, now, mail)
             .await
