@@ -488,7 +488,7 @@ async fn start(
     Option<String>,
 ) {
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
-    let cookie_name = if settings.cookie_secure {
+    let cookie_name = if settings.http.cookie_secure {
         "__Host-session"
     } else {
         "session"

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use auth_http::settings::{AppEnv, ConfigError, Settings, SmtpTls};
+use auth_http::settings::{AppEnv, ConfigError, Settings};
+use auth_smtp::TlsMode;
 use auth_smtp::{SmtpConfigError, SmtpMailer};
 use serde::Deserialize;
 use serde_norway::Value;
@@ -690,10 +691,10 @@ fn with(env: &HashMap<String, String>, overrides: &[(&str, &str)]) -> HashMap<St
 }
 
 /// The mailer `auth_http::wiring::build_service` builds from these settings (the same
-/// mapping), minus the connection: sender, credentials and TLS are checked without any network.
+/// settings), minus the connection: sender, credentials and TLS are checked without any network.
 fn mailer(settings: &Settings) -> Result<SmtpMailer, SmtpConfigError> {
-    let smtp = settings.smtp.as_ref().expect("SMTP is configured");
-    SmtpMailer::new(auth_http::wiring::smtp_settings(settings, smtp))
+    let smtp = settings.mail.smtp.clone().expect("SMTP is configured");
+    SmtpMailer::new(smtp)
 }
 
 fn url(env: &HashMap<String, String>, var: &str) -> Url {
@@ -779,21 +780,22 @@ async fn the_api_environment_is_complete_and_accepted_by_the_settings() {
         AppEnv::Development,
         "Mailpit has no TLS: development only"
     );
-    assert!(s.auth_secret.is_some());
+    assert!(s.auth.secret.is_some());
     assert!(
-        !s.cookie_secure,
+        !s.http.cookie_secure,
         "served over plain http://localhost: COOKIE_SECURE=false"
     );
     assert!(
-        s.bind_addr.ip().is_unspecified(),
+        s.http.bind_addr.ip().is_unspecified(),
         "BIND_ADDR {} must listen on all interfaces, or the published port reaches nothing",
-        s.bind_addr
+        s.http.bind_addr
     );
     let smtp = s
+        .mail
         .smtp
         .as_ref()
         .expect("SMTP is configured (mail to Mailpit)");
-    assert_eq!(smtp.tls, SmtpTls::None);
+    assert_eq!(smtp.tls, TlsMode::None);
     assert!(
         smtp.username.is_none() && smtp.password.is_none(),
         "Mailpit needs no login"
@@ -867,7 +869,7 @@ fn urls_name_compose_services_on_their_ports_with_their_credentials() {
 
     // Mailpit: SMTP on 1025 inside the network, web inbox published on 8025.
     let s = settings(&env).unwrap();
-    let smtp = s.smtp.unwrap();
+    let smtp = s.mail.smtp.unwrap();
     let mailpit = service(&compose, &smtp.host);
     assert!(mailpit
         .image
@@ -1021,7 +1023,7 @@ fn every_service_is_health_checked_and_waited_for() {
     for host in [
         url(&env, "DATABASE_URL").host_str().unwrap().to_owned(),
         url(&env, "REDIS_URL").host_str().unwrap().to_owned(),
-        s.smtp.unwrap().host,
+        s.mail.smtp.unwrap().host,
     ] {
         assert!(
             deps.contains(&host),
@@ -1389,8 +1391,8 @@ async fn the_readme_production_overrides_are_accepted() {
 
     // A real server with STARTTLS on 587 or implicit TLS on 465, in production.
     for (port, tls, expected) in [
-        ("587", "starttls", SmtpTls::StartTls),
-        ("465", "implicit", SmtpTls::Implicit),
+        ("587", "starttls", TlsMode::StartTls),
+        ("465", "implicit", TlsMode::Implicit),
     ] {
         let prod = with(
             &env,
@@ -1408,7 +1410,7 @@ async fn the_readme_production_overrides_are_accepted() {
         );
         let s = settings(&prod).unwrap_or_else(|e| panic!("production override refused: {e}"));
         assert_eq!(s.app_env, AppEnv::Production);
-        let smtp = s.smtp.as_ref().unwrap();
+        let smtp = s.mail.smtp.as_ref().unwrap();
         assert_eq!((smtp.port, smtp.tls), (port.parse().unwrap(), expected));
         mailer(&s)
             .map(drop)

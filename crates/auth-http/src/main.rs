@@ -140,13 +140,14 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let workers = settings
+        .http
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let wanted = workers.saturating_mul(settings.max_connections);
+    let wanted = workers.saturating_mul(settings.http.max_connections);
     match auth_http::server::raise_fd_limit() {
         Some(limit) if (limit as usize) < wanted.saturating_add(256) => tracing::warn!(
             open_files = limit,
-            max_connections = settings.max_connections,
+            max_connections = settings.http.max_connections,
             workers,
             "the open-file limit is below HTTP_WORKERS x MAX_CONNECTIONS: connections beyond \
              it will be refused by the kernel"
@@ -155,8 +156,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => {}
     }
     let app = Application::build(settings.clone()).await?;
-    tracing::info!(addr = %settings.bind_addr.ip(), port = app.port(), "listening");
-    let ip = match settings.bind_addr.ip() {
+    tracing::info!(addr = %settings.http.bind_addr.ip(), port = app.port(), "listening");
+    let ip = match settings.http.bind_addr.ip() {
         ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         ip => ip,
     };

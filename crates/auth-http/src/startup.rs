@@ -58,7 +58,7 @@ impl Application {
     /// queues nothing).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (service, outbox, probes) = crate::wiring::build_observed_service(&settings).await?;
-        let metrics = match settings.metrics_addr {
+        let metrics = match settings.metrics.addr {
             Some(_) => Some(Metrics::new(probes)?),
             None => None,
         };
@@ -66,7 +66,7 @@ impl Application {
         // Ends by itself once the server (the last holder of the service) is gone.
         crate::events::spawn_pruner(Arc::downgrade(&service), settings.events.retention());
         let mut app = Self::with_parts(&settings, service, Some(outbox.clone()), metrics.clone())?;
-        if settings.mail_delivery == MailDelivery::Outbox {
+        if settings.mail.delivery == MailDelivery::Outbox {
             app.courier = Some(outbox.spawn_observed_courier(metrics));
         }
         Ok(app)
@@ -77,7 +77,7 @@ impl Application {
     /// With `METRICS_ADDR`, its requests are counted (the gauges of adapters it was not built
     /// with are absent).
     pub fn with_service(settings: &Settings, service: Arc<AuthService>) -> anyhow::Result<Self> {
-        let metrics = match settings.metrics_addr {
+        let metrics = match settings.metrics.addr {
             Some(_) => Some(Metrics::new(crate::metrics::Probes::default())?),
             None => None,
         };
@@ -90,15 +90,15 @@ impl Application {
         outbox: Option<MailOutbox>,
         metrics: Option<Metrics>,
     ) -> anyhow::Result<Self> {
-        let listener = server::bind(settings.bind_addr, server::LISTEN_BACKLOG)?;
+        let listener = server::bind(settings.http.bind_addr, server::LISTEN_BACKLOG)?;
         // Bound before the API's server starts, so a taken port stops the start-up.
-        let metrics_server = match (settings.metrics_addr, &metrics) {
+        let metrics_server = match (settings.metrics.addr, &metrics) {
             (Some(addr), Some(metrics)) => {
                 let listener = server::bind(addr, 128)
                     .with_context(|| format!("binding METRICS_ADDR {addr}"))?;
                 let port = listener.local_addr()?.port();
                 tracing::info!(addr = %addr.ip(), port, "metrics: GET /metrics (Prometheus)");
-                let token = settings.metrics_token.clone();
+                let token = settings.metrics.token.clone();
                 Some((
                     port,
                     crate::metrics::serve(listener, metrics.clone(), token)?,
@@ -127,24 +127,24 @@ impl Application {
         let state = web::Data::new(AppState {
             service,
             cookie: CookiePolicy {
-                secure: settings.cookie_secure,
+                secure: settings.http.cookie_secure,
             },
             origins: OriginPolicy {
-                allowed: settings.allowed_origins.clone(),
-                secure_cookie: settings.cookie_secure,
+                allowed: settings.http.allowed_origins.clone(),
+                secure_cookie: settings.http.cookie_secure,
             },
             client_ip: ClientIpPolicy {
-                trusted_proxies: settings.trusted_proxies.clone(),
+                trusted_proxies: settings.http.trusted_proxies.clone(),
             },
             outbox,
-            bounce_token: settings.outbox.bounce_token.clone(),
-            ops_token: settings.outbox.ops_token.clone(),
-            uniform_answer_time: settings.uniform_answer_time,
+            bounce_token: settings.mail.outbox.bounce_token.clone(),
+            ops_token: settings.mail.outbox.ops_token.clone(),
+            uniform_answer_time: settings.auth.uniform_answer_time,
             tokens,
         });
         let openapi = ApiDoc::openapi();
-        let hsts = settings.cookie_secure;
-        let request_timeout = settings.request_timeout;
+        let hsts = settings.http.cookie_secure;
+        let request_timeout = settings.http.request_timeout;
         let app =
             move || {
                 let mut app = App::new().app_data(state.clone());
@@ -196,16 +196,16 @@ impl Application {
                 .wrap(TracingLogger::<RequestSpan>::new())
             };
         let mut builder = actix_server::Server::build()
-            .max_concurrent_connections(settings.max_connections)
+            .max_concurrent_connections(settings.http.max_connections)
             .backlog(server::LISTEN_BACKLOG.unsigned_abs())
-            .shutdown_timeout(settings.shutdown_timeout.as_secs());
-        if let Some(workers) = settings.workers {
+            .shutdown_timeout(settings.http.shutdown_timeout.as_secs());
+        if let Some(workers) = settings.http.workers {
             builder = builder.workers(workers);
         }
         let connections = crate::connections::ClientConnections::new(
-            settings.max_connections_per_client,
-            settings.throttle.ipv6_prefix_len,
-            &settings.trusted_proxies,
+            settings.http.max_connections_per_client,
+            settings.auth.throttle.ipv6_prefix_len,
+            &settings.http.trusted_proxies,
         );
         let shutdown = builder.graceful_shutdown_signal();
         let builder = builder.listen("auth-http", listener, move || {

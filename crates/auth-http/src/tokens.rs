@@ -22,7 +22,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use sha2::Digest as _;
 
-use crate::settings::{AppEnv, ConfigError};
+use crate::settings::{AppEnv, ConfigError, Env};
 
 /// Default of `JWT_TTL`.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
@@ -35,10 +35,6 @@ pub const DEFAULT_KEY_FILE: &str = "data/jwt-signing-key.pem";
 pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 /// The most keys `JWT_SIGNING_KEYS` may hold (one signing, the rest being rotated in or out).
 pub const MAX_KEYS: usize = 8;
-
-/// How a section reader looks a setting up: the first non-empty of the names, trimmed, with
-/// the name it was found under.
-pub type Lookup<'a> = &'a dyn Fn(&[&'static str]) -> Option<(&'static str, String)>;
 
 /// `JWT_*`: service tokens.
 #[derive(Debug, Clone)]
@@ -62,17 +58,19 @@ pub struct TokenSettings {
 }
 
 impl TokenSettings {
-    /// Reads `JWT_*` through `get` (the first non-empty of the names, trimmed).
-    pub fn from_lookup(
-        get: Lookup<'_>,
+    /// Reads `JWT_*`.
+    pub fn read(
+        env: &Env<'_>,
         app_env: AppEnv,
         bind_addr: std::net::SocketAddr,
     ) -> Result<Self, ConfigError> {
         let err = |var: &'static str, message: String| ConfigError { var, message };
         let dev = app_env == AppEnv::Development;
-        let signing_keys = get(&["JWT_SIGNING_KEYS"]).map(|(_, v)| SecretString::from(v));
+        let signing_keys = env
+            .first(&["JWT_SIGNING_KEYS"])
+            .map(|(_, v)| SecretString::from(v));
         let enabled = dev || signing_keys.is_some();
-        let issuer = match get(&["JWT_ISSUER"]) {
+        let issuer = match env.first(&["JWT_ISSUER"]) {
             Some((_, v)) => v.trim_end_matches('/').to_owned(),
             None if !dev && enabled => {
                 return Err(err(
@@ -100,10 +98,11 @@ impl TokenSettings {
                 ),
             ));
         }
-        let audience = get(&["JWT_AUDIENCE"])
+        let audience = env
+            .first(&["JWT_AUDIENCE"])
             .map(|(_, v)| v)
             .unwrap_or_else(|| DEFAULT_AUDIENCE.into());
-        let ttl = match get(&["JWT_TTL"]) {
+        let ttl = match env.first(&["JWT_TTL"]) {
             None => DEFAULT_TOKEN_TTL,
             Some((var, raw)) => {
                 let ttl = match raw.parse::<u64>() {
@@ -123,7 +122,8 @@ impl TokenSettings {
                 ttl
             }
         };
-        let key_file = get(&["JWT_KEY_FILE"])
+        let key_file = env
+            .first(&["JWT_KEY_FILE"])
             .map(|(_, v)| PathBuf::from(v))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE));
         let settings = Self {

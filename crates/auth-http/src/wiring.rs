@@ -5,59 +5,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use auth_argon2::{Argon2Hasher, Argon2Settings};
+use auth_argon2::Argon2Hasher;
 use auth_core::outbox::MailSeal;
 use auth_core::{
-    AuthConfig, AuthPorts, AuthService, BreachedPasswords, Mailer, OsRandom, OtpSecret, OtpStore,
-    OutboxStore, PasswordPolicy, RateLimiter, SessionStore, SystemClock, UserRepository,
+    AuthPorts, AuthService, BreachedPasswords, Mailer, OsRandom, OtpSecret, OtpStore, OutboxStore,
+    RateLimiter, SessionStore, SystemClock, UserRepository,
 };
-use auth_memory::{MemorySettings, MemoryStore};
-use auth_postgres::{run_migrations, MigrationError, PgUserRepository, PostgresSettings};
-use auth_redis::{RedisSettings, RedisStore};
-use auth_smtp::{FileMailer, SmtpMailer, SmtpSettings, TlsMode};
-use auth_sqlite::{SqliteSettings, SqliteUserRepository};
+use auth_memory::MemoryStore;
+use auth_postgres::{run_migrations, MigrationError, PgUserRepository};
+use auth_redis::RedisStore;
+use auth_smtp::{FileMailer, SmtpMailer};
+use auth_sqlite::SqliteUserRepository;
 
 use crate::mail::MailOutbox;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretBox};
 
 use crate::settings::{
-    AppEnv, BreachedPasswordSettings, MailDelivery, Settings, SmtpConfig, SmtpTls,
+    AppEnv, BreachedPasswordSettings, DatabaseSettings, MailDelivery, SessionStoreSettings,
+    Settings,
 };
-
-fn postgres_settings(settings: &Settings) -> PostgresSettings {
-    let mut pg = PostgresSettings::new(settings.database_url.clone());
-    pg.connect_timeout = settings.dependency_timeout;
-    pg.acquire_timeout = settings.dependency_timeout;
-    // The server ends a stuck statement (statement_timeout/lock_timeout, set below this)
-    // before a request has waited longer than any other dependency.
-    pg.query_timeout = settings.dependency_timeout;
-    pg.ca_file.clone_from(&settings.database_ca_file);
-    pg
-}
-
-/// The SMTP adapter's settings for `smtp` (`SMTP_*`, `MAIL_FROM`, `DEPENDENCY_TIMEOUT`).
-pub fn smtp_settings(settings: &Settings, smtp: &SmtpConfig) -> SmtpSettings {
-    let tls = match smtp.tls {
-        SmtpTls::Implicit => TlsMode::Implicit,
-        SmtpTls::StartTls => TlsMode::StartTls,
-        SmtpTls::None => TlsMode::None,
-    };
-    let mut s = SmtpSettings::new(smtp.host.clone(), tls, settings.mail_from.clone());
-    s.port = smtp.port;
-    s.username = smtp.username.clone();
-    s.password = smtp.password.clone();
-    // Sending a message takes a few round trips: never less than 5 s for the whole of it.
-    s.timeout = settings
-        .dependency_timeout
-        .max(std::time::Duration::from_secs(5));
-    s
-}
 
 /// The mail templates: the built-in ones, with `MAIL_TEMPLATES_DIR` laid over them when set.
 /// A template that does not load stops the start-up, naming the file.
 pub fn mail_renderer(settings: &Settings) -> anyhow::Result<auth_smtp::Renderer> {
-    match &settings.mail_templates_dir {
+    match &settings.mail.templates_dir {
         Some(dir) => auth_smtp::Renderer::with_overrides(dir).with_context(|| {
             format!(
                 "loading the mail templates in MAIL_TEMPLATES_DIR {}",
@@ -68,27 +40,15 @@ pub fn mail_renderer(settings: &Settings) -> anyhow::Result<auth_smtp::Renderer>
     }
 }
 
-fn is_postgres(settings: &Settings) -> bool {
-    let url = settings.database_url.expose_secret();
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-fn sqlite_settings(settings: &Settings) -> anyhow::Result<SqliteSettings> {
-    SqliteSettings::from_url(settings.database_url.expose_secret())
-        .context("DATABASE_URL is not a valid sqlite:// URL")
-}
-
 /// Applies pending migrations (safe when several instances do it at once).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let applied = if is_postgres(settings) {
-        run_migrations(&postgres_settings(settings))
+    let applied = match &settings.database {
+        DatabaseSettings::Postgres(pg) => run_migrations(pg).await.map_err(anyhow::Error::from),
+        DatabaseSettings::Sqlite(sqlite) => auth_sqlite::run_migrations(sqlite)
             .await
-            .context("applying database migrations (check DATABASE_URL)")?
-    } else {
-        auth_sqlite::run_migrations(&sqlite_settings(settings)?)
-            .await
-            .context("applying database migrations (check DATABASE_URL)")?
-    };
+            .map_err(anyhow::Error::from),
+    }
+    .context("applying database migrations (check DATABASE_URL)")?;
     log_applied(&applied);
     Ok(())
 }
@@ -105,15 +65,18 @@ fn log_applied(applied: &[String]) {
 /// `outbox` command.
 pub async fn open_outbox(settings: &Settings) -> anyhow::Result<Arc<dyn OutboxStore>> {
     migrate(settings).await?;
-    if is_postgres(settings) {
-        let repo = PgUserRepository::connect(&postgres_settings(settings))
-            .context("PostgreSQL settings (DATABASE_URL)")?;
-        Ok(Arc::new(repo.outbox()))
-    } else {
-        let repo = SqliteUserRepository::open(&sqlite_settings(settings)?)
-            .await
-            .context("opening the SQLite database (DATABASE_URL)")?;
-        Ok(Arc::new(repo.outbox()))
+    match &settings.database {
+        DatabaseSettings::Postgres(pg) => {
+            let repo =
+                PgUserRepository::connect(pg).context("PostgreSQL settings (DATABASE_URL)")?;
+            Ok(Arc::new(repo.outbox()))
+        }
+        DatabaseSettings::Sqlite(sqlite) => {
+            let repo = SqliteUserRepository::open(sqlite)
+                .await
+                .context("opening the SQLite database (DATABASE_URL)")?;
+            Ok(Arc::new(repo.outbox()))
+        }
     }
 }
 
@@ -123,15 +86,18 @@ pub async fn open_security_events(
     settings: &Settings,
 ) -> anyhow::Result<Arc<dyn auth_core::SecurityEvents>> {
     migrate(settings).await?;
-    if is_postgres(settings) {
-        let repo = PgUserRepository::connect(&postgres_settings(settings))
-            .context("PostgreSQL settings (DATABASE_URL)")?;
-        Ok(Arc::new(repo.security_events()))
-    } else {
-        let repo = SqliteUserRepository::open(&sqlite_settings(settings)?)
-            .await
-            .context("opening the SQLite database (DATABASE_URL)")?;
-        Ok(Arc::new(repo.security_events()))
+    match &settings.database {
+        DatabaseSettings::Postgres(pg) => {
+            let repo =
+                PgUserRepository::connect(pg).context("PostgreSQL settings (DATABASE_URL)")?;
+            Ok(Arc::new(repo.security_events()))
+        }
+        DatabaseSettings::Sqlite(sqlite) => {
+            let repo = SqliteUserRepository::open(sqlite)
+                .await
+                .context("opening the SQLite database (DATABASE_URL)")?;
+            Ok(Arc::new(repo.security_events()))
+        }
     }
 }
 
@@ -160,56 +126,57 @@ pub async fn build_observed_service(
     let outbox_store: Arc<dyn OutboxStore>;
     let totp_store: Arc<dyn auth_core::TotpStore>;
     let events_store: Arc<dyn auth_core::SecurityEvents>;
-    let users: Arc<dyn UserRepository> = if is_postgres(settings) {
-        profile.push("users:    PostgreSQL (DATABASE_URL)".to_owned());
-        let pg = postgres_settings(settings);
-        let repo = PgUserRepository::connect(&pg).context("PostgreSQL settings (DATABASE_URL)")?;
-        probes.postgres = Some(repo.pool().clone());
-        outbox_store = Arc::new(repo.outbox());
-        totp_store = Arc::new(repo.totp());
-        events_store = Arc::new(repo.security_events());
-        let migrated = Arc::new(AtomicBool::new(false));
-        match run_migrations(&pg).await {
-            Ok(applied) => {
-                log_applied(&applied);
-                migrated.store(true, Ordering::Release);
+    profile.push(format!("users:    {}", settings.database.describe()));
+    let users: Arc<dyn UserRepository> = match &settings.database {
+        DatabaseSettings::Postgres(pg) => {
+            let repo =
+                PgUserRepository::connect(pg).context("PostgreSQL settings (DATABASE_URL)")?;
+            probes.postgres = Some(repo.pool().clone());
+            outbox_store = Arc::new(repo.outbox());
+            totp_store = Arc::new(repo.totp());
+            events_store = Arc::new(repo.security_events());
+            let migrated = Arc::new(AtomicBool::new(false));
+            match run_migrations(pg).await {
+                Ok(applied) => {
+                    log_applied(&applied);
+                    migrated.store(true, Ordering::Release);
+                }
+                Err(MigrationError::Unavailable(e)) => {
+                    tracing::warn!(
+                        error = %e,
+                        "PostgreSQL is unavailable: starting anyway; /ready reports user_store \
+                         down and the migrations are applied as soon as it answers"
+                    );
+                    let done = Arc::clone(&migrated);
+                    let pg = pg.clone();
+                    tokio::spawn(crate::deferred::retry_until_done(
+                        move || {
+                            let pg = pg.clone();
+                            async move {
+                                let applied = run_migrations(&pg).await?;
+                                log_applied(&applied);
+                                Ok::<(), MigrationError>(())
+                            }
+                        },
+                        done,
+                    ));
+                }
+                Err(e) => {
+                    return Err(e).context("applying database migrations (check DATABASE_URL)")
+                }
             }
-            Err(MigrationError::Unavailable(e)) => {
-                tracing::warn!(
-                    error = %e,
-                    "PostgreSQL is unavailable: starting anyway; /ready reports user_store down \
-                     and the migrations are applied as soon as it answers"
-                );
-                let done = Arc::clone(&migrated);
-                tokio::spawn(crate::deferred::retry_until_done(
-                    move || {
-                        let pg = pg.clone();
-                        async move {
-                            let applied = run_migrations(&pg).await?;
-                            log_applied(&applied);
-                            Ok::<(), MigrationError>(())
-                        }
-                    },
-                    done,
-                ));
-            }
-            Err(e) => return Err(e).context("applying database migrations (check DATABASE_URL)"),
+            Arc::new(crate::deferred::SchemaGate::new(repo, migrated))
         }
-        Arc::new(crate::deferred::SchemaGate::new(repo, migrated))
-    } else {
-        migrate(settings).await?;
-        let sqlite = sqlite_settings(settings)?;
-        profile.push(format!(
-            "users:    SQLite at {} (set DATABASE_URL=postgres://... for PostgreSQL)",
-            settings.database_url.expose_secret()
-        ));
-        let repo = SqliteUserRepository::open(&sqlite)
-            .await
-            .context("opening the SQLite database (DATABASE_URL)")?;
-        outbox_store = Arc::new(repo.outbox());
-        totp_store = Arc::new(repo.totp());
-        events_store = Arc::new(repo.security_events());
-        Arc::new(repo)
+        DatabaseSettings::Sqlite(sqlite) => {
+            migrate(settings).await?;
+            let repo = SqliteUserRepository::open(sqlite)
+                .await
+                .context("opening the SQLite database (DATABASE_URL)")?;
+            outbox_store = Arc::new(repo.outbox());
+            totp_store = Arc::new(repo.totp());
+            events_store = Arc::new(repo.security_events());
+            Arc::new(repo)
+        }
     };
 
     type Stores = (
@@ -217,26 +184,18 @@ pub async fn build_observed_service(
         Arc<dyn OtpStore>,
         Arc<dyn RateLimiter>,
     );
-    let (sessions, otps, limiter): Stores = match &settings.redis_url {
-        Some(url) => {
-            let mut redis = RedisSettings::new(url.clone(), settings.redis_key_prefix.clone());
-            redis.timeout = settings.dependency_timeout;
-            redis.max_sessions_per_user = settings.max_sessions_per_user;
+    let (sessions, otps, limiter): Stores = match &settings.sessions {
+        SessionStoreSettings::Redis(redis) => {
             let store = Arc::new(
-                RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
+                RedisStore::new(redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
             );
             profile.push("sessions: Redis (REDIS_URL), shared by every instance".to_owned());
             probes.redis = Some(RedisStore::clone(&store));
             (store.clone(), store.clone(), store)
         }
-        None => {
-            let store = Arc::new(
-                MemoryStore::with_settings(&MemorySettings {
-                    max_sessions_per_user: settings.max_sessions_per_user,
-                    ..MemorySettings::default()
-                })
-                .context("in-memory session store")?,
-            );
+        SessionStoreSettings::Memory(memory) => {
+            let store =
+                Arc::new(MemoryStore::with_settings(memory).context("in-memory session store")?);
             profile.push(
                 "sessions: in process memory: ONE instance only, lost on restart \
                  (set REDIS_URL=redis://... to share them)"
@@ -248,16 +207,16 @@ pub async fn build_observed_service(
 
     let texts = format!(
         "texts:    {}; languages {}",
-        match &settings.mail_templates_dir {
+        match &settings.mail.templates_dir {
             Some(dir) => format!("built-in, overridden by {}", dir.display()),
             None => "built-in (set MAIL_TEMPLATES_DIR to override)".to_owned(),
         },
         renderer.languages().join(", ")
     );
-    let transport: Arc<dyn Mailer> = match &settings.smtp {
+    let transport: Arc<dyn Mailer> = match &settings.mail.smtp {
         Some(smtp) => {
             profile.push(format!("mail:     SMTP via {}:{}", smtp.host, smtp.port));
-            let mailer = SmtpMailer::new(smtp_settings(settings, smtp));
+            let mailer = SmtpMailer::new(smtp.clone());
             Arc::new(
                 mailer
                     .context("SMTP settings (SMTP_*, MAIL_FROM)")?
@@ -265,43 +224,36 @@ pub async fn build_observed_service(
             )
         }
         None => {
-            let m = FileMailer::new(&settings.mail_dir)
-                .with_context(|| format!("creating MAIL_DIR {}", settings.mail_dir.display()))?
-                .with_from(&settings.mail_from)
+            let m = FileMailer::new(&settings.mail.dir)
+                .with_context(|| format!("creating MAIL_DIR {}", settings.mail.dir.display()))?
+                .with_from(&settings.mail.from)
                 .context("MAIL_FROM")?
                 .with_renderer(renderer);
             profile.push(format!(
                 "mail:     written as .eml files into {} (set SMTP_HOST to send real mail)",
-                settings.mail_dir.display()
+                settings.mail.dir.display()
             ));
             Arc::new(m)
         }
     };
     profile.push(texts);
 
-    let (m, t, p) = settings.argon2;
-    let base = settings
-        .argon2_workers
-        .map_or_else(Argon2Settings::default, Argon2Settings::with_concurrency);
-    let hasher = Argon2Hasher::new(Argon2Settings {
-        memory_kib: m,
-        iterations: t,
-        parallelism: p,
-        max_queue: settings.argon2_queue.unwrap_or(base.max_queue),
-        worker_nice: settings.argon2_nice,
-        ..base
-    })
-    .context("Argon2 settings (ARGON2_*)")?;
+    let hasher =
+        Argon2Hasher::new(settings.argon2.clone()).context("Argon2 settings (ARGON2_*)")?;
     probes.hasher = Some(hasher.clone());
 
     let key = secret_key(settings)?;
     let seal = MailSeal::derive(&SecretBox::new(key.clone().into_boxed_slice()))
         .context("AUTH_SECRET must be at least 32 bytes")?;
-    let (outbox, queue) =
-        MailOutbox::new(outbox_store, Arc::clone(&transport), seal, &settings.outbox);
+    let (outbox, queue) = MailOutbox::new(
+        outbox_store,
+        Arc::clone(&transport),
+        seal,
+        &settings.mail.outbox,
+    );
     // With the outbox, a mail that belongs to a change is written in the change's own
     // transaction (the repository and the outbox share the user database).
-    let (mailer, transactional): (Arc<dyn Mailer>, _) = match settings.mail_delivery {
+    let (mailer, transactional): (Arc<dyn Mailer>, _) = match settings.mail.delivery {
         MailDelivery::Outbox => {
             profile.push(
                 "outbox:   mail is queued in the user database and sent by a courier".to_owned(),
@@ -330,7 +282,7 @@ pub async fn build_observed_service(
         limiter,
         totp: totp_store,
     };
-    let config = auth_config(settings);
+    let config = settings.auth.config();
     let otp_secret = OtpSecret::new(SecretBox::new(key.into_boxed_slice()))
         .context("AUTH_SECRET must be at least 32 bytes")?;
     let service = AuthService::new(ports, config, otp_secret);
@@ -338,7 +290,7 @@ pub async fn build_observed_service(
         Some(queue) => service.with_outbox(queue),
         None => service,
     };
-    let service = match breached_passwords(&settings.breached_passwords).await? {
+    let service = match breached_passwords(&settings.auth.breached_passwords).await? {
         Some(list) => service.with_breached_passwords(list),
         None => service,
     };
@@ -348,23 +300,6 @@ pub async fn build_observed_service(
     let service = service.with_security_events(events, settings.events.config());
     probes.outbox = Some(outbox.clone());
     Ok((service, outbox, probes))
-}
-
-/// The service's settings.
-fn auth_config(settings: &Settings) -> AuthConfig {
-    AuthConfig {
-        otp_ttl: settings.otp_ttl,
-        mail_cooldown: settings.mail_cooldown,
-        session_ttl: settings.session_ttl,
-        session_idle_timeout: settings.session_idle_timeout,
-        password_policy: PasswordPolicy::with_min_chars(settings.password_min_length),
-        enumeration_protection: settings.enumeration_protection,
-        throttle: settings.throttle.clone(),
-        totp_issuer: settings.mfa.issuer.clone(),
-        mfa_token_ttl: settings.mfa.token_ttl,
-        admin_reauth_window: settings.admin_reauth_window,
-        ..AuthConfig::default()
-    }
 }
 
 /// The breached-password list the settings name, loaded (a file) or checked (a URL).
@@ -394,7 +329,7 @@ async fn breached_passwords(
 
 /// The bytes of `AUTH_SECRET` (a random key for this process in development without one).
 fn secret_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
-    let key: Vec<u8> = match &settings.auth_secret {
+    let key: Vec<u8> = match &settings.auth.secret {
         Some(s) => s.expose_secret().as_bytes().to_vec(),
         None if settings.app_env == AppEnv::Development => {
             tracing::warn!(
@@ -425,15 +360,20 @@ mod tests {
 
     #[test]
     fn mfa_settings_reach_the_service() {
-        let config = auth_config(&settings(&[
-            ("MFA_ISSUER", "Example Corp"),
-            ("MFA_TOKEN_TTL", "2m"),
-        ]));
+        let config = (settings(&[("MFA_ISSUER", "Example Corp"), ("MFA_TOKEN_TTL", "2m")]))
+            .auth
+            .config();
         assert_eq!(config.totp_issuer, "Example Corp");
         assert_eq!(config.mfa_token_ttl, std::time::Duration::from_secs(120));
-        let defaults = auth_config(&settings(&[]));
-        assert_eq!(defaults.totp_issuer, AuthConfig::default().totp_issuer);
-        assert_eq!(defaults.mfa_token_ttl, AuthConfig::default().mfa_token_ttl);
+        let defaults = settings(&[]).auth.config();
+        assert_eq!(
+            defaults.totp_issuer,
+            auth_core::AuthConfig::default().totp_issuer
+        );
+        assert_eq!(
+            defaults.mfa_token_ttl,
+            auth_core::AuthConfig::default().mfa_token_ttl
+        );
     }
 
     #[test]
