@@ -15,6 +15,7 @@ both_profiles!(
     pages_return_every_event_once,
     a_failed_login_on_an_unknown_address_records_nothing_and_answers_the_same,
     bad_event_queries_are_refused_with_400_and_anonymous_ones_with_401,
+    a_stolen_session_guessing_the_password_shows_each_guess_in_the_owners_history,
 );
 
 const NEW_PASSWORD: &str = "another perfectly fine passphrase";
@@ -424,5 +425,49 @@ async fn bad_event_queries_are_refused_with_400_and_anonymous_ones_with_401(prof
     }
     let res = app.client.get(app.url("/me/events")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    app.cleanup().await;
+}
+
+/// A stolen session that guesses the password to change it leaves one `reauth_failed` per
+/// guess in the owner's history (newest first), so the owner sees the attempt before the
+/// session is ended; the right password then changes it and says so.
+async fn a_stolen_session_guessing_the_password_shows_each_guess_in_the_owners_history(
+    profile: Profile,
+) {
+    let app = TestApp::spawn(profile).await;
+    let ada = app.verified_user().await;
+    let stolen = app.token(&ada, PASSWORD).await;
+    for guess in [
+        "guess one is wrong",
+        "guess two is wrong",
+        "guess three is wrong",
+    ] {
+        let res = app
+            .post_auth(
+                "/change-password",
+                &stolen,
+                Some(&json!({"current_password": guess, "new_password": NEW_PASSWORD})),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{guess}");
+    }
+    let owner = app.token(&ada, PASSWORD).await;
+    rows_at_least(&app, 7).await;
+    let events = all_events(&app, &owner).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            "login_succeeded",
+            "reauth_failed",
+            "reauth_failed",
+            "reauth_failed",
+            "login_succeeded",
+            "verified",
+            "signup"
+        ]
+    );
+    assert!(events[1]["ip"].is_string(), "{}", events[1]);
+    let rows = app.security_event_rows().await.join("\n");
+    assert!(!rows.contains("guess one is wrong"), "no guess is stored");
     app.cleanup().await;
 }

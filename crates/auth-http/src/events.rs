@@ -65,7 +65,8 @@ pub struct SecurityEventDto {
     pub id: uuid::Uuid,
     /// When it happened.
     pub at: DateTime<Utc>,
-    /// What happened: `signup`, `verified`, `login_succeeded`, `login_failed`, `lockout`,
+    /// What happened: `signup`, `verified`, `login_succeeded`, `login_failed`,
+    /// `reauth_failed`, `lockout`,
     /// `logout`, `logout_all`, `session_ended`, `password_changed`, `reset_requested`,
     /// `reset_completed`, `two_factor_enabled`, `two_factor_disabled`, `recovery_code_used`,
     /// `account_deleted`; what an administrator did: `account_disabled_by_admin`,

@@ -66,6 +66,10 @@ pub enum SecurityEventKind {
     LoginSucceeded,
     /// A login for this account failed.
     LoginFailed(LoginFailure),
+    /// A password or code given again inside a session, to confirm a sensitive change, was
+    /// wrong (or refused by the re-authentication budget): what a stolen session guessing the
+    /// password leaves behind.
+    ReauthFailed,
     /// A session was ended because it spent its budget of wrong passwords or codes.
     Lockout,
     /// The user logged out.
@@ -103,10 +107,11 @@ pub enum SecurityEventKind {
 }
 
 impl SecurityEventKind {
-    const SIMPLE: [Self; 20] = [
+    const SIMPLE: [Self; 21] = [
         Self::Signup,
         Self::Verified,
         Self::LoginSucceeded,
+        Self::ReauthFailed,
         Self::Lockout,
         Self::Logout,
         Self::LogoutAll,
@@ -127,7 +132,7 @@ impl SecurityEventKind {
     ];
 
     /// The stored and published name: `signup`, `verified`, `login_succeeded`,
-    /// `login_failed`, `lockout`, `logout`, `logout_all`, `session_ended`, `password_changed`,
+    /// `login_failed`, `reauth_failed`, `lockout`, `logout`, `logout_all`, `session_ended`, `password_changed`,
     /// `reset_requested`, `reset_completed`, `two_factor_enabled`, `two_factor_disabled`,
     /// `recovery_code_used`, `account_deleted`, and for what an administrator did:
     /// `account_disabled_by_admin`, `account_enabled_by_admin`, `role_changed_by_admin`,
@@ -138,6 +143,7 @@ impl SecurityEventKind {
             Self::Verified => "verified",
             Self::LoginSucceeded => "login_succeeded",
             Self::LoginFailed(_) => "login_failed",
+            Self::ReauthFailed => "reauth_failed",
             Self::Lockout => "lockout",
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",

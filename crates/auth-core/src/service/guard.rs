@@ -184,6 +184,12 @@ impl AuthService {
         client: &ClientInfo,
         language: Option<&str>,
     ) -> Result<Option<Reauth>, Failure> {
+        self.record_event(
+            session.user.id,
+            crate::ports::SecurityEventKind::ReauthFailed,
+            client,
+        )
+        .await;
         if self.throttle.reauth_failed(session.id, client).await? {
             return Ok(None);
         }

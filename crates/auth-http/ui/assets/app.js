@@ -492,6 +492,7 @@
     verified: 'Email address verified',
     login_succeeded: 'Logged in',
     login_failed: 'Failed login',
+    reauth_failed: 'Wrong password given to confirm a change',
     lockout: 'Session ended after too many wrong passwords',
     logout: 'Logged out',
     logout_all: 'Logged out everywhere',

@@ -84,6 +84,7 @@ pub async fn an_event_round_trips_exactly(store: &dyn SecurityEvents) {
         SecurityEventKind::LoginFailed(LoginFailure::Unverified),
         SecurityEventKind::LoginFailed(LoginFailure::Throttled),
         SecurityEventKind::LoginFailed(LoginFailure::SecondFactorFailed),
+        SecurityEventKind::ReauthFailed,
         SecurityEventKind::Lockout,
         SecurityEventKind::Logout,
         SecurityEventKind::LogoutAll,

@@ -370,7 +370,7 @@ fn pruning_deletes_what_is_older_than_the_retention() {
 }
 
 #[test]
-fn a_session_ended_for_guessing_records_a_lockout_for_its_user() {
+fn a_stolen_session_guessing_the_password_leaves_each_guess_and_the_lockout_in_the_history() {
     let mut h = Harness::new();
     h.limiter = Arc::new(super::guard::CountingLimiter::default());
     account_by_id(&mut h);
@@ -397,8 +397,15 @@ fn a_session_ended_for_guessing_records_a_lockout_for_its_user() {
         }
     }
 
-    // The eleventh failure is past the hard limit of ten: one lockout, nothing else.
+    // Every guess is in the owner's history; the eleventh is past the hard limit of ten and
+    // ends the session: one lockout after it.
     assert_eq!(ended, 1);
-    assert_eq!(kinds(&recorded), [SecurityEventKind::Lockout]);
-    assert_eq!(recorded.lock().unwrap()[0].user_id, ada_id());
+    let mut expected = vec![SecurityEventKind::ReauthFailed; 11];
+    expected.push(SecurityEventKind::Lockout);
+    assert_eq!(kinds(&recorded), expected);
+    assert!(recorded
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|e| e.user_id == ada_id() && e.ip.is_some()));
 }
