@@ -118,7 +118,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    telemetry::init(settings.log_format, "info", std::io::stdout);
+    telemetry::init_with_traces(
+        settings.log_format,
+        "info",
+        std::io::stdout,
+        &settings.traces,
+    );
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => wiring::migrate(&settings).await,
         Command::Outbox(command) => outbox(&settings, command).await,
@@ -128,6 +133,7 @@ async fn main() -> std::process::ExitCode {
         // Answered before the settings are read.
         Command::Openapi => Ok(()),
     };
+    telemetry::shutdown_traces();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

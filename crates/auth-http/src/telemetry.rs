@@ -1,4 +1,6 @@
-//! Logging set-up: `tracing` with `RUST_LOG` filtering, pretty or JSON lines.
+//! Logging set-up: `tracing` with `RUST_LOG` filtering, pretty or JSON lines, and (feature
+//! `otlp`, setting `OTEL_EXPORTER_OTLP_ENDPOINT`) the request spans exported as OpenTelemetry
+//! traces over OTLP/HTTP.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -18,15 +20,73 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where traces go: `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`, the variables
+/// every OpenTelemetry SDK reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceSettings {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: base URL of an OTLP/HTTP collector
+    /// (`http://collector:4318`; spans go to `<endpoint>/v1/traces` as protobuf). `None` (the
+    /// default): no traces are exported. Needs a build with the `otlp` feature.
+    pub otlp_endpoint: Option<String>,
+    /// `OTEL_SERVICE_NAME`: the `service.name` of the exported spans (default
+    /// [`DEFAULT_SERVICE_NAME`]).
+    pub service_name: String,
+}
+
+/// Default of `OTEL_SERVICE_NAME`.
+pub const DEFAULT_SERVICE_NAME: &str = "secureauth";
+
+impl TraceSettings {
+    /// Reads `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`.
+    pub fn read(env: &crate::settings::Env<'_>) -> Result<Self, crate::settings::ConfigError> {
+        let otlp_endpoint = env.string("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if let Some(url) = &otlp_endpoint {
+            let err = |message: &str| crate::settings::ConfigError {
+                var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                message: message.to_owned(),
+            };
+            if !cfg!(feature = "otlp") {
+                return Err(err(
+                    "this build has no OTLP exporter: build auth-http with `--features otlp`",
+                ));
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err("must be an http:// or https:// URL (OTLP over HTTP)"));
+            }
+        }
+        Ok(Self {
+            otlp_endpoint,
+            service_name: env
+                .string("OTEL_SERVICE_NAME")
+                .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned()),
+        })
+    }
+}
+
 /// Installs the global subscriber writing to `writer`. Safe to call more than once (later
 /// calls are ignored), which tests rely on.
 pub fn init<W>(format: LogFormat, default_filter: &str, writer: W)
 where
     W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
+    init_with_traces(format, default_filter, writer, &TraceSettings::default());
+}
+
+/// [`init`], also exporting spans when `traces` names a collector. Call [`shutdown_traces`]
+/// before the process ends so the last spans are sent.
+pub fn init_with_traces<W>(
+    format: LogFormat,
+    default_filter: &str,
+    writer: W,
+    traces: &TraceSettings,
+) where
+    W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(otlp::layer(traces))
+        .with(filter);
     let budget = LogBudget::new(LOG_BUDGET_INTERVAL);
     let installed = match format {
         LogFormat::Json => registry
@@ -45,6 +105,85 @@ where
     if installed.is_ok() {
         budget.report_every(LOG_BUDGET_INTERVAL);
     }
+}
+
+/// Sends the spans still buffered and stops the exporter (nothing without one).
+pub fn shutdown_traces() {
+    otlp::shutdown();
+}
+
+#[cfg(feature = "otlp")]
+mod otlp {
+    //! The OTLP/HTTP exporter: spans batched on the SDK's own thread, sent as protobuf.
+
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+    use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+    use tracing_subscriber::Registry;
+
+    use super::TraceSettings;
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    /// The layer that turns spans into OpenTelemetry spans, when a collector is set and the
+    /// exporter could be built (a failure is reported on stderr: logging is not up yet).
+    pub(super) fn layer(
+        settings: &TraceSettings,
+    ) -> Option<tracing_opentelemetry::OpenTelemetryLayer<Registry, SdkTracer>> {
+        let endpoint = settings.otlp_endpoint.as_deref()?.trim_end_matches('/');
+        let url = if endpoint.ends_with("/v1/traces") {
+            endpoint.to_owned()
+        } else {
+            format!("{endpoint}/v1/traces")
+        };
+        let exporter = match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(url)
+            .with_timeout(Duration::from_secs(5))
+            .build()
+        {
+            Ok(exporter) => exporter,
+            Err(e) => {
+                eprintln!("auth-http: traces are not exported: {e}");
+                return None;
+            }
+        };
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name(settings.service_name.clone())
+                    .build(),
+            )
+            .build();
+        let tracer = provider.tracer("auth-http");
+        // A second call (tests) keeps the first provider; its layer is dropped by `try_init`.
+        let _ = PROVIDER.set(provider);
+        Some(tracing_opentelemetry::layer().with_tracer(tracer))
+    }
+
+    pub(super) fn shutdown() {
+        if let Some(provider) = PROVIDER.get() {
+            if let Err(e) = provider.shutdown() {
+                eprintln!("auth-http: flushing the last traces failed: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "otlp"))]
+mod otlp {
+    //! Without the `otlp` feature: no exporter (the settings refuse a collector).
+
+    pub(super) fn layer(_: &super::TraceSettings) -> Option<tracing_subscriber::layer::Identity> {
+        None
+    }
+
+    pub(super) fn shutdown() {}
 }
 
 /// Interval of the log budget: each warning or error call site writes at most one line per

@@ -87,6 +87,8 @@ pub struct Settings {
     pub tokens: crate::tokens::TokenSettings,
     /// `SECURITY_EVENT_*`: each account's security history.
     pub events: SecurityEventSettings,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`: traces (feature `otlp`).
+    pub traces: crate::telemetry::TraceSettings,
 }
 
 impl Settings {
@@ -128,6 +130,7 @@ impl Settings {
             argon2: read_argon2(&env)?,
             tokens: crate::tokens::TokenSettings::read(&env, app_env, http.bind_addr)?,
             events: SecurityEventSettings::read(&env)?,
+            traces: crate::telemetry::TraceSettings::read(&env)?,
             app_env,
             dependency_timeout,
             http,
@@ -287,6 +290,28 @@ mod tests {
             with(&[("DEPENDENCY_TIMEOUT", "later")]).unwrap_err().var,
             "DEPENDENCY_TIMEOUT"
         );
+    }
+
+    #[test]
+    fn traces_go_to_an_http_collector_only_when_the_build_can_export_them() {
+        let s = with(&[]).unwrap().traces;
+        assert_eq!(s.otlp_endpoint, None);
+        assert_eq!(s.service_name, crate::telemetry::DEFAULT_SERVICE_NAME);
+        let e = with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]).unwrap_err();
+        assert_eq!(e.var, "OTEL_EXPORTER_OTLP_ENDPOINT");
+        let set = with(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_SERVICE_NAME", "auth-eu"),
+        ]);
+        if cfg!(feature = "otlp") {
+            let s = set.unwrap().traces;
+            assert_eq!(s.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+            assert_eq!(s.service_name, "auth-eu");
+        } else {
+            let e = set.unwrap_err();
+            assert_eq!(e.var, "OTEL_EXPORTER_OTLP_ENDPOINT");
+            assert!(e.message.contains("--features otlp"), "{}", e.message);
+        }
     }
 
     #[test]
