@@ -230,6 +230,72 @@ impl DeleteAccountRequest {
     }
 }
 
+/// An address in the `new_email` field: a 422 names that field.
+fn parse_new_email(raw: &str) -> Result<EmailAddress, ApiError> {
+    EmailAddress::parse(raw).map_err(|e| match ApiError::from(e) {
+        ApiError::Validation { code, message, .. } => ApiError::Validation {
+            code,
+            field: "new_email",
+            message,
+        },
+        other => other,
+    })
+}
+
+/// `POST /me/email`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangeEmailRequest {
+    /// The address to move the account to.
+    #[schema(format = IdnEmail, example = "ada@example.org")]
+    pub new_email: String,
+    /// The account's password, asked again.
+    #[schema(value_type = String)]
+    pub password: SecretString,
+    /// With two-factor authentication on: a code from the app or a recovery code.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub second_factor: Option<SecretString>,
+}
+
+impl ChangeEmailRequest {
+    /// Parses into domain types; a password no account could have is simply wrong.
+    pub fn try_into_domain(
+        self,
+    ) -> Result<
+        (
+            EmailAddress,
+            PasswordAttempt,
+            Option<auth_core::SecondFactor>,
+        ),
+        ApiError,
+    > {
+        let email = parse_new_email(&self.new_email)?;
+        let password =
+            PasswordAttempt::parse(self.password).map_err(|_| ApiError::WrongCurrentPassword)?;
+        Ok((email, password, parse_second_factor(self.second_factor)?))
+    }
+}
+
+/// `POST /me/email/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConfirmEmailChangeRequest {
+    /// The new address, as given to `POST /me/email`.
+    #[schema(format = IdnEmail, example = "ada@example.org")]
+    pub new_email: String,
+    /// The 6-digit code mailed to the new address.
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", example = "042917")]
+    pub otp: SecretString,
+}
+
+impl ConfirmEmailChangeRequest {
+    /// Parses into domain types.
+    pub fn try_into_domain(self) -> Result<(EmailAddress, OtpCode), ApiError> {
+        let email = parse_new_email(&self.new_email)?;
+        let code = parse_code(&self.otp)?;
+        Ok((email, code))
+    }
+}
+
 /// `POST /reset-password`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {

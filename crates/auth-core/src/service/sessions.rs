@@ -348,6 +348,26 @@ impl AuthService {
     /// session-store lookup; plus one write to record the use when the recorded last use is
     /// older than [`AuthConfig::activity_granularity`](crate::AuthConfig::activity_granularity).
     pub async fn authenticate(&self, token: &SessionToken) -> Result<Session, AuthenticateError> {
+        self.authenticate_inner(token, None).await
+    }
+
+    /// [`AuthService::authenticate`] for a request from `client`: with a
+    /// [`SessionBinding`](crate::SessionBinding) on ([`AuthConfig::session_binding`](super::AuthConfig::session_binding)),
+    /// a session used from a client that does not match the one that opened it is ended
+    /// (and the security history records it) and the answer is `Unauthenticated`.
+    pub async fn authenticate_from(
+        &self,
+        token: &SessionToken,
+        client: &ClientInfo,
+    ) -> Result<Session, AuthenticateError> {
+        self.authenticate_inner(token, Some(client)).await
+    }
+
+    async fn authenticate_inner(
+        &self,
+        token: &SessionToken,
+        client: Option<&ClientInfo>,
+    ) -> Result<Session, AuthenticateError> {
         let token_hash = token.hash();
         let Some(session) = self.ports.sessions.get(&token_hash).await? else {
             return Err(AuthenticateError::Unauthenticated);
@@ -357,6 +377,21 @@ impl AuthService {
             // The store's TTL normally got there first; clean up if it did not.
             let _ = self.ports.sessions.delete(&token_hash).await;
             return Err(AuthenticateError::Unauthenticated);
+        }
+        if let Some(client) = client {
+            if !self.config.session_binding.allows(&session.client, client) {
+                self.ports.sessions.delete(&token_hash).await?;
+                warn!(
+                    security_event = "session_binding_mismatch",
+                    user_id = %session.user.id,
+                    session = %short_id(session.id),
+                    client_ip = client.ip.map(|ip| ip.to_string()),
+                    "session ended: used from another client than the one that opened it"
+                );
+                self.record_event(session.user.id, SecurityEventKind::SessionEnded, client)
+                    .await;
+                return Err(AuthenticateError::Unauthenticated);
+            }
         }
         let Some(granularity) = self.config.activity_granularity() else {
             return Ok(session);

@@ -503,6 +503,8 @@
     two_factor_disabled: 'Two-factor authentication turned off',
     recovery_code_used: 'Recovery code used',
     account_deleted: 'Account deleted',
+    email_change_requested: 'Change of email address asked for',
+    email_changed: 'Email address changed',
   };
   const LOGIN_FAILURE = {
     bad_credentials: 'wrong password',

@@ -257,7 +257,14 @@ impl Harness {
         }
         self.otps
             .expect_discard()
-            .withf(|purpose, _| [OtpPurpose::Login, OtpPurpose::ResetPassword].contains(purpose))
+            .withf(|purpose, _| {
+                [
+                    OtpPurpose::Login,
+                    OtpPurpose::ResetPassword,
+                    OtpPurpose::ChangeEmail,
+                ]
+                .contains(purpose)
+            })
             .returning(|_, _| Ok(()));
         if !self.custom_saturation {
             self.hasher.expect_is_saturated().return_const(false);
