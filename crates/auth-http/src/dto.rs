@@ -419,23 +419,56 @@ pub struct SessionDto {
     pub created_at: DateTime<Utc>,
     /// End of the absolute lifetime.
     pub expires_at: DateTime<Utc>,
-    /// Client IP at login.
+    /// Last use as recorded (it may lag the real last use by up to a minute).
+    pub last_seen_at: DateTime<Utc>,
+    /// The network of the client at login: its address cut to `SESSION_IP_PREFIX_V4` /
+    /// `SESSION_IP_PREFIX_V6` bits, e.g. `203.0.113.0/24`.
+    #[schema(example = "203.0.113.0/24")]
     pub ip: Option<String>,
     /// Client user agent at login.
     pub user_agent: Option<String>,
-    /// Whether this is the session making the request.
+    /// The browser (or client) the user agent names, e.g. `Firefox`; `null` when unknown.
+    #[schema(example = "Firefox")]
+    pub browser: Option<String>,
+    /// The operating system the user agent names, e.g. `Linux`; `null` when unknown.
+    #[schema(example = "Linux")]
+    pub os: Option<String>,
+    /// Whether this is the session making the request ("this device").
     pub current: bool,
 }
 
+/// Browser and operating system named by a user agent, when it names them.
+pub fn describe_user_agent(ua: &str) -> (Option<String>, Option<String>) {
+    static PARSER: std::sync::OnceLock<woothee::parser::Parser> = std::sync::OnceLock::new();
+    let Some(found) = PARSER.get_or_init(woothee::parser::Parser::new).parse(ua) else {
+        return (None, None);
+    };
+    let known =
+        |v: &str| (!v.is_empty() && v != woothee::woothee::VALUE_UNKNOWN).then(|| v.to_owned());
+    (known(found.name), known(found.os))
+}
+
 impl SessionDto {
-    /// Builds the entry; `current` is the id of the caller's session.
-    pub fn new(s: &Session, current: SessionId) -> Self {
+    /// Builds the entry; `current` is the id of the caller's session, `prefix` the leading
+    /// bits (IPv4, IPv6) of the client address shown.
+    pub fn new(s: &Session, current: SessionId, prefix: (u8, u8)) -> Self {
+        let (browser, os) = s
+            .client
+            .user_agent
+            .as_deref()
+            .map_or((None, None), describe_user_agent);
         Self {
             id: s.id.as_uuid(),
             created_at: s.created_at,
             expires_at: s.expires_at,
-            ip: s.client.ip.map(|ip| ip.to_string()),
+            last_seen_at: s.last_seen_at,
+            ip: s
+                .client
+                .ip
+                .map(|ip| auth_core::TruncatedIp::new(ip, prefix.0, prefix.1).to_string()),
             user_agent: s.client.user_agent.clone(),
+            browser,
+            os,
             current: s.id == current,
         }
     }

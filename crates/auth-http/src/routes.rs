@@ -392,7 +392,7 @@ pub async fn list_sessions(
         sessions: page
             .sessions
             .iter()
-            .map(|s| SessionDto::new(s, auth.session.id))
+            .map(|s| SessionDto::new(s, auth.session.id, state.session_ip_prefix))
             .collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))

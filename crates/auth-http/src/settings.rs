@@ -190,6 +190,9 @@ pub struct Settings {
     /// session (`POST /admin/reauth`), opens that session's administrative requests (default
     /// `10m`; from `1s` to `1h`).
     pub admin_reauth_window: Duration,
+    /// `SESSION_BINDING`, `SESSION_IP_PREFIX_V4`, `SESSION_IP_PREFIX_V6`, `NEW_DEVICE_MAIL`:
+    /// how sessions are tied to their devices and shown.
+    pub devices: DeviceSettings,
 }
 
 /// Default of `MAX_CONNECTIONS` (per worker).
@@ -690,6 +693,7 @@ impl Settings {
             mfa: MfaSettings::read(&get)?,
             events: SecurityEventSettings::read(&get)?,
             admin_reauth_window,
+            devices: DeviceSettings::read(&get)?,
         })
     }
 }
@@ -909,6 +913,104 @@ impl MfaSettings {
     }
 }
 
+/// How sessions are tied to the devices that opened them, and how `GET /sessions` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceSettings {
+    /// `SESSION_BINDING`: `off` (default), `user-agent` (a session used with another
+    /// `User-Agent` than at login is ended) or `ip-prefix` (likewise from another network, as
+    /// cut by the prefixes below).
+    pub binding: BindingMode,
+    /// `SESSION_IP_PREFIX_V4`: leading bits of an IPv4 address a session shows and binds to
+    /// (default 24; 0 to 32).
+    pub ipv4_prefix: u8,
+    /// `SESSION_IP_PREFIX_V6`: leading bits of an IPv6 address a session shows and binds to
+    /// (default 48; 0 to 128).
+    pub ipv6_prefix: u8,
+    /// `NEW_DEVICE_MAIL`: mail the owner when a login comes from a device never seen for the
+    /// account (default `true`).
+    pub new_device_mail: bool,
+}
+
+/// The value of `SESSION_BINDING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingMode {
+    /// `off`.
+    Off,
+    /// `user-agent`.
+    UserAgent,
+    /// `ip-prefix`.
+    IpPrefix,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            binding: BindingMode::Off,
+            ipv4_prefix: 24,
+            ipv6_prefix: 48,
+            new_device_mail: true,
+        }
+    }
+}
+
+impl DeviceSettings {
+    /// The binding the service enforces.
+    pub fn binding(&self) -> auth_core::SessionBinding {
+        match self.binding {
+            BindingMode::Off => auth_core::SessionBinding::Off,
+            BindingMode::UserAgent => auth_core::SessionBinding::UserAgent,
+            BindingMode::IpPrefix => auth_core::SessionBinding::IpPrefix {
+                ipv4_prefix: self.ipv4_prefix,
+                ipv6_prefix: self.ipv6_prefix,
+            },
+        }
+    }
+
+    fn read(get: &EnvGet<'_>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let binding = match get(&["SESSION_BINDING"]) {
+            None => d.binding,
+            Some((var, raw)) => match raw.to_ascii_lowercase().as_str() {
+                "off" => BindingMode::Off,
+                "user-agent" => BindingMode::UserAgent,
+                "ip-prefix" => BindingMode::IpPrefix,
+                _ => {
+                    return Err(err(
+                        var,
+                        format!("{raw:?} must be off, user-agent or ip-prefix"),
+                    ))
+                }
+            },
+        };
+        let prefix = |var: &'static str, max: u8, default: u8| -> Result<u8, ConfigError> {
+            match get(&[var]) {
+                None => Ok(default),
+                Some((var, raw)) => match raw.parse::<u8>() {
+                    Ok(n) if n <= max => Ok(n),
+                    _ => Err(err(
+                        var,
+                        format!("{raw:?} must be a whole number from 0 to {max}"),
+                    )),
+                },
+            }
+        };
+        let new_device_mail = match get(&["NEW_DEVICE_MAIL"]) {
+            None => d.new_device_mail,
+            Some((var, raw)) => match raw.to_ascii_lowercase().as_str() {
+                "true" | "1" | "on" | "yes" => true,
+                "false" | "0" | "off" | "no" => false,
+                _ => return Err(err(var, format!("{raw:?} must be true or false"))),
+            },
+        };
+        Ok(Self {
+            binding,
+            ipv4_prefix: prefix("SESSION_IP_PREFIX_V4", 32, d.ipv4_prefix)?,
+            ipv6_prefix: prefix("SESSION_IP_PREFIX_V6", 128, d.ipv6_prefix)?,
+            new_device_mail,
+        })
+    }
+}
+
 /// Each account's security history (`GET /me/events`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecurityEventSettings {
@@ -988,6 +1090,39 @@ impl SecurityEventSettings {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn device_settings_have_defaults_and_refuse_odd_values() {
+        let s = with(&[]).unwrap().devices;
+        assert_eq!(s, DeviceSettings::default());
+        assert_eq!(s.binding(), auth_core::SessionBinding::Off);
+        let s = with(&[
+            ("SESSION_BINDING", "ip-prefix"),
+            ("SESSION_IP_PREFIX_V4", "16"),
+            ("SESSION_IP_PREFIX_V6", "64"),
+            ("NEW_DEVICE_MAIL", "false"),
+        ])
+        .unwrap()
+        .devices;
+        assert_eq!(
+            s.binding(),
+            auth_core::SessionBinding::IpPrefix {
+                ipv4_prefix: 16,
+                ipv6_prefix: 64
+            }
+        );
+        assert!(!s.new_device_mail);
+        let s = with(&[("SESSION_BINDING", "user-agent")]).unwrap().devices;
+        assert_eq!(s.binding(), auth_core::SessionBinding::UserAgent);
+        for (var, raw) in [
+            ("SESSION_BINDING", "cookie"),
+            ("SESSION_IP_PREFIX_V4", "33"),
+            ("SESSION_IP_PREFIX_V6", "129"),
+            ("NEW_DEVICE_MAIL", "maybe"),
+        ] {
+            assert_eq!(with(&[(var, raw)]).unwrap_err().var, var);
+        }
+    }
 
     #[test]
     fn security_event_settings_have_defaults_and_bounds() {

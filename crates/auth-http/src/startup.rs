@@ -141,6 +141,7 @@ impl Application {
             ops_token: settings.outbox.ops_token.clone(),
             uniform_answer_time: settings.uniform_answer_time,
             tokens,
+            session_ip_prefix: (settings.devices.ipv4_prefix, settings.devices.ipv6_prefix),
         });
         let openapi = ApiDoc::openapi();
         let hsts = settings.cookie_secure;

@@ -363,6 +363,8 @@ fn auth_config(settings: &Settings) -> AuthConfig {
         totp_issuer: settings.mfa.issuer.clone(),
         mfa_token_ttl: settings.mfa.token_ttl,
         admin_reauth_window: settings.admin_reauth_window,
+        session_binding: settings.devices.binding(),
+        new_device_mail: settings.devices.new_device_mail,
         ..AuthConfig::default()
     }
 }

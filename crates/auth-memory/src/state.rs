@@ -61,6 +61,15 @@ pub(crate) struct State {
     /// Administrative privilege windows by session id: when each closes, and when its entry
     /// may be dropped.
     pub(crate) privileges: HashMap<auth_core::SessionId, (chrono::DateTime<chrono::Utc>, Instant)>,
+    /// Each account's devices: key, last sighting, and when the list may be dropped (bounded
+    /// per account by the caller's `keep`).
+    pub(crate) devices: HashMap<
+        UserId,
+        (
+            Vec<(auth_core::DeviceKey, chrono::DateTime<chrono::Utc>)>,
+            Instant,
+        ),
+    >,
     /// Every live deadline, oldest first: the sweeper pops from the front.
     expiries: BTreeMap<Deadline, Expiring>,
     next_seq: u64,

@@ -184,7 +184,8 @@ impl Renderer {
             | MailMessage::TotpResetByAdmin
             | MailMessage::EmailChangeRequested
             | MailMessage::EmailChangeAddressTaken
-            | MailMessage::EmailChanged => (None, None, None),
+            | MailMessage::EmailChanged
+            | MailMessage::NewDeviceLogin => (None, None, None),
         };
         let left = match message {
             MailMessage::RecoveryCodeUsed { left } => Some(*left),
@@ -341,6 +342,7 @@ fn samples() -> Vec<MailMessage> {
         MailMessage::EmailChangeRequested,
         MailMessage::EmailChangeAddressTaken,
         MailMessage::EmailChanged,
+        MailMessage::NewDeviceLogin,
     ];
     let Ok(code) = OtpCode::parse("123456") else {
         return samples;

@@ -19,7 +19,7 @@ pub(crate) const SHARED_FILES: [&str; 3] = ["layout.html", "footer.txt", "durati
 pub(crate) const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 /// Every message kind, as [`auth_core::MailMessage::kind`] names it.
-pub(crate) const KINDS: [&str; 21] = [
+pub(crate) const KINDS: [&str; 22] = [
     "verify_email",
     "verify_email_again",
     "reset_password",
@@ -41,6 +41,7 @@ pub(crate) const KINDS: [&str; 21] = [
     "email_change_requested",
     "email_change_address_taken",
     "email_changed",
+    "new_device_login",
 ];
 
 /// Every template file name, the same in each language folder.
@@ -127,6 +128,9 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "en/email_changed.subject",
     "en/email_changed.txt",
     "en/email_changed.html",
+    "en/new_device_login.subject",
+    "en/new_device_login.txt",
+    "en/new_device_login.html",
     "de/footer.txt",
     "de/duration.txt",
     "de/verify_email.subject",
@@ -192,6 +196,9 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "de/email_changed.subject",
     "de/email_changed.txt",
     "de/email_changed.html",
+    "de/new_device_login.subject",
+    "de/new_device_login.txt",
+    "de/new_device_login.html",
 ];
 
 /// Why the mail templates could not be loaded. Each names the file (or folder) at fault.
@@ -486,6 +493,7 @@ mod tests {
             MailMessage::EmailChangeRequested,
             MailMessage::EmailChangeAddressTaken,
             MailMessage::EmailChanged,
+            MailMessage::NewDeviceLogin,
         ]
         .map(|m| m.kind());
         assert_eq!(kinds, KINDS);

@@ -129,7 +129,8 @@ fn supersede_key(message: &MailMessage) -> Option<&'static str> {
         | MailMessage::EmailChangeCode { .. }
         | MailMessage::EmailChangeRequested
         | MailMessage::EmailChangeAddressTaken
-        | MailMessage::EmailChanged => None,
+        | MailMessage::EmailChanged
+        | MailMessage::NewDeviceLogin => None,
     }
 }
 

@@ -103,6 +103,8 @@ pub enum MailMessage {
     /// Notice to the former address that the account moved to another address (every other
     /// session was ended).
     EmailChanged,
+    /// Notice that the account was signed in to from a device never seen for it.
+    NewDeviceLogin,
 }
 
 impl MailMessage {
@@ -130,6 +132,7 @@ impl MailMessage {
             MailMessage::EmailChangeRequested => "email_change_requested",
             MailMessage::EmailChangeAddressTaken => "email_change_address_taken",
             MailMessage::EmailChanged => "email_changed",
+            MailMessage::NewDeviceLogin => "new_device_login",
         }
     }
 
@@ -156,7 +159,8 @@ impl MailMessage {
             | MailMessage::TotpResetByAdmin
             | MailMessage::EmailChangeRequested
             | MailMessage::EmailChangeAddressTaken
-            | MailMessage::EmailChanged => None,
+            | MailMessage::EmailChanged
+            | MailMessage::NewDeviceLogin => None,
         }
     }
 }
