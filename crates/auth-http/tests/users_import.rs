@@ -91,19 +91,31 @@ async fn repo(dir: &Path) -> SqliteUserRepository {
         .unwrap()
 }
 
-/// Starts `auth-http serve` on a free port; returns the child and the base URL.
-async fn serve(dir: &Path) -> (std::process::Child, String) {
+/// A running `auth-http serve`, stopped when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `auth-http serve` on a free port; returns it and its base URL.
+async fn serve(dir: &Path) -> (Server, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = auth_http(dir, &["serve"])
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("COOKIE_SECURE", "false")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = Server(
+        auth_http(dir, &["serve"])
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("COOKIE_SECURE", "false")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -111,7 +123,7 @@ async fn serve(dir: &Path) -> (std::process::Child, String) {
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return (child, url);
+            return (server, url);
         }
         assert!(Instant::now() < deadline, "the server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -199,7 +211,7 @@ async fn imported_accounts_log_in_with_their_old_passwords_and_get_a_current_has
     let again = import(dir.path(), &lines[..1]);
     assert!(!again.status.success());
 
-    let (mut server, url) = serve(dir.path()).await;
+    let (server, url) = serve(dir.path()).await;
     for (kind, hash) in &hashes {
         let email = format!("{kind}@example.com");
         assert_eq!(login(&url, &email, "not the password").await, 401, "{kind}");
@@ -243,6 +255,5 @@ async fn imported_accounts_log_in_with_their_old_passwords_and_get_a_current_has
     }
     // An unverified import cannot log in until it verifies its address.
     assert_ne!(login(&url, "pending@example.com", PASSWORD).await, 200);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
