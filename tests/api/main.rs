@@ -33,6 +33,8 @@ mod abuse;
 mod addresses;
 mod admin;
 mod breached;
+mod devices;
+mod email_change;
 mod embedded;
 mod events;
 mod failures;

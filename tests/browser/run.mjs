@@ -26,6 +26,7 @@ const ADMIN_URL = process.env.DATABASE_ADMIN_URL || 'postgres://postgres@127.0.0
 const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 const PASSWORD = 'correct horse battery staple';
 const NEW_PASSWORD = 'a brand new passphrase';
+const THIRD_PASSWORD = 'yet another fine passphrase';
 const TIME_LIMIT_MS = 150_000;
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -286,6 +287,10 @@ async function main() {
       SMTP_TLS: 'none',
       MAIL_FROM: 'SecureAuth <no-reply@secureauth.test>',
       MAIL_COOLDOWN: '1s',
+      // One person does every sensitive change here, minutes apart: more password checks
+      // than the production budget of five a quarter hour.
+      RATE_LIMIT_REAUTH_PER_USER: '50/15m',
+      RATE_LIMIT_REAUTH_PER_IP: '100/15m',
       LOG_FORMAT: 'json',
       RUST_LOG: 'info',
       // COOKIE_SECURE is left at its default (true): the README's command on 127.0.0.1.
@@ -664,6 +669,75 @@ async function main() {
       await p.locator('#account-email').filter({ hasText: email }).waitFor();
     }
     await other.close();
+  });
+
+  await step('the account page lists each session with its device, marks this device and ends another', async () => {
+    await login(mobile, base, email, NEW_PASSWORD);
+    await page.goto(`${base}/ui/account`);
+    await onPage(page, 'account');
+    await page.locator('#sessions-list li').nth(1).waitFor();
+    const listed = await page.locator('#sessions-list li').count();
+    check(listed >= 2, `both devices listed (${listed})`);
+    const mine = page.locator('#sessions-list li', { hasText: 'This device' });
+    check((await mine.count()) === 1, 'this device marked once');
+    check(/ on /.test(await mine.innerText()), 'browser and system shown');
+    await shot(page, 'account-sessions', DESKTOP.width);
+    await mobile.reload();
+    await onPage(mobile, 'account');
+    await mobile.locator('#sessions-list li').nth(1).waitFor();
+    const width = await mobile.evaluate(() => document.documentElement.scrollWidth);
+    check(width <= PHONE.width, `account with its sessions is ${width} px wide on a phone`);
+    await shot(mobile, 'account-sessions', PHONE.width);
+    // End every other session, one button at a time.
+    for (let left = listed; left > 1; left--) {
+      await page.locator('#sessions-list li', { hasNotText: 'This device' }).first().getByRole('button', { name: /^End/ }).click();
+      await page.locator('#notice').filter({ hasText: 'session was ended' }).waitFor();
+      await page.locator('#sessions-list li').nth(left - 1).waitFor({ state: 'detached' });
+    }
+    await mobile.reload();
+    await onPage(mobile, 'login');
+  });
+
+  await step('change the password on the account page: a wrong current password changes nothing', async () => {
+    const change = async (current, next) => {
+      await page.fill('#password-current_password', current);
+      await page.fill('#password-new_password', next);
+      const [res] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/change-password')),
+        page.getByRole('button', { name: 'Change password', exact: true }).click(),
+      ]);
+      return res.status();
+    };
+    check((await change('certainly not the password', THIRD_PASSWORD)) === 403, 'wrong current password refused');
+    await page.locator('#password-current_password-error').filter({ hasText: 'Nothing was changed' }).waitFor();
+    check((await change(NEW_PASSWORD, THIRD_PASSWORD)) === 204, 'password changed');
+    await page.locator('#notice').filter({ hasText: 'password was changed' }).waitFor();
+    check((await page.inputValue('#password-current_password')) === '', 'password fields emptied');
+    // And back, so the steps below keep their password.
+    check((await change(THIRD_PASSWORD, NEW_PASSWORD)) === 204, 'password changed back');
+  });
+
+  await step('change the address on the account page with the code mailed to the new address', async () => {
+    const newEmail = `moved.${id}@example.com`;
+    const move = async (to) => {
+      await page.fill('#email-new_email', to);
+      await page.fill('#email-password', NEW_PASSWORD);
+      await page.getByRole('button', { name: 'Send a code' }).click();
+      await page.locator('#email-confirm-hint').filter({ hasText: to }).waitFor();
+      return sink.code(to, 'address change', 0);
+    };
+    const code = await move(newEmail);
+    await shot(page, 'account-email-change', DESKTOP.width);
+    await page.fill('#email-otp', code);
+    await page.getByRole('button', { name: 'Change my address' }).click();
+    await page.locator('#account-email').filter({ hasText: newEmail }).waitFor();
+    await page.locator('#notice').filter({ hasText: 'email address is now' }).waitFor();
+    await page.locator('#email-confirm-form').waitFor({ state: 'hidden' });
+    // And back, so the steps below keep their address.
+    const back = await move(email);
+    await page.fill('#email-otp', back);
+    await page.getByRole('button', { name: 'Change my address' }).click();
+    await page.locator('#account-email').filter({ hasText: email }).waitFor();
   });
 
   await step('delete the account: a wrong password changes nothing, the right one ends it', async () => {

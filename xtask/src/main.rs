@@ -343,7 +343,8 @@ struct Setup {
 
 impl Setup {
     /// Debian packages the tests run: Chromium (browser test), wrk (benchmark smoke test),
-    /// Node and npm (browser test), redis-server when Redis is ours to start.
+    /// Node and npm (browser test), Python's bcrypt (password import test), redis-server when
+    /// Redis is ours to start.
     fn packages(&mut self) -> Result<(), Error> {
         let mut missing = Vec::new();
         let chromium = match env::var_os("CHROMIUM_PATH") {
@@ -364,6 +365,18 @@ impl Setup {
         }
         if env::var_os("REDIS_URL").is_none() && !in_path("redis-server") {
             missing.push("redis-server");
+        }
+        // The import test checks hashes made by another bcrypt implementation (Python's).
+        let python_bcrypt = ["python3", "/usr/bin/python3"].iter().any(|python| {
+            Command::new(python)
+                .args(["-c", "import bcrypt"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if !python_bcrypt {
+            missing.push("python3-bcrypt");
         }
         if missing.is_empty() {
             return Ok(());

@@ -21,6 +21,36 @@ pub const OUTPUT_LEN: usize = 32;
 const MAX_STORED_MEMORY_KIB: u32 = 1 << 20;
 /// Same for passes.
 const MAX_STORED_ITERATIONS: u32 = 64;
+/// Highest bcrypt cost of an imported hash that is run (2^16 rounds, about 5 s).
+const MAX_BCRYPT_COST: u32 = 16;
+/// Most memory an imported scrypt hash may ask for (1 GiB, as for Argon2).
+const MAX_FOREIGN_MEMORY_BYTES: u64 = 1 << 30;
+/// Most scrypt lanes of an imported hash.
+const MAX_SCRYPT_LANES: u32 = 16;
+/// Most PBKDF2 rounds of an imported hash.
+const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
+
+/// Whether `stored` is a hash this adapter can verify: Argon2 in PHC form (any parameters
+/// within bounds), bcrypt (`$2a$`, `$2b$`, `$2x$`, `$2y$`), scrypt or PBKDF2-SHA256/512 in PHC
+/// form. A login with any of them that is not the current Argon2id answers
+/// [`PasswordCheck::MatchNeedsRehash`], so the service stores a current hash.
+pub fn is_supported_hash(stored: &str) -> bool {
+    if ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
+    {
+        return stored.len() == 60 && stored.get(4..6).is_some_and(|c| c.parse::<u32>().is_ok());
+    }
+    let Ok(parsed) = password_hash::PasswordHash::new(stored) else {
+        return false;
+    };
+    match parsed.algorithm.as_str() {
+        "argon2id" | "argon2i" | "argon2d" => Params::try_from(&parsed).is_ok(),
+        "scrypt" => scrypt::Params::try_from(&parsed).is_ok(),
+        "pbkdf2-sha256" | "pbkdf2-sha512" => pbkdf2::Params::try_from(&parsed).is_ok(),
+        _ => false,
+    }
+}
 
 /// Argon2id password hasher with bounded concurrency. Cheap to clone (shared state); the
 /// worker threads stop when the last clone is dropped.
@@ -137,12 +167,94 @@ impl Inner {
         Ok(PasswordHash::new(phc.to_string()))
     }
 
+    /// One Argon2 run with the current parameters whose output is thrown away: keeps a
+    /// verification at least as slow as [`hash`](Self::hash).
+    fn pad_to_current(
+        &self,
+        memory: &mut Vec<Block>,
+        password: &SecretString,
+    ) -> Result<(), HasherError> {
+        let mut sink = [0u8; OUTPUT_LEN];
+        self.with_memory(memory, self.params.block_count(), |blocks| {
+            self.argon2.hash_password_into_with_memory(
+                password.expose_secret().as_bytes(),
+                &[0u8; 16],
+                &mut sink,
+                blocks,
+            )
+        })
+        .map_err(other)
+    }
+
+    /// Checks `password` against a hash made by another system (bcrypt, scrypt or PBKDF2 in
+    /// PHC form): `Ok(None)` when `stored` is none of these. Costs are bounded as for Argon2,
+    /// so a damaged or hostile row cannot make one login run for minutes.
+    fn verify_foreign(password: &SecretString, stored: &str) -> Result<Option<bool>, HasherError> {
+        use argon2::password_hash::PasswordVerifier as _;
+        fn checked(r: Result<(), password_hash::Error>) -> Result<Option<bool>, HasherError> {
+            match r {
+                Ok(()) => Ok(Some(true)),
+                Err(password_hash::Error::Password) => Ok(Some(false)),
+                Err(e) => Err(other(e)),
+            }
+        }
+        let pw = password.expose_secret().as_bytes();
+        if ["$2a$", "$2b$", "$2x$", "$2y$"]
+            .iter()
+            .any(|p| stored.starts_with(p))
+        {
+            let cost: u32 = stored
+                .get(4..6)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| other(BadHash("bcrypt cost")))?;
+            if cost > MAX_BCRYPT_COST {
+                return Err(other(BadHash("cost parameters out of range")));
+            }
+            return bcrypt::verify(pw, stored).map(Some).map_err(other);
+        }
+        if !stored.starts_with("$scrypt$") && !stored.starts_with("$pbkdf2-sha") {
+            return Ok(None);
+        }
+        let parsed = password_hash::PasswordHash::new(stored).map_err(other)?;
+        match parsed.algorithm.as_str() {
+            "scrypt" => {
+                let params = scrypt::Params::try_from(&parsed).map_err(other)?;
+                // 128 · r · 2^ln bytes of memory for each of p lanes, one after the other.
+                let bytes = 128u64
+                    .saturating_mul(u64::from(params.r()))
+                    .saturating_mul(1u64 << params.log_n().min(63));
+                if bytes > MAX_FOREIGN_MEMORY_BYTES || params.p() > MAX_SCRYPT_LANES {
+                    return Err(other(BadHash("cost parameters out of range")));
+                }
+                checked(scrypt::Scrypt.verify_password(pw, &parsed))
+            }
+            "pbkdf2-sha256" | "pbkdf2-sha512" => {
+                let params = pbkdf2::Params::try_from(&parsed).map_err(other)?;
+                if params.rounds > MAX_PBKDF2_ROUNDS {
+                    return Err(other(BadHash("cost parameters out of range")));
+                }
+                checked(pbkdf2::Pbkdf2.verify_password(pw, &parsed))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn verify(
         &self,
         memory: &mut Vec<Block>,
         password: &SecretString,
         stored: &PasswordHash,
     ) -> Result<PasswordCheck, HasherError> {
+        if let Some(matched) = Self::verify_foreign(password, stored.as_str())? {
+            // Whatever the other system's cost, the call costs at least one current run, so
+            // an imported account is not told apart from an unknown address by timing.
+            self.pad_to_current(memory, password)?;
+            return Ok(if matched {
+                PasswordCheck::MatchNeedsRehash
+            } else {
+                PasswordCheck::Mismatch
+            });
+        }
         let parsed = password_hash::PasswordHash::new(stored.as_str()).map_err(other)?;
         let algorithm = Algorithm::try_from(parsed.algorithm).map_err(other)?;
         let version = parsed
@@ -195,16 +307,7 @@ impl Inner {
             // A hash with cheaper parameters verified faster than `hash` runs; one run with
             // the current parameters keeps this call at least as slow as an unknown-email
             // login, which the service answers with `hash`.
-            let mut sink = [0u8; OUTPUT_LEN];
-            self.with_memory(memory, current.block_count(), |blocks| {
-                self.argon2.hash_password_into_with_memory(
-                    password.expose_secret().as_bytes(),
-                    &[0u8; 16],
-                    &mut sink,
-                    blocks,
-                )
-            })
-            .map_err(other)?;
+            self.pad_to_current(memory, password)?;
         }
 
         Ok(match (matched, up_to_date) {

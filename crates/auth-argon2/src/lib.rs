@@ -55,7 +55,7 @@ mod hasher;
 mod pool;
 mod settings;
 
-pub use hasher::{Argon2Hasher, OUTPUT_LEN};
+pub use hasher::{is_supported_hash, Argon2Hasher, OUTPUT_LEN};
 pub use pool::{Overloaded, WaitObserver};
 pub use settings::{Argon2ConfigError, Argon2Settings};
 

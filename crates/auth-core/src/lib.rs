@@ -66,7 +66,8 @@ pub use domain::password::{
     DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS,
 };
 pub use domain::session::{
-    ClientInfo, Session, SessionId, SessionToken, TokenHash, TOKEN_BYTES, TOKEN_CHARS,
+    ClientInfo, Session, SessionBinding, SessionId, SessionToken, TokenHash, TOKEN_BYTES,
+    TOKEN_CHARS,
 };
 pub use domain::totp::{Totp, TotpError, TotpSecret, TOTP_STEP_SECS};
 pub use domain::user::{

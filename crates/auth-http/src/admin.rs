@@ -327,7 +327,7 @@ pub async fn get_user(
         sessions: found
             .sessions
             .iter()
-            .map(|s| SessionDto::new(s, nobody))
+            .map(|s| SessionDto::new(s, nobody, state.session_ip_prefix))
             .collect(),
         two_factor_enabled: found.two_factor,
         mail_suppression,

@@ -75,6 +75,19 @@ impl<R: UserRepository> UserRepository for SchemaGate<R> {
         self.check()?.mark_verified(id, at).await
     }
 
+    async fn set_email(
+        &self,
+        id: UserId,
+        from: &EmailAddress,
+        to: &EmailAddress,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<User, UserRepoError> {
+        self.check()?
+            .set_email(id, from, to, password_hash, at)
+            .await
+    }
+
     async fn set_password_hash(
         &self,
         id: UserId,

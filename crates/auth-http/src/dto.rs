@@ -230,6 +230,72 @@ impl DeleteAccountRequest {
     }
 }
 
+/// An address in the `new_email` field: a 422 names that field.
+fn parse_new_email(raw: &str) -> Result<EmailAddress, ApiError> {
+    EmailAddress::parse(raw).map_err(|e| match ApiError::from(e) {
+        ApiError::Validation { code, message, .. } => ApiError::Validation {
+            code,
+            field: "new_email",
+            message,
+        },
+        other => other,
+    })
+}
+
+/// `POST /me/email`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangeEmailRequest {
+    /// The address to move the account to.
+    #[schema(format = IdnEmail, example = "ada@example.org")]
+    pub new_email: String,
+    /// The account's password, asked again.
+    #[schema(value_type = String)]
+    pub password: SecretString,
+    /// With two-factor authentication on: a code from the app or a recovery code.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub second_factor: Option<SecretString>,
+}
+
+impl ChangeEmailRequest {
+    /// Parses into domain types; a password no account could have is simply wrong.
+    pub fn try_into_domain(
+        self,
+    ) -> Result<
+        (
+            EmailAddress,
+            PasswordAttempt,
+            Option<auth_core::SecondFactor>,
+        ),
+        ApiError,
+    > {
+        let email = parse_new_email(&self.new_email)?;
+        let password =
+            PasswordAttempt::parse(self.password).map_err(|_| ApiError::WrongCurrentPassword)?;
+        Ok((email, password, parse_second_factor(self.second_factor)?))
+    }
+}
+
+/// `POST /me/email/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConfirmEmailChangeRequest {
+    /// The new address, as given to `POST /me/email`.
+    #[schema(format = IdnEmail, example = "ada@example.org")]
+    pub new_email: String,
+    /// The 6-digit code mailed to the new address.
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", example = "042917")]
+    pub otp: SecretString,
+}
+
+impl ConfirmEmailChangeRequest {
+    /// Parses into domain types.
+    pub fn try_into_domain(self) -> Result<(EmailAddress, OtpCode), ApiError> {
+        let email = parse_new_email(&self.new_email)?;
+        let code = parse_code(&self.otp)?;
+        Ok((email, code))
+    }
+}
+
 /// `POST /reset-password`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {
@@ -353,23 +419,56 @@ pub struct SessionDto {
     pub created_at: DateTime<Utc>,
     /// End of the absolute lifetime.
     pub expires_at: DateTime<Utc>,
-    /// Client IP at login.
+    /// Last use as recorded (it may lag the real last use by up to a minute).
+    pub last_seen_at: DateTime<Utc>,
+    /// The network of the client at login: its address cut to `SESSION_IP_PREFIX_V4` /
+    /// `SESSION_IP_PREFIX_V6` bits, e.g. `203.0.113.0/24`.
+    #[schema(example = "203.0.113.0/24")]
     pub ip: Option<String>,
     /// Client user agent at login.
     pub user_agent: Option<String>,
-    /// Whether this is the session making the request.
+    /// The browser (or client) the user agent names, e.g. `Firefox`; `null` when unknown.
+    #[schema(example = "Firefox")]
+    pub browser: Option<String>,
+    /// The operating system the user agent names, e.g. `Linux`; `null` when unknown.
+    #[schema(example = "Linux")]
+    pub os: Option<String>,
+    /// Whether this is the session making the request ("this device").
     pub current: bool,
 }
 
+/// Browser and operating system named by a user agent, when it names them.
+pub fn describe_user_agent(ua: &str) -> (Option<String>, Option<String>) {
+    static PARSER: std::sync::OnceLock<woothee::parser::Parser> = std::sync::OnceLock::new();
+    let Some(found) = PARSER.get_or_init(woothee::parser::Parser::new).parse(ua) else {
+        return (None, None);
+    };
+    let known =
+        |v: &str| (!v.is_empty() && v != woothee::woothee::VALUE_UNKNOWN).then(|| v.to_owned());
+    (known(found.name), known(found.os))
+}
+
 impl SessionDto {
-    /// Builds the entry; `current` is the id of the caller's session.
-    pub fn new(s: &Session, current: SessionId) -> Self {
+    /// Builds the entry; `current` is the id of the caller's session, `prefix` the leading
+    /// bits (IPv4, IPv6) of the client address shown.
+    pub fn new(s: &Session, current: SessionId, prefix: (u8, u8)) -> Self {
+        let (browser, os) = s
+            .client
+            .user_agent
+            .as_deref()
+            .map_or((None, None), describe_user_agent);
         Self {
             id: s.id.as_uuid(),
             created_at: s.created_at,
             expires_at: s.expires_at,
-            ip: s.client.ip.map(|ip| ip.to_string()),
+            last_seen_at: s.last_seen_at,
+            ip: s
+                .client
+                .ip
+                .map(|ip| auth_core::TruncatedIp::new(ip, prefix.0, prefix.1).to_string()),
             user_agent: s.client.user_agent.clone(),
+            browser,
+            os,
             current: s.id == current,
         }
     }

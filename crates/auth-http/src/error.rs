@@ -537,6 +537,39 @@ impl From<DeleteAccountError> for ApiError {
     }
 }
 
+impl From<auth_core::ChangeEmailError> for ApiError {
+    fn from(e: auth_core::ChangeEmailError) -> Self {
+        use auth_core::ChangeEmailError as E;
+        match e {
+            E::InvalidCredentials => Self::WrongCurrentPassword,
+            E::SecondFactorRequired => Self::SecondFactorRequired,
+            E::InvalidSecondFactor => Self::InvalidSecondFactor { at_login: false },
+            E::SameAddress => Self::Validation {
+                code: ErrorCode::InvalidEmail,
+                field: "new_email",
+                message: "This is the account's address already.".into(),
+            },
+            E::Unauthenticated => Self::Unauthenticated,
+            E::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            E::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::ConfirmEmailChangeError> for ApiError {
+    fn from(e: auth_core::ConfirmEmailChangeError) -> Self {
+        use auth_core::ConfirmEmailChangeError as E;
+        match e {
+            E::InvalidOtp => Self::InvalidOtp,
+            E::OtpExpired => Self::OtpExpired,
+            E::TooManyAttempts => Self::TooManyAttempts,
+            E::Unauthenticated => Self::Unauthenticated,
+            E::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            E::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
 impl From<ChangePasswordError> for ApiError {
     fn from(e: ChangePasswordError) -> Self {
         match e {

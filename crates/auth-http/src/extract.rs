@@ -67,7 +67,14 @@ impl FromRequest for AuthenticatedSession {
                     (token, Transport::Cookie)
                 }
             };
-            let session = state.service.authenticate(&token).await?;
+            // The client as the session binding sees it (address and user agent).
+            let client = auth_core::ClientInfo::new(
+                state.client_ip.client_ip(&req),
+                req.headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
+            );
+            let session = state.service.authenticate_from(&token, &client).await?;
             Ok(Self {
                 session,
                 token,

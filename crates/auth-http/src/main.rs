@@ -1,7 +1,8 @@
 //! `auth-http serve` (default) runs the API; `auth-http migrate` applies database migrations;
 //! `auth-http outbox list|retry|purge` looks at and acts on the mail outbox;
 //! `auth-http events prune` deletes security events past their retention; `auth-http admin
-//! create|promote EMAIL` makes the first administrators.
+//! create|promote EMAIL` makes the first administrators; `auth-http users import FILE` brings
+//! accounts with their password hashes from another system.
 
 use auth_http::settings::Settings;
 use auth_http::{telemetry, wiring, Application};
@@ -42,6 +43,23 @@ enum Command {
     /// Make administrators (in the user database of DATABASE_URL).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Bring accounts from another system (into the user database of DATABASE_URL).
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Import accounts from a file of JSON lines, one account a line:
+    /// `{"email": "...", "password_hash": "...", "verified": true, "created_at": "RFC 3339"}`
+    /// (`verified` and `created_at` optional). Hashes: Argon2 (any parameters), bcrypt, scrypt
+    /// or PBKDF2-SHA256/512 in PHC form; each is replaced by a current Argon2id hash at the
+    /// account's next login. Lines that cannot be imported are reported (never their hash)
+    /// and skipped; the exit status is 1 when there was any.
+    Import {
+        /// The file of JSON lines.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +147,7 @@ async fn main() -> std::process::ExitCode {
         Command::Outbox(command) => outbox(&settings, command).await,
         Command::Events(EventsCommand::Prune) => prune_events(&settings).await,
         Command::Admin(command) => admin(&settings, command).await,
+        Command::Users(UsersCommand::Import { file }) => import_users(&settings, &file).await,
         Command::Serve => serve(settings).await,
         // Answered before the settings are read.
         Command::Openapi => Ok(()),
@@ -246,6 +265,90 @@ fn read_password() -> anyhow::Result<String> {
         line
     };
     Ok(raw.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// One line of `users import`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportedUser {
+    email: String,
+    password_hash: String,
+    #[serde(default)]
+    verified: bool,
+    #[serde(default)]
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn import_users(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::BufRead as _;
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    );
+    let (service, _outbox) = wiring::build_service(settings).await?;
+    let (mut imported, mut failed) = (0u64, 0u64);
+    for (n, line) in reader.lines().enumerate() {
+        let n = n + 1;
+        let line = line.with_context(|| format!("reading line {n}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A line's error never quotes the line: it holds a password hash.
+        let outcome = async {
+            let user: ImportedUser = serde_json::from_str(&line)
+                .map_err(|e| anyhow::anyhow!("not an account ({})", e.classify_name()))?;
+            let email = auth_core::EmailAddress::parse(&user.email)
+                .map_err(|e| anyhow::anyhow!("email: {e}"))?;
+            if !auth_argon2::is_supported_hash(&user.password_hash) {
+                anyhow::bail!(
+                    "password_hash: not Argon2, bcrypt, scrypt or PBKDF2-SHA256/512 in PHC form"
+                );
+            }
+            let now = chrono::Utc::now();
+            let verified_at = user.verified.then(|| user.created_at.unwrap_or(now));
+            service
+                .import_user(
+                    &email,
+                    auth_core::PasswordHash::new(user.password_hash),
+                    verified_at,
+                    user.created_at,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok::<_, anyhow::Error>(email)
+        }
+        .await;
+        match outcome {
+            Ok(email) => {
+                imported += 1;
+                println!("line {n}: imported {email}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("line {n}: skipped: {e}");
+            }
+        }
+    }
+    println!("{imported} imported, {failed} skipped");
+    if failed > 0 {
+        anyhow::bail!("{failed} lines were not imported");
+    }
+    Ok(())
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "malformed JSON",
+            serde_json::error::Category::Data => "missing or unknown fields",
+            serde_json::error::Category::Eof => "truncated JSON",
+        }
+    }
 }
 
 async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {

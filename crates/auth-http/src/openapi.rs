@@ -41,6 +41,8 @@ use crate::routes;
         routes::list_sessions,
         routes::revoke_session,
         routes::change_password,
+        routes::change_email,
+        routes::confirm_email_change,
         routes::forgot_password,
         routes::reset_password,
         routes::health,
@@ -71,7 +73,7 @@ use crate::routes;
     ),
     components(schemas(
         SignupRequest, VerifyOtpRequest, EmailRequest, LoginRequest, LoginCodeVerifyRequest, Transport,
-        ChangePasswordRequest, DeleteAccountRequest, ResetPasswordRequest, UserDto, UserResponse, LoginSession,
+        ChangePasswordRequest, ChangeEmailRequest, ConfirmEmailChangeRequest, DeleteAccountRequest, ResetPasswordRequest, UserDto, UserResponse, LoginSession,
         LoginResponse, MeSession, MeResponse, SessionDto, SessionsResponse, AcceptedResponse,
         HealthResponse, ReadyResponse, OutboxReport, BounceRequest, BounceKind, BounceResponse,
         TokenResponse, JwksResponse, crate::tokens::PublicJwk, TokenMetadata,

@@ -62,6 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/sessions").route(web::get().to(list_sessions)))
         .service(resource("/sessions/{id}").route(web::delete().to(revoke_session)))
         .service(resource("/change-password").route(web::post().to(change_password)))
+        .service(resource("/me/email").route(web::post().to(change_email)))
+        .service(resource("/me/email/confirm").route(web::post().to(confirm_email_change)))
         .service(resource("/forgot-password").route(web::post().to(forgot_password)))
         .service(resource("/reset-password").route(web::post().to(reset_password)))
         .service(resource("/health").route(web::get().to(health)))
@@ -390,7 +392,7 @@ pub async fn list_sessions(
         sessions: page
             .sessions
             .iter()
-            .map(|s| SessionDto::new(s, auth.session.id))
+            .map(|s| SessionDto::new(s, auth.session.id, state.session_ip_prefix))
             .collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
@@ -453,6 +455,70 @@ pub async fn change_password(
         .await
         .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ask to move the account to another address, with the password: a 6-digit code is mailed
+/// to the new address, a notice to the current one. The same answer whether or not the new
+/// address has an account (its owner is then mailed a notice instead of a code).
+#[utoipa::path(post, path = "/me/email", request_body = ChangeEmailRequest, tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 202, body = AcceptedResponse, description = "A code is on its way to the new address (the same answer whether or not it is taken)"),
+        (status = 403, body = ErrorBody, description = "`invalid_credentials`: wrong password; `second_factor_required` / `invalid_second_factor` with two-factor authentication on; nothing changed"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`: `new_email` is not a deliverable address, or is the account's address already"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget (per account, per IP), the mail cooldown of this account or this client's share of the hasher is spent; see `Retry-After`. Past the hard limit of wrong passwords the session is ended and the answer is 401"),
+    ))]
+pub async fn change_email(
+    state: web::Data<AppState>,
+    auth: AuthenticatedSession,
+    client: Client,
+    // Wrapped so that an unauthenticated request is told 401, not what is wrong with its body.
+    body: std::result::Result<web::Json<ChangeEmailRequest>, actix_web::Error>,
+) -> std::result::Result<HttpResponse, actix_web::Error> {
+    let (new_email, password, factor) = body?.into_inner().try_into_domain()?;
+    state
+        .service
+        .request_email_change(
+            &auth.session,
+            &password,
+            &new_email,
+            factor.as_ref(),
+            &client.0,
+        )
+        .await
+        .map_err(ApiError::from)?;
+    Ok(no_store().status(actix_web::http::StatusCode::ACCEPTED).json(AcceptedResponse {
+        status: "accepted",
+        message: "If the address can be used, a code is on its way to it. Enter it to finish the change.",
+    }))
+}
+
+/// Finish a change of address with the code mailed to the new address: the account moves,
+/// every other session is revoked, a notice goes to the former address.
+#[utoipa::path(post, path = "/me/email/confirm", request_body = ConfirmEmailChangeRequest, tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = UserResponse, description = "Moved; other sessions revoked; this session carries the new address"),
+        (status = 400, body = ErrorBody, description = "`invalid_otp` (wrong, used or outdated code, a code for another address, or the address was taken meanwhile: one answer) or `otp_expired`; nothing changed"),
+        (status = 422, body = ErrorBody, description = "`invalid_email`: `new_email` is not a deliverable address"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: too many wrong codes; ask for a new one"),
+    ))]
+pub async fn confirm_email_change(
+    state: web::Data<AppState>,
+    auth: AuthenticatedSession,
+    client: Client,
+    // Wrapped so that an unauthenticated request is told 401, not what is wrong with its body.
+    body: std::result::Result<web::Json<ConfirmEmailChangeRequest>, actix_web::Error>,
+) -> std::result::Result<HttpResponse, actix_web::Error> {
+    let (new_email, code) = body?.into_inner().try_into_domain()?;
+    let user = state
+        .service
+        .confirm_email_change(&auth.session, &new_email, &code, &client.0)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(no_store().json(UserResponse {
+        user: (&user).into(),
+    }))
 }
 
 /// Start a password reset; a code is mailed to a verified account.

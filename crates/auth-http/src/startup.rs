@@ -141,6 +141,10 @@ impl Application {
             ops_token: settings.mail.outbox.ops_token.clone(),
             uniform_answer_time: settings.auth.uniform_answer_time,
             tokens,
+            session_ip_prefix: (
+                settings.auth.devices.ipv4_prefix,
+                settings.auth.devices.ipv6_prefix,
+            ),
         });
         let openapi = ApiDoc::openapi();
         let hsts = settings.http.cookie_secure;

@@ -29,6 +29,8 @@ pub struct AppState {
     pub uniform_answer_time: std::time::Duration,
     /// Signs service tokens (`POST /token`) and publishes their keys; `None`: they are off.
     pub tokens: Option<Arc<crate::tokens::TokenIssuer>>,
+    /// Leading bits (IPv4, IPv6) of a session's client address that `GET /sessions` shows.
+    pub session_ip_prefix: (u8, u8),
 }
 
 /// Whether `req` carries `Authorization: Bearer <expected>`, compared in constant time.

@@ -107,6 +107,9 @@ impl CaptureMailer {
                 MailMessage::ResetPassword { code, .. } if wanted(OtpPurpose::ResetPassword) => {
                     Some(code.clone())
                 }
+                MailMessage::EmailChangeCode { code, .. } if wanted(OtpPurpose::ChangeEmail) => {
+                    Some(code.clone())
+                }
                 _ => None,
             })
     }

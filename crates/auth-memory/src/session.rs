@@ -90,6 +90,48 @@ impl SessionStore for MemoryStore {
             .map(|(until, _)| *until))
     }
 
+    async fn remember_device(
+        &self,
+        user_id: UserId,
+        device: &auth_core::DeviceKey,
+        seen_at: chrono::DateTime<chrono::Utc>,
+        keep: usize,
+        ttl: Duration,
+    ) -> Result<auth_core::DeviceSighting, SessionStoreError> {
+        use auth_core::DeviceSighting;
+        let now = Instant::now();
+        let mut state = self.lock();
+        let entry = state
+            .devices
+            .entry(user_id)
+            .or_insert_with(|| (Vec::new(), now));
+        if entry.1 <= now {
+            entry.0.clear();
+        }
+        entry.1 = State::deadline_after(now, ttl);
+        let list = &mut entry.0;
+        let sighting = match list.iter_mut().find(|(key, _)| key == device) {
+            Some(known) => {
+                known.1 = known.1.max(seen_at);
+                DeviceSighting::Known
+            }
+            None => {
+                let first = list.is_empty();
+                list.push((*device, seen_at));
+                if first {
+                    DeviceSighting::First
+                } else {
+                    DeviceSighting::New
+                }
+            }
+        };
+        if list.len() > keep {
+            list.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+            list.truncate(keep);
+        }
+        Ok(sighting)
+    }
+
     async fn revocation_epoch(&self, email: &EmailAddress) -> Result<u64, SessionStoreError> {
         Ok(self.lock().epochs.get(email).copied().unwrap_or(0))
     }

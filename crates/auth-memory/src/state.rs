@@ -45,6 +45,9 @@ pub(crate) struct CodeEntry {
     pub(crate) deadline: Deadline,
 }
 
+/// An account's devices: each key with its last sighting.
+pub(crate) type DeviceList = Vec<(auth_core::DeviceKey, chrono::DateTime<chrono::Utc>)>;
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// Sessions by the SHA-256 of their token.
@@ -61,6 +64,9 @@ pub(crate) struct State {
     /// Administrative privilege windows by session id: when each closes, and when its entry
     /// may be dropped.
     pub(crate) privileges: HashMap<auth_core::SessionId, (chrono::DateTime<chrono::Utc>, Instant)>,
+    /// Each account's devices: key, last sighting, and when the list may be dropped (bounded
+    /// per account by the caller's `keep`).
+    pub(crate) devices: HashMap<UserId, (DeviceList, Instant)>,
     /// Every live deadline, oldest first: the sweeper pops from the front.
     expiries: BTreeMap<Deadline, Expiring>,
     next_seq: u64,

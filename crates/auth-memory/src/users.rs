@@ -187,6 +187,33 @@ impl UserRepository for MemoryUserRepository {
         Ok(())
     }
 
+    async fn set_email(
+        &self,
+        id: UserId,
+        from: &EmailAddress,
+        to: &EmailAddress,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<User, UserRepoError> {
+        let mut accounts = self.lock();
+        match accounts.by_id.get(&id) {
+            Some(account)
+                if &account.user.email == from
+                    && &account.password_hash == password_hash
+                    && !account.status.is_disabled() => {}
+            _ => return Err(UserRepoError::NotFound),
+        }
+        if accounts.by_email.get(to).is_some_and(|owner| *owner != id) {
+            return Err(UserRepoError::Duplicate);
+        }
+        accounts.by_email.remove(from);
+        accounts.by_email.insert(to.clone(), id);
+        let account = accounts.by_id.get_mut(&id).ok_or(UserRepoError::NotFound)?;
+        account.user.email = to.clone();
+        account.user.updated_at = at;
+        Ok(account.user.clone())
+    }
+
     async fn delete(&self, id: UserId) -> Result<bool, UserRepoError> {
         {
             let mut accounts = self.lock();

@@ -385,6 +385,35 @@ impl UserRepository for PgUserRepository {
             .into_user()
     }
 
+    #[tracing::instrument(name = "pg.users.set_email", skip_all, fields(user_id = %id))]
+    async fn set_email(
+        &self,
+        id: UserId,
+        from: &EmailAddress,
+        to: &EmailAddress,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<User, UserRepoError> {
+        let mut conn = self.checkout().await?;
+        // One statement: the compare (address, password hash, enabled) and the write, with
+        // the unique index deciding between two accounts moving to one address.
+        let query = diesel::update(
+            users::table
+                .find(id.as_uuid())
+                .filter(users::email.eq(from.as_str()))
+                .filter(users::password_hash.eq(password_hash.as_str()))
+                .filter(users::disabled_at.is_null()),
+        )
+        .set((users::email.eq(to.as_str()), users::updated_at.eq(at)))
+        .returning(UserRow::as_returning());
+        let outcome = tokio::time::timeout(self.query_timeout, query.get_result(&mut conn))
+            .await
+            .map(OptionalExtension::optional);
+        self.settle(conn, outcome)?
+            .ok_or(UserRepoError::NotFound)?
+            .into_user()
+    }
+
     #[tracing::instrument(name = "pg.users.set_password_hash", skip_all, fields(user_id = %id))]
     async fn set_password_hash(
         &self,

@@ -61,6 +61,12 @@ impl Keys {
         format!("{}:revocation-epoch:{}", self.prefix, email_digest(email))
     }
 
+    /// `{prefix}:devices:{user uuid}` → sorted set of device keys (hex) scored by last
+    /// sighting (Unix µs), at most as many as the service keeps.
+    pub(crate) fn devices(&self, user_id: UserId) -> String {
+        format!("{}:devices:{}", self.prefix, user_id.as_uuid().hyphenated())
+    }
+
     /// `{prefix}:user-session-ids:` — the delete script appends the user id read from a session.
     pub(crate) fn user_session_ids_prefix(&self) -> String {
         format!("{}:user-session-ids:", self.prefix)

@@ -102,6 +102,7 @@ struct Scripts {
     otp_consume: Script,
     otp_claim_slot: Script,
     rate_acquire: Script,
+    device_remember: Script,
 }
 
 impl Scripts {
@@ -118,6 +119,7 @@ impl Scripts {
             otp_consume: Script::new(include_str!("lua/otp_consume.lua")),
             otp_claim_slot: Script::new(include_str!("lua/otp_claim_slot.lua")),
             rate_acquire: Script::new(include_str!("lua/rate_acquire.lua")),
+            device_remember: Script::new(include_str!("lua/device_remember.lua")),
         }
     }
 }

@@ -240,6 +240,33 @@ impl SessionStore for RedisStore {
         Ok(micros.and_then(DateTime::<Utc>::from_timestamp_micros))
     }
 
+    async fn remember_device(
+        &self,
+        user_id: UserId,
+        device: &auth_core::DeviceKey,
+        seen_at: DateTime<Utc>,
+        keep: usize,
+        ttl: Duration,
+    ) -> Result<auth_core::DeviceSighting, SessionStoreError> {
+        let mut call = self.inner.scripts.device_remember.prepare_invoke();
+        call.key(self.inner.keys.devices(user_id))
+            .arg(device.to_hex())
+            .arg(seen_at.timestamp_micros())
+            .arg(keep.max(1))
+            .arg(ttl_millis(ttl));
+        // Not retried: a lost answer to a first sighting would come back as "known".
+        let found: i64 = self
+            .inner
+            .exec
+            .run(Request::Script(&call), Retry::Never)
+            .await?;
+        Ok(match found {
+            0 => auth_core::DeviceSighting::Known,
+            2 => auth_core::DeviceSighting::First,
+            _ => auth_core::DeviceSighting::New,
+        })
+    }
+
     async fn revocation_epoch(&self, email: &EmailAddress) -> Result<u64, SessionStoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.inner.keys.revocation_epoch(email));

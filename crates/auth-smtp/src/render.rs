@@ -156,7 +156,10 @@ impl Renderer {
         let (code, valid_for, requested_at) = match message {
             MailMessage::VerifyEmail { code, valid_for }
             | MailMessage::ResetPassword { code, valid_for }
-            | MailMessage::LoginCode { code, valid_for } => (Some(code), Some(*valid_for), None),
+            | MailMessage::LoginCode { code, valid_for }
+            | MailMessage::EmailChangeCode { code, valid_for } => {
+                (Some(code), Some(*valid_for), None)
+            }
             MailMessage::VerifyEmailAgain {
                 code,
                 valid_for,
@@ -178,7 +181,11 @@ impl Renderer {
             | MailMessage::AccountDeletedByAdmin
             | MailMessage::AdminRoleGranted
             | MailMessage::AdminRoleRevoked
-            | MailMessage::TotpResetByAdmin => (None, None, None),
+            | MailMessage::TotpResetByAdmin
+            | MailMessage::EmailChangeRequested
+            | MailMessage::EmailChangeAddressTaken
+            | MailMessage::EmailChanged
+            | MailMessage::NewDeviceLogin => (None, None, None),
         };
         let left = match message {
             MailMessage::RecoveryCodeUsed { left } => Some(*left),
@@ -332,6 +339,10 @@ fn samples() -> Vec<MailMessage> {
         MailMessage::AdminRoleGranted,
         MailMessage::AdminRoleRevoked,
         MailMessage::TotpResetByAdmin,
+        MailMessage::EmailChangeRequested,
+        MailMessage::EmailChangeAddressTaken,
+        MailMessage::EmailChanged,
+        MailMessage::NewDeviceLogin,
     ];
     let Ok(code) = OtpCode::parse("123456") else {
         return samples;
@@ -348,6 +359,10 @@ fn samples() -> Vec<MailMessage> {
             valid_for: ten_minutes,
         },
         MailMessage::LoginCode {
+            code: code.clone(),
+            valid_for: ten_minutes,
+        },
+        MailMessage::EmailChangeCode {
             code: code.clone(),
             valid_for: ten_minutes,
         },

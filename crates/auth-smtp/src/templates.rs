@@ -19,7 +19,7 @@ pub(crate) const SHARED_FILES: [&str; 3] = ["layout.html", "footer.txt", "durati
 pub(crate) const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 /// Every message kind, as [`auth_core::MailMessage::kind`] names it.
-pub(crate) const KINDS: [&str; 17] = [
+pub(crate) const KINDS: [&str; 22] = [
     "verify_email",
     "verify_email_again",
     "reset_password",
@@ -37,6 +37,11 @@ pub(crate) const KINDS: [&str; 17] = [
     "admin_role_granted",
     "admin_role_revoked",
     "totp_reset_by_admin",
+    "email_change_code",
+    "email_change_requested",
+    "email_change_address_taken",
+    "email_changed",
+    "new_device_login",
 ];
 
 /// Every template file name, the same in each language folder.
@@ -111,6 +116,21 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "en/totp_reset_by_admin.subject",
     "en/totp_reset_by_admin.txt",
     "en/totp_reset_by_admin.html",
+    "en/email_change_code.subject",
+    "en/email_change_code.txt",
+    "en/email_change_code.html",
+    "en/email_change_requested.subject",
+    "en/email_change_requested.txt",
+    "en/email_change_requested.html",
+    "en/email_change_address_taken.subject",
+    "en/email_change_address_taken.txt",
+    "en/email_change_address_taken.html",
+    "en/email_changed.subject",
+    "en/email_changed.txt",
+    "en/email_changed.html",
+    "en/new_device_login.subject",
+    "en/new_device_login.txt",
+    "en/new_device_login.html",
     "de/footer.txt",
     "de/duration.txt",
     "de/verify_email.subject",
@@ -164,6 +184,21 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "de/totp_reset_by_admin.subject",
     "de/totp_reset_by_admin.txt",
     "de/totp_reset_by_admin.html",
+    "de/email_change_code.subject",
+    "de/email_change_code.txt",
+    "de/email_change_code.html",
+    "de/email_change_requested.subject",
+    "de/email_change_requested.txt",
+    "de/email_change_requested.html",
+    "de/email_change_address_taken.subject",
+    "de/email_change_address_taken.txt",
+    "de/email_change_address_taken.html",
+    "de/email_changed.subject",
+    "de/email_changed.txt",
+    "de/email_changed.html",
+    "de/new_device_login.subject",
+    "de/new_device_login.txt",
+    "de/new_device_login.html",
 ];
 
 /// Why the mail templates could not be loaded. Each names the file (or folder) at fault.
@@ -451,6 +486,14 @@ mod tests {
             MailMessage::AdminRoleGranted,
             MailMessage::AdminRoleRevoked,
             MailMessage::TotpResetByAdmin,
+            MailMessage::EmailChangeCode {
+                code: OtpCode::parse("123456").unwrap(),
+                valid_for: d,
+            },
+            MailMessage::EmailChangeRequested,
+            MailMessage::EmailChangeAddressTaken,
+            MailMessage::EmailChanged,
+            MailMessage::NewDeviceLogin,
         ]
         .map(|m| m.kind());
         assert_eq!(kinds, KINDS);

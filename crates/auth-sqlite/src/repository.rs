@@ -450,6 +450,36 @@ impl UserRepository for SqliteUserRepository {
             .into_user()
     }
 
+    #[tracing::instrument(name = "sqlite.users.set_email", skip_all, fields(user_id = %id))]
+    async fn set_email(
+        &self,
+        id: UserId,
+        from: &EmailAddress,
+        to: &EmailAddress,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<User, UserRepoError> {
+        let _turn = self.db.write_turn().await?;
+        let mut conn = self.db.checkout().await?;
+        // One statement: the compare (address, password hash, enabled) and the write, with
+        // the unique index deciding between two accounts moving to one address.
+        diesel::update(
+            users::table
+                .find(id_text(id))
+                .filter(users::email.eq(from.as_str()))
+                .filter(users::password_hash.eq(password_hash.as_str()))
+                .filter(users::disabled_at.is_null()),
+        )
+        .set((users::email.eq(to.as_str()), users::updated_at.eq(at)))
+        .returning(UserRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(errors::from_diesel)?
+        .ok_or(UserRepoError::NotFound)?
+        .into_user()
+    }
+
     #[tracing::instrument(name = "sqlite.users.set_password_hash", skip_all, fields(user_id = %id))]
     async fn set_password_hash(
         &self,

@@ -86,6 +86,10 @@ pub enum OtpPurpose {
     ResetPassword,
     /// Logging in without the password (a login code mailed on request).
     Login,
+    /// Proving ownership of a new address before the account moves to it. Stored under the
+    /// account's current address; the code's MAC also binds the new address and the
+    /// password hash of the request (see [`OtpSecret::mac_bound`]).
+    ChangeEmail,
 }
 
 impl OtpPurpose {
@@ -95,6 +99,7 @@ impl OtpPurpose {
             Self::VerifyEmail => "verify",
             Self::ResetPassword => "reset",
             Self::Login => "login",
+            Self::ChangeEmail => "email-change",
         }
     }
 }
@@ -152,6 +157,28 @@ impl OtpSecret {
         mac.update(&[0]);
         mac.update(email.as_str().as_bytes());
         mac.update(&[0]);
+        mac.update(code.expose().as_bytes());
+        OtpMac(mac.finalize().into_bytes().into())
+    }
+
+    /// [`OtpSecret::mac`] that also binds the code to `context` (each part length-prefixed):
+    /// a code for one change is useless for another change of the same account.
+    pub fn mac_bound(
+        &self,
+        purpose: OtpPurpose,
+        email: &EmailAddress,
+        context: &[&[u8]],
+        code: &OtpCode,
+    ) -> OtpMac {
+        let mut mac = self.0.clone();
+        mac.update(purpose.as_str().as_bytes());
+        mac.update(&[0]);
+        mac.update(email.as_str().as_bytes());
+        mac.update(&[0]);
+        for part in context {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
         mac.update(code.expose().as_bytes());
         OtpMac(mac.finalize().into_bytes().into())
     }

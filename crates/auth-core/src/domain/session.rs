@@ -191,6 +191,46 @@ impl ClientInfo {
     }
 }
 
+/// Whether a session may be used from another client than the one that opened it. With a
+/// binding on, a session used from a client that does not match is ended (see
+/// `AuthService::authenticate_from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionBinding {
+    /// Any client may use the session (the default).
+    #[default]
+    Off,
+    /// Only a client with the same `User-Agent` as at login.
+    UserAgent,
+    /// Only a client in the same network as at login: the first `ipv4_prefix` bits of an
+    /// IPv4 address, `ipv6_prefix` bits of an IPv6 address.
+    IpPrefix {
+        /// Leading bits of an IPv4 address compared (0 to 32).
+        ipv4_prefix: u8,
+        /// Leading bits of an IPv6 address compared (0 to 128).
+        ipv6_prefix: u8,
+    },
+}
+
+impl SessionBinding {
+    /// Whether a session opened by `opened_by` may be used by `now`. A client whose address
+    /// or user agent is unknown matches only another such client.
+    pub fn allows(&self, opened_by: &ClientInfo, now: &ClientInfo) -> bool {
+        match *self {
+            Self::Off => true,
+            Self::UserAgent => opened_by.user_agent == now.user_agent,
+            Self::IpPrefix {
+                ipv4_prefix,
+                ipv6_prefix,
+            } => {
+                let cut = |ip: Option<IpAddr>| {
+                    ip.map(|ip| crate::ports::TruncatedIp::new(ip, ipv4_prefix, ipv6_prefix))
+                };
+                cut(opened_by.ip) == cut(now.ip)
+            }
+        }
+    }
+}
+
 /// A server-side session as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -239,6 +279,30 @@ mod tests {
         );
         let exact = "a".repeat(ClientInfo::MAX_LANGUAGE);
         assert_eq!(lang(Some(&exact)), Some(exact.clone()));
+    }
+
+    #[test]
+    fn a_binding_allows_only_the_matching_client() {
+        let at = |ip: [u8; 4], ua: &str| ClientInfo::new(Some(IpAddr::from(ip)), Some(ua));
+        let login = at([203, 0, 113, 7], "Firefox");
+        let same_net = at([203, 0, 113, 200], "Firefox");
+        let other_net = at([203, 0, 114, 7], "Firefox");
+        let other_ua = at([203, 0, 113, 7], "curl");
+        let by_ip = SessionBinding::IpPrefix {
+            ipv4_prefix: 24,
+            ipv6_prefix: 64,
+        };
+        assert!(SessionBinding::Off.allows(&login, &other_ua));
+        assert!(SessionBinding::UserAgent.allows(&login, &other_net));
+        assert!(!SessionBinding::UserAgent.allows(&login, &other_ua));
+        assert!(by_ip.allows(&login, &same_net));
+        assert!(by_ip.allows(&login, &other_ua));
+        assert!(!by_ip.allows(&login, &other_net));
+        assert!(!by_ip.allows(&login, &ClientInfo::default()));
+        assert!(!SessionBinding::UserAgent.allows(&login, &ClientInfo::default()));
+        let v6 = |s: &str| ClientInfo::new(Some(s.parse().unwrap()), None);
+        assert!(by_ip.allows(&v6("2001:db8::1"), &v6("2001:db8::ffff:1")));
+        assert!(!by_ip.allows(&v6("2001:db8::1"), &v6("2001:db8:0:1::1")));
     }
 
     #[test]

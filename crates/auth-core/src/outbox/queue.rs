@@ -125,7 +125,12 @@ fn supersede_key(message: &MailMessage) -> Option<&'static str> {
         | MailMessage::AccountDeletedByAdmin
         | MailMessage::AdminRoleGranted
         | MailMessage::AdminRoleRevoked
-        | MailMessage::TotpResetByAdmin => None,
+        | MailMessage::TotpResetByAdmin
+        | MailMessage::EmailChangeCode { .. }
+        | MailMessage::EmailChangeRequested
+        | MailMessage::EmailChangeAddressTaken
+        | MailMessage::EmailChanged
+        | MailMessage::NewDeviceLogin => None,
     }
 }
 

@@ -86,6 +86,25 @@ pub enum MailMessage {
     /// Notice that an administrator turned the account's two-factor authentication off
     /// (every session was ended).
     TotpResetByAdmin,
+    /// The code that moves an account to a new address, mailed to the new address.
+    EmailChangeCode {
+        /// The code.
+        code: OtpCode,
+        /// How long it stays valid.
+        valid_for: Duration,
+    },
+    /// Notice to the current address that a move of the account to another address was asked
+    /// for (with the password); nothing changes until the code mailed there is entered.
+    EmailChangeRequested,
+    /// Notice to an address that has an account already: someone asked to move another
+    /// account to it (sent instead of a code, so that the answer does not tell the address is
+    /// taken).
+    EmailChangeAddressTaken,
+    /// Notice to the former address that the account moved to another address (every other
+    /// session was ended).
+    EmailChanged,
+    /// Notice that the account was signed in to from a device never seen for it.
+    NewDeviceLogin,
 }
 
 impl MailMessage {
@@ -109,6 +128,11 @@ impl MailMessage {
             MailMessage::AdminRoleGranted => "admin_role_granted",
             MailMessage::AdminRoleRevoked => "admin_role_revoked",
             MailMessage::TotpResetByAdmin => "totp_reset_by_admin",
+            MailMessage::EmailChangeCode { .. } => "email_change_code",
+            MailMessage::EmailChangeRequested => "email_change_requested",
+            MailMessage::EmailChangeAddressTaken => "email_change_address_taken",
+            MailMessage::EmailChanged => "email_changed",
+            MailMessage::NewDeviceLogin => "new_device_login",
         }
     }
 
@@ -118,7 +142,8 @@ impl MailMessage {
             MailMessage::VerifyEmail { valid_for, .. }
             | MailMessage::VerifyEmailAgain { valid_for, .. }
             | MailMessage::ResetPassword { valid_for, .. }
-            | MailMessage::LoginCode { valid_for, .. } => Some(*valid_for),
+            | MailMessage::LoginCode { valid_for, .. }
+            | MailMessage::EmailChangeCode { valid_for, .. } => Some(*valid_for),
             MailMessage::PasswordChanged
             | MailMessage::SignupAttempted
             | MailMessage::AccountDeleted
@@ -131,7 +156,11 @@ impl MailMessage {
             | MailMessage::AccountDeletedByAdmin
             | MailMessage::AdminRoleGranted
             | MailMessage::AdminRoleRevoked
-            | MailMessage::TotpResetByAdmin => None,
+            | MailMessage::TotpResetByAdmin
+            | MailMessage::EmailChangeRequested
+            | MailMessage::EmailChangeAddressTaken
+            | MailMessage::EmailChanged
+            | MailMessage::NewDeviceLogin => None,
         }
     }
 }

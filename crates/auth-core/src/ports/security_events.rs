@@ -104,10 +104,14 @@ pub enum SecurityEventKind {
     SessionsEndedByAdmin,
     /// An administrator turned the account's two-factor authentication off.
     TwoFactorResetByAdmin,
+    /// A move of the account to another address was asked for (with the password).
+    EmailChangeRequested,
+    /// The account moved to another address (with the code mailed there).
+    EmailChanged,
 }
 
 impl SecurityEventKind {
-    const SIMPLE: [Self; 21] = [
+    const SIMPLE: [Self; 23] = [
         Self::Signup,
         Self::Verified,
         Self::LoginSucceeded,
@@ -129,6 +133,8 @@ impl SecurityEventKind {
         Self::AccountDeletedByAdmin,
         Self::SessionsEndedByAdmin,
         Self::TwoFactorResetByAdmin,
+        Self::EmailChangeRequested,
+        Self::EmailChanged,
     ];
 
     /// The stored and published name: `signup`, `verified`, `login_succeeded`,
@@ -136,7 +142,8 @@ impl SecurityEventKind {
     /// `reset_requested`, `reset_completed`, `two_factor_enabled`, `two_factor_disabled`,
     /// `recovery_code_used`, `account_deleted`, and for what an administrator did:
     /// `account_disabled_by_admin`, `account_enabled_by_admin`, `role_changed_by_admin`,
-    /// `account_deleted_by_admin`, `sessions_ended_by_admin`, `two_factor_reset_by_admin`.
+    /// `account_deleted_by_admin`, `sessions_ended_by_admin`, `two_factor_reset_by_admin`;
+    /// and for a change of address: `email_change_requested`, `email_changed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Signup => "signup",
@@ -161,6 +168,8 @@ impl SecurityEventKind {
             Self::AccountDeletedByAdmin => "account_deleted_by_admin",
             Self::SessionsEndedByAdmin => "sessions_ended_by_admin",
             Self::TwoFactorResetByAdmin => "two_factor_reset_by_admin",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
         }
     }
 

@@ -16,6 +16,29 @@ pub enum SessionStoreError {
     Other(#[source] BoxError),
 }
 
+/// A keyed hash that names a device of an account (see `AuthService`'s new-device notice):
+/// the store never sees what it was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceKey(pub [u8; 32]);
+
+impl DeviceKey {
+    /// Lower-case hex, for storage keys.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// What [`SessionStore::remember_device`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSighting {
+    /// The device was among the account's devices.
+    Known,
+    /// The device is new, and the account had others.
+    New,
+    /// The device is the first the account has (nothing to compare with).
+    First,
+}
+
 /// Server-side sessions, keyed by the SHA-256 of their token.
 ///
 /// A store never sees a raw token. Entries expire on their own after the `ttl` given at insert
@@ -88,6 +111,19 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         session_id: SessionId,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, SessionStoreError>;
+
+    /// Records that the account `user_id` was used from the device `device` at `seen_at`,
+    /// keeping at most `keep` devices per account (those seen least recently go first) for
+    /// `ttl` after the last sighting. Says whether the device was known, new, or the first
+    /// the account has. Concurrent calls for one new device MUST NOT both answer `New`.
+    async fn remember_device(
+        &self,
+        user_id: UserId,
+        device: &DeviceKey,
+        seen_at: chrono::DateTime<chrono::Utc>,
+        keep: usize,
+        ttl: Duration,
+    ) -> Result<DeviceSighting, SessionStoreError>;
 
     /// Checks that the store answers. MUST return [`SessionStoreError::Unavailable`] when not.
     async fn ping(&self) -> Result<(), SessionStoreError>;

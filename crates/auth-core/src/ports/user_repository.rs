@@ -106,6 +106,25 @@ pub trait UserRepository: Send + Sync + 'static {
         disabled_at: Option<DateTime<Utc>>,
     ) -> Result<(), UserRepoError>;
 
+    /// Moves the account to the address `to`, setting `updated_at` to `at`, and returns it,
+    /// as one compare-and-set: only while the account exists, is enabled, still has the
+    /// address `from` and the password hash `password_hash` (a change of password, a reset
+    /// or a disabling after the move was asked for makes it fail). The verification time is
+    /// kept (the new address was proven with a code).
+    ///
+    /// MUST return [`UserRepoError::NotFound`] when any of these does not hold (nothing
+    /// changes), and [`UserRepoError::Duplicate`] when another account has the address `to`
+    /// (case-insensitively), by the store's unique index, also when it is being taken
+    /// concurrently.
+    async fn set_email(
+        &self,
+        id: UserId,
+        from: &EmailAddress,
+        to: &EmailAddress,
+        password_hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<User, UserRepoError>;
+
     /// [`create`](Self::create) and queue `mail` in one transaction (see the trait's docs).
     async fn create_with_mail(
         &self,

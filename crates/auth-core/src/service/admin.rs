@@ -534,4 +534,37 @@ impl AuthService {
         );
         Ok(user.id)
     }
+
+    /// Imports an account with a password hash made elsewhere (the `users import` command:
+    /// no session, no mail). The hash is stored as given: any format the
+    /// [`PasswordHasher`](crate::PasswordHasher) verifies, which on the account's next
+    /// successful login answers `MatchNeedsRehash` unless it is current, so the login stores
+    /// a current hash. `verified_at` is the verification state as given. Created at
+    /// `created_at`, or now. [`AdminError::EmailTaken`] when the address has an account.
+    pub async fn import_user(
+        &self,
+        email: &EmailAddress,
+        password_hash: crate::domain::password::PasswordHash,
+        verified_at: Option<chrono::DateTime<chrono::Utc>>,
+        created_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<UserId, AdminError> {
+        let now = self.ports.clock.now();
+        let new_user = NewUser {
+            id: UserId::from_uuid(self.ports.random.uuid()),
+            email: email.clone(),
+            password_hash,
+            created_at: created_at.unwrap_or(now),
+            language: None,
+        };
+        let user = match self.ports.users.create(&new_user).await {
+            Ok(user) => user,
+            Err(UserRepoError::Duplicate) => return Err(AdminError::EmailTaken),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(at) = verified_at {
+            self.ports.users.mark_verified(user.id, at).await?;
+        }
+        info!(user_id = %user.id, "account imported from the command line");
+        Ok(user.id)
+    }
 }

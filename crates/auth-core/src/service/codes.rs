@@ -51,6 +51,7 @@ pub(super) fn guarded_action(purpose: OtpPurpose) -> Option<Action> {
         OtpPurpose::VerifyEmail => None,
         OtpPurpose::ResetPassword => Some(Action::ResetPassword),
         OtpPurpose::Login => Some(Action::LoginCodeVerify),
+        OtpPurpose::ChangeEmail => None,
     }
 }
 
@@ -141,6 +142,7 @@ impl AuthService {
             },
             (OtpPurpose::ResetPassword, _) => MailMessage::ResetPassword { code, valid_for },
             (OtpPurpose::Login, _) => MailMessage::LoginCode { code, valid_for },
+            (OtpPurpose::ChangeEmail, _) => MailMessage::EmailChangeCode { code, valid_for },
         })
     }
 
@@ -275,6 +277,7 @@ impl AuthService {
             OtpPurpose::VerifyEmail => "verify-code-miss",
             OtpPurpose::ResetPassword => "reset-code-miss",
             OtpPurpose::Login => "login-code-miss",
+            OtpPurpose::ChangeEmail => "email-change-code-miss",
         };
         let key = RateKey {
             bucket,

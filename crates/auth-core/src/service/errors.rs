@@ -403,6 +403,62 @@ pub enum ChangePasswordError {
     Failure(Failure),
 }
 
+/// Errors of [`crate::AuthService::request_email_change`].
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeEmailError {
+    /// The current password is wrong; nothing changed.
+    #[error("the current password is wrong")]
+    InvalidCredentials,
+    /// The user has a second factor and none was given.
+    #[error("a code from your authenticator app or a recovery code is required")]
+    SecondFactorRequired,
+    /// The second factor is wrong or was used before; nothing changed.
+    #[error("the code is wrong or was used before")]
+    InvalidSecondFactor,
+    /// The new address is the account's address already.
+    #[error("this is the account's address already")]
+    SameAddress,
+    /// The session is gone (ended, or its account deleted or disabled).
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// A request budget or this client's share of the hasher is spent.
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of [`crate::AuthService::confirm_email_change`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfirmEmailChangeError {
+    /// Wrong code, no code, a code for another address, a code outdated by a change of
+    /// password, or an address taken meanwhile: deliberately indistinguishable.
+    #[error("the code is invalid")]
+    InvalidOtp,
+    /// The code's lifetime is over.
+    #[error("the code has expired; request a new one")]
+    OtpExpired,
+    /// Too many wrong attempts: the code is dead.
+    #[error("too many wrong attempts; request a new code")]
+    TooManyAttempts,
+    /// The session is gone (ended, or its account deleted or disabled).
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// A request budget is spent.
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
 /// Errors of the administrative operations (`AuthService::admin_*`).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -589,6 +645,8 @@ retry_vocabulary!(
     ForgotPasswordError,
     LoginError,
     ChangePasswordError,
+    ChangeEmailError,
+    ConfirmEmailChangeError,
     DeleteAccountError,
     MfaError,
     SecondStepError,
@@ -626,6 +684,8 @@ from_failure!(
     AuthenticateError,
     SessionError,
     ChangePasswordError,
+    ChangeEmailError,
+    ConfirmEmailChangeError,
     MfaError,
     SecondStepError,
     AdminError,

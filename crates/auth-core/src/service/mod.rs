@@ -10,6 +10,7 @@ mod account;
 mod admin;
 mod changes;
 mod codes;
+mod email;
 mod errors;
 mod events;
 mod fairness;
@@ -88,7 +89,18 @@ pub struct AuthConfig {
     /// How long an administrator's password, given again inside a session, opens that
     /// session's administrative privilege window (default 10 minutes).
     pub admin_reauth_window: Duration,
+    /// Whether a session may be used from another client than the one that opened it
+    /// (default [`SessionBinding::Off`](crate::SessionBinding::Off)).
+    pub session_binding: crate::domain::session::SessionBinding,
+    /// Whether a login from a device never seen for the account mails its owner (default
+    /// on). The devices seen are kept per account, at most [`KNOWN_DEVICES`] of them, as
+    /// hashes.
+    pub new_device_mail: bool,
 }
+
+/// How many devices an account's list of seen devices keeps (the least recently seen go
+/// first).
+pub const KNOWN_DEVICES: usize = 20;
 
 impl Default for AuthConfig {
     fn default() -> Self {
@@ -105,6 +117,8 @@ impl Default for AuthConfig {
             totp_issuer: "SecureAuth".to_owned(),
             mfa_token_ttl: Duration::from_secs(5 * 60),
             admin_reauth_window: Duration::from_secs(10 * 60),
+            session_binding: crate::domain::session::SessionBinding::Off,
+            new_device_mail: true,
         }
     }
 }
@@ -358,8 +372,8 @@ impl AuthService {
 
     /// Ends every session of the user (raising the address's revocation epoch first, so that
     /// a login in flight cannot slip a session past the sweep), except `keep`, and discards
-    /// the address's login and reset codes: a code mailed before the revocation must neither
-    /// open a session nor set a password after it.
+    /// the address's login, reset and change-of-address codes: a code mailed before the
+    /// revocation must neither open a session, set a password nor move the account after it.
     async fn revoke_all(
         &self,
         user_id: UserId,
@@ -367,7 +381,11 @@ impl AuthService {
         keep: Option<SessionId>,
     ) -> Result<u64, Failure> {
         self.ports.sessions.bump_revocation_epoch(email).await?;
-        for purpose in [OtpPurpose::Login, OtpPurpose::ResetPassword] {
+        for purpose in [
+            OtpPurpose::Login,
+            OtpPurpose::ResetPassword,
+            OtpPurpose::ChangeEmail,
+        ] {
             self.ports.otps.discard(purpose, email).await?;
         }
         Ok(self

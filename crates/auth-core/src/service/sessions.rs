@@ -269,6 +269,10 @@ impl AuthService {
             );
             return Err(Opened::LostToRevocation);
         }
+        if self.config.new_device_mail {
+            self.notice_new_device(&user, &client, device.is_some(), now)
+                .await;
+        }
         let device_id = device.unwrap_or_else(|| DeviceId::from_uuid(self.ports.random.uuid()));
         let device = self.otp_secret.sign_device(&email, device_id, now);
         info!(session = %short_id(session.id), "login succeeded");
@@ -280,6 +284,65 @@ impl AuthService {
             session,
             device,
         })
+    }
+
+    /// Records the device of a login among the account's devices and mails the owner when it
+    /// was never seen for the account (unless the login carried a device credential the
+    /// service issued for the address, or it is the account's first device). A device is its
+    /// user agent with every number zeroed (so a browser update is the same device), keyed
+    /// with the server secret and the account: the store keeps only that hash, at most
+    /// [`KNOWN_DEVICES`](super::KNOWN_DEVICES) per account. A store failure is logged: the
+    /// login goes on.
+    async fn notice_new_device(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        credential: bool,
+        now: DateTime<Utc>,
+    ) {
+        let key = self.device_key(user.id, client.user_agent.as_deref());
+        let sighting = self
+            .ports
+            .sessions
+            .remember_device(
+                user.id,
+                &key,
+                now,
+                super::KNOWN_DEVICES,
+                self.config.device_ttl,
+            )
+            .await;
+        match sighting {
+            Ok(crate::ports::DeviceSighting::New) if !credential => {
+                info!(
+                    security_event = "new_device_login",
+                    "login from a new device"
+                );
+                self.send_best_effort(
+                    &user.email,
+                    &crate::ports::MailMessage::NewDeviceLogin,
+                    client.language.as_deref(),
+                )
+                .await;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "the device of a login was not recorded"),
+        }
+    }
+
+    /// The key of the device `user_agent` of the account `user`.
+    fn device_key(&self, user: UserId, user_agent: Option<&str>) -> crate::ports::DeviceKey {
+        use hmac::Mac as _;
+        let shape: String = user_agent
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '0' } else { c })
+            .collect();
+        let mut mac = self.otp_secret.hmac();
+        mac.update(b"device-key\0");
+        mac.update(user.as_uuid().as_bytes());
+        mac.update(shape.as_bytes());
+        crate::ports::DeviceKey(mac.finalize().into_bytes().into())
     }
 
     /// Mails a login code to `email` if it has a verified account: a way in that nobody can
@@ -348,6 +411,26 @@ impl AuthService {
     /// session-store lookup; plus one write to record the use when the recorded last use is
     /// older than [`AuthConfig::activity_granularity`](crate::AuthConfig::activity_granularity).
     pub async fn authenticate(&self, token: &SessionToken) -> Result<Session, AuthenticateError> {
+        self.authenticate_inner(token, None).await
+    }
+
+    /// [`AuthService::authenticate`] for a request from `client`: with a
+    /// [`SessionBinding`](crate::SessionBinding) on ([`AuthConfig::session_binding`](super::AuthConfig::session_binding)),
+    /// a session used from a client that does not match the one that opened it is ended
+    /// (and the security history records it) and the answer is `Unauthenticated`.
+    pub async fn authenticate_from(
+        &self,
+        token: &SessionToken,
+        client: &ClientInfo,
+    ) -> Result<Session, AuthenticateError> {
+        self.authenticate_inner(token, Some(client)).await
+    }
+
+    async fn authenticate_inner(
+        &self,
+        token: &SessionToken,
+        client: Option<&ClientInfo>,
+    ) -> Result<Session, AuthenticateError> {
         let token_hash = token.hash();
         let Some(session) = self.ports.sessions.get(&token_hash).await? else {
             return Err(AuthenticateError::Unauthenticated);
@@ -357,6 +440,21 @@ impl AuthService {
             // The store's TTL normally got there first; clean up if it did not.
             let _ = self.ports.sessions.delete(&token_hash).await;
             return Err(AuthenticateError::Unauthenticated);
+        }
+        if let Some(client) = client {
+            if !self.config.session_binding.allows(&session.client, client) {
+                self.ports.sessions.delete(&token_hash).await?;
+                warn!(
+                    security_event = "session_binding_mismatch",
+                    user_id = %session.user.id,
+                    session = %short_id(session.id),
+                    client_ip = client.ip.map(|ip| ip.to_string()),
+                    "session ended: used from another client than the one that opened it"
+                );
+                self.record_event(session.user.id, SecurityEventKind::SessionEnded, client)
+                    .await;
+                return Err(AuthenticateError::Unauthenticated);
+            }
         }
         let Some(granularity) = self.config.activity_granularity() else {
             return Ok(session);

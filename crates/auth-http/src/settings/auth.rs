@@ -47,6 +47,9 @@ pub struct AuthSettings {
     pub breached_passwords: BreachedPasswordSettings,
     /// `MFA_ISSUER`, `MFA_TOKEN_TTL`: two-factor authentication.
     pub mfa: MfaSettings,
+    /// `SESSION_BINDING`, `SESSION_IP_PREFIX_V4`, `SESSION_IP_PREFIX_V6`, `NEW_DEVICE_MAIL`:
+    /// how sessions are tied to their devices and shown.
+    pub devices: DeviceSettings,
 }
 
 impl AuthSettings {
@@ -107,6 +110,7 @@ impl AuthSettings {
             )?,
             breached_passwords: BreachedPasswordSettings::read(env)?,
             mfa: MfaSettings::read(env)?,
+            devices: DeviceSettings::read(env)?,
         })
     }
 
@@ -123,6 +127,8 @@ impl AuthSettings {
             totp_issuer: self.mfa.issuer.clone(),
             mfa_token_ttl: self.mfa.token_ttl,
             admin_reauth_window: self.admin_reauth_window,
+            session_binding: self.devices.binding(),
+            new_device_mail: self.devices.new_device_mail,
             ..AuthConfig::default()
         }
     }
@@ -412,6 +418,79 @@ impl MfaSettings {
             "must be between 30s and 5m",
         )?;
         Ok(settings)
+    }
+}
+
+/// How sessions are tied to the devices that opened them, and how `GET /sessions` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceSettings {
+    /// `SESSION_BINDING`: `off` (default), `user-agent` (a session used with another
+    /// `User-Agent` than at login is ended) or `ip-prefix` (likewise from another network, as
+    /// cut by the prefixes below).
+    pub binding: BindingMode,
+    /// `SESSION_IP_PREFIX_V4`: leading bits of an IPv4 address a session shows and binds to
+    /// (default 24; 0 to 32).
+    pub ipv4_prefix: u8,
+    /// `SESSION_IP_PREFIX_V6`: leading bits of an IPv6 address a session shows and binds to
+    /// (default 48; 0 to 128).
+    pub ipv6_prefix: u8,
+    /// `NEW_DEVICE_MAIL`: mail the owner when a login comes from a device never seen for the
+    /// account (default `true`).
+    pub new_device_mail: bool,
+}
+
+/// The value of `SESSION_BINDING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingMode {
+    /// `off`.
+    Off,
+    /// `user-agent`.
+    UserAgent,
+    /// `ip-prefix`.
+    IpPrefix,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            binding: BindingMode::Off,
+            ipv4_prefix: 24,
+            ipv6_prefix: 48,
+            new_device_mail: true,
+        }
+    }
+}
+
+impl DeviceSettings {
+    /// The binding the service enforces.
+    pub fn binding(&self) -> auth_core::SessionBinding {
+        match self.binding {
+            BindingMode::Off => auth_core::SessionBinding::Off,
+            BindingMode::UserAgent => auth_core::SessionBinding::UserAgent,
+            BindingMode::IpPrefix => auth_core::SessionBinding::IpPrefix {
+                ipv4_prefix: self.ipv4_prefix,
+                ipv6_prefix: self.ipv6_prefix,
+            },
+        }
+    }
+
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            binding: env.choice(
+                "SESSION_BINDING",
+                &[
+                    (&["off"], BindingMode::Off),
+                    (&["user-agent"], BindingMode::UserAgent),
+                    (&["ip-prefix"], BindingMode::IpPrefix),
+                ],
+                d.binding,
+                "off, user-agent or ip-prefix",
+            )?,
+            ipv4_prefix: env.number_in("SESSION_IP_PREFIX_V4", 0..=32, d.ipv4_prefix)?,
+            ipv6_prefix: env.number_in("SESSION_IP_PREFIX_V6", 0..=128, d.ipv6_prefix)?,
+            new_device_mail: env.flag("NEW_DEVICE_MAIL", d.new_device_mail)?,
+        })
     }
 }
 

@@ -19,9 +19,9 @@ use std::time::Duration;
 pub use auth_argon2::Argon2Settings;
 
 pub use self::auth::{
-    estimated_entropy_bits, parse_rate_limit, AuthSettings, BreachedPasswordSettings, MfaSettings,
-    SecurityEventSettings, DEFAULT_MFA_ISSUER, MAX_MFA_ISSUER_CHARS, MAX_MFA_TOKEN_TTL,
-    MIN_MFA_TOKEN_TTL, MIN_SECRET_BITS, RATE_LIMIT_VARS,
+    estimated_entropy_bits, parse_rate_limit, AuthSettings, BindingMode, BreachedPasswordSettings,
+    DeviceSettings, MfaSettings, SecurityEventSettings, DEFAULT_MFA_ISSUER, MAX_MFA_ISSUER_CHARS,
+    MAX_MFA_TOKEN_TTL, MIN_MFA_TOKEN_TTL, MIN_SECRET_BITS, RATE_LIMIT_VARS,
 };
 pub use self::env::{Env, MIN_TOKEN_BYTES};
 pub use self::http::{HttpSettings, MetricsSettings, DEFAULT_MAX_CONNECTIONS};
@@ -311,6 +311,43 @@ mod tests {
             let e = set.unwrap_err();
             assert_eq!(e.var, "OTEL_EXPORTER_OTLP_ENDPOINT");
             assert!(e.message.contains("--features otlp"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn device_settings_have_defaults_and_refuse_odd_values() {
+        let s = with(&[]).unwrap().auth.devices;
+        assert_eq!(s, DeviceSettings::default());
+        assert_eq!(s.binding(), auth_core::SessionBinding::Off);
+        let s = with(&[
+            ("SESSION_BINDING", "ip-prefix"),
+            ("SESSION_IP_PREFIX_V4", "16"),
+            ("SESSION_IP_PREFIX_V6", "64"),
+            ("NEW_DEVICE_MAIL", "false"),
+        ])
+        .unwrap()
+        .auth
+        .devices;
+        assert_eq!(
+            s.binding(),
+            auth_core::SessionBinding::IpPrefix {
+                ipv4_prefix: 16,
+                ipv6_prefix: 64
+            }
+        );
+        assert!(!s.new_device_mail);
+        let s = with(&[("SESSION_BINDING", "user-agent")])
+            .unwrap()
+            .auth
+            .devices;
+        assert_eq!(s.binding(), auth_core::SessionBinding::UserAgent);
+        for (var, raw) in [
+            ("SESSION_BINDING", "cookie"),
+            ("SESSION_IP_PREFIX_V4", "33"),
+            ("SESSION_IP_PREFIX_V6", "129"),
+            ("NEW_DEVICE_MAIL", "maybe"),
+        ] {
+            assert_eq!(with(&[(var, raw)]).unwrap_err().var, var);
         }
     }
 

@@ -504,6 +504,8 @@
     two_factor_disabled: 'Two-factor authentication turned off',
     recovery_code_used: 'Recovery code used',
     account_deleted: 'Account deleted',
+    email_change_requested: 'Change of email address asked for',
+    email_changed: 'Email address changed',
   };
   const LOGIN_FAILURE = {
     bad_credentials: 'wrong password',
@@ -553,8 +555,164 @@
     };
   }
 
+  /** The account page's list of sessions: device, network, last use, and a button to end
+   *  each one but this device's. */
+  function sessionsSection() {
+    const list = byId('sessions-list');
+    const load = async () => {
+      const r = await api('GET', '/sessions');
+      list.replaceChildren();
+      byId('session-count').textContent = r.ok ? String(r.data.sessions.length) : '–';
+      if (!r.ok) return;
+      for (const s of r.data.sessions) {
+        const li = document.createElement('li');
+        li.dataset.session = s.id;
+        const what = document.createElement('span');
+        what.className = 'device';
+        what.textContent = (s.browser || 'Unknown browser') + ' on ' + (s.os || 'an unknown system');
+        const meta = document.createElement('span');
+        meta.className = 'meta';
+        const used = document.createElement('time');
+        describeTime(used, s.last_seen_at);
+        meta.append((s.ip ? 'from ' + s.ip + ' · ' : '') + 'last used ', used);
+        what.append(meta);
+        li.append(what);
+        if (s.current) {
+          const mark = document.createElement('span');
+          mark.className = 'this-device';
+          mark.textContent = 'This device';
+          li.append(mark);
+        } else {
+          const end = document.createElement('button');
+          end.type = 'button';
+          end.className = 'danger';
+          end.textContent = 'End';
+          end.dataset.busyLabel = 'Ending…';
+          end.setAttribute('aria-label', 'End the session of ' + what.firstChild.textContent);
+          end.addEventListener('click', () => busy(end, async () => {
+            clearErrors(null);
+            const d = await api('DELETE', '/sessions/' + encodeURIComponent(s.id));
+            if (d.status === 401) { window.location.replace('/ui/login?notice=expired'); return 'navigating'; }
+            if (!d.ok && d.status !== 404) { setFormError(d.error.message); return undefined; }
+            showNotice('That session was ended.');
+            await load();
+            return undefined;
+          }));
+          li.append(end);
+        }
+        list.append(li);
+      }
+    };
+    return { load, clear: () => list.replaceChildren() };
+  }
+
+  /** Asks for the second factor in `form` when the API says one is needed. */
+  function needsSecondFactor(form, fieldId, error) {
+    if (error.code !== 'second_factor_required' && error.code !== 'invalid_second_factor') return false;
+    byId(fieldId).hidden = false;
+    setFieldError(form, 'second_factor', error.message);
+    fieldInput(form, 'second_factor').focus();
+    return true;
+  }
+
+  /** The account page's password change and change of address. */
+  function changeSections(sessions) {
+    const passwordForm = byId('password-form');
+    onSubmit(passwordForm, async () => {
+      const current = fieldInput(passwordForm, 'current_password');
+      const next = fieldInput(passwordForm, 'new_password');
+      if (!validate(passwordForm, [
+        ['current_password', passwordProblem(current.value, 'your current password')],
+        ['new_password', passwordProblem(next.value, 'a new password')],
+      ])) return undefined;
+      const body = { current_password: current.value, new_password: next.value };
+      const factor = fieldInput(passwordForm, 'second_factor').value.trim();
+      if (factor) body.second_factor = factor;
+      const r = await api('POST', '/change-password', body);
+      current.value = '';
+      if (r.ok) {
+        next.value = '';
+        fieldInput(passwordForm, 'second_factor').value = '';
+        byId('password-code-field').hidden = true;
+        showNotice('Your password was changed. Every other session was ended.');
+        await sessions.load();
+        return undefined;
+      }
+      if (r.status === 401) { window.location.replace('/ui/login?notice=expired'); return 'navigating'; }
+      if (r.error.code === 'invalid_credentials') {
+        setFieldError(passwordForm, 'current_password', 'That is not your current password. Nothing was changed.');
+        current.focus();
+        return undefined;
+      }
+      if (needsSecondFactor(passwordForm, 'password-code-field', r.error)) return undefined;
+      showError(passwordForm, r.error);
+      return undefined;
+    });
+
+    const emailForm = byId('email-form');
+    const confirmForm = byId('email-confirm-form');
+    let pending = '';
+    onSubmit(emailForm, async () => {
+      const address = fieldInput(emailForm, 'new_email');
+      const password = fieldInput(emailForm, 'password');
+      if (!validate(emailForm, [
+        ['new_email', emailProblem(address.value.trim())],
+        ['password', passwordProblem(password.value, 'your password')],
+      ])) return undefined;
+      const body = { new_email: address.value.trim(), password: password.value };
+      const factor = fieldInput(emailForm, 'second_factor').value.trim();
+      if (factor) body.second_factor = factor;
+      const r = await api('POST', '/me/email', body);
+      password.value = '';
+      if (r.ok) {
+        pending = body.new_email;
+        fieldInput(emailForm, 'second_factor').value = '';
+        byId('email-code-field').hidden = true;
+        byId('email-confirm-hint').textContent = 'A code is on its way to ' + pending + '. Enter it here to finish.';
+        confirmForm.hidden = false;
+        fieldInput(confirmForm, 'otp').focus();
+        return undefined;
+      }
+      if (r.status === 401) { window.location.replace('/ui/login?notice=expired'); return 'navigating'; }
+      if (r.error.code === 'invalid_credentials') {
+        setFieldError(emailForm, 'password', 'That is not your password. Nothing was changed.');
+        password.focus();
+        return undefined;
+      }
+      if (needsSecondFactor(emailForm, 'email-code-field', r.error)) return undefined;
+      showError(emailForm, r.error);
+      return undefined;
+    });
+    onSubmit(confirmForm, async () => {
+      const code = fieldInput(confirmForm, 'otp');
+      if (!validate(confirmForm, [['otp', /^\d{6}$/.test(code.value.trim()) ? '' : 'Enter the 6-digit code from the mail.']])) return undefined;
+      const r = await api('POST', '/me/email/confirm', { new_email: pending, otp: code.value.trim() });
+      if (r.ok) {
+        code.value = '';
+        confirmForm.hidden = true;
+        fieldInput(emailForm, 'new_email').value = '';
+        byId('account-email').textContent = r.data.user.email;
+        showNotice('Your email address is now ' + r.data.user.email + '. Every other session was ended.');
+        await sessions.load();
+        return undefined;
+      }
+      if (r.status === 401) { window.location.replace('/ui/login?notice=expired'); return 'navigating'; }
+      showError(confirmForm, r.error);
+      return undefined;
+    });
+    return () => {
+      [passwordForm, emailForm, confirmForm].forEach((f) => {
+        f.querySelectorAll('input').forEach((i) => { i.value = ''; });
+        clearErrors(f);
+      });
+      confirmForm.hidden = true;
+    };
+  }
+
   function account() {
     const activity = activitySection();
+    const sessions = sessionsSection();
+    const clearChanges = changeSections(sessions);
     const section = byId('account');
     const loading = byId('loading');
     const logout = byId('logout');
@@ -567,6 +725,8 @@
       fieldInput(deleteForm, 'password').value = '';
       clearErrors(deleteForm);
       activity.clear();
+      sessions.clear();
+      clearChanges();
     };
 
     // On every showing, also from the back/forward cache: ask the server again.
@@ -583,8 +743,7 @@
       describeTime(byId('session-expires'), session.expires_at);
       loading.hidden = true;
       section.hidden = false;
-      const list = await api('GET', '/sessions');
-      byId('session-count').textContent = list.ok ? String(list.data.sessions.length) : '–';
+      await sessions.load();
       await activity.load();
     });
     // Nothing of the account stays in a page kept for the back button.

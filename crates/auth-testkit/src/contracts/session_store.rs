@@ -44,6 +44,68 @@ pub async fn run(store: Arc<dyn SessionStore>) {
     touch_records_a_use_and_never_revives(s).await;
     revocation_epochs_start_at_zero_and_rise_per_address(s).await;
     concurrent_bumps_are_all_counted(store.clone()).await;
+    devices_are_remembered_per_account_and_bounded(s).await;
+    concurrent_sightings_of_a_new_device_are_new_once(store.clone()).await;
+}
+
+fn device(n: u8) -> auth_core::DeviceKey {
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    key[0] = n;
+    auth_core::DeviceKey(key)
+}
+
+/// The first device of an account is `First`, another one `New`, a device seen before
+/// `Known` (per account); past `keep` devices the least recently seen is forgotten.
+async fn devices_are_remembered_per_account_and_bounded(store: &dyn SessionStore) {
+    use auth_core::DeviceSighting::{First, Known, New};
+    let (a, b) = (user(true).id, user(true).id);
+    let t0 = Utc::now().trunc_subsecs(6);
+    let at = |s: i64| t0 + chrono::TimeDelta::seconds(s);
+    let (laptop, phone, tablet) = (device(1), device(2), device(3));
+    let seen = |u, d, t| store.remember_device(u, d, t, 2, LONG_TTL);
+    assert_eq!(seen(a, &laptop, at(0)).await.unwrap(), First);
+    assert_eq!(seen(a, &laptop, at(1)).await.unwrap(), Known);
+    assert_eq!(seen(b, &laptop, at(1)).await.unwrap(), First, "per account");
+    assert_eq!(seen(a, &phone, at(2)).await.unwrap(), New);
+    assert_eq!(seen(a, &phone, at(3)).await.unwrap(), Known);
+    // Two kept: the laptop (seen at 1) goes when the tablet comes.
+    assert_eq!(seen(a, &tablet, at(4)).await.unwrap(), New);
+    assert_eq!(seen(a, &phone, at(5)).await.unwrap(), Known);
+    assert_eq!(
+        seen(a, &laptop, at(6)).await.unwrap(),
+        New,
+        "forgotten past keep"
+    );
+}
+
+/// Parallel first sightings of one device on an account that has another: exactly one `New`.
+async fn concurrent_sightings_of_a_new_device_are_new_once(store: Arc<dyn SessionStore>) {
+    use auth_core::DeviceSighting;
+    let owner = user(true).id;
+    let now = Utc::now().trunc_subsecs(6);
+    store
+        .remember_device(owner, &device(1), now, 20, LONG_TTL)
+        .await
+        .unwrap();
+    let newcomer = device(2);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .remember_device(owner, &newcomer, now, 20, LONG_TTL)
+                .await
+                .unwrap()
+        });
+    }
+    let mut new = 0;
+    while let Some(sighting) = tasks.join_next().await {
+        if sighting.unwrap() == DeviceSighting::New {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1, "one new device, told once");
 }
 
 async fn revocation_epochs_start_at_zero_and_rise_per_address(store: &dyn SessionStore) {

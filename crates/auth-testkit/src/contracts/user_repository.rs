@@ -39,6 +39,162 @@ pub async fn run(repo: Arc<dyn UserRepository>) {
     delete_removes_only_that_account_and_frees_the_address(repo.as_ref()).await;
     role_and_disabled_state_are_kept(repo.as_ref()).await;
     list_filters_orders_and_pages(repo.as_ref()).await;
+    set_email_moves_the_account_only_as_a_compare_and_set(repo.as_ref()).await;
+    concurrent_moves_to_one_address_yield_one_owner(Arc::clone(&repo)).await;
+}
+
+/// `set_email` moves a verified account to a new address (found by it, in any case, and no
+/// longer by the old one, which is free again), keeps the verification time and sets
+/// `updated_at`; it answers `NotFound` and changes nothing when the account's address or
+/// password hash is not the one given, when the account is disabled or unknown; and
+/// `Duplicate` when the new address belongs to another account (in any letter case).
+pub async fn set_email_moves_the_account_only_as_a_compare_and_set(repo: &dyn UserRepository) {
+    let t0 = now_micros();
+    let mover = new_user("mover", t0);
+    create_ok(repo, &mover).await;
+    let t1 = t0 + Duration::seconds(1);
+    mark_verified_ok(repo, mover.id, t1).await;
+    let other = new_user("occupant", t0);
+    create_ok(repo, &other).await;
+    let to = unique_email("moved");
+    let t2 = t1 + Duration::seconds(1);
+
+    for (label, from, hash_given) in [
+        ("another address", &other.email, &mover.password_hash),
+        ("another password hash", &mover.email, &hash("stale")),
+    ] {
+        let refused = repo.set_email(mover.id, from, &to, hash_given, t2).await;
+        assert!(
+            matches!(refused, Err(UserRepoError::NotFound)),
+            "UserRepository contract: set_email with {label} must be NotFound, got {refused:?}"
+        );
+    }
+    let unknown = repo
+        .set_email(unique_id(), &mover.email, &to, &mover.password_hash, t2)
+        .await;
+    assert!(
+        matches!(unknown, Err(UserRepoError::NotFound)),
+        "UserRepository contract: set_email of an unknown id must be NotFound, got {unknown:?}"
+    );
+    let taken = EmailAddress::parse(&other.email.as_str().to_uppercase()).unwrap();
+    let duplicate = repo
+        .set_email(mover.id, &mover.email, &taken, &mover.password_hash, t2)
+        .await;
+    assert!(
+        matches!(duplicate, Err(UserRepoError::Duplicate)),
+        "UserRepository contract: set_email to another account's address must be Duplicate, \
+         got {duplicate:?}"
+    );
+    assert_eq!(
+        find_by_id_ok(repo, mover.id).await.user.email,
+        mover.email,
+        "UserRepository contract: a refused set_email must change nothing"
+    );
+
+    let moved = repo
+        .set_email(mover.id, &mover.email, &to, &mover.password_hash, t2)
+        .await;
+    let expected = User {
+        id: mover.id,
+        email: to.clone(),
+        verified_at: Some(t1),
+        created_at: t0,
+        updated_at: t2,
+    };
+    assert_eq!(
+        moved.as_ref().ok(),
+        Some(&expected),
+        "UserRepository contract: set_email must return the moved account: {moved:?}"
+    );
+    let shouted = EmailAddress::parse(&to.as_str().to_uppercase()).unwrap();
+    assert_eq!(
+        find_by_email_ok(repo, &shouted).await.user,
+        expected,
+        "UserRepository contract: the moved account must be found by its new address"
+    );
+    let by_old = repo.find_by_email(&mover.email).await;
+    assert!(
+        matches!(by_old, Ok(None)),
+        "UserRepository contract: the old address must find nothing after set_email, got \
+         {by_old:?}"
+    );
+    let newcomer = NewUser {
+        id: unique_id(),
+        email: mover.email.clone(),
+        ..new_user("newcomer", t2)
+    };
+    create_ok(repo, &newcomer).await;
+
+    repo.set_disabled(other.id, Some(t2)).await.unwrap();
+    let disabled = repo
+        .set_email(
+            other.id,
+            &other.email,
+            &unique_email("away"),
+            &other.password_hash,
+            t2,
+        )
+        .await;
+    assert!(
+        matches!(disabled, Err(UserRepoError::NotFound)),
+        "UserRepository contract: set_email of a disabled account must be NotFound, got \
+         {disabled:?}"
+    );
+}
+
+/// Two accounts moving to one address at once: exactly one gets it, the other gets
+/// `Duplicate` (never another error) and keeps its address.
+pub async fn concurrent_moves_to_one_address_yield_one_owner(repo: Arc<dyn UserRepository>) {
+    let t0 = now_micros();
+    let to = unique_email("contested");
+    let mut racers = Vec::new();
+    for label in ["racer-a", "racer-b", "racer-c", "racer-d"] {
+        let u = new_user(label, t0);
+        create_ok(repo.as_ref(), &u).await;
+        racers.push(u);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(racers.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for u in racers.clone() {
+        let (repo, barrier, to) = (Arc::clone(&repo), Arc::clone(&barrier), to.clone());
+        tasks.spawn(async move {
+            barrier.wait().await;
+            let at = t0 + Duration::seconds(1);
+            (
+                u.id,
+                repo.set_email(u.id, &u.email, &to, &u.password_hash, at)
+                    .await,
+            )
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (id, outcome) = joined.expect("a racing set_email panicked");
+        match outcome {
+            Ok(_) => winners.push(id),
+            Err(UserRepoError::Duplicate) => {}
+            Err(e) => {
+                panic!("UserRepository contract: a losing set_email must be Duplicate, got {e:?}")
+            }
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "UserRepository contract: exactly one of the accounts moving to one address must win"
+    );
+    assert_eq!(
+        find_by_email_ok(repo.as_ref(), &to).await.user.id,
+        winners[0],
+        "UserRepository contract: the address must belong to the winner"
+    );
+    for u in racers.iter().filter(|u| u.id != winners[0]) {
+        assert_eq!(
+            find_by_id_ok(repo.as_ref(), u.id).await.user.email,
+            u.email,
+            "UserRepository contract: a loser must keep its address"
+        );
+    }
 }
 
 /// A new account is an enabled `user`; `set_role` and `set_disabled` change only the status

@@ -257,11 +257,22 @@ impl Harness {
         }
         self.otps
             .expect_discard()
-            .withf(|purpose, _| [OtpPurpose::Login, OtpPurpose::ResetPassword].contains(purpose))
+            .withf(|purpose, _| {
+                [
+                    OtpPurpose::Login,
+                    OtpPurpose::ResetPassword,
+                    OtpPurpose::ChangeEmail,
+                ]
+                .contains(purpose)
+            })
             .returning(|_, _| Ok(()));
         if !self.custom_saturation {
             self.hasher.expect_is_saturated().return_const(false);
         }
+        // A fallback after the test's own expectations: every device is known.
+        self.sessions
+            .expect_remember_device()
+            .returning(|_, _, _, _, _| Ok(crate::ports::DeviceSighting::Known));
         // A fallback after the test's own expectations: no total bound.
         self.hasher.expect_capacity().return_const(None::<usize>);
         let ports = AuthPorts {
