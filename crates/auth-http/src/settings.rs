@@ -100,6 +100,8 @@ pub struct Settings {
     pub redis_url: Option<SecretString>,
     /// `REDIS_KEY_PREFIX`: prefix of every Redis key (default `secureauth:`).
     pub redis_key_prefix: String,
+    /// `REDIS_CLUSTER`, and a `REDIS_URL` naming several nodes: Redis Cluster.
+    pub redis_cluster: RedisClusterSettings,
     /// `SMTP_HOST`/`SMTP_SERVER`, ...: the SMTP server; `None` writes mail to `MAIL_DIR`.
     pub smtp: Option<SmtpConfig>,
     /// `MAIL_FROM`/`SMTP_EMAIL`: sender mailbox.
@@ -395,8 +397,15 @@ impl Settings {
         }
         let redis_url = get(&["REDIS_URL"]).map(|(_, v)| v);
         if let Some(url) = &redis_url {
-            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
-                return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
+            let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
+            if nodes
+                .iter()
+                .any(|n| !n.starts_with("redis://") && !n.starts_with("rediss://"))
+            {
+                return Err(err(
+                    "REDIS_URL",
+                    "must start with redis:// or rediss:// (each node of a comma-separated list)",
+                ));
             }
         } else if !dev {
             return Err(err(
@@ -646,6 +655,7 @@ impl Settings {
             mail_cooldown: parse_duration("MAIL_COOLDOWN", "60s")?,
             uniform_answer_time: parse_duration("UNIFORM_ANSWER_TIME", "50ms")?,
             breached_passwords: BreachedPasswordSettings::read(&get)?,
+            redis_cluster: RedisClusterSettings::read(&get)?,
             outbox: OutboxSettings {
                 poll_interval: parse_duration("OUTBOX_POLL_INTERVAL", "1s")?,
                 max_attempts: parse_num(get(&["OUTBOX_MAX_ATTEMPTS"]), 200)?,
@@ -739,6 +749,27 @@ impl BreachedPasswordSettings {
                 "set BREACHED_PASSWORDS_API or BREACHED_PASSWORDS_FILE, not both".to_owned(),
             )),
         }
+    }
+}
+
+/// Whether Redis is a Redis Cluster. `REDIS_URL` then names one or more of its nodes,
+/// comma-separated (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`); the others are found
+/// from them. A `REDIS_URL` of several nodes means a cluster by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RedisClusterSettings {
+    /// `REDIS_CLUSTER`: `true` for a cluster named by one node (default `false`).
+    pub enabled: bool,
+}
+
+impl RedisClusterSettings {
+    fn read(get: &EnvGet<'_>) -> Result<Self, ConfigError> {
+        let enabled = match get(&["REDIS_CLUSTER"]).map(|(v, raw)| (v, raw.to_ascii_lowercase())) {
+            None => false,
+            Some((_, v)) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
+            Some((_, v)) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
+            Some((var, v)) => return Err(err(var, format!("expected true or false, got {v:?}"))),
+        };
+        Ok(Self { enabled })
     }
 }
 

@@ -222,10 +222,16 @@ pub async fn build_observed_service(
             let mut redis = RedisSettings::new(url.clone(), settings.redis_key_prefix.clone());
             redis.timeout = settings.dependency_timeout;
             redis.max_sessions_per_user = settings.max_sessions_per_user;
+            redis.cluster = settings.redis_cluster.enabled;
             let store = Arc::new(
-                RedisStore::new(&redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
+                RedisStore::new(&redis)
+                    .context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX, REDIS_CLUSTER)")?,
             );
-            profile.push("sessions: Redis (REDIS_URL), shared by every instance".to_owned());
+            profile.push(if redis.is_cluster() {
+                "sessions: Redis Cluster (REDIS_URL), shared by every instance".to_owned()
+            } else {
+                "sessions: Redis (REDIS_URL), shared by every instance".to_owned()
+            });
             probes.redis = Some(RedisStore::clone(&store));
             (store.clone(), store.clone(), store)
         }

@@ -36,7 +36,9 @@ pub use security_events::{
     EventCursor, LoginFailure, SecurityEvent, SecurityEventKind, SecurityEvents,
     SecurityEventsError, TruncatedIp,
 };
-pub use session_store::{SessionStore, SessionStoreError};
+pub use session_store::{
+    SessionCursor, SessionPage, SessionStore, SessionStoreError, MAX_SESSIONS_PAGE,
+};
 pub use totp_store::{MfaChallenge, StoredTotp, TotpStore, TotpStoreError};
 pub use user_repository::{UserRepoError, UserRepository};
 

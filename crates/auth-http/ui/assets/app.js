@@ -582,8 +582,9 @@
       describeTime(byId('session-expires'), session.expires_at);
       loading.hidden = true;
       section.hidden = false;
-      const list = await api('GET', '/sessions');
-      byId('session-count').textContent = list.ok ? String(list.data.sessions.length) : '–';
+      const list = await api('GET', '/sessions?limit=100');
+      byId('session-count').textContent = list.ok
+        ? String(list.data.sessions.length) + (list.data.next_cursor ? '+' : '') : '–';
       await activity.load();
     });
     // Nothing of the account stays in a page kept for the back button.
