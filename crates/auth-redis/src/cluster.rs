@@ -37,9 +37,10 @@ fn entries(flat: &[String]) -> Result<Vec<Entry>, Failure> {
                 token: if token.is_empty() {
                     None
                 } else {
-                    Some(TokenHash::from_hex(token).ok_or_else(|| {
-                        Failure::corrupt("session index", "not a token hash")
-                    })?)
+                    Some(
+                        TokenHash::from_hex(token)
+                            .ok_or_else(|| Failure::corrupt("session index", "not a token hash"))?,
+                    )
                 },
             }),
             _ => Err(Failure::corrupt("session index", "odd reply length")),
@@ -219,7 +220,9 @@ impl RedisStore {
             member: member.clone(),
             token: Some(token),
         };
-        let ended = self.end_sessions(user, Some(&member), &[entry], false).await?;
+        let ended = self
+            .end_sessions(user, Some(&member), &[entry], false)
+            .await?;
         let old = format!("{}:{member}", token.to_hex());
         self.drop_entries(user, &[member, old]).await?;
         Ok(ended == 1)

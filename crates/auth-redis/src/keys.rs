@@ -79,7 +79,11 @@ impl Keys {
     /// `{prefix}:user-session-ids:{user uuid}` → hash session id → token hash (hex), so a
     /// session is found by its public id without reading the user's other sessions.
     pub(crate) fn user_session_ids(&self, user_id: UserId) -> String {
-        format!("{}:user-session-ids:{}", self.prefix, self.user_part(user_id))
+        format!(
+            "{}:user-session-ids:{}",
+            self.prefix,
+            self.user_part(user_id)
+        )
     }
 
     /// `{prefix}:otp:{purpose}:{sha256(email) hex}` → hash {mac, exp, attempts}.
@@ -161,7 +165,10 @@ mod tests {
         let user = UserId::from_uuid(Uuid::nil());
         let tag = "{00000000-0000-0000-0000-000000000000}";
         assert_eq!(keys.user_sessions(user), format!("t:user-sessions:{tag}"));
-        assert_eq!(keys.user_session_ids(user), format!("t:user-session-ids:{tag}"));
+        assert_eq!(
+            keys.user_session_ids(user),
+            format!("t:user-session-ids:{tag}")
+        );
         // Keys of one operation on anything else hold a single key: no tag needed.
         assert!(!keys.session(&TokenHash([1; 32])).contains('{'));
     }

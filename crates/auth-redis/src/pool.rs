@@ -73,7 +73,40 @@ struct Shared {
 /// A connection checked out of either pool.
 enum Pooled {
     Single(Connection),
-    Cluster(deadpool_redis::cluster::Connection),
+    Cluster(deadpool::managed::Object<ClusterManager>),
+}
+
+/// Opens cluster connections for the pool. Not deadpool-redis' own cluster manager: that one
+/// keeps redis-rs' defaults (16 retries with back-off, 1 s per connection attempt), under
+/// which a connection that met a dead master kept every request waiting, for every node, long
+/// after the replica had taken over. Here a request is retried twice, quickly, within the
+/// store's timeout, and the executor replaces a connection that timed out.
+pub(crate) struct ClusterManager {
+    client: redis::cluster::ClusterClient,
+}
+
+impl deadpool::managed::Manager for ClusterManager {
+    type Type = ClusterConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<ClusterConnection, RedisError> {
+        self.client.get_async_connection().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut ClusterConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<RedisError> {
+        let pong: String = redis::cmd("PING").query_async(conn).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(deadpool::managed::RecycleError::message(
+                "unexpected reply to PING",
+            ))
+        }
+    }
 }
 
 impl Pooled {
@@ -88,7 +121,7 @@ impl Pooled {
     fn detach(self) {
         match self {
             Self::Single(c) => drop(Connection::take(c)),
-            Self::Cluster(c) => drop(deadpool_redis::cluster::Connection::take(c)),
+            Self::Cluster(c) => drop(deadpool::managed::Object::take(c)),
         }
     }
 }
@@ -135,7 +168,7 @@ impl ConnectionLike for Mux {
 /// The pool: connections to one server, or to a Redis Cluster.
 enum AnyPool {
     Single(Pool),
-    Cluster(deadpool_redis::cluster::Pool),
+    Cluster(deadpool::managed::Pool<ClusterManager>),
 }
 
 impl AnyPool {
@@ -236,7 +269,6 @@ impl Executor {
     }
 
     pub(crate) fn new(settings: &RedisSettings) -> Result<Self, RedisSetupError> {
-
         let timeouts = Timeouts {
             wait: Some(settings.timeout),
             create: Some(settings.timeout),
@@ -244,10 +276,16 @@ impl Executor {
         };
         let urls = settings.urls();
         let pool = if settings.is_cluster() {
-            let manager = deadpool_redis::cluster::Manager::new(urls, false)
+            let client = redis::cluster::ClusterClientBuilder::new(urls)
+                .connection_timeout(settings.timeout.min(Duration::from_millis(100)))
+                .response_timeout(settings.timeout)
+                .retries(1)
+                .min_retry_wait(10)
+                .max_retry_wait(100)
+                .build()
                 .map_err(RedisSetupError::InvalidUrl)?;
             AnyPool::Cluster(
-                deadpool_redis::cluster::Pool::builder(manager)
+                deadpool::managed::Pool::builder(ClusterManager { client })
                     .max_size(settings.pool_size)
                     .queue_mode(QueueMode::Lifo)
                     .runtime(Runtime::Tokio1)
@@ -302,12 +340,8 @@ impl Executor {
                 Ok(Err(e)) => e,
                 Err(_) => {
                     // A server that stopped answering: the next request should not queue
-                    // behind this connection, but check out (and PING) another. A cluster
-                    // connection reaches every node and finds a promoted replica by itself:
-                    // replacing it would only hold up the requests to the healthy nodes.
-                    if !self.pool.is_cluster() {
-                        self.discard(&handle);
-                    }
+                    // behind this connection, but check out (and PING) another.
+                    self.discard(&handle);
                     return Err(Failure::timed_out(self.timeout));
                 }
             };
@@ -315,6 +349,9 @@ impl Executor {
                 return Err(Failure::Other(Box::new(err)));
             }
             if self.pool.is_cluster() {
+                // One node's failure says nothing about the others: the pool is not emptied,
+                // but this connection, which may be stuck on the failed node, is replaced.
+                self.discard(&handle);
                 return Err(Failure::Unavailable(Box::new(err)));
             }
             self.discard(&handle);

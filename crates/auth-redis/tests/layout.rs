@@ -103,7 +103,11 @@ async fn session_keys_hold_the_token_hash_and_expire_with_the_session() {
     );
     let members: Vec<(String, f64)> = raw.zrange_withscores(&index_key, 0, -1).await.unwrap();
     assert_eq!(members.len(), 1);
-    assert_eq!(members[0].0, s.id.to_string(), "the member is the session id");
+    assert_eq!(
+        members[0].0,
+        s.id.to_string(),
+        "the member is the session id"
+    );
     let now_us = Utc::now().timestamp_micros() as f64;
     assert!(
         (members[0].1 - now_us).abs() < 5_000_000.0,

@@ -257,11 +257,7 @@ async fn list_for_user_lists_only_that_users_sessions(store: &dyn SessionStore) 
         listed, expected,
         "every field of each of the user's sessions"
     );
-    assert_eq!(
-        all(store, b.id).await,
-        vec![b1.clone()],
-        "only b's session"
-    );
+    assert_eq!(all(store, b.id).await, vec![b1.clone()], "only b's session");
     assert!(
         all(store, user(true).id).await.is_empty(),
         "a user without sessions has an empty list"
@@ -293,10 +289,7 @@ async fn delete_by_id_revokes_only_the_owners_session(store: &dyn SessionStore) 
         ids(&all(store, owner.id).await),
         ids_of([&target, &sibling])
     );
-    assert_eq!(
-        ids(&all(store, stranger.id).await),
-        ids_of([&strangers])
-    );
+    assert_eq!(ids(&all(store, stranger.id).await), ids_of([&strangers]));
     assert!(
         !store
             .delete_by_id(owner.id, SessionId::from_uuid(Uuid::new_v4()))
@@ -344,10 +337,7 @@ async fn delete_all_for_user_with_and_without_keep(store: &dyn SessionStore) {
         let live = store.get(&s.token_hash).await.unwrap().is_some();
         assert_eq!(live, s.id == kept.id, "only the kept session is left");
     }
-    assert_eq!(
-        ids(&all(store, u.id).await),
-        ids_of([kept])
-    );
+    assert_eq!(ids(&all(store, u.id).await), ids_of([kept]));
     assert_eq!(
         store.get(&theirs.token_hash).await.unwrap().as_ref(),
         Some(&theirs),
@@ -451,7 +441,10 @@ async fn pages_come_newest_first_and_hold_each_session_once(store: &dyn SessionS
         newest_first[..3],
         "the first page holds the newest sessions, newest first"
     );
-    assert_eq!(first.sessions[0], sessions[6], "every field of a listed session");
+    assert_eq!(
+        first.sessions[0], sessions[6],
+        "every field of a listed session"
+    );
     let after_first = first.next.expect("more pages follow");
 
     // Between two pages, the session the cursor names ends and another is used: the next
@@ -491,14 +484,25 @@ async fn pages_come_newest_first_and_hold_each_session_once(store: &dyn SessionS
     // A cursor of another user, or one past the end, lists nothing of this user twice.
     let stranger = user(true);
     assert_eq!(
-        store.list_for_user(stranger.id, Some(cursor), 3).await.unwrap(),
+        store
+            .list_for_user(stranger.id, Some(cursor), 3)
+            .await
+            .unwrap(),
         SessionPage::default()
     );
     let past = store
-        .list_for_user(u.id, Some(auth_core::SessionCursor::new(0, sessions[0].id)), 3)
+        .list_for_user(
+            u.id,
+            Some(auth_core::SessionCursor::new(0, sessions[0].id)),
+            3,
+        )
         .await
         .unwrap();
-    assert_eq!(past, SessionPage::default(), "nothing is older than position 0");
+    assert_eq!(
+        past,
+        SessionPage::default(),
+        "nothing is older than position 0"
+    );
 
     assert_eq!(store.delete_all_for_user(u.id, None).await.unwrap(), 6);
 }
@@ -513,10 +517,7 @@ async fn all(store: &dyn SessionStore, user_id: UserId) -> Vec<Session> {
         let page = store.list_for_user(user_id, after, 2).await.unwrap();
         assert!(page.sessions.len() <= 2, "a page holds at most its limit");
         for s in page.sessions {
-            assert!(
-                out.iter().all(|o| o.id != s.id),
-                "a session is listed once"
-            );
+            assert!(out.iter().all(|o| o.id != s.id), "a session is listed once");
             out.push(s);
         }
         match page.next {

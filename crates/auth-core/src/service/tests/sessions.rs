@@ -453,8 +453,11 @@ fn a_page_asks_the_store_for_a_bounded_number_after_the_cursor() {
             })
             .times(1)
             .returning(|_, _, _| Ok(SessionPage::default()));
-        let page =
-            block_on(h.service().list_sessions_page(ada_id(), Some(cursor), asked)).unwrap();
+        let page = block_on(
+            h.service()
+                .list_sessions_page(ada_id(), Some(cursor), asked),
+        )
+        .unwrap();
         assert_eq!(page, SessionPage::default());
     }
 }
