@@ -1178,6 +1178,20 @@ mod tests {
     }
 
     #[test]
+    fn redis_cluster_is_a_node_list_or_a_flag() {
+        let s = with(&[("REDIS_URL", "redis://a:7000")]).unwrap();
+        assert!(!s.redis_cluster.enabled);
+        let s = with(&[("REDIS_URL", "redis://a:7000"), ("REDIS_CLUSTER", "true")]).unwrap();
+        assert!(s.redis_cluster.enabled);
+        assert!(with(&[("REDIS_URL", "redis://a:7000, rediss://b:7000")]).is_ok());
+        for bad in ["redis://a:7000,b:7000", "redis://a:7000,,", "http://a"] {
+            assert_eq!(with(&[("REDIS_URL", bad)]).unwrap_err().var, "REDIS_URL", "{bad}");
+        }
+        let e = with(&[("REDIS_URL", "redis://a"), ("REDIS_CLUSTER", "maybe")]).unwrap_err();
+        assert_eq!(e.var, "REDIS_CLUSTER");
+    }
+
+    #[test]
     fn production_refuses_the_embedded_stores() {
         let base = [
             ("APP_ENV", "production"),
