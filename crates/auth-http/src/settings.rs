@@ -1185,7 +1185,11 @@ mod tests {
         assert!(s.redis_cluster.enabled);
         assert!(with(&[("REDIS_URL", "redis://a:7000, rediss://b:7000")]).is_ok());
         for bad in ["redis://a:7000,b:7000", "redis://a:7000,,", "http://a"] {
-            assert_eq!(with(&[("REDIS_URL", bad)]).unwrap_err().var, "REDIS_URL", "{bad}");
+            assert_eq!(
+                with(&[("REDIS_URL", bad)]).unwrap_err().var,
+                "REDIS_URL",
+                "{bad}"
+            );
         }
         let e = with(&[("REDIS_URL", "redis://a"), ("REDIS_CLUSTER", "maybe")]).unwrap_err();
         assert_eq!(e.var, "REDIS_CLUSTER");
