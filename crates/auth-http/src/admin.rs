@@ -138,8 +138,10 @@ pub struct AdminUsersResponse {
 pub struct AdminUserResponse {
     /// The account.
     pub user: AdminUserDto,
-    /// Its live sessions, newest first (`current` is always false).
+    /// Its newest live sessions, newest first, at most 100 (`current` is always false).
     pub sessions: Vec<SessionDto>,
+    /// Whether the account holds more sessions than `sessions` shows.
+    pub more_sessions: bool,
     /// Whether the account has two-factor authentication (TOTP) on.
     pub two_factor_enabled: bool,
     /// When mail to the account's address is suppressed (after a rejection, a bounce or a
@@ -329,6 +331,7 @@ pub async fn get_user(
             .iter()
             .map(|s| SessionDto::new(s, nobody, state.session_ip_prefix))
             .collect(),
+        more_sessions: found.more_sessions,
         two_factor_enabled: found.two_factor,
         mail_suppression,
     }))

@@ -477,7 +477,8 @@ impl SessionDto {
 /// `GET /sessions` success.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionsResponse {
-    /// Live sessions, newest first.
+    /// Live sessions, newest first (by login). A page may hold fewer than `limit` sessions,
+    /// even none, and still have a next page (sessions that ended meanwhile are left out).
     pub sessions: Vec<SessionDto>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     // Omitted when empty, never null: the schema must not say nullable.

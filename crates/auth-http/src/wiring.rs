@@ -187,9 +187,14 @@ pub async fn build_observed_service(
     let (sessions, otps, limiter): Stores = match &settings.sessions {
         SessionStoreSettings::Redis(redis) => {
             let store = Arc::new(
-                RedisStore::new(redis).context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX)")?,
+                RedisStore::new(redis)
+                    .context("Redis settings (REDIS_URL, REDIS_KEY_PREFIX, REDIS_CLUSTER)")?,
             );
-            profile.push("sessions: Redis (REDIS_URL), shared by every instance".to_owned());
+            profile.push(if redis.is_cluster() {
+                "sessions: Redis Cluster (REDIS_URL), shared by every instance".to_owned()
+            } else {
+                "sessions: Redis (REDIS_URL), shared by every instance".to_owned()
+            });
             probes.redis = Some(RedisStore::clone(&store));
             (store.clone(), store.clone(), store)
         }

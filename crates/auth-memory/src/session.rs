@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use auth_core::{
-    EmailAddress, Session, SessionId, SessionStore, SessionStoreError, TokenHash, UserId,
+    EmailAddress, Session, SessionCursor, SessionId, SessionPage, SessionStore, SessionStoreError,
+    TokenHash, UserId, MAX_SESSIONS_PAGE,
 };
 
 use crate::state::State;
@@ -16,16 +17,15 @@ impl SessionStore for MemoryStore {
         let cap = self.max_sessions_per_user();
         let mut state = self.lock();
         if cap > 0 {
-            // At most `cap` live sessions to look at: the cap bounds this scan too.
-            let mut live: Vec<_> = state
+            // At most `cap` live sessions to look at: the cap bounds this scan too. Oldest
+            // first, as in the Redis adapter.
+            let live: Vec<_> = state
                 .live_hashes_of(session.user.id, now)
                 .into_iter()
                 .filter(|hash| *hash != session.token_hash.0)
-                .filter_map(|hash| state.sessions.get(&hash).map(|e| (e.deadline, hash)))
                 .collect();
             if live.len() >= cap {
-                live.sort_unstable();
-                for (_, hash) in live.iter().take(live.len() + 1 - cap) {
+                for hash in live.iter().take(live.len() + 1 - cap) {
                     state.remove_session(hash);
                 }
             }
@@ -50,15 +50,40 @@ impl SessionStore for MemoryStore {
         Ok(live)
     }
 
-    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<Session>, SessionStoreError> {
+    async fn list_for_user(
+        &self,
+        user_id: UserId,
+        after: Option<SessionCursor>,
+        limit: usize,
+    ) -> Result<SessionPage, SessionStoreError> {
+        let limit = limit.clamp(1, MAX_SESSIONS_PAGE);
         let now = Instant::now();
         let mut state = self.lock();
-        let hashes = state.live_hashes_of(user_id, now);
-        Ok(hashes
+        // One entry past the page says whether another page follows.
+        let window: Vec<((i64, SessionId), [u8; 32])> = match state.by_user.get(&user_id) {
+            None => Vec::new(),
+            Some(index) => {
+                let newest_first = match after {
+                    Some(c) => index.range(..(c.position(), c.id())),
+                    None => index.range(..),
+                };
+                newest_first
+                    .rev()
+                    .take(limit + 1)
+                    .map(|(k, h)| (*k, *h))
+                    .collect()
+            }
+        };
+        let next = window
+            .get(limit)
+            .and(window.get(limit - 1))
+            .map(|((position, id), _)| SessionCursor::new(*position, *id));
+        let sessions = window
             .iter()
-            .filter_map(|hash| state.sessions.get(hash))
-            .map(|entry| entry.session.clone())
-            .collect())
+            .take(limit)
+            .filter_map(|(_, hash)| state.live_session(hash, now).cloned())
+            .collect();
+        Ok(SessionPage { sessions, next })
     }
 
     async fn open_privilege_window(
@@ -162,16 +187,19 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut state = self.lock();
         // Looked up in this user's index only, so another user's session is never found.
-        let target = state.live_hashes_of(user_id, now).into_iter().find(|hash| {
-            state
-                .sessions
-                .get(hash)
-                .is_some_and(|e| e.session.id == session_id && e.session.user.id == user_id)
+        let target = state.by_user.get(&user_id).and_then(|index| {
+            index
+                .iter()
+                .find(|((_, id), _)| *id == session_id)
+                .map(|(_, hash)| *hash)
         });
-        Ok(match target {
-            Some(hash) => state.remove_session(&hash).is_some(),
-            None => false,
-        })
+        let Some(hash) = target else {
+            return Ok(false);
+        };
+        let theirs = state
+            .live_session(&hash, now)
+            .is_some_and(|s| s.id == session_id && s.user.id == user_id);
+        Ok(theirs && state.remove_session(&hash).is_some())
     }
 
     async fn delete_all_for_user(

@@ -1,9 +1,9 @@
 //! The whole state behind the store's lock, with an ordered index of deadlines.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use auth_core::{EmailAddress, OtpPurpose, Session, StoredOtp, UserId};
+use auth_core::{EmailAddress, OtpPurpose, Session, SessionId, StoredOtp, UserId};
 
 use crate::MemoryStats;
 
@@ -35,7 +35,12 @@ enum Expiring {
 pub(crate) struct SessionEntry {
     pub(crate) session: Session,
     pub(crate) deadline: Deadline,
+    /// Where it sits in its user's index: set at insert, kept by touches.
+    pub(crate) position: i64,
 }
+
+/// A user's sessions by (position, session id) → token hash: newest last.
+pub(crate) type UserIndex = BTreeMap<(i64, SessionId), [u8; 32]>;
 
 #[derive(Debug)]
 pub(crate) struct CodeEntry {
@@ -52,8 +57,8 @@ pub(crate) type DeviceList = Vec<(auth_core::DeviceKey, chrono::DateTime<chrono:
 pub(crate) struct State {
     /// Sessions by the SHA-256 of their token.
     pub(crate) sessions: HashMap<[u8; 32], SessionEntry>,
-    /// Token hashes of each user's sessions; a user with none has no entry.
-    pub(crate) by_user: HashMap<UserId, HashSet<[u8; 32]>>,
+    /// Each user's sessions in insertion order; a user with none has no entry.
+    pub(crate) by_user: HashMap<UserId, UserIndex>,
     pub(crate) codes: HashMap<OtpKey, CodeEntry>,
     pub(crate) cooldowns: HashMap<OtpKey, Deadline>,
     /// GCRA budgets: the theoretical arrival time is the deadline (a full budget has no entry).
@@ -70,6 +75,8 @@ pub(crate) struct State {
     /// Every live deadline, oldest first: the sweeper pops from the front.
     expiries: BTreeMap<Deadline, Expiring>,
     next_seq: u64,
+    /// The position of the last session inserted (see [`auth_core::SessionCursor`]).
+    last_position: i64,
 }
 
 impl State {
@@ -92,16 +99,29 @@ impl State {
     // --- sessions ---
 
     /// Stores a session (replacing one with the same token hash) and indexes it.
+    /// A session stored again under the same hash (a touch) keeps its place in the index.
     pub(crate) fn insert_session(&mut self, session: Session, expires: Instant) {
         let hash = session.token_hash.0;
-        self.remove_session(&hash);
+        let position = match self.remove_session(&hash) {
+            Some(old) => old.position,
+            None => {
+                self.last_position = self.last_position.saturating_add(1);
+                self.last_position
+            }
+        };
         let deadline = self.schedule(expires, Expiring::Session(hash));
         self.by_user
             .entry(session.user.id)
             .or_default()
-            .insert(hash);
-        self.sessions
-            .insert(hash, SessionEntry { session, deadline });
+            .insert((position, session.id), hash);
+        self.sessions.insert(
+            hash,
+            SessionEntry {
+                session,
+                deadline,
+                position,
+            },
+        );
     }
 
     /// The session with this hash if it is live at `now`; an expired one is removed.
@@ -120,7 +140,7 @@ impl State {
         self.expiries.remove(&entry.deadline);
         let user = entry.session.user.id;
         if let Some(index) = self.by_user.get_mut(&user) {
-            index.remove(hash);
+            index.remove(&(entry.position, entry.session.id));
             if index.is_empty() {
                 self.by_user.remove(&user);
             }
@@ -128,12 +148,12 @@ impl State {
         Some(entry)
     }
 
-    /// Token hashes indexed under the user, after removing the expired ones.
+    /// Token hashes indexed under the user, oldest first, after removing the expired ones.
     pub(crate) fn live_hashes_of(&mut self, user: UserId, now: Instant) -> Vec<[u8; 32]> {
         let hashes: Vec<[u8; 32]> = self
             .by_user
             .get(&user)
-            .map(|index| index.iter().copied().collect())
+            .map(|index| index.values().copied().collect())
             .unwrap_or_default();
         hashes
             .into_iter()

@@ -6,12 +6,26 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
+    /// Whether per-user keys wrap the user id in braces, Redis Cluster's hash tag, so that a
+    /// user's index and id map live in one slot (and one script may touch both).
+    cluster: bool,
 }
 
 impl Keys {
-    pub(crate) fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str, cluster: bool) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            cluster,
+        }
+    }
+
+    /// The user id as it appears in per-user key names: `{uuid}` on a cluster.
+    fn user_part(&self, user_id: UserId) -> String {
+        let id = user_id.as_uuid().hyphenated();
+        if self.cluster {
+            format!("{{{id}}}")
+        } else {
+            id.to_string()
         }
     }
 
@@ -38,11 +52,7 @@ impl Keys {
     /// scored by expiry (Unix ms, Redis clock). Entries written before session ids were part
     /// of the member are a bare token hash; every script reads both.
     pub(crate) fn user_sessions(&self, user_id: UserId) -> String {
-        format!(
-            "{}:user-sessions:{}",
-            self.prefix,
-            user_id.as_uuid().hyphenated()
-        )
+        format!("{}:user-sessions:{}", self.prefix, self.user_part(user_id))
     }
 
     /// `{prefix}:privilege-window:{session id}` → when the session's administrative privilege
@@ -78,7 +88,7 @@ impl Keys {
         format!(
             "{}:user-session-ids:{}",
             self.prefix,
-            user_id.as_uuid().hyphenated()
+            self.user_part(user_id)
         )
     }
 
@@ -128,7 +138,7 @@ mod tests {
 
     #[test]
     fn keys_carry_the_prefix_and_no_pii() {
-        let keys = Keys::new("t");
+        let keys = Keys::new("t", false);
         let email = EmailAddress::parse("Ada@Example.com").unwrap();
         let otp = keys.otp(OtpPurpose::VerifyEmail, &email);
         assert!(otp.starts_with("t:otp:verify:"));
@@ -153,5 +163,19 @@ mod tests {
         assert!(keys
             .user_sessions(user)
             .starts_with(&keys.user_sessions_prefix()));
+    }
+
+    #[test]
+    fn on_a_cluster_a_users_keys_share_a_hash_tag() {
+        let keys = Keys::new("t", true);
+        let user = UserId::from_uuid(Uuid::nil());
+        let tag = "{00000000-0000-0000-0000-000000000000}";
+        assert_eq!(keys.user_sessions(user), format!("t:user-sessions:{tag}"));
+        assert_eq!(
+            keys.user_session_ids(user),
+            format!("t:user-session-ids:{tag}")
+        );
+        // Keys of one operation on anything else hold a single key: no tag needed.
+        assert!(!keys.session(&TokenHash([1; 32])).contains('{'));
     }
 }

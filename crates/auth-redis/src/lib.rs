@@ -27,15 +27,35 @@
 //! | key | type | value | expiry |
 //! |---|---|---|---|
 //! | `P:session:{sha256(token) hex}` | string | session JSON (id, user snapshot, times incl. last use, IP, user agent) | the `ttl` of `insert`, renewed by `touch` |
-//! | `P:user-sessions:{user uuid}` | sorted set | `{token hash}:{session id}`, scored by expiry (Unix ms, Redis clock; raised by `touch`); at most `max_sessions_per_user` | its longest-lived session |
+//! | `P:user-sessions:{user uuid}` | sorted set | session ids, scored by the time of insert (Unix µs, Redis clock): the order of `list_for_user`; at most `max_sessions_per_user` | its longest-lived session |
 //! | `P:user-session-ids:{user uuid}` | hash | session id → token hash, so `delete_by_id` reads one session | its longest-lived session |
+//!
+//! No script on the request path walks a user's whole index: a page of `list_for_user` reads
+//! `limit + 1` entries after an O(log n) seek, `delete_by_id` one, `insert` at most 4 + 256
+//! (dead entries at the old end, then the oldest beyond the cap), and `delete_all_for_user`
+//! runs as a series of scripts of 128 entries each, so Redis serves other clients in between.
+//! Index members written by earlier versions (`{token hash}:{session id}` scored by expiry in
+//! ms, or a bare token hash) are still read, sort as the oldest, and move to the current form
+//! when their session is next used.
+//! | `P:privilege-window:{session id}` | string | when the session's administrative privilege window closes (µs) | the window's `ttl` |
+//! | `P:revocation-epoch:{sha256(email) hex}` | string | counter raised before every sweep of the address's sessions | 30 days after its last raise |
 //! | `P:otp:{verify\|reset}:{sha256(email) hex}` | hash | `mac` (hex), `exp` (RFC 3339), `attempts` | `retain_for` |
 //! | `P:otp-cooldown:{verify\|reset}:{sha256(email) hex}` | string | `1` | the cooldown |
 //! | `P:rate:{bucket}:{limit}/{period ms}:{sha256(subject) hex}` | string | GCRA theoretical arrival time (µs, Redis clock) | until the budget is full again |
 //!
-//! Multi-key updates run as Lua scripts (or `MULTI`), so they are atomic. The scripts reach
-//! session keys named inside the script, so the adapter needs a standalone Redis (or a
-//! single-shard deployment), not Redis Cluster. Redis 5 or newer.
+//! Multi-key updates run as Lua scripts (or `MULTI`), so they are atomic. On one server the
+//! session scripts reach session keys named inside the script. Redis 5 or newer.
+//!
+//! ## Redis Cluster
+//!
+//! With [`RedisSettings::cluster`] (or a `url` naming several nodes) the pool is a cluster
+//! pool, and the per-user keys wrap the user id in braces (`P:user-sessions:{uuid}`), Redis
+//! Cluster's hash tag, so a user's index and id map share a slot. Every other script touches
+//! one key. A session key is found by its token hash alone, so it lives in a slot of its own:
+//! the session operations run as steps, each atomic in one slot, in an order that keeps every
+//! stored session in its user's index (see `cluster.rs`). A node that fails makes only the
+//! keys of its slots unavailable until its replica takes over; the cluster connection finds
+//! the new master by itself.
 //!
 //! ## TLS
 //!
@@ -52,6 +72,7 @@
 
 #![warn(missing_docs)]
 
+mod cluster;
 mod keys;
 mod otp;
 mod pool;
@@ -87,6 +108,8 @@ struct Inner {
     keys: Keys,
     scripts: Scripts,
     max_sessions_per_user: usize,
+    /// Redis Cluster: the session operations run as per-slot steps (see `cluster.rs`).
+    cluster: bool,
 }
 
 /// Compiled once; `Script` sends EVALSHA and loads the body only when Redis lacks it.
@@ -103,6 +126,12 @@ struct Scripts {
     otp_claim_slot: Script,
     rate_acquire: Script,
     device_remember: Script,
+    cluster_index_add: Script,
+    cluster_index_drop: Script,
+    cluster_index_touch: Script,
+    cluster_index_page: Script,
+    cluster_session_end: Script,
+    cluster_session_take: Script,
 }
 
 impl Scripts {
@@ -120,6 +149,12 @@ impl Scripts {
             otp_claim_slot: Script::new(include_str!("lua/otp_claim_slot.lua")),
             rate_acquire: Script::new(include_str!("lua/rate_acquire.lua")),
             device_remember: Script::new(include_str!("lua/device_remember.lua")),
+            cluster_index_add: Script::new(include_str!("lua/cluster_index_add.lua")),
+            cluster_index_drop: Script::new(include_str!("lua/cluster_index_drop.lua")),
+            cluster_index_touch: Script::new(include_str!("lua/cluster_index_touch.lua")),
+            cluster_index_page: Script::new(include_str!("lua/cluster_index_page.lua")),
+            cluster_session_end: Script::new(include_str!("lua/cluster_session_end.lua")),
+            cluster_session_take: Script::new(include_str!("lua/cluster_session_take.lua")),
         }
     }
 }
@@ -138,7 +173,11 @@ impl RedisStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 exec: Executor::new(settings)?,
-                keys: Keys::new(settings::normalise_key_prefix(&settings.key_prefix)),
+                keys: Keys::new(
+                    settings::normalise_key_prefix(&settings.key_prefix),
+                    settings.is_cluster(),
+                ),
+                cluster: settings.is_cluster(),
                 scripts: Scripts::new(),
                 max_sessions_per_user: settings.max_sessions_per_user,
             }),

@@ -26,7 +26,8 @@ use std::time::Duration;
 use auth_core::ports::BoxError;
 use auth_core::{OtpStoreError, SessionStoreError};
 use deadpool_redis::{Connection, Manager, Pool, QueueMode, Runtime, Timeouts};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, ServerErrorKind};
 use tokio::time::{timeout_at, Instant};
 
@@ -39,10 +40,7 @@ pub(crate) enum Request<'a> {
 }
 
 impl Request<'_> {
-    async fn send<T: FromRedisValue>(
-        &self,
-        conn: &mut MultiplexedConnection,
-    ) -> redis::RedisResult<T> {
+    async fn send<T: FromRedisValue>(&self, conn: &mut Mux) -> redis::RedisResult<T> {
         match self {
             Self::Cmd(cmd) => cmd.query_async(conn).await,
             // EVALSHA, falling back to SCRIPT LOAD + EVALSHA after a server restart.
@@ -68,20 +66,149 @@ pub(crate) enum Retry {
 /// connections than the pool's size. Once the last one is done, a connection given up on
 /// leaves the pool for good (its socket closes), a healthy one goes back.
 struct Shared {
-    conn: Option<Connection>,
+    conn: Option<Pooled>,
     given_up: AtomicBool,
 }
 
+/// A connection checked out of either pool.
+enum Pooled {
+    Single(Connection),
+    Cluster(deadpool::managed::Object<ClusterManager>),
+}
+
+/// Opens cluster connections for the pool. Not deadpool-redis' own cluster manager: that one
+/// keeps redis-rs' defaults (16 retries with back-off, 1 s per connection attempt), under
+/// which a connection that met a dead master kept every request waiting, for every node, long
+/// after the replica had taken over. Here a request is retried twice, quickly, within the
+/// store's timeout, and the executor replaces a connection that timed out.
+pub(crate) struct ClusterManager {
+    client: redis::cluster::ClusterClient,
+}
+
+impl deadpool::managed::Manager for ClusterManager {
+    type Type = ClusterConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<ClusterConnection, RedisError> {
+        self.client.get_async_connection().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut ClusterConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<RedisError> {
+        let pong: String = redis::cmd("PING").query_async(conn).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(deadpool::managed::RecycleError::message(
+                "unexpected reply to PING",
+            ))
+        }
+    }
+}
+
+impl Pooled {
+    fn multiplexed(&self) -> Mux {
+        match self {
+            Self::Single(c) => Mux::Single((**c).clone()),
+            Self::Cluster(c) => Mux::Cluster((**c).clone()),
+        }
+    }
+
+    /// Takes it out of its pool for good: its socket(s) close when the last clone is gone.
+    fn detach(self) {
+        match self {
+            Self::Single(c) => drop(Connection::take(c)),
+            Self::Cluster(c) => drop(deadpool::managed::Object::take(c)),
+        }
+    }
+}
+
+/// A handle onto a pooled connection that many requests use at once: one multiplexed socket,
+/// or a cluster connection (a multiplexed socket per node, routing each command by its key).
+#[derive(Clone)]
+pub(crate) enum Mux {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Mux {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The pool: connections to one server, or to a Redis Cluster.
+enum AnyPool {
+    Single(Pool),
+    Cluster(deadpool::managed::Pool<ClusterManager>),
+}
+
+impl AnyPool {
+    fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
+    fn status(&self) -> deadpool_redis::Status {
+        match self {
+            Self::Single(p) => p.status(),
+            Self::Cluster(p) => p.status(),
+        }
+    }
+
+    async fn get(&self) -> Result<Pooled, BoxError> {
+        match self {
+            Self::Single(p) => p.get().await.map(Pooled::Single).map_err(Into::into),
+            Self::Cluster(p) => p.get().await.map(Pooled::Cluster).map_err(Into::into),
+        }
+    }
+
+    /// Drops every idle connection; returns how many.
+    fn clear(&self) -> usize {
+        match self {
+            Self::Single(p) => p.retain(|_, _| false).removed.len(),
+            Self::Cluster(p) => p.retain(|_, _| false).removed.len(),
+        }
+    }
+}
+
 impl Shared {
-    fn new(conn: Connection) -> Arc<Self> {
+    fn new(conn: Pooled) -> Arc<Self> {
         Arc::new(Self {
             conn: Some(conn),
             given_up: AtomicBool::new(false),
         })
     }
 
-    fn multiplexed(&self) -> Option<MultiplexedConnection> {
-        self.conn.as_ref().map(|c| (**c).clone())
+    fn multiplexed(&self) -> Option<Mux> {
+        self.conn.as_ref().map(Pooled::multiplexed)
     }
 
     fn give_up(&self) {
@@ -93,7 +220,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         if self.given_up.load(Ordering::Acquire) {
             if let Some(conn) = self.conn.take() {
-                drop(Connection::take(conn));
+                conn.detach();
             }
         }
     }
@@ -109,7 +236,7 @@ struct Lane {
 /// What one request sends on: a clone of its lane's connection (the socket handle first, so
 /// it is dropped before the slot is freed).
 struct Handle {
-    conn: MultiplexedConnection,
+    conn: Mux,
     shared: Arc<Shared>,
     lane: usize,
     generation: u64,
@@ -117,7 +244,7 @@ struct Handle {
 
 /// Sends requests through the pool within a deadline and turns failures into port errors.
 pub(crate) struct Executor {
-    pool: Pool,
+    pool: AnyPool,
     lanes: Box<[Mutex<Option<Lane>>]>,
     next_generation: AtomicU64,
     timeout: Duration,
@@ -142,26 +269,50 @@ impl Executor {
     }
 
     pub(crate) fn new(settings: &RedisSettings) -> Result<Self, RedisSetupError> {
-        use secrecy::ExposeSecret as _;
-
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout));
-        let manager = Manager::new_with_config(settings.url.expose_secret(), config)
-            .map_err(RedisSetupError::InvalidUrl)?;
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            // The most recently returned connection first, so a lane that refreshes after
-            // idling gets its own connection back (PINGed) rather than a colder one.
-            .queue_mode(QueueMode::Lifo)
-            .runtime(Runtime::Tokio1)
-            .timeouts(Timeouts {
-                wait: Some(settings.timeout),
-                create: Some(settings.timeout),
-                recycle: Some(settings.timeout),
-            })
-            .build()
-            .map_err(|e| RedisSetupError::Pool(Box::new(e)))?;
+        let timeouts = Timeouts {
+            wait: Some(settings.timeout),
+            create: Some(settings.timeout),
+            recycle: Some(settings.timeout),
+        };
+        let urls = settings.urls();
+        let pool = if settings.is_cluster() {
+            let client = redis::cluster::ClusterClientBuilder::new(urls)
+                .connection_timeout(settings.timeout.min(Duration::from_millis(100)))
+                .response_timeout(settings.timeout)
+                .retries(1)
+                .min_retry_wait(10)
+                .max_retry_wait(100)
+                .build()
+                .map_err(RedisSetupError::InvalidUrl)?;
+            AnyPool::Cluster(
+                deadpool::managed::Pool::builder(ClusterManager { client })
+                    .max_size(settings.pool_size)
+                    .queue_mode(QueueMode::Lifo)
+                    .runtime(Runtime::Tokio1)
+                    .timeouts(timeouts)
+                    .build()
+                    .map_err(|e| RedisSetupError::Pool(Box::new(e)))?,
+            )
+        } else {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(settings.timeout))
+                .set_response_timeout(Some(settings.timeout));
+            let url = urls.into_iter().next().unwrap_or_default();
+            let manager =
+                Manager::new_with_config(url, config).map_err(RedisSetupError::InvalidUrl)?;
+            AnyPool::Single(
+                Pool::builder(manager)
+                    .max_size(settings.pool_size)
+                    // The most recently returned connection first, so a lane that refreshes
+                    // after idling gets its own connection back (PINGed) rather than a
+                    // colder one.
+                    .queue_mode(QueueMode::Lifo)
+                    .runtime(Runtime::Tokio1)
+                    .timeouts(timeouts)
+                    .build()
+                    .map_err(|e| RedisSetupError::Pool(Box::new(e)))?,
+            )
+        };
         // Lanes hold checked-out connections, so there are never more lanes than the pool
         // may hold; a request whose lane is empty can then always get one.
         let lanes = (0..settings.pool_size).map(|_| Mutex::new(None)).collect();
@@ -196,6 +347,12 @@ impl Executor {
             };
             if !is_outage(&err) {
                 return Err(Failure::Other(Box::new(err)));
+            }
+            if self.pool.is_cluster() {
+                // One node's failure says nothing about the others: the pool is not emptied,
+                // but this connection, which may be stuck on the failed node, is replaced.
+                self.discard(&handle);
+                return Err(Failure::Unavailable(Box::new(err)));
             }
             self.discard(&handle);
             if err.is_io_error() {
@@ -238,11 +395,11 @@ impl Executor {
         drop(idle);
         let conn = match timeout_at(deadline, self.pool.get()).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(Failure::Unavailable(Box::new(e))),
+            Ok(Err(e)) => return Err(Failure::Unavailable(e)),
             Err(_) => return Err(Failure::timed_out(self.timeout)),
         };
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let multiplexed = (*conn).clone();
+        let multiplexed = conn.multiplexed();
         let shared = Shared::new(conn);
         let handle = Handle {
             conn: multiplexed,
@@ -287,7 +444,7 @@ impl Executor {
                 dropped += 1;
             }
         }
-        dropped + self.pool.retain(|_, _| false).removed.len()
+        dropped + self.pool.clear()
     }
 }
 
@@ -311,6 +468,7 @@ fn is_outage(err: &RedisError) -> bool {
         || matches!(
             err.kind(),
             ErrorKind::AuthenticationFailed
+                | ErrorKind::ClusterConnectionNotFound
                 | ErrorKind::Server(
                     ServerErrorKind::BusyLoading
                         | ServerErrorKind::TryAgain

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use auth_core::{
-    ClientInfo, EmailAddress, Session, SessionId, SessionStore, SessionStoreError, TokenHash, User,
-    UserId,
+    ClientInfo, EmailAddress, Session, SessionCursor, SessionId, SessionPage, SessionStore,
+    SessionStoreError, TokenHash, User, UserId, MAX_SESSIONS_PAGE,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,7 @@ impl SessionRecord {
     }
 }
 
-fn decode(json: &str, token_hash: TokenHash) -> Result<Session, Failure> {
+pub(crate) fn decode(json: &str, token_hash: TokenHash) -> Result<Session, Failure> {
     let record: SessionRecord = serde_json::from_str(json).map_err(|e| {
         // serde_json's message can quote the input; keep only where it broke.
         Failure::corrupt(
@@ -108,7 +108,7 @@ fn decode(json: &str, token_hash: TokenHash) -> Result<Session, Failure> {
     record.into_domain(token_hash)
 }
 
-fn encode(session: &Session) -> Result<String, Failure> {
+pub(crate) fn encode(session: &Session) -> Result<String, Failure> {
     serde_json::to_string(&SessionRecord::from_domain(session))
         .map_err(|e| Failure::Other(Box::new(e)))
 }
@@ -145,6 +145,28 @@ impl RedisStore {
     }
 }
 
+/// Index entries one step of `delete_all_for_user` handles (plus one, so that the kept session
+/// never stalls it): about a millisecond of Redis time.
+pub(crate) const DELETE_ALL_STEP: usize = 127;
+
+/// The cursor after the index entry `member` at `position` (as the list script returns them).
+pub(crate) fn cursor_of(position: &str, member: &str) -> Result<SessionCursor, Failure> {
+    let position = position
+        .parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && p.abs() < 9.0e15)
+        .ok_or_else(|| Failure::corrupt("session index", "position is not a number"))?;
+    // Members written by earlier versions end in the session id (or are a bare token hash,
+    // which sorts after every id of its position: the nil id then resumes just after it).
+    let id = member.rsplit(':').next().and_then(SessionId::parse);
+    #[allow(clippy::cast_possible_truncation)]
+    let position = position as i64;
+    Ok(SessionCursor::new(
+        position,
+        id.unwrap_or_else(|| SessionId::from_uuid(Uuid::nil())),
+    ))
+}
+
 /// How long a revocation epoch is kept after its last raise: far longer than a login takes
 /// between its two reads (an entry that expired reads 0, which a login in flight sees as a
 /// change and fails safe).
@@ -153,6 +175,9 @@ const EPOCH_RETENTION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn insert(&self, session: &Session, ttl: Duration) -> Result<(), SessionStoreError> {
+        if self.inner.cluster {
+            return Ok(self.cluster_insert(session, ttl).await?);
+        }
         let script = &self.inner.scripts.session_insert;
         self.write_session(script, session, ttl, Retry::Never)
             .await?;
@@ -172,6 +197,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, session: &Session, ttl: Duration) -> Result<bool, SessionStoreError> {
+        if self.inner.cluster {
+            return Ok(self.cluster_touch(session, ttl).await?);
+        }
         // Running it twice stores the same value with the same TTL: safe to retry.
         let script = &self.inner.scripts.session_touch;
         let live = self
@@ -180,28 +208,52 @@ impl SessionStore for RedisStore {
         Ok(live == 1)
     }
 
-    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<Session>, SessionStoreError> {
+    async fn list_for_user(
+        &self,
+        user_id: UserId,
+        after: Option<SessionCursor>,
+        limit: usize,
+    ) -> Result<SessionPage, SessionStoreError> {
         let keys = &self.inner.keys;
+        let limit = limit.clamp(1, MAX_SESSIONS_PAGE);
+        if self.inner.cluster {
+            return Ok(self.cluster_list(user_id, after, limit).await?);
+        }
         let mut call = self.inner.scripts.session_list.prepare_invoke();
         call.key(keys.user_sessions(user_id))
             .key(keys.user_session_ids(user_id))
             .arg(keys.session_prefix());
-        // Pruning the index is idempotent, so this may be retried like a read.
+        match after {
+            Some(c) => call
+                .arg(c.position())
+                .arg(c.id().as_uuid().hyphenated().to_string()),
+            None => call.arg("").arg(""),
+        };
+        call.arg(limit);
+        // Dropping dead index entries is idempotent, so this may be retried like a read.
         let flat: Vec<String> = self
             .inner
             .exec
             .run(Request::Script(&call), Retry::Idempotent)
             .await?;
-        let mut sessions = Vec::with_capacity(flat.len() / 2);
-        for pair in flat.chunks(2) {
-            let [member, json] = pair else {
+        let [next_position, next_member, rest @ ..] = flat.as_slice() else {
+            return Err(Failure::corrupt("session index", "short reply").into());
+        };
+        let next = if next_position.is_empty() {
+            None
+        } else {
+            Some(cursor_of(next_position, next_member)?)
+        };
+        let mut sessions = Vec::with_capacity(rest.len() / 2);
+        for pair in rest.chunks(2) {
+            let [token, json] = pair else {
                 return Err(Failure::corrupt("session index", "odd reply length").into());
             };
-            let token_hash = TokenHash::from_hex(member)
-                .ok_or_else(|| Failure::corrupt("session index", "member is not a token hash"))?;
+            let token_hash = TokenHash::from_hex(token)
+                .ok_or_else(|| Failure::corrupt("session index", "not a token hash"))?;
             sessions.push(decode(json, token_hash)?);
         }
-        Ok(sessions)
+        Ok(SessionPage { sessions, next })
     }
 
     async fn open_privilege_window(
@@ -300,6 +352,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, token_hash: &TokenHash) -> Result<bool, SessionStoreError> {
+        if self.inner.cluster {
+            return Ok(self.cluster_delete(token_hash).await?);
+        }
         let keys = &self.inner.keys;
         let mut call = self.inner.scripts.session_delete.prepare_invoke();
         call.key(keys.session(token_hash))
@@ -320,6 +375,9 @@ impl SessionStore for RedisStore {
         user_id: UserId,
         session_id: SessionId,
     ) -> Result<bool, SessionStoreError> {
+        if self.inner.cluster {
+            return Ok(self.cluster_delete_by_id(user_id, session_id).await?);
+        }
         let keys = &self.inner.keys;
         let mut call = self.inner.scripts.session_delete_by_id.prepare_invoke();
         call.key(keys.user_sessions(user_id))
@@ -340,20 +398,33 @@ impl SessionStore for RedisStore {
         user_id: UserId,
         keep: Option<SessionId>,
     ) -> Result<u64, SessionStoreError> {
+        if self.inner.cluster {
+            return Ok(self.cluster_delete_all(user_id, keep).await?);
+        }
         let keys = &self.inner.keys;
         let keep = keep.map_or_else(String::new, |id| id.as_uuid().hyphenated().to_string());
-        let mut call = self.inner.scripts.session_delete_all.prepare_invoke();
-        call.key(keys.user_sessions(user_id))
-            .key(keys.user_session_ids(user_id))
-            .arg(keys.session_prefix())
-            .arg(user_id.as_uuid().hyphenated().to_string())
-            .arg(keep);
-        let n: u64 = self
-            .inner
-            .exec
-            .run(Request::Script(&call), Retry::Never)
-            .await?;
-        Ok(n)
+        // Bounded steps: Redis serves other clients between them, however many sessions the
+        // user has. A login that slips in between is the revocation epoch's business (see
+        // `SessionStore::bump_revocation_epoch`).
+        let mut revoked = 0u64;
+        loop {
+            let mut call = self.inner.scripts.session_delete_all.prepare_invoke();
+            call.key(keys.user_sessions(user_id))
+                .key(keys.user_session_ids(user_id))
+                .arg(keys.session_prefix())
+                .arg(user_id.as_uuid().hyphenated().to_string())
+                .arg(&keep)
+                .arg(DELETE_ALL_STEP);
+            let (n, removed, left): (u64, u64, u64) = self
+                .inner
+                .exec
+                .run(Request::Script(&call), Retry::Never)
+                .await?;
+            revoked += n;
+            if left == 0 || removed == 0 {
+                return Ok(revoked);
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), SessionStoreError> {

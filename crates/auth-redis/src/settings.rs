@@ -22,7 +22,8 @@ pub const MAX_KEY_PREFIX_LEN: usize = 64;
 /// `Debug` does not show the URL (it may carry a password), and nothing in this crate logs it.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host[:port][/db]`.
+    /// `redis://[user:password@]host[:port][/db]` (`rediss://` for TLS); for a Redis Cluster,
+    /// one or more of its nodes, comma-separated.
     pub url: SecretString,
     /// Namespace of every key this adapter writes (`{key_prefix}:session:...`), so tests,
     /// tenants and environments can share one Redis. ASCII letters, digits and `_ - . :`, at
@@ -40,10 +41,12 @@ pub struct RedisSettings {
     /// one round trip.
     pub idle_recheck_after: Duration,
     /// Most live sessions one user may have (0: no cap). Inserting one more ends the user's
-    /// session nearest its end first: the least recently used one, or among sessions used
-    /// alike the oldest. Bounds every per-user script (list, logout-all) to this many
-    /// sessions.
+    /// oldest session first (at most 256 per insert, so an index left over from a higher cap
+    /// shrinks over a few logins rather than in one long script).
     pub max_sessions_per_user: usize,
+    /// Whether Redis is a Redis Cluster (implied when `url` names several nodes): keys that a
+    /// script touches together then share a hash tag, and the pool is a cluster pool.
+    pub cluster: bool,
 }
 
 impl RedisSettings {
@@ -57,7 +60,26 @@ impl RedisSettings {
             timeout: DEFAULT_TIMEOUT,
             idle_recheck_after: DEFAULT_IDLE_RECHECK_AFTER,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            cluster: false,
         }
+    }
+
+    /// The node URLs of `url` (one unless it is a comma-separated list).
+    pub(crate) fn urls(&self) -> Vec<String> {
+        use secrecy::ExposeSecret as _;
+        self.url
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether the store talks to a Redis Cluster: [`RedisSettings::cluster`], or a `url`
+    /// naming several nodes.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster || self.urls().len() > 1
     }
 
     /// Builds the store; same as [`RedisStore::new`]. Does not connect: the first operation

@@ -101,7 +101,7 @@ async fn every_operation_is_unavailable(store: &RedisStore) {
     let t = Instant::now();
     assert_session_unavailable("touch", t, store.touch(&s, Duration::from_secs(60)).await);
     let t = Instant::now();
-    assert_session_unavailable("list", t, store.list_for_user(s.user.id).await);
+    assert_session_unavailable("list", t, store.list_for_user(s.user.id, None, 10).await);
     let t = Instant::now();
     assert_session_unavailable("delete", t, store.delete(&s.token_hash).await);
     let t = Instant::now();
@@ -417,4 +417,189 @@ async fn delete_by_id_reads_one_session_whatever_their_number() {
         !store.delete_by_id(first.user.id, first.id).await.unwrap(),
         "revoked once"
     );
+}
+
+/// `n` sessions of one user (no cap), written by a few tasks at once; the user's first session.
+async fn crowd(store: &RedisStore, n: usize) -> Session {
+    let first = session();
+    store
+        .insert(&first, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let user = first.user.clone();
+            tokio::spawn(async move {
+                for _ in 0..(n - 1) / 8 {
+                    let mut s = session();
+                    s.user = user.clone();
+                    store.insert(&s, Duration::from_secs(600)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    first
+}
+
+/// A page of sessions reads at most its limit of sessions, however many the user has (the
+/// listing used to read every one of them: 10,000 sessions, 85 ms of a single-threaded Redis
+/// per page, during which every other user's `/me` waited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_sessions_reads_at_most_its_limit_whatever_their_number() {
+    let redis = ThrowawayRedis::start();
+    let mut settings = RedisSettings::new(SecretString::from(redis.url()), "scale");
+    settings.max_sessions_per_user = 0;
+    let store = settings.store().unwrap();
+    let first = crowd(&store, 2_001).await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut after = None;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let before = calls_of(&mut conn, "get").await;
+        let page = store.list_for_user(first.user.id, after, 10).await.unwrap();
+        let reads = calls_of(&mut conn, "get").await - before;
+        assert!(reads <= 10, "a page of 10 read {reads} sessions");
+        assert_eq!(page.sessions.len(), 10);
+        for s in &page.sessions {
+            assert!(seen.insert(s.id), "listed twice");
+        }
+        after = Some(page.next.expect("more pages"));
+    }
+}
+
+/// Logging out everywhere from an account with thousands of sessions runs as many short
+/// scripts, so Redis serves other clients in between (it used to be one script over the whole
+/// index: 33,420 sessions held Redis for about 250 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_everywhere_holds_redis_only_in_short_steps() {
+    let redis = ThrowawayRedis::start();
+    let mut settings = RedisSettings::new(SecretString::from(redis.url()), "scale");
+    settings.max_sessions_per_user = 0;
+    let store = settings.store().unwrap();
+    let n = 4_001;
+    let first = crowd(&store, n).await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let scripts = |conn| async move {
+        let mut conn = conn;
+        calls_of(&mut conn, "evalsha").await + calls_of(&mut conn, "eval").await
+    };
+    let before = scripts(conn.clone()).await;
+    let gets_before = calls_of(&mut conn, "get").await;
+    let revoked = store
+        .delete_all_for_user(first.user.id, Some(first.id))
+        .await
+        .unwrap();
+    assert_eq!(revoked, u64::try_from(n - 1).unwrap());
+    let steps = scripts(conn.clone()).await - before;
+    let reads = calls_of(&mut conn, "get").await - gets_before;
+    assert!(
+        steps >= reads / 128,
+        "{steps} scripts read {reads} sessions: more than 128 per script"
+    );
+    assert!(
+        store.get(&first.token_hash).await.unwrap().is_some(),
+        "the kept one stays"
+    );
+    let page = store.list_for_user(first.user.id, None, 100).await.unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    assert_eq!(page.next, None);
+}
+
+/// What one session costs in Redis memory (printed for docs/SCALING.md): the session key, its
+/// share of its user's index and id map (`MEMORY USAGE`), and the growth of `used_memory`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_per_session_is_measured_and_bounded() {
+    let redis = ThrowawayRedis::start();
+    let settings = RedisSettings::new(SecretString::from(redis.url()), "mem");
+    let store = settings.store().unwrap();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let used = |info: String| -> i64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (users, per_user) = (200usize, 10usize);
+    let mut sample = Vec::new();
+    for _ in 0..users {
+        let first = session();
+        store
+            .insert(&first, Duration::from_secs(600))
+            .await
+            .unwrap();
+        for _ in 1..per_user {
+            let mut s = session();
+            s.user = first.user.clone();
+            s.client = ClientInfo::new(
+                "203.0.113.9".parse().ok(),
+                Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+            );
+            store.insert(&s, Duration::from_secs(600)).await.unwrap();
+            sample.push(s);
+        }
+    }
+    let after: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let n = users * per_user;
+    let growth = (used(after) - used(before)) as f64 / n as f64;
+    let usage = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            let bytes: i64 = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(&key)
+                .arg("SAMPLES")
+                .arg(0)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            bytes
+        }
+    };
+    let s = &sample[0];
+    let session_key = usage(format!("mem:session:{}", s.token_hash.to_hex())).await;
+    let index = usage(format!(
+        "mem:user-sessions:{}",
+        s.user.id.as_uuid().hyphenated()
+    ))
+    .await;
+    let ids = usage(format!(
+        "mem:user-session-ids:{}",
+        s.user.id.as_uuid().hyphenated()
+    ))
+    .await;
+    let per_session_index = (index + ids) as f64 / per_user as f64;
+    eprintln!(
+        "memory per session: session key {session_key} B (with a 70-byte user agent), \
+         index + id map {per_session_index:.0} B per session ({per_user} per user), \
+         used_memory growth {growth:.0} B per session over {n}"
+    );
+    assert!(session_key < 1024, "session key {session_key} B");
+    assert!(per_session_index < 256.0, "index {per_session_index} B");
 }

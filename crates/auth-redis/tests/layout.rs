@@ -103,11 +103,15 @@ async fn session_keys_hold_the_token_hash_and_expire_with_the_session() {
     );
     let members: Vec<(String, f64)> = raw.zrange_withscores(&index_key, 0, -1).await.unwrap();
     assert_eq!(members.len(), 1);
-    assert_eq!(members[0].0, format!("{}:{}", s.token_hash.to_hex(), s.id));
-    let now_ms = Utc::now().timestamp_millis() as f64;
+    assert_eq!(
+        members[0].0,
+        s.id.to_string(),
+        "the member is the session id"
+    );
+    let now_us = Utc::now().timestamp_micros() as f64;
     assert!(
-        (members[0].1 - now_ms - 60_000.0).abs() < 5_000.0,
-        "scored by expiry"
+        (members[0].1 - now_us).abs() < 5_000_000.0,
+        "scored by the time of insert (Redis clock, microseconds)"
     );
 
     // A longer-lived session of the same user stretches the index's life; a shorter one
@@ -205,7 +209,7 @@ async fn corrupt_records_are_other_not_unavailable() {
     );
     let _: () = raw.set(&index, "not a sorted set").await.unwrap();
     assert!(matches!(
-        store.list_for_user(user).await,
+        store.list_for_user(user, None, 10).await,
         Err(SessionStoreError::Other(_))
     ));
     assert!(matches!(

@@ -8,5 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod contracts;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod smtp;

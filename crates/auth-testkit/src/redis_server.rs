@@ -298,14 +298,14 @@ impl fmt::Debug for ThrowawayRedis {
     }
 }
 
-fn free_port() -> io::Result<u16> {
+pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
 }
 
 /// One inline `PING`, answered `+PONG` once the server accepts commands (not while loading).
-fn ping(addr: SocketAddr) -> io::Result<()> {
+pub(crate) fn ping(addr: SocketAddr) -> io::Result<()> {
     let mut stream = connect(addr)?;
     stream.write_all(b"PING\r\n")?;
     let mut buf = [0u8; 7];
@@ -343,7 +343,7 @@ fn server_pid(addr: SocketAddr) -> io::Result<u32> {
     Err(io::Error::other("no process_id in INFO"))
 }
 
-fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+pub(crate) fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
     stream.set_read_timeout(Some(Duration::from_millis(500)))?;
     stream.set_write_timeout(Some(Duration::from_millis(500)))?;

@@ -36,7 +36,10 @@ pub use security_events::{
     EventCursor, LoginFailure, SecurityEvent, SecurityEventKind, SecurityEvents,
     SecurityEventsError, TruncatedIp,
 };
-pub use session_store::{DeviceKey, DeviceSighting, SessionStore, SessionStoreError};
+pub use session_store::{
+    DeviceKey, DeviceSighting, SessionCursor, SessionPage, SessionStore, SessionStoreError,
+    MAX_SESSIONS_PAGE,
+};
 pub use totp_store::{MfaChallenge, StoredTotp, TotpStore, TotpStoreError};
 pub use user_repository::{UserRepoError, UserRepository};
 

@@ -5,6 +5,67 @@ use crate::domain::email::EmailAddress;
 use crate::domain::session::{Session, SessionId, TokenHash};
 use crate::domain::user::UserId;
 
+/// Largest `limit` a [`SessionStore::list_for_user`] call is given.
+pub const MAX_SESSIONS_PAGE: usize = 100;
+
+/// One page of a user's sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPage {
+    /// The sessions, newest first.
+    pub sessions: Vec<Session>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<SessionCursor>,
+}
+
+/// Where a listing of a user's sessions continues: after the entry with this position and
+/// session id. The position is the store's own (a later login has a higher one; the Redis
+/// adapter uses its clock in microseconds, the memory adapter a counter), so a cursor is only
+/// meaningful to the store that made it. The order is position descending (newest first), then
+/// session id descending. Opaque to clients: [`SessionCursor::encode`] and
+/// [`SessionCursor::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionCursor {
+    position: i64,
+    id: SessionId,
+}
+
+impl SessionCursor {
+    /// The cursor after the entry with this position and id.
+    pub fn new(position: i64, id: SessionId) -> Self {
+        Self { position, id }
+    }
+
+    /// The store's position of the last entry of the previous page.
+    pub fn position(&self) -> i64 {
+        self.position
+    }
+
+    /// The session id of the last entry of the previous page.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The text form: the position, a dot, the session id (32 hex digits).
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.position, self.id.as_uuid().simple())
+    }
+
+    /// Parses [`SessionCursor::encode`]'s form; `None` for anything else.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (position, id) = raw.split_once('.')?;
+        if position.is_empty()
+            || position.len() > 19
+            || !position.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(Self {
+            position: position.parse().ok()?,
+            id: SessionId::parse(id)?,
+        })
+    }
+}
+
 /// Errors of [`SessionStore`].
 #[derive(Debug, thiserror::Error)]
 pub enum SessionStoreError {
@@ -47,7 +108,9 @@ pub enum DeviceSighting {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session that expires after `ttl`, and indexes it under its user.
+    /// Stores a new session that expires after `ttl`, and indexes it under its user (newer
+    /// than every session indexed before). An adapter configured with a cap on sessions per
+    /// user ends the user's oldest sessions beyond it, a bounded number per call.
     async fn insert(&self, session: &Session, ttl: Duration) -> Result<(), SessionStoreError>;
 
     /// The live session with this token hash, `Ok(None)` for an unknown, expired or revoked one.
@@ -61,8 +124,20 @@ pub trait SessionStore: Send + Sync + 'static {
     /// the service calls it at most once per session every minute or so.
     async fn touch(&self, session: &Session, ttl: Duration) -> Result<bool, SessionStoreError>;
 
-    /// Every live session of the user, in no particular order.
-    async fn list_for_user(&self, user_id: UserId) -> Result<Vec<Session>, SessionStoreError>;
+    /// One page of the user's live sessions, newest first (by the store's position, see
+    /// [`SessionCursor`]): at most `limit` (1 to [`MAX_SESSIONS_PAGE`]; the store clamps it)
+    /// after `after` (`None`: from the newest). `next` is `None` exactly when nothing follows
+    /// the page; a page MAY hold fewer than `limit` sessions (even none) when the store skipped
+    /// and dropped dead index entries, and then `next` says where to go on. A session that
+    /// stays live while the pages are read is listed exactly once; one inserted meanwhile may
+    /// be missed (it is newer than the pages already read). The cost of a page MUST be bounded
+    /// by `limit`, not by the number of the user's sessions: this is on the request path.
+    async fn list_for_user(
+        &self,
+        user_id: UserId,
+        after: Option<SessionCursor>,
+        limit: usize,
+    ) -> Result<SessionPage, SessionStoreError>;
 
     /// Revokes the session with this token hash. `Ok(false)` when there was none.
     async fn delete(&self, token_hash: &TokenHash) -> Result<bool, SessionStoreError>;
@@ -76,6 +151,8 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<bool, SessionStoreError>;
 
     /// Revokes every session of the user except `keep`, and returns how many were revoked.
+    /// The work is O(sessions of the user); an adapter on a shared single-threaded server
+    /// (Redis) MUST do it in bounded steps so that other users' requests are not held up.
     async fn delete_all_for_user(
         &self,
         user_id: UserId,

@@ -20,7 +20,7 @@ use crate::domain::mfa::SecondFactor;
 use crate::domain::password::{Password, PasswordAttempt};
 use crate::domain::session::{ClientInfo, Session, SessionId};
 use crate::domain::user::{AccountSummary, NewUser, Role, UserCredentials, UserId, UserQuery};
-use crate::ports::{EventCursor, MailMessage, SecurityEventKind, UserRepoError};
+use crate::ports::{EventCursor, MailMessage, SecurityEventKind, UserRepoError, MAX_SESSIONS_PAGE};
 
 /// Largest page of [`AuthService::admin_list_users`].
 pub const MAX_ACCOUNTS_PAGE: usize = 100;
@@ -39,8 +39,11 @@ pub struct AccountPage {
 pub struct AdminAccount {
     /// The account.
     pub account: AccountSummary,
-    /// Its live sessions, newest first.
+    /// Its newest live sessions, newest first: at most [`MAX_SESSIONS_PAGE`] (the whole set
+    /// unless `MAX_SESSIONS_PER_USER` is raised past it).
     pub sessions: Vec<Session>,
+    /// Whether the account holds more sessions than `sessions` shows.
+    pub more_sessions: bool,
     /// Whether it has two-factor authentication (TOTP) on.
     pub two_factor: bool,
 }
@@ -183,14 +186,18 @@ impl AuthService {
             .find_by_id(id)
             .await?
             .ok_or(AdminError::NotFound)?;
-        let sessions = self.list_sessions(id).await.map_err(|e| match e {
-            super::SessionError::NotFound => AdminError::NotFound,
-            super::SessionError::Failure(f) => AdminError::Failure(f),
-        })?;
+        let page = self
+            .list_sessions_page(id, None, MAX_SESSIONS_PAGE)
+            .await
+            .map_err(|e| match e {
+                super::SessionError::NotFound => AdminError::NotFound,
+                super::SessionError::Failure(f) => AdminError::Failure(f),
+            })?;
         let two_factor = self.totp_enabled(id).await?;
         Ok(AdminAccount {
             account: summary(creds),
-            sessions,
+            sessions: page.sessions,
+            more_sessions: page.next.is_some(),
             two_factor,
         })
     }
@@ -366,12 +373,25 @@ impl AuthService {
         if role != Role::Admin {
             // A window opened as an administrator must not outlive the role: were the account
             // made an administrator again, its old sessions would start inside one.
+            // Page by page: each read is bounded, whatever the number of sessions.
             let now = self.ports.clock.now();
-            for session in self.ports.sessions.list_for_user(id).await? {
-                self.ports
+            let mut after = None;
+            loop {
+                let page = self
+                    .ports
                     .sessions
-                    .open_privilege_window(session.id, now, self.config.admin_reauth_window)
+                    .list_for_user(id, after, MAX_SESSIONS_PAGE)
                     .await?;
+                for session in &page.sessions {
+                    self.ports
+                        .sessions
+                        .open_privilege_window(session.id, now, self.config.admin_reauth_window)
+                        .await?;
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
         }
         info!(

@@ -33,7 +33,6 @@ pub use errors::*;
 pub use events::{EventPage, SecurityEventConfig, MAX_EVENTS_PAGE};
 pub use guard::HasherSaturated;
 pub use mfa::{TotpEnrolment, TotpStatus};
-pub use sessions::{SessionCursor, SessionPage, MAX_SESSIONS_PAGE};
 
 use crate::domain::device::DeviceCredential;
 use crate::domain::email::EmailAddress;

@@ -13,62 +13,10 @@ use crate::domain::otp::{OtpCode, OtpPurpose};
 use crate::domain::password::PasswordAttempt;
 use crate::domain::session::{ClientInfo, Session, SessionId, SessionToken};
 use crate::domain::user::{User, UserId};
-use crate::ports::{LoginFailure, PasswordCheck, SecurityEventKind};
+use crate::ports::{
+    LoginFailure, PasswordCheck, SecurityEventKind, SessionCursor, SessionPage, MAX_SESSIONS_PAGE,
+};
 use crate::throttle::Action;
-
-/// Largest page of [`AuthService::list_sessions_page`].
-pub const MAX_SESSIONS_PAGE: usize = 100;
-
-/// One page of a user's sessions.
-#[derive(Debug, Clone)]
-pub struct SessionPage {
-    /// The sessions, newest first.
-    pub sessions: Vec<Session>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<SessionCursor>,
-}
-
-/// Where a page of sessions continues: after the session with this creation time and id (the
-/// order is newest first, then by id). Opaque to clients: [`SessionCursor::encode`] and
-/// [`SessionCursor::parse`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionCursor {
-    created_at: DateTime<Utc>,
-    id: SessionId,
-}
-
-impl SessionCursor {
-    fn of(s: &Session) -> Self {
-        Self {
-            created_at: s.created_at,
-            id: s.id,
-        }
-    }
-
-    /// Whether `s` comes after this cursor in the listing order.
-    fn precedes(&self, s: &Session) -> bool {
-        s.created_at < self.created_at || (s.created_at == self.created_at && s.id > self.id)
-    }
-
-    /// The text form: creation time in microseconds, a dot, the session id.
-    pub fn encode(&self) -> String {
-        format!(
-            "{}.{}",
-            self.created_at.timestamp_micros(),
-            self.id.as_uuid().simple()
-        )
-    }
-
-    /// Parses [`SessionCursor::encode`]'s form; `None` for anything else.
-    pub fn parse(raw: &str) -> Option<Self> {
-        let (micros, id) = raw.split_once('.')?;
-        let created_at = DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?;
-        Some(Self {
-            created_at,
-            id: SessionId::parse(id)?,
-        })
-    }
-}
 
 /// Why a checked login did not get its session.
 pub(super) enum Opened {
@@ -542,19 +490,11 @@ impl AuthService {
         Ok(n)
     }
 
-    /// The user's live sessions, newest first.
-    pub async fn list_sessions(&self, user_id: UserId) -> Result<Vec<Session>, SessionError> {
-        let now = self.ports.clock.now();
-        let mut sessions = self.ports.sessions.list_for_user(user_id).await?;
-        sessions.retain(|s| s.user.id == user_id && s.expires_at > now && !self.is_idle(s, now));
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-        Ok(sessions)
-    }
-
     /// One page of the user's live sessions, newest first: at most `limit` (1 to
     /// [`MAX_SESSIONS_PAGE`]) after `after`, and the cursor of the next page when there is one.
-    /// A user holds at most `MAX_SESSIONS_PER_USER` sessions (the stores cap them), so a page
-    /// costs one bounded read of the user's index.
+    /// A page costs one read of at most `limit` index entries, whatever the number of the
+    /// user's sessions; it may hold fewer than `limit` (sessions that ended or went idle are
+    /// left out) and still have a next page.
     pub async fn list_sessions_page(
         &self,
         user_id: UserId,
@@ -562,17 +502,15 @@ impl AuthService {
         limit: usize,
     ) -> Result<SessionPage, SessionError> {
         let limit = limit.clamp(1, MAX_SESSIONS_PAGE);
-        let all = self.list_sessions(user_id).await?;
-        let mut rest = all
-            .into_iter()
-            .filter(|s| after.is_none_or(|c| c.precedes(s)))
-            .peekable();
-        let sessions: Vec<Session> = rest.by_ref().take(limit).collect();
-        let next = match (rest.peek(), sessions.last()) {
-            (Some(_), Some(last)) => Some(SessionCursor::of(last)),
-            _ => None,
-        };
-        Ok(SessionPage { sessions, next })
+        let now = self.ports.clock.now();
+        let mut page = self
+            .ports
+            .sessions
+            .list_for_user(user_id, after, limit)
+            .await?;
+        page.sessions
+            .retain(|s| s.user.id == user_id && s.expires_at > now && !self.is_idle(s, now));
+        Ok(page)
     }
 
     /// Revokes one of the user's sessions by its public id; [`SessionError::NotFound`] when it

@@ -352,6 +352,26 @@ mod tests {
     }
 
     #[test]
+    fn redis_cluster_is_a_node_list_or_a_flag() {
+        let redis = |vars: &[(&str, &str)]| match with(vars).unwrap().sessions {
+            SessionStoreSettings::Redis(r) => r,
+            SessionStoreSettings::Memory(_) => panic!("REDIS_URL gives Redis"),
+        };
+        assert!(!redis(&[("REDIS_URL", "redis://a:7000")]).is_cluster());
+        assert!(redis(&[("REDIS_URL", "redis://a:7000"), ("REDIS_CLUSTER", "true")]).is_cluster());
+        assert!(redis(&[("REDIS_URL", "redis://a:7000, rediss://b:7000")]).is_cluster());
+        for bad in ["redis://a:7000,b:7000", "redis://a:7000,,", "http://a"] {
+            assert_eq!(
+                with(&[("REDIS_URL", bad)]).unwrap_err().var,
+                "REDIS_URL",
+                "{bad}"
+            );
+        }
+        let e = with(&[("REDIS_URL", "redis://a"), ("REDIS_CLUSTER", "maybe")]).unwrap_err();
+        assert_eq!(e.var, "REDIS_CLUSTER");
+    }
+
+    #[test]
     fn development_defaults() {
         let s = with(&[]).unwrap();
         assert_eq!(s.app_env, AppEnv::Development);

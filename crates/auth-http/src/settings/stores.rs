@@ -75,8 +75,10 @@ impl DatabaseSettings {
     }
 }
 
-/// `REDIS_URL`, `REDIS_KEY_PREFIX`, `MAX_SESSIONS_PER_USER`: where sessions, codes and rate
-/// limits live.
+/// `REDIS_URL`, `REDIS_KEY_PREFIX`, `REDIS_CLUSTER`, `MAX_SESSIONS_PER_USER`: where sessions,
+/// codes and rate limits live. A Redis Cluster is named by one or more of its nodes,
+/// comma-separated (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`; the others are found from
+/// them); a list of several nodes means a cluster by itself, one node with `REDIS_CLUSTER=true`.
 #[derive(Debug, Clone)]
 pub enum SessionStoreSettings {
     /// Redis, shared by every instance.
@@ -107,8 +109,15 @@ impl SessionStoreSettings {
                 ..MemorySettings::default()
             }));
         };
-        if !url.starts_with("redis://") && !url.starts_with("rediss://") {
-            return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
+        if url
+            .split(',')
+            .map(str::trim)
+            .any(|n| !n.starts_with("redis://") && !n.starts_with("rediss://"))
+        {
+            return Err(err(
+                "REDIS_URL",
+                "must start with redis:// or rediss:// (each node of a comma-separated list)",
+            ));
         }
         let prefix = env
             .string("REDIS_KEY_PREFIX")
@@ -116,6 +125,7 @@ impl SessionStoreSettings {
         let mut redis = RedisSettings::new(SecretString::from(url), prefix);
         redis.timeout = dependency_timeout;
         redis.max_sessions_per_user = max_sessions_per_user;
+        redis.cluster = env.flag("REDIS_CLUSTER", false)?;
         Ok(Self::Redis(redis))
     }
 

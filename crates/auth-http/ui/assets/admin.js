@@ -128,7 +128,7 @@
       byId('user-state').textContent = STATES[data.user.state];
       byId('user-role').textContent = data.user.role === 'admin' ? 'Administrator' : 'User';
       byId('user-created').textContent = when(data.user.created_at);
-      byId('user-session-count').textContent = String(data.sessions.length);
+      byId('user-session-count').textContent = String(data.sessions.length) + (data.more_sessions ? '+' : '');
       const disabled = data.user.state === 'disabled';
       byId('disable').hidden = disabled;
       byId('enable').hidden = !disabled;

@@ -560,9 +560,11 @@
   function sessionsSection() {
     const list = byId('sessions-list');
     const load = async () => {
-      const r = await api('GET', '/sessions');
+      // The newest 100; more show as "100+".
+      const r = await api('GET', '/sessions?limit=100');
       list.replaceChildren();
-      byId('session-count').textContent = r.ok ? String(r.data.sessions.length) : '–';
+      byId('session-count').textContent = r.ok
+        ? String(r.data.sessions.length) + (r.data.next_cursor ? '+' : '') : '–';
       if (!r.ok) return;
       for (const s of r.data.sessions) {
         const li = document.createElement('li');

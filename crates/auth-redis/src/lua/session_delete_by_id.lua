@@ -8,7 +8,7 @@ if not token then
   return 0
 end
 redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[1], token .. ':' .. ARGV[2])
+redis.call('ZREM', KEYS[1], ARGV[2], token .. ':' .. ARGV[2])
 local v = redis.call('GET', ARGV[1] .. token)
 if not v then
   return 0

@@ -4,19 +4,16 @@
 -- session_insert.lua); ARGV[1] session JSON, ARGV[2] ttl in ms, ARGV[3] token hash (hex),
 -- ARGV[4] session id
 -- Returns 1 when the session was live, 0 when there was none (nothing written).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 if not redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) then
   return 0
 end
-local expiry = now + ttl
-local member = ARGV[3] .. ':' .. ARGV[4]
-local score = redis.call('ZSCORE', KEYS[2], member)
-if (not score) or tonumber(score) < expiry then
-  redis.call('ZADD', KEYS[2], string.format('%.0f', expiry), member)
-  -- A session indexed before ids were part of the member moves to the new form.
-  redis.call('ZREM', KEYS[2], ARGV[3])
+if not redis.call('ZSCORE', KEYS[2], ARGV[4]) then
+  -- Indexed by an earlier version (or not at all): moves to the current form, as the newest.
+  local t = redis.call('TIME')
+  local position = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('ZREM', KEYS[2], ARGV[3] .. ':' .. ARGV[4], ARGV[3])
+  redis.call('ZADD', KEYS[2], string.format('%.0f', position), ARGV[4])
 end
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[3])
 for i = 2, 3 do

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{
-    ClientInfo, EmailAddress, Session, SessionId, SessionStore, SessionToken, User, UserId,
+    ClientInfo, EmailAddress, Session, SessionId, SessionPage, SessionStore, SessionToken, User,
+    UserId,
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use rand::RngCore;
@@ -38,6 +39,7 @@ pub async fn run(store: Arc<dyn SessionStore>) {
     unknown_hash_is_none(s).await;
     delete_revokes(s).await;
     list_for_user_lists_only_that_users_sessions(s).await;
+    pages_come_newest_first_and_hold_each_session_once(s).await;
     delete_by_id_revokes_only_the_owners_session(s).await;
     delete_all_for_user_with_and_without_keep(s).await;
     sessions_expire_after_their_ttl(s).await;
@@ -153,7 +155,7 @@ async fn concurrent_bumps_are_all_counted(store: Arc<dyn SessionStore>) {
 
 /// Checks the cap on sessions per user of a store configured with `cap` (the adapters'
 /// `max_sessions_per_user`, at least 2): a user never has more than `cap` live sessions; one
-/// more ends the session nearest its end (here the oldest, as every one has the same use);
+/// more ends the oldest;
 /// other users are untouched; revoking one makes room again; and a session is still found and
 /// revoked by id among them.
 pub async fn run_capped(store: Arc<dyn SessionStore>, cap: usize) {
@@ -172,7 +174,7 @@ pub async fn run_capped(store: Arc<dyn SessionStore>, cap: usize) {
         let session = session_for(&owner, None, None);
         s.insert(&session, ttl(i)).await.unwrap();
         sessions.push(session);
-        let listed = s.list_for_user(owner.id).await.unwrap();
+        let listed = all(s, owner.id).await;
         assert_eq!(
             listed.len(),
             (i + 1).min(cap),
@@ -193,7 +195,7 @@ pub async fn run_capped(store: Arc<dyn SessionStore>, cap: usize) {
         );
     }
     assert_eq!(
-        ids(&s.list_for_user(owner.id).await.unwrap()),
+        ids(&all(s, owner.id).await),
         ids(live),
         "the newest {cap} remain"
     );
@@ -210,7 +212,7 @@ pub async fn run_capped(store: Arc<dyn SessionStore>, cap: usize) {
         s.get(&live[0].token_hash).await.unwrap().is_some(),
         "below the cap nothing is ended"
     );
-    assert_eq!(s.list_for_user(owner.id).await.unwrap().len(), cap);
+    assert_eq!(all(s, owner.id).await.len(), cap);
 
     assert_eq!(
         s.delete_all_for_user(owner.id, None).await.unwrap(),
@@ -289,7 +291,7 @@ async fn delete_revokes(store: &dyn SessionStore) {
         "delete of an unknown hash finds nothing"
     );
     assert_eq!(
-        ids(&store.list_for_user(u.id).await.unwrap()),
+        ids(&all(store, u.id).await),
         ids_of([&other]),
         "a revoked session leaves the user's list; the other stays"
     );
@@ -309,7 +311,7 @@ async fn list_for_user_lists_only_that_users_sessions(store: &dyn SessionStore) 
         store.insert(s, LONG_TTL).await.unwrap();
     }
 
-    let mut listed = store.list_for_user(a.id).await.unwrap();
+    let mut listed = all(store, a.id).await;
     listed.sort_by_key(|s| s.id);
     let mut expected = vec![a1.clone(), a2.clone()];
     expected.sort_by_key(|s| s.id);
@@ -317,13 +319,9 @@ async fn list_for_user_lists_only_that_users_sessions(store: &dyn SessionStore) 
         listed, expected,
         "every field of each of the user's sessions"
     );
-    assert_eq!(
-        store.list_for_user(b.id).await.unwrap(),
-        vec![b1.clone()],
-        "only b's session"
-    );
+    assert_eq!(all(store, b.id).await, vec![b1.clone()], "only b's session");
     assert!(
-        store.list_for_user(user(true).id).await.unwrap().is_empty(),
+        all(store, user(true).id).await.is_empty(),
         "a user without sessions has an empty list"
     );
 
@@ -350,13 +348,10 @@ async fn delete_by_id_revokes_only_the_owners_session(store: &dyn SessionStore) 
         "and nothing changed"
     );
     assert_eq!(
-        ids(&store.list_for_user(owner.id).await.unwrap()),
+        ids(&all(store, owner.id).await),
         ids_of([&target, &sibling])
     );
-    assert_eq!(
-        ids(&store.list_for_user(stranger.id).await.unwrap()),
-        ids_of([&strangers])
-    );
+    assert_eq!(ids(&all(store, stranger.id).await), ids_of([&strangers]));
     assert!(
         !store
             .delete_by_id(owner.id, SessionId::from_uuid(Uuid::new_v4()))
@@ -368,7 +363,7 @@ async fn delete_by_id_revokes_only_the_owners_session(store: &dyn SessionStore) 
     assert!(store.delete_by_id(owner.id, target.id).await.unwrap());
     assert_eq!(store.get(&target.token_hash).await.unwrap(), None);
     assert_eq!(
-        ids(&store.list_for_user(owner.id).await.unwrap()),
+        ids(&all(store, owner.id).await),
         ids_of([&sibling]),
         "only the target went"
     );
@@ -404,10 +399,7 @@ async fn delete_all_for_user_with_and_without_keep(store: &dyn SessionStore) {
         let live = store.get(&s.token_hash).await.unwrap().is_some();
         assert_eq!(live, s.id == kept.id, "only the kept session is left");
     }
-    assert_eq!(
-        ids(&store.list_for_user(u.id).await.unwrap()),
-        ids_of([kept])
-    );
+    assert_eq!(ids(&all(store, u.id).await), ids_of([kept]));
     assert_eq!(
         store.get(&theirs.token_hash).await.unwrap().as_ref(),
         Some(&theirs),
@@ -428,7 +420,7 @@ async fn delete_all_for_user_with_and_without_keep(store: &dyn SessionStore) {
     store.insert(&more, LONG_TTL).await.unwrap();
     assert_eq!(store.delete_all_for_user(u.id, None).await.unwrap(), 1);
     assert_eq!(store.get(&more.token_hash).await.unwrap(), None);
-    assert!(store.list_for_user(u.id).await.unwrap().is_empty());
+    assert!(all(store, u.id).await.is_empty());
     assert_eq!(
         store.delete_all_for_user(u.id, None).await.unwrap(),
         0,
@@ -462,7 +454,7 @@ async fn sessions_expire_after_their_ttl(store: &dyn SessionStore) {
     })
     .await;
     eventually("an expired session to leave the user's list", || async {
-        ids(&store.list_for_user(u.id).await.unwrap()) == ids_of([&long])
+        ids(&all(store, u.id).await) == ids_of([&long])
     })
     .await;
     assert!(
@@ -492,10 +484,111 @@ async fn sessions_expire_after_their_ttl(store: &dyn SessionStore) {
         store.delete_all_for_user(lone_user.id, None).await.unwrap(),
         0
     );
-    assert!(store.list_for_user(lone_user.id).await.unwrap().is_empty());
+    assert!(all(store, lone_user.id).await.is_empty());
+}
+
+async fn pages_come_newest_first_and_hold_each_session_once(store: &dyn SessionStore) {
+    let u = user(true);
+    let mut sessions = Vec::new();
+    for i in 0..7 {
+        let session = session_for(&u, None, Some(&format!("page {i}")));
+        store.insert(&session, LONG_TTL).await.unwrap();
+        sessions.push(session);
+    }
+    let newest_first: Vec<SessionId> = sessions.iter().rev().map(|s| s.id).collect();
+
+    let first = store.list_for_user(u.id, None, 3).await.unwrap();
+    assert_eq!(
+        first.sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
+        newest_first[..3],
+        "the first page holds the newest sessions, newest first"
+    );
+    assert_eq!(
+        first.sessions[0], sessions[6],
+        "every field of a listed session"
+    );
+    let after_first = first.next.expect("more pages follow");
+
+    // Between two pages, the session the cursor names ends and another is used: the next
+    // page still starts right after the cursor and repeats nothing.
+    assert!(store.delete(&sessions[4].token_hash).await.unwrap());
+    let used = Session {
+        last_seen_at: sessions[1].last_seen_at + chrono::Duration::seconds(90),
+        ..sessions[1].clone()
+    };
+    assert!(store.touch(&used, LONG_TTL).await.unwrap());
+    let cursor = auth_core::SessionCursor::parse(&after_first.encode()).expect("text form");
+    let second = store.list_for_user(u.id, Some(cursor), 3).await.unwrap();
+    assert_eq!(
+        second.sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
+        newest_first[3..6],
+        "the page after a cursor whose session ended"
+    );
+    assert_eq!(second.sessions[2], used, "a used session keeps its place");
+    let third = store.list_for_user(u.id, second.next, 3).await.unwrap();
+    assert_eq!(
+        third.sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
+        newest_first[6..],
+    );
+    assert_eq!(third.next, None, "the last page has no next cursor");
+
+    // An exact fit: the last page says so without an empty page after it.
+    let whole = store.list_for_user(u.id, None, 6).await.unwrap();
+    assert_eq!(whole.sessions.len(), 6);
+    assert_eq!(whole.next, None);
+    // The limit is clamped to 1..=MAX_SESSIONS_PAGE.
+    let one = store.list_for_user(u.id, None, 0).await.unwrap();
+    assert_eq!(one.sessions.len(), 1);
+    assert!(one.next.is_some());
+    let big = store.list_for_user(u.id, None, usize::MAX).await.unwrap();
+    assert_eq!((big.sessions.len(), big.next), (6, None));
+
+    // A cursor of another user, or one past the end, lists nothing of this user twice.
+    let stranger = user(true);
+    assert_eq!(
+        store
+            .list_for_user(stranger.id, Some(cursor), 3)
+            .await
+            .unwrap(),
+        SessionPage::default()
+    );
+    let past = store
+        .list_for_user(
+            u.id,
+            Some(auth_core::SessionCursor::new(0, sessions[0].id)),
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        past,
+        SessionPage::default(),
+        "nothing is older than position 0"
+    );
+
+    assert_eq!(store.delete_all_for_user(u.id, None).await.unwrap(), 6);
 }
 
 // --- helpers ---
+
+/// Every live session of the user, read two at a time; checks that no session comes twice.
+async fn all(store: &dyn SessionStore, user_id: UserId) -> Vec<Session> {
+    let mut out: Vec<Session> = Vec::new();
+    let mut after = None;
+    for _ in 0..1000 {
+        let page = store.list_for_user(user_id, after, 2).await.unwrap();
+        assert!(page.sessions.len() <= 2, "a page holds at most its limit");
+        for s in page.sessions {
+            assert!(out.iter().all(|o| o.id != s.id), "a session is listed once");
+            out.push(s);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+    panic!("paging through the sessions of one user does not end");
+}
 
 /// Polls `check` until it holds, failing after [`EXPIRY_DEADLINE`].
 async fn touch_records_a_use_and_never_revives(store: &dyn SessionStore) {
@@ -516,7 +609,7 @@ async fn touch_records_a_use_and_never_revives(store: &dyn SessionStore) {
         "the recorded use is read back, everything else unchanged"
     );
     assert_eq!(
-        ids(&store.list_for_user(u.id).await.unwrap()),
+        ids(&all(store, u.id).await),
         ids_of([&s]),
         "a touched session is listed once"
     );
@@ -533,7 +626,7 @@ async fn touch_records_a_use_and_never_revives(store: &dyn SessionStore) {
     );
     assert_eq!(store.get(&s.token_hash).await.unwrap(), None);
     eventually("an expired touched session to leave the list", || async {
-        store.list_for_user(u.id).await.unwrap().is_empty()
+        all(store, u.id).await.is_empty()
     })
     .await;
 
@@ -548,7 +641,7 @@ async fn touch_records_a_use_and_never_revives(store: &dyn SessionStore) {
         "a touch extends the life past the insert TTL"
     );
     assert_eq!(
-        ids(&store.list_for_user(u.id).await.unwrap()),
+        ids(&all(store, u.id).await),
         ids_of([&kept]),
         "a touched session stays listed past its insert TTL"
     );
@@ -574,7 +667,7 @@ async fn touch_records_a_use_and_never_revives(store: &dyn SessionStore) {
         "touch must not create a session"
     );
     assert_eq!(store.get(&unknown.token_hash).await.unwrap(), None);
-    assert!(store.list_for_user(u.id).await.unwrap().is_empty());
+    assert!(all(store, u.id).await.is_empty());
 }
 
 async fn eventually<F, Fut>(what: &str, mut check: F)

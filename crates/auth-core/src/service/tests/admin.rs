@@ -301,11 +301,26 @@ fn a_demotion_closes_the_privilege_windows_of_the_account() {
         session(1, user(true), t0(), at(ONE_DAY)),
         session(2, user(true), t0(), at(ONE_DAY)),
     ];
-    let listed = adas.clone();
+    // Two pages: every page of the account's sessions is read.
+    let next = SessionCursor::new(1, adas[0].id);
+    let first = SessionPage {
+        sessions: vec![adas[0].clone()],
+        next: Some(next),
+    };
+    let second = SessionPage {
+        sessions: vec![adas[1].clone()],
+        next: None,
+    };
     h.sessions
         .expect_list_for_user()
-        .withf(|id| *id == ada_id())
-        .returning(move |_| Ok(listed.to_vec()));
+        .withf(|id, after, _| *id == ada_id() && after.is_none())
+        .times(1)
+        .returning(move |_, _, _| Ok(first.clone()));
+    h.sessions
+        .expect_list_for_user()
+        .withf(move |id, after, _| *id == ada_id() && *after == Some(next))
+        .times(1)
+        .returning(move |_, _, _| Ok(second.clone()));
     let closed = Arc::new(Mutex::new(Vec::new()));
     let c = closed.clone();
     h.sessions

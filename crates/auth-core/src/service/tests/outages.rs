@@ -130,7 +130,7 @@ fn session_operations_surface_a_session_store_outage() {
         .returning(|_, _| Err(SessionStoreError::Unavailable(outage())));
     h.sessions
         .expect_list_for_user()
-        .returning(|_| Err(SessionStoreError::Unavailable(outage())));
+        .returning(|_, _, _| Err(SessionStoreError::Unavailable(outage())));
     let svc = h.service();
     let token = SessionToken::from_bytes([3; 32]);
 
@@ -146,7 +146,7 @@ fn session_operations_surface_a_session_store_outage() {
         ),
         (
             "list_sessions",
-            block_on(svc.list_sessions(ada_id())).map(|_| ()),
+            block_on(svc.list_sessions_page(ada_id(), None, 10)).map(|_| ()),
         ),
     ] {
         match result {
