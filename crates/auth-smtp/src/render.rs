@@ -178,7 +178,9 @@ impl Renderer {
             | MailMessage::AccountDeletedByAdmin
             | MailMessage::AdminRoleGranted
             | MailMessage::AdminRoleRevoked
-            | MailMessage::TotpResetByAdmin => (None, None, None),
+            | MailMessage::TotpResetByAdmin
+            | MailMessage::PasskeyAdded
+            | MailMessage::PasskeyRemoved => (None, None, None),
         };
         let left = match message {
             MailMessage::RecoveryCodeUsed { left } => Some(*left),
@@ -332,6 +334,8 @@ fn samples() -> Vec<MailMessage> {
         MailMessage::AdminRoleGranted,
         MailMessage::AdminRoleRevoked,
         MailMessage::TotpResetByAdmin,
+        MailMessage::PasskeyAdded,
+        MailMessage::PasskeyRemoved,
     ];
     let Ok(code) = OtpCode::parse("123456") else {
         return samples;

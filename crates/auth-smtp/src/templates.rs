@@ -19,7 +19,7 @@ pub(crate) const SHARED_FILES: [&str; 3] = ["layout.html", "footer.txt", "durati
 pub(crate) const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 /// Every message kind, as [`auth_core::MailMessage::kind`] names it.
-pub(crate) const KINDS: [&str; 17] = [
+pub(crate) const KINDS: [&str; 19] = [
     "verify_email",
     "verify_email_again",
     "reset_password",
@@ -37,6 +37,8 @@ pub(crate) const KINDS: [&str; 17] = [
     "admin_role_granted",
     "admin_role_revoked",
     "totp_reset_by_admin",
+    "passkey_added",
+    "passkey_removed",
 ];
 
 /// Every template file name, the same in each language folder.
@@ -111,6 +113,12 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "en/totp_reset_by_admin.subject",
     "en/totp_reset_by_admin.txt",
     "en/totp_reset_by_admin.html",
+    "en/passkey_added.subject",
+    "en/passkey_added.txt",
+    "en/passkey_added.html",
+    "en/passkey_removed.subject",
+    "en/passkey_removed.txt",
+    "en/passkey_removed.html",
     "de/footer.txt",
     "de/duration.txt",
     "de/verify_email.subject",
@@ -164,6 +172,12 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "de/totp_reset_by_admin.subject",
     "de/totp_reset_by_admin.txt",
     "de/totp_reset_by_admin.html",
+    "de/passkey_added.subject",
+    "de/passkey_added.txt",
+    "de/passkey_added.html",
+    "de/passkey_removed.subject",
+    "de/passkey_removed.txt",
+    "de/passkey_removed.html",
 ];
 
 /// Why the mail templates could not be loaded. Each names the file (or folder) at fault.
@@ -451,6 +465,8 @@ mod tests {
             MailMessage::AdminRoleGranted,
             MailMessage::AdminRoleRevoked,
             MailMessage::TotpResetByAdmin,
+            MailMessage::PasskeyAdded,
+            MailMessage::PasskeyRemoved,
         ]
         .map(|m| m.kind());
         assert_eq!(kinds, KINDS);

@@ -125,7 +125,9 @@ fn supersede_key(message: &MailMessage) -> Option<&'static str> {
         | MailMessage::AccountDeletedByAdmin
         | MailMessage::AdminRoleGranted
         | MailMessage::AdminRoleRevoked
-        | MailMessage::TotpResetByAdmin => None,
+        | MailMessage::TotpResetByAdmin
+        | MailMessage::PasskeyAdded
+        | MailMessage::PasskeyRemoved => None,
     }
 }
 

@@ -86,6 +86,10 @@ pub enum MailMessage {
     /// Notice that an administrator turned the account's two-factor authentication off
     /// (every session was ended).
     TotpResetByAdmin,
+    /// Notice that a passkey was added to the account.
+    PasskeyAdded,
+    /// Notice that a passkey was removed from the account.
+    PasskeyRemoved,
 }
 
 impl MailMessage {
@@ -109,6 +113,8 @@ impl MailMessage {
             MailMessage::AdminRoleGranted => "admin_role_granted",
             MailMessage::AdminRoleRevoked => "admin_role_revoked",
             MailMessage::TotpResetByAdmin => "totp_reset_by_admin",
+            MailMessage::PasskeyAdded => "passkey_added",
+            MailMessage::PasskeyRemoved => "passkey_removed",
         }
     }
 
@@ -131,7 +137,9 @@ impl MailMessage {
             | MailMessage::AccountDeletedByAdmin
             | MailMessage::AdminRoleGranted
             | MailMessage::AdminRoleRevoked
-            | MailMessage::TotpResetByAdmin => None,
+            | MailMessage::TotpResetByAdmin
+            | MailMessage::PasskeyAdded
+            | MailMessage::PasskeyRemoved => None,
         }
     }
 }

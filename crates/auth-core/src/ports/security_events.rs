@@ -100,10 +100,14 @@ pub enum SecurityEventKind {
     SessionsEndedByAdmin,
     /// An administrator turned the account's two-factor authentication off.
     TwoFactorResetByAdmin,
+    /// A passkey was added.
+    PasskeyAdded,
+    /// A passkey was removed.
+    PasskeyRemoved,
 }
 
 impl SecurityEventKind {
-    const SIMPLE: [Self; 20] = [
+    const SIMPLE: [Self; 22] = [
         Self::Signup,
         Self::Verified,
         Self::LoginSucceeded,
@@ -124,6 +128,8 @@ impl SecurityEventKind {
         Self::AccountDeletedByAdmin,
         Self::SessionsEndedByAdmin,
         Self::TwoFactorResetByAdmin,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
     ];
 
     /// The stored and published name: `signup`, `verified`, `login_succeeded`,
@@ -131,7 +137,8 @@ impl SecurityEventKind {
     /// `reset_requested`, `reset_completed`, `two_factor_enabled`, `two_factor_disabled`,
     /// `recovery_code_used`, `account_deleted`, and for what an administrator did:
     /// `account_disabled_by_admin`, `account_enabled_by_admin`, `role_changed_by_admin`,
-    /// `account_deleted_by_admin`, `sessions_ended_by_admin`, `two_factor_reset_by_admin`.
+    /// `account_deleted_by_admin`, `sessions_ended_by_admin`, `two_factor_reset_by_admin`; and
+    /// `passkey_added`, `passkey_removed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Signup => "signup",
@@ -155,6 +162,8 @@ impl SecurityEventKind {
             Self::AccountDeletedByAdmin => "account_deleted_by_admin",
             Self::SessionsEndedByAdmin => "sessions_ended_by_admin",
             Self::TwoFactorResetByAdmin => "two_factor_reset_by_admin",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
         }
     }
 
