@@ -51,6 +51,7 @@ mod repository;
 mod schema;
 mod settings;
 mod setup;
+mod passkeys;
 mod totp;
 
 pub use connection::{SqliteAsyncConnection, SqlitePool};
@@ -60,4 +61,5 @@ pub use outbox::SqliteOutbox;
 pub use repository::SqliteUserRepository;
 pub use settings::{SqliteError, SqliteLocation, SqliteSettings};
 pub use setup::MIGRATIONS;
+pub use passkeys::SqlitePasskeyStore;
 pub use totp::SqliteTotpStore;
