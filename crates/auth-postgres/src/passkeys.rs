@@ -149,10 +149,11 @@ impl PasskeyStore for PgPasskeyStore {
         id: PasskeyId,
         name: &PasskeyName,
     ) -> Result<bool, PasskeyStoreError> {
-        let query = diesel::sql_query("UPDATE passkeys SET name = $3 WHERE id = $1 AND user_id = $2")
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .bind::<SqlUuid, _>(user.as_uuid())
-            .bind::<Text, _>(name.as_str().to_owned());
+        let query =
+            diesel::sql_query("UPDATE passkeys SET name = $3 WHERE id = $1 AND user_id = $2")
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<SqlUuid, _>(user.as_uuid())
+                .bind::<Text, _>(name.as_str().to_owned());
         Ok(self.execute(query).await? == 1)
     }
 

@@ -54,6 +54,7 @@
 
 mod keys;
 mod otp;
+mod passkeys;
 mod pool;
 mod rate;
 mod session;
