@@ -396,6 +396,9 @@ fn dependency_label(d: Dependency) -> &'static str {
         Dependency::RateLimiter => "rate_limiter",
         Dependency::TotpStore => "totp_store",
         Dependency::SecurityEvents => "security_events",
+        Dependency::PasskeyStore => "passkey_store",
+        Dependency::PasskeyChallenges => "passkey_challenges",
+        Dependency::PasskeyVerifier => "passkey_verifier",
     }
 }
 

@@ -139,6 +139,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `ALLOWED_ORIGINS`: extra origins allowed for cookie-authenticated requests.
     pub allowed_origins: Vec<String>,
+    /// `WEBAUTHN_RP_ID`, `WEBAUTHN_ORIGIN`: passkeys; off without them.
+    pub passkeys: Option<PasskeySettings>,
     /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
     /// `ENUMERATION_PROTECTION` (default on): signup, resend-otp, forgot-password and
@@ -278,6 +280,69 @@ pub fn parse_rate_limit(raw: &str) -> Result<RateLimit, String> {
         })?);
     }
     Ok(RateLimit(tiers))
+}
+
+/// Passkeys (WebAuthn): the relying party this service is. Both variables or neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeySettings {
+    /// `WEBAUTHN_RP_ID`: the relying-party id, a domain: the host of `WEBAUTHN_ORIGIN` or a
+    /// parent domain of it. Passkeys are bound to it for good.
+    pub rp_id: String,
+    /// `WEBAUTHN_ORIGIN`: the one origin (scheme, host, port) the web pages that use passkeys
+    /// are served from; an answer made for any other origin is refused.
+    pub origin: String,
+    /// `WEBAUTHN_CEREMONY_TTL`: how long a ceremony may take (default `5m`, at most `10m`).
+    pub ceremony_ttl: Duration,
+}
+
+impl PasskeySettings {
+    /// Reads the section. In production the origin must be `https://` and one of the origins
+    /// the service is served from (`ALLOWED_ORIGINS`), and the id must fit the origin.
+    fn from_lookup(
+        get: &impl Fn(&[&'static str]) -> Option<(&'static str, String)>,
+        app_env: AppEnv,
+        allowed_origins: &[String],
+    ) -> Result<Option<Self>, ConfigError> {
+        let (rp_id, origin) = match (get(&["WEBAUTHN_RP_ID"]), get(&["WEBAUTHN_ORIGIN"])) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err(err("WEBAUTHN_ORIGIN", "required with WEBAUTHN_RP_ID"));
+            }
+            (None, Some(_)) => {
+                return Err(err("WEBAUTHN_RP_ID", "required with WEBAUTHN_ORIGIN"));
+            }
+            (Some((_, id)), Some((_, origin))) => (id, origin.trim_end_matches('/').to_owned()),
+        };
+        let ceremony_ttl = match get(&["WEBAUTHN_CEREMONY_TTL"]) {
+            None => Duration::from_secs(300),
+            Some((var, v)) => humantime::parse_duration(&v)
+                .ok()
+                .filter(|d| (Duration::from_secs(10)..=auth_core::MAX_CEREMONY_TTL).contains(d))
+                .ok_or_else(|| err(var, "must be a duration between 10s and 10m"))?,
+        };
+        if let Err(e) = auth_webauthn::WebauthnVerifier::new(&rp_id, &origin, "SecureAuth") {
+            return Err(err("WEBAUTHN_RP_ID", e.to_string()));
+        }
+        if app_env == AppEnv::Production {
+            if !origin.starts_with("https://") {
+                return Err(err(
+                    "WEBAUTHN_ORIGIN",
+                    "must be an https:// origin in production",
+                ));
+            }
+            if !allowed_origins.iter().any(|o| *o == origin) {
+                return Err(err(
+                    "WEBAUTHN_ORIGIN",
+                    "must be the origin the service is served from: list it in ALLOWED_ORIGINS",
+                ));
+            }
+        }
+        Ok(Some(Self {
+            rp_id,
+            origin,
+            ceremony_ttl,
+        }))
+    }
 }
 
 impl Settings {
@@ -528,7 +593,7 @@ impl Settings {
                 ))
             }
         };
-        let allowed_origins = get(&["ALLOWED_ORIGINS"])
+        let allowed_origins: Vec<String> = get(&["ALLOWED_ORIGINS"])
             .map(|(_, v)| {
                 v.split(',')
                     .map(|o| o.trim().trim_end_matches('/').to_owned())
@@ -625,8 +690,10 @@ impl Settings {
         }
 
         let tokens = crate::tokens::TokenSettings::from_lookup(&get, app_env, bind_addr)?;
+        let passkeys = PasskeySettings::from_lookup(&get, app_env, &allowed_origins)?;
 
         Ok(Self {
+            passkeys,
             app_env,
             bind_addr,
             metrics_addr,
