@@ -621,6 +621,42 @@ impl From<auth_core::SecondStepError> for ApiError {
     }
 }
 
+impl From<auth_core::PasskeyError> for ApiError {
+    fn from(e: auth_core::PasskeyError) -> Self {
+        use auth_core::PasskeyError as E;
+        match e {
+            E::NotConfigured => Self::Passkey(ErrorCode::PasskeysUnavailable),
+            E::InvalidCredentials => Self::WrongCurrentPassword,
+            E::SecondFactorRequired => Self::SecondFactorRequired,
+            E::InvalidSecondFactor => Self::InvalidSecondFactor { at_login: false },
+            E::InvalidCeremony => Self::Passkey(ErrorCode::InvalidPasskeyCeremony),
+            E::Rejected => Self::Passkey(ErrorCode::PasskeyRejected),
+            E::AlreadyRegistered => Self::Passkey(ErrorCode::PasskeyAlreadyRegistered),
+            E::TooManyPasskeys => Self::Passkey(ErrorCode::TooManyPasskeys),
+            E::NotFound => Self::Passkey(ErrorCode::NotFound),
+            E::Unauthenticated => Self::Unauthenticated,
+            E::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            E::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::PasskeyLoginError> for ApiError {
+    fn from(e: auth_core::PasskeyLoginError) -> Self {
+        use auth_core::PasskeyLoginError as E;
+        match e {
+            E::NotConfigured => Self::Passkey(ErrorCode::PasskeysUnavailable),
+            E::InvalidCeremony => Self::Passkey(ErrorCode::InvalidPasskeyCeremony),
+            E::InvalidCredentials => Self::Passkey(ErrorCode::InvalidPasskey),
+            E::InvalidToken => Self::InvalidMfaToken,
+            E::NoPasskey => Self::Passkey(ErrorCode::NoPasskey),
+            E::AccountDisabled => Self::AccountDisabled,
+            E::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            E::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -660,42 +696,6 @@ mod tests {
                 }
                 other => panic!("{raw:?}: {other:?}"),
             }
-        }
-    }
-}
-
-impl From<auth_core::PasskeyError> for ApiError {
-    fn from(e: auth_core::PasskeyError) -> Self {
-        use auth_core::PasskeyError as E;
-        match e {
-            E::NotConfigured => Self::Passkey(ErrorCode::PasskeysUnavailable),
-            E::InvalidCredentials => Self::WrongCurrentPassword,
-            E::SecondFactorRequired => Self::SecondFactorRequired,
-            E::InvalidSecondFactor => Self::InvalidSecondFactor { at_login: false },
-            E::InvalidCeremony => Self::Passkey(ErrorCode::InvalidPasskeyCeremony),
-            E::Rejected => Self::Passkey(ErrorCode::PasskeyRejected),
-            E::AlreadyRegistered => Self::Passkey(ErrorCode::PasskeyAlreadyRegistered),
-            E::TooManyPasskeys => Self::Passkey(ErrorCode::TooManyPasskeys),
-            E::NotFound => Self::Passkey(ErrorCode::NotFound),
-            E::Unauthenticated => Self::Unauthenticated,
-            E::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
-            E::Failure(f) => Self::from_failure(f),
-        }
-    }
-}
-
-impl From<auth_core::PasskeyLoginError> for ApiError {
-    fn from(e: auth_core::PasskeyLoginError) -> Self {
-        use auth_core::PasskeyLoginError as E;
-        match e {
-            E::NotConfigured => Self::Passkey(ErrorCode::PasskeysUnavailable),
-            E::InvalidCeremony => Self::Passkey(ErrorCode::InvalidPasskeyCeremony),
-            E::InvalidCredentials => Self::Passkey(ErrorCode::InvalidPasskey),
-            E::InvalidToken => Self::InvalidMfaToken,
-            E::NoPasskey => Self::Passkey(ErrorCode::NoPasskey),
-            E::AccountDisabled => Self::AccountDisabled,
-            E::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
-            E::Failure(f) => Self::from_failure(f),
         }
     }
 }

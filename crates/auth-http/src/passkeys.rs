@@ -185,7 +185,7 @@ fn device_of(
 }
 
 /// Start registering a passkey: needs the password again (and the second factor with TOTP on).
-#[utoipa::path(post, path = "/me/passkeys/options", request_body = PasskeyReauthRequest, tag = "account",
+#[utoipa::path(post, path = "/me/passkeys/options", operation_id = "passkey_registration_options", request_body = PasskeyReauthRequest, tag = "account",
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, body = PasskeyCeremonyResponse, description = "Options for `navigator.credentials.create()`; the ceremony is bound to this session and client"),
@@ -215,7 +215,7 @@ pub async fn registration_options(
 }
 
 /// Finish registering a passkey with the authenticator's answer.
-#[utoipa::path(post, path = "/me/passkeys", request_body = PasskeyRegisterRequest, tag = "account",
+#[utoipa::path(post, path = "/me/passkeys", operation_id = "passkey_register", request_body = PasskeyRegisterRequest, tag = "account",
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201, body = PasskeyResponse, description = "Registered; a notice was mailed"),
@@ -241,7 +241,7 @@ pub async fn register(
 }
 
 /// The account's passkeys.
-#[utoipa::path(get, path = "/me/passkeys", tag = "account", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, path = "/me/passkeys", operation_id = "passkey_list", tag = "account", security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, body = PasskeyListResponse, description = "Oldest first"),
         (status = 401, body = ErrorBody, description = "`unauthenticated`"),
@@ -263,7 +263,7 @@ fn passkey_id(raw: &str) -> Result<auth_core::PasskeyId, ApiError> {
 }
 
 /// Rename one of the account's passkeys.
-#[utoipa::path(patch, path = "/me/passkeys/{id}", request_body = PasskeyRenameRequest, tag = "account",
+#[utoipa::path(patch, path = "/me/passkeys/{id}", operation_id = "passkey_rename", request_body = PasskeyRenameRequest, tag = "account",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = String, Path, description = "The passkey's id")),
     responses(
@@ -290,7 +290,7 @@ pub async fn rename(
 
 /// Delete one of the account's passkeys: needs the password again (and the second factor
 /// with TOTP on).
-#[utoipa::path(delete, path = "/me/passkeys/{id}", request_body = PasskeyReauthRequest, tag = "account",
+#[utoipa::path(delete, path = "/me/passkeys/{id}", operation_id = "passkey_delete", request_body = PasskeyReauthRequest, tag = "account",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = String, Path, description = "The passkey's id")),
     responses(
@@ -322,7 +322,7 @@ pub async fn delete(
 }
 
 /// Start a sign-in with a passkey (no address): options for any discoverable credential.
-#[utoipa::path(post, path = "/login/passkey/options", tag = "session",
+#[utoipa::path(post, path = "/login/passkey/options", operation_id = "passkey_login_options", tag = "session",
     responses(
         (status = 200, body = PasskeyCeremonyResponse, description = "Options for `navigator.credentials.get()`; the same for everybody"),
         (status = 404, body = ErrorBody, description = "`passkeys_unavailable`"),
@@ -338,7 +338,7 @@ pub async fn login_options(state: web::Data<AppState>, client: Client) -> Answer
 }
 
 /// Sign in with a passkey: opens a session as `POST /login` does.
-#[utoipa::path(post, path = "/login/passkey", request_body = PasskeyLoginRequest, tag = "session",
+#[utoipa::path(post, path = "/login/passkey", operation_id = "passkey_login", request_body = PasskeyLoginRequest, tag = "session",
     responses(
         (status = 200, body = crate::dto::LoginResponse, description = "As for `POST /login`",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session and device cookies"))),
@@ -366,7 +366,7 @@ pub async fn login(
 }
 
 /// Start the second login step with a passkey (instead of a code).
-#[utoipa::path(post, path = "/login/mfa/passkey/options", request_body = PasskeySecondStepOptionsRequest, tag = "session",
+#[utoipa::path(post, path = "/login/mfa/passkey/options", operation_id = "passkey_second_step_options", request_body = PasskeySecondStepOptionsRequest, tag = "session",
     responses(
         (status = 200, body = PasskeyCeremonyResponse, description = "Options for `navigator.credentials.get()` listing the account's passkeys"),
         (status = 400, body = ErrorBody, description = "`invalid_request`"),
@@ -389,7 +389,7 @@ pub async fn second_step_options(
 }
 
 /// The second login step with a passkey.
-#[utoipa::path(post, path = "/login/mfa/passkey", request_body = PasskeySecondStepRequest, tag = "session",
+#[utoipa::path(post, path = "/login/mfa/passkey", operation_id = "passkey_second_step", request_body = PasskeySecondStepRequest, tag = "session",
     responses(
         (status = 200, body = crate::dto::LoginResponse, description = "As for `POST /login`",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session and device cookies"))),

@@ -330,7 +330,7 @@ impl PasskeySettings {
                     "must be an https:// origin in production",
                 ));
             }
-            if !allowed_origins.iter().any(|o| *o == origin) {
+            if !allowed_origins.contains(&origin) {
                 return Err(err(
                     "WEBAUTHN_ORIGIN",
                     "must be the origin the service is served from: list it in ALLOWED_ORIGINS",

@@ -120,7 +120,10 @@ impl PasskeyStore for MemoryPasskeyStore {
 /// In-process [`PasskeyChallengeStore`] (one instance only): ceremonies in flight, each until
 /// its deadline; expired ones are dropped whenever a new one is stored.
 #[derive(Clone, Default)]
-pub struct MemoryPasskeyChallenges(Arc<Mutex<HashMap<[u8; 32], (Vec<u8>, DateTime<Utc>)>>>);
+pub struct MemoryPasskeyChallenges(Arc<Mutex<Ceremonies>>);
+
+/// Sealed ceremonies by key hash, with their deadlines.
+type Ceremonies = HashMap<[u8; 32], (Vec<u8>, DateTime<Utc>)>;
 
 impl MemoryPasskeyChallenges {
     /// An empty store.
