@@ -1214,6 +1214,56 @@ mod tests {
     }
 
     #[test]
+    fn passkey_settings_refuse_a_foreign_origin_in_production() {
+        assert!(with(&[]).unwrap().passkeys.is_none(), "off by default");
+        let dev = with(&[
+            ("WEBAUTHN_RP_ID", "localhost"),
+            ("WEBAUTHN_ORIGIN", "http://localhost:8080/"),
+        ])
+        .unwrap()
+        .passkeys
+        .unwrap();
+        assert_eq!(dev.origin, "http://localhost:8080");
+        assert_eq!(dev.ceremony_ttl, Duration::from_secs(300));
+        assert_eq!(
+            with(&[("WEBAUTHN_RP_ID", "localhost")]).unwrap_err().var,
+            "WEBAUTHN_ORIGIN"
+        );
+        // An id that is not the origin's host or a parent of it.
+        assert_eq!(
+            with(&[
+                ("WEBAUTHN_RP_ID", "evil.example"),
+                ("WEBAUTHN_ORIGIN", "https://auth.example.com"),
+            ])
+            .unwrap_err()
+            .var,
+            "WEBAUTHN_RP_ID"
+        );
+        let prod = |origin: &str, allowed: &str| {
+            with(&[
+                ("APP_ENV", "production"),
+                ("AUTH_SECRET", STRONG_SECRET),
+                ("REDIS_URL", "redis://cache"),
+                ("SMTP_HOST", "smtp.example.com"),
+                ("ALLOWED_ORIGINS", allowed),
+                ("WEBAUTHN_RP_ID", "example.com"),
+                ("WEBAUTHN_ORIGIN", origin),
+            ])
+        };
+        let e = prod("https://auth.example.com", "https://other.example.com").unwrap_err();
+        assert_eq!(e.var, "WEBAUTHN_ORIGIN");
+        assert!(e.message.contains("ALLOWED_ORIGINS"), "{}", e.message);
+        assert_eq!(
+            prod("http://auth.example.com", "http://auth.example.com")
+                .unwrap_err()
+                .var,
+            "WEBAUTHN_ORIGIN"
+        );
+        let ok = prod("https://auth.example.com", "https://auth.example.com").unwrap();
+        assert_eq!(ok.passkeys.unwrap().rp_id, "example.com");
+    }
+
+    #[test]
     fn production_refuses_the_embedded_stores() {
         let base = [
             ("APP_ENV", "production"),

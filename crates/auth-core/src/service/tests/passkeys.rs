@@ -104,7 +104,9 @@ fn a_passkey_sign_in_that_loses_to_a_revocation_deletes_its_session() {
     store
         .expect_find_by_credential_id()
         .returning(|_| Ok(Some(ada_passkey(3))));
-    store.expect_record_use().returning(|_, _, _, _, _| Ok(true));
+    store
+        .expect_record_use()
+        .returning(|_, _, _, _, _| Ok(true));
     let mut v = verifier(ada_id());
     v.expect_finish_authentication().returning(|_, _, _| {
         Ok(VerifiedAssertion {
@@ -146,20 +148,24 @@ fn a_ceremony_is_single_use_even_when_its_answer_is_refused() {
     let first = block_on(service.finish_passkey_sign_in(&ceremony.id, &answer(), client(), None));
     let again = block_on(service.finish_passkey_sign_in(&ceremony.id, &answer(), client(), None));
 
-    assert!(matches!(first, Err(PasskeyLoginError::InvalidCredentials)), "{first:?}");
-    assert!(matches!(again, Err(PasskeyLoginError::InvalidCeremony)), "{again:?}");
+    assert!(
+        matches!(first, Err(PasskeyLoginError::InvalidCredentials)),
+        "{first:?}"
+    );
+    assert!(
+        matches!(again, Err(PasskeyLoginError::InvalidCeremony)),
+        "{again:?}"
+    );
 }
 
 #[test]
 fn an_assertion_naming_another_account_than_its_credentials_is_refused_unchecked() {
     let mut h = Harness::new();
-    h.users
-        .expect_find_by_id()
-        .returning(|id| {
-            let mut c = creds(true);
-            c.user.id = id;
-            Ok(Some(c))
-        });
+    h.users.expect_find_by_id().returning(|id| {
+        let mut c = creds(true);
+        c.user.id = id;
+        Ok(Some(c))
+    });
     let mut store = MockPasskeyStore::new();
     store
         .expect_find_by_credential_id()
@@ -209,7 +215,11 @@ fn a_counter_that_does_not_move_forward_is_refused_even_when_the_signature_verif
         let result =
             block_on(service.finish_passkey_sign_in(&ceremony.id, &answer(), client(), None));
 
-        assert_eq!(result.is_ok(), accepted, "stored {stored}, signed {signed}: {result:?}");
+        assert_eq!(
+            result.is_ok(),
+            accepted,
+            "stored {stored}, signed {signed}: {result:?}"
+        );
     }
 }
 
@@ -228,14 +238,23 @@ fn a_sign_in_ceremony_works_only_from_the_client_it_was_given_to() {
     );
     let result = block_on(service.finish_passkey_sign_in(&ceremony.id, &answer(), elsewhere, None));
 
-    assert!(matches!(result, Err(PasskeyLoginError::InvalidCeremony)), "{result:?}");
+    assert!(
+        matches!(result, Err(PasskeyLoginError::InvalidCeremony)),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn without_passkeys_every_passkey_operation_says_not_configured() {
     let service = Harness::new().service();
     let result = block_on(service.begin_passkey_sign_in(&client()));
-    assert!(matches!(result, Err(PasskeyLoginError::NotConfigured)), "{result:?}");
+    assert!(
+        matches!(result, Err(PasskeyLoginError::NotConfigured)),
+        "{result:?}"
+    );
     let result = block_on(service.list_passkeys(&current_session()));
-    assert!(matches!(result, Err(PasskeyError::NotConfigured)), "{result:?}");
+    assert!(
+        matches!(result, Err(PasskeyError::NotConfigured)),
+        "{result:?}"
+    );
 }
