@@ -452,7 +452,8 @@ impl AuthService {
     }
 
     /// Starts a passkey as the second login step, for the login whose password step gave
-    /// `token`: options listing the account's passkeys. The token stays valid.
+    /// `token`: options listing the account's passkeys. The token stays valid. Spends the
+    /// client's passkey budget (each start stores a ceremony).
     #[instrument(skip_all)]
     pub async fn begin_passkey_second_factor(
         &self,
@@ -462,6 +463,7 @@ impl AuthService {
         let px = self
             .passkey_runtime()
             .ok_or(PasskeyLoginError::NotConfigured)?;
+        self.spend_passkey_budget(client).await?;
         let user = self.pending_login_user(token, client).await?;
         let passkeys = px.ports.store.list(user).await?;
         if passkeys.is_empty() {
