@@ -373,6 +373,7 @@ pub async fn login(
         (status = 401, body = ErrorBody, description = "`invalid_mfa_token`"),
         (status = 404, body = ErrorBody, description = "`passkeys_unavailable`"),
         (status = 409, body = ErrorBody, description = "`no_passkey`: the account has none"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: the client's passkey budget is spent; see `Retry-After`"),
     ))]
 pub async fn second_step_options(
     state: web::Data<AppState>,
