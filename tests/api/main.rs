@@ -45,6 +45,7 @@ mod logs;
 mod metrics;
 mod mfa;
 mod outbox;
+mod passkeys;
 mod slow_clients;
 mod startup;
 mod takeover;

@@ -14,6 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -177,6 +178,19 @@ async function startMailSink(SMTPServer) {
 
 // ---- server -------------------------------------------------------------------------------------
 
+/** A loopback port nobody listens on (the server needs it before it starts: passkeys are bound
+ * to the origin `http://localhost:<port>`). */
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 async function startServer(bin, env, logFile) {
   const cwd = mkdtempSync(path.join(tmpdir(), 'secureauth-ui-')); // no stray .env is read
   cleanups.push(() => rmSync(cwd, { recursive: true, force: true }));
@@ -274,11 +288,15 @@ async function main() {
   const sink = await startMailSink(SMTPServer);
   cleanups.push(() => sink.close());
 
+  const port = await freePort();
   const server = await startServer(
     bin,
     {
       APP_ENV: 'development',
-      BIND_ADDR: '127.0.0.1:0',
+      BIND_ADDR: `127.0.0.1:${port}`,
+      // Passkeys: WebAuthn needs a domain, so their pages are opened as http://localhost.
+      WEBAUTHN_RP_ID: 'localhost',
+      WEBAUTHN_ORIGIN: `http://localhost:${port}`,
       DATABASE_URL: dbUrl.toString(),
       REDIS_URL,
       REDIS_KEY_PREFIX: prefix,
@@ -650,6 +668,105 @@ async function main() {
     await page.getByRole('button', { name: 'Turn off' }).click();
     await page.locator('#mfa-state').filter({ hasText: 'Off' }).waitFor();
     await page.locator('#notice').filter({ hasText: 'Two-factor authentication is off' }).waitFor();
+  });
+
+  // ---- passkeys: Chromium's virtual authenticator (DevTools protocol, WebAuthn domain) --------
+  const passkeyBase = `http://localhost:${port}`;
+  const passkeyContext = await browser.newContext({ viewport: DESKTOP });
+  const pk = await passkeyContext.newPage();
+  watch(pk, problems);
+  const cdp = await passkeyContext.newCDPSession(pk);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  const logInWithPassword = async () => {
+    await onPage(pk, 'login');
+    await pk.fill('#email', passkeyEmail);
+    await pk.fill('#password', PASSWORD);
+    await pk.click('button[type="submit"]');
+  };
+
+  // An account of its own: the re-authentication budget (5 per account in 15 minutes) is the
+  // first user's to spend.
+  const passkeyEmail = `carol.${id}@example.com`;
+  await step('passkeys: add one on the account page (password again), stored on the authenticator', async () => {
+    await pk.goto(`${passkeyBase}/ui/signup`);
+    const signedUp = await pk.evaluate(async (body) => (await fetch('/signup', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).status, { email: passkeyEmail, password: PASSWORD });
+    check(signedUp === 201, `signup: ${signedUp}`);
+    const otp = await sink.code(passkeyEmail, 'verification', 0);
+    const verified = await pk.evaluate(async (body) => (await fetch('/verify-otp', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).status, { email: passkeyEmail, otp });
+    check(verified === 200, `verify: ${verified}`);
+    await pk.goto(`${passkeyBase}/ui/login`);
+    await logInWithPassword();
+    await onPage(pk, 'account');
+    await pk.locator('#passkey-state').filter({ hasText: 'No passkey yet' }).waitFor();
+    await pk.fill('#passkey-name', 'laptop');
+    await pk.fill('#passkey-password', PASSWORD);
+    await pk.getByRole('button', { name: 'Add a passkey' }).click();
+    await pk.locator('#passkey-list li').filter({ hasText: 'laptop' }).waitFor();
+    await pk.locator('#notice').filter({ hasText: 'was added' }).waitFor();
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    check(credentials.length === 1 && credentials[0].isResidentCredential, `one discoverable credential: ${JSON.stringify(credentials.map((c) => c.isResidentCredential))}`);
+    await shot(pk, 'account-passkeys', DESKTOP.width);
+  });
+
+  await step('passkeys: sign in without typing an address', async () => {
+    await pk.getByRole('button', { name: 'Log out', exact: true }).click();
+    await onPage(pk, 'login');
+    await pk.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await onPage(pk, 'account');
+    await pk.locator('#account-email').filter({ hasText: passkeyEmail }).waitFor();
+    await pk.locator('#passkey-list li').filter({ hasText: 'last used' }).waitFor();
+  });
+
+  await step('passkeys: the second step instead of a code from the app', async () => {
+    // TOTP on through the API (the enrolment page is tested above).
+    const enrolled = await pk.evaluate(async (password) => {
+      const r = await fetch('/me/mfa/totp', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ password }) });
+      return r.json();
+    }, PASSWORD);
+    const secret = enrolled.secret;
+    const confirmed = await pk.evaluate(async (code) => {
+      const r = await fetch('/me/mfa/totp/confirm', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code }) });
+      return r.json();
+    }, totp(secret, currentStep()));
+    check(Array.isArray(confirmed.recovery_codes), `TOTP on: ${JSON.stringify(confirmed)}`);
+    await pk.reload();
+    await pk.getByRole('button', { name: 'Log out', exact: true }).click();
+    await logInWithPassword();
+    await onPage(pk, 'login-mfa');
+    await pk.getByRole('button', { name: 'Use a passkey instead' }).click();
+    await onPage(pk, 'account');
+    await pk.locator('#account-email').filter({ hasText: passkeyEmail }).waitFor();
+    // TOTP off again with a recovery code, for the steps after these.
+    const off = await pk.evaluate(async (body) => {
+      const r = await fetch('/me/mfa/totp', { method: 'DELETE', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      return r.status;
+    }, { password: PASSWORD, code: confirmed.recovery_codes[0] });
+    check(off === 204, `TOTP off: ${off}`);
+  });
+
+  await step('passkeys: remove one with the password; it signs nobody in any more', async () => {
+    await pk.reload();
+    await onPage(pk, 'account');
+    await pk.locator('#passkey-list li').filter({ hasText: 'laptop' }).waitFor();
+    await pk.fill('#passkey-password', PASSWORD);
+    await pk.getByRole('button', { name: 'Remove' }).click();
+    await pk.locator('#notice').filter({ hasText: 'was removed' }).waitFor();
+    await pk.locator('#passkey-state').filter({ hasText: 'No passkey yet' }).waitFor();
+    await pk.getByRole('button', { name: 'Log out', exact: true }).click();
+    await onPage(pk, 'login');
+    await pk.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await pk.locator('#form-error').filter({ hasText: 'passkey was not accepted' }).waitFor();
+    await passkeyContext.close();
   });
 
   await step('on plain http with a host name other than localhost, the login page says what to do', async () => {

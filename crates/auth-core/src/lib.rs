@@ -61,6 +61,10 @@ pub use domain::mfa::{
 pub use domain::otp::{
     OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, OtpSecretError, StoredOtp,
 };
+pub use domain::passkey::{
+    CeremonyId, PasskeyId, PasskeyName, PasskeyNameError, MAX_CREDENTIAL_ID_BYTES,
+    MAX_PASSKEY_NAME_CHARS,
+};
 pub use domain::password::{
     common_password_count, Password, PasswordAttempt, PasswordError, PasswordHash, PasswordPolicy,
     DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS,

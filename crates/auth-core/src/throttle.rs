@@ -529,6 +529,20 @@ impl Throttle {
         self.spend("reauthenticate", client, budgets).await
     }
 
+    /// Spends the client's passkey budget (the per-IP quota of `login`, in a bucket of its
+    /// own) before a passkey ceremony is started or answered without a session: ceremonies
+    /// are stored server-side, so starting them has a price.
+    pub(crate) async fn passkey(
+        &self,
+        client: &ClientInfo,
+    ) -> Result<Result<(), Refusal>, Failure> {
+        let Some(ip) = self.ip(client) else {
+            return Ok(Ok(()));
+        };
+        let budgets = vec![("passkey:ip", RateSubject::Ip(ip), &self.config.login.per_ip)];
+        self.spend("passkey", client, budgets).await
+    }
+
     /// Spends the second-factor budgets of the account and the client (the re-authentication
     /// quotas, in buckets of their own) before a TOTP or recovery code is checked, so parallel
     /// guesses are counted too. [`Throttle::second_factor_succeeded`] refills the account's

@@ -138,7 +138,7 @@ impl LoginRequest {
     }
 }
 
-fn parse_device(raw: Option<SecretString>) -> Option<DeviceCredential> {
+pub(crate) fn parse_device(raw: Option<SecretString>) -> Option<DeviceCredential> {
     use secrecy::ExposeSecret;
     raw.and_then(|r| DeviceCredential::parse(r.expose_secret()))
 }

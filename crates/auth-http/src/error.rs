@@ -68,6 +68,13 @@ pub enum ErrorCode {
     ReauthenticationRequired,
     OwnAccount,
     AlreadyVerified,
+    PasskeysUnavailable,
+    InvalidPasskeyCeremony,
+    PasskeyRejected,
+    PasskeyAlreadyRegistered,
+    TooManyPasskeys,
+    InvalidPasskey,
+    NoPasskey,
 }
 
 /// Every error the API returns.
@@ -164,6 +171,9 @@ pub enum ApiError {
     /// 409: resending a verification code to a verified address.
     #[error("already verified")]
     AlreadyVerified,
+    /// A passkey operation's own refusal.
+    #[error("passkey: {0:?}")]
+    Passkey(ErrorCode),
     /// 503: a dependency is down or overloaded.
     #[error("service unavailable")]
     Unavailable(#[source] Failure),
@@ -196,6 +206,7 @@ impl ApiError {
             Self::SecondFactorRequired => ErrorCode::SecondFactorRequired,
             Self::InvalidSecondFactor { .. } => ErrorCode::InvalidSecondFactor,
             Self::InvalidMfaToken => ErrorCode::InvalidMfaToken,
+            Self::Passkey(code) => *code,
             Self::MfaAlreadyEnabled => ErrorCode::MfaAlreadyEnabled,
             Self::MfaNotEnabled => ErrorCode::MfaNotEnabled,
             Self::AccountDisabled => ErrorCode::AccountDisabled,
@@ -245,6 +256,21 @@ impl ApiError {
             }
             Self::InvalidSecondFactor { .. } => "The code is wrong or was used before.".into(),
             Self::InvalidMfaToken => "This login has expired or is not valid. Log in again.".into(),
+            Self::Passkey(code) => match code {
+                ErrorCode::PasskeysUnavailable => "Passkeys are not available here.",
+                ErrorCode::InvalidPasskeyCeremony => {
+                    "This passkey request has expired or is not valid. Start again."
+                }
+                ErrorCode::PasskeyRejected => "The passkey's answer was not accepted.",
+                ErrorCode::PasskeyAlreadyRegistered => "This passkey is registered already.",
+                ErrorCode::TooManyPasskeys => {
+                    "This account has the most passkeys it may have. Remove one first."
+                }
+                ErrorCode::NoPasskey => "This account has no passkey.",
+                ErrorCode::NotFound => "No such passkey.",
+                _ => "The passkey was not accepted.",
+            }
+            .into(),
             Self::MfaAlreadyEnabled => "Two-factor authentication is already on.".into(),
             Self::MfaNotEnabled => {
                 "Two-factor authentication is off, or no enrolment is waiting.".into()
@@ -324,6 +350,16 @@ impl ResponseError for ApiError {
                 StatusCode::FORBIDDEN
             }
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Passkey(code) => match code {
+                ErrorCode::PasskeysUnavailable | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                ErrorCode::InvalidPasskeyCeremony | ErrorCode::PasskeyRejected => {
+                    StatusCode::BAD_REQUEST
+                }
+                ErrorCode::PasskeyAlreadyRegistered
+                | ErrorCode::TooManyPasskeys
+                | ErrorCode::NoPasskey => StatusCode::CONFLICT,
+                _ => StatusCode::UNAUTHORIZED,
+            },
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -614,6 +650,42 @@ impl From<auth_core::SecondStepError> for ApiError {
                 Self::TooManyRequests { retry_after }
             }
             SecondStepError::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::PasskeyError> for ApiError {
+    fn from(e: auth_core::PasskeyError) -> Self {
+        use auth_core::PasskeyError as E;
+        match e {
+            E::NotConfigured => Self::Passkey(ErrorCode::PasskeysUnavailable),
+            E::InvalidCredentials => Self::WrongCurrentPassword,
+            E::SecondFactorRequired => Self::SecondFactorRequired,
+            E::InvalidSecondFactor => Self::InvalidSecondFactor { at_login: false },
+            E::InvalidCeremony => Self::Passkey(ErrorCode::InvalidPasskeyCeremony),
+            E::Rejected => Self::Passkey(ErrorCode::PasskeyRejected),
+            E::AlreadyRegistered => Self::Passkey(ErrorCode::PasskeyAlreadyRegistered),
+            E::TooManyPasskeys => Self::Passkey(ErrorCode::TooManyPasskeys),
+            E::NotFound => Self::Passkey(ErrorCode::NotFound),
+            E::Unauthenticated => Self::Unauthenticated,
+            E::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            E::Failure(f) => Self::from_failure(f),
+        }
+    }
+}
+
+impl From<auth_core::PasskeyLoginError> for ApiError {
+    fn from(e: auth_core::PasskeyLoginError) -> Self {
+        use auth_core::PasskeyLoginError as E;
+        match e {
+            E::NotConfigured => Self::Passkey(ErrorCode::PasskeysUnavailable),
+            E::InvalidCeremony => Self::Passkey(ErrorCode::InvalidPasskeyCeremony),
+            E::InvalidCredentials => Self::Passkey(ErrorCode::InvalidPasskey),
+            E::InvalidToken => Self::InvalidMfaToken,
+            E::NoPasskey => Self::Passkey(ErrorCode::NoPasskey),
+            E::AccountDisabled => Self::AccountDisabled,
+            E::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
+            E::Failure(f) => Self::from_failure(f),
         }
     }
 }

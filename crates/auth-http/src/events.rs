@@ -72,7 +72,7 @@ pub struct SecurityEventDto {
     /// `account_deleted`; what an administrator did: `account_disabled_by_admin`,
     /// `account_enabled_by_admin`, `role_changed_by_admin`, `account_deleted_by_admin`,
     /// `sessions_ended_by_admin`, `two_factor_reset_by_admin`; a change of address:
-    /// `email_change_requested`, `email_changed`.
+    /// `email_change_requested`, `email_changed`; and `passkey_added`, `passkey_removed`.
     #[schema(example = "login_failed")]
     pub kind: &'static str,
     /// `login_failed` only: `bad_credentials`, `unverified`, `throttled`,

@@ -17,6 +17,7 @@ pub mod mail;
 pub mod metrics;
 pub mod mfa;
 pub mod openapi;
+pub mod passkeys;
 pub mod routes;
 pub mod server;
 pub mod settings;

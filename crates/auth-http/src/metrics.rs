@@ -155,7 +155,7 @@ impl Metrics {
             );
             describe_counter!(
                 "secureauth_logins_total",
-                "Logins by way in (password, code, mfa) and result (ok, mfa_required, bad_credentials, unverified, throttled, locked, unavailable, invalid_request, ...)"
+                "Logins by way in (password, code, mfa, passkey, mfa_passkey) and result (ok, mfa_required, bad_credentials, bad_passkey, invalid_ceremony, unverified, throttled, locked, unavailable, invalid_request, ...)"
             );
             describe_counter!(
                 "secureauth_password_resets_total",
@@ -396,6 +396,9 @@ fn dependency_label(d: Dependency) -> &'static str {
         Dependency::RateLimiter => "rate_limiter",
         Dependency::TotpStore => "totp_store",
         Dependency::SecurityEvents => "security_events",
+        Dependency::PasskeyStore => "passkey_store",
+        Dependency::PasskeyChallenges => "passkey_challenges",
+        Dependency::PasskeyVerifier => "passkey_verifier",
     }
 }
 
@@ -421,6 +424,8 @@ fn result_label(answer: &Answer<'_>) -> &'static str {
         (_, Some(ErrorCode::EmailTaken)) => "email_taken",
         (_, Some(ErrorCode::WeakPassword)) => "weak_password",
         (_, Some(ErrorCode::AccountDisabled)) => "disabled",
+        (_, Some(ErrorCode::InvalidPasskey)) => "bad_passkey",
+        (_, Some(ErrorCode::InvalidPasskeyCeremony)) => "invalid_ceremony",
         (StatusCode::SERVICE_UNAVAILABLE, _) => "unavailable",
         (StatusCode::REQUEST_TIMEOUT, _) => "timeout",
         (s, _) if s.is_client_error() => "invalid_request",
@@ -451,6 +456,14 @@ fn auth_events(answer: &Answer<'_>) -> Vec<(&'static str, Labels)> {
         "/login/mfa" if post => events.push((
             "secureauth_logins_total",
             vec![("method", "mfa".to_owned()), result()],
+        )),
+        "/login/passkey" if post => events.push((
+            "secureauth_logins_total",
+            vec![("method", "passkey".to_owned()), result()],
+        )),
+        "/login/mfa/passkey" if post => events.push((
+            "secureauth_logins_total",
+            vec![("method", "mfa_passkey".to_owned()), result()],
         )),
         "/forgot-password" if post => events.push((
             "secureauth_password_resets_total",
@@ -621,6 +634,52 @@ mod tests {
             code: None,
             dependency: None,
             second_factor_pending: false,
+        }
+    }
+
+    #[test]
+    fn passkey_logins_are_counted_by_way_in_and_result() {
+        for (route, method, status, code, want) in [
+            ("/login/passkey", "passkey", 200, None, "ok"),
+            (
+                "/login/passkey",
+                "passkey",
+                401,
+                Some(ErrorCode::InvalidPasskey),
+                "bad_passkey",
+            ),
+            (
+                "/login/passkey",
+                "passkey",
+                400,
+                Some(ErrorCode::InvalidPasskeyCeremony),
+                "invalid_ceremony",
+            ),
+            (
+                "/login/mfa/passkey",
+                "mfa_passkey",
+                403,
+                Some(ErrorCode::AccountDisabled),
+                "disabled",
+            ),
+        ] {
+            let a = Answer {
+                code,
+                ..answer(&Method::POST, route, status)
+            };
+            let events = auth_events(&a);
+            assert_eq!(events.len(), 1, "{route}");
+            assert_eq!(events[0].0, "secureauth_logins_total");
+            assert!(
+                events[0].1.contains(&("method", method.to_owned())),
+                "{:?}",
+                events[0].1
+            );
+            assert!(
+                events[0].1.contains(&("result", want.to_owned())),
+                "{:?}",
+                events[0].1
+            );
         }
     }
 

@@ -39,6 +39,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/login/code").route(web::post().to(request_login_code)))
         .service(resource("/login/code/verify").route(web::post().to(verify_login_code)))
         .service(resource("/login/mfa").route(web::post().to(crate::mfa::login_mfa)))
+        .service(
+            resource("/login/passkey/options")
+                .route(web::post().to(crate::passkeys::login_options)),
+        )
+        .service(resource("/login/passkey").route(web::post().to(crate::passkeys::login)))
+        .service(
+            resource("/login/mfa/passkey/options")
+                .route(web::post().to(crate::passkeys::second_step_options)),
+        )
+        .service(resource("/login/mfa/passkey").route(web::post().to(crate::passkeys::second_step)))
+        .service(
+            resource("/me/passkeys")
+                .route(web::get().to(crate::passkeys::list))
+                .route(web::post().to(crate::passkeys::register)),
+        )
+        .service(
+            resource("/me/passkeys/options")
+                .route(web::post().to(crate::passkeys::registration_options)),
+        )
+        .service(
+            resource("/me/passkeys/{id}")
+                .route(web::patch().to(crate::passkeys::rename))
+                .route(web::delete().to(crate::passkeys::delete)),
+        )
         .service(resource("/me/mfa").route(web::get().to(crate::mfa::mfa_status)))
         .service(resource("/me/events").route(web::get().to(crate::events::me_events)))
         .service(

@@ -126,6 +126,7 @@ pub async fn build_observed_service(
     let outbox_store: Arc<dyn OutboxStore>;
     let totp_store: Arc<dyn auth_core::TotpStore>;
     let events_store: Arc<dyn auth_core::SecurityEvents>;
+    let passkey_store: Arc<dyn auth_core::PasskeyStore>;
     profile.push(format!("users:    {}", settings.database.describe()));
     let users: Arc<dyn UserRepository> = match &settings.database {
         DatabaseSettings::Postgres(pg) => {
@@ -135,6 +136,7 @@ pub async fn build_observed_service(
             outbox_store = Arc::new(repo.outbox());
             totp_store = Arc::new(repo.totp());
             events_store = Arc::new(repo.security_events());
+            passkey_store = Arc::new(repo.passkeys());
             let migrated = Arc::new(AtomicBool::new(false));
             match run_migrations(pg).await {
                 Ok(applied) => {
@@ -175,6 +177,7 @@ pub async fn build_observed_service(
             outbox_store = Arc::new(repo.outbox());
             totp_store = Arc::new(repo.totp());
             events_store = Arc::new(repo.security_events());
+            passkey_store = Arc::new(repo.passkeys());
             Arc::new(repo)
         }
     };
@@ -183,8 +186,9 @@ pub async fn build_observed_service(
         Arc<dyn SessionStore>,
         Arc<dyn OtpStore>,
         Arc<dyn RateLimiter>,
+        Arc<dyn auth_core::PasskeyChallengeStore>,
     );
-    let (sessions, otps, limiter): Stores = match &settings.sessions {
+    let (sessions, otps, limiter, ceremonies): Stores = match &settings.sessions {
         SessionStoreSettings::Redis(redis) => {
             let store = Arc::new(
                 RedisStore::new(redis)
@@ -196,7 +200,7 @@ pub async fn build_observed_service(
                 "sessions: Redis (REDIS_URL), shared by every instance".to_owned()
             });
             probes.redis = Some(RedisStore::clone(&store));
-            (store.clone(), store.clone(), store)
+            (store.clone(), store.clone(), store.clone(), store)
         }
         SessionStoreSettings::Memory(memory) => {
             let store =
@@ -206,7 +210,12 @@ pub async fn build_observed_service(
                  (set REDIS_URL=redis://... to share them)"
                     .to_owned(),
             );
-            (store.clone(), store.clone(), store)
+            (
+                store.clone(),
+                store.clone(),
+                store,
+                Arc::new(auth_memory::MemoryPasskeyChallenges::new()),
+            )
         }
     };
 
@@ -303,6 +312,21 @@ pub async fn build_observed_service(
     // Written by a task of their own, so that recording one costs a request no time.
     let events = Arc::new(crate::events::QueuedSecurityEvents::spawn(events_store));
     let service = service.with_security_events(events, settings.events.config());
+    let service = match &settings.passkeys {
+        Some(px) => {
+            tracing::info!(rp_id = %px.rp_id, origin = %px.origin, "passkeys on");
+            let verifier =
+                auth_webauthn::WebauthnVerifier::new(&px.rp_id, &px.origin, "SecureAuth")
+                    .context("WEBAUTHN_RP_ID, WEBAUTHN_ORIGIN")?;
+            service.with_passkeys(auth_core::Passkeys {
+                store: passkey_store,
+                challenges: ceremonies,
+                verifier: Arc::new(verifier),
+                ceremony_ttl: px.ceremony_ttl,
+            })
+        }
+        None => service,
+    };
     probes.outbox = Some(outbox.clone());
     Ok((service, outbox, probes))
 }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use auth_argon2::{Argon2ConfigError, Argon2Hasher, Argon2Settings};
 use auth_core::{
-    AuthPorts, Clock, Mailer, OsRandom, OtpStore, PasswordHasher, RandomSource, RateLimiter,
-    SecurityEvents, SessionStore, SystemClock, TotpStore, UserRepository,
+    AuthPorts, Clock, Mailer, OsRandom, OtpStore, PasskeyVerifier, Passkeys, PasswordHasher,
+    RandomSource, RateLimiter, SecurityEvents, SessionStore, SystemClock, TotpStore,
+    UserRepository,
 };
 
 use crate::{
-    CaptureMailer, MemorySecurityEvents, MemorySetupError, MemoryStore, MemoryTotpStore,
-    MemoryUserRepository,
+    CaptureMailer, MemoryPasskeyChallenges, MemoryPasskeyStore, MemorySecurityEvents,
+    MemorySetupError, MemoryStore, MemoryTotpStore, MemoryUserRepository,
 };
 
 /// Why an [`InProcessKit`] could not be built.
@@ -65,6 +66,8 @@ pub struct InProcessKit {
     store: MemoryStore,
     totp: MemoryTotpStore,
     events: MemorySecurityEvents,
+    passkeys: MemoryPasskeyStore,
+    challenges: MemoryPasskeyChallenges,
     mailer: Arc<dyn Mailer>,
     hasher: Arc<dyn PasswordHasher>,
     clock: Arc<dyn Clock>,
@@ -113,8 +116,11 @@ impl InProcessKit {
         hasher: Arc<dyn PasswordHasher>,
     ) -> Result<Self, KitError> {
         let totp = MemoryTotpStore::new();
+        let passkeys = MemoryPasskeyStore::new();
         Ok(Self {
-            users: MemoryUserRepository::with_totp(&totp),
+            users: MemoryUserRepository::with_totp(&totp).also_forgetting_passkeys(&passkeys),
+            passkeys,
+            challenges: MemoryPasskeyChallenges::new(),
             store: MemoryStore::new()?,
             totp,
             events: MemorySecurityEvents::new(),
@@ -151,6 +157,18 @@ impl InProcessKit {
             hasher: Arc::clone(&self.hasher),
             clock: Arc::clone(&self.clock),
             random: Arc::clone(&self.random),
+        }
+    }
+
+    /// The kit's passkey stores with `verifier` (the relying party, say `auth-webauthn`'s),
+    /// for [`AuthService::with_passkeys`](auth_core::AuthService::with_passkeys); ceremonies
+    /// live five minutes.
+    pub fn passkeys(&self, verifier: Arc<dyn PasskeyVerifier>) -> Passkeys {
+        Passkeys {
+            store: Arc::new(self.passkeys.clone()),
+            challenges: Arc::new(self.challenges.clone()),
+            verifier,
+            ceremony_ttl: std::time::Duration::from_secs(5 * 60),
         }
     }
 

@@ -62,6 +62,7 @@ mod events;
 mod kit;
 mod otp;
 mod outbox;
+mod passkeys;
 mod rate;
 mod session;
 mod state;
@@ -77,6 +78,7 @@ pub use capture::{CaptureMailer, SentMail};
 pub use events::MemorySecurityEvents;
 pub use kit::{kit, InProcessKit, InProcessPorts, KitError};
 pub use outbox::MemoryOutbox;
+pub use passkeys::{MemoryPasskeyChallenges, MemoryPasskeyStore};
 pub use totp::MemoryTotpStore;
 pub use users::MemoryUserRepository;
 

@@ -47,6 +47,8 @@ pub struct MemoryUserRepository {
     accounts: Arc<Mutex<Accounts>>,
     /// Second factors that go with a deleted account.
     totp: Option<crate::MemoryTotpStore>,
+    /// Passkeys that go with a deleted account.
+    passkeys: Option<crate::MemoryPasskeyStore>,
 }
 
 #[derive(Default)]
@@ -70,6 +72,14 @@ impl MemoryUserRepository {
             totp: Some(totp.clone()),
             ..Self::default()
         }
+    }
+
+    /// This repository, whose account deletions also delete the account's passkeys in
+    /// `passkeys`, as the database stores' foreign keys do.
+    #[must_use]
+    pub fn also_forgetting_passkeys(mut self, passkeys: &crate::MemoryPasskeyStore) -> Self {
+        self.passkeys = Some(passkeys.clone());
+        self
     }
 
     /// How many accounts it holds.
@@ -224,6 +234,9 @@ impl UserRepository for MemoryUserRepository {
         }
         if let Some(totp) = &self.totp {
             totp.forget(id);
+        }
+        if let Some(passkeys) = &self.passkeys {
+            passkeys.forget(id);
         }
         Ok(true)
     }

@@ -208,3 +208,22 @@ async fn security_events_contract() {
     // Twice on the same store: the suite must not depend on an empty store.
     auth_testkit::contracts::security_events::run(&store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_store_contract() {
+    let passkeys = auth_memory::MemoryPasskeyStore::new();
+    let users = Arc::new(MemoryUserRepository::new().also_forgetting_passkeys(&passkeys));
+    let store = Arc::new(passkeys);
+    auth_testkit::contracts::passkeys::run_store(store.clone(), users.clone()).await;
+    auth_testkit::contracts::passkeys::deleting_the_account_deletes_its_passkeys(
+        store.as_ref(),
+        users.as_ref(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_challenge_store_contract() {
+    let store = Arc::new(auth_memory::MemoryPasskeyChallenges::new());
+    auth_testkit::contracts::passkeys::run_challenges(store).await;
+}

@@ -65,6 +65,12 @@ impl Keys {
         )
     }
 
+    /// `{prefix}:passkey-ceremony:{sha256(handle) hex}` → a sealed passkey ceremony in
+    /// flight, expiring with it.
+    pub(crate) fn passkey_ceremony(&self, key: &TokenHash) -> String {
+        format!("{}:passkey-ceremony:{}", self.prefix, key.to_hex())
+    }
+
     /// `{prefix}:revocation-epoch:{sha256(email) hex}` → counter raised before every sweep
     /// of the address's sessions.
     pub(crate) fn revocation_epoch(&self, email: &EmailAddress) -> String {

@@ -75,6 +75,7 @@
 mod cluster;
 mod keys;
 mod otp;
+mod passkeys;
 mod pool;
 mod rate;
 mod session;

@@ -82,3 +82,15 @@ async fn rate_limiter_contract() {
         assert!(ttl > 0, "every budget key expires: {key}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_challenge_store_contract() {
+    let prefix = TestPrefix::new();
+    let store = prefix.store().await;
+    auth_testkit::contracts::passkeys::run_challenges(Arc::new(store)).await;
+    assert!(
+        prefix.keys().await.is_empty(),
+        "every ceremony is taken or expired: {:?}",
+        prefix.keys().await
+    );
+}

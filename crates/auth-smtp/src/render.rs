@@ -185,7 +185,9 @@ impl Renderer {
             | MailMessage::EmailChangeRequested
             | MailMessage::EmailChangeAddressTaken
             | MailMessage::EmailChanged
-            | MailMessage::NewDeviceLogin => (None, None, None),
+            | MailMessage::NewDeviceLogin
+            | MailMessage::PasskeyAdded
+            | MailMessage::PasskeyRemoved => (None, None, None),
         };
         let left = match message {
             MailMessage::RecoveryCodeUsed { left } => Some(*left),
@@ -343,6 +345,8 @@ fn samples() -> Vec<MailMessage> {
         MailMessage::EmailChangeAddressTaken,
         MailMessage::EmailChanged,
         MailMessage::NewDeviceLogin,
+        MailMessage::PasskeyAdded,
+        MailMessage::PasskeyRemoved,
     ];
     let Ok(code) = OtpCode::parse("123456") else {
         return samples;

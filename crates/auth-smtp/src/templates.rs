@@ -19,7 +19,7 @@ pub(crate) const SHARED_FILES: [&str; 3] = ["layout.html", "footer.txt", "durati
 pub(crate) const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 /// Every message kind, as [`auth_core::MailMessage::kind`] names it.
-pub(crate) const KINDS: [&str; 22] = [
+pub(crate) const KINDS: [&str; 24] = [
     "verify_email",
     "verify_email_again",
     "reset_password",
@@ -42,6 +42,8 @@ pub(crate) const KINDS: [&str; 22] = [
     "email_change_address_taken",
     "email_changed",
     "new_device_login",
+    "passkey_added",
+    "passkey_removed",
 ];
 
 /// Every template file name, the same in each language folder.
@@ -131,6 +133,12 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "en/new_device_login.subject",
     "en/new_device_login.txt",
     "en/new_device_login.html",
+    "en/passkey_added.subject",
+    "en/passkey_added.txt",
+    "en/passkey_added.html",
+    "en/passkey_removed.subject",
+    "en/passkey_removed.txt",
+    "en/passkey_removed.html",
     "de/footer.txt",
     "de/duration.txt",
     "de/verify_email.subject",
@@ -199,6 +207,12 @@ pub(crate) static BUILTIN: &[(&str, &str)] = embed![
     "de/new_device_login.subject",
     "de/new_device_login.txt",
     "de/new_device_login.html",
+    "de/passkey_added.subject",
+    "de/passkey_added.txt",
+    "de/passkey_added.html",
+    "de/passkey_removed.subject",
+    "de/passkey_removed.txt",
+    "de/passkey_removed.html",
 ];
 
 /// Why the mail templates could not be loaded. Each names the file (or folder) at fault.
@@ -494,6 +508,8 @@ mod tests {
             MailMessage::EmailChangeAddressTaken,
             MailMessage::EmailChanged,
             MailMessage::NewDeviceLogin,
+            MailMessage::PasskeyAdded,
+            MailMessage::PasskeyRemoved,
         ]
         .map(|m| m.kind());
         assert_eq!(kinds, KINDS);

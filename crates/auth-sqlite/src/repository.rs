@@ -86,6 +86,12 @@ impl SqliteUserRepository {
         crate::SqliteTotpStore::new(self.db.clone())
     }
 
+    /// The passkey store ([`auth_core::PasskeyStore`]) in this repository's database, on the
+    /// same pool.
+    pub fn passkeys(&self) -> crate::SqlitePasskeyStore {
+        crate::SqlitePasskeyStore::new(self.db.clone())
+    }
+
     /// The security event store ([`auth_core::SecurityEvents`]) in this repository's
     /// database, on the same pool.
     pub fn security_events(&self) -> crate::SqliteSecurityEvents {

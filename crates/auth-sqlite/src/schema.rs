@@ -80,3 +80,16 @@ diesel::table! {
         request_id -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Binary,
+        credential -> Binary,
+        sign_count -> BigInt,
+        name -> Text,
+        created_at -> TimestamptzSqlite,
+        last_used_at -> Nullable<TimestamptzSqlite>,
+    }
+}

@@ -62,3 +62,19 @@ async fn file_security_events_meet_the_security_events_contract() {
     // Twice on the same database: the suite must not depend on an empty store.
     auth_testkit::contracts::security_events::run(&store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_passkey_store_meets_the_passkey_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = SqliteSettings::file(dir.path().join("auth.db"));
+    let repo = SqliteUserRepository::open(&settings).await.unwrap();
+    let (store, users) = (Arc::new(repo.passkeys()), Arc::new(repo));
+    auth_testkit::contracts::passkeys::run_store(store.clone(), users.clone()).await;
+    // Twice on the same database: the suite must not depend on an empty store.
+    auth_testkit::contracts::passkeys::run_store(store.clone(), users.clone()).await;
+    auth_testkit::contracts::passkeys::deleting_the_account_deletes_its_passkeys(
+        store.as_ref(),
+        users.as_ref(),
+    )
+    .await;
+}

@@ -4,6 +4,7 @@ pub mod device;
 pub mod email;
 pub mod mfa;
 pub mod otp;
+pub mod passkey;
 pub mod password;
 pub mod session;
 pub mod totp;

@@ -130,7 +130,9 @@ fn supersede_key(message: &MailMessage) -> Option<&'static str> {
         | MailMessage::EmailChangeRequested
         | MailMessage::EmailChangeAddressTaken
         | MailMessage::EmailChanged
-        | MailMessage::NewDeviceLogin => None,
+        | MailMessage::NewDeviceLogin
+        | MailMessage::PasskeyAdded
+        | MailMessage::PasskeyRemoved => None,
     }
 }
 

@@ -105,6 +105,10 @@ pub enum MailMessage {
     EmailChanged,
     /// Notice that the account was signed in to from a device never seen for it.
     NewDeviceLogin,
+    /// Notice that a passkey was added to the account.
+    PasskeyAdded,
+    /// Notice that a passkey was removed from the account.
+    PasskeyRemoved,
 }
 
 impl MailMessage {
@@ -133,6 +137,8 @@ impl MailMessage {
             MailMessage::EmailChangeAddressTaken => "email_change_address_taken",
             MailMessage::EmailChanged => "email_changed",
             MailMessage::NewDeviceLogin => "new_device_login",
+            MailMessage::PasskeyAdded => "passkey_added",
+            MailMessage::PasskeyRemoved => "passkey_removed",
         }
     }
 
@@ -160,7 +166,9 @@ impl MailMessage {
             | MailMessage::EmailChangeRequested
             | MailMessage::EmailChangeAddressTaken
             | MailMessage::EmailChanged
-            | MailMessage::NewDeviceLogin => None,
+            | MailMessage::NewDeviceLogin
+            | MailMessage::PasskeyAdded
+            | MailMessage::PasskeyRemoved => None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod hasher;
 mod mailer;
 mod otp_store;
 mod outbox;
+mod passkeys;
 mod random;
 mod rate_limiter;
 mod security_events;
@@ -27,6 +28,11 @@ pub use otp_store::{OtpStore, OtpStoreError, SendSlot};
 pub use outbox::{
     ClaimedMail, MailState, OutboxEntry, OutboxError, OutboxStats, OutboxStore, QueuedMail,
     SuppressionReason,
+};
+pub use passkeys::{
+    CeremonyStart, PasskeyChallengeStore, PasskeyChallengeStoreError, PasskeyStore,
+    PasskeyStoreError, PasskeyVerifier, PasskeyVerifierError, RegisteredCredential, StoredPasskey,
+    VerifiedAssertion,
 };
 pub use random::{OsRandom, RandomSource};
 pub use rate_limiter::{
@@ -61,6 +67,9 @@ pub use otp_store::MockOtpStore;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use outbox::MockOutboxStore;
+#[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
+pub use passkeys::{MockPasskeyChallengeStore, MockPasskeyStore, MockPasskeyVerifier};
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use random::MockRandomSource;

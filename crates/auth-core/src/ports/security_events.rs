@@ -108,10 +108,14 @@ pub enum SecurityEventKind {
     EmailChangeRequested,
     /// The account moved to another address (with the code mailed there).
     EmailChanged,
+    /// A passkey was added.
+    PasskeyAdded,
+    /// A passkey was removed.
+    PasskeyRemoved,
 }
 
 impl SecurityEventKind {
-    const SIMPLE: [Self; 23] = [
+    const SIMPLE: [Self; 25] = [
         Self::Signup,
         Self::Verified,
         Self::LoginSucceeded,
@@ -135,6 +139,8 @@ impl SecurityEventKind {
         Self::TwoFactorResetByAdmin,
         Self::EmailChangeRequested,
         Self::EmailChanged,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
     ];
 
     /// The stored and published name: `signup`, `verified`, `login_succeeded`,
@@ -143,7 +149,8 @@ impl SecurityEventKind {
     /// `recovery_code_used`, `account_deleted`, and for what an administrator did:
     /// `account_disabled_by_admin`, `account_enabled_by_admin`, `role_changed_by_admin`,
     /// `account_deleted_by_admin`, `sessions_ended_by_admin`, `two_factor_reset_by_admin`;
-    /// and for a change of address: `email_change_requested`, `email_changed`.
+    /// for a change of address: `email_change_requested`, `email_changed`; and
+    /// `passkey_added`, `passkey_removed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Signup => "signup",
@@ -170,6 +177,8 @@ impl SecurityEventKind {
             Self::TwoFactorResetByAdmin => "two_factor_reset_by_admin",
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
         }
     }
 

@@ -30,6 +30,12 @@ pub enum Dependency {
     TotpStore,
     /// [`crate::SecurityEvents`].
     SecurityEvents,
+    /// [`crate::PasskeyStore`].
+    PasskeyStore,
+    /// [`crate::PasskeyChallengeStore`].
+    PasskeyChallenges,
+    /// [`crate::PasskeyVerifier`].
+    PasskeyVerifier,
 }
 
 impl fmt::Display for Dependency {
@@ -43,6 +49,9 @@ impl fmt::Display for Dependency {
             Self::RateLimiter => "rate limiter",
             Self::TotpStore => "second-factor store",
             Self::SecurityEvents => "security event store",
+            Self::PasskeyStore => "passkey store",
+            Self::PasskeyChallenges => "passkey challenge store",
+            Self::PasskeyVerifier => "passkey verifier",
         })
     }
 }
@@ -148,6 +157,27 @@ impl From<TotpStoreError> for Failure {
     }
 }
 
+impl From<crate::ports::PasskeyStoreError> for Failure {
+    fn from(e: crate::ports::PasskeyStoreError) -> Self {
+        use crate::ports::PasskeyStoreError as E;
+        match e {
+            E::Unavailable(s) => Self::Unavailable(Dependency::PasskeyStore, s),
+            E::Other(s) => Self::Internal(Dependency::PasskeyStore, s),
+            other @ E::Duplicate => Self::Internal(Dependency::PasskeyStore, Box::new(other)),
+        }
+    }
+}
+
+impl From<crate::ports::PasskeyChallengeStoreError> for Failure {
+    fn from(e: crate::ports::PasskeyChallengeStoreError) -> Self {
+        use crate::ports::PasskeyChallengeStoreError as E;
+        match e {
+            E::Unavailable(s) => Self::Unavailable(Dependency::PasskeyChallenges, s),
+            E::Other(s) => Self::Internal(Dependency::PasskeyChallenges, s),
+        }
+    }
+}
+
 /// A login whose password (or login code) was right, waiting for its second factor: hand
 /// the token to the client, which finishes with
 /// [`AuthService::login_second_factor`](crate::AuthService::login_second_factor).
@@ -176,7 +206,7 @@ macro_rules! from_failure {
                 Self::Failure(e)
             }
         }
-        from_port_errors!($t; UserRepoError, SessionStoreError, OtpStoreError, MailerError, HasherError, TotpStoreError);
+        from_port_errors!($t; UserRepoError, SessionStoreError, OtpStoreError, MailerError, HasherError, TotpStoreError, crate::ports::PasskeyStoreError, crate::ports::PasskeyChallengeStoreError);
     )*};
 }
 
@@ -593,6 +623,87 @@ pub enum SecondStepError {
     Failure(Failure),
 }
 
+/// Errors of the passkey operations inside a session: registration, listing, renaming,
+/// deleting.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    /// The service runs without passkeys.
+    #[error("passkeys are not available")]
+    NotConfigured,
+    /// The password is wrong; nothing changed.
+    #[error("the password is wrong")]
+    InvalidCredentials,
+    /// The user has TOTP on and no second factor was given.
+    #[error("a code from your authenticator app or a recovery code is required")]
+    SecondFactorRequired,
+    /// The second factor is wrong or was used before.
+    #[error("the code is wrong or was used before")]
+    InvalidSecondFactor,
+    /// The ceremony is unknown, used, expired, or was started by another session or client:
+    /// start again.
+    #[error("the passkey ceremony has expired or is not valid; start again")]
+    InvalidCeremony,
+    /// The authenticator's answer did not verify; nothing changed.
+    #[error("the passkey answer was refused")]
+    Rejected,
+    /// This credential is registered already (to this account or another).
+    #[error("this passkey is registered already")]
+    AlreadyRegistered,
+    /// The account has as many passkeys as it may have.
+    #[error("this account has the most passkeys it may have; remove one first")]
+    TooManyPasskeys,
+    /// No such passkey of this account.
+    #[error("no such passkey")]
+    NotFound,
+    /// The account no longer exists, or the session was ended for too many wrong answers.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// A re-authentication budget or this client's share of the hasher is spent.
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
+/// Errors of signing in with a passkey, without a password or as the second step.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyLoginError {
+    /// The service runs without passkeys.
+    #[error("passkeys are not available")]
+    NotConfigured,
+    /// The ceremony is unknown, used, expired, from another client or for another kind of
+    /// sign-in: start again.
+    #[error("the passkey ceremony has expired or is not valid; start again")]
+    InvalidCeremony,
+    /// The answer did not verify, its credential is unknown or not the account's, its counter
+    /// went back, or a revocation ran meanwhile: deliberately indistinguishable.
+    #[error("the passkey was not accepted")]
+    InvalidCredentials,
+    /// Second step only: the token of the password step is unknown, used, expired, from
+    /// another client, or a revocation ran since the password was checked.
+    #[error("the login has expired or is not valid; log in again")]
+    InvalidToken,
+    /// Second step only: the account has no passkey.
+    #[error("this account has no passkey")]
+    NoPasskey,
+    /// The credentials were right but an administrator disabled the account.
+    #[error("this account is disabled")]
+    AccountDisabled,
+    /// A request budget is spent.
+    #[error("too many requests; try again later")]
+    TooManyRequests {
+        /// Time until the client may try again.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Failure(Failure),
+}
+
 /// A finished second login step.
 #[derive(Debug)]
 pub struct SecondStepOutcome {
@@ -651,6 +762,8 @@ retry_vocabulary!(
     MfaError,
     SecondStepError,
     AdminError,
+    PasskeyError,
+    PasskeyLoginError,
 );
 
 /// `is_unavailable()` for the errors that have no budget to spend.
@@ -689,4 +802,6 @@ from_failure!(
     MfaError,
     SecondStepError,
     AdminError,
+    PasskeyError,
+    PasskeyLoginError,
 );

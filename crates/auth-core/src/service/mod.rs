@@ -16,6 +16,7 @@ mod events;
 mod fairness;
 mod guard;
 mod mfa;
+mod passkeys;
 mod password;
 mod sessions;
 #[cfg(test)]
@@ -33,6 +34,9 @@ pub use errors::*;
 pub use events::{EventPage, SecurityEventConfig, MAX_EVENTS_PAGE};
 pub use guard::HasherSaturated;
 pub use mfa::{TotpEnrolment, TotpStatus};
+pub use passkeys::{
+    PasskeyCeremony, PasskeyInfo, Passkeys, MAX_CEREMONY_TTL, MAX_PASSKEYS_PER_ACCOUNT,
+};
 
 use crate::domain::device::DeviceCredential;
 use crate::domain::email::EmailAddress;
@@ -267,6 +271,8 @@ pub struct AuthService {
     breached: Option<Arc<dyn BreachedPasswords>>,
     /// Where each account's security history is recorded.
     events: Option<events::EventLog>,
+    /// Passkeys, when turned on.
+    passkeys: Option<passkeys::PasskeyRuntime>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -307,6 +313,7 @@ impl AuthService {
             outbox: None,
             breached: None,
             events: None,
+            passkeys: None,
         }
     }
 

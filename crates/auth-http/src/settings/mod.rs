@@ -12,6 +12,7 @@ mod auth;
 mod env;
 mod http;
 mod mail;
+mod passkeys;
 mod stores;
 
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use self::auth::{
 pub use self::env::{Env, MIN_TOKEN_BYTES};
 pub use self::http::{HttpSettings, MetricsSettings, DEFAULT_MAX_CONNECTIONS};
 pub use self::mail::{MailDelivery, MailSettings, OutboxSettings, DEFAULT_MAIL_FROM};
+pub use self::passkeys::PasskeySettings;
 pub use self::stores::{
     DatabaseSettings, SessionStoreSettings, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_SQLITE_URL,
 };
@@ -87,6 +89,9 @@ pub struct Settings {
     pub tokens: crate::tokens::TokenSettings,
     /// `SECURITY_EVENT_*`: each account's security history.
     pub events: SecurityEventSettings,
+    /// `WEBAUTHN_RP_ID`, `WEBAUTHN_ORIGIN`, `WEBAUTHN_CEREMONY_TTL`: passkeys; off without
+    /// them.
+    pub passkeys: Option<PasskeySettings>,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`: traces (feature `otlp`).
     pub traces: crate::telemetry::TraceSettings,
 }
@@ -131,6 +136,7 @@ impl Settings {
             tokens: crate::tokens::TokenSettings::read(&env, app_env, http.bind_addr)?,
             events: SecurityEventSettings::read(&env)?,
             traces: crate::telemetry::TraceSettings::read(&env)?,
+            passkeys: PasskeySettings::read(&env, app_env, &http.allowed_origins)?,
             app_env,
             dependency_timeout,
             http,
@@ -369,6 +375,56 @@ mod tests {
         }
         let e = with(&[("REDIS_URL", "redis://a"), ("REDIS_CLUSTER", "maybe")]).unwrap_err();
         assert_eq!(e.var, "REDIS_CLUSTER");
+    }
+
+    #[test]
+    fn passkey_settings_refuse_a_foreign_origin_in_production() {
+        assert!(with(&[]).unwrap().passkeys.is_none(), "off by default");
+        let dev = with(&[
+            ("WEBAUTHN_RP_ID", "localhost"),
+            ("WEBAUTHN_ORIGIN", "http://localhost:8080/"),
+        ])
+        .unwrap()
+        .passkeys
+        .unwrap();
+        assert_eq!(dev.origin, "http://localhost:8080");
+        assert_eq!(dev.ceremony_ttl, Duration::from_secs(300));
+        assert_eq!(
+            with(&[("WEBAUTHN_RP_ID", "localhost")]).unwrap_err().var,
+            "WEBAUTHN_ORIGIN"
+        );
+        // An id that is not the origin's host or a parent of it.
+        assert_eq!(
+            with(&[
+                ("WEBAUTHN_RP_ID", "evil.example"),
+                ("WEBAUTHN_ORIGIN", "https://auth.example.com"),
+            ])
+            .unwrap_err()
+            .var,
+            "WEBAUTHN_RP_ID"
+        );
+        let prod = |origin: &str, allowed: &str| {
+            with(&[
+                ("APP_ENV", "production"),
+                ("AUTH_SECRET", STRONG_SECRET),
+                ("REDIS_URL", "redis://cache"),
+                ("SMTP_HOST", "smtp.example.com"),
+                ("ALLOWED_ORIGINS", allowed),
+                ("WEBAUTHN_RP_ID", "example.com"),
+                ("WEBAUTHN_ORIGIN", origin),
+            ])
+        };
+        let e = prod("https://auth.example.com", "https://other.example.com").unwrap_err();
+        assert_eq!(e.var, "WEBAUTHN_ORIGIN");
+        assert!(e.message.contains("ALLOWED_ORIGINS"), "{}", e.message);
+        assert_eq!(
+            prod("http://auth.example.com", "http://auth.example.com")
+                .unwrap_err()
+                .var,
+            "WEBAUTHN_ORIGIN"
+        );
+        let ok = prod("https://auth.example.com", "https://auth.example.com").unwrap();
+        assert_eq!(ok.passkeys.unwrap().rp_id, "example.com");
     }
 
     #[test]

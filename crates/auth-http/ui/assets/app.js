@@ -357,6 +357,7 @@
       const email = fillEmail(form);
       redirectIfLoggedIn();
       wireLoginCode(form);
+      wirePasskeyLogin(form);
       (email.value ? fieldInput(form, 'password') : email).focus();
       onSubmit(form, async () => {
         const address = fieldInput(form, 'email').value.trim();
@@ -411,6 +412,7 @@
     'login-mfa'(form) {
       const token = sessionStorage.getItem(MFA_KEY);
       if (!token) { go('/ui/login?notice=expired'); return; }
+      wirePasskeySecondStep(form, token);
       fieldInput(form, 'code').focus();
       onSubmit(form, async () => {
         const code = fieldInput(form, 'code').value.trim();
@@ -506,12 +508,14 @@
     account_deleted: 'Account deleted',
     email_change_requested: 'Change of email address asked for',
     email_changed: 'Email address changed',
+    passkey_added: 'Passkey added',
+    passkey_removed: 'Passkey removed',
   };
   const LOGIN_FAILURE = {
     bad_credentials: 'wrong password',
     unverified: 'address not verified yet',
     throttled: 'too many attempts',
-    second_factor_failed: 'wrong code from the app',
+    second_factor_failed: 'wrong second factor',
   };
 
   /** The account page's "Recent security activity": pages of `GET /me/events`. */
@@ -893,9 +897,208 @@
     }, [byId('mfa-regenerate')]));
   }
 
+  // ---- passkeys (WebAuthn) -----------------------------------------------------------------
+
+  const b64u = {
+    decode(s) {
+      const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4));
+      return Uint8Array.from(bin, (c) => c.charCodeAt(0)).buffer;
+    },
+    encode(buf) {
+      let bin = '';
+      new Uint8Array(buf).forEach((b) => { bin += String.fromCharCode(b); });
+      return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    },
+  };
+  const passkeysSupported = () => typeof window.PublicKeyCredential === 'function' && !!navigator.credentials;
+
+  /** The server's options with their binary fields as buffers. */
+  function creationOptions(o) {
+    return {
+      ...o,
+      challenge: b64u.decode(o.challenge),
+      user: { ...o.user, id: b64u.decode(o.user.id) },
+      excludeCredentials: (o.excludeCredentials || []).map((c) => ({ ...c, id: b64u.decode(c.id) })),
+    };
+  }
+  function requestOptions(o) {
+    return {
+      ...o,
+      challenge: b64u.decode(o.challenge),
+      allowCredentials: (o.allowCredentials || []).map((c) => ({ ...c, id: b64u.decode(c.id) })),
+    };
+  }
+  /** A credential as JSON, binary fields base64url. */
+  function credentialJson(cred) {
+    const r = cred.response;
+    const response = { clientDataJSON: b64u.encode(r.clientDataJSON) };
+    if (r.attestationObject) {
+      response.attestationObject = b64u.encode(r.attestationObject);
+    } else {
+      response.authenticatorData = b64u.encode(r.authenticatorData);
+      response.signature = b64u.encode(r.signature);
+      if (r.userHandle) response.userHandle = b64u.encode(r.userHandle);
+    }
+    return {
+      id: cred.id,
+      rawId: b64u.encode(cred.rawId),
+      type: cred.type,
+      response,
+      extensions: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+    };
+  }
+  const PASSKEY_CANCELLED = { code: 'passkey_cancelled', message: 'No passkey was used (cancelled, timed out, or none on this device). Try again.' };
+  async function askPasskey(options) {
+    try {
+      const cred = await navigator.credentials.get({ publicKey: requestOptions(options) });
+      return cred ? credentialJson(cred) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function wirePasskeyLogin(form) {
+    const button = byId('passkey-login');
+    if (!button || !passkeysSupported()) return;
+    button.hidden = false;
+    button.addEventListener('click', () => busy(button, async () => {
+      clearErrors(form);
+      const start = await api('POST', '/login/passkey/options', {});
+      if (!start.ok) { showError(form, start.error); return undefined; }
+      const credential = await askPasskey(start.data.options);
+      if (!credential) { showError(form, PASSKEY_CANCELLED); return undefined; }
+      const r = await api('POST', '/login/passkey', { ceremony_id: start.data.ceremony_id, credential, transport: 'cookie' });
+      if (!r.ok) { showError(form, r.error); return undefined; }
+      go('/ui/account');
+      return 'navigating';
+    }));
+  }
+
+  function wirePasskeySecondStep(form, token) {
+    const button = byId('passkey-second');
+    if (!button || !passkeysSupported()) return;
+    button.hidden = false;
+    button.addEventListener('click', () => busy(button, async () => {
+      clearErrors(form);
+      const start = await api('POST', '/login/mfa/passkey/options', { mfa_token: token });
+      if (!start.ok) { showError(form, start.error, start.error.code === 'invalid_mfa_token' ? { href: '/ui/login', text: 'Log in again' } : undefined); return undefined; }
+      const credential = await askPasskey(start.data.options);
+      if (!credential) { showError(form, PASSKEY_CANCELLED); return undefined; }
+      const r = await api('POST', '/login/mfa/passkey', { mfa_token: token, ceremony_id: start.data.ceremony_id, credential, transport: 'cookie' });
+      if (!r.ok) { showError(form, r.error); return undefined; }
+      sessionStorage.removeItem(MFA_KEY);
+      go('/ui/account');
+      return 'navigating';
+    }));
+  }
+
+  /** The account page's passkey section: list, add, rename, remove. */
+  function passkeySection() {
+    const form = byId('passkey-form');
+    const list = byId('passkey-list');
+    const state = byId('passkey-state');
+    if (!form) return;
+    const reauth = () => {
+      const password = fieldInput(form, 'password').value;
+      const code = fieldInput(form, 'second_factor').value.trim();
+      if (!validate(form, [['password', passwordProblem(password, 'your password')]])) return null;
+      return code ? { password, second_factor: code } : { password };
+    };
+    const failed = (r) => {
+      if (r.error.code === 'invalid_credentials') setFieldError(form, 'password', 'That is not your password.');
+      else if (['second_factor_required', 'invalid_second_factor'].includes(r.error.code)) {
+        byId('passkey-code-field').hidden = false;
+        setFieldError(form, 'second_factor', r.error.message);
+      } else showError(form, r.error);
+    };
+    const refresh = async () => {
+      const r = await api('GET', '/me/passkeys');
+      if (!r.ok) {
+        section().hidden = r.status === 404;
+        return;
+      }
+      const items = r.data.passkeys.map((p) => {
+        const li = document.createElement('li');
+        li.className = 'passkey';
+        const name = document.createElement('strong');
+        name.className = 'passkey-name';
+        name.textContent = p.name;
+        const when = document.createElement('span');
+        when.className = 'hint';
+        when.textContent = ` added ${dateFormat.format(new Date(p.created_at))}`
+          + (p.last_used_at ? `, last used ${dateFormat.format(new Date(p.last_used_at))}` : ', not used yet');
+        const rename = document.createElement('button');
+        rename.type = 'button';
+        rename.textContent = 'Rename';
+        rename.dataset.busyLabel = 'Renaming…';
+        rename.addEventListener('click', () => busy(rename, async () => {
+          clearErrors(form);
+          const newName = fieldInput(form, 'name').value.trim();
+          if (!validate(form, [['name', newName ? '' : 'Type the new name above.']])) return undefined;
+          const res = await api('PATCH', `/me/passkeys/${encodeURIComponent(p.id)}`, { name: newName });
+          if (!res.ok) { showError(form, res.error); return undefined; }
+          fieldInput(form, 'name').value = '';
+          await refresh();
+          return undefined;
+        }));
+        const remove = document.createElement('button');
+        remove.type = 'button';
+        remove.className = 'danger';
+        remove.textContent = 'Remove';
+        remove.dataset.busyLabel = 'Removing…';
+        remove.addEventListener('click', () => busy(remove, async () => {
+          clearErrors(form);
+          const body = reauth();
+          if (!body) return undefined;
+          const res = await api('DELETE', `/me/passkeys/${encodeURIComponent(p.id)}`, body);
+          if (!res.ok) { failed(res); return undefined; }
+          fieldInput(form, 'password').value = '';
+          showNotice(`The passkey "${p.name}" was removed.`);
+          await refresh();
+          return undefined;
+        }));
+        li.append(name, when, ' ', rename, ' ', remove);
+        return li;
+      });
+      list.replaceChildren(...items);
+      state.textContent = items.length
+        ? `${items.length} passkey${items.length === 1 ? '' : 's'}: each signs you in without a password.`
+        : 'No passkey yet. A passkey signs you in without a password, with your device\'s screen lock or security key.';
+    };
+    const section = () => form.closest('section');
+    if (!passkeysSupported()) {
+      byId('passkey-add').disabled = true;
+      state.textContent = 'This browser cannot use passkeys.';
+    }
+    window.addEventListener('pageshow', refresh);
+    onSubmit(form, async () => {
+      const name = fieldInput(form, 'name').value.trim();
+      if (!validate(form, [['name', name ? '' : 'Give the passkey a name, say "laptop".']])) return;
+      const body = reauth();
+      if (!body) return;
+      const start = await api('POST', '/me/passkeys/options', body);
+      fieldInput(form, 'password').value = '';
+      fieldInput(form, 'second_factor').value = '';
+      if (!start.ok) { failed(start); return; }
+      let cred;
+      try {
+        cred = await navigator.credentials.create({ publicKey: creationOptions(start.data.options) });
+      } catch {
+        cred = null;
+      }
+      if (!cred) { showError(form, PASSKEY_CANCELLED); return; }
+      const r = await api('POST', '/me/passkeys', { ceremony_id: start.data.ceremony_id, name, credential: credentialJson(cred) });
+      if (!r.ok) { showError(form, r.error); return; }
+      fieldInput(form, 'name').value = '';
+      showNotice(`The passkey "${r.data.name}" was added.`);
+      await refresh();
+    });
+  }
+
   wireRevealButtons();
   if (page === 'account') {
     account();
+    passkeySection();
   } else if (pages[page]) {
     pages[page](byId('form'));
   }

@@ -4,6 +4,7 @@
 pub mod mail_with_changes;
 pub mod otp_store;
 pub mod outbox;
+pub mod passkeys;
 pub mod rate_limiter;
 pub mod security_events;
 pub mod session_store;

@@ -44,6 +44,7 @@ mod guard;
 mod lockout;
 mod mfa;
 mod outages;
+mod passkeys;
 mod password;
 mod sessions;
 
