@@ -242,6 +242,50 @@ mod tests {
     }
 
     #[test]
+    fn a_query_matches_on_every_filter_it_names_and_only_on_those() {
+        let at = chrono::DateTime::<Utc>::from_timestamp(1_765_000_000, 0).unwrap();
+        let account = |email: &str, verified: bool, role: Role, disabled: bool| AccountSummary {
+            user: User {
+                id: UserId::from_uuid(uuid::Uuid::from_u128(7)),
+                email: EmailAddress::parse(email).unwrap(),
+                verified_at: verified.then_some(at),
+                created_at: at,
+                updated_at: at,
+            },
+            status: AccountStatus {
+                role,
+                disabled_at: disabled.then_some(at),
+            },
+        };
+        let ada = account("ada@example.com", true, Role::Admin, false);
+        let bob = account("bob@example.com", false, Role::User, false);
+        let eve = account("eve@example.com", true, Role::User, true);
+        let query = |prefix: Option<&str>, state, role| UserQuery {
+            email_prefix: prefix.map(str::to_owned),
+            state,
+            role,
+            after: None,
+            limit: 10,
+        };
+        let all = query(None, None, None);
+        assert!(all.matches(&ada) && all.matches(&bob) && all.matches(&eve));
+        let by_prefix = query(Some("ad"), None, None);
+        assert!(by_prefix.matches(&ada) && !by_prefix.matches(&bob));
+        let by_state = query(None, Some(AccountState::Active), None);
+        assert!(by_state.matches(&ada) && !by_state.matches(&bob) && !by_state.matches(&eve));
+        let disabled = query(None, Some(AccountState::Disabled), None);
+        assert!(disabled.matches(&eve) && !disabled.matches(&ada));
+        let admins = query(None, None, Some(Role::Admin));
+        assert!(admins.matches(&ada) && !admins.matches(&bob));
+        // Every filter must hold: one that fails is enough to leave the account out.
+        assert!(!query(Some("ad"), Some(AccountState::Unverified), None).matches(&ada));
+        assert!(!query(Some("ad"), None, Some(Role::User)).matches(&ada));
+        assert!(!query(Some("bo"), Some(AccountState::Active), None).matches(&ada));
+        assert!(!query(None, Some(AccountState::Active), Some(Role::User)).matches(&ada));
+        assert!(query(Some("ad"), Some(AccountState::Active), Some(Role::Admin)).matches(&ada));
+    }
+
+    #[test]
     fn roles_and_states_round_trip_their_names() {
         for r in [Role::User, Role::Admin] {
             assert_eq!(Role::parse(r.as_str()), Some(r));

@@ -370,6 +370,8 @@ mod tests {
         assert_eq!(mapped.to_string(), "198.51.0.0/16");
         let none = TruncatedIp::new("198.51.100.9".parse().unwrap(), 0, 0);
         assert_eq!(none.to_string(), "0.0.0.0/0");
+        assert_eq!((v4.prefix(), v6.prefix(), mapped.prefix()), (24, 48, 16));
+        assert_eq!(v4.network(), "203.0.113.0".parse::<IpAddr>().unwrap());
         assert_eq!(TruncatedIp::parse("203.0.113.0/24"), Some(v4));
         assert_eq!(TruncatedIp::parse("203.0.113.1/24"), None);
         assert_eq!(TruncatedIp::parse("203.0.113.0"), None);
@@ -391,8 +393,39 @@ mod tests {
                 Some(kind)
             );
         }
+        for reason in LoginFailure::ALL {
+            assert_eq!(
+                SecurityEventKind::LoginFailed(reason).reason(),
+                Some(reason)
+            );
+        }
+        assert_eq!(SecurityEventKind::Lockout.reason(), None);
         assert_eq!(SecurityEventKind::parse("login_failed", None), None);
         assert_eq!(SecurityEventKind::parse("nope", None), None);
+    }
+
+    #[test]
+    fn a_cursor_precedes_older_events_and_same_time_events_of_lower_id_only() {
+        let at = DateTime::<Utc>::from_timestamp_micros(1_765_000_000_000_000).unwrap();
+        let cursor = EventCursor {
+            at,
+            id: Uuid::from_u128(50),
+        };
+        let event = |micros: i64, id: u128| SecurityEvent {
+            id: Uuid::from_u128(id),
+            user_id: crate::UserId::from_uuid(Uuid::from_u128(1)),
+            at: at + chrono::Duration::microseconds(micros),
+            kind: SecurityEventKind::Logout,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+        };
+        assert!(cursor.precedes(&event(-1, 99)), "older, whatever the id");
+        assert!(cursor.precedes(&event(0, 49)), "same time, lower id");
+        assert!(!cursor.precedes(&event(0, 50)), "the cursor's own event");
+        assert!(!cursor.precedes(&event(0, 51)), "same time, higher id");
+        assert!(!cursor.precedes(&event(1, 1)), "newer, whatever the id");
+        assert_eq!(EventCursor::after(&event(0, 50)), cursor);
     }
 
     #[test]
