@@ -389,7 +389,8 @@ impl AuthService {
     /// Finishes a sign-in without a password and opens a session, as a password login does
     /// (device credential, security history). The ceremony works once, from the client it
     /// was given to. Revocation wins: the address's revocation epoch is read before the
-    /// credential, and a revocation in between deletes the new session.
+    /// account state and the credential that decide, and a revocation in between deletes the
+    /// new session.
     #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn finish_passkey_sign_in(
         &self,
@@ -411,15 +412,24 @@ impl AuthService {
         let Ok((Some(user_id), credential_id)) = px.ports.verifier.identify(response) else {
             return Err(PasskeyLoginError::InvalidCredentials);
         };
-        let Some(creds) = self.ports.users.find_by_id(user_id).await? else {
+        let Some(named) = self.ports.users.find_by_id(user_id).await? else {
             return Err(PasskeyLoginError::InvalidCredentials);
         };
-        Span::current().record("user_id", tracing::field::display(creds.user.id));
+        Span::current().record("user_id", tracing::field::display(named.user.id));
         let epoch = self
             .ports
             .sessions
-            .revocation_epoch(&creds.user.email)
+            .revocation_epoch(&named.user.email)
             .await?;
+        // The account as it is after the epoch was read, as every login reads it: a disable
+        // (or any revocation) that marked the account before this read is seen here, and one
+        // after it raises the epoch this login checks once its session is stored.
+        let Some(creds) = self.ports.users.find_by_id(user_id).await? else {
+            return Err(PasskeyLoginError::InvalidCredentials);
+        };
+        if creds.user.email != named.user.email {
+            return Err(PasskeyLoginError::InvalidCredentials);
+        }
         if !self
             .check_assertion(px, &creds, &credential_id, response, &taken.state, &client)
             .await?

@@ -130,6 +130,56 @@ fn a_passkey_sign_in_that_loses_to_a_revocation_deletes_its_session() {
     );
 }
 
+/// The account is read again after the revocation epoch: a disable that marked the account
+/// between the first read (which only names the address) and the epoch read is seen, and no
+/// session is opened. Before, the account read first decided, and the epoch read after the
+/// disable had raised it matched: the session survived the disable.
+#[test]
+fn a_passkey_sign_in_racing_a_disable_reads_the_account_after_the_epoch_and_opens_nothing() {
+    let mut h = Harness::new();
+    let read = Arc::new(AtomicUsize::new(0));
+    let r = read.clone();
+    h.users
+        .expect_find_by_id()
+        .withf(|id| *id == ada_id())
+        .returning(move |_| {
+            let mut account = creds(true);
+            // Enabled when first read; disabled by an administrator right after.
+            if r.fetch_add(1, Ordering::SeqCst) > 0 {
+                account.status.disabled_at = Some(t0());
+            }
+            Ok(Some(account))
+        });
+    h.sessions.expect_insert().never();
+    let mut store = MockPasskeyStore::new();
+    store
+        .expect_find_by_credential_id()
+        .returning(|_| Ok(Some(ada_passkey(3))));
+    store
+        .expect_record_use()
+        .returning(|_, _, _, _, _| Ok(true));
+    let mut v = verifier(ada_id());
+    v.expect_finish_authentication().returning(|_, _, _| {
+        Ok(VerifiedAssertion {
+            sign_count: 4,
+            credential: b"public key".to_vec(),
+        })
+    });
+    let service = with_passkeys(h.service(), store, v);
+
+    let ceremony = block_on(service.begin_passkey_sign_in(&client())).unwrap();
+    let result = block_on(service.finish_passkey_sign_in(&ceremony.id, &answer(), client(), None));
+
+    assert!(
+        matches!(result, Err(PasskeyLoginError::AccountDisabled)),
+        "{result:?}"
+    );
+    assert!(
+        read.load(Ordering::SeqCst) >= 2,
+        "the account is read again"
+    );
+}
+
 #[test]
 fn a_ceremony_is_single_use_even_when_its_answer_is_refused() {
     let mut h = Harness::new();
