@@ -38,6 +38,7 @@ mod email_change;
 mod embedded;
 mod events;
 mod failures;
+mod fuzz;
 mod hardening;
 mod lifecycle;
 mod lockout;

@@ -295,6 +295,9 @@ fn mutants(args: Vec<OsString>) -> Result<ExitCode, Error> {
     }
 }
 
+/// The Schemathesis release the API suite's fuzzing test runs.
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
 /// Makes the test suite's prerequisites ready. `Ok(false)`: something needs a command this
 /// process cannot run (not root); the commands were printed.
 fn setup() -> Result<bool, Error> {
@@ -308,6 +311,7 @@ fn setup() -> Result<bool, Error> {
         setup.postgres(),
         setup.redis(),
         setup.npm_packages(),
+        setup.schemathesis(),
     ];
     let mut failed = false;
     for error in outcomes.into_iter().filter_map(Result::err) {
@@ -499,6 +503,28 @@ impl Setup {
             return Err(
                 format!("{name} did not answer within {START_TIMEOUT:?} of starting").into(),
             );
+        }
+        Ok(())
+    }
+
+    /// Schemathesis, which the API suite runs against the OpenAPI document, from PyPI when it
+    /// is missing or another version (`python3 -m pip install`).
+    fn schemathesis(&mut self) -> Result<(), Error> {
+        let installed = Command::new("schemathesis")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(SCHEMATHESIS_VERSION));
+        if installed {
+            return Ok(());
+        }
+        let package = format!("schemathesis=={SCHEMATHESIS_VERSION}");
+        say(&format!("pip install {package}"));
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", &package])
+            .status()
+            .map_err(|e| format!("cannot run python3 -m pip: {e}"))?;
+        if !status.success() {
+            return Err(format!("`python3 -m pip install {package}` failed").into());
         }
         Ok(())
     }
