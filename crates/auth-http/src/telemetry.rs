@@ -41,10 +41,7 @@ impl TraceSettings {
     pub fn read(env: &crate::settings::Env<'_>) -> Result<Self, crate::settings::ConfigError> {
         let otlp_endpoint = env.string("OTEL_EXPORTER_OTLP_ENDPOINT");
         if let Some(url) = &otlp_endpoint {
-            let err = |message: &str| crate::settings::ConfigError {
-                var: "OTEL_EXPORTER_OTLP_ENDPOINT",
-                message: message.to_owned(),
-            };
+            let err = |message: &str| crate::settings::err("OTEL_EXPORTER_OTLP_ENDPOINT", message);
             if !cfg!(feature = "otlp") {
                 return Err(err(
                     "this build has no OTLP exporter: build auth-http with `--features otlp`",

@@ -54,14 +54,9 @@ pub struct AuthSettings {
 
 impl AuthSettings {
     pub(super) fn read(env: &Env<'_>, dev: bool) -> Result<Self, ConfigError> {
-        let secret = env.string("AUTH_SECRET").map(SecretString::from);
+        // At least 32 bytes, like every token; production also wants it to look random.
+        let secret = env.token("AUTH_SECRET")?;
         match &secret {
-            Some(s) if s.expose_secret().len() < 32 => {
-                return Err(err(
-                    "AUTH_SECRET",
-                    "must be at least 32 bytes; generate one with `openssl rand -hex 32`",
-                ))
-            }
             Some(s) if !dev => check_secret_looks_random(s.expose_secret())?,
             None if !dev => {
                 return Err(err(

@@ -32,7 +32,7 @@ pub use self::stores::{
     DatabaseSettings, SessionStoreSettings, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_SQLITE_URL,
 };
 use crate::telemetry::LogFormat;
-use env::err;
+pub(crate) use env::err;
 
 /// A setting that could not be used; names the variable.
 #[derive(Debug, thiserror::Error)]
