@@ -199,3 +199,125 @@ fn no_outbox() -> UserRepoError {
             .into(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// A repository that keeps no outbox: it implements only the required methods.
+    struct WithoutOutbox;
+
+    #[async_trait::async_trait]
+    impl UserRepository for WithoutOutbox {
+        async fn create(&self, _: &NewUser) -> Result<User, UserRepoError> {
+            unreachable!("the mail methods must not fall back to the plain ones")
+        }
+        async fn find_by_email(
+            &self,
+            _: &EmailAddress,
+        ) -> Result<Option<UserCredentials>, UserRepoError> {
+            unreachable!()
+        }
+        async fn find_by_id(&self, _: UserId) -> Result<Option<UserCredentials>, UserRepoError> {
+            unreachable!()
+        }
+        async fn replace_unverified_password(
+            &self,
+            _: UserId,
+            _: &PasswordHash,
+            _: DateTime<Utc>,
+        ) -> Result<(), UserRepoError> {
+            unreachable!()
+        }
+        async fn mark_verified(&self, _: UserId, _: DateTime<Utc>) -> Result<User, UserRepoError> {
+            unreachable!()
+        }
+        async fn set_password_hash(
+            &self,
+            _: UserId,
+            _: &PasswordHash,
+            _: DateTime<Utc>,
+        ) -> Result<(), UserRepoError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: UserId) -> Result<bool, UserRepoError> {
+            unreachable!()
+        }
+        async fn ping(&self) -> Result<(), UserRepoError> {
+            unreachable!()
+        }
+        async fn list(&self, _: &UserQuery) -> Result<Vec<AccountSummary>, UserRepoError> {
+            unreachable!()
+        }
+        async fn set_role(&self, _: UserId, _: Role) -> Result<(), UserRepoError> {
+            unreachable!()
+        }
+        async fn set_disabled(
+            &self,
+            _: UserId,
+            _: Option<DateTime<Utc>>,
+        ) -> Result<(), UserRepoError> {
+            unreachable!()
+        }
+        async fn set_email(
+            &self,
+            _: UserId,
+            _: &EmailAddress,
+            _: &EmailAddress,
+            _: &PasswordHash,
+            _: DateTime<Utc>,
+        ) -> Result<User, UserRepoError> {
+            unreachable!()
+        }
+    }
+
+    fn refused_for_want_of_an_outbox<T: std::fmt::Debug>(result: Result<T, UserRepoError>) {
+        match result {
+            Err(UserRepoError::Other(e)) => {
+                assert!(e.to_string().contains("keeps no mail outbox"), "{e}")
+            }
+            other => panic!("a change with mail went through without an outbox: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repository_without_an_outbox_refuses_every_change_that_carries_mail() {
+        let repo = WithoutOutbox;
+        let id = UserId::from_uuid(Uuid::nil());
+        let now = Utc::now();
+        let mail = QueuedMail {
+            id: Uuid::nil(),
+            to: EmailAddress::parse("owner@example.com").unwrap(),
+            kind: "password_changed".into(),
+            supersedes: None,
+            sealed: vec![1, 2, 3],
+            created_at: now,
+            expires_at: now,
+        };
+        let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+        let new_user = NewUser {
+            id,
+            email: mail.to.clone(),
+            password_hash: hash.clone(),
+            created_at: now,
+            language: None,
+        };
+        futures::executor::block_on(async {
+            refused_for_want_of_an_outbox(repo.create_with_mail(&new_user, &mail).await);
+            refused_for_want_of_an_outbox(
+                repo.replace_unverified_password_with_mail(id, &hash, now, &mail)
+                    .await,
+            );
+            refused_for_want_of_an_outbox(
+                repo.set_password_hash_with_mail(id, &hash, now, &mail).await,
+            );
+            refused_for_want_of_an_outbox(repo.delete_with_mail(id, &mail).await);
+            refused_for_want_of_an_outbox(repo.set_role_with_mail(id, Role::Admin, &mail).await);
+            refused_for_want_of_an_outbox(
+                repo.set_disabled_with_mail(id, Some(now), &mail).await,
+            );
+        });
+    }
+}
