@@ -299,7 +299,58 @@ async fn one_client_cannot_hold_the_connections_of_others(profile: Profile) {
     app.cleanup().await;
 }
 
+/// A client that pipelines requests and never reads the answers makes the server answer until
+/// the answers fill the connection's buffers; with the kernel's auto-tuned send buffer (up to
+/// 4 MiB a connection) that kept both workers busy for many seconds answering nobody, and
+/// another client's `/health` waited up to 30 s. The send buffer is bounded
+/// (`SEND_BUFFER_SIZE`), so the pipelining connections stall at once and others are served.
+async fn a_client_pipelining_without_reading_cannot_stall_others(profile: Profile) {
+    let app = TestApp::spawn(profile).await;
+    let addr = socket_addr(&app);
+    let burst = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(2000);
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut floods = Vec::new();
+    for _ in 0..16 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 31], 0))).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        let burst = burst.clone();
+        floods.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let write =
+                    tokio::time::timeout(Duration::from_millis(200), s.write_all(burst.as_bytes()));
+                if let Ok(Err(_)) = write.await {
+                    break;
+                }
+            }
+            s
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut slowest = Duration::ZERO;
+    while Instant::now() < until {
+        let started = Instant::now();
+        let answer = health_on(&mut connect_from(32, addr).await).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "another client got no answer within 3 s: {answer:?}"
+        );
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for flood in floods {
+        drop(flood.await);
+    }
+    assert!(
+        slowest < Duration::from_millis(2500),
+        "another client waited {slowest:?} behind answers nobody reads"
+    );
+    app.cleanup().await;
+}
+
 crate::both_profiles!(
+    a_client_pipelining_without_reading_cannot_stall_others,
     one_client_cannot_hold_the_connections_of_others,
     a_malformed_http_request_gets_a_declared_400,
     slow_clients_are_cut_at_the_deadline_and_others_stay_fast,

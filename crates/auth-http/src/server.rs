@@ -48,12 +48,31 @@ pub const LISTEN_BACKLOG: i32 = 2048;
 /// is cut.
 pub const WRITE_GRACE: Duration = Duration::from_millis(500);
 
-/// Binds `addr` with a listen backlog of `backlog` (std's `TcpListener::bind` uses 128).
-pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+/// Default of `SEND_BUFFER_SIZE`: the kernel send buffer of each connection, in bytes.
+///
+/// A client that sends requests but never reads the answers (HTTP/1.1 pipelining) makes the
+/// server work until the answers fill the client's receive buffer and this one; only then
+/// does actix stop reading the connection. Left to the kernel's auto-tuning (up to
+/// `net.ipv4.tcp_wmem`'s 4 MiB on Linux) that is some ten thousand answers per connection,
+/// served at full speed to nobody while other clients wait. Linux doubles the value for its
+/// own bookkeeping; 16 KiB still takes any answer of the API in one write, and the larger
+/// pages of the web UI go out in a few.
+pub const DEFAULT_SEND_BUFFER: usize = 16 * 1024;
+
+/// Binds `addr` with a listen backlog of `backlog` (std's `TcpListener::bind` uses 128) and,
+/// when given, the send buffer its connections inherit (Linux; see [`DEFAULT_SEND_BUFFER`]).
+pub fn bind(
+    addr: SocketAddr,
+    backlog: i32,
+    send_buffer: Option<usize>,
+) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // A restarted server can bind again at once while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
+    if let Some(size) = send_buffer {
+        socket.set_send_buffer_size(size)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;

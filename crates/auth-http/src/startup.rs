@@ -90,11 +90,15 @@ impl Application {
         outbox: Option<MailOutbox>,
         metrics: Option<Metrics>,
     ) -> anyhow::Result<Self> {
-        let listener = server::bind(settings.http.bind_addr, server::LISTEN_BACKLOG)?;
+        let listener = server::bind(
+            settings.http.bind_addr,
+            server::LISTEN_BACKLOG,
+            settings.http.send_buffer,
+        )?;
         // Bound before the API's server starts, so a taken port stops the start-up.
         let metrics_server = match (settings.metrics.addr, &metrics) {
             (Some(addr), Some(metrics)) => {
-                let listener = server::bind(addr, 128)
+                let listener = server::bind(addr, 128, None)
                     .with_context(|| format!("binding METRICS_ADDR {addr}"))?;
                 let port = listener.local_addr()?.port();
                 tracing::info!(addr = %addr.ip(), port, "metrics: GET /metrics (Prometheus)");

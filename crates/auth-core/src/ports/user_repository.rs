@@ -311,13 +311,12 @@ mod tests {
                     .await,
             );
             refused_for_want_of_an_outbox(
-                repo.set_password_hash_with_mail(id, &hash, now, &mail).await,
+                repo.set_password_hash_with_mail(id, &hash, now, &mail)
+                    .await,
             );
             refused_for_want_of_an_outbox(repo.delete_with_mail(id, &mail).await);
             refused_for_want_of_an_outbox(repo.set_role_with_mail(id, Role::Admin, &mail).await);
-            refused_for_want_of_an_outbox(
-                repo.set_disabled_with_mail(id, Some(now), &mail).await,
-            );
+            refused_for_want_of_an_outbox(repo.set_disabled_with_mail(id, Some(now), &mail).await);
         });
     }
 }

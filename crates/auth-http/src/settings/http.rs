@@ -31,6 +31,11 @@ pub struct HttpSettings {
     /// [`DEFAULT_MAX_CONNECTIONS_PER_CLIENT`](crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
     /// `off`: no bound).
     pub max_connections_per_client: Option<usize>,
+    /// `SEND_BUFFER_SIZE`: the kernel send buffer of each connection in bytes, 4096 to
+    /// 4194304 (default [`DEFAULT_SEND_BUFFER`](crate::server::DEFAULT_SEND_BUFFER); `off`:
+    /// the kernel's auto-tuning). It bounds the work a client that pipelines requests and
+    /// never reads the answers can make the server do (see [`crate::server`]).
+    pub send_buffer: Option<usize>,
     /// `SHUTDOWN_TIMEOUT`: after SIGTERM/SIGINT, how long requests in flight may finish before
     /// every connection is cut (default `25s`).
     pub shutdown_timeout: Duration,
@@ -60,6 +65,15 @@ impl HttpSettings {
         } else {
             env.positive("MAX_CONNECTIONS_PER_CLIENT")?
         };
+        let send_buffer = if env.is_off("SEND_BUFFER_SIZE") {
+            None
+        } else {
+            Some(env.number_in(
+                "SEND_BUFFER_SIZE",
+                4096..=4 * 1024 * 1024,
+                crate::server::DEFAULT_SEND_BUFFER,
+            )?)
+        };
         let trusted_proxies = env
             .list("TRUSTED_PROXIES")
             .iter()
@@ -76,6 +90,7 @@ impl HttpSettings {
                 .positive("MAX_CONNECTIONS")?
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS),
             max_connections_per_client,
+            send_buffer,
             shutdown_timeout: env.duration("SHUTDOWN_TIMEOUT", Duration::from_secs(25))?,
             cookie_secure: env.flag("COOKIE_SECURE", true)?,
             allowed_origins: env

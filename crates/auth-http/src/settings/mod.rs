@@ -738,6 +738,7 @@ mod tests {
         assert_eq!(s.http.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(s.sessions.max_sessions_per_user(), 100);
         assert_eq!(s.http.max_connections_per_client, Some(64));
+        assert_eq!(s.http.send_buffer, Some(16 * 1024));
         assert_eq!(s.argon2.worker_nice, 0);
         assert_eq!(with(&[("ARGON2_NICE", "5")]).unwrap().argon2.worker_nice, 5);
         assert_eq!(with(&[("ARGON2_NICE", "0")]).unwrap().argon2.worker_nice, 0);
@@ -762,7 +763,13 @@ mod tests {
         assert_eq!(s.http.max_connections_per_client, Some(8));
         let s = with(&[("MAX_CONNECTIONS_PER_CLIENT", "Off")]).unwrap();
         assert_eq!(s.http.max_connections_per_client, None);
+        let buffer = |v| with(&[("SEND_BUFFER_SIZE", v)]).unwrap().http.send_buffer;
+        assert_eq!(buffer("off"), None);
+        assert_eq!(buffer("4096"), Some(4096));
+        assert_eq!(buffer("4194304"), Some(4 * 1024 * 1024));
         for (var, bad) in [
+            ("SEND_BUFFER_SIZE", "4095"),
+            ("SEND_BUFFER_SIZE", "4194305"),
             ("MAX_CONNECTIONS_PER_CLIENT", "0"),
             ("ARGON2_NICE", "20"),
             ("ARGON2_NICE", "-1"),
