@@ -347,8 +347,8 @@ struct Setup {
 
 impl Setup {
     /// Debian packages the tests run: Chromium (browser test), wrk (benchmark smoke test),
-    /// Node and npm (browser test), Python's bcrypt (password import test), redis-server when
-    /// Redis is ours to start.
+    /// Node and npm (browser test), Python's bcrypt (password import test), PgBouncer (the
+    /// PostgreSQL adapter behind a pooler), redis-server when Redis is ours to start.
     fn packages(&mut self) -> Result<(), Error> {
         let mut missing = Vec::new();
         let chromium = match env::var_os("CHROMIUM_PATH") {
@@ -366,6 +366,10 @@ impl Setup {
         }
         if !in_path("npm") {
             missing.push("npm");
+        }
+        // Debian installs it outside a user's PATH.
+        if !in_path("pgbouncer") && !Path::new("/usr/sbin/pgbouncer").is_file() {
+            missing.push("pgbouncer");
         }
         if env::var_os("REDIS_URL").is_none() && !in_path("redis-server") {
             missing.push("redis-server");

@@ -14,7 +14,7 @@ use diesel::result::{ConnectionError, ConnectionResult, DatabaseErrorKind, Query
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -24,12 +24,24 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub(crate) struct Connector {
     config: tokio_postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// Statements each new connection runs before it is used (its session settings).
+    setup: Option<String>,
 }
 
 impl Connector {
     /// Connections without TLS.
     pub(crate) fn plain(config: tokio_postgres::Config) -> Self {
-        Self { config, tls: None }
+        Self {
+            config,
+            tls: None,
+            setup: None,
+        }
+    }
+
+    /// Runs `statements` on every connection it opens, before handing it out.
+    pub(crate) fn with_setup(mut self, statements: String) -> Self {
+        self.setup = Some(statements);
+        self
     }
 
     /// Connections over TLS only, verified against `tls`'s roots.
@@ -37,6 +49,7 @@ impl Connector {
         Self {
             config,
             tls: Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
+            setup: None,
         }
     }
 
@@ -56,7 +69,7 @@ impl Connector {
     pub(crate) async fn establish(&self, timeout: Duration) -> ConnectionResult<AsyncPgConnection> {
         let failed = |e: tokio_postgres::Error| ConnectionError::BadConnection(chain(&e));
         let connect = async {
-            match &self.tls {
+            let mut conn = match &self.tls {
                 None => {
                     let (client, connection) = self
                         .config
@@ -70,7 +83,13 @@ impl Connector {
                         self.config.connect(tls.clone()).await.map_err(failed)?;
                     AsyncPgConnection::try_from_client_and_connection(client, connection).await
                 }
+            }?;
+            if let Some(setup) = &self.setup {
+                conn.batch_execute(setup)
+                    .await
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
             }
+            Ok(conn)
         };
         match tokio::time::timeout(timeout, connect).await {
             Ok(result) => result,

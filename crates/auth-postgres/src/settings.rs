@@ -82,6 +82,18 @@ impl PostgresSettings {
         (self.query_timeout * 4 / 5).max(Duration::from_millis(1))
     }
 
+    /// What every connection runs once it is open, before any statement of the service: the
+    /// [`server_statement_timeout`](Self::server_statement_timeout) as `statement_timeout` and
+    /// `lock_timeout`.
+    ///
+    /// Statements, not start-up `options`: a connection pooler in front of PostgreSQL (such as
+    /// PgBouncer 1.18, which refuses or drops unknown start-up parameters) passes statements
+    /// through, and in its session mode a `SET` lasts as long as the client's connection.
+    pub(crate) fn session_setup(&self) -> String {
+        let ms = self.server_statement_timeout().as_millis();
+        format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}")
+    }
+
     /// Settings for this URL, with the default pool size and timeouts.
     pub fn new(url: SecretString) -> Self {
         Self {
@@ -112,14 +124,14 @@ impl PostgresSettings {
         let config = self.connect_config()?;
         if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
             let tls = tls_client_config(self.ca_file.as_deref())?;
-            return Ok(Connector::tls(config, tls));
+            return Ok(Connector::tls(config, tls).with_setup(self.session_setup()));
         }
         if self.ca_file.is_some() {
             return Err(PostgresError::InvalidSettings(
                 "a CA file is set, but the URL does not ask for TLS: add sslmode=require",
             ));
         }
-        Ok(Connector::plain(config))
+        Ok(Connector::plain(config).with_setup(self.session_setup()))
     }
 
     /// The parsed URL, after checking every setting.
@@ -144,14 +156,6 @@ impl PostgresSettings {
             // Lets a DBA tell our sessions apart in pg_stat_activity.
             config.application_name("secureauth");
         }
-        // Set at connection start-up (no extra round trip), before any statement runs.
-        let ms = self.server_statement_timeout().as_millis();
-        let ours = format!("-c statement_timeout={ms} -c lock_timeout={ms}");
-        let options = match config.get_options() {
-            Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
-            _ => ours,
-        };
-        config.options(&options);
         Ok(config)
     }
 }
@@ -240,9 +244,11 @@ mod tests {
             )
         };
         let config = settings.connect_config().unwrap();
+        // The URL's own options are left as they are; the timeouts are statements.
+        assert_eq!(config.get_options(), Some("-c search_path=x"));
         assert_eq!(
-            config.get_options(),
-            Some("-c search_path=x -c statement_timeout=2400 -c lock_timeout=2400")
+            settings.session_setup(),
+            "SET statement_timeout = 2400; SET lock_timeout = 2400"
         );
         assert!(settings.server_statement_timeout() < settings.query_timeout);
     }
