@@ -25,3 +25,9 @@ bench *ARGS:
     command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
     cargo build --release -p auth-bench -p auth-http
     cargo run --release -q -p auth-bench -- --server-bin auth-http {{ARGS}}
+
+# Scenario 8, the cost curves (docs/SCALING.md): 10k, 100k and 1M users and sessions.
+bench-curves *ARGS:
+    command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+    cargo build --release -p auth-bench -p auth-http
+    cargo run --release -q -p auth-bench -- curves --server-bin auth-http {{ARGS}}

@@ -510,7 +510,7 @@ async fn scenarios(
 
 /// `--server-bin auth-http` (a bare name) means the binary next to this one, so
 /// `cargo run --release -p auth-bench -- --server-bin auth-http` works whatever the target dir.
-fn resolve_server_bin(bin: &Path, self_exe: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve_server_bin(bin: &Path, self_exe: &Path) -> anyhow::Result<PathBuf> {
     if bin.components().count() == 1 && !bin.exists() {
         if let Some(sibling) = self_exe.parent().map(|d| d.join(bin)) {
             if sibling.exists() {
@@ -531,7 +531,7 @@ fn resolve_server_bin(bin: &Path, self_exe: &Path) -> anyhow::Result<PathBuf> {
 /// comes from 127.0.0.1 and cycles through a few thousand addresses), including the per-client
 /// share of the password hasher (`0`: no bound) and the bound on connections per client,
 /// which would otherwise turn most of the concurrent requests from the one client into 429s.
-fn rate_limit_overrides() -> Vec<(String, String)> {
+pub(crate) fn rate_limit_overrides() -> Vec<(String, String)> {
     auth_http::settings::RATE_LIMIT_VARS
         .iter()
         .map(|k| ((*k).to_owned(), "off".to_owned()))
@@ -737,7 +737,7 @@ async fn raw_argon2_verifies(
     .await?
 }
 
-async fn delete_redis_prefix(url: &str, prefix: &str) -> anyhow::Result<()> {
+pub(crate) async fn delete_redis_prefix(url: &str, prefix: &str) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let mut cursor: u64 = 0;
@@ -760,7 +760,7 @@ async fn delete_redis_prefix(url: &str, prefix: &str) -> anyhow::Result<()> {
     }
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()

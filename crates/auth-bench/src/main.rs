@@ -10,6 +10,7 @@
 
 mod bench;
 mod crowded;
+mod curves;
 mod servers;
 mod signup;
 mod wrk;
@@ -34,6 +35,8 @@ struct Cli {
 enum Command {
     /// Run the benchmark (default).
     Run(RunArgs),
+    /// Scenario 8, the cost curves: the service at 10k, 100k and 1M users and sessions.
+    Curves(curves::CurvesArgs),
     /// Internal: run the real service (same as `auth-http serve`), configured by env vars.
     Serve,
     /// Internal: run the one-Redis-GET reference server (BIND_ADDR, REDIS_URL, REDIS_KEY_PREFIX).
@@ -86,6 +89,7 @@ fn main() -> std::process::ExitCode {
             actix_web::rt::System::new().block_on(servers::serve_reference())
         }
         Some(Command::Run(args)) => runtime.block_on(bench::run(args)),
+        Some(Command::Curves(args)) => runtime.block_on(curves::run(args)),
         None => runtime.block_on(bench::run(cli.run)),
     };
     match result {

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 const ME_LUA: &str = include_str!("../lua/me.lua");
+const ME_MANY_LUA: &str = include_str!("../lua/me_many.lua");
 const TOKEN_LUA: &str = include_str!("../lua/token.lua");
 const LOGIN_LUA: &str = include_str!("../lua/login.lua");
 const SIGNUP_LUA: &str = include_str!("../lua/signup.lua");
@@ -29,6 +30,7 @@ pub fn write_scripts(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, text) in [
         ("me.lua", ME_LUA),
+        ("me_many.lua", ME_MANY_LUA),
         ("token.lua", TOKEN_LUA),
         ("login.lua", LOGIN_LUA),
         ("signup.lua", SIGNUP_LUA),
@@ -46,6 +48,9 @@ pub enum Load {
     /// `GET url` with `Authorization: Bearer token`, optionally paced by `delay_ms` per
     /// connection between requests.
     Me { token: String, delay_ms: u64 },
+    /// `GET url` with a bearer token drawn at random, per request, from the file `tokens`
+    /// (one per line).
+    MeMany { tokens: PathBuf },
     /// `POST url` (`/token`) with `Authorization: Bearer token`: mints an access token.
     Token { token: String },
     /// `POST /login` cycling through `users` distinct users.
@@ -146,6 +151,11 @@ impl Run {
                     .arg(lua_dir.join("me.lua"))
                     .env("BENCH_TOKEN", token)
                     .env("BENCH_DELAY_MS", delay_ms.to_string());
+            }
+            Load::MeMany { tokens } => {
+                cmd.arg("--script")
+                    .arg(lua_dir.join("me_many.lua"))
+                    .env("BENCH_TOKENS_FILE", tokens);
             }
             Load::Token { token } => {
                 cmd.arg("--script")

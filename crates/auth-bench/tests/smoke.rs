@@ -145,3 +145,43 @@ fn smoke_run_produces_a_sane_report() {
     assert_eq!(crowded["logout_all_status"], 204, "{crowded:#}");
     assert_eq!(crowded["me_after_logout_all"], 401, "{crowded:#}");
 }
+
+/// `auth-bench curves --smoke`: scenario 8 at two small sizes, so it cannot rot either. Checks
+/// that every size was measured without errors and that logout-everywhere ended the sessions
+/// (the run fails otherwise); not the targets.
+#[test]
+fn curves_smoke_run_measures_every_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("curves.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-bench"))
+        .args(["curves", "--smoke", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "auth-bench curves --smoke failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let sizes = report["sizes"].as_array().unwrap();
+    assert_eq!(
+        sizes
+            .iter()
+            .map(|s| s["size"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [500, 2000]
+    );
+    for size in sizes {
+        for key in ["me_errors", "login_errors", "signup_errors"] {
+            assert_eq!(size[key], 0, "{key}: {size:#}");
+        }
+        for key in ["me_rps", "redis_bytes_per_session", "pg_bytes_per_user"] {
+            assert!(size[key].as_f64().unwrap() > 0.0, "{key}: {size:#}");
+        }
+        assert_eq!(size["logout_all_1000_ms"].as_array().unwrap().len(), 3);
+    }
+    assert!(report["targets"]["redis_bytes_per_session_at_largest"]["met"].is_boolean());
+}
