@@ -128,7 +128,7 @@ async fn a_stolen_session_hammering_totp_enrolment_is_recorded_and_ended(profile
                 break;
             }
             StatusCode::TOO_MANY_REQUESTS => refused += 1,
-            other => assert_eq!(other, StatusCode::BAD_REQUEST),
+            other => assert_eq!(other, StatusCode::FORBIDDEN, "a wrong code"),
         }
     }
     assert!(refused > 0, "the second-factor budget never refused");
