@@ -192,7 +192,7 @@ pub async fn set_email_moves_the_account_only_as_a_compare_and_set(repo: &dyn Us
     );
 }
 
-/// Two accounts moving to one address at once: exactly one gets it, the other gets
+/// Two verified accounts moving to one address at once: exactly one gets it, the other gets
 /// `Duplicate` (never another error) and keeps its address.
 pub async fn concurrent_moves_to_one_address_yield_one_owner(repo: Arc<dyn UserRepository>) {
     let t0 = now_micros();
@@ -201,6 +201,9 @@ pub async fn concurrent_moves_to_one_address_yield_one_owner(repo: Arc<dyn UserR
     for label in ["racer-a", "racer-b", "racer-c", "racer-d"] {
         let u = new_user(label, t0);
         create_ok(repo.as_ref(), &u).await;
+        // Only verified accounts move (a change of address needs a session); a pending one
+        // at the address would give way.
+        mark_verified_ok(repo.as_ref(), u.id, t0).await;
         racers.push(u);
     }
     let barrier = Arc::new(tokio::sync::Barrier::new(racers.len()));
