@@ -289,7 +289,10 @@ where
                     return None;
                 }
                 let body: Value = res.json().await.unwrap();
-                Some((answered, body["session"]["token"].as_str().unwrap().to_owned()))
+                Some((
+                    answered,
+                    body["session"]["token"].as_str().unwrap().to_owned(),
+                ))
             })
         })
         .collect();
@@ -331,15 +334,9 @@ async fn passkey_sign_ins_racing_a_reset_keep_no_session(profile: Profile) {
         let code = reset_code(&app, &email).await;
         let body = json!({ "email": email, "otp": code, "new_password": NEW_PASSWORD });
         let reset = app.post("/reset-password", &body);
-        let outcomes = sign_ins_racing(
-            &app,
-            authenticators,
-            60 + round * 8,
-            false,
-            async {
-                assert_eq!(reset.await.status(), StatusCode::OK);
-            },
-        )
+        let outcomes = sign_ins_racing(&app, authenticators, 60 + round * 8, false, async {
+            assert_eq!(reset.await.status(), StatusCode::OK);
+        })
         .await;
         // After the reset no passkey of the account is left: no session may be either.
         survivors += outcomes.iter().filter(|(_, alive)| *alive).count();
@@ -361,15 +358,9 @@ async fn passkey_sign_ins_racing_logout_everywhere_keep_no_session(profile: Prof
         let (_, token, authenticators) = account_with_passkeys(&app).await;
         let logout_all = app.post_auth("/logout-all", &token, None);
         // Logging out everywhere is sent once the first sign-in answered, the others in flight.
-        let outcomes = sign_ins_racing(
-            &app,
-            authenticators,
-            100 + round * 8,
-            true,
-            async {
-                assert_eq!(logout_all.await.status(), StatusCode::NO_CONTENT);
-            },
-        )
+        let outcomes = sign_ins_racing(&app, authenticators, 100 + round * 8, true, async {
+            assert_eq!(logout_all.await.status(), StatusCode::NO_CONTENT);
+        })
         .await;
         // A sign-in that answered before "log out everywhere" did had its session stored
         // before the sweep ended: it must be gone. One that answered later may have started
@@ -385,6 +376,9 @@ async fn passkey_sign_ins_racing_logout_everywhere_keep_no_session(profile: Prof
         survivors, 0,
         "passkey sessions outlived logout everywhere ({opened} sign-ins answered before it)"
     );
-    assert!(opened > 0, "no sign-in answered before logout-all ({later} after)");
+    assert!(
+        opened > 0,
+        "no sign-in answered before logout-all ({later} after)"
+    );
     app.cleanup().await;
 }
