@@ -524,6 +524,46 @@ async fn an_admin_deletes_a_user(profile: Profile) {
     app.cleanup().await;
 }
 
+/// Inside the address's mail cooldown an administrator's resend mails nothing, and says so:
+/// 429 with `Retry-After`, not 202 (the administrator knows the account exists, so the
+/// enumeration-safe silence of the anonymous resend is not owed). Before, it answered 202.
+async fn an_admin_resend_inside_the_mail_cooldown_says_nothing_was_sent(profile: Profile) {
+    let app = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "60s")]).await;
+    let (_, token) = admin(&app).await;
+    let email = app.email();
+    assert_eq!(
+        app.signup(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    app.nth_code(&email, 1).await;
+    let listed: Value = app
+        .get_auth(&format!("/admin/users?email={email}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = listed["users"][0]["id"].as_str().unwrap().to_owned();
+    let res = app
+        .post_auth(
+            &format!("/admin/users/{id}/resend-verification"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(error_code(res).await, "too_many_requests");
+    app.mail
+        .assert_no_new_mail(&email, Duration::from_millis(300))
+        .await;
+    app.cleanup().await;
+}
+
 /// An administrator resends the verification code of a pending account (and only of one).
 async fn an_admin_resends_a_verification_code(profile: Profile) {
     let app = TestApp::spawn_with(profile, &[("MAIL_COOLDOWN", "0")]).await;
@@ -579,6 +619,7 @@ async fn a_login_racing_a_disable_keeps_no_session(profile: Profile) {
     let app = TestApp::spawn_with(profile, &settings).await;
     let (_, token) = admin(&app).await;
     let (mut survivors, mut opened, mut refused, mut raced) = (0, 0, 0, 0);
+    let mut unauthorized = 0;
     for _round in 0..4 {
         let email = app.verified_user().await;
         let owner = app.token(&email, PASSWORD).await;
@@ -617,6 +658,9 @@ async fn a_login_racing_a_disable_keeps_no_session(profile: Profile) {
             if status == StatusCode::FORBIDDEN {
                 refused += 1;
             }
+            if status == StatusCode::UNAUTHORIZED {
+                unauthorized += 1;
+            }
             tokens.extend(token);
         }
         opened += tokens.len() - 1;
@@ -629,6 +673,12 @@ async fn a_login_racing_a_disable_keeps_no_session(profile: Profile) {
     assert_eq!(
         survivors, 0,
         "sessions outlived the disable ({opened} logins answered 200, {refused} 403)"
+    );
+    // Every login had the right password: one that lost its session to the disable says
+    // what is true (403 `account_disabled`), not "wrong password".
+    assert_eq!(
+        unauthorized, 0,
+        "right-password logins answered 401 ({opened} 200, {refused} 403)"
     );
     assert!(
         raced > 0,
@@ -925,6 +975,7 @@ crate::both_profiles!(
     a_disabled_account_loses_its_sessions_and_cannot_log_in,
     an_admin_deletes_a_user,
     an_admin_resends_a_verification_code,
+    an_admin_resend_inside_the_mail_cooldown_says_nothing_was_sent,
     a_login_racing_a_disable_keeps_no_session,
     the_admin_page_is_served,
     an_admin_resets_a_users_lost_second_factor,

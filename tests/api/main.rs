@@ -32,6 +32,7 @@ macro_rules! both_profiles {
 mod abuse;
 mod addresses;
 mod admin;
+mod audit;
 mod breached;
 mod devices;
 mod email_change;
@@ -46,6 +47,7 @@ mod logs;
 mod metrics;
 mod mfa;
 mod outbox;
+mod passkey_revocation;
 mod passkeys;
 mod slow_clients;
 mod startup;

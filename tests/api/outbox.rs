@@ -237,7 +237,7 @@ async fn three_instances_deliver_a_thousand_queued_messages_exactly_once() {
             let queue = &queue;
             async move {
                 queue
-                    .send(&to, &MailMessage::PasswordChanged)
+                    .send(&to, &MailMessage::password_changed())
                     .await
                     .unwrap()
             }
@@ -280,7 +280,7 @@ async fn a_crashed_instance_s_claims_are_delivered_by_another_after_the_lease() 
     queue
         .send(
             &EmailAddress::parse(&email).unwrap(),
-            &MailMessage::PasswordChanged,
+            &MailMessage::password_changed(),
         )
         .await
         .unwrap();

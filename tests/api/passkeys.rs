@@ -28,6 +28,8 @@ both_profiles!(
     another_users_passkey_cannot_be_renamed_or_deleted,
     a_disabled_account_cannot_sign_in_with_a_passkey,
     a_passkey_is_the_second_step_instead_of_a_totp_code,
+    a_registration_with_a_forged_or_odd_credential_id_is_refused,
+    a_sign_in_answer_that_is_not_a_public_key_credential_is_refused,
 );
 
 pub(crate) const RP_ID: &str = "localhost";
@@ -239,7 +241,11 @@ pub(crate) async fn sign_in_options(app: &TestApp) -> (String, Value) {
     )
 }
 
-async fn sign_in(app: &TestApp, ceremony: &str, credential: &Value) -> reqwest::Response {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    ceremony: &str,
+    credential: &Value,
+) -> reqwest::Response {
     app.post(
         "/login/passkey",
         &json!({ "ceremony_id": ceremony, "credential": credential }),
@@ -674,5 +680,163 @@ async fn a_passkey_is_the_second_step_instead_of_a_totp_code(profile: Profile) {
         .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(res).await, "invalid_mfa_token");
+    app.cleanup().await;
+}
+
+/// Registers `authenticator` to a fresh account with its answer changed by `forge`: the
+/// answer to `POST /me/passkeys` and the account's session.
+async fn register_forged(
+    app: &TestApp,
+    authenticator: &mut Authenticator,
+    forge: impl FnOnce(&mut Value),
+) -> (reqwest::Response, String) {
+    let (_, token) = account(app).await;
+    let started = registration_options(app, &token, json!({})).await;
+    let mut credential = authenticator.create(&started["options"]);
+    forge(&mut credential);
+    let res = app
+        .post_auth(
+            "/me/passkeys",
+            &token,
+            Some(&json!({
+                "ceremony_id": started["ceremony_id"],
+                "name": "odd",
+                "credential": credential,
+            })),
+        )
+        .await;
+    (res, token)
+}
+
+async fn assert_rejected_and_nothing_stored(app: &TestApp, res: reqwest::Response, token: &str) {
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(res).await, "passkey_rejected");
+    let listed: Value = app
+        .get_auth("/me/passkeys", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["passkeys"], json!([]), "{listed}");
+}
+
+/// A registration whose credential id is not an authenticator's (empty, 1 or 15 bytes, more
+/// than 1023), whose outer `id`/`rawId` name another credential than its authenticator data,
+/// or whose `type` is not `public-key` is refused with 400 `passkey_rejected` and stores
+/// nothing. Before, a 0- or 1-byte id was stored and the outer id was never compared.
+async fn a_registration_with_a_forged_or_odd_credential_id_is_refused(profile: Profile) {
+    let app = TestApp::spawn_with(profile, PASSKEYS).await;
+    for len in [0usize, 1, 15, 1024] {
+        let mut authenticator = Authenticator::new();
+        authenticator.credential_id = vec![7u8; len];
+        let (res, token) = register_forged(&app, &mut authenticator, |_| {}).await;
+        assert_rejected_and_nothing_stored(&app, res, &token).await;
+    }
+    // The outer fields name another credential than the signed authenticator data.
+    let other = B64.encode([9u8; 32]);
+    let (res, token) = register_forged(&app, &mut Authenticator::new(), |c| {
+        c["id"] = json!(other);
+        c["rawId"] = json!(other);
+    })
+    .await;
+    assert_rejected_and_nothing_stored(&app, res, &token).await;
+    // `id` and `rawId` disagree.
+    let (res, token) = register_forged(&app, &mut Authenticator::new(), |c| {
+        c["id"] = json!(other);
+    })
+    .await;
+    assert_rejected_and_nothing_stored(&app, res, &token).await;
+    // Not a public-key credential.
+    let (res, token) = register_forged(&app, &mut Authenticator::new(), |c| {
+        c["type"] = json!("password");
+    })
+    .await;
+    assert_rejected_and_nothing_stored(&app, res, &token).await;
+    // The shortest id an authenticator may make is accepted.
+    let mut shortest = Authenticator::new();
+    shortest.credential_id = vec![3u8; 16];
+    let (res, _) = register_forged(&app, &mut shortest, |_| {}).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.cleanup().await;
+}
+
+/// A sign-in answer (without a password, or as the second step) whose `type` is not
+/// `public-key` or whose `id` and `rawId` differ is refused with 400 `passkey_rejected`,
+/// before any account is looked at; the right answer afterwards still signs in.
+async fn a_sign_in_answer_that_is_not_a_public_key_credential_is_refused(profile: Profile) {
+    let app = TestApp::spawn_with(profile, PASSKEYS).await;
+    let (_, token) = account(&app).await;
+    let mut authenticator = Authenticator::new();
+    register(&app, &token, &mut authenticator, "phone").await;
+    let forgeries: [fn(&mut Value); 3] = [
+        |c| c["type"] = json!("password"),
+        |c| {
+            c.as_object_mut().unwrap().remove("type");
+        },
+        |c| c["rawId"] = json!(B64.encode([1u8; 32])),
+    ];
+    for forge in forgeries {
+        let (ceremony, options) = sign_in_options(&app).await;
+        let mut assertion = authenticator.get(&options);
+        forge(&mut assertion);
+        let res = sign_in(&app, &ceremony, &assertion).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(res).await, "passkey_rejected");
+    }
+    let (ceremony, options) = sign_in_options(&app).await;
+    let res = sign_in(&app, &ceremony, &authenticator.get(&options)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // The second step too.
+    let enrolled = crate::mfa::enrolled(&app).await;
+    let mut second = Authenticator::new();
+    let started = registration_options(
+        &app,
+        &enrolled.token,
+        json!({ "second_factor": enrolled.codes[0] }),
+    )
+    .await;
+    let res = app
+        .post_auth(
+            "/me/passkeys",
+            &enrolled.token,
+            Some(&json!({
+                "ceremony_id": started["ceremony_id"],
+                "name": "phone",
+                "credential": second.create(&started["options"]),
+            })),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let first: Value = app
+        .login(&enrolled.email, PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mfa_token = first["mfa_token"].as_str().unwrap().to_owned();
+    let started: Value = app
+        .post(
+            "/login/mfa/passkey/options",
+            &json!({ "mfa_token": mfa_token }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut assertion = second.get(&started["options"]);
+    assertion["type"] = json!("password");
+    let res = app
+        .post(
+            "/login/mfa/passkey",
+            &json!({
+                "mfa_token": mfa_token,
+                "ceremony_id": started["ceremony_id"],
+                "credential": assertion,
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(res).await, "passkey_rejected");
     app.cleanup().await;
 }

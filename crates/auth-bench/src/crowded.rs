@@ -136,6 +136,7 @@ pub async fn run(setup: Setup<'_>) -> anyhow::Result<CrowdedResults> {
             };
             async move {
                 let session = Session {
+                    passkey: None,
                     id: SessionId::from_uuid(uuid::Uuid::new_v4()),
                     token_hash,
                     user,

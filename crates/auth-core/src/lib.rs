@@ -62,8 +62,8 @@ pub use domain::otp::{
     OtpAttempt, OtpCode, OtpError, OtpMac, OtpPurpose, OtpSecret, OtpSecretError, StoredOtp,
 };
 pub use domain::passkey::{
-    CeremonyId, PasskeyId, PasskeyName, PasskeyNameError, MAX_CREDENTIAL_ID_BYTES,
-    MAX_PASSKEY_NAME_CHARS,
+    outer_credential_id, CeremonyId, CredentialShapeError, PasskeyId, PasskeyName,
+    PasskeyNameError, MAX_CREDENTIAL_ID_BYTES, MAX_PASSKEY_NAME_CHARS, MIN_CREDENTIAL_ID_BYTES,
 };
 pub use domain::password::{
     common_password_count, Password, PasswordAttempt, PasswordError, PasswordHash, PasswordPolicy,

@@ -448,12 +448,13 @@ pub async fn set_role(
     params(("id" = uuid::Uuid, Path, description = "The account's id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 202, body = AcceptedResponse, description = "A code is on its way (unless the address's mail cooldown is running)"),
+        (status = 202, body = AcceptedResponse, description = "A code is on its way"),
         (status = 401, body = ErrorBody, description = "`unauthenticated`"),
         (status = 403, body = ErrorBody, description = "`forbidden` or `reauthentication_required`"),
         (status = 404, body = ErrorBody, description = "`not_found`: no such account"),
         (status = 409, body = ErrorBody, description = "`already_verified`"),
-        (status = 429, body = ErrorBody, description = "`too_many_requests`: see `Retry-After`"),
+        (status = 429, body = ErrorBody, description = "`too_many_requests`: the address's mail cooldown is running (a code was mailed moments ago; nothing is sent) or a rate limit is spent",
+            headers(("Retry-After" = u64, description = "Seconds until a code can be mailed again"))),
     ))]
 pub async fn resend_verification(
     state: web::Data<AppState>,

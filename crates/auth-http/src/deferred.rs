@@ -91,10 +91,13 @@ impl<R: UserRepository> UserRepository for SchemaGate<R> {
     async fn set_password_hash(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError> {
-        self.check()?.set_password_hash(id, password_hash, at).await
+        self.check()?
+            .set_password_hash(id, email, password_hash, at)
+            .await
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, UserRepoError> {
@@ -128,12 +131,13 @@ impl<R: UserRepository> UserRepository for SchemaGate<R> {
     async fn set_password_hash_with_mail(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
         mail: &QueuedMail,
     ) -> Result<(), UserRepoError> {
         self.check()?
-            .set_password_hash_with_mail(id, password_hash, at, mail)
+            .set_password_hash_with_mail(id, email, password_hash, at, mail)
             .await
     }
 

@@ -681,6 +681,7 @@ impl From<auth_core::PasskeyLoginError> for ApiError {
             E::NotConfigured => Self::Passkey(ErrorCode::PasskeysUnavailable),
             E::InvalidCeremony => Self::Passkey(ErrorCode::InvalidPasskeyCeremony),
             E::InvalidCredentials => Self::Passkey(ErrorCode::InvalidPasskey),
+            E::Malformed => Self::Passkey(ErrorCode::PasskeyRejected),
             E::InvalidToken => Self::InvalidMfaToken,
             E::NoPasskey => Self::Passkey(ErrorCode::NoPasskey),
             E::AccountDisabled => Self::AccountDisabled,

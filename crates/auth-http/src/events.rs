@@ -66,7 +66,8 @@ pub struct SecurityEventDto {
     /// When it happened.
     pub at: DateTime<Utc>,
     /// What happened: `signup`, `verified`, `login_succeeded`, `login_failed`,
-    /// `reauth_failed`, `lockout`,
+    /// `reauth_failed` (a wrong password or code inside a session), `reauth_throttled` (one
+    /// refused by its budget before it was checked), `lockout`,
     /// `logout`, `logout_all`, `session_ended`, `password_changed`, `reset_requested`,
     /// `reset_completed`, `two_factor_enabled`, `two_factor_disabled`, `recovery_code_used`,
     /// `account_deleted`; what an administrator did: `account_disabled_by_admin`,

@@ -219,7 +219,7 @@ pub async fn registration_options(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201, body = PasskeyResponse, description = "Registered; a notice was mailed"),
-        (status = 400, body = ErrorBody, description = "`invalid_passkey_ceremony`: unknown, used, expired, or from another session or client; `passkey_rejected`: the answer did not verify; `invalid_request`"),
+        (status = 400, body = ErrorBody, description = "`invalid_passkey_ceremony`: unknown, used, expired, or from another session or client; `passkey_rejected`: the answer did not verify, its `type` is not `public-key`, its `id` and `rawId` differ or are not the credential id in its authenticator data, or that id is shorter than 16 or longer than 1023 bytes; `invalid_request`"),
         (status = 401, body = ErrorBody, description = "`unauthenticated`"),
         (status = 404, body = ErrorBody, description = "`passkeys_unavailable`"),
         (status = 409, body = ErrorBody, description = "`passkey_already_registered`: the credential is registered already (to any account)"),
@@ -342,7 +342,7 @@ pub async fn login_options(state: web::Data<AppState>, client: Client) -> Answer
     responses(
         (status = 200, body = crate::dto::LoginResponse, description = "As for `POST /login`",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session and device cookies"))),
-        (status = 400, body = ErrorBody, description = "`invalid_passkey_ceremony`: unknown, used, expired or from another client (start again); `invalid_request`"),
+        (status = 400, body = ErrorBody, description = "`invalid_passkey_ceremony`: unknown, used, expired or from another client (start again); `passkey_rejected`: the credential's `type` is not `public-key` or its `id` and `rawId` differ; `invalid_request`"),
         (status = 401, body = ErrorBody, description = "`invalid_passkey`: the answer did not verify, the credential is unknown, or a revocation ran meanwhile"),
         (status = 403, body = ErrorBody, description = "`account_disabled`"),
         (status = 404, body = ErrorBody, description = "`passkeys_unavailable`"),
@@ -394,7 +394,7 @@ pub async fn second_step_options(
     responses(
         (status = 200, body = crate::dto::LoginResponse, description = "As for `POST /login`",
             headers(("Set-Cookie" = String, description = "Cookie transport only: the session and device cookies"))),
-        (status = 400, body = ErrorBody, description = "`invalid_passkey_ceremony`; `invalid_request`"),
+        (status = 400, body = ErrorBody, description = "`invalid_passkey_ceremony`; `passkey_rejected`: the credential's `type` is not `public-key` or its `id` and `rawId` differ; `invalid_request`"),
         (status = 401, body = ErrorBody, description = "`invalid_mfa_token` (log in again); `invalid_passkey`"),
         (status = 403, body = ErrorBody, description = "`account_disabled`"),
         (status = 404, body = ErrorBody, description = "`passkeys_unavailable`"),

@@ -452,7 +452,7 @@ pub async fn revoke_session(
 #[utoipa::path(post, path = "/change-password", request_body = ChangePasswordRequest, tag = "account",
     security(("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 204, description = "Changed; other sessions revoked; a notice was mailed"),
+        (status = 204, description = "Changed; other sessions revoked; a notice listing the account's passkeys was mailed"),
         (status = 403, body = ErrorBody, description = "`invalid_credentials`: wrong current password; nothing changed"),
         (status = 422, body = ErrorBody, description = "`weak_password`"),
         (status = 429, body = ErrorBody, description = "`too_many_requests`: the re-authentication budget (per account, per IP) or this client's share of the hasher is spent; see `Retry-After`. Past the hard limit the session is ended and the answer is 401"),
@@ -523,7 +523,7 @@ pub async fn change_email(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, body = UserResponse, description = "Moved; other sessions revoked; this session carries the new address"),
-        (status = 400, body = ErrorBody, description = "`invalid_otp` (wrong, used or outdated code, a code for another address, or the address was taken meanwhile: one answer) or `otp_expired`; nothing changed"),
+        (status = 400, body = ErrorBody, description = "`invalid_otp` (wrong, used or outdated code, a code for another address, or a verified account took the address meanwhile: one answer) or `otp_expired`; nothing changed. A wrong code counts toward the session's hard limit like a wrong password: past it the session is ended and the answer is 401"),
         (status = 422, body = ErrorBody, description = "`invalid_email`: `new_email` is not a deliverable address"),
         (status = 429, body = ErrorBody, description = "`too_many_attempts`: too many wrong codes; ask for a new one"),
     ))]

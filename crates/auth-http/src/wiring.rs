@@ -416,11 +416,11 @@ mod tests {
         .unwrap();
         let path = dir.path().display().to_string();
         let renderer = mail_renderer(&settings(&[("MAIL_TEMPLATES_DIR", &path)])).unwrap();
-        let mail = renderer.render(&auth_core::MailMessage::PasswordChanged, None);
+        let mail = renderer.render(&auth_core::MailMessage::password_changed(), None);
         assert_eq!(mail.subject, "Your Acme password was changed");
 
         let builtin = mail_renderer(&settings(&[])).unwrap();
-        let mail = builtin.render(&auth_core::MailMessage::PasswordChanged, Some("de"));
+        let mail = builtin.render(&auth_core::MailMessage::password_changed(), Some("de"));
         assert_eq!(mail.subject, "Ihr Passwort für SecureAuth wurde geändert");
     }
 

@@ -1,7 +1,8 @@
 //! `auth-http users import FILE` with hashes made by other implementations at test time
-//! (Python's `bcrypt` package, Python's `hashlib` scrypt and PBKDF2), against a real (SQLite)
-//! user database: each imported account logs in with its old password through the running
-//! server, and that login replaces the hash with a current Argon2id one.
+//! (Python's `bcrypt` package, Python's `hashlib` scrypt and PBKDF2), against a real user
+//! database (SQLite, and a fresh PostgreSQL database): each imported account logs in with its
+//! old password through the running server, and that login replaces the hash with a current
+//! Argon2id one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,7 +11,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use auth_core::{EmailAddress, UserRepository};
+use auth_postgres::testing::TestDatabase;
 use auth_sqlite::{SqliteSettings, SqliteUserRepository};
+use secrecy::ExposeSecret as _;
 
 const PASSWORD: &str = "an imported passphrase";
 
@@ -56,15 +59,13 @@ print("$pbkdf2-sha512$i=1000,l=64$%s$%s" % (b64(salt), b64(hashlib.pbkdf2_hmac("
     );
 }
 
-fn auth_http(dir: &Path, args: &[&str]) -> Command {
+/// `auth-http ARGS` on the database `url`.
+fn auth_http(dir: &Path, url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_auth-http"));
     cmd.args(args)
         .current_dir(dir)
         .env_clear()
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.join("auth.db").display()),
-        )
+        .env("DATABASE_URL", url)
         .env("MAIL_DIR", dir.join("mail"))
         .env(
             "AUTH_SECRET",
@@ -77,17 +78,11 @@ fn auth_http(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn import(dir: &Path, lines: &[String]) -> Output {
+fn import(dir: &Path, url: &str, lines: &[String]) -> Output {
     let file = dir.join("users.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
-    auth_http(dir, &["users", "import", file.to_str().unwrap()])
+    auth_http(dir, url, &["users", "import", file.to_str().unwrap()])
         .output()
-        .unwrap()
-}
-
-async fn repo(dir: &Path) -> SqliteUserRepository {
-    SqliteUserRepository::open(&SqliteSettings::file(dir.join("auth.db")))
-        .await
         .unwrap()
 }
 
@@ -102,14 +97,14 @@ impl Drop for Server {
 }
 
 /// Starts `auth-http serve` on a free port; returns it and its base URL.
-async fn serve(dir: &Path) -> (Server, String) {
+async fn serve(dir: &Path, database: &str) -> (Server, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let server = Server(
-        auth_http(dir, &["serve"])
+        auth_http(dir, database, &["serve"])
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("COOKIE_SECURE", "false")
             .stdout(std::process::Stdio::null())
@@ -144,6 +139,39 @@ async fn login(url: &str, email: &str, password: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_accounts_log_in_with_their_old_passwords_and_get_a_current_hash() {
     let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+    // The import creates the database file; it is opened only after.
+    imports_and_logs_in(dir.path(), url, |dir| {
+        let file = dir.join("auth.db");
+        Box::pin(async move {
+            let users = SqliteUserRepository::open(&SqliteSettings::file(file))
+                .await
+                .unwrap();
+            Box::new(users) as Box<dyn UserRepository>
+        })
+    })
+    .await;
+}
+
+/// The same against PostgreSQL (a fresh, migrated database, dropped afterwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_accounts_log_in_with_their_old_passwords_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new().await;
+    let url = db.url().expose_secret().to_owned();
+    let users = db.repository();
+    imports_and_logs_in(dir.path(), url, move |_| {
+        Box::pin(async move { Box::new(users) as Box<dyn UserRepository> })
+    })
+    .await;
+    db.cleanup().await.unwrap();
+}
+
+type Opened = std::pin::Pin<Box<dyn std::future::Future<Output = Box<dyn UserRepository>>>>;
+
+/// Imports accounts with foreign hashes into the database `database` (which `open` opens,
+/// once the import made it), then logs each in through a server on it.
+async fn imports_and_logs_in(dir: &Path, database: String, open: impl FnOnce(&Path) -> Opened) {
     let hashes = foreign_hashes();
     let mut lines: Vec<String> = hashes
         .iter()
@@ -167,7 +195,7 @@ async fn imported_accounts_log_in_with_their_old_passwords_and_get_a_current_has
     );
     lines.push("not json at all".to_owned());
 
-    let out = import(dir.path(), &lines);
+    let out = import(dir, &database, &lines);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "two bad lines: exit 1");
@@ -187,7 +215,7 @@ async fn imported_accounts_log_in_with_their_old_passwords_and_get_a_current_has
         "a refused hash is not printed: {stderr}"
     );
 
-    let users = repo(dir.path()).await;
+    let users = open(dir).await;
     for (kind, hash) in &hashes {
         let email = EmailAddress::parse(&format!("{kind}@example.com")).unwrap();
         let stored = users.find_by_email(&email).await.unwrap().unwrap();
@@ -208,10 +236,10 @@ async fn imported_accounts_log_in_with_their_old_passwords_and_get_a_current_has
         .is_verified());
 
     // Importing again: every address is taken now, nothing changes.
-    let again = import(dir.path(), &lines[..1]);
+    let again = import(dir, &database, &lines[..1]);
     assert!(!again.status.success());
 
-    let (server, url) = serve(dir.path()).await;
+    let (server, url) = serve(dir, &database).await;
     for (kind, hash) in &hashes {
         let email = format!("{kind}@example.com");
         assert_eq!(login(&url, &email, "not the password").await, 401, "{kind}");

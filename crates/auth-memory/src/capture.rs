@@ -175,7 +175,7 @@ mod tests {
                 requested_at: chrono::Utc::now(),
             },
         );
-        send(&mailer, &ada, MailMessage::PasswordChanged);
+        send(&mailer, &ada, MailMessage::password_changed());
 
         assert_eq!(mailer.last_code(&ada), Some(again.clone()));
         assert_eq!(

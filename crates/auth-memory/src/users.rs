@@ -187,11 +187,16 @@ impl UserRepository for MemoryUserRepository {
     async fn set_password_hash(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError> {
         let mut accounts = self.lock();
-        let account = accounts.by_id.get_mut(&id).ok_or(UserRepoError::NotFound)?;
+        let account = accounts
+            .by_id
+            .get_mut(&id)
+            .filter(|a| a.user.email == *email)
+            .ok_or(UserRepoError::NotFound)?;
         account.password_hash = password_hash.clone();
         account.user.updated_at = at;
         Ok(())
@@ -213,15 +218,38 @@ impl UserRepository for MemoryUserRepository {
                     && !account.status.is_disabled() => {}
             _ => return Err(UserRepoError::NotFound),
         }
-        if accounts.by_email.get(to).is_some_and(|owner| *owner != id) {
-            return Err(UserRepoError::Duplicate);
+        // A pending (unverified) signup at the new address does not block the move: whoever
+        // confirms holds the code from that mailbox. It goes in the same step.
+        let mut pending = None;
+        if let Some(&owner) = accounts.by_email.get(to) {
+            if owner != id {
+                let verified = accounts
+                    .by_id
+                    .get(&owner)
+                    .is_none_or(|other| other.user.is_verified());
+                if verified {
+                    return Err(UserRepoError::Duplicate);
+                }
+                accounts.by_id.remove(&owner);
+                pending = Some(owner);
+            }
         }
         accounts.by_email.remove(from);
         accounts.by_email.insert(to.clone(), id);
         let account = accounts.by_id.get_mut(&id).ok_or(UserRepoError::NotFound)?;
         account.user.email = to.clone();
         account.user.updated_at = at;
-        Ok(account.user.clone())
+        let moved = account.user.clone();
+        drop(accounts);
+        if let Some(owner) = pending {
+            if let Some(totp) = &self.totp {
+                totp.forget(owner);
+            }
+            if let Some(passkeys) = &self.passkeys {
+                passkeys.forget(owner);
+            }
+        }
+        Ok(moved)
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, UserRepoError> {

@@ -172,6 +172,7 @@ fn session_for(user: &User) -> Session {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
     Session {
+        passkey: None,
         id: SessionId::from_uuid(Uuid::new_v4()),
         token_hash: SessionToken::from_bytes(bytes).hash(),
         user: user.clone(),

@@ -395,20 +395,49 @@ impl UserRepository for PgUserRepository {
         at: DateTime<Utc>,
     ) -> Result<User, UserRepoError> {
         let mut conn = self.checkout().await?;
-        // One statement: the compare (address, password hash, enabled) and the write, with
-        // the unique index deciding between two accounts moving to one address.
-        let query = diesel::update(
-            users::table
-                .find(id.as_uuid())
-                .filter(users::email.eq(from.as_str()))
-                .filter(users::password_hash.eq(password_hash.as_str()))
-                .filter(users::disabled_at.is_null()),
-        )
-        .set((users::email.eq(to.as_str()), users::updated_at.eq(at)))
-        .returning(UserRow::as_returning());
-        let outcome = tokio::time::timeout(self.query_timeout, query.get_result(&mut conn))
-            .await
-            .map(OptionalExtension::optional);
+        let (id, from, to) = (
+            id.as_uuid(),
+            from.as_str().to_owned(),
+            to.as_str().to_owned(),
+        );
+        let hash = password_hash.as_str().to_owned();
+        // One transaction: the compare (address, password hash, enabled) locks the account's
+        // row; a pending (unverified) signup at the new address goes (whoever confirms holds
+        // the code from that mailbox); then the move, with the unique index deciding against a
+        // verified account there and between two accounts moving to one address.
+        let work = conn.transaction(move |conn| {
+            async move {
+                let matched = users::table
+                    .find(id)
+                    .filter(users::email.eq(&from))
+                    .filter(users::password_hash.eq(&hash))
+                    .filter(users::disabled_at.is_null())
+                    .select(users::id)
+                    .for_update()
+                    .first::<Uuid>(conn)
+                    .await
+                    .optional()?;
+                if matched.is_none() {
+                    return Ok(None);
+                }
+                diesel::delete(
+                    users::table
+                        .filter(lower(users::email).eq(lower(&to)))
+                        .filter(users::verified_at.is_null())
+                        .filter(users::id.ne(id)),
+                )
+                .execute(conn)
+                .await?;
+                diesel::update(users::table.find(id))
+                    .set((users::email.eq(&to), users::updated_at.eq(at)))
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map(Some)
+            }
+            .scope_boxed()
+        });
+        let outcome = tokio::time::timeout(self.query_timeout, work).await;
         self.settle(conn, outcome)?
             .ok_or(UserRepoError::NotFound)?
             .into_user()
@@ -418,11 +447,18 @@ impl UserRepository for PgUserRepository {
     async fn set_password_hash(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError> {
         let mut conn = self.checkout().await?;
-        let query = diesel::update(users::table.find(id.as_uuid())).set((
+        // One statement: the compare on the address and the write.
+        let query = diesel::update(
+            users::table
+                .find(id.as_uuid())
+                .filter(users::email.eq(email.as_str())),
+        )
+        .set((
             users::password_hash.eq(password_hash.as_str()),
             users::updated_at.eq(at),
         ));
@@ -493,11 +529,17 @@ impl UserRepository for PgUserRepository {
     async fn set_password_hash_with_mail(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
         mail: &QueuedMail,
     ) -> Result<(), UserRepoError> {
-        let query = diesel::update(users::table.find(id.as_uuid())).set((
+        let query = diesel::update(
+            users::table
+                .find(id.as_uuid())
+                .filter(users::email.eq(email.as_str())),
+        )
+        .set((
             users::password_hash.eq(password_hash.as_str()),
             users::updated_at.eq(at),
         ));

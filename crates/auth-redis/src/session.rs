@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use auth_core::{
-    ClientInfo, EmailAddress, Session, SessionCursor, SessionId, SessionPage, SessionStore,
-    SessionStoreError, TokenHash, User, UserId, MAX_SESSIONS_PAGE,
+    ClientInfo, EmailAddress, PasskeyId, Session, SessionCursor, SessionId, SessionPage,
+    SessionStore, SessionStoreError, TokenHash, User, UserId, MAX_SESSIONS_PAGE,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,10 @@ struct SessionRecord {
     last_seen_at: Option<DateTime<Utc>>,
     ip: Option<IpAddr>,
     user_agent: Option<String>,
+    /// The passkey that opened the session; missing in records written before passkeys
+    /// were remembered (and for every other way in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    passkey: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,6 +68,7 @@ impl SessionRecord {
             last_seen_at: Some(s.last_seen_at),
             ip: s.client.ip,
             user_agent: s.client.user_agent.clone(),
+            passkey: s.passkey.map(|p| p.as_uuid()),
         }
     }
 
@@ -74,6 +79,7 @@ impl SessionRecord {
         let email = EmailAddress::parse(&self.user.email)
             .map_err(|_| Failure::corrupt("session", "invalid e-mail address"))?;
         Ok(Session {
+            passkey: self.passkey.map(PasskeyId::from_uuid),
             id: SessionId::from_uuid(self.id),
             token_hash,
             user: User {
@@ -439,6 +445,7 @@ mod tests {
     fn session() -> Session {
         let now = Utc::now();
         Session {
+            passkey: None,
             id: SessionId::from_uuid(Uuid::new_v4()),
             token_hash: TokenHash([7; 32]),
             user: User {
@@ -471,6 +478,15 @@ mod tests {
         let json = encode(&s).unwrap();
         assert!(!json.contains(&s.token_hash.to_hex()));
         assert_eq!(decode(&json, s.token_hash).unwrap(), s);
+        let opened_by_passkey = Session {
+            passkey: Some(PasskeyId::from_uuid(Uuid::new_v4())),
+            ..s
+        };
+        let json = encode(&opened_by_passkey).unwrap();
+        assert_eq!(
+            decode(&json, opened_by_passkey.token_hash).unwrap(),
+            opened_by_passkey
+        );
     }
 
     #[test]

@@ -82,6 +82,7 @@ fn session(n: usize) -> Session {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
     Session {
+        passkey: None,
         id: SessionId::from_uuid(Uuid::new_v4()),
         token_hash: SessionToken::from_bytes(bytes).hash(),
         user: User {

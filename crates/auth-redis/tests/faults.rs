@@ -35,6 +35,7 @@ fn session() -> Session {
     bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
     let now = Utc::now();
     Session {
+        passkey: None,
         id: SessionId::from_uuid(Uuid::new_v4()),
         token_hash: SessionToken::from_bytes(bytes).hash(),
         user: User {

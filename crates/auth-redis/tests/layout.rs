@@ -28,6 +28,7 @@ fn token() -> SessionToken {
 fn session(email: &str, token: &SessionToken) -> Session {
     let now = Utc::now();
     Session {
+        passkey: None,
         id: SessionId::from_uuid(Uuid::new_v4()),
         token_hash: token.hash(),
         user: User {

@@ -169,7 +169,7 @@ impl Renderer {
                 Some(*valid_for),
                 Some(requested_at.format("%Y-%m-%d %H:%M UTC").to_string()),
             ),
-            MailMessage::PasswordChanged
+            MailMessage::PasswordChanged { .. }
             | MailMessage::SignupAttempted
             | MailMessage::AccountDeleted
             | MailMessage::SessionEndedAfterWrongPasswords
@@ -193,6 +193,13 @@ impl Renderer {
             MailMessage::RecoveryCodeUsed { left } => Some(*left),
             _ => None,
         };
+        let (passkeys, removed_passkeys) = match message {
+            MailMessage::PasswordChanged {
+                passkeys,
+                removed_passkeys,
+            } => (passkeys.clone(), removed_passkeys.clone()),
+            _ => (Vec::new(), Vec::new()),
+        };
         let valid_for = match valid_for {
             Some(d) => {
                 let (hours, minutes, seconds) = duration_parts(d);
@@ -209,6 +216,8 @@ impl Renderer {
             valid_for,
             requested_at,
             left,
+            passkeys,
+            removed_passkeys,
         };
         let subject = one_line(&render(&format!("{kind}.subject"), &ctx)?);
         let footer = render("footer.txt", &ctx)?.trim().to_owned();
@@ -328,7 +337,15 @@ fn one_line(raw: &str) -> String {
 /// One message of each kind, and a code mail for each branch of the durations.
 fn samples() -> Vec<MailMessage> {
     let mut samples = vec![
-        MailMessage::PasswordChanged,
+        MailMessage::password_changed(),
+        MailMessage::PasswordChanged {
+            passkeys: vec!["laptop".to_owned(), "<b>phone</b>".to_owned()],
+            removed_passkeys: Vec::new(),
+        },
+        MailMessage::PasswordChanged {
+            passkeys: Vec::new(),
+            removed_passkeys: vec!["security key".to_owned()],
+        },
         MailMessage::SignupAttempted,
         MailMessage::AccountDeleted,
         MailMessage::SessionEndedAfterWrongPasswords,

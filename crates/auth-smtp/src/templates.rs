@@ -487,7 +487,7 @@ mod tests {
                 valid_for: d,
             },
             MailMessage::LoginCode { code, valid_for: d },
-            MailMessage::PasswordChanged,
+            MailMessage::password_changed(),
             MailMessage::SignupAttempted,
             MailMessage::AccountDeleted,
             MailMessage::SessionEndedAfterWrongPasswords,

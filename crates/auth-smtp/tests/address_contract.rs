@@ -87,7 +87,7 @@ async fn the_file_mailer_sends_to_odd_but_deliverable_addresses() {
     ] {
         let email = EmailAddress::parse(raw).unwrap();
         mailer
-            .send(&email, &MailMessage::PasswordChanged)
+            .send(&email, &MailMessage::password_changed())
             .await
             .unwrap_or_else(|e| panic!("{raw:?}: {e}"));
     }

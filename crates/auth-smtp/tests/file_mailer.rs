@@ -32,7 +32,7 @@ async fn every_message_gets_its_own_file_and_the_folder_is_recreated() {
     let mailer = FileMailer::new(&dir).unwrap();
     let to = EmailAddress::parse("bob@example.com").unwrap();
     mailer
-        .send(&to, &MailMessage::PasswordChanged)
+        .send(&to, &MailMessage::password_changed())
         .await
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -41,7 +41,7 @@ async fn every_message_gets_its_own_file_and_the_folder_is_recreated() {
         .await
         .unwrap();
     mailer
-        .send(&to, &MailMessage::PasswordChanged)
+        .send(&to, &MailMessage::password_changed())
         .await
         .unwrap();
     let files = eml_files(&dir);
@@ -69,7 +69,7 @@ async fn send_localized_writes_the_preferred_language() {
     mailer
         .send_localized(
             &to,
-            &MailMessage::PasswordChanged,
+            &MailMessage::password_changed(),
             Some("de;q=0.8, en;q=0.9"),
         )
         .await
@@ -82,7 +82,7 @@ async fn send_localized_writes_the_preferred_language() {
     std::fs::remove_file(&files[0]).unwrap();
 
     mailer
-        .send_localized(&to, &MailMessage::PasswordChanged, Some("de-AT"))
+        .send_localized(&to, &MailMessage::password_changed(), Some("de-AT"))
         .await
         .unwrap();
     let german = read_mail(&eml_files(&dir)[0], "bob@example.com");
@@ -108,7 +108,7 @@ async fn an_unwritable_folder_is_unavailable() {
     let err = mailer
         .send(
             &EmailAddress::parse("ada@example.com").unwrap(),
-            &MailMessage::PasswordChanged,
+            &MailMessage::password_changed(),
         )
         .await
         .unwrap_err();
@@ -141,7 +141,7 @@ async fn mail_files_and_their_new_folders_are_private() {
     assert_eq!(mode(&dir), 0o700);
     let to = EmailAddress::parse("bob@example.com").unwrap();
     mailer
-        .send(&to, &MailMessage::PasswordChanged)
+        .send(&to, &MailMessage::password_changed())
         .await
         .unwrap();
     // Recreated after removal: private again.

@@ -49,7 +49,7 @@ async fn every_kind_of_message_arrives_complete() {
     let cases = [
         ("verify@example.com", verify("012345"), Some("012345")),
         ("reset@example.com", reset("987650"), Some("987650")),
-        ("changed@example.com", MailMessage::PasswordChanged, None),
+        ("changed@example.com", MailMessage::password_changed(), None),
         ("attempted@example.com", MailMessage::SignupAttempted, None),
     ];
 

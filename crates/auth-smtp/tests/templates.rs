@@ -73,7 +73,9 @@ fn an_override_replaces_the_built_in_file_and_nothing_else() {
         .text
         .starts_with(expected.text.split("\n-- \n").next().unwrap()));
     assert_eq!(
-        renderer.render(&MailMessage::PasswordChanged, None).subject,
+        renderer
+            .render(&MailMessage::password_changed(), None)
+            .subject,
         "Your SecureAuth password was changed"
     );
     // German keeps its own subject and footer.
@@ -174,7 +176,7 @@ fn values_are_escaped_in_html_but_not_in_text() {
         ),
     ]);
     let renderer = Renderer::with_overrides(dir.path()).unwrap();
-    let mail = renderer.render(&MailMessage::PasswordChanged, None);
+    let mail = renderer.render(&MailMessage::password_changed(), None);
     assert!(!mail.html.contains("<script>"), "{}", mail.html);
     assert!(
         mail.html.contains(

@@ -223,6 +223,13 @@ fn escape_like(raw: &str) -> String {
 }
 
 /// One account's row changed by an UPDATE or DELETE, and the mail that goes with it.
+/// What a move to another address found, inside its transaction.
+enum Move {
+    Moved(UserRow),
+    NotFound,
+    Taken,
+}
+
 enum AccountChange {
     SetRole {
         id: String,
@@ -235,6 +242,8 @@ enum AccountChange {
     },
     SetPassword {
         id: String,
+        /// The address the account must still have (a compare-and-set); `None`: any.
+        email: Option<String>,
         hash: String,
         at: DateTime<Utc>,
         only_unverified: bool,
@@ -250,22 +259,35 @@ impl AccountChange {
         match self {
             AccountChange::SetPassword {
                 id,
+                email,
                 hash,
                 at,
                 only_unverified,
             } => {
                 let set = (users::password_hash.eq(hash), users::updated_at.eq(at));
-                if *only_unverified {
-                    let query = diesel::update(
-                        users::table
-                            .filter(users::id.eq(id))
-                            .filter(users::verified_at.is_null()),
-                    )
-                    .set(set);
-                    diesel::RunQueryDsl::execute(query, conn)
-                } else {
-                    let query = diesel::update(users::table.find(id)).set(set);
-                    diesel::RunQueryDsl::execute(query, conn)
+                let account = users::table.filter(users::id.eq(id));
+                // The address is compared as stored (the exact string the caller read).
+                match (only_unverified, email) {
+                    (false, None) => {
+                        diesel::RunQueryDsl::execute(diesel::update(account).set(set), conn)
+                    }
+                    (true, None) => diesel::RunQueryDsl::execute(
+                        diesel::update(account.filter(users::verified_at.is_null())).set(set),
+                        conn,
+                    ),
+                    (false, Some(email)) => diesel::RunQueryDsl::execute(
+                        diesel::update(account.filter(users::email.eq(email))).set(set),
+                        conn,
+                    ),
+                    (true, Some(email)) => diesel::RunQueryDsl::execute(
+                        diesel::update(
+                            account
+                                .filter(users::verified_at.is_null())
+                                .filter(users::email.eq(email)),
+                        )
+                        .set(set),
+                        conn,
+                    ),
                 }
             }
             AccountChange::Delete { id } => {
@@ -301,6 +323,7 @@ impl SqliteUserRepository {
     async fn password_with_mail(
         &self,
         id: UserId,
+        email: Option<&EmailAddress>,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
         only_unverified: bool,
@@ -308,6 +331,7 @@ impl SqliteUserRepository {
     ) -> Result<(), UserRepoError> {
         let change = AccountChange::SetPassword {
             id: id_text(id),
+            email: email.map(|e| e.as_str().to_owned()),
             hash: password_hash.as_str().to_owned(),
             at,
             only_unverified,
@@ -465,44 +489,88 @@ impl UserRepository for SqliteUserRepository {
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
     ) -> Result<User, UserRepoError> {
-        let _turn = self.db.write_turn().await?;
-        let mut conn = self.db.checkout().await?;
-        // One statement: the compare (address, password hash, enabled) and the write, with
-        // the unique index deciding between two accounts moving to one address.
-        diesel::update(
-            users::table
-                .find(id_text(id))
-                .filter(users::email.eq(from.as_str()))
-                .filter(users::password_hash.eq(password_hash.as_str()))
-                .filter(users::disabled_at.is_null()),
-        )
-        .set((users::email.eq(to.as_str()), users::updated_at.eq(at)))
-        .returning(UserRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()
-        .map_err(errors::from_diesel)?
-        .ok_or(UserRepoError::NotFound)?
-        .into_user()
+        let (id, from, to) = (
+            id_text(id),
+            from.as_str().to_owned(),
+            to.as_str().to_owned(),
+        );
+        let hash = password_hash.as_str().to_owned();
+        // One write transaction (writes are serialised): the compare (address, password hash,
+        // enabled); a pending (unverified) signup at the new address goes (whoever confirms
+        // holds the code from that mailbox), a verified account there refuses the move; then
+        // the move.
+        let moved = self
+            .db
+            .write(move |conn| {
+                use diesel::RunQueryDsl as Sync;
+                let matched = Sync::first::<String>(
+                    users::table
+                        .find(&id)
+                        .filter(users::email.eq(&from))
+                        .filter(users::password_hash.eq(&hash))
+                        .filter(users::disabled_at.is_null())
+                        .select(users::id),
+                    conn,
+                )
+                .optional()?;
+                if matched.is_none() {
+                    return Ok(Move::NotFound);
+                }
+                let holder = Sync::first::<(String, Option<DateTime<Utc>>)>(
+                    users::table
+                        .filter(users::email.eq(&to))
+                        .filter(users::id.ne(&id))
+                        .select((users::id, users::verified_at)),
+                    conn,
+                )
+                .optional()?;
+                match holder {
+                    Some((_, Some(_))) => return Ok(Move::Taken),
+                    Some((pending, None)) => {
+                        Sync::execute(diesel::delete(users::table.find(pending)), conn)?;
+                    }
+                    None => {}
+                }
+                Sync::get_result(
+                    diesel::update(users::table.find(&id))
+                        .set((users::email.eq(&to), users::updated_at.eq(at)))
+                        .returning(UserRow::as_returning()),
+                    conn,
+                )
+                .map(Move::Moved)
+            })
+            .await;
+        match moved {
+            Ok(Move::Moved(row)) => row.into_user(),
+            Ok(Move::NotFound) => Err(UserRepoError::NotFound),
+            Ok(Move::Taken) => Err(UserRepoError::Duplicate),
+            Err(e) => Err(e.into()),
+        }
     }
 
     #[tracing::instrument(name = "sqlite.users.set_password_hash", skip_all, fields(user_id = %id))]
     async fn set_password_hash(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError> {
         let _turn = self.db.write_turn().await?;
         let mut conn = self.db.checkout().await?;
-        let updated = diesel::update(users::table.find(id_text(id)))
-            .set((
-                users::password_hash.eq(password_hash.as_str()),
-                users::updated_at.eq(at),
-            ))
-            .execute(&mut conn)
-            .await
-            .map_err(errors::from_diesel)?;
+        // One statement: the compare on the address (stored as read) and the write.
+        let updated = diesel::update(
+            users::table
+                .find(id_text(id))
+                .filter(users::email.eq(email.as_str())),
+        )
+        .set((
+            users::password_hash.eq(password_hash.as_str()),
+            users::updated_at.eq(at),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(errors::from_diesel)?;
         match updated {
             0 => Err(UserRepoError::NotFound),
             _ => Ok(()),
@@ -570,7 +638,7 @@ impl UserRepository for SqliteUserRepository {
         at: DateTime<Utc>,
         mail: &QueuedMail,
     ) -> Result<(), UserRepoError> {
-        self.password_with_mail(id, password_hash, at, true, mail)
+        self.password_with_mail(id, None, password_hash, at, true, mail)
             .await
     }
 
@@ -582,11 +650,12 @@ impl UserRepository for SqliteUserRepository {
     async fn set_password_hash_with_mail(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
         mail: &QueuedMail,
     ) -> Result<(), UserRepoError> {
-        self.password_with_mail(id, password_hash, at, false, mail)
+        self.password_with_mail(id, Some(email), password_hash, at, false, mail)
             .await
     }
 

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
 use uuid::Uuid;
 
 use super::session::{SessionToken, TokenHash};
@@ -13,6 +15,43 @@ pub const MAX_PASSKEY_NAME_CHARS: usize = 64;
 
 /// Longest credential id accepted, in bytes (WebAuthn allows 1023).
 pub const MAX_CREDENTIAL_ID_BYTES: usize = 1023;
+
+/// Shortest credential id accepted at registration, in bytes: WebAuthn asks authenticators
+/// for at least 16 bytes of entropy in an id, so a shorter one is not an authenticator's.
+pub const MIN_CREDENTIAL_ID_BYTES: usize = 16;
+
+/// Why the outer fields of a `PublicKeyCredential` (`type`, `id`, `rawId`) are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialShapeError {
+    /// `type` is missing or not `public-key`.
+    #[error("the credential's type is not public-key")]
+    NotPublicKey,
+    /// `id` or `rawId` is missing or not base64url, or they name different credentials.
+    #[error("the credential's id and rawId do not match")]
+    IdMismatch,
+}
+
+/// The credential id a `PublicKeyCredential` (as JSON, binary fields base64url) names in its
+/// outer fields: `type` must be `public-key`, and `id` and `rawId` must decode to the same
+/// bytes. (The authenticator data carries the id too; the caller compares the two.)
+pub fn outer_credential_id(
+    credential: &serde_json::Value,
+) -> Result<Vec<u8>, CredentialShapeError> {
+    if credential.get("type").and_then(serde_json::Value::as_str) != Some("public-key") {
+        return Err(CredentialShapeError::NotPublicKey);
+    }
+    let decode = |field: &str| {
+        let raw = credential.get(field)?.as_str()?.trim_end_matches('=');
+        URL_SAFE_NO_PAD
+            .decode(raw)
+            .or_else(|_| STANDARD_NO_PAD.decode(raw))
+            .ok()
+    };
+    match (decode("id"), decode("rawId")) {
+        (Some(id), Some(raw_id)) if id == raw_id => Ok(id),
+        _ => Err(CredentialShapeError::IdMismatch),
+    }
+}
 
 /// The id of a stored passkey in this service (not the authenticator's credential id, which
 /// never appears in a URL).

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use super::passkey::PasskeyId;
 use super::user::User;
 
 /// Length of a token in bytes (256 bits).
@@ -251,6 +252,9 @@ pub struct Session {
     pub last_seen_at: DateTime<Utc>,
     /// Client at login.
     pub client: ClientInfo,
+    /// The passkey that opened it (a sign-in without a password, or a passkey as the second
+    /// step); `None` for every other way in. Deleting that passkey ends the session.
+    pub passkey: Option<PasskeyId>,
 }
 
 #[cfg(test)]

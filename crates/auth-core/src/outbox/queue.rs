@@ -113,7 +113,7 @@ fn supersede_key(message: &MailMessage) -> Option<&'static str> {
         MailMessage::LoginCode { .. } => Some("login_code"),
         MailMessage::VerifyEmail { .. }
         | MailMessage::VerifyEmailAgain { .. }
-        | MailMessage::PasswordChanged
+        | MailMessage::PasswordChanged { .. }
         | MailMessage::SignupAttempted
         | MailMessage::AccountDeleted
         | MailMessage::SessionEndedAfterWrongPasswords

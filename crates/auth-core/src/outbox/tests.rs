@@ -131,7 +131,7 @@ fn a_code_mail_lives_as_long_as_its_code_and_a_notice_for_max_age() {
             language: Some("de".to_owned())
         }
     );
-    let notice = q.prepare(&ada(), &MailMessage::PasswordChanged, None);
+    let notice = q.prepare(&ada(), &MailMessage::password_changed(), None);
     assert_eq!(notice.expires_at, add(t0(), Duration::from_secs(3600)));
     assert_eq!(notice.kind, "password_changed");
 }
@@ -171,7 +171,7 @@ fn only_reset_and_login_codes_supersede_unsent_ones() {
             },
             None,
         ),
-        (MailMessage::PasswordChanged, None),
+        (MailMessage::password_changed(), None),
         (MailMessage::SignupAttempted, None),
         (MailMessage::AccountDeleted, None),
         (MailMessage::SessionEndedAfterWrongPasswords, None),
@@ -461,7 +461,7 @@ fn a_message_that_cannot_be_opened_is_buried() {
 
 #[test]
 fn a_permanent_refusal_buries_the_message_and_suppresses_the_address() {
-    let mut store = store_with(vec![claimed(&MailMessage::PasswordChanged, 0, later())]);
+    let mut store = store_with(vec![claimed(&MailMessage::password_changed(), 0, later())]);
     let suppress_until = add(t0(), CourierPolicy::default().suppress_for);
     store
         .expect_suppress()

@@ -53,8 +53,17 @@ pub enum MailMessage {
         /// How long it stays valid.
         valid_for: Duration,
     },
-    /// Notice that the password of the account was changed or reset.
-    PasswordChanged,
+    /// Notice that the password of the account was changed or reset. A change (the owner
+    /// knew the password) lists the account's passkeys, so that the owner can spot one that is
+    /// not theirs; a reset (the recovery path) removed every passkey and names them.
+    PasswordChanged {
+        /// The names of the account's passkeys, which stay (a change).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        passkeys: Vec<String>,
+        /// The names of the passkeys the reset removed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed_passkeys: Vec<String>,
+    },
     /// Notice that someone tried to sign up with an address that already has an account
     /// (sent instead of an error when enumeration protection is on).
     SignupAttempted,
@@ -112,6 +121,14 @@ pub enum MailMessage {
 }
 
 impl MailMessage {
+    /// The password-changed notice of an account without passkeys.
+    pub fn password_changed() -> Self {
+        Self::PasswordChanged {
+            passkeys: Vec::new(),
+            removed_passkeys: Vec::new(),
+        }
+    }
+
     /// A stable short name for the kind of message, safe to log (never the code).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -119,7 +136,7 @@ impl MailMessage {
             MailMessage::VerifyEmailAgain { .. } => "verify_email_again",
             MailMessage::ResetPassword { .. } => "reset_password",
             MailMessage::LoginCode { .. } => "login_code",
-            MailMessage::PasswordChanged => "password_changed",
+            MailMessage::PasswordChanged { .. } => "password_changed",
             MailMessage::SignupAttempted => "signup_attempted",
             MailMessage::AccountDeleted => "account_deleted",
             MailMessage::SessionEndedAfterWrongPasswords => "session_ended_after_wrong_passwords",
@@ -150,7 +167,7 @@ impl MailMessage {
             | MailMessage::ResetPassword { valid_for, .. }
             | MailMessage::LoginCode { valid_for, .. }
             | MailMessage::EmailChangeCode { valid_for, .. } => Some(*valid_for),
-            MailMessage::PasswordChanged
+            MailMessage::PasswordChanged { .. }
             | MailMessage::SignupAttempted
             | MailMessage::AccountDeleted
             | MailMessage::SessionEndedAfterWrongPasswords

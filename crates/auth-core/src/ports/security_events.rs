@@ -70,6 +70,10 @@ pub enum SecurityEventKind {
     /// wrong (or refused by the re-authentication budget): what a stolen session guessing the
     /// password leaves behind.
     ReauthFailed,
+    /// A password or code given again inside a session was refused by the re-authentication
+    /// or second-factor budget before it was checked (it may have been right): counted like a
+    /// wrong one against the session's hard limit, but not recorded as a wrong guess.
+    ReauthThrottled,
     /// A session was ended because it spent its budget of wrong passwords or codes.
     Lockout,
     /// The user logged out.
@@ -115,11 +119,12 @@ pub enum SecurityEventKind {
 }
 
 impl SecurityEventKind {
-    const SIMPLE: [Self; 25] = [
+    const SIMPLE: [Self; 26] = [
         Self::Signup,
         Self::Verified,
         Self::LoginSucceeded,
         Self::ReauthFailed,
+        Self::ReauthThrottled,
         Self::Lockout,
         Self::Logout,
         Self::LogoutAll,
@@ -144,7 +149,7 @@ impl SecurityEventKind {
     ];
 
     /// The stored and published name: `signup`, `verified`, `login_succeeded`,
-    /// `login_failed`, `reauth_failed`, `lockout`, `logout`, `logout_all`, `session_ended`, `password_changed`,
+    /// `login_failed`, `reauth_failed`, `reauth_throttled`, `lockout`, `logout`, `logout_all`, `session_ended`, `password_changed`,
     /// `reset_requested`, `reset_completed`, `two_factor_enabled`, `two_factor_disabled`,
     /// `recovery_code_used`, `account_deleted`, and for what an administrator did:
     /// `account_disabled_by_admin`, `account_enabled_by_admin`, `role_changed_by_admin`,
@@ -158,6 +163,7 @@ impl SecurityEventKind {
             Self::LoginSucceeded => "login_succeeded",
             Self::LoginFailed(_) => "login_failed",
             Self::ReauthFailed => "reauth_failed",
+            Self::ReauthThrottled => "reauth_throttled",
             Self::Lockout => "lockout",
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",

@@ -73,10 +73,15 @@ pub trait UserRepository: Send + Sync + 'static {
     /// and returns the account. MUST return [`UserRepoError::NotFound`] for an unknown id.
     async fn mark_verified(&self, id: UserId, at: DateTime<Utc>) -> Result<User, UserRepoError>;
 
-    /// Sets a new password hash. MUST return [`UserRepoError::NotFound`] for an unknown id.
+    /// Sets a new password hash, as a compare-and-set on the address: only while the account
+    /// still has the address `email` (the one the caller read), so that a change of password
+    /// and a change of address that race cannot both succeed ([`set_email`](Self::set_email)
+    /// compares the password hash). MUST return [`UserRepoError::NotFound`] (and change
+    /// nothing) for an unknown id or an account that has another address now.
     async fn set_password_hash(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
     ) -> Result<(), UserRepoError>;
@@ -112,10 +117,14 @@ pub trait UserRepository: Send + Sync + 'static {
     /// or a disabling after the move was asked for makes it fail). The verification time is
     /// kept (the new address was proven with a code).
     ///
+    /// A pending (unverified) account at `to` (case-insensitively) is deleted in the same
+    /// transaction, and only when the move is made: whoever confirms the move holds the code
+    /// mailed to `to`, so a signup there that nobody verified must not block it.
+    ///
     /// MUST return [`UserRepoError::NotFound`] when any of these does not hold (nothing
-    /// changes), and [`UserRepoError::Duplicate`] when another account has the address `to`
-    /// (case-insensitively), by the store's unique index, also when it is being taken
-    /// concurrently.
+    /// changes), and [`UserRepoError::Duplicate`] when another, verified account has the
+    /// address `to` (case-insensitively), by the store's unique index, also when it is being
+    /// taken concurrently (nothing changes, the pending account included).
     async fn set_email(
         &self,
         id: UserId,
@@ -153,11 +162,12 @@ pub trait UserRepository: Send + Sync + 'static {
     async fn set_password_hash_with_mail(
         &self,
         id: UserId,
+        email: &EmailAddress,
         password_hash: &PasswordHash,
         at: DateTime<Utc>,
         mail: &QueuedMail,
     ) -> Result<(), UserRepoError> {
-        let _ = (id, password_hash, at, mail);
+        let _ = (id, email, password_hash, at, mail);
         Err(no_outbox())
     }
 

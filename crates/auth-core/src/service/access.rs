@@ -101,6 +101,7 @@ mod tests {
             updated_at: now,
         };
         Session {
+            passkey: None,
             id: SessionId::from_uuid(Uuid::from_u128(9)),
             token_hash: SessionToken::from_bytes([1; 32]).hash(),
             user,

@@ -263,7 +263,7 @@ impl AuthService {
             match self
                 .ports
                 .users
-                .set_password_hash(creds.user.id, chosen, now)
+                .set_password_hash(creds.user.id, &creds.user.email, chosen, now)
                 .await
             {
                 Ok(()) => {}
@@ -289,9 +289,23 @@ impl AuthService {
         email: &EmailAddress,
         client: &ClientInfo,
     ) -> Result<(), ResendOtpError> {
+        self.resend_verification(email, client, self.config.enumeration_protection)
+            .await
+    }
+
+    /// [`AuthService::resend_otp`]; inside the mail cooldown it answers `Ok` without mailing
+    /// when `silent_cooldown` (the anonymous endpoint with enumeration protection), and
+    /// `TooManyRequests` otherwise (an administrator, who knows the account exists, is told
+    /// the truth).
+    pub(super) async fn resend_verification(
+        &self,
+        email: &EmailAddress,
+        client: &ClientInfo,
+        silent_cooldown: bool,
+    ) -> Result<(), ResendOtpError> {
         self.admit(Action::ResendOtp, client, email, false).await?;
         if let Err(retry_after) = self.claim_slot(OtpPurpose::VerifyEmail, email).await? {
-            if self.config.enumeration_protection {
+            if silent_cooldown {
                 // Silently: the answer must not tell an address with a pending signup (whose
                 // cooldown a signup just started) from any other.
                 return Ok(());

@@ -273,7 +273,9 @@ impl AuthService {
         if creds.user.is_verified() {
             return Err(AdminError::AlreadyVerified);
         }
-        self.resend_otp(&creds.user.email, client)
+        // The administrator knows the account exists: inside the cooldown the answer says so
+        // (nothing is mailed then), rather than claiming a code is on its way.
+        self.resend_verification(&creds.user.email, client, false)
             .await
             .map_err(|e| match e {
                 ResendOtpError::TooManyRequests { retry_after } => {

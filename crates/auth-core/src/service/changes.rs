@@ -93,6 +93,7 @@ impl AuthService {
     pub(super) async fn set_password_hash<'a>(
         &self,
         id: UserId,
+        email: &EmailAddress,
         hash: &PasswordHash,
         at: DateTime<Utc>,
         mail: Companion<'a>,
@@ -101,12 +102,12 @@ impl AuthService {
         Ok(match self.seal_for_outbox(&mail) {
             Some(queued) => {
                 users
-                    .set_password_hash_with_mail(id, hash, at, &queued)
+                    .set_password_hash_with_mail(id, email, hash, at, &queued)
                     .await?;
                 Written::Queued(queued)
             }
             None => {
-                users.set_password_hash(id, hash, at).await?;
+                users.set_password_hash(id, email, hash, at).await?;
                 Written::ToSend(mail)
             }
         })

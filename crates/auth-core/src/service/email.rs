@@ -87,8 +87,15 @@ impl AuthService {
             return Err(ChangeEmailError::TooManyRequests { retry_after });
         }
         // The same work whether or not the new address is taken: a code is stored either way
-        // (nobody receives it when the address is taken), and two mails go out.
-        let taken = self.ports.users.find_by_email(new_email).await?.is_some();
+        // (nobody receives it when the address is taken), and two mails go out. Only a
+        // verified account takes an address: a pending signup there gives way at the
+        // confirmation, since whoever types the code reads that mailbox.
+        let taken = self
+            .ports
+            .users
+            .find_by_email(new_email)
+            .await?
+            .is_some_and(|holder| holder.user.is_verified());
         let code = self.ports.random.otp_code();
         let now = self.ports.clock.now();
         let stored = StoredOtp {
@@ -162,12 +169,29 @@ impl AuthService {
         }
         let current = creds.user.email.clone();
         let purpose = OtpPurpose::ChangeEmail;
+        let language = creds.language.as_deref();
         let Some(attempt) = self.ports.otps.record_attempt(purpose, &current).await? else {
-            return Err(ConfirmEmailChangeError::InvalidOtp);
+            return Err(self
+                .wrong_change_code(
+                    session,
+                    client,
+                    language,
+                    false,
+                    ConfirmEmailChangeError::InvalidOtp,
+                )
+                .await?);
         };
         if attempt.attempts > self.config.otp_max_attempts {
             warn!("change-of-address code refused: attempts exhausted");
-            return Err(ConfirmEmailChangeError::TooManyAttempts);
+            return Err(self
+                .wrong_change_code(
+                    session,
+                    client,
+                    language,
+                    true,
+                    ConfirmEmailChangeError::TooManyAttempts,
+                )
+                .await?);
         }
         let now = self.ports.clock.now();
         let candidate = self.change_mac(&current, new_email, &creds.password_hash, code);
@@ -182,7 +206,15 @@ impl AuthService {
             Some(_) => return Err(ConfirmEmailChangeError::OtpExpired),
             None => {
                 info!(attempts = attempt.attempts, "wrong change-of-address code");
-                return Err(ConfirmEmailChangeError::InvalidOtp);
+                return Err(self
+                    .wrong_change_code(
+                        session,
+                        client,
+                        language,
+                        false,
+                        ConfirmEmailChangeError::InvalidOtp,
+                    )
+                    .await?);
             }
         };
         if !self
@@ -193,7 +225,6 @@ impl AuthService {
         {
             return Err(ConfirmEmailChangeError::InvalidOtp);
         }
-        let language = creds.language.as_deref();
         let user = match self
             .ports
             .users
@@ -219,6 +250,11 @@ impl AuthService {
             }
             Err(e) => return Err(e.into()),
         };
+        // The verification codes of a pending signup the move replaced verify nothing now.
+        self.ports
+            .otps
+            .discard(OtpPurpose::VerifyEmail, new_email)
+            .await?;
         self.ports
             .sessions
             .bump_revocation_epoch(new_email)
@@ -240,5 +276,28 @@ impl AuthService {
         self.send_best_effort(&current, &MailMessage::EmailChanged, language)
             .await;
         Ok(user)
+    }
+
+    /// A wrong (or, `refused`, a refused) change-of-address code inside a session: recorded
+    /// in the history and counted against the session's hard limit like a wrong password
+    /// (a stolen session guessing codes ends as one guessing passwords does). `answer`, or
+    /// `Unauthenticated` once the session is ended.
+    async fn wrong_change_code(
+        &self,
+        session: &Session,
+        client: &ClientInfo,
+        language: Option<&str>,
+        refused: bool,
+        answer: ConfirmEmailChangeError,
+    ) -> Result<ConfirmEmailChangeError, Failure> {
+        Ok(
+            match self
+                .reauth_failed(session, client, language, refused)
+                .await?
+            {
+                None => answer,
+                Some(_) => ConfirmEmailChangeError::Unauthenticated,
+            },
+        )
     }
 }

@@ -683,6 +683,11 @@ pub enum PasskeyLoginError {
     /// went back, or a revocation ran meanwhile: deliberately indistinguishable.
     #[error("the passkey was not accepted")]
     InvalidCredentials,
+    /// The answer is not shaped as a passkey's: its `type` is not `public-key`, or its `id`
+    /// and `rawId` differ. Refused before anything is looked up (it tells nothing about any
+    /// account).
+    #[error("the passkey's answer is malformed")]
+    Malformed,
     /// Second step only: the token of the password step is unknown, used, expired, from
     /// another client, or a revocation ran since the password was checked.
     #[error("the login has expired or is not valid; log in again")]

@@ -128,9 +128,15 @@ impl AuthService {
         }
     }
 
-    /// A login refused by a request budget: recorded for the account of `email`, if it has
-    /// one (one lookup, made only when events are recorded).
-    pub(super) async fn record_throttled_login(&self, email: &EmailAddress, client: &ClientInfo) {
+    /// A failed login on `email` (a budget refused it, or a login code was wrong): recorded
+    /// for the account of `email`, if it has one (one lookup, for every address alike, made
+    /// only when events are recorded).
+    pub(super) async fn record_failed_login(
+        &self,
+        email: &EmailAddress,
+        reason: LoginFailure,
+        client: &ClientInfo,
+    ) {
         if self.events.is_none() {
             return;
         }
@@ -138,13 +144,13 @@ impl AuthService {
             Ok(Some(creds)) => {
                 self.record_event(
                     creds.user.id,
-                    SecurityEventKind::LoginFailed(LoginFailure::Throttled),
+                    SecurityEventKind::LoginFailed(reason),
                     client,
                 )
                 .await;
             }
             Ok(None) => {}
-            Err(e) => warn!(error = %e, "throttled login not recorded"),
+            Err(e) => warn!(error = %e, "failed login not recorded"),
         }
     }
 

@@ -148,7 +148,7 @@ impl AuthService {
         if let Err(retry_after) = self.throttle.reauth(session.user.id, client).await? {
             // The account was not read: a notice from here is in the default language.
             return Err(self
-                .reauth_failed(session, client, None)
+                .reauth_failed(session, client, None, true)
                 .await?
                 .unwrap_or(Reauth::Stop(Stop::Retry(retry_after))));
         }
@@ -171,25 +171,28 @@ impl AuthService {
             return Ok(creds);
         }
         Err(self
-            .reauth_failed(session, client, creds.language.as_deref())
+            .reauth_failed(session, client, creds.language.as_deref(), false)
             .await?
             .unwrap_or(Reauth::WrongPassword))
     }
 
     /// Counts a failed check against the session's hard limit; past it, ends the session,
-    /// mails the owner and answers [`Reauth::SessionEnded`].
+    /// mails the owner and answers [`Reauth::SessionEnded`]. The history records a wrong
+    /// answer as `reauth_failed` and one a budget refused unchecked (`throttled`) as
+    /// `reauth_throttled`.
     pub(super) async fn reauth_failed(
         &self,
         session: &Session,
         client: &ClientInfo,
         language: Option<&str>,
+        throttled: bool,
     ) -> Result<Option<Reauth>, Failure> {
-        self.record_event(
-            session.user.id,
-            crate::ports::SecurityEventKind::ReauthFailed,
-            client,
-        )
-        .await;
+        let kind = if throttled {
+            crate::ports::SecurityEventKind::ReauthThrottled
+        } else {
+            crate::ports::SecurityEventKind::ReauthFailed
+        };
+        self.record_event(session.user.id, kind, client).await;
         if self.throttle.reauth_failed(session.id, client).await? {
             return Ok(None);
         }

@@ -169,7 +169,20 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<Vec<RecoveryCode>, MfaError> {
         let user = &session.user;
-        self.spend_second_factor(user.id, client).await?;
+        if let Err(stop) = self.spend_second_factor(user.id, client).await {
+            // A refused try inside a session counts like a wrong one (and is recorded as
+            // refused): a stolen session cannot probe past the budget unseen.
+            if let Stop::Retry(_) = stop {
+                if self
+                    .reauth_failed(session, client, None, true)
+                    .await?
+                    .is_some()
+                {
+                    return Err(MfaError::Unauthenticated);
+                }
+            }
+            return Err(stop.into());
+        }
         let stored = self.ports.totp.get(user.id).await?;
         let stored = match stored {
             None => return Err(MfaError::NotPending),
@@ -360,7 +373,7 @@ impl AuthService {
                 .await;
         }
         let login = self
-            .open_session(creds.user, client, challenge.epoch, device)
+            .open_session(creds.user, client, challenge.epoch, device, None)
             .await
             .map_err(|e| match e {
                 Opened::LostToRevocation => SecondStepError::InvalidToken,
@@ -453,7 +466,7 @@ impl AuthService {
                     "wrong second factor inside a session"
                 );
                 match self
-                    .reauth_failed(session, client, creds.language.as_deref())
+                    .reauth_failed(session, client, creds.language.as_deref(), false)
                     .await
                 {
                     Ok(None) => Err(StepUp::Wrong),
@@ -515,10 +528,12 @@ impl AuthService {
         session: &Session,
         client: &ClientInfo,
     ) -> Result<MfaError, Failure> {
-        Ok(match self.reauth_failed(session, client, None).await? {
-            None => MfaError::InvalidCode,
-            Some(_) => MfaError::Unauthenticated,
-        })
+        Ok(
+            match self.reauth_failed(session, client, None, false).await? {
+                None => MfaError::InvalidCode,
+                Some(_) => MfaError::Unauthenticated,
+            },
+        )
     }
 
     /// Spends the second-factor budgets of the user and the client (see

@@ -25,7 +25,10 @@ use super::sessions::Opened;
 use super::{add, AuthService, Dependency, Failure, LoginOutcome, PasskeyError, PasskeyLoginError};
 use crate::domain::device::DeviceCredential;
 use crate::domain::mfa::{MfaToken, SecondFactor};
-use crate::domain::passkey::{CeremonyId, PasskeyId, PasskeyName, MAX_CREDENTIAL_ID_BYTES};
+use crate::domain::passkey::{
+    outer_credential_id, CeremonyId, PasskeyId, PasskeyName, MAX_CREDENTIAL_ID_BYTES,
+    MIN_CREDENTIAL_ID_BYTES,
+};
 use crate::domain::password::PasswordAttempt;
 use crate::domain::session::{ClientInfo, Session, TokenHash};
 use crate::domain::user::{UserCredentials, UserId};
@@ -248,6 +251,13 @@ impl AuthService {
             );
             return Err(PasskeyError::InvalidCeremony);
         }
+        let outer = match outer_credential_id(response) {
+            Ok(id) => id,
+            Err(why) => {
+                info!(security_event = "passkey_registration_refused", %why, "passkey registration refused");
+                return Err(PasskeyError::Rejected);
+            }
+        };
         let registered = match px
             .ports
             .verifier
@@ -260,9 +270,17 @@ impl AuthService {
             }
             Err(e) => return Err(PasskeyError::Failure(verifier_failure(e))),
         };
-        if registered.credential_id.is_empty()
-            || registered.credential_id.len() > MAX_CREDENTIAL_ID_BYTES
+        // The id stored is the one in the signed authenticator data: it must be an
+        // authenticator's (16 to 1023 bytes) and the one the outer fields name.
+        let id_len = registered.credential_id.len();
+        if !(MIN_CREDENTIAL_ID_BYTES..=MAX_CREDENTIAL_ID_BYTES).contains(&id_len)
+            || registered.credential_id != outer
         {
+            info!(
+                security_event = "passkey_registration_refused",
+                id_len,
+                "passkey registration refused: a credential id out of bounds or not the outer id"
+            );
             return Err(PasskeyError::Rejected);
         }
         let now = self.ports.clock.now();
@@ -286,6 +304,24 @@ impl AuthService {
                 return Err(PasskeyError::AlreadyRegistered);
             }
             Err(e) => return Err(e.into()),
+        }
+        // A password reset (or any revocation) that swept this session while the answer was
+        // checked must not leave a passkey behind: the reset removes the account's passkeys
+        // after its sweep too, and a registration that finds its session gone takes its
+        // passkey back.
+        if self
+            .ports
+            .sessions
+            .get(&session.token_hash)
+            .await?
+            .is_none()
+        {
+            px.ports.store.delete(session.user.id, passkey.id).await?;
+            info!(
+                security_event = "passkey_registration_refused",
+                "passkey registration refused: the session ended while it was checked"
+            );
+            return Err(PasskeyError::Unauthenticated);
         }
         info!(security_event = "passkey_added", passkey = %passkey.id, "passkey added");
         self.record_event(session.user.id, SecurityEventKind::PasskeyAdded, client)
@@ -347,7 +383,8 @@ impl AuthService {
         if !px.ports.store.delete(creds.user.id, id).await? {
             return Err(PasskeyError::NotFound);
         }
-        info!(security_event = "passkey_removed", passkey = %id, "passkey removed");
+        let ended = self.end_passkey_sessions(creds.user.id, id).await?;
+        info!(security_event = "passkey_removed", passkey = %id, ended, "passkey removed; the sessions it opened ended");
         self.record_event(creds.user.id, SecurityEventKind::PasskeyRemoved, client)
             .await;
         self.send_best_effort(
@@ -409,6 +446,9 @@ impl AuthService {
         if taken.kind != Kind::SignIn {
             return Err(PasskeyLoginError::InvalidCeremony);
         }
+        if outer_credential_id(response).is_err() {
+            return Err(PasskeyLoginError::Malformed);
+        }
         let Ok((Some(user_id), credential_id)) = px.ports.verifier.identify(response) else {
             return Err(PasskeyLoginError::InvalidCredentials);
         };
@@ -430,10 +470,10 @@ impl AuthService {
         if creds.user.email != named.user.email {
             return Err(PasskeyLoginError::InvalidCredentials);
         }
-        if !self
+        let Some(used) = self
             .check_assertion(px, &creds, &credential_id, response, &taken.state, &client)
             .await?
-        {
+        else {
             self.record_event(
                 creds.user.id,
                 SecurityEventKind::LoginFailed(LoginFailure::BadCredentials),
@@ -441,7 +481,7 @@ impl AuthService {
             )
             .await;
             return Err(PasskeyLoginError::InvalidCredentials);
-        }
+        };
         if !creds.user.is_verified() {
             return Err(PasskeyLoginError::InvalidCredentials);
         }
@@ -453,7 +493,7 @@ impl AuthService {
             return Err(PasskeyLoginError::AccountDisabled);
         }
         let device = device.and_then(|d| self.known_device(d, &creds.user.email));
-        self.open_session(creds.user, client, epoch, device)
+        self.open_session(creds.user, client, epoch, device, Some(used))
             .await
             .map_err(|e| match e {
                 Opened::LostToRevocation => PasskeyLoginError::InvalidCredentials,
@@ -527,6 +567,9 @@ impl AuthService {
         if taken.kind != bound {
             return Err(PasskeyLoginError::InvalidCeremony);
         }
+        if outer_credential_id(response).is_err() {
+            return Err(PasskeyLoginError::Malformed);
+        }
         let user = self.pending_login_user(token, &client).await?;
         Span::current().record("user_id", tracing::field::display(user));
         self.throttle
@@ -555,10 +598,10 @@ impl AuthService {
         let Ok((_, credential_id)) = px.ports.verifier.identify(response) else {
             return Err(PasskeyLoginError::InvalidCredentials);
         };
-        if !self
+        let Some(used) = self
             .check_assertion(px, &creds, &credential_id, response, &taken.state, &client)
             .await?
-        {
+        else {
             self.record_event(
                 creds.user.id,
                 SecurityEventKind::LoginFailed(LoginFailure::SecondFactorFailed),
@@ -566,13 +609,13 @@ impl AuthService {
             )
             .await;
             return Err(PasskeyLoginError::InvalidCredentials);
-        }
+        };
         self.throttle.second_factor_succeeded(user).await?;
         if !self.ports.totp.take_challenge(&token_hash).await? {
             return Err(PasskeyLoginError::InvalidToken);
         }
         let device = device.and_then(|d| self.known_device(d, &creds.user.email));
-        self.open_session(creds.user, client, challenge.epoch, device)
+        self.open_session(creds.user, client, challenge.epoch, device, Some(used))
             .await
             .map_err(|e| match e {
                 Opened::LostToRevocation => PasskeyLoginError::InvalidToken,
@@ -600,7 +643,8 @@ impl AuthService {
     }
 
     /// Verifies an assertion made with `credential_id`, which must be one of `creds`'
-    /// passkeys, checks its counter and records the use. `Ok(false)` when it does not verify.
+    /// passkeys, checks its counter and records the use: the passkey used, `Ok(None)` when it
+    /// does not verify.
     async fn check_assertion(
         &self,
         px: &PasskeyRuntime,
@@ -609,17 +653,17 @@ impl AuthService {
         response: &serde_json::Value,
         state: &[u8],
         client: &ClientInfo,
-    ) -> Result<bool, Failure> {
+    ) -> Result<Option<PasskeyId>, Failure> {
         let Some(passkey) = px.ports.store.find_by_credential_id(credential_id).await? else {
             info!("passkey sign-in: unknown credential");
-            return Ok(false);
+            return Ok(None);
         };
         if passkey.user_id != creds.user.id {
             warn!(
                 security_event = "passkey_user_mismatch",
                 "an assertion named another account than its credential's"
             );
-            return Ok(false);
+            return Ok(None);
         }
         let verified = match px.ports.verifier.finish_authentication(
             response,
@@ -629,7 +673,7 @@ impl AuthService {
             Ok(v) => v,
             Err(PasskeyVerifierError::Rejected(why)) => {
                 info!(security_event = "passkey_assertion_refused", %why, "passkey assertion refused");
-                return Ok(false);
+                return Ok(None);
             }
             Err(e) => return Err(verifier_failure(e)),
         };
@@ -643,7 +687,7 @@ impl AuthService {
                 client_ip = client.ip.map(|ip| ip.to_string()),
                 "passkey assertion refused: its signature counter did not move forward"
             );
-            return Ok(false);
+            return Ok(None);
         }
         let now = self.ports.clock.now();
         if !px
@@ -662,9 +706,95 @@ impl AuthService {
                 security_event = "passkey_counter_refused",
                 "passkey assertion refused: a parallel sign-in used the counter"
             );
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(true)
+        Ok(Some(passkey.id))
+    }
+
+    /// Whether the passkey `id` of `user` is still registered (`true` without passkeys: there
+    /// is nothing to check). A sign-in asks after storing its session, so that a deletion that
+    /// ran meanwhile either saw the session in its sweep or is seen here.
+    pub(super) async fn passkey_still_registered(
+        &self,
+        user: UserId,
+        id: PasskeyId,
+    ) -> Result<bool, Failure> {
+        let Some(px) = self.passkey_runtime() else {
+            return Ok(true);
+        };
+        Ok(px.ports.store.list(user).await?.iter().any(|p| p.id == id))
+    }
+
+    /// Ends every session of `user` that the passkey `id` opened; how many. A page at a
+    /// time: a user has at most the store's cap of sessions.
+    pub(super) async fn end_passkey_sessions(
+        &self,
+        user: UserId,
+        id: PasskeyId,
+    ) -> Result<u64, Failure> {
+        let mut ended = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .ports
+                .sessions
+                .list_for_user(user, after, crate::ports::MAX_SESSIONS_PAGE)
+                .await?;
+            for session in page.sessions.iter().filter(|s| s.passkey == Some(id)) {
+                if self.ports.sessions.delete(&session.token_hash).await? {
+                    ended += 1;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(ended),
+            }
+        }
+    }
+
+    /// Removes every passkey of `user` and ends the sessions they opened (the recovery path:
+    /// a password reset), each recorded as `passkey_removed`; the names of those removed,
+    /// oldest first. Nothing without passkeys.
+    pub(super) async fn remove_all_passkeys(
+        &self,
+        user: UserId,
+        client: &ClientInfo,
+    ) -> Result<Vec<String>, Failure> {
+        let Some(px) = self.passkey_runtime() else {
+            return Ok(Vec::new());
+        };
+        let mut removed = Vec::new();
+        for passkey in px.ports.store.list(user).await? {
+            if !px.ports.store.delete(user, passkey.id).await? {
+                continue;
+            }
+            let ended = self.end_passkey_sessions(user, passkey.id).await?;
+            info!(
+                security_event = "passkey_removed",
+                passkey = %passkey.id,
+                ended,
+                "passkey removed by a password reset"
+            );
+            self.record_event(user, SecurityEventKind::PasskeyRemoved, client)
+                .await;
+            removed.push(passkey.name.as_str().to_owned());
+        }
+        Ok(removed)
+    }
+
+    /// The names of `user`'s passkeys, oldest first (none without passkeys).
+    pub(super) async fn passkey_names(&self, user: UserId) -> Result<Vec<String>, Failure> {
+        let Some(px) = self.passkey_runtime() else {
+            return Ok(Vec::new());
+        };
+        Ok(px
+            .ports
+            .store
+            .list(user)
+            .await?
+            .into_iter()
+            .map(|p| p.name.as_str().to_owned())
+            .collect())
     }
 
     /// Seals and stores a new ceremony; its handle and expiry.

@@ -68,9 +68,18 @@ impl AuthService {
         }
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         let now = self.ports.clock.now();
-        let mail = Companion::to_owner(&creds, MailMessage::PasswordChanged);
+        // The passkeys stay (the owner knew the password), but the notice lists them: one
+        // added by someone who had the session and the password shows up there.
+        let passkeys = self.passkey_names(creds.user.id).await?;
+        let mail = Companion::to_owner(
+            &creds,
+            MailMessage::PasswordChanged {
+                passkeys,
+                removed_passkeys: Vec::new(),
+            },
+        );
         let notice = match self
-            .set_password_hash(creds.user.id, &hash, now, mail)
+            .set_password_hash(creds.user.id, &creds.user.email, &hash, now, mail)
             .await
         {
             Ok(notice) => notice,
@@ -132,10 +141,20 @@ impl AuthService {
         Span::current().record("user_id", tracing::field::display(creds.user.id));
         let hash = self.ports.hasher.hash(new_password.secret()).await?;
         self.consume_code(purpose, email, &matched.mac).await?;
+        // The recovery path: whoever had the session and the password may have added a
+        // passkey, so every passkey goes (before the revocation epoch moves, so that a passkey
+        // sign-in that reads the new epoch finds none), and the notice names them.
+        let removed_passkeys = self.remove_all_passkeys(creds.user.id, client).await?;
         let now = self.ports.clock.now();
-        let mail = Companion::to_owner(&creds, MailMessage::PasswordChanged);
+        let mail = Companion::to_owner(
+            &creds,
+            MailMessage::PasswordChanged {
+                passkeys: Vec::new(),
+                removed_passkeys,
+            },
+        );
         let notice = match self
-            .set_password_hash(creds.user.id, &hash, now, mail)
+            .set_password_hash(creds.user.id, &creds.user.email, &hash, now, mail)
             .await
         {
             Ok(notice) => notice,
@@ -145,7 +164,10 @@ impl AuthService {
         let revoked = self
             .revoke_all(creds.user.id, &creds.user.email, None)
             .await?;
-        info!(revoked, "password reset; all sessions revoked");
+        // A registration that was being checked while the sweep ran stored its passkey after
+        // the first removal: it goes now (one whose session is gone takes it back itself).
+        self.remove_all_passkeys(creds.user.id, client).await?;
+        info!(revoked, "password reset; all sessions and passkeys revoked");
         self.record_event(creds.user.id, SecurityEventKind::ResetCompleted, client)
             .await;
         self.deliver_notice(notice).await;

@@ -10,6 +10,7 @@ use super::{Failure, LoginWithCodeError, OtpCheckError, RequestLoginCodeError, S
 use crate::domain::device::{DeviceCredential, DeviceId};
 use crate::domain::email::EmailAddress;
 use crate::domain::otp::{OtpCode, OtpPurpose};
+use crate::domain::passkey::PasskeyId;
 use crate::domain::password::PasswordAttempt;
 use crate::domain::session::{ClientInfo, Session, SessionId, SessionToken};
 use crate::domain::user::{User, UserId};
@@ -24,6 +25,12 @@ pub(super) enum Opened {
     LostToRevocation,
     /// A port failed.
     Failure(Failure),
+}
+
+impl From<Failure> for Opened {
+    fn from(f: Failure) -> Self {
+        Self::Failure(f)
+    }
 }
 
 impl From<crate::ports::SessionStoreError> for Opened {
@@ -92,7 +99,8 @@ impl AuthService {
                 .map(drop),
         };
         if let Err(Stop::Retry(_)) = admitted {
-            self.record_throttled_login(email, &client).await;
+            self.record_failed_login(email, LoginFailure::Throttled, &client)
+                .await;
         }
         admitted?;
         let epoch = self.ports.sessions.revocation_epoch(email).await?;
@@ -152,17 +160,39 @@ impl AuthService {
         }
         let now = self.ports.clock.now();
         if check == PasswordCheck::MatchNeedsRehash {
-            self.rehash(creds.user.id, password, now).await;
+            self.rehash(creds.user.id, &creds.user.email, password, now)
+                .await;
         }
         if let Some(pending) = self.second_step_for(&creds.user, &client, epoch).await? {
             return Err(LoginError::SecondFactorRequired(pending));
         }
-        self.open_session(creds.user, client, epoch, device)
+        let user_id = creds.user.id;
+        match self
+            .open_session(creds.user, client, epoch, device, None)
             .await
-            .map_err(|e| match e {
-                Opened::LostToRevocation => LoginError::InvalidCredentials,
-                Opened::Failure(f) => LoginError::Failure(f),
-            })
+        {
+            Ok(outcome) => Ok(outcome),
+            Err(Opened::LostToRevocation) => Err(self.lost_login(user_id).await),
+            Err(Opened::Failure(f)) => Err(LoginError::Failure(f)),
+        }
+    }
+
+    /// The answer of a right-password login whose session lost to a revocation: what is true
+    /// now. When an administrator disabled the account meanwhile, `AccountDisabled` (the
+    /// password was right, as for a login that read the mark); otherwise `InvalidCredentials`
+    /// (the password was changed or reset meanwhile).
+    async fn lost_login(&self, user: UserId) -> LoginError {
+        match self.ports.users.find_by_id(user).await {
+            Ok(Some(now)) if now.status.is_disabled() => {
+                info!(
+                    security_event = "login_refused_disabled",
+                    "login refused: the account was disabled while the password was checked"
+                );
+                LoginError::AccountDisabled
+            }
+            Ok(_) => LoginError::InvalidCredentials,
+            Err(e) => LoginError::Failure(e.into()),
+        }
     }
 
     /// The device behind `credential`, if the service issued it for `email` within the
@@ -189,11 +219,13 @@ impl AuthService {
         client: ClientInfo,
         epoch: u64,
         device: Option<DeviceId>,
+        passkey: Option<PasskeyId>,
     ) -> Result<LoginOutcome, Opened> {
         let now = self.ports.clock.now();
         let email = user.email.clone();
         let token = self.ports.random.session_token();
         let session = Session {
+            passkey,
             id: SessionId::from_uuid(self.ports.random.uuid()),
             token_hash: token.hash(),
             user: user.clone(),
@@ -216,6 +248,16 @@ impl AuthService {
                 "login failed: the sessions were revoked while the password was checked"
             );
             return Err(Opened::LostToRevocation);
+        }
+        if let Some(passkey) = passkey {
+            if !self.passkey_still_registered(user.id, passkey).await? {
+                self.ports.sessions.delete(&session.token_hash).await?;
+                info!(
+                    security_event = "login_lost_to_revocation",
+                    "passkey sign-in failed: the passkey was removed while it was checked"
+                );
+                return Err(Opened::LostToRevocation);
+            }
         }
         if self.config.new_device_mail {
             self.notice_new_device(&user, &client, device.is_some(), now)
@@ -315,8 +357,37 @@ impl AuthService {
     /// Spends the `login-code-verify` budget of `client`; the code's attempts are counted per
     /// requesting client. Revocation wins as for a password login; a fresh device credential
     /// is returned (for `device`, when it is a known device of the address).
+    ///
+    /// A failed try on an address that has an account is recorded in its history
+    /// (`login_failed`: `throttled` when a budget refused it, `bad_credentials` otherwise); the
+    /// address is looked up for every failed try, with or without an account, so neither the
+    /// answer nor the time tells them apart.
     #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn login_with_code(
+        &self,
+        email: &EmailAddress,
+        code: &OtpCode,
+        client: ClientInfo,
+        device: Option<&DeviceCredential>,
+    ) -> Result<LoginOutcome, LoginWithCodeError> {
+        let seen = client.clone();
+        let result = self.open_with_code(email, code, client, device).await;
+        let reason = match &result {
+            Err(OtpCheckError::TooManyRequests { .. }) => Some(LoginFailure::Throttled),
+            Err(
+                OtpCheckError::InvalidOtp
+                | OtpCheckError::OtpExpired
+                | OtpCheckError::TooManyAttempts,
+            ) => Some(LoginFailure::BadCredentials),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.record_failed_login(email, reason, &seen).await;
+        }
+        result
+    }
+
+    async fn open_with_code(
         &self,
         email: &EmailAddress,
         code: &OtpCode,
@@ -346,7 +417,7 @@ impl AuthService {
             return Err(OtpCheckError::SecondFactorRequired(pending));
         }
         let device = device.and_then(|d| self.known_device(d, email));
-        self.open_session(creds.user, client, epoch, device)
+        self.open_session(creds.user, client, epoch, device, None)
             .await
             .map_err(|e| match e {
                 Opened::LostToRevocation => OtpCheckError::InvalidOtp,
@@ -549,12 +620,18 @@ impl AuthService {
         }
     }
 
-    async fn rehash(&self, user_id: UserId, password: &PasswordAttempt, now: DateTime<Utc>) {
+    async fn rehash(
+        &self,
+        user_id: UserId,
+        email: &EmailAddress,
+        password: &PasswordAttempt,
+        now: DateTime<Utc>,
+    ) {
         let result = async {
             let hash = self.ports.hasher.hash(password.secret()).await?;
             self.ports
                 .users
-                .set_password_hash(user_id, &hash, now)
+                .set_password_hash(user_id, email, &hash, now)
                 .await?;
             Ok::<_, Failure>(())
         }

@@ -26,7 +26,7 @@ fn all_messages() -> Vec<MailMessage> {
             valid_for: Duration::from_secs(10 * 60),
             requested_at: DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
         },
-        MailMessage::PasswordChanged,
+        MailMessage::password_changed(),
         MailMessage::SignupAttempted,
         MailMessage::AccountDeleted,
         MailMessage::SessionEndedAfterWrongPasswords,
@@ -128,7 +128,7 @@ fn repeated_signup_mail_says_when_and_that_the_first_code_still_works() {
 
 #[test]
 fn notices_carry_no_code_and_say_what_to_do() {
-    let changed = english(&MailMessage::PasswordChanged);
+    let changed = english(&MailMessage::password_changed());
     assert_eq!(changed.subject, "Your SecureAuth password was changed");
     assert!(changed.text.contains("If you did not"));
     assert!(changed.text.contains("Forgot password"));
@@ -268,7 +268,7 @@ fn german_texts_carry_the_facts() {
         .contains("Geben Sie diesen Code niemals weiter."));
     let reset = german(&all_messages()[1]);
     assert!(reset.text.contains("Ihr Passwort bleibt, wie es ist"));
-    let changed = german(&MailMessage::PasswordChanged);
+    let changed = german(&MailMessage::password_changed());
     assert!(changed.text.contains("Wenn nicht,"));
     assert!(
         changed.html.contains("„Forgot your password?“"),

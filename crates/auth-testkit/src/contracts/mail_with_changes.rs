@@ -121,7 +121,13 @@ pub async fn a_password_change_queues_its_notice_only_when_it_happens(
 ) {
     let mail = mail_to(&unique_email("nobody"));
     let missing = repo
-        .set_password_hash_with_mail(unique_id(), &hash("x"), now(), &mail)
+        .set_password_hash_with_mail(
+            unique_id(),
+            &unique_email("nobody"),
+            &hash("x"),
+            now(),
+            &mail,
+        )
         .await;
     assert!(
         matches!(missing, Err(UserRepoError::NotFound)),
@@ -140,7 +146,7 @@ pub async fn a_password_change_queues_its_notice_only_when_it_happens(
         ..mail_to(&user.email)
     };
     let refused = repo
-        .set_password_hash_with_mail(user.id, &hash("blocked"), now(), &blocked)
+        .set_password_hash_with_mail(user.id, &user.email, &hash("blocked"), now(), &blocked)
         .await;
     assert!(
         refused.is_err(),
@@ -155,9 +161,26 @@ pub async fn a_password_change_queues_its_notice_only_when_it_happens(
     );
 
     let new_hash = hash("new");
+    let elsewhere = mail_to(&user.email);
+    let moved_away = repo
+        .set_password_hash_with_mail(
+            user.id,
+            &unique_email("elsewhere"),
+            &new_hash,
+            now(),
+            &elsewhere,
+        )
+        .await;
+    assert!(
+        matches!(moved_away, Err(UserRepoError::NotFound))
+            && !is_queued(outbox, &elsewhere).await
+            && stored_hash(repo, user.id).await == user.password_hash,
+        "UserRepository mail contract: set_password_hash_with_mail for another address than \
+         the account's must be NotFound, change nothing and queue nothing, got {moved_away:?}"
+    );
     let mail = mail_to(&user.email);
     let changed = repo
-        .set_password_hash_with_mail(user.id, &new_hash, now(), &mail)
+        .set_password_hash_with_mail(user.id, &user.email, &new_hash, now(), &mail)
         .await;
     assert!(
         changed.is_ok(),

@@ -513,6 +513,7 @@ async fn pages_come_newest_first_and_hold_each_session_once(store: &dyn SessionS
     // page still starts right after the cursor and repeats nothing.
     assert!(store.delete(&sessions[4].token_hash).await.unwrap());
     let used = Session {
+        passkey: None,
         last_seen_at: sessions[1].last_seen_at + chrono::Duration::seconds(90),
         ..sessions[1].clone()
     };
@@ -596,6 +597,7 @@ async fn touch_records_a_use_and_never_revives(store: &dyn SessionStore) {
     let s = session_for(&u, None, Some("touched"));
     store.insert(&s, LONG_TTL).await.unwrap();
     let later = Session {
+        passkey: None,
         last_seen_at: s.last_seen_at + chrono::Duration::seconds(90),
         ..s.clone()
     };
@@ -715,6 +717,7 @@ fn user(verified: bool) -> User {
 fn session_for(user: &User, ip: Option<&str>, user_agent: Option<&str>) -> Session {
     let now = precise_now();
     Session {
+        passkey: None,
         id: SessionId::from_uuid(Uuid::new_v4()),
         token_hash: token().hash(),
         user: user.clone(),

@@ -40,7 +40,56 @@ pub async fn run(repo: Arc<dyn UserRepository>) {
     role_and_disabled_state_are_kept(repo.as_ref()).await;
     list_filters_orders_and_pages(repo.as_ref()).await;
     set_email_moves_the_account_only_as_a_compare_and_set(repo.as_ref()).await;
+    set_email_over_a_pending_signup_removes_it_in_the_same_step(repo.as_ref()).await;
     concurrent_moves_to_one_address_yield_one_owner(Arc::clone(&repo)).await;
+}
+
+/// A pending (unverified) signup at the new address does not block `set_email`: the move
+/// deletes it in the same step (the address in any letter case), and a refused move (a stale
+/// password hash) leaves it alone.
+pub async fn set_email_over_a_pending_signup_removes_it_in_the_same_step(
+    repo: &dyn UserRepository,
+) {
+    let t0 = now_micros();
+    let mover = new_user("mover", t0);
+    create_ok(repo, &mover).await;
+    let t1 = t0 + Duration::seconds(1);
+    mark_verified_ok(repo, mover.id, t1).await;
+    let pending = new_user("pending", t0);
+    create_ok(repo, &pending).await;
+    let to = EmailAddress::parse(&pending.email.as_str().to_uppercase()).unwrap();
+    let t2 = t1 + Duration::seconds(1);
+
+    let refused = repo
+        .set_email(mover.id, &mover.email, &to, &hash("stale"), t2)
+        .await;
+    assert!(
+        matches!(refused, Err(UserRepoError::NotFound)),
+        "UserRepository contract: set_email with a stale hash must be NotFound, got {refused:?}"
+    );
+    assert_eq!(
+        find_by_id_ok(repo, pending.id).await.user.email,
+        pending.email,
+        "UserRepository contract: a refused set_email must leave the pending signup alone"
+    );
+
+    let moved = repo
+        .set_email(mover.id, &mover.email, &to, &mover.password_hash, t2)
+        .await;
+    assert!(
+        moved.as_ref().is_ok_and(|u| u.id == mover.id),
+        "UserRepository contract: set_email over a pending signup must move the account, got          {moved:?}"
+    );
+    assert_eq!(
+        find_by_email_ok(repo, &pending.email).await.user.id,
+        mover.id,
+        "UserRepository contract: the address must find the moved account"
+    );
+    let gone = repo.find_by_id(pending.id).await;
+    assert!(
+        matches!(gone, Ok(None)),
+        "UserRepository contract: the pending signup must be gone after the move, got {gone:?}"
+    );
 }
 
 /// `set_email` moves a verified account to a new address (found by it, in any case, and no
@@ -56,6 +105,7 @@ pub async fn set_email_moves_the_account_only_as_a_compare_and_set(repo: &dyn Us
     mark_verified_ok(repo, mover.id, t1).await;
     let other = new_user("occupant", t0);
     create_ok(repo, &other).await;
+    mark_verified_ok(repo, other.id, t1).await;
     let to = unique_email("moved");
     let t2 = t1 + Duration::seconds(1);
 
@@ -142,7 +192,7 @@ pub async fn set_email_moves_the_account_only_as_a_compare_and_set(repo: &dyn Us
     );
 }
 
-/// Two accounts moving to one address at once: exactly one gets it, the other gets
+/// Two verified accounts moving to one address at once: exactly one gets it, the other gets
 /// `Duplicate` (never another error) and keeps its address.
 pub async fn concurrent_moves_to_one_address_yield_one_owner(repo: Arc<dyn UserRepository>) {
     let t0 = now_micros();
@@ -151,6 +201,9 @@ pub async fn concurrent_moves_to_one_address_yield_one_owner(repo: Arc<dyn UserR
     for label in ["racer-a", "racer-b", "racer-c", "racer-d"] {
         let u = new_user(label, t0);
         create_ok(repo.as_ref(), &u).await;
+        // Only verified accounts move (a change of address needs a session); a pending one
+        // at the address would give way.
+        mark_verified_ok(repo.as_ref(), u.id, t0).await;
         racers.push(u);
     }
     let barrier = Arc::new(tokio::sync::Barrier::new(racers.len()));
@@ -534,7 +587,9 @@ pub async fn updates_of_unknown_ids_are_not_found(repo: &dyn UserRepository) {
         "UserRepository contract: mark_verified of an unknown id must be NotFound, got \
          {verified:?}"
     );
-    let set = repo.set_password_hash(id, &hash("x"), at).await;
+    let set = repo
+        .set_password_hash(id, &unique_email("nobody"), &hash("x"), at)
+        .await;
     assert!(
         matches!(set, Err(UserRepoError::NotFound)),
         "UserRepository contract: set_password_hash of an unknown id must be NotFound, got \
@@ -651,7 +706,8 @@ pub async fn mark_verified_keeps_the_first_time(repo: &dyn UserRepository) {
     assert_eq!(stored.verified_at, Some(t1));
 }
 
-/// `set_password_hash` replaces the hash and moves `updated_at`, verified or not.
+/// `set_password_hash` replaces the hash and moves `updated_at`, verified or not, only while
+/// the account has the address given.
 pub async fn set_password_hash_works_in_any_state(repo: &dyn UserRepository) {
     let t0 = now_micros();
     let new_user = new_user("set-hash", t0);
@@ -660,7 +716,7 @@ pub async fn set_password_hash_works_in_any_state(repo: &dyn UserRepository) {
     let t1 = t0 + Duration::seconds(5);
     let unverified_hash = hash("while-unverified");
     let set = repo
-        .set_password_hash(new_user.id, &unverified_hash, t1)
+        .set_password_hash(new_user.id, &new_user.email, &unverified_hash, t1)
         .await;
     assert!(
         set.is_ok(),
@@ -682,7 +738,24 @@ pub async fn set_password_hash_works_in_any_state(repo: &dyn UserRepository) {
     mark_verified_ok(repo, new_user.id, t2).await;
     let t3 = t2 + Duration::seconds(5);
     let reset_hash = hash("after-reset");
-    let set = repo.set_password_hash(new_user.id, &reset_hash, t3).await;
+    // A compare-and-set on the address: an account that has another address now (it moved
+    // while the password was being changed) is not found, and nothing changes.
+    let moved_away = repo
+        .set_password_hash(new_user.id, &unique_email("elsewhere"), &reset_hash, t3)
+        .await;
+    assert!(
+        matches!(moved_away, Err(UserRepoError::NotFound)),
+        "UserRepository contract: set_password_hash with another address than the account's \
+         must be NotFound, got {moved_away:?}"
+    );
+    assert_eq!(
+        find_by_id_ok(repo, new_user.id).await.password_hash,
+        unverified_hash,
+        "UserRepository contract: a refused set_password_hash must change nothing"
+    );
+    let set = repo
+        .set_password_hash(new_user.id, &new_user.email, &reset_hash, t3)
+        .await;
     assert!(
         set.is_ok(),
         "UserRepository contract: set_password_hash of a verified account must succeed, got \
@@ -720,7 +793,7 @@ pub async fn changes_touch_only_their_own_account(repo: &dyn UserRepository) {
     repo.replace_unverified_password(target.id, &hash("a"), t1)
         .await
         .unwrap();
-    repo.set_password_hash(target.id, &hash("b"), t1)
+    repo.set_password_hash(target.id, &target.email, &hash("b"), t1)
         .await
         .unwrap();
     mark_verified_ok(repo, target.id, t1).await;

@@ -1302,10 +1302,10 @@ fn verification_sets_the_codes_password_after_marking_verified() {
     let again = chosen.clone();
     h.users
         .expect_set_password_hash()
-        .withf(move |id, hash, _| *id == ada_id() && *hash == again)
+        .withf(move |id, _, hash, _| *id == ada_id() && *hash == again)
         .times(1)
         .in_sequence(&mut order)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     h.sessions
         .expect_delete_all_for_user()
         .withf(|id, keep| *id == ada_id() && keep.is_none())

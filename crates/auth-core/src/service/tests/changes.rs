@@ -165,14 +165,14 @@ fn a_password_change_writes_its_notice_with_the_new_hash() {
     h.users.expect_set_password_hash().never();
     h.users
         .expect_set_password_hash_with_mail()
-        .withf(|id, hash, _, mail| {
+        .withf(|id, _, hash, _, mail| {
             *id == ada_id()
                 && hash.as_str() == NEW_HASH
                 && mail.to == email()
-                && opened(mail) == MailMessage::PasswordChanged
+                && opened(mail) == MailMessage::password_changed()
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(()));
+        .returning(|_, _, _, _, _| Ok(()));
     h.sessions
         .expect_delete_all_for_user()
         .times(1)
@@ -200,7 +200,7 @@ fn a_password_change_that_did_not_happen_announces_nothing() {
     h.users
         .expect_set_password_hash_with_mail()
         .times(1)
-        .returning(|_, _, _, _| Err(UserRepoError::NotFound));
+        .returning(|_, _, _, _, _| Err(UserRepoError::NotFound));
     h.sessions.expect_delete_all_for_user().never();
     h.mailer.expect_send_localized().never();
     let (queue, announced) = queue();
@@ -233,13 +233,13 @@ fn a_reset_writes_its_notice_with_the_new_hash() {
     h.users.expect_set_password_hash().never();
     h.users
         .expect_set_password_hash_with_mail()
-        .withf(|id, hash, _, mail| {
+        .withf(|id, _, hash, _, mail| {
             *id == ada_id()
                 && hash.as_str() == NEW_HASH
-                && opened(mail) == MailMessage::PasswordChanged
+                && opened(mail) == MailMessage::password_changed()
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(()));
+        .returning(|_, _, _, _, _| Ok(()));
     h.sessions
         .expect_delete_all_for_user()
         .times(1)

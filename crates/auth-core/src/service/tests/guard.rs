@@ -203,6 +203,8 @@ fn a_login_that_loses_to_a_revocation_deletes_its_session() {
         .returning(move |_| Ok(r.fetch_add(1, Ordering::SeqCst) as u64));
     h.user_lookup(Some(creds(true)));
     h.verifies(PASSWORD, PasswordCheck::Match);
+    // Read again once the session is lost: the account is enabled (a password revocation).
+    account_by_id(&mut h);
     let inserted = capture_insert(&mut h);
     let deleted = Arc::new(Mutex::new(Vec::new()));
     let d = deleted.clone();
@@ -221,6 +223,44 @@ fn a_login_that_loses_to_a_revocation_deletes_its_session() {
     assert_eq!(
         deleted.lock().unwrap().as_slice(),
         &[inserted[0].0.token_hash]
+    );
+}
+
+/// A right password whose session lost to an administrator's disable is told the truth:
+/// `AccountDisabled`, as a login that read the mark is, not `InvalidCredentials`.
+#[test]
+fn a_right_password_that_loses_to_a_disable_is_told_the_account_is_disabled() {
+    let mut h = Harness::new();
+    h.custom_epochs = true;
+    let reads = Arc::new(AtomicUsize::new(0));
+    let r = reads.clone();
+    h.sessions
+        .expect_revocation_epoch()
+        .times(2)
+        .returning(move |_| Ok(r.fetch_add(1, Ordering::SeqCst) as u64));
+    h.user_lookup(Some(creds(true)));
+    h.verifies(PASSWORD, PasswordCheck::Match);
+    h.users
+        .expect_find_by_id()
+        .withf(|id| *id == ada_id())
+        .times(1)
+        .returning(|_| {
+            Ok(Some(UserCredentials {
+                status: crate::domain::user::AccountStatus {
+                    disabled_at: Some(t0()),
+                    ..Default::default()
+                },
+                ..creds(true)
+            }))
+        });
+    let _inserted = capture_insert(&mut h);
+    h.sessions.expect_delete().times(1).returning(|_| Ok(true));
+
+    let result = block_on(h.service().login(&email(), &attempt(PASSWORD), client()));
+
+    assert!(
+        matches!(result, Err(LoginError::AccountDisabled)),
+        "{result:?}"
     );
 }
 
@@ -297,7 +337,7 @@ fn every_revocation_raises_the_epoch_before_it_sweeps() {
             .returning(|_| Ok(PasswordHash::new(NEW_HASH)));
         h.users
             .expect_set_password_hash()
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         h.users.expect_delete().returning(|_| Ok(true));
         h.otps.expect_record_attempt().returning(|_, _| {
             Ok(Some(OtpAttempt {

@@ -38,7 +38,7 @@ fn ada_service(limiter: Arc<CountingLimiter>) -> (AuthService, Outbox) {
         .returning(|_| Ok(PasswordHash::new(NEW_HASH)));
     h.users
         .expect_set_password_hash()
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     h.sessions
         .expect_delete_all_for_user()
         .returning(|_, _| Ok(0));

@@ -447,7 +447,7 @@ fn change_password_and_deletion_ask_for_the_second_factor() {
         .returning(|_| Ok(PasswordHash::new(NEW_HASH)));
     h.users
         .expect_set_password_hash()
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     let clock = h.clock.clone();
     let svc = h.service();
     let codes = enrol(&svc, &store);

@@ -39,6 +39,7 @@ mod breached;
 mod changes;
 mod codes;
 mod config;
+mod email;
 mod events;
 mod guard;
 mod lockout;
@@ -136,6 +137,7 @@ fn creds(verified: bool) -> UserCredentials {
 
 fn session(n: u128, owner: User, created_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Session {
     Session {
+        passkey: None,
         id: SessionId::from_uuid(Uuid::from_u128(n)),
         token_hash: SessionToken::from_bytes([n as u8; 32]).hash(),
         user: owner,
@@ -473,8 +475,8 @@ impl Harness {
     fn marks_verified(&mut self) {
         self.users
             .expect_set_password_hash()
-            .withf(|id, _, _| *id == ada_id())
-            .returning(|_, _, _| Ok(()));
+            .withf(|id, _, _, _| *id == ada_id())
+            .returning(|_, _, _, _| Ok(()));
         self.sessions
             .expect_delete_all_for_user()
             .returning(|_, _| Ok(0));

@@ -164,7 +164,7 @@ fn change_password_surfaces_a_user_store_outage_and_keeps_the_sessions() {
     h.hashes(NEW_PASSWORD, NEW_HASH);
     h.users
         .expect_set_password_hash()
-        .returning(|_, _, _| Err(UserRepoError::Unavailable(outage())));
+        .returning(|_, _, _, _| Err(UserRepoError::Unavailable(outage())));
     h.sessions.expect_delete_all_for_user().never();
     h.mailer.expect_send_localized().never();
 

@@ -76,8 +76,11 @@ fn with_passkeys(
     })
 }
 
+/// The outer fields of a `PublicKeyCredential` for [`CREDENTIAL_ID`] (what the service checks
+/// itself; the rest is the verifier's).
 fn answer() -> serde_json::Value {
-    serde_json::json!({ "id": "x" })
+    let id = URL_SAFE_NO_PAD.encode(CREDENTIAL_ID);
+    serde_json::json!({ "id": id, "rawId": id, "type": "public-key" })
 }
 
 #[test]
@@ -252,6 +255,9 @@ fn a_counter_that_does_not_move_forward_is_refused_even_when_the_signature_verif
             .times(usize::from(accepted))
             .withf(move |_, expected, new, _, _| *expected == stored && *new == signed)
             .returning(|_, _, _, _, _| Ok(true));
+        store
+            .expect_list()
+            .returning(move |_| Ok(vec![ada_passkey(signed)]));
         let mut v = verifier(ada_id());
         v.expect_finish_authentication().returning(move |_, _, _| {
             Ok(VerifiedAssertion {
@@ -271,6 +277,52 @@ fn a_counter_that_does_not_move_forward_is_refused_even_when_the_signature_verif
             "stored {stored}, signed {signed}: {result:?}"
         );
     }
+}
+
+/// A passkey deleted while a sign-in with it was being checked: the sign-in finds it gone
+/// once its session is stored, deletes that session and opens nothing (the deletion's sweep
+/// may have run before the session existed).
+#[test]
+fn a_sign_in_whose_passkey_is_deleted_meanwhile_keeps_no_session() {
+    let mut h = Harness::new();
+    account_by_id(&mut h);
+    let inserted = capture_insert(&mut h);
+    let deleted = Arc::new(Mutex::new(Vec::new()));
+    let d = deleted.clone();
+    h.sessions.expect_delete().times(1).returning(move |hash| {
+        d.lock().unwrap().push(*hash);
+        Ok(true)
+    });
+    let mut store = MockPasskeyStore::new();
+    store
+        .expect_find_by_credential_id()
+        .returning(|_| Ok(Some(ada_passkey(1))));
+    store
+        .expect_record_use()
+        .returning(|_, _, _, _, _| Ok(true));
+    store.expect_list().times(1).returning(|_| Ok(Vec::new()));
+    let mut v = verifier(ada_id());
+    v.expect_finish_authentication().returning(|_, _, _| {
+        Ok(VerifiedAssertion {
+            sign_count: 2,
+            credential: b"public key".to_vec(),
+        })
+    });
+    let service = with_passkeys(h.service(), store, v);
+
+    let ceremony = block_on(service.begin_passkey_sign_in(&client())).unwrap();
+    let result = block_on(service.finish_passkey_sign_in(&ceremony.id, &answer(), client(), None));
+
+    assert!(
+        matches!(result, Err(PasskeyLoginError::InvalidCredentials)),
+        "{result:?}"
+    );
+    let inserted = inserted.lock().unwrap();
+    assert_eq!(inserted[0].0.passkey, Some(ada_passkey(1).id));
+    assert_eq!(
+        deleted.lock().unwrap().as_slice(),
+        &[inserted[0].0.token_hash]
+    );
 }
 
 #[test]

@@ -13,9 +13,9 @@ fn change_password_sets_the_new_hash_revokes_the_other_sessions_and_mails_a_noti
     h.hashes(NEW_PASSWORD, NEW_HASH);
     h.users
         .expect_set_password_hash()
-        .withf(|id, hash, when| *id == ada_id() && hash.as_str() == NEW_HASH && *when == t0())
+        .withf(|id, _, hash, when| *id == ada_id() && hash.as_str() == NEW_HASH && *when == t0())
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     let keep = current_session().id;
     h.sessions
         .expect_delete_all_for_user()
@@ -24,7 +24,7 @@ fn change_password_sets_the_new_hash_revokes_the_other_sessions_and_mails_a_noti
         .returning(|_, _| Ok(2));
     h.mailer
         .expect_send_localized()
-        .withf(|to, message, _| *to == email() && *message == MailMessage::PasswordChanged)
+        .withf(|to, message, _| *to == email() && *message == MailMessage::password_changed())
         .times(1)
         .returning(|_, _, _| Ok(()));
 
@@ -70,7 +70,7 @@ fn change_password_succeeds_when_the_notice_cannot_be_mailed() {
     h.users
         .expect_set_password_hash()
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     h.sessions
         .expect_delete_all_for_user()
         .times(1)
@@ -207,9 +207,9 @@ fn reset_password_sets_the_new_hash_revokes_every_session_and_mails_a_notice() {
     h.hashes(NEW_PASSWORD, NEW_HASH);
     h.users
         .expect_set_password_hash()
-        .withf(|id, hash, when| *id == ada_id() && hash.as_str() == NEW_HASH && *when == t0())
+        .withf(|id, _, hash, when| *id == ada_id() && hash.as_str() == NEW_HASH && *when == t0())
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     h.sessions
         .expect_delete_all_for_user()
         .withf(|id, keep| *id == ada_id() && keep.is_none())
@@ -217,7 +217,7 @@ fn reset_password_sets_the_new_hash_revokes_every_session_and_mails_a_notice() {
         .returning(|_, _| Ok(4));
     h.mailer
         .expect_send_localized()
-        .withf(|to, message, _| *to == email() && *message == MailMessage::PasswordChanged)
+        .withf(|to, message, _| *to == email() && *message == MailMessage::password_changed())
         .times(1)
         .returning(|_, _, _| Ok(()));
 
@@ -279,9 +279,9 @@ fn reset_password_end_to_end_with_the_mailed_code() {
     h.hashes(NEW_PASSWORD, NEW_HASH);
     h.users
         .expect_set_password_hash()
-        .withf(|_, hash, _| hash.as_str() == NEW_HASH)
+        .withf(|_, _, hash, _| hash.as_str() == NEW_HASH)
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     h.sessions
         .expect_delete_all_for_user()
         .withf(|_, keep| keep.is_none())
@@ -303,7 +303,7 @@ fn reset_password_end_to_end_with_the_mailed_code() {
     );
     assert_eq!(
         outbox.lock().unwrap().last().map(|(_, m)| m.clone()),
-        Some(MailMessage::PasswordChanged)
+        Some(MailMessage::password_changed())
     );
 }
 

@@ -198,9 +198,9 @@ fn login_rehashes_the_password_when_the_hasher_asks_for_it() {
     h.hashes(PASSWORD, NEW_HASH);
     h.users
         .expect_set_password_hash()
-        .withf(|id, hash, when| *id == ada_id() && hash.as_str() == NEW_HASH && *when == t0())
+        .withf(|id, _, hash, when| *id == ada_id() && hash.as_str() == NEW_HASH && *when == t0())
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     capture_insert(&mut h);
 
     let result = block_on(h.service().login(&email(), &attempt(PASSWORD), client()));
@@ -239,7 +239,7 @@ fn login_succeeds_when_the_rehash_fails() {
         h.users
             .expect_set_password_hash()
             .times(usize::from(!hash_fails))
-            .returning(|_, _, _| Err(UserRepoError::Unavailable(outage())));
+            .returning(|_, _, _, _| Err(UserRepoError::Unavailable(outage())));
         let inserted = capture_insert(&mut h);
 
         let result = block_on(h.service().login(&email(), &attempt(PASSWORD), client()));
@@ -658,6 +658,7 @@ fn a_page_of_sessions_leaves_out_idle_sessions() {
     h.clock.set(now);
     let idle = session(1, user(true), t0(), at(ONE_DAY));
     let active = Session {
+        passkey: None,
         last_seen_at: at(secs(3000)),
         ..session(2, user(true), t0(), at(ONE_DAY))
     };
