@@ -19,6 +19,7 @@ mod mfa;
 mod passkeys;
 mod password;
 mod sessions;
+mod webhooks;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,7 @@ pub use admin::{AccountPage, AdminAccount, MAX_ACCOUNTS_PAGE};
 pub use errors::*;
 pub use events::{EventPage, SecurityEventConfig, MAX_EVENTS_PAGE};
 pub use guard::HasherSaturated;
+pub use webhooks::{CreatedWebhook, DeliveryPage, Webhooks, MAX_DELIVERIES_PAGE};
 pub use mfa::{TotpEnrolment, TotpStatus};
 pub use passkeys::{
     PasskeyCeremony, PasskeyInfo, Passkeys, MAX_CEREMONY_TTL, MAX_PASSKEYS_PER_ACCOUNT,
@@ -273,6 +275,8 @@ pub struct AuthService {
     events: Option<events::EventLog>,
     /// Passkeys, when turned on.
     passkeys: Option<passkeys::PasskeyRuntime>,
+    /// Webhook endpoints, when turned on.
+    webhooks: Option<webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -314,6 +318,7 @@ impl AuthService {
             breached: None,
             events: None,
             passkeys: None,
+            webhooks: None,
         }
     }
 
