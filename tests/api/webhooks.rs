@@ -140,9 +140,7 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
 /// Checks `webhook-signature` the way a receiver does, with its own HMAC over
 /// `{id}.{timestamp}.{body}` under the secret's decoded bytes.
 fn signature_verifies(secret: &str, r: &Received) -> bool {
-    let key = B64
-        .decode(secret.strip_prefix("whsec_").unwrap())
-        .unwrap();
+    let key = B64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
     let signed = format!(
         "{}.{}.{}",
         r.header("webhook-id").unwrap(),
@@ -165,7 +163,11 @@ async fn admin(app: &TestApp) -> String {
     app.execute_sql(&sql, &sql).await;
     let token = app.token(&email, PASSWORD).await;
     let res = app
-        .post_auth("/admin/reauth", &token, Some(&json!({"password": PASSWORD})))
+        .post_auth(
+            "/admin/reauth",
+            &token,
+            Some(&json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     token
@@ -250,7 +252,12 @@ async fn deliveries_are_signed_retried_until_they_arrive_and_logged(profile: Pro
     assert_eq!(body["data"]["reason"], "bad_credentials");
     assert!(body["data"]["event_id"].is_string() && body["data"]["user_id"].is_string());
     // The user's own history holds the same event.
-    let history: Value = app.get_auth("/me/events", &token).await.json().await.unwrap();
+    let history: Value = app
+        .get_auth("/me/events", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(history["events"]
         .as_array()
         .unwrap()
@@ -258,7 +265,13 @@ async fn deliveries_are_signed_retried_until_they_arrive_and_logged(profile: Pro
         .any(|e| e["id"] == body["data"]["event_id"]));
     // No secret in the body: not the password, the wrong one, the token, the address or the
     // endpoint's secret.
-    for secret_text in [PASSWORD, wrong, token.as_str(), email.as_str(), secret.as_str()] {
+    for secret_text in [
+        PASSWORD,
+        wrong,
+        token.as_str(),
+        email.as_str(),
+        secret.as_str(),
+    ] {
         assert!(
             !second.body.contains(secret_text),
             "the body holds a secret: {}",
@@ -309,7 +322,8 @@ async fn only_administrators_reach_the_webhook_routes(profile: Profile) {
     let answers = [
         app.post_auth("/admin/webhooks", &user, Some(&body)).await,
         app.get_auth("/admin/webhooks", &user).await,
-        app.delete_auth(&format!("/admin/webhooks/{id}"), &user).await,
+        app.delete_auth(&format!("/admin/webhooks/{id}"), &user)
+            .await,
         app.get_auth(&format!("/admin/webhooks/{id}/deliveries"), &user)
             .await,
     ];
@@ -346,14 +360,38 @@ async fn bad_webhook_input_is_refused_and_changes_nothing(profile: Profile) {
     let admin = admin(&app).await;
     let url = "http://127.0.0.1:9/hook";
     for (body, status, code) in [
-        (json!({"url": "ftp://example.com/x", "events": ["lockout"]}), 422, "invalid_webhook"),
-        (json!({"url": "not a url", "events": ["lockout"]}), 422, "invalid_webhook"),
-        (json!({"url": "https://u:p@example.com/", "events": ["lockout"]}), 422, "invalid_webhook"),
-        (json!({"url": url, "events": ["lockout", "password_stolen"]}), 422, "invalid_webhook"),
+        (
+            json!({"url": "ftp://example.com/x", "events": ["lockout"]}),
+            422,
+            "invalid_webhook",
+        ),
+        (
+            json!({"url": "not a url", "events": ["lockout"]}),
+            422,
+            "invalid_webhook",
+        ),
+        (
+            json!({"url": "https://u:p@example.com/", "events": ["lockout"]}),
+            422,
+            "invalid_webhook",
+        ),
+        (
+            json!({"url": url, "events": ["lockout", "password_stolen"]}),
+            422,
+            "invalid_webhook",
+        ),
         (json!({"url": url, "events": []}), 422, "invalid_webhook"),
         (json!({"url": url}), 400, "invalid_request"),
-        (json!({"url": url, "events": "lockout"}), 400, "invalid_request"),
-        (json!({"url": url, "events": ["lockout"], "secret": "mine"}), 400, "invalid_request"),
+        (
+            json!({"url": url, "events": "lockout"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"url": url, "events": ["lockout"], "secret": "mine"}),
+            400,
+            "invalid_request",
+        ),
     ] {
         let res = app.post_auth("/admin/webhooks", &admin, Some(&body)).await;
         assert_eq!(res.status().as_u16(), status, "{body}");
@@ -386,7 +424,11 @@ async fn bad_webhook_input_is_refused_and_changes_nothing(profile: Profile) {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["webhooks"], json!([]), "a refused endpoint must not be stored");
+    assert_eq!(
+        list["webhooks"],
+        json!([]),
+        "a refused endpoint must not be stored"
+    );
     app.cleanup().await;
 }
 
@@ -407,9 +449,7 @@ async fn a_dead_receiver_ends_dead_without_holding_up_mail_or_requests(profile: 
     .await;
     let email = app.verified_user().await;
     let started = tokio::time::Instant::now();
-    let res = app
-        .post("/forgot-password", &json!({"email": email}))
-        .await;
+    let res = app.post("/forgot-password", &json!({"email": email})).await;
     assert!(res.status().is_success());
     assert!(
         started.elapsed() < Duration::from_secs(2),

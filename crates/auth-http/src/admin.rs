@@ -63,7 +63,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(crate::webhooks::create_webhook)),
         )
         .service(
-            resource("/admin/webhooks/{id}").route(web::delete().to(crate::webhooks::delete_webhook)),
+            resource("/admin/webhooks/{id}")
+                .route(web::delete().to(crate::webhooks::delete_webhook)),
         )
         .service(
             resource("/admin/webhooks/{id}/deliveries")

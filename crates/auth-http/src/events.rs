@@ -273,9 +273,8 @@ impl EventDrain {
     /// queue in order), at most `budget`; whether it got there.
     pub async fn drain(&self, budget: Duration) -> bool {
         let (done, written) = tokio::sync::oneshot::channel();
-        let wait = async {
-            self.queue.send(Queued::Flush(done)).await.is_ok() && written.await.is_ok()
-        };
+        let wait =
+            async { self.queue.send(Queued::Flush(done)).await.is_ok() && written.await.is_ok() };
         tokio::time::timeout(budget, wait).await.unwrap_or(false)
     }
 }
@@ -420,7 +419,12 @@ mod tests {
         let user = UserId::from_uuid(uuid::Uuid::new_v4());
         queued.record(&event(user, 0)).await.unwrap();
         let start = tokio::time::Instant::now();
-        assert!(!queued.drain_handle().drain(Duration::from_millis(100)).await);
+        assert!(
+            !queued
+                .drain_handle()
+                .drain(Duration::from_millis(100))
+                .await
+        );
         assert!(start.elapsed() < Duration::from_secs(2));
     }
 

@@ -59,12 +59,7 @@ impl HttpWebhookSender {
 
 #[async_trait::async_trait]
 impl WebhookSender for HttpWebhookSender {
-    async fn post(
-        &self,
-        url: &str,
-        headers: &WebhookHeaders,
-        body: &str,
-    ) -> Result<u16, BoxError> {
+    async fn post(&self, url: &str, headers: &WebhookHeaders, body: &str) -> Result<u16, BoxError> {
         let answer = self
             .client
             .post(url)
@@ -187,8 +182,13 @@ impl WebhookRuntime {
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         match self.store.prune(before).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "webhook deliveries past their retention deleted"),
-            Err(e) => tracing::warn!(error = %e, "webhook deliveries not pruned; next try in an hour"),
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "webhook deliveries past their retention deleted"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook deliveries not pruned; next try in an hour")
+            }
         }
     }
 }
@@ -370,10 +370,12 @@ pub async fn create_webhook(
         .admin_create_webhook(&admin.0, &body.url, &body.events)
         .await
         .map_err(ApiError::from)?;
-    Ok(no_store(HttpResponse::Created()).json(CreatedWebhookResponse {
-        webhook: WebhookDto::from(&created.endpoint),
-        secret: created.secret.encode().expose_secret().to_owned(),
-    }))
+    Ok(
+        no_store(HttpResponse::Created()).json(CreatedWebhookResponse {
+            webhook: WebhookDto::from(&created.endpoint),
+            secret: created.secret.encode().expose_secret().to_owned(),
+        }),
+    )
 }
 
 /// The webhook endpoints, oldest first (without their secrets).

@@ -195,8 +195,8 @@ impl WebhookStore for PgWebhooks {
 
     #[tracing::instrument(name = "pg.webhooks.remove_endpoint", skip_all, fields(webhook_id = %id))]
     async fn remove_endpoint(&self, id: Uuid) -> Result<bool, WebhookStoreError> {
-        let query = diesel::sql_query("DELETE FROM webhook_endpoints WHERE id = $1")
-            .bind::<SqlUuid, _>(id);
+        let query =
+            diesel::sql_query("DELETE FROM webhook_endpoints WHERE id = $1").bind::<SqlUuid, _>(id);
         Ok(self.execute(query).await? > 0)
     }
 
@@ -392,11 +392,10 @@ impl WebhookStore for PgWebhooks {
                      AS oldest_pending,
                  (SELECT count(*) FROM webhook_deliveries WHERE state = 'dead') AS dead",
         );
-        let row: StatsRow = self
-            .load(query)
-            .await?
-            .pop()
-            .ok_or_else(|| WebhookStoreError::Other("the webhook counts returned no row".into()))?;
+        let row: StatsRow =
+            self.load(query).await?.pop().ok_or_else(|| {
+                WebhookStoreError::Other("the webhook counts returned no row".into())
+            })?;
         Ok(WebhookStats {
             pending: u64::try_from(row.pending).unwrap_or(0),
             oldest_pending: row.oldest_pending,

@@ -74,9 +74,6 @@ pub use otp_store::MockOtpStore;
 pub use outbox::MockOutboxStore;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
-pub use webhooks::{MockWebhookSender, MockWebhookStore};
-#[cfg(any(test, feature = "mocks"))]
-#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use passkeys::{MockPasskeyChallengeStore, MockPasskeyStore, MockPasskeyVerifier};
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
@@ -96,6 +93,9 @@ pub use totp_store::MockTotpStore;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use user_repository::MockUserRepository;
+#[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
+pub use webhooks::{MockWebhookSender, MockWebhookStore};
 
 /// A boxed error from an adapter, kept as the `source` of a port error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

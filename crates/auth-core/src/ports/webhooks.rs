@@ -261,10 +261,5 @@ pub trait WebhookSender: Send + Sync + 'static {
     /// Posts `body` (JSON) to `url` with `headers`, and returns the status of the answer. An
     /// `Err` is an attempt that got no answer (refused, timed out, broken): it is retried.
     /// MUST NOT follow redirects, and MUST bound the time it takes.
-    async fn post(
-        &self,
-        url: &str,
-        headers: &WebhookHeaders,
-        body: &str,
-    ) -> Result<u16, BoxError>;
+    async fn post(&self, url: &str, headers: &WebhookHeaders, body: &str) -> Result<u16, BoxError>;
 }

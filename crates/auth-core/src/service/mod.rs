@@ -19,9 +19,9 @@ mod mfa;
 mod passkeys;
 mod password;
 mod sessions;
-mod webhooks;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,11 +34,11 @@ pub use admin::{AccountPage, AdminAccount, MAX_ACCOUNTS_PAGE};
 pub use errors::*;
 pub use events::{EventPage, SecurityEventConfig, MAX_EVENTS_PAGE};
 pub use guard::HasherSaturated;
-pub use webhooks::{CreatedWebhook, DeliveryPage, Webhooks, MAX_DELIVERIES_PAGE};
 pub use mfa::{TotpEnrolment, TotpStatus};
 pub use passkeys::{
     PasskeyCeremony, PasskeyInfo, Passkeys, MAX_CEREMONY_TTL, MAX_PASSKEYS_PER_ACCOUNT,
 };
+pub use webhooks::{CreatedWebhook, DeliveryPage, Webhooks, MAX_DELIVERIES_PAGE};
 
 use crate::domain::device::DeviceCredential;
 use crate::domain::email::EmailAddress;

@@ -87,12 +87,11 @@ impl AuthService {
     ) -> Result<CreatedWebhook, AdminError> {
         self.privileged(session).await?;
         let hooks = self.webhooks()?;
-        let url = WebhookUrl::parse(url, hooks.allow_http).map_err(|e| {
-            AdminError::InvalidWebhook {
+        let url =
+            WebhookUrl::parse(url, hooks.allow_http).map_err(|e| AdminError::InvalidWebhook {
                 field: "url",
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         let kinds = EventKinds::parse(events).map_err(|e| AdminError::InvalidWebhook {
             field: "events",
             message: e.to_string(),
@@ -134,12 +133,19 @@ impl AuthService {
     /// Removes the endpoint and its deliveries (pending ones are not sent);
     /// [`AdminError::NotFound`] when there is none.
     #[instrument(skip_all, fields(user_id = %session.user.id, webhook_id = %id))]
-    pub async fn admin_delete_webhook(&self, session: &Session, id: Uuid) -> Result<(), AdminError> {
+    pub async fn admin_delete_webhook(
+        &self,
+        session: &Session,
+        id: Uuid,
+    ) -> Result<(), AdminError> {
         self.privileged(session).await?;
         if !self.webhooks()?.store.remove_endpoint(id).await? {
             return Err(AdminError::NotFound);
         }
-        info!(security_event = "webhook_deleted", "webhook endpoint removed");
+        info!(
+            security_event = "webhook_deleted",
+            "webhook endpoint removed"
+        );
         Ok(())
     }
 
@@ -161,9 +167,8 @@ impl AuthService {
         let mut deliveries = hooks.store.deliveries(id, after, limit + 1).await?;
         deliveries.retain(|d| {
             d.endpoint_id == id
-                && after.is_none_or(|c| {
-                    d.created_at < c.at || (d.created_at == c.at && d.id < c.id)
-                })
+                && after
+                    .is_none_or(|c| d.created_at < c.at || (d.created_at == c.at && d.id < c.id))
         });
         deliveries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         let more = deliveries.len() > limit;

@@ -130,7 +130,13 @@ impl WebhookCourier {
         }
         let Some(secret) = self.seal.open(d.endpoint_id, &d.sealed_secret) else {
             return self
-                .bury(d, false, None, "the endpoint's secret cannot be opened", now)
+                .bury(
+                    d,
+                    false,
+                    None,
+                    "the endpoint's secret cannot be opened",
+                    now,
+                )
                 .await;
         };
         let id = d.id.to_string();

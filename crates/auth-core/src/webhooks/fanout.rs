@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::user::UserId;
 use crate::outbox::EnqueueHook;
 use crate::ports::{
     Clock, EventCursor, SecurityEvent, SecurityEvents, SecurityEventsError, WebhookEvent,
     WebhookStore,
 };
-use crate::domain::user::UserId;
 use crate::service::add;
 
 /// A [`SecurityEvents`] in front of the event store: [`record`](SecurityEvents::record)

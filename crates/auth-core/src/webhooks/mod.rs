@@ -73,7 +73,10 @@ impl WebhookSecret {
 
     /// `whsec_` and the base64 of the bytes: what the operator configures the receiver with.
     pub fn encode(&self) -> SecretString {
-        SecretString::from(format!("{WEBHOOK_SECRET_PREFIX}{}", B64.encode(self.expose())))
+        SecretString::from(format!(
+            "{WEBHOOK_SECRET_PREFIX}{}",
+            B64.encode(self.expose())
+        ))
     }
 }
 

@@ -13,8 +13,7 @@ use super::*;
 use crate::domain::user::UserId;
 use crate::outbox::CourierPolicy;
 use crate::ports::{
-    ClaimedDelivery, LoginFailure, MockWebhookSender, MockWebhookStore, TruncatedIp,
-    WebhookHeaders,
+    ClaimedDelivery, LoginFailure, MockWebhookSender, MockWebhookStore, TruncatedIp, WebhookHeaders,
 };
 use crate::testing::ManualClock;
 
@@ -26,8 +25,7 @@ fn t0() -> DateTime<Utc> {
 /// body must give the same signature, or no standard verifier accepts ours.
 #[test]
 fn signatures_match_the_standard_webhooks_example() {
-    let secret =
-        WebhookSecret::from_bytes(B64.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap());
+    let secret = WebhookSecret::from_bytes(B64.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap());
     let signature = sign(
         &secret,
         "msg_p5jXN8AQM9LWM0D4loKWxJek",
@@ -38,7 +36,12 @@ fn signatures_match_the_standard_webhooks_example() {
     // Any change to what is signed changes the signature: a replayed body under a new
     // timestamp, or another id, does not verify.
     assert_ne!(
-        sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, r#"{"test": 2432232314}"#),
+        sign(
+            &secret,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265331,
+            r#"{"test": 2432232314}"#
+        ),
         signature
     );
     assert_ne!(
@@ -89,17 +92,17 @@ fn urls_are_http_or_https_without_credentials() {
         assert_eq!(WebhookUrl::parse(raw, true), Err(error), "{raw}");
     }
     let long = format!("https://example.com/{}", "a".repeat(MAX_WEBHOOK_URL_LEN));
-    assert_eq!(WebhookUrl::parse(&long, true), Err(WebhookUrlError::TooLong));
+    assert_eq!(
+        WebhookUrl::parse(&long, true),
+        Err(WebhookUrlError::TooLong)
+    );
 }
 
 #[test]
 fn event_kinds_are_known_names_without_repeats() {
     let kinds = EventKinds::parse(&["login_failed", "lockout", "login_failed"]).unwrap();
     assert_eq!(kinds.names(), ["login_failed", "lockout"]);
-    assert_eq!(
-        EventKinds::parse::<&str>(&[]),
-        Err(EventKindsError::Empty)
-    );
+    assert_eq!(EventKinds::parse::<&str>(&[]), Err(EventKindsError::Empty));
     assert_eq!(
         EventKinds::parse(&["lockout", "LOCKOUT"]),
         Err(EventKindsError::Unknown("LOCKOUT".into()))
@@ -181,29 +184,43 @@ fn round(
     delivery: ClaimedDelivery,
     seal: WebhookSeal,
     answer: Result<u16, &'static str>,
-) -> (WebhookReport, Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<WebhookHeaders>>>) {
+) -> (
+    WebhookReport,
+    Arc<Mutex<Vec<String>>>,
+    Arc<Mutex<Vec<WebhookHeaders>>>,
+) {
     let told = Arc::new(Mutex::new(Vec::new()));
     let sent = Arc::new(Mutex::new(Vec::new()));
     let mut store = MockWebhookStore::new();
     let d = delivery.clone();
-    store.expect_claim().returning(move |_, _, _| Ok(vec![d.clone()]));
+    store
+        .expect_claim()
+        .returning(move |_, _, _| Ok(vec![d.clone()]));
     let t = told.clone();
     store.expect_delivered().returning(move |_, _, status, _| {
         t.lock().unwrap().push(format!("delivered {status}"));
         Ok(true)
     });
     let t = told.clone();
-    store.expect_retry_at().returning(move |_, _, at, status, _| {
-        t.lock().unwrap().push(format!("retry {:?} +{}s", status, (at - t0()).num_seconds()));
-        Ok(true)
-    });
+    store
+        .expect_retry_at()
+        .returning(move |_, _, at, status, _| {
+            t.lock().unwrap().push(format!(
+                "retry {:?} +{}s",
+                status,
+                (at - t0()).num_seconds()
+            ));
+            Ok(true)
+        });
     let t = told.clone();
-    store.expect_bury().returning(move |_, _, attempted, status, why, _| {
-        t.lock()
-            .unwrap()
-            .push(format!("bury {attempted} {status:?} {why}"));
-        Ok(true)
-    });
+    store
+        .expect_bury()
+        .returning(move |_, _, attempted, status, why, _| {
+            t.lock()
+                .unwrap()
+                .push(format!("bury {attempted} {status:?} {why}"));
+            Ok(true)
+        });
     let mut sender = MockWebhookSender::new();
     let s = sent.clone();
     sender.expect_post().returning(move |_, headers, _| {
@@ -265,7 +282,9 @@ fn a_refusal_or_a_redirect_is_dead_at_once() {
         assert_eq!(report.dead, 1);
         assert_eq!(
             told.lock().unwrap().as_slice(),
-            [format!("bury true Some({status}) refused with status {status}")]
+            [format!(
+                "bury true Some({status}) refused with status {status}"
+            )]
         );
     }
 }

@@ -29,10 +29,10 @@ pub use self::env::{Env, MIN_TOKEN_BYTES};
 pub use self::http::{HttpSettings, MetricsSettings, DEFAULT_MAX_CONNECTIONS};
 pub use self::mail::{MailDelivery, MailSettings, OutboxSettings, DEFAULT_MAIL_FROM};
 pub use self::passkeys::PasskeySettings;
-pub use self::webhooks::WebhookSettings;
 pub use self::stores::{
     DatabaseSettings, SessionStoreSettings, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_SQLITE_URL,
 };
+pub use self::webhooks::WebhookSettings;
 use crate::telemetry::LogFormat;
 pub(crate) use env::err;
 

@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn bounds_are_checked_and_name_the_variable() {
-        assert_eq!(read(&[], AppEnv::Development).unwrap(), WebhookSettings::default());
+        assert_eq!(
+            read(&[], AppEnv::Development).unwrap(),
+            WebhookSettings::default()
+        );
         for (var, value) in [
             ("WEBHOOK_TIMEOUT", "1m"),
             ("WEBHOOK_MAX_ATTEMPTS", "0"),
@@ -125,7 +128,10 @@ mod tests {
             ("WEBHOOK_RETENTION_DAYS", "0"),
             ("WEBHOOK_MAX_ENDPOINTS", "x"),
         ] {
-            assert_eq!(read(&[(var, value)], AppEnv::Development).unwrap_err().var, var);
+            assert_eq!(
+                read(&[(var, value)], AppEnv::Development).unwrap_err().var,
+                var
+            );
         }
     }
 }

@@ -103,14 +103,20 @@ pub async fn endpoints_round_trip_and_removal_takes_their_deliveries(s: &dyn Web
     let newer = endpoint(&["signup"], now);
     add(s, &newer).await;
     add(s, &older).await;
-    let all = s.endpoints().await.unwrap_or_else(|e| panic!("WebhookStore contract: {e}"));
+    let all = s
+        .endpoints()
+        .await
+        .unwrap_or_else(|e| panic!("WebhookStore contract: {e}"));
     assert_eq!(
         all,
         vec![older.clone(), newer.clone()],
         "WebhookStore contract: endpoints must come back exactly, oldest first"
     );
     assert_eq!(enqueue(s, &event("lockout"), now).await, 1);
-    assert!(remove(s, older.id).await, "WebhookStore contract: removal of an endpoint");
+    assert!(
+        remove(s, older.id).await,
+        "WebhookStore contract: removal of an endpoint"
+    );
     assert!(
         log(s, older.id).await.is_empty(),
         "WebhookStore contract: removing an endpoint must remove its deliveries"
@@ -145,10 +151,19 @@ pub async fn an_event_is_queued_once_per_endpoint_that_wants_it(s: &dyn WebhookS
     assert_eq!(enqueue(s, &event("logout"), now).await, 0);
     for (e, n) in [(&a, 1), (&b, 1), (&c, 0)] {
         let entries = log(s, e.id).await;
-        assert_eq!(entries.len(), n, "WebhookStore contract: deliveries of an endpoint");
+        assert_eq!(
+            entries.len(),
+            n,
+            "WebhookStore contract: deliveries of an endpoint"
+        );
         for entry in entries {
             assert_eq!(
-                (entry.event_id, entry.kind.as_str(), entry.state, entry.attempts),
+                (
+                    entry.event_id,
+                    entry.kind.as_str(),
+                    entry.state,
+                    entry.attempts
+                ),
                 (lockout.event_id, "lockout", DeliveryState::Pending, 0),
                 "WebhookStore contract: a new delivery is pending, unattempted"
             );
@@ -181,10 +196,20 @@ pub async fn a_claim_leases_and_a_lost_lease_changes_nothing(s: &dyn WebhookStor
         "WebhookStore contract: a delivery is not due before its time"
     );
     let first = claim(s, now, 10).await;
-    assert_eq!(first.len(), 1, "WebhookStore contract: a due delivery is claimed");
+    assert_eq!(
+        first.len(),
+        1,
+        "WebhookStore contract: a due delivery is claimed"
+    );
     let d = &first[0];
     assert_eq!(
-        (&d.url, &d.sealed_secret, &d.payload, d.endpoint_id, d.attempts),
+        (
+            &d.url,
+            &d.sealed_secret,
+            &d.payload,
+            d.endpoint_id,
+            d.attempts
+        ),
         (&e.url, &e.sealed_secret, &ev.payload, e.id, 0),
         "WebhookStore contract: a claim returns the endpoint's URL and secret and the body"
     );
@@ -229,7 +254,8 @@ pub async fn outcomes_show_in_the_delivery_log(s: &dyn WebhookStore) {
     let (a, b) = (&claimed[0], &claimed[1]);
     let retry = now + secs(5);
     assert!(matches!(
-        s.retry_at(a.id, a.lease, retry, Some(503), "answered 503").await,
+        s.retry_at(a.id, a.lease, retry, Some(503), "answered 503")
+            .await,
         Ok(true)
     ));
     assert!(matches!(
@@ -246,7 +272,12 @@ pub async fn outcomes_show_in_the_delivery_log(s: &dyn WebhookStore) {
     let entries = log(s, e.id).await;
     let ea = entry(a.id, &entries);
     assert_eq!(
-        (ea.state, ea.attempts, ea.last_status, ea.last_error.as_deref()),
+        (
+            ea.state,
+            ea.attempts,
+            ea.last_status,
+            ea.last_error.as_deref()
+        ),
         (DeliveryState::Pending, 1, Some(503), Some("answered 503")),
         "WebhookStore contract: a retry counts the attempt and notes why"
     );
@@ -275,7 +306,10 @@ pub async fn outcomes_show_in_the_delivery_log(s: &dyn WebhookStore) {
         (DeliveryState::Delivered, 2, Some(204), Some(done)),
         "WebhookStore contract: a delivery counts its attempt and keeps its status"
     );
-    let stats = s.stats().await.unwrap_or_else(|e| panic!("WebhookStore contract: {e}"));
+    let stats = s
+        .stats()
+        .await
+        .unwrap_or_else(|e| panic!("WebhookStore contract: {e}"));
     assert_eq!(
         (stats.pending, stats.dead, stats.oldest_pending),
         (0, 1, None),
@@ -322,7 +356,10 @@ pub async fn the_log_pages_newest_first(s: &dyn WebhookStore) {
             "WebhookStore contract: the log is newest first, then by id descending"
         );
     }
-    let stats = s.stats().await.unwrap_or_else(|e| panic!("WebhookStore contract: {e}"));
+    let stats = s
+        .stats()
+        .await
+        .unwrap_or_else(|e| panic!("WebhookStore contract: {e}"));
     assert_eq!((stats.pending, stats.oldest_pending), (7, Some(now)));
     remove(s, e.id).await;
 }
@@ -340,7 +377,14 @@ pub async fn prune_deletes_only_finished_deliveries_before_the_time(s: &dyn Webh
     assert_eq!(claimed.len(), 3);
     let _ = s.delivered(claimed[0].id, claimed[0].lease, 200, now).await;
     let _ = s
-        .bury(claimed[1].id, claimed[1].lease, true, Some(410), "gone", now)
+        .bury(
+            claimed[1].id,
+            claimed[1].lease,
+            true,
+            Some(410),
+            "gone",
+            now,
+        )
         .await;
     let _ = s
         .delivered(claimed[2].id, claimed[2].lease, 200, now + secs(10))
@@ -349,10 +393,17 @@ pub async fn prune_deletes_only_finished_deliveries_before_the_time(s: &dyn Webh
         .prune(now + secs(5))
         .await
         .unwrap_or_else(|err| panic!("WebhookStore contract: prune failed: {err}"));
-    assert_eq!(pruned, 2, "WebhookStore contract: prune deletes what finished before");
+    assert_eq!(
+        pruned, 2,
+        "WebhookStore contract: prune deletes what finished before"
+    );
     let left: HashSet<Uuid> = log(s, e.id).await.iter().map(|d| d.id).collect();
     assert!(left.contains(&claimed[2].id));
-    assert_eq!(left.len(), 2, "WebhookStore contract: a pending delivery is never pruned");
+    assert_eq!(
+        left.len(),
+        2,
+        "WebhookStore contract: a pending delivery is never pruned"
+    );
     remove(s, e.id).await;
 }
 
