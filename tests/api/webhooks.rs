@@ -214,7 +214,7 @@ async fn wait_for_log(app: &TestApp, token: &str, id: &str, n: usize, state: &st
 }
 
 async fn deliveries_are_signed_retried_until_they_arrive_and_logged(profile: Profile) {
-    let app = TestApp::spawn(profile).await;
+    let app = TestApp::spawn_with(profile, &[("METRICS_ADDR", "127.0.0.1:0")]).await;
     let admin = admin(&app).await;
     let receiver = Receiver::start(&[500, 200]).await;
     let (id, secret) = register(&app, &admin, &receiver.url, &["login_failed"]).await;
@@ -289,6 +289,21 @@ async fn deliveries_are_signed_retried_until_they_arrive_and_logged(profile: Pro
     // Only the kinds asked for: the login (and the admin's own) never came.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.received().len(), 2);
+
+    // The courier's attempts and the backlog are in the metrics.
+    let metrics = reqwest::get(format!("{}/metrics", app.metrics_address.as_ref().unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "secureauth_webhook_deliveries_total{result=\"delivered\"} 1",
+        "secureauth_webhook_deliveries_total{result=\"retried\"} 1",
+        "secureauth_webhook_pending 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in {metrics}");
+    }
 
     // Listed without the secret; removed with its log.
     let list: Value = app

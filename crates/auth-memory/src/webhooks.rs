@@ -106,7 +106,7 @@ impl WebhookStore for MemoryWebhooks {
         let targets: Vec<Uuid> = state
             .endpoints
             .iter()
-            .filter(|e| e.kinds.iter().any(|k| *k == event.kind))
+            .filter(|e| e.kinds.contains(&event.kind))
             .map(|e| e.id)
             .collect();
         for endpoint_id in &targets {

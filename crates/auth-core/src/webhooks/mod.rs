@@ -233,27 +233,41 @@ pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &str) -> Str
 /// history, less the user agent: never a password, code, token or hash, and the client's
 /// address only as a network.
 pub fn payload(event: &SecurityEvent) -> String {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        r#type: &'static str,
+        timestamp: &'a str,
+        data: Data<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        event_id: String,
+        user_id: String,
+        kind: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+        at: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ip: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<&'a str>,
+    }
     let at = event.at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    let mut data = serde_json::Map::new();
-    data.insert("event_id".into(), event.id.to_string().into());
-    data.insert("user_id".into(), event.user_id.as_uuid().to_string().into());
-    data.insert("kind".into(), event.kind.as_str().into());
-    if let Some(reason) = event.kind.reason() {
-        data.insert("reason".into(), reason.as_str().into());
-    }
-    data.insert("at".into(), at.clone().into());
-    if let Some(ip) = event.ip {
-        data.insert("ip".into(), ip.to_string().into());
-    }
-    if let Some(request_id) = &event.request_id {
-        data.insert("request_id".into(), request_id.clone().into());
-    }
-    serde_json::json!({
-        "type": event.kind.as_str(),
-        "timestamp": at,
-        "data": data,
-    })
-    .to_string()
+    let body = Body {
+        r#type: event.kind.as_str(),
+        timestamp: &at,
+        data: Data {
+            event_id: event.id.to_string(),
+            user_id: event.user_id.as_uuid().to_string(),
+            kind: event.kind.as_str(),
+            reason: event.kind.reason().map(|r| r.as_str()),
+            at: &at,
+            ip: event.ip.map(|ip| ip.to_string()),
+            request_id: event.request_id.as_deref(),
+        },
+    };
+    // Strings and optional strings only: serialising cannot fail.
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 /// What an answer's status means for a delivery.

@@ -122,7 +122,12 @@ fn the_body_holds_the_event_and_nothing_else() {
         user_agent: Some("curl/8".into()),
         request_id: Some("req-1".into()),
     };
-    let body: serde_json::Value = serde_json::from_str(&payload(&event)).unwrap();
+    let text = payload(&event);
+    assert!(
+        text.starts_with(r#"{"type":"login_failed","timestamp":"#),
+        "{text}"
+    );
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         body,
         serde_json::json!({
@@ -179,16 +184,15 @@ fn policy() -> CourierPolicy {
     }
 }
 
-/// Runs one round over `delivery` with a sender answering `answer`; what the store was told.
-fn round(
-    delivery: ClaimedDelivery,
-    seal: WebhookSeal,
-    answer: Result<u16, &'static str>,
-) -> (
+/// What a round reported, what the store was told, and the headers of each attempt.
+type Round = (
     WebhookReport,
     Arc<Mutex<Vec<String>>>,
     Arc<Mutex<Vec<WebhookHeaders>>>,
-) {
+);
+
+/// Runs one round over `delivery` with a sender answering `answer`.
+fn round(delivery: ClaimedDelivery, seal: WebhookSeal, answer: Result<u16, &'static str>) -> Round {
     let told = Arc::new(Mutex::new(Vec::new()));
     let sent = Arc::new(Mutex::new(Vec::new()));
     let mut store = MockWebhookStore::new();
