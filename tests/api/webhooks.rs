@@ -481,3 +481,28 @@ async fn a_dead_receiver_ends_dead_without_holding_up_mail_or_requests(profile: 
         .starts_with("gave up after 3 attempts"));
     app.cleanup().await;
 }
+
+/// A copy of the database must not give away the signing secrets: the row holds the secret
+/// sealed, never its bytes or its `whsec_` text.
+#[tokio::test]
+async fn webhook_secrets_are_sealed_in_the_database() {
+    let app = TestApp::spawn(Profile::Server).await;
+    let admin = admin(&app).await;
+    let (id, secret) = register(&app, &admin, "http://127.0.0.1:9/hook", &["lockout"]).await;
+    let key = B64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let url = app.var("DATABASE_URL").unwrap().to_owned();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT id::text, sealed_secret FROM webhook_endpoints", &[])
+        .await
+        .unwrap();
+    let (stored_id, sealed): (String, Vec<u8>) = (row.get(0), row.get(1));
+    assert_eq!(stored_id, id);
+    assert!(sealed.len() > key.len(), "nonce and tag around the secret");
+    assert!(!sealed.windows(key.len()).any(|w| w == key.as_slice()));
+    assert!(!String::from_utf8_lossy(&sealed).contains(&secret));
+    app.cleanup().await;
+}
