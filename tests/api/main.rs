@@ -53,3 +53,4 @@ mod slow_clients;
 mod startup;
 mod takeover;
 mod tokens;
+mod webhooks;

@@ -51,6 +51,7 @@ pub mod service;
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub mod testing;
 pub mod throttle;
+pub mod webhooks;
 
 pub use domain::device::{DeviceCredential, DeviceId, MAX_DEVICE_CREDENTIAL_LEN};
 pub use domain::email::{EmailAddress, EmailError, MAX_EMAIL_LEN};

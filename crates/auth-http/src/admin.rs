@@ -56,6 +56,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/admin/users/{id}/sessions/{session_id}")
                 .route(web::delete().to(revoke_session)),
+        )
+        .service(
+            resource("/admin/webhooks")
+                .route(web::get().to(crate::webhooks::list_webhooks))
+                .route(web::post().to(crate::webhooks::create_webhook)),
+        )
+        .service(
+            resource("/admin/webhooks/{id}")
+                .route(web::delete().to(crate::webhooks::delete_webhook)),
+        )
+        .service(
+            resource("/admin/webhooks/{id}/deliveries")
+                .route(web::get().to(crate::webhooks::webhook_deliveries)),
         );
 }
 

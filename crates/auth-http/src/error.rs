@@ -75,6 +75,7 @@ pub enum ErrorCode {
     TooManyPasskeys,
     InvalidPasskey,
     NoPasskey,
+    InvalidWebhook,
 }
 
 /// Every error the API returns.
@@ -541,6 +542,11 @@ impl From<auth_core::AdminError> for ApiError {
             AdminError::AlreadyVerified => Self::AlreadyVerified,
             AdminError::EmailTaken => Self::EmailTaken,
             AdminError::PasswordBreached => Self::breached_password("password"),
+            AdminError::InvalidWebhook { field, message } => Self::Validation {
+                code: ErrorCode::InvalidWebhook,
+                field,
+                message,
+            },
             AdminError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
             AdminError::Failure(f) => Self::from_failure(f),
         }

@@ -198,8 +198,9 @@ enum Queued {
 /// `record` queues (up to [`EVENT_QUEUE`] events; when full it answers `Unavailable`, and the
 /// service logs a warning and goes on); one task writes the queue in order. `list` first waits
 /// (up to two seconds) until everything queued before it is written, so an account's history
-/// always shows what the account just did. Events still queued when the process stops are
-/// lost, like any event the store could not take.
+/// always shows what the account just did. A stopping server [drains](EventDrain::drain) the
+/// queue (within a budget) before it exits, so the events of its last requests are written
+/// (and their webhooks queued); only what the budget or a store outage leaves is lost.
 pub struct QueuedSecurityEvents {
     store: Arc<dyn SecurityEvents>,
     queue: tokio::sync::mpsc::Sender<Queued>,
@@ -243,13 +244,39 @@ impl QueuedSecurityEvents {
 
     /// Waits until the events queued so far are written (or [`FLUSH_WAIT`] passed).
     async fn flush(&self) {
+        self.drain_handle().drain(FLUSH_WAIT).await;
+    }
+
+    /// A handle that waits for the queue to be written (for the server's shutdown).
+    pub fn drain_handle(&self) -> EventDrain {
+        EventDrain {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+/// Waits for a [`QueuedSecurityEvents`]' writer to write what was queued.
+#[derive(Clone)]
+pub struct EventDrain {
+    queue: tokio::sync::mpsc::Sender<Queued>,
+}
+
+impl std::fmt::Debug for EventDrain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventDrain")
+            .field("queued", &(EVENT_QUEUE - self.queue.capacity()))
+            .finish()
+    }
+}
+
+impl EventDrain {
+    /// Waits until every event queued before this call is written (the writer takes the
+    /// queue in order), at most `budget`; whether it got there.
+    pub async fn drain(&self, budget: Duration) -> bool {
         let (done, written) = tokio::sync::oneshot::channel();
-        let wait = async {
-            if self.queue.send(Queued::Flush(done)).await.is_ok() {
-                let _ = written.await;
-            }
-        };
-        let _ = tokio::time::timeout(FLUSH_WAIT, wait).await;
+        let wait =
+            async { self.queue.send(Queued::Flush(done)).await.is_ok() && written.await.is_ok() };
+        tokio::time::timeout(budget, wait).await.unwrap_or(false)
     }
 }
 
@@ -313,6 +340,93 @@ mod tests {
         listed.reverse();
         assert_eq!(listed, written);
         assert_eq!(store.len(), 50);
+    }
+
+    /// A store that takes a while for each event.
+    struct Slow(auth_memory::MemorySecurityEvents);
+
+    #[async_trait::async_trait]
+    impl SecurityEvents for Slow {
+        async fn record(&self, e: &SecurityEvent) -> Result<(), SecurityEventsError> {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.0.record(e).await
+        }
+        async fn list(
+            &self,
+            user: UserId,
+            after: Option<EventCursor>,
+            limit: usize,
+        ) -> Result<Vec<SecurityEvent>, SecurityEventsError> {
+            self.0.list(user, after, limit).await
+        }
+        async fn prune(&self, before: DateTime<Utc>) -> Result<u64, SecurityEventsError> {
+            self.0.prune(before).await
+        }
+    }
+
+    /// Runs a server-like runtime that queues `n` events and stops, draining the queue first
+    /// when `drain`; how many events were written.
+    fn queue_then_stop(n: i64, drain: bool) -> usize {
+        let store = auth_memory::MemorySecurityEvents::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let slow = Arc::new(Slow(store.clone()));
+        runtime.block_on(async move {
+            let queued = QueuedSecurityEvents::spawn(slow);
+            let user = UserId::from_uuid(uuid::Uuid::new_v4());
+            for i in 0..n {
+                queued.record(&event(user, i)).await.unwrap();
+            }
+            if drain {
+                assert!(queued.drain_handle().drain(Duration::from_secs(10)).await);
+            }
+        });
+        // The runtime ends like the process's: its tasks, the writer too, are dropped.
+        drop(runtime);
+        store.len()
+    }
+
+    /// The events of a server's last requests must not be lost when it stops: its webhooks
+    /// would be lost with them. Without the drain, a stopping runtime drops the queue.
+    #[test]
+    fn events_queued_before_a_shutdown_are_written_by_the_drain() {
+        assert_eq!(queue_then_stop(200, true), 200);
+        assert!(queue_then_stop(200, false) < 200);
+    }
+
+    #[tokio::test]
+    async fn a_drain_gives_up_at_its_budget() {
+        struct Stuck;
+        #[async_trait::async_trait]
+        impl SecurityEvents for Stuck {
+            async fn record(&self, _: &SecurityEvent) -> Result<(), SecurityEventsError> {
+                futures::future::pending().await
+            }
+            async fn list(
+                &self,
+                _: UserId,
+                _: Option<EventCursor>,
+                _: usize,
+            ) -> Result<Vec<SecurityEvent>, SecurityEventsError> {
+                Ok(vec![])
+            }
+            async fn prune(&self, _: DateTime<Utc>) -> Result<u64, SecurityEventsError> {
+                Ok(0)
+            }
+        }
+        let queued = QueuedSecurityEvents::spawn(Arc::new(Stuck));
+        let user = UserId::from_uuid(uuid::Uuid::new_v4());
+        queued.record(&event(user, 0)).await.unwrap();
+        let start = tokio::time::Instant::now();
+        assert!(
+            !queued
+                .drain_handle()
+                .drain(Duration::from_millis(100))
+                .await
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
     }
 
     #[tokio::test]

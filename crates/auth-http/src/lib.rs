@@ -27,6 +27,7 @@ pub mod telemetry;
 pub mod throttle;
 pub mod tokens;
 pub mod ui;
+pub mod webhooks;
 pub mod wiring;
 
 pub use settings::Settings;

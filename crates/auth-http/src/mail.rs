@@ -145,6 +145,11 @@ pub struct CourierTask {
 }
 
 impl CourierTask {
+    /// A task that stops when `stop` says so.
+    pub(crate) fn new(stop: watch::Sender<bool>, handle: JoinHandle<()>) -> Self {
+        Self { stop, handle }
+    }
+
     /// Stops after the current round (at most `grace`; after it the task is cut off, and its
     /// leased messages are taken over by another instance when the lease runs out).
     pub async fn stop(self, grace: Duration) {

@@ -61,6 +61,8 @@ pub struct Probes {
     pub redis: Option<auth_redis::RedisStore>,
     /// The mail outbox (its backlog).
     pub outbox: Option<MailOutbox>,
+    /// The webhook queue (its backlog).
+    pub webhooks: Option<std::sync::Arc<dyn auth_core::WebhookStore>>,
 }
 
 impl std::fmt::Debug for Probes {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for Probes {
             .field("postgres", &self.postgres.is_some())
             .field("redis", &self.redis.is_some())
             .field("outbox", &self.outbox.is_some())
+            .field("webhooks", &self.webhooks.is_some())
             .finish()
     }
 }
@@ -231,6 +234,22 @@ impl Metrics {
                 "secureauth_mail_deliveries_total",
                 "Delivery attempts of this instance's courier by result (sent, deferred, dead, suppressed, expired)"
             );
+            describe_gauge!(
+                "secureauth_webhook_pending",
+                "Webhook deliveries waiting (NaN when the queue could not be read)"
+            );
+            describe_gauge!(
+                "secureauth_webhook_oldest_pending_seconds",
+                "Age of the oldest waiting webhook delivery"
+            );
+            describe_gauge!(
+                "secureauth_webhook_dead",
+                "Webhook deliveries given up on, kept for WEBHOOK_RETENTION_DAYS"
+            );
+            describe_counter!(
+                "secureauth_webhook_deliveries_total",
+                "Webhook delivery attempts of this instance's courier by result (delivered, retried, dead)"
+            );
         });
     }
 
@@ -274,6 +293,20 @@ impl Metrics {
         });
     }
 
+    /// Counts a webhook courier round's outcomes.
+    pub fn record_webhooks(&self, report: &auth_core::webhooks::WebhookReport) {
+        self.with(|| {
+            for (result, n) in [
+                ("delivered", report.delivered),
+                ("retried", report.retried),
+                ("dead", report.dead),
+            ] {
+                counter!("secureauth_webhook_deliveries_total", "result" => result)
+                    .increment(u64::try_from(n).unwrap_or(u64::MAX));
+            }
+        });
+    }
+
     /// Starts the task that drains recorded samples into the histograms every
     /// [`UPKEEP_INTERVAL`]; it ends when the handle is aborted.
     pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
@@ -298,7 +331,36 @@ impl Metrics {
             ),
             None => None,
         };
+        let webhooks = match &probes.webhooks {
+            Some(store) => Some(
+                tokio::time::timeout(self.inner.outbox_timeout, store.stats())
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+            ),
+            None => None,
+        };
         self.with(|| {
+            match webhooks {
+                None => {}
+                Some(Some(stats)) => {
+                    gauge!("secureauth_webhook_pending").set(stats.pending as f64);
+                    let age = stats.oldest_pending.map_or(0.0, |at| {
+                        ((chrono::Utc::now() - at).num_milliseconds().max(0) as f64) / 1000.0
+                    });
+                    gauge!("secureauth_webhook_oldest_pending_seconds").set(age);
+                    gauge!("secureauth_webhook_dead").set(stats.dead as f64);
+                }
+                Some(None) => {
+                    for name in [
+                        "secureauth_webhook_pending",
+                        "secureauth_webhook_oldest_pending_seconds",
+                        "secureauth_webhook_dead",
+                    ] {
+                        gauge!(name).set(f64::NAN);
+                    }
+                }
+            }
             if let Some(hasher) = &probes.hasher {
                 gauge!("secureauth_hasher_workers").set(hasher.settings().max_concurrent as f64);
                 gauge!("secureauth_hasher_busy_workers").set(hasher.in_flight() as f64);
@@ -396,6 +458,7 @@ fn dependency_label(d: Dependency) -> &'static str {
         Dependency::RateLimiter => "rate_limiter",
         Dependency::TotpStore => "totp_store",
         Dependency::SecurityEvents => "security_events",
+        Dependency::Webhooks => "webhooks",
         Dependency::PasskeyStore => "passkey_store",
         Dependency::PasskeyChallenges => "passkey_challenges",
         Dependency::PasskeyVerifier => "passkey_verifier",

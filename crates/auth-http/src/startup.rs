@@ -31,6 +31,10 @@ use crate::telemetry::RequestSpan;
 /// by then is taken over by another instance when its lease runs out.
 pub const COURIER_STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a stopping server waits for the security events of its last requests to be
+/// written (and their webhooks queued).
+pub const EVENT_DRAIN_GRACE: Duration = Duration::from_secs(5);
+
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -39,6 +43,10 @@ pub struct Application {
     port: u16,
     server: Server,
     courier: Option<CourierTask>,
+    /// This instance's webhook courier.
+    webhook_courier: Option<CourierTask>,
+    /// The security-event writer, drained on the way out.
+    events: Option<crate::events::EventDrain>,
     /// The metrics listener (`METRICS_ADDR`), its port, and the registry it renders.
     metrics: Option<(u16, Server, Metrics)>,
 }
@@ -57,7 +65,8 @@ impl Application {
     /// Starts this instance's mail courier too (not with `MAIL_DELIVERY=inline`, which
     /// queues nothing).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let (service, outbox, probes) = crate::wiring::build_observed_service(&settings).await?;
+        let (service, outbox, probes, background) =
+            crate::wiring::build_observed_service(&settings).await?;
         let metrics = match settings.metrics.addr {
             Some(_) => Some(Metrics::new(probes)?),
             None => None,
@@ -67,8 +76,10 @@ impl Application {
         crate::events::spawn_pruner(Arc::downgrade(&service), settings.events.retention());
         let mut app = Self::with_parts(&settings, service, Some(outbox.clone()), metrics.clone())?;
         if settings.mail.delivery == MailDelivery::Outbox {
-            app.courier = Some(outbox.spawn_observed_courier(metrics));
+            app.courier = Some(outbox.spawn_observed_courier(metrics.clone()));
         }
+        app.webhook_courier = Some(background.webhooks.spawn_courier(metrics));
+        app.events = Some(background.events);
         Ok(app)
     }
 
@@ -264,6 +275,8 @@ impl Application {
             port,
             server: builder.run(),
             courier: None,
+            webhook_courier: None,
+            events: None,
             metrics: metrics_server,
         })
     }
@@ -275,7 +288,8 @@ impl Application {
 
     /// Runs until SIGINT/SIGTERM; in-flight requests finish (up to `SHUTDOWN_TIMEOUT`, after
     /// which every connection is cut) before it returns.
-    /// The mail courier then finishes its round (up to `COURIER_STOP_GRACE`).
+    /// The security events still queued are then written (up to `EVENT_DRAIN_GRACE`), and the
+    /// mail and webhook couriers finish their rounds (up to `COURIER_STOP_GRACE` each).
     /// The metrics listener, when `METRICS_ADDR` is set, runs alongside and stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let metrics = self.metrics.map(|(_, server, metrics)| {
@@ -288,7 +302,17 @@ impl Application {
             handle.stop(true).await;
             let _ = task.await;
         }
+        // The events of the last requests first: their webhooks are queued as they are
+        // written, and what is queued stays for the next start (or another instance).
+        if let Some(events) = self.events {
+            if !events.drain(EVENT_DRAIN_GRACE).await {
+                tracing::warn!("security events still queued at shutdown were not written");
+            }
+        }
         if let Some(courier) = self.courier {
+            courier.stop(COURIER_STOP_GRACE).await;
+        }
+        if let Some(courier) = self.webhook_courier {
             courier.stop(COURIER_STOP_GRACE).await;
         }
         result

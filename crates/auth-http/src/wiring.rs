@@ -110,15 +110,25 @@ pub async fn open_security_events(
 /// With PostgreSQL down (or unreachable) the server still starts: the user store answers 503
 /// and `/ready` names it until the migrations, retried in the background, have been applied.
 pub async fn build_service(settings: &Settings) -> anyhow::Result<(AuthService, MailOutbox)> {
-    let (service, outbox, _) = build_observed_service(settings).await?;
+    let (service, outbox, _, _) = build_observed_service(settings).await?;
     Ok((service, outbox))
 }
 
+/// What runs beside the service: the webhook queue (its courier is the server's to start)
+/// and the security-event writer (the server drains it when it stops).
+#[derive(Debug, Clone)]
+pub struct Background {
+    /// The webhook queue.
+    pub webhooks: crate::webhooks::WebhookRuntime,
+    /// The security-event writer's queue.
+    pub events: crate::events::EventDrain,
+}
+
 /// [`build_service`], with what the metrics read at scrape time (the hasher, the connection
-/// pools, the outbox).
+/// pools, the outbox, the webhook queue) and what runs beside the service.
 pub async fn build_observed_service(
     settings: &Settings,
-) -> anyhow::Result<(AuthService, MailOutbox, crate::metrics::Probes)> {
+) -> anyhow::Result<(AuthService, MailOutbox, crate::metrics::Probes, Background)> {
     let mut probes = crate::metrics::Probes::default();
     // First: a typo in a template stops the start-up before anything else is touched.
     let renderer = mail_renderer(settings)?;
@@ -127,6 +137,7 @@ pub async fn build_observed_service(
     let totp_store: Arc<dyn auth_core::TotpStore>;
     let events_store: Arc<dyn auth_core::SecurityEvents>;
     let passkey_store: Arc<dyn auth_core::PasskeyStore>;
+    let webhook_store: Arc<dyn auth_core::WebhookStore>;
     profile.push(format!("users:    {}", settings.database.describe()));
     let users: Arc<dyn UserRepository> = match &settings.database {
         DatabaseSettings::Postgres(pg) => {
@@ -137,6 +148,7 @@ pub async fn build_observed_service(
             totp_store = Arc::new(repo.totp());
             events_store = Arc::new(repo.security_events());
             passkey_store = Arc::new(repo.passkeys());
+            webhook_store = Arc::new(repo.webhooks());
             let migrated = Arc::new(AtomicBool::new(false));
             match run_migrations(pg).await {
                 Ok(applied) => {
@@ -178,6 +190,7 @@ pub async fn build_observed_service(
             totp_store = Arc::new(repo.totp());
             events_store = Arc::new(repo.security_events());
             passkey_store = Arc::new(repo.passkeys());
+            webhook_store = Arc::new(repo.webhooks());
             Arc::new(repo)
         }
     };
@@ -297,6 +310,7 @@ pub async fn build_observed_service(
         totp: totp_store,
     };
     let config = settings.auth.config();
+    let webhook_seal = auth_core::webhooks::WebhookSeal::derive(&key);
     let otp_secret = OtpSecret::new(SecretBox::new(key.into_boxed_slice()))
         .context("AUTH_SECRET must be at least 32 bytes")?;
     let service = AuthService::new(ports, config, otp_secret);
@@ -310,8 +324,33 @@ pub async fn build_observed_service(
     };
     // Each account's security history, in the user database.
     // Written by a task of their own, so that recording one costs a request no time.
-    let events = Arc::new(crate::events::QueuedSecurityEvents::spawn(events_store));
-    let service = service.with_security_events(events, settings.events.config());
+    // Once an event is written, its webhook deliveries are queued in the same database.
+    let webhooks = crate::webhooks::WebhookRuntime::new(
+        Arc::clone(&webhook_store),
+        Arc::new(
+            crate::webhooks::HttpWebhookSender::new(settings.webhooks.timeout)
+                .context("the webhook HTTP client")?,
+        ),
+        webhook_seal.clone(),
+        &settings.webhooks,
+    );
+    let fanout = auth_core::webhooks::WebhookFanout::new(
+        events_store,
+        Arc::clone(&webhook_store),
+        Arc::new(SystemClock),
+        settings.webhooks.max_age,
+    )
+    .on_enqueue(webhooks.waker());
+    let events = Arc::new(crate::events::QueuedSecurityEvents::spawn(Arc::new(fanout)));
+    let drain = events.drain_handle();
+    let service = service
+        .with_security_events(events, settings.events.config())
+        .with_webhooks(auth_core::Webhooks {
+            store: Arc::clone(&webhook_store),
+            seal: webhook_seal,
+            allow_http: settings.webhooks.allow_http,
+            max_endpoints: settings.webhooks.max_endpoints,
+        });
     let service = match &settings.passkeys {
         Some(px) => {
             tracing::info!(rp_id = %px.rp_id, origin = %px.origin, "passkeys on");
@@ -328,7 +367,16 @@ pub async fn build_observed_service(
         None => service,
     };
     probes.outbox = Some(outbox.clone());
-    Ok((service, outbox, probes))
+    probes.webhooks = Some(webhook_store);
+    Ok((
+        service,
+        outbox,
+        probes,
+        Background {
+            webhooks,
+            events: drain,
+        },
+    ))
 }
 
 /// The breached-password list the settings name, loaded (a file) or checked (a URL).

@@ -68,6 +68,7 @@ mod session;
 mod state;
 mod totp;
 mod users;
+mod webhooks;
 
 use std::fmt;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -81,6 +82,7 @@ pub use outbox::MemoryOutbox;
 pub use passkeys::{MemoryPasskeyChallenges, MemoryPasskeyStore};
 pub use totp::MemoryTotpStore;
 pub use users::MemoryUserRepository;
+pub use webhooks::MemoryWebhooks;
 
 use state::State;
 

@@ -228,3 +228,11 @@ async fn passkey_challenge_store_contract() {
     let store = Arc::new(auth_memory::MemoryPasskeyChallenges::new());
     auth_testkit::contracts::passkeys::run_challenges(store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_store_contract() {
+    let store = Arc::new(auth_memory::MemoryWebhooks::new());
+    auth_testkit::contracts::webhooks::run(store.clone()).await;
+    // Twice on the same store: the suite leaves it empty.
+    auth_testkit::contracts::webhooks::run(store).await;
+}

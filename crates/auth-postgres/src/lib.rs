@@ -49,6 +49,7 @@ mod repository;
 mod schema;
 mod settings;
 mod totp;
+mod webhooks;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -60,3 +61,4 @@ pub use passkeys::PgPasskeyStore;
 pub use repository::PgUserRepository;
 pub use settings::{PgPool, PostgresError, PostgresSettings};
 pub use totp::PgTotpStore;
+pub use webhooks::PgWebhooks;

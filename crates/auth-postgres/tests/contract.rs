@@ -75,3 +75,12 @@ async fn postgres_passkey_store_meets_the_passkey_store_contract() {
     .await;
     db.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_webhooks_meet_the_webhook_store_contract() {
+    let db = TestDatabase::new().await;
+    auth_testkit::contracts::webhooks::run(Arc::new(db.repository().webhooks())).await;
+    // Twice on the same database: the suite leaves the store empty.
+    auth_testkit::contracts::webhooks::run(Arc::new(db.repository().webhooks())).await;
+    db.cleanup().await.unwrap();
+}

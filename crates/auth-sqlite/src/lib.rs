@@ -53,6 +53,7 @@ mod schema;
 mod settings;
 mod setup;
 mod totp;
+mod webhooks;
 
 pub use connection::{SqliteAsyncConnection, SqlitePool};
 pub use events::SqliteSecurityEvents;
@@ -63,3 +64,4 @@ pub use repository::SqliteUserRepository;
 pub use settings::{SqliteError, SqliteLocation, SqliteSettings};
 pub use setup::MIGRATIONS;
 pub use totp::SqliteTotpStore;
+pub use webhooks::SqliteWebhooks;

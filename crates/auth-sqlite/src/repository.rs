@@ -98,6 +98,12 @@ impl SqliteUserRepository {
         crate::SqliteSecurityEvents::new(self.db.clone())
     }
 
+    /// Webhook endpoints and their delivery queue ([`auth_core::WebhookStore`]) in this
+    /// repository's database, on the same pool.
+    pub fn webhooks(&self) -> crate::SqliteWebhooks {
+        crate::SqliteWebhooks::new(self.db.clone())
+    }
+
     /// The underlying pool (its `status()` is useful for metrics).
     pub fn pool(&self) -> &SqlitePool {
         self.db.pool()

@@ -93,3 +93,36 @@ diesel::table! {
         last_used_at -> Nullable<TimestamptzSqlite>,
     }
 }
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        kinds -> Text,
+        sealed_secret -> Binary,
+        created_at -> TimestamptzSqlite,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        event_id -> Text,
+        kind -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> BigInt,
+        last_status -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> TimestamptzSqlite,
+        next_attempt_at -> TimestamptzSqlite,
+        expires_at -> TimestamptzSqlite,
+        finished_at -> Nullable<TimestamptzSqlite>,
+        lease_id -> Nullable<Text>,
+        lease_until -> Nullable<TimestamptzSqlite>,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::allow_tables_to_appear_in_same_query!(webhook_deliveries, webhook_endpoints);

@@ -78,3 +78,18 @@ async fn file_passkey_store_meets_the_passkey_store_contract() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_webhooks_meet_the_webhook_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = SqliteSettings::file(dir.path().join("auth.db"));
+    let store = Arc::new(
+        SqliteUserRepository::open(&settings)
+            .await
+            .unwrap()
+            .webhooks(),
+    );
+    auth_testkit::contracts::webhooks::run(store.clone()).await;
+    // Twice on the same database: the suite leaves the store empty.
+    auth_testkit::contracts::webhooks::run(store).await;
+}

@@ -19,6 +19,7 @@ mod security_events;
 mod session_store;
 mod totp_store;
 mod user_repository;
+mod webhooks;
 
 pub use breached::{BreachCheckError, BreachedPasswords, PasswordSha1};
 pub use clock::{Clock, SystemClock};
@@ -48,6 +49,10 @@ pub use session_store::{
 };
 pub use totp_store::{MfaChallenge, StoredTotp, TotpStore, TotpStoreError};
 pub use user_repository::{UserRepoError, UserRepository};
+pub use webhooks::{
+    ClaimedDelivery, DeliveryEntry, DeliveryState, WebhookEndpoint, WebhookEvent, WebhookHeaders,
+    WebhookSender, WebhookStats, WebhookStore, WebhookStoreError,
+};
 
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
@@ -88,6 +93,9 @@ pub use totp_store::MockTotpStore;
 #[cfg(any(test, feature = "mocks"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub use user_repository::MockUserRepository;
+#[cfg(any(test, feature = "mocks"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
+pub use webhooks::{MockWebhookSender, MockWebhookStore};
 
 /// A boxed error from an adapter, kept as the `source` of a port error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -188,6 +188,15 @@ impl SecurityEventKind {
         }
     }
 
+    /// Every kind's name (each once; `login_failed` stands for every reason), in a fixed
+    /// order: what a webhook endpoint may ask for.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Self::SIMPLE
+            .into_iter()
+            .map(Self::as_str)
+            .chain(std::iter::once("login_failed"))
+    }
+
     /// The reason of a failed login.
     pub fn reason(self) -> Option<LoginFailure> {
         match self {

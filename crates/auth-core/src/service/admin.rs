@@ -77,7 +77,10 @@ impl AuthService {
 
     /// [`AuthService::authorize_admin`], and the session's privilege window must be open
     /// ([`AdminError::ReauthenticationRequired`] otherwise).
-    async fn privileged(&self, session: &Session) -> Result<UserCredentials, AdminError> {
+    pub(super) async fn privileged(
+        &self,
+        session: &Session,
+    ) -> Result<UserCredentials, AdminError> {
         let creds = self.authorize_admin(session).await?;
         let now = self.ports.clock.now();
         match self.ports.sessions.privilege_window(session.id).await? {

@@ -36,6 +36,8 @@ pub enum Dependency {
     PasskeyChallenges,
     /// [`crate::PasskeyVerifier`].
     PasskeyVerifier,
+    /// [`crate::WebhookStore`].
+    Webhooks,
 }
 
 impl fmt::Display for Dependency {
@@ -52,6 +54,7 @@ impl fmt::Display for Dependency {
             Self::PasskeyStore => "passkey store",
             Self::PasskeyChallenges => "passkey challenge store",
             Self::PasskeyVerifier => "passkey verifier",
+            Self::Webhooks => "webhook store",
         })
     }
 }
@@ -168,6 +171,16 @@ impl From<crate::ports::PasskeyStoreError> for Failure {
     }
 }
 
+impl From<crate::ports::WebhookStoreError> for Failure {
+    fn from(e: crate::ports::WebhookStoreError) -> Self {
+        use crate::ports::WebhookStoreError as E;
+        match e {
+            E::Unavailable(s) => Self::Unavailable(Dependency::Webhooks, s),
+            E::Other(s) => Self::Internal(Dependency::Webhooks, s),
+        }
+    }
+}
+
 impl From<crate::ports::PasskeyChallengeStoreError> for Failure {
     fn from(e: crate::ports::PasskeyChallengeStoreError) -> Self {
         use crate::ports::PasskeyChallengeStoreError as E;
@@ -206,7 +219,7 @@ macro_rules! from_failure {
                 Self::Failure(e)
             }
         }
-        from_port_errors!($t; UserRepoError, SessionStoreError, OtpStoreError, MailerError, HasherError, TotpStoreError, crate::ports::PasskeyStoreError, crate::ports::PasskeyChallengeStoreError);
+        from_port_errors!($t; UserRepoError, SessionStoreError, OtpStoreError, MailerError, HasherError, TotpStoreError, crate::ports::PasskeyStoreError, crate::ports::PasskeyChallengeStoreError, crate::ports::WebhookStoreError);
     )*};
 }
 
@@ -527,6 +540,14 @@ pub enum AdminError {
     /// The password is on the breached-password list (creating an administrator).
     #[error("this password is known from data breaches")]
     PasswordBreached,
+    /// A webhook endpoint was refused: `field` (`url` or `events`) is wrong; nothing changed.
+    #[error("invalid webhook {field}: {message}")]
+    InvalidWebhook {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A request budget or this client's share of the hasher is spent.
     #[error("too many requests; try again later")]
     TooManyRequests {

@@ -21,6 +21,7 @@ mod password;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use mfa::{TotpEnrolment, TotpStatus};
 pub use passkeys::{
     PasskeyCeremony, PasskeyInfo, Passkeys, MAX_CEREMONY_TTL, MAX_PASSKEYS_PER_ACCOUNT,
 };
+pub use webhooks::{CreatedWebhook, DeliveryPage, Webhooks, MAX_DELIVERIES_PAGE};
 
 use crate::domain::device::DeviceCredential;
 use crate::domain::email::EmailAddress;
@@ -273,6 +275,8 @@ pub struct AuthService {
     events: Option<events::EventLog>,
     /// Passkeys, when turned on.
     passkeys: Option<passkeys::PasskeyRuntime>,
+    /// Webhook endpoints, when turned on.
+    webhooks: Option<webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -314,6 +318,7 @@ impl AuthService {
             breached: None,
             events: None,
             passkeys: None,
+            webhooks: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod http;
 mod mail;
 mod passkeys;
 mod stores;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ pub use self::passkeys::PasskeySettings;
 pub use self::stores::{
     DatabaseSettings, SessionStoreSettings, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_SQLITE_URL,
 };
+pub use self::webhooks::WebhookSettings;
 use crate::telemetry::LogFormat;
 pub(crate) use env::err;
 
@@ -92,6 +94,8 @@ pub struct Settings {
     /// `WEBAUTHN_RP_ID`, `WEBAUTHN_ORIGIN`, `WEBAUTHN_CEREMONY_TTL`: passkeys; off without
     /// them.
     pub passkeys: Option<PasskeySettings>,
+    /// `WEBHOOK_*`: how webhook deliveries are sent, retried and kept.
+    pub webhooks: WebhookSettings,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`: traces (feature `otlp`).
     pub traces: crate::telemetry::TraceSettings,
 }
@@ -137,6 +141,7 @@ impl Settings {
             events: SecurityEventSettings::read(&env)?,
             traces: crate::telemetry::TraceSettings::read(&env)?,
             passkeys: PasskeySettings::read(&env, app_env, &http.allowed_origins)?,
+            webhooks: WebhookSettings::read(&env, app_env)?,
             app_env,
             dependency_timeout,
             http,

@@ -10,3 +10,4 @@ pub mod security_events;
 pub mod session_store;
 pub mod totp_store;
 pub mod user_repository;
+pub mod webhooks;
