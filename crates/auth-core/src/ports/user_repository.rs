@@ -247,6 +247,7 @@ mod tests {
         async fn set_password_hash(
             &self,
             _: UserId,
+            _: &EmailAddress,
             _: &PasswordHash,
             _: DateTime<Utc>,
         ) -> Result<(), UserRepoError> {
@@ -321,7 +322,7 @@ mod tests {
                     .await,
             );
             refused_for_want_of_an_outbox(
-                repo.set_password_hash_with_mail(id, &hash, now, &mail)
+                repo.set_password_hash_with_mail(id, &mail.to, &hash, now, &mail)
                     .await,
             );
             refused_for_want_of_an_outbox(repo.delete_with_mail(id, &mail).await);
