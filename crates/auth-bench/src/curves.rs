@@ -326,6 +326,7 @@ fn session(
             Some([10, (i >> 16) as u8, (i >> 8) as u8, i as u8].into()),
             Some(USER_AGENT),
         ),
+        passkey: None,
     })
 }
 
