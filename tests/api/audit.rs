@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::helpers::{error_code, Profile, TestApp, PASSWORD};
 
 both_profiles!(
+    wrong_reset_codes_are_recorded_on_the_account_and_answer_the_same_without_one,
     a_stolen_session_guessing_change_codes_is_recorded_and_ended,
     a_stolen_session_hammering_totp_enrolment_is_recorded_and_ended,
     a_right_password_refused_by_the_budget_is_recorded_as_throttled,
@@ -198,5 +199,45 @@ async fn failed_login_codes_are_recorded_on_the_account_and_answer_the_same_with
     );
     // Signup, verification, the failed code, and this login: nothing for the other address.
     assert!(before <= 3, "{:?}", app.security_event_rows().await);
+    app.cleanup().await;
+}
+
+/// Somebody who asked for an account's reset (or the owner, mistyping) tries wrong codes: each
+/// try is recorded on the account as `reset_failed` (found by the outside test: nothing was
+/// recorded), and an address without an account answers the same and records nothing.
+async fn wrong_reset_codes_are_recorded_on_the_account_and_answer_the_same_without_one(
+    profile: Profile,
+) {
+    let app = TestApp::spawn(profile).await;
+    let email = app.verified_user().await;
+    let nobody = app.email();
+    let mut answers = Vec::new();
+    for address in [&email, &nobody] {
+        let res = app
+            .post("/forgot-password", &json!({ "email": address }))
+            .await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        for _ in 0..2 {
+            let body = json!({
+                "email": address,
+                "otp": "000000",
+                "new_password": "a brand new passphrase 42",
+            });
+            let res = app.post("/reset-password", &body).await;
+            let status = res.status();
+            answers.push((status, error_code(res).await));
+        }
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(answers[0].0, StatusCode::BAD_REQUEST);
+    let token = app.token(&email, PASSWORD).await;
+    let kinds = kinds_once(&app, &token, "reset_failed").await;
+    assert_eq!(count(&kinds, "reset_failed"), 2, "{kinds:?}");
+    let rows = app.security_event_rows().await;
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("reset_failed")).count(),
+        2,
+        "another address's tries were recorded: {rows:?}"
+    );
     app.cleanup().await;
 }

@@ -69,7 +69,7 @@ pub struct SecurityEventDto {
     /// `reauth_failed` (a wrong password or code inside a session), `reauth_throttled` (one
     /// refused by its budget before it was checked), `lockout`,
     /// `logout`, `logout_all`, `session_ended`, `password_changed`, `reset_requested`,
-    /// `reset_completed`, `two_factor_enabled`, `two_factor_disabled`, `recovery_code_used`,
+    /// `reset_completed`, `reset_failed` (a wrong reset code), `two_factor_enabled`, `two_factor_disabled`, `recovery_code_used`,
     /// `account_deleted`; what an administrator did: `account_disabled_by_admin`,
     /// `account_enabled_by_admin`, `role_changed_by_admin`, `account_deleted_by_admin`,
     /// `sessions_ended_by_admin`, `two_factor_reset_by_admin`; a change of address:

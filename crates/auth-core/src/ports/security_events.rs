@@ -70,6 +70,9 @@ pub enum SecurityEventKind {
     /// wrong (or refused by the re-authentication budget): what a stolen session guessing the
     /// password leaves behind.
     ReauthFailed,
+    /// A password reset was tried with a wrong code (or one past its lifetime or attempts):
+    /// somebody who asked for the account's reset is guessing, or the owner mistyped.
+    ResetFailed,
     /// A password or code given again inside a session was refused by the re-authentication
     /// or second-factor budget before it was checked (it may have been right): counted like a
     /// wrong one against the session's hard limit, but not recorded as a wrong guess.
@@ -119,7 +122,7 @@ pub enum SecurityEventKind {
 }
 
 impl SecurityEventKind {
-    const SIMPLE: [Self; 26] = [
+    const SIMPLE: [Self; 27] = [
         Self::Signup,
         Self::Verified,
         Self::LoginSucceeded,
@@ -132,6 +135,7 @@ impl SecurityEventKind {
         Self::PasswordChanged,
         Self::ResetRequested,
         Self::ResetCompleted,
+        Self::ResetFailed,
         Self::TwoFactorEnabled,
         Self::TwoFactorDisabled,
         Self::RecoveryCodeUsed,
@@ -150,7 +154,7 @@ impl SecurityEventKind {
 
     /// The stored and published name: `signup`, `verified`, `login_succeeded`,
     /// `login_failed`, `reauth_failed`, `reauth_throttled`, `lockout`, `logout`, `logout_all`, `session_ended`, `password_changed`,
-    /// `reset_requested`, `reset_completed`, `two_factor_enabled`, `two_factor_disabled`,
+    /// `reset_requested`, `reset_completed`, `reset_failed`, `two_factor_enabled`, `two_factor_disabled`,
     /// `recovery_code_used`, `account_deleted`, and for what an administrator did:
     /// `account_disabled_by_admin`, `account_enabled_by_admin`, `role_changed_by_admin`,
     /// `account_deleted_by_admin`, `sessions_ended_by_admin`, `two_factor_reset_by_admin`;
@@ -171,6 +175,7 @@ impl SecurityEventKind {
             Self::PasswordChanged => "password_changed",
             Self::ResetRequested => "reset_requested",
             Self::ResetCompleted => "reset_completed",
+            Self::ResetFailed => "reset_failed",
             Self::TwoFactorEnabled => "two_factor_enabled",
             Self::TwoFactorDisabled => "two_factor_disabled",
             Self::RecoveryCodeUsed => "recovery_code_used",

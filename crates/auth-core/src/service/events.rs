@@ -137,20 +137,26 @@ impl AuthService {
         reason: LoginFailure,
         client: &ClientInfo,
     ) {
+        self.record_for_address(email, SecurityEventKind::LoginFailed(reason), client)
+            .await;
+    }
+
+    /// Records `kind` on the account with the address `email`, if there is one. The address
+    /// is looked up whether or not an account has it (the same work either way); the event
+    /// is written off the request's path.
+    pub(super) async fn record_for_address(
+        &self,
+        email: &EmailAddress,
+        kind: SecurityEventKind,
+        client: &ClientInfo,
+    ) {
         if self.events.is_none() {
             return;
         }
         match self.ports.users.find_by_email(email).await {
-            Ok(Some(creds)) => {
-                self.record_event(
-                    creds.user.id,
-                    SecurityEventKind::LoginFailed(reason),
-                    client,
-                )
-                .await;
-            }
+            Ok(Some(creds)) => self.record_event(creds.user.id, kind, client).await,
             Ok(None) => {}
-            Err(e) => warn!(error = %e, "failed login not recorded"),
+            Err(e) => warn!(error = %e, event = kind.as_str(), "event not recorded"),
         }
     }
 

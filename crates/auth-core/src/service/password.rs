@@ -114,9 +114,33 @@ impl AuthService {
 
     /// Completes a password reset: checks the code, sets the new password, revokes every
     /// session of the user and mails a notice. Spends the `reset-password` budgets of
-    /// `client` and the address.
+    /// `client` and the address. A wrong code (or one past its lifetime or attempts) is
+    /// recorded as `reset_failed` on the account with the address, when there is one; the
+    /// answer is the same either way.
     #[instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn reset_password(
+        &self,
+        email: &EmailAddress,
+        code: &OtpCode,
+        new_password: Password,
+        client: &ClientInfo,
+    ) -> Result<User, ResetPasswordError> {
+        let result = self
+            .reset_with_code(email, code, new_password, client)
+            .await;
+        if let Err(
+            ResetPasswordError::InvalidOtp
+            | ResetPasswordError::OtpExpired
+            | ResetPasswordError::TooManyAttempts,
+        ) = &result
+        {
+            self.record_for_address(email, SecurityEventKind::ResetFailed, client)
+                .await;
+        }
+        result
+    }
+
+    async fn reset_with_code(
         &self,
         email: &EmailAddress,
         code: &OtpCode,

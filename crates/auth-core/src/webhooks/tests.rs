@@ -107,7 +107,7 @@ fn event_kinds_are_known_names_without_repeats() {
         EventKinds::parse(&["lockout", "LOCKOUT"]),
         Err(EventKindsError::Unknown("LOCKOUT".into()))
     );
-    assert_eq!(SecurityEventKind::names().count(), 27);
+    assert_eq!(SecurityEventKind::names().count(), 28);
 }
 
 #[test]

@@ -503,6 +503,7 @@
     password_changed: 'Password changed',
     reset_requested: 'Password reset asked for',
     reset_completed: 'Password reset',
+    reset_failed: 'Wrong password reset code',
     two_factor_enabled: 'Two-factor authentication turned on',
     two_factor_disabled: 'Two-factor authentication turned off',
     recovery_code_used: 'Recovery code used',
