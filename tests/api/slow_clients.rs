@@ -305,12 +305,14 @@ async fn one_client_cannot_hold_the_connections_of_others(profile: Profile) {
 }
 
 /// A client that pipelines requests and never reads the answers makes the server answer until
-/// the answers fill the connection's buffers; with the kernel's auto-tuned send buffer (up to
-/// 4 MiB a connection) that kept both workers busy for tens of seconds answering nobody (some
-/// 200,000 answers for these 16 connections), and another client's `/health` waited as long.
-/// The send buffer is bounded (`SEND_BUFFER_SIZE`), so the pipelining connections stall after
-/// about a hundred answers each, and others are served. The bound on the wait is loose (a
-/// debug build on a busy machine), far below what the unbounded buffers cost.
+/// the answers fill the connection's buffers: the server's send buffer (auto-tuned up to 4 MiB
+/// before `SEND_BUFFER_SIZE` bounded it) and the client's receive buffer, which the client
+/// chooses (4 MiB here). That kept both workers busy for tens of seconds answering nobody, and
+/// another client's `/health` waited as long (the outside test: `/me` 11-12 s from three
+/// addresses). Each client now has a budget of requests per second
+/// (`MAX_REQUESTS_PER_CLIENT`); past it the answer is a 429 that closes the connection, and
+/// with it what it had pipelined. The bound on the wait is loose (a debug build on a busy
+/// machine), far below what the flood costs without the budget.
 async fn a_client_pipelining_without_reading_cannot_stall_others(profile: Profile) {
     const BOUND: Duration = Duration::from_secs(8);
     let app = TestApp::spawn(profile).await;
@@ -318,10 +320,14 @@ async fn a_client_pipelining_without_reading_cannot_stall_others(profile: Profil
     let burst = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(2000);
     let until = Instant::now() + Duration::from_secs(6);
     let mut floods = Vec::new();
-    for _ in 0..16 {
+    for i in 0..48u8 {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        socket.bind(SocketAddr::from(([127, 0, 0, 31], 0))).unwrap();
+        // The client chooses how many answers it can hold without reading (up to
+        // `net.core.rmem_max`): the server's own send buffer does not bound that.
+        socket.set_recv_buffer_size(4 * 1024 * 1024).unwrap();
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 33 + i % 3], 0)))
+            .unwrap();
         let mut s = socket.connect(addr).await.unwrap();
         let burst = burst.clone();
         floods.push(tokio::spawn(async move {

@@ -105,7 +105,7 @@ impl Drop for ConnectionSlot {
 
 /// An IPv4 client seen through an IPv4-mapped IPv6 address (a dual-stack listener) counts
 /// as itself.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 @ IpAddr::V4(_) => v4,

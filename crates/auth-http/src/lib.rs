@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod openapi;
 pub mod passkeys;
+pub mod request_rate;
 pub mod routes;
 pub mod server;
 pub mod settings;

@@ -226,8 +226,16 @@ impl Application {
             settings.auth.throttle.ipv6_prefix_len,
             &settings.http.trusted_proxies,
         );
+        let request_rate = settings.http.max_requests_per_client.map(|per_second| {
+            crate::request_rate::ClientRequestRate::new(
+                per_second,
+                settings.auth.throttle.ipv6_prefix_len,
+                &settings.http.trusted_proxies,
+            )
+        });
         let shutdown = builder.graceful_shutdown_signal();
         let builder = builder.listen("auth-http", listener, move || {
+            let request_rate = request_rate.clone();
             let shutdown = shutdown.clone();
             let http = actix_http::HttpService::build()
                 .keep_alive(actix_http::KeepAlive::Timeout(Duration::from_secs(5)))
@@ -249,10 +257,29 @@ impl Application {
                             .map_err(|err: actix_web::Error| err.error_response()),
                         move |()| AppConfig::default(),
                     ),
-                    // Around the whole app: the deadline covers every layer of it.
+                    // Around the whole app: the deadline covers every layer of it, and a
+                    // client past its request budget is answered before any of it.
                     move |req: actix_http::Request, app| {
+                        let refused = request_rate
+                            .as_ref()
+                            .and_then(|rate| rate.check(req.peer_addr().map(|a| a.ip())).err());
                         let conn = req.conn_data::<Arc<ConnDeadline>>().cloned();
-                        server::with_deadline(app.call(req), conn, request_timeout)
+                        let call = (refused.is_none()).then(|| app.call(req));
+                        async move {
+                            match (refused, call) {
+                                (_, Some(call)) => {
+                                    server::with_deadline(call, conn, request_timeout).await
+                                }
+                                (refused, None) => {
+                                    crate::telemetry::count_refusal("requests_per_client");
+                                    let wait = refused.unwrap_or_default();
+                                    if let Some(conn) = &conn {
+                                        conn.response_done();
+                                    }
+                                    Ok(crate::request_rate::too_many_requests(wait).into())
+                                }
+                            }
+                        }
                     },
                 ));
             let connections = connections.clone();

@@ -31,6 +31,12 @@ pub struct HttpSettings {
     /// [`DEFAULT_MAX_CONNECTIONS_PER_CLIENT`](crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
     /// `off`: no bound).
     pub max_connections_per_client: Option<usize>,
+    /// `MAX_REQUESTS_PER_CLIENT`: requests per second one client (IPv4 address, IPv6 prefix)
+    /// may send, bursts of twice that; the next is answered 429 and its connection closed;
+    /// trusted proxies are not bounded (default
+    /// [`DEFAULT_MAX_REQUESTS_PER_CLIENT`](crate::request_rate::DEFAULT_MAX_REQUESTS_PER_CLIENT);
+    /// `off`: no bound).
+    pub max_requests_per_client: Option<std::num::NonZeroU32>,
     /// `SEND_BUFFER_SIZE`: the kernel send buffer of each connection in bytes, 4096 to
     /// 4194304 (default [`DEFAULT_SEND_BUFFER`](crate::server::DEFAULT_SEND_BUFFER); `off`:
     /// the kernel's auto-tuning). It bounds the work a client that pipelines requests and
@@ -65,6 +71,15 @@ impl HttpSettings {
         } else {
             env.positive("MAX_CONNECTIONS_PER_CLIENT")?
         };
+        let max_requests_per_client = if env.is_off("MAX_REQUESTS_PER_CLIENT") {
+            None
+        } else {
+            std::num::NonZeroU32::new(env.number_in(
+                "MAX_REQUESTS_PER_CLIENT",
+                1..=1_000_000,
+                crate::request_rate::DEFAULT_MAX_REQUESTS_PER_CLIENT,
+            )?)
+        };
         let send_buffer = if env.is_off("SEND_BUFFER_SIZE") {
             None
         } else {
@@ -90,6 +105,7 @@ impl HttpSettings {
                 .positive("MAX_CONNECTIONS")?
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS),
             max_connections_per_client,
+            max_requests_per_client,
             send_buffer,
             shutdown_timeout: env.duration("SHUTDOWN_TIMEOUT", Duration::from_secs(25))?,
             cookie_secure: env.flag("COOKIE_SECURE", true)?,

@@ -744,6 +744,16 @@ mod tests {
         assert_eq!(s.sessions.max_sessions_per_user(), 100);
         assert_eq!(s.http.max_connections_per_client, Some(64));
         assert_eq!(s.http.send_buffer, Some(16 * 1024));
+        assert_eq!(s.http.max_requests_per_client.map(|n| n.get()), Some(500));
+        let rate = |v| {
+            with(&[("MAX_REQUESTS_PER_CLIENT", v)])
+                .unwrap()
+                .http
+                .max_requests_per_client
+                .map(|n| n.get())
+        };
+        assert_eq!(rate("off"), None);
+        assert_eq!(rate("20"), Some(20));
         assert_eq!(s.argon2.worker_nice, 0);
         assert_eq!(with(&[("ARGON2_NICE", "5")]).unwrap().argon2.worker_nice, 5);
         assert_eq!(with(&[("ARGON2_NICE", "0")]).unwrap().argon2.worker_nice, 0);
@@ -774,6 +784,8 @@ mod tests {
         assert_eq!(buffer("4194304"), Some(4 * 1024 * 1024));
         for (var, bad) in [
             ("SEND_BUFFER_SIZE", "4095"),
+            ("MAX_REQUESTS_PER_CLIENT", "0"),
+            ("MAX_REQUESTS_PER_CLIENT", "lots"),
             ("SEND_BUFFER_SIZE", "4194305"),
             ("MAX_CONNECTIONS_PER_CLIENT", "0"),
             ("ARGON2_NICE", "20"),
