@@ -1015,6 +1015,8 @@
     };
     const refresh = async () => {
       const r = await api('GET', '/me/passkeys');
+      // Removing the passkey that opened this session ends the session with it.
+      if (r.status === 401) { window.location.replace('/ui/login?notice=expired'); return; }
       if (!r.ok) {
         section().hidden = r.status === 404;
         return;
