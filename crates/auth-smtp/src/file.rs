@@ -114,20 +114,48 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Writes a new file (never an existing one), 0600 on Unix from its creation on.
+/// Writes a new file (its name is a fresh UUID), 0600 on Unix from its creation on. The bytes
+/// go to a hidden `.tmp` file next to it first, which is then renamed: whoever lists the folder
+/// (a person reading codes, a test) sees a message whole or not at all, never half written.
 fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.tmp"));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)
+    let mut file = options.open(&partial)?;
+    let written = file.write_all(bytes);
+    drop(file);
+    match written.and_then(|()| std::fs::rename(&partial, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_file_appears_whole_and_leaves_no_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.eml");
+        write_private_file(&path, b"Subject: x\r\n\r\nbody").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"Subject: x\r\n\r\nbody");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["m.eml"]);
+    }
 
     #[test]
     fn default_sender_is_valid() {
