@@ -260,24 +260,24 @@ impl Application {
                     // Around the whole app: the deadline covers every layer of it, and a
                     // client past its request budget is answered before any of it.
                     move |req: actix_http::Request, app| {
+                        let conn = req.conn_data::<Arc<ConnDeadline>>().cloned();
                         let refused = request_rate
                             .as_ref()
                             .and_then(|rate| rate.check(req.peer_addr().map(|a| a.ip())).err());
-                        let conn = req.conn_data::<Arc<ConnDeadline>>().cloned();
-                        let call = (refused.is_none()).then(|| app.call(req));
-                        async move {
-                            match (refused, call) {
-                                (_, Some(call)) => {
-                                    server::with_deadline(call, conn, request_timeout).await
+                        match refused {
+                            None => futures::future::Either::Left(server::with_deadline(
+                                app.call(req),
+                                conn,
+                                request_timeout,
+                            )),
+                            Some(wait) => {
+                                crate::telemetry::count_refusal("requests_per_client");
+                                if let Some(conn) = &conn {
+                                    conn.response_done();
                                 }
-                                (refused, None) => {
-                                    crate::telemetry::count_refusal("requests_per_client");
-                                    let wait = refused.unwrap_or_default();
-                                    if let Some(conn) = &conn {
-                                        conn.response_done();
-                                    }
-                                    Ok(crate::request_rate::too_many_requests(wait).into())
-                                }
+                                futures::future::Either::Right(futures::future::ok(
+                                    crate::request_rate::too_many_requests(wait).into(),
+                                ))
                             }
                         }
                     },

@@ -9,7 +9,6 @@ use auth_core::{
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::repository::PgUserRepository;
@@ -153,10 +152,7 @@ impl PgOutbox {
     where
         Q: diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send,
     {
-        let mut conn = self.repo.checkout().await.map_err(outbox_error)?;
-        let outcome =
-            tokio::time::timeout(self.repo.query_timeout(), query.execute(&mut conn)).await;
-        self.repo.settle(conn, outcome).map_err(outbox_error)
+        self.repo.execute_bounded(query).await.map_err(outbox_error)
     }
 
     /// Runs one statement that returns rows; all of them.
@@ -165,9 +161,7 @@ impl PgOutbox {
         Q: diesel_async::methods::LoadQuery<'q, diesel_async::AsyncPgConnection, R> + Send + 'q,
         R: Send,
     {
-        let mut conn = self.repo.checkout().await.map_err(outbox_error)?;
-        let outcome = tokio::time::timeout(self.repo.query_timeout(), query.load(&mut conn)).await;
-        self.repo.settle(conn, outcome).map_err(outbox_error)
+        self.repo.load_bounded(query).await.map_err(outbox_error)
     }
 }
 

@@ -10,7 +10,6 @@ use auth_core::{
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::repository::PgUserRepository;
@@ -86,19 +85,17 @@ impl PgPasskeyStore {
     where
         Q: diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send,
     {
-        let mut conn = self.repo.checkout().await.map_err(passkey_error)?;
-        let outcome =
-            tokio::time::timeout(self.repo.query_timeout(), query.execute(&mut conn)).await;
-        self.repo.settle(conn, outcome).map_err(passkey_error)
+        self.repo
+            .execute_bounded(query)
+            .await
+            .map_err(passkey_error)
     }
 
     async fn load<'q, Q>(&self, query: Q) -> Result<Vec<StoredPasskey>, PasskeyStoreError>
     where
         Q: diesel_async::methods::LoadQuery<'q, diesel_async::AsyncPgConnection, Row> + Send + 'q,
     {
-        let mut conn = self.repo.checkout().await.map_err(passkey_error)?;
-        let outcome = tokio::time::timeout(self.repo.query_timeout(), query.load(&mut conn)).await;
-        let rows = self.repo.settle(conn, outcome).map_err(passkey_error)?;
+        let rows = self.repo.load_bounded(query).await.map_err(passkey_error)?;
         rows.into_iter().map(Row::into_passkey).collect()
     }
 }

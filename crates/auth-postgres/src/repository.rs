@@ -94,6 +94,29 @@ impl PgUserRepository {
         }
     }
 
+    /// Runs one statement that changes rows, on a pooled connection under the pool's bounds
+    /// (see [`settle`](Self::settle)); how many. The stores beside the user table map the error.
+    pub(crate) async fn execute_bounded<Q>(&self, query: Q) -> Result<usize, UserRepoError>
+    where
+        Q: diesel_async::methods::ExecuteDsl<AsyncPgConnection> + Send,
+    {
+        let mut conn = self.checkout().await?;
+        let outcome = tokio::time::timeout(self.query_timeout, query.execute(&mut conn)).await;
+        self.settle(conn, outcome)
+    }
+
+    /// Runs one statement that returns rows, as [`execute_bounded`](Self::execute_bounded);
+    /// all of them.
+    pub(crate) async fn load_bounded<'q, Q, R>(&self, query: Q) -> Result<Vec<R>, UserRepoError>
+    where
+        Q: diesel_async::methods::LoadQuery<'q, AsyncPgConnection, R> + Send + 'q,
+        R: Send,
+    {
+        let mut conn = self.checkout().await?;
+        let outcome = tokio::time::timeout(self.query_timeout, query.load(&mut conn)).await;
+        self.settle(conn, outcome)
+    }
+
     /// Ends the use of a connection. A statement that timed out may still be running on it,
     /// so the connection is taken out of the pool rather than handed to the next caller.
     pub(crate) fn settle<T>(

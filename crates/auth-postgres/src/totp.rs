@@ -123,10 +123,7 @@ impl PgTotpStore {
     where
         Q: diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send,
     {
-        let mut conn = self.repo.checkout().await.map_err(totp_error)?;
-        let outcome =
-            tokio::time::timeout(self.repo.query_timeout(), query.execute(&mut conn)).await;
-        self.repo.settle(conn, outcome).map_err(totp_error)
+        self.repo.execute_bounded(query).await.map_err(totp_error)
     }
 
     async fn load<'q, Q, R>(&self, query: Q) -> Result<Vec<R>, TotpStoreError>
@@ -134,9 +131,7 @@ impl PgTotpStore {
         Q: diesel_async::methods::LoadQuery<'q, diesel_async::AsyncPgConnection, R> + Send + 'q,
         R: Send,
     {
-        let mut conn = self.repo.checkout().await.map_err(totp_error)?;
-        let outcome = tokio::time::timeout(self.repo.query_timeout(), query.load(&mut conn)).await;
-        self.repo.settle(conn, outcome).map_err(totp_error)
+        self.repo.load_bounded(query).await.map_err(totp_error)
     }
 }
 

@@ -11,7 +11,6 @@ use diesel::sql_types::{
     Array, BigInt, Bool, Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::repository::PgUserRepository;
@@ -141,10 +140,7 @@ impl PgWebhooks {
     where
         Q: diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send,
     {
-        let mut conn = self.repo.checkout().await.map_err(store_error)?;
-        let outcome =
-            tokio::time::timeout(self.repo.query_timeout(), query.execute(&mut conn)).await;
-        self.repo.settle(conn, outcome).map_err(store_error)
+        self.repo.execute_bounded(query).await.map_err(store_error)
     }
 
     async fn load<'q, Q, R>(&self, query: Q) -> Result<Vec<R>, WebhookStoreError>
@@ -152,9 +148,7 @@ impl PgWebhooks {
         Q: diesel_async::methods::LoadQuery<'q, diesel_async::AsyncPgConnection, R> + Send + 'q,
         R: Send,
     {
-        let mut conn = self.repo.checkout().await.map_err(store_error)?;
-        let outcome = tokio::time::timeout(self.repo.query_timeout(), query.load(&mut conn)).await;
-        self.repo.settle(conn, outcome).map_err(store_error)
+        self.repo.load_bounded(query).await.map_err(store_error)
     }
 }
 
